@@ -1,0 +1,227 @@
+//! The `phoenix` command: parses arguments, calls one library operation, prints its result
+//! and maps it to an exit code. No logic of its own lives here.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use phoenix_drivers::host::LocalHost;
+use phoenix_model::diag::{self, render};
+use phoenix_model::schema::FileKind;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// phoenix: run a Proxmox VE homelab from one declarative description.
+#[derive(Parser)]
+#[command(name = "phoenix", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The configuration folder (the original's etc folder).
+    #[arg(
+        long,
+        env = "PHOENIX_CONFIG_DIR",
+        default_value = "/usr/local/phoenix_hypervisor/etc"
+    )]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the configuration and report every problem at once.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Explain a diagnostic code (e.g. PHX-FW-009); without a code, list them all.
+    Explain { code: Option<String> },
+    /// Print the guest graph: creation order (prerequisites first), cycles, boot order.
+    Graph {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// Print phoenix's JSON Schema of a configuration file, or write all of them into a folder.
+    Schema {
+        /// File name, e.g. phoenix_lxc_configs.json.
+        file: Option<String>,
+        /// Write every schema into this folder instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Json,
+}
+
+/// phoenix's exit statuses (see README).
+#[derive(Clone, Copy)]
+enum Status {
+    Ok = 0,
+    /// Something the user can fix: an invalid configuration, a failed assessment.
+    Failed = 1,
+    /// phoenix could not do its job: bad arguments, unreadable folder, a bug.
+    CouldNotRun = 2,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                Status::CouldNotRun as u8
+            } else {
+                Status::Ok as u8
+            });
+        }
+    };
+    let status = match cli.command {
+        Command::Validate { config, format } => validate(&config.config, format),
+        Command::Explain { code } => explain(code.as_deref()),
+        Command::Graph { config, format } => graph(&config.config, format),
+        Command::Schema { file, out } => schema(file.as_deref(), out.as_deref()),
+    };
+    ExitCode::from(status as u8)
+}
+
+fn color_wanted() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn print(text: &str) -> Status {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Status::Ok,
+        // A closed pipe (e.g. `| head`) is not phoenix's failure.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Status::Ok,
+        Err(error) => {
+            eprintln!("phoenix: cannot write output: {error}");
+            Status::CouldNotRun
+        }
+    }
+}
+
+fn config_folder_ok(dir: &Path) -> bool {
+    if dir.is_dir() {
+        return true;
+    }
+    eprintln!(
+        "phoenix: configuration folder {} does not exist (set --config or PHOENIX_CONFIG_DIR)",
+        dir.display()
+    );
+    false
+}
+
+fn validate(dir: &Path, format: Format) -> Status {
+    if !config_folder_ok(dir) {
+        return Status::CouldNotRun;
+    }
+    let checked = phoenix_model::check(dir, &LocalHost);
+    let text = match format {
+        Format::Human => render::to_human(&checked.diagnostics, &checked.sources, color_wanted()),
+        Format::Json => format!(
+            "{:#}\n",
+            render::to_json(&checked.diagnostics, &checked.sources)
+        ),
+    };
+    match print(&text) {
+        Status::Ok if checked.has_errors() => Status::Failed,
+        status => status,
+    }
+}
+
+fn explain(code: Option<&str>) -> Status {
+    match code {
+        None => {
+            let list: String = diag::CODES
+                .iter()
+                .map(|c| format!("{:<16} {}\n", c.code, c.title))
+                .collect();
+            print(&list)
+        }
+        Some(code) => match diag::explain(code) {
+            Some(text) => print(&text),
+            None => {
+                eprintln!("phoenix: unknown code {code}; `phoenix explain` lists them");
+                Status::Failed
+            }
+        },
+    }
+}
+
+fn graph(dir: &Path, format: GraphFormat) -> Status {
+    if !config_folder_ok(dir) {
+        return Status::CouldNotRun;
+    }
+    let checked = phoenix_model::check(dir, &LocalHost);
+    let Some(model) = &checked.model else {
+        eprint!(
+            "{}",
+            render::to_human(&checked.diagnostics, &checked.sources, false)
+        );
+        return Status::Failed;
+    };
+    let graph = phoenix_model::graph::build(model);
+    let text = match format {
+        GraphFormat::Text => phoenix_model::graph::to_text(&graph, model),
+        GraphFormat::Json => {
+            let boot: Vec<_> = phoenix_model::graph::boot_order(model)
+                .into_iter()
+                .map(|(id, order, delay)| serde_json::json!({"guest": id, "order": order, "delay": delay}))
+                .collect();
+            format!(
+                "{:#}\n",
+                serde_json::json!({"schema_version": 1, "order": graph.order, "cycles": graph.cycles, "edges": graph.edges, "boot": boot})
+            )
+        }
+    };
+    match print(&text) {
+        Status::Ok if !graph.cycles.is_empty() => Status::Failed,
+        status => status,
+    }
+}
+
+fn schema(file: Option<&str>, out: Option<&Path>) -> Status {
+    if let Some(dir) = out {
+        for kind in FileKind::ALL {
+            let text = format!("{:#}\n", phoenix_model::schema::schema_for(kind));
+            if let Err(error) = std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(dir.join(kind.schema_file_name()), text))
+            {
+                eprintln!(
+                    "phoenix: cannot write schemas to {}: {error}",
+                    dir.display()
+                );
+                return Status::CouldNotRun;
+            }
+        }
+        return Status::Ok;
+    }
+    let name = file.unwrap_or("phoenix_hypervisor_config.json");
+    match FileKind::ALL.iter().find(|k| k.file_name() == name) {
+        Some(kind) => print(&format!("{:#}\n", phoenix_model::schema::schema_for(*kind))),
+        None => {
+            let names: Vec<&str> = FileKind::ALL.iter().map(|k| k.file_name()).collect();
+            eprintln!(
+                "phoenix: no schema for {name}; known files: {}",
+                names.join(", ")
+            );
+            Status::CouldNotRun
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The registry of diagnostic codes. A code, once published, keeps its meaning:
+//! add new codes, never renumber. `phoenix explain CODE` prints an entry.
+
+use super::Severity;
+use Severity::{Error, Warning};
+
+/// Documentation of one diagnostic code.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeInfo {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub explanation: &'static str,
+}
+
+const fn c(
+    code: &'static str,
+    severity: Severity,
+    title: &'static str,
+    explanation: &'static str,
+) -> CodeInfo {
+    CodeInfo {
+        code,
+        severity,
+        title,
+        explanation,
+    }
+}
+
+/// Every code phoenix emits, in order.
+pub const CODES: &[CodeInfo] = &[
+    c("PHX-IO-001", Error, "file cannot be read",
+      "A configuration file phoenix needs could not be read (missing, a directory, not UTF-8, or no permission). \
+       Loading stops for that file only; the other files are still checked.\n\
+       Fix: check the path given with --config (or $PHOENIX_CONFIG_DIR) and the file's permissions."),
+    c("PHX-JSON-001", Error, "JSON syntax error",
+      "The file is not valid JSON (RFC 8259): comments, trailing commas, single quotes and unquoted keys are refused, \
+       as jq, which the original scripts used, refuses them. Nothing from the file is used.\n\
+       Fix: correct the file at the given line and column; `jq . FILE` shows the same error."),
+    c("PHX-JSON-002", Warning, "duplicate key",
+      "An object names the same key twice. Like jq, phoenix keeps the last value, and the earlier one is silently lost.\n\
+       Fix: remove or merge the duplicate."),
+    c("PHX-JSON-003", Error, "nesting too deep",
+      "The file nests arrays and objects more than 128 levels deep. No phoenix configuration needs that, \
+       and phoenix refuses it rather than risk exhausting its stack."),
+    c("PHX-SCHEMA-001", Error, "wrong type",
+      "A value has a different JSON type than phoenix's schema expects (e.g. a string where a number is required). \
+       The value is ignored for the rest of the checks.\n\
+       Fix: use the type the message names. `phoenix schema` prints the schema; editors can complete against it."),
+    c("PHX-SCHEMA-002", Error, "missing required key",
+      "An object lacks a key phoenix cannot do without.\nFix: add the key named in the message."),
+    c("PHX-SCHEMA-003", Error, "value not allowed",
+      "A value is not one of the values the schema allows (e.g. portainer_role must be none, infrastructure, primary or agent).\n\
+       Fix: use one of the values listed in the message."),
+    c("PHX-SCHEMA-004", Error, "schema constraint violated",
+      "A value breaks a schema constraint other than type, required or enum (a minimum, a pattern, a length).\n\
+       Fix: see the message for the constraint."),
+    c("PHX-KEY-001", Warning, "unknown key",
+      "phoenix does not know this key, so it has no effect. Often a typo: the help line suggests the nearest known key. \
+       Keys from later revisions of the format are reported the same way rather than refused."),
+    c("PHX-KEY-002", Warning, "misplaced section",
+      "A section that belongs elsewhere was found nested under another section (the reference configuration nests \
+       `firewall` under `shared_volumes`). phoenix uses it from where it is, as the original scripts did, and reports it \
+       so it can be moved.\nFix: move the section to the place the help line names."),
+    c("PHX-GUEST-001", Error, "duplicate guest id",
+      "Two guests share one id. LXC containers and VMs share Proxmox's single VMID namespace, so an LXC and a VM \
+       may not have the same id either.\nFix: give one of them a free id."),
+    c("PHX-GUEST-002", Error, "invalid guest id",
+      "Proxmox VMIDs are integers from 100 to 999999999.\nFix: choose an id in that range."),
+    c("PHX-NET-001", Error, "duplicate IP address",
+      "Two guests (or a guest and the host) are given the same static address. Only one of them would be reachable.\n\
+       Fix: give each a distinct address."),
+    c("PHX-NET-002", Error, "duplicate MAC address",
+      "Two guests are given the same MAC address; the bridge would deliver their traffic unpredictably.\n\
+       Fix: give each a distinct MAC (or omit it and let Proxmox generate one)."),
+    c("PHX-NET-003", Error, "address outside the subnet",
+      "A guest's static address is not inside the network it is attached to (network.default_subnet, or the subnet \
+       given by the address's own prefix when it disagrees).\nFix: use an address inside the subnet."),
+    c("PHX-NET-004", Error, "gateway outside the subnet",
+      "A guest's gateway is not inside the guest's own subnet, so the guest cannot reach it.\n\
+       Fix: use the subnet's router address."),
+    c("PHX-NET-005", Error, "malformed address",
+      "An IP address, CIDR or MAC address cannot be parsed.\nFix: write it as in the examples: 10.0.0.12/24, 10.0.0.1, 52:54:00:AA:BB:CC."),
+    c("PHX-GRAPH-001", Error, "dangling dependency",
+      "A guest depends on a guest id that is defined in neither phoenix_lxc_configs.json nor phoenix_vm_configs.json.\n\
+       Fix: define the guest or remove the dependency."),
+    c("PHX-GRAPH-002", Error, "dangling clone source",
+      "clone_from_ctid / clone_from_vmid names a guest that is not defined.\nFix: define the source or clone from an existing template."),
+    c("PHX-GRAPH-003", Error, "dependency cycle",
+      "Dependencies and clone sources form a cycle, so no creation order exists. The message prints the cycle.\n\
+       Fix: remove one edge of the cycle."),
+    c("PHX-GRAPH-004", Error, "clone source is not a template",
+      "A guest clones from a guest that is not a template: for a VM, `is_template` is not true; for an LXC, no \
+       `template_snapshot_name` is set, so there is no snapshot to clone from. A clone source must also be of the same kind.\n\
+       Fix: mark the source as a template or clone from one."),
+    c("PHX-STACK-001", Error, "stack not defined",
+      "A guest's docker_stacks names a stack that phoenix_stacks_config.json does not define.\nFix: define it or correct the name."),
+    c("PHX-STACK-002", Error, "stack environment missing",
+      "A guest asks for an environment of a stack that the stack does not define.\nFix: use one of the environments listed in the help line."),
+    c("PHX-STACK-003", Error, "compose file missing",
+      "The stack's compose_file_path does not exist. It is resolved as the original did: relative to the parent of the \
+       configuration folder (for /usr/local/phoenix_hypervisor/etc that is /usr/local/phoenix_hypervisor)."),
+    c("PHX-STACK-004", Error, "compose file invalid",
+      "The compose file is not valid YAML or does not satisfy the Compose Specification schema.\n\
+       Fix: correct it; `docker-compose -f FILE config -q` reports the same class of problem."),
+    c("PHX-STACK-005", Error, "stack file missing",
+      "A file an environment copies into the stack (files[].source) does not exist.\nFix: create it or correct the path."),
+    c("PHX-TRAEFIK-001", Error, "Traefik label disagrees with traefik_service",
+      "A stack's Traefik labels route a host name to a port or scheme other than the traefik_service the hosting guest \
+       declares for the same name. Traefik would send the request where nothing listens, or speak HTTP to an HTTPS port.\n\
+       Fix: make the label's loadbalancer.server.port and .scheme match the guest's traefik_service (or change the service)."),
+    c("PHX-TRAEFIK-002", Warning, "Traefik label not understood",
+      "A label in traefik_labels is not of the form key=value, or names a router rule phoenix cannot read (phoenix reads Host(`...`) rules)."),
+    c("PHX-FW-001", Error, "malformed address in firewall rule",
+      "source or dest is not an IP address, CIDR, range (a-b), alias name, +ipset, or a comma list of those, as pve-firewall accepts."),
+    c("PHX-FW-002", Error, "malformed port in firewall rule",
+      "port, dport or sport is not a port (1-65535), a range (a:b with a <= b), a service name, or a comma list of those."),
+    c("PHX-FW-003", Error, "invalid protocol in firewall rule",
+      "proto is not a protocol pve-firewall knows (tcp, udp, icmp, icmpv6, ..., or a number 0-255), or a port is given \
+       for a protocol that has none: pve-firewall refuses dport/sport without tcp, udp, dccp or sctp."),
+    c("PHX-FW-004", Error, "invalid action in firewall rule",
+      "action must be ACCEPT, DROP or REJECT (or a security group name for type `group`)."),
+    c("PHX-FW-005", Error, "invalid direction in firewall rule",
+      "type must be `in`, `out` or `group`."),
+    c("PHX-FW-006", Warning, "duplicate firewall rule",
+      "The same rule appears twice in one rule list. The second can never decide anything.\nFix: delete one."),
+    c("PHX-FW-007", Warning, "shadowed firewall rule",
+      "An earlier rule in the same list matches every packet this rule matches, so this rule is never reached \
+       (first match wins). If its action differs, the configuration does not do what it says.\nFix: reorder or remove."),
+    c("PHX-FW-008", Error, "firewall rule names an unknown address",
+      "A rule's source or dest is a single address that no guest, the host, or a declared external system owns. \
+       Usually a guest was renumbered and the rule was not.\nFix: correct the address, or declare the system under `external_systems`."),
+    c("PHX-FW-009", Warning, "cluster rule cannot filter guest traffic",
+      "A rule declared at cluster scope (global_firewall_rules, rendered into cluster.fw) concerns traffic to or from a guest. \
+       In Proxmox VE, cluster.fw rules apply to the host only; guest traffic is filtered by the guest's own <vmid>.fw \
+       rules and policy. This rule therefore protects or allows nothing for that guest.\n\
+       Fix: move the rule into the firewall.rules of the guest(s) concerned."),
+    c("PHX-DNS-001", Error, "DNS record points at an unknown address",
+      "A record's address is owned by no guest, the host, or a declared external system.\n\
+       Fix: correct the address or declare the system under `external_systems`."),
+    c("PHX-DNS-002", Error, "one DNS name, two addresses",
+      "The same fully qualified name is given two different addresses (in one zone, or across the internal and external views).\n\
+       Fix: keep one."),
+    c("PHX-DNS-003", Error, "DNS name points at a guest that does not serve it",
+      "The name belongs to a service (Traefik, Step-CA, a Portainer agent, a guest's own name, or a router behind the gateway), \
+       but the record sends clients to a different guest, which does not listen for it.\n\
+       Fix: point the record at the address named in the help line."),
+    c("PHX-DNS-004", Error, "malformed DNS record",
+      "A record's hostname is not a valid DNS name or its address is not an IPv4/IPv6 address."),
+    c("PHX-DNS-005", Warning, "name sent to the gateway has no route",
+      "DNS sends this name to the NGINX gateway, but no traefik_service or stack label defines a router for it, \
+       so clients get 404 from Traefik.\nFix: add a route, or remove the record."),
+    c("PHX-SECRET-001", Warning, "literal secret in configuration",
+      "A password, token or key is written in the configuration as plain text. It ends up in backups, diffs and logs.\n\
+       Fix: write {\"env\": \"NAME\"} to read it from an environment variable or {\"file\": \"PATH\"} to read it from a file. \
+       phoenix never prints secret values."),
+    c("PHX-SECRET-002", Warning, "secret reference cannot be resolved",
+      "A secret refers to an environment variable that is not set, or a file that does not exist. Commands that need \
+       the secret (sync) will fail.\nFix: set the variable or create the file."),
+    c("PHX-APP-001", Error, "application script missing",
+      "A guest's application_script does not exist under the installation's bin/ folder (bin/lxc_setup/ or bin/vm_setup/ \
+       beside the configuration folder's parent), where the original looked for it.\nFix: install the script or remove the key."),
+    c("PHX-APP-002", Error, "unknown feature",
+      "A guest names a feature that is neither one phoenix knows nor installed as bin/lxc_setup/phoenix_hypervisor_feature_install_<name>.sh.\n\
+       Fix: correct the name (see the help line) or install the feature script."),
+    c("PHX-CERT-001", Error, "certificate for an unknown guest",
+      "A certificate-manifest.json entry names a guest_id that is not defined, or a guest_type that disagrees with the guest's kind.\n\
+       Fix: correct guest_id / guest_type."),
+    c("PHX-CERT-002", Error, "malformed certificate entry",
+      "A manifest entry's common name or SAN is not a DNS name or IP address, or its paths are not absolute."),
+    c("PHX-ROLE-001", Warning, "edge role cannot be identified",
+      "phoenix could not tell which guest is the NGINX gateway, Traefik or Step-CA (see `edge` in the schema). \
+       Checks that depend on the role are skipped.\nFix: declare it under `edge` in phoenix_hypervisor_config.json."),
+];
+
+pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
+    CODES.iter().find(|c| c.code.eq_ignore_ascii_case(code))
+}
+
+/// The documentation of `code` as text, or `None` for an unknown code.
+pub fn explain(code: &str) -> Option<String> {
+    let info = lookup(code)?;
+    let severity = match info.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    Some(format!(
+        "{} ({severity}): {}\n\n{}\n",
+        info.code, info.title, info.explanation
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for info in CODES {
+            assert!(seen.insert(info.code), "duplicate {}", info.code);
+            assert!(info.code.starts_with("PHX-"), "{}", info.code);
+            assert!(!info.explanation.is_empty());
+        }
+    }
+
+    #[test]
+    fn explain_is_case_insensitive_and_rejects_unknown_codes() {
+        assert!(explain("phx-fw-009").unwrap().contains("cluster.fw"));
+        assert!(explain("PHX-NOPE-1").is_none());
+    }
+}

@@ -1,0 +1,237 @@
+//! Firewall rules from their legacy objects: every field parsed as pve-firewall would parse
+//! it, every malformed field reported at its own span.
+
+use super::Ctx;
+use crate::diag::Diagnostic;
+use crate::json::{join, JsonDoc};
+use crate::model::*;
+use crate::raw::{RawRule, StrOrNum};
+
+/// Builds the rules of one list (`pointer` names the array).
+pub fn build_list(
+    doc: &JsonDoc,
+    pointer: &str,
+    raw: &[Option<RawRule>],
+    scope: &Scope,
+    ctx: &mut Ctx<'_>,
+) -> Vec<Rule> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, rule)| {
+            Some(build_rule(
+                doc,
+                &join(pointer, i),
+                rule.as_ref()?,
+                scope.clone(),
+                i,
+                ctx,
+            ))
+        })
+        .collect()
+}
+
+fn field_span(
+    doc: &JsonDoc,
+    pointer: &str,
+    field: &str,
+    present: bool,
+) -> Option<crate::source::Span> {
+    present.then(|| doc.span(&join(pointer, field)))
+}
+
+fn build_rule(
+    doc: &JsonDoc,
+    pointer: &str,
+    raw: &RawRule,
+    scope: Scope,
+    position: usize,
+    ctx: &mut Ctx<'_>,
+) -> Rule {
+    let span = doc.span(pointer);
+    let port_field = if raw.dport.is_some() { "dport" } else { "port" };
+    let spans = RuleSpans {
+        source: field_span(doc, pointer, "source", raw.source.is_some()),
+        dest: field_span(doc, pointer, "dest", raw.dest.is_some()),
+        dport: field_span(
+            doc,
+            pointer,
+            port_field,
+            raw.dport.is_some() || raw.port.is_some(),
+        ),
+        sport: field_span(doc, pointer, "sport", raw.sport.is_some()),
+        proto: field_span(doc, pointer, "proto", raw.proto.is_some()),
+        action: field_span(doc, pointer, "action", raw.action.is_some()),
+        direction: field_span(doc, pointer, "type", raw.direction.is_some()),
+    };
+    let mut malformed = false;
+    let mut report = |ctx: &mut Ctx<'_>, diagnostic: Diagnostic| {
+        malformed = true;
+        ctx.push(diagnostic);
+    };
+
+    let (direction, verdict) = match raw.direction.as_deref() {
+        Some("group") => match raw.action.as_deref() {
+            Some(group) if !group.is_empty() => (Direction::In, Verdict::Group(group.to_string())),
+            _ => {
+                report(
+                    ctx,
+                    Diagnostic::at(
+                        "PHX-FW-004",
+                        spans.action.unwrap_or(span),
+                        "a `group` rule must name the security group in `action`",
+                    ),
+                );
+                (Direction::In, Verdict::Action(Action::Drop))
+            }
+        },
+        other => {
+            let direction = match other {
+                Some("in") => Direction::In,
+                Some("out") => Direction::Out,
+                Some(text) => {
+                    report(
+                        ctx,
+                        Diagnostic::at(
+                            "PHX-FW-005",
+                            spans.direction.unwrap_or(span),
+                            format!("rule type `{text}` is not in, out or group"),
+                        ),
+                    );
+                    Direction::In
+                }
+                None => {
+                    report(
+                        ctx,
+                        Diagnostic::at("PHX-FW-005", span, "rule has no `type` (in, out or group)")
+                            .help("add \"type\": \"in\" or \"out\""),
+                    );
+                    Direction::In
+                }
+            };
+            let action = match raw.action.as_deref().map(|a| (a, Action::parse(a))) {
+                Some((_, Some(action))) => action,
+                Some((text, None)) => {
+                    let help = match Action::parse(&text.to_ascii_uppercase()) {
+                        Some(a) => format!(
+                            "write `{}`: pve-firewall actions are upper case",
+                            a.as_pve()
+                        ),
+                        None => "use ACCEPT, DROP or REJECT".to_string(),
+                    };
+                    report(
+                        ctx,
+                        Diagnostic::at(
+                            "PHX-FW-004",
+                            spans.action.unwrap_or(span),
+                            format!("`{text}` is not a firewall action"),
+                        )
+                        .help(help),
+                    );
+                    Action::Drop
+                }
+                None => {
+                    report(
+                        ctx,
+                        Diagnostic::at("PHX-FW-004", span, "rule has no `action`")
+                            .help("add \"action\": \"ACCEPT\", \"DROP\" or \"REJECT\""),
+                    );
+                    Action::Drop
+                }
+            };
+            (direction, Verdict::Action(action))
+        }
+    };
+
+    let proto = raw
+        .proto
+        .as_deref()
+        .and_then(|text| match Proto::parse(text) {
+            Ok(proto) => Some(proto),
+            Err(message) => {
+                report(
+                    ctx,
+                    Diagnostic::at("PHX-FW-003", spans.proto.unwrap_or(span), message)
+                        .help("use tcp, udp, icmp, ... or a protocol number"),
+                );
+                None
+            }
+        });
+
+    let mut ports = |value: Option<&StrOrNum>,
+                     at: Option<crate::source::Span>,
+                     ctx: &mut Ctx<'_>|
+     -> Option<PortSet> {
+        let text = value?.to_string();
+        match PortSet::parse(&text) {
+            Ok(set) => Some(set),
+            Err(message) => {
+                report(
+                    ctx,
+                    Diagnostic::at("PHX-FW-002", at.unwrap_or(span), message)
+                        .help("write a port, a list (80,443) or a range (8000:8010)"),
+                );
+                None
+            }
+        }
+    };
+    let dport = ports(raw.dport.as_ref().or(raw.port.as_ref()), spans.dport, ctx);
+    let sport = ports(raw.sport.as_ref(), spans.sport, ctx);
+
+    let mut address = |value: Option<&String>,
+                       at: Option<crate::source::Span>,
+                       ctx: &mut Ctx<'_>|
+     -> Option<AddrSpec> {
+        match AddrSpec::parse(value?) {
+            Ok(spec) => Some(spec),
+            Err(message) => {
+                report(
+                    ctx,
+                    Diagnostic::at("PHX-FW-001", at.unwrap_or(span), message)
+                        .help("write an IP, a CIDR (10.0.0.0/24), a range, an alias or +ipset"),
+                );
+                None
+            }
+        }
+    };
+    let source = address(raw.source.as_ref(), spans.source, ctx);
+    let dest = address(raw.dest.as_ref(), spans.dest, ctx);
+
+    if (raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some())
+        && !proto.as_ref().is_some_and(Proto::has_ports)
+        && raw.macro_name.is_none()
+    {
+        let at = spans.proto.or(spans.dport).unwrap_or(span);
+        let what = proto.as_ref().map_or("no protocol".to_string(), |p| {
+            format!("protocol {}", p.name)
+        });
+        report(
+            ctx,
+            Diagnostic::at(
+                "PHX-FW-003",
+                at,
+                format!("a port is given with {what}; pve-firewall refuses it"),
+            )
+            .help("set \"proto\": \"tcp\" or \"udp\""),
+        );
+    }
+
+    Rule {
+        scope,
+        position,
+        direction,
+        verdict,
+        proto,
+        dport,
+        sport,
+        source,
+        dest,
+        iface: raw.iface.clone(),
+        macro_name: raw.macro_name.clone(),
+        comment: raw.comment.clone(),
+        enabled: raw.enabled.unwrap_or(true),
+        log: raw.log.clone(),
+        malformed,
+        span,
+        spans,
+    }
+}

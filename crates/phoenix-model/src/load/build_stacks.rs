@@ -1,0 +1,344 @@
+//! Stacks (with their compose and env files) and the certificate manifest.
+//! Compose and env files are read through the [`Source`](super::Source) and added to the
+//! source map, so their problems point at their own lines.
+
+use super::build_host::{secret, valid_dns_name};
+use super::Ctx;
+use crate::diag::Diagnostic;
+use crate::json::{join, JsonDoc};
+use crate::model::*;
+use crate::raw::{self, SecretValue};
+use crate::schema::FileKind;
+use crate::source::{FileId, Span};
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+/// Variable names whose values are secrets.
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "PASS",
+        "SECRET",
+        "TOKEN",
+        "PRIVATE_KEY",
+        "API_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+}
+
+pub fn build(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
+    let Some(file) = ctx.decode::<raw::RawStacksFile>(doc, FileKind::Stacks, "") else {
+        return;
+    };
+    for name in file.docker_stacks.keys() {
+        let pointer = join("/docker_stacks", name);
+        let Some(raw) = ctx.decode::<raw::RawStack>(doc, FileKind::Stacks, &pointer) else {
+            continue;
+        };
+        let compose = raw.compose_file_path.as_ref().map(|relative| {
+            let span = doc.span(&join(&pointer, "compose_file_path"));
+            load_compose(model, relative, span, ctx)
+        });
+        let mut environments = std::collections::BTreeMap::new();
+        for (env_name, env) in &raw.environments {
+            let env_pointer = join(&join(&pointer, "environments"), env_name);
+            environments.insert(
+                env_name.clone(),
+                environment(model, doc, &env_pointer, name, env_name, env, ctx),
+            );
+        }
+        let stack = Stack {
+            name: name.clone(),
+            span: doc.key_span(&pointer),
+            description: raw.description.clone(),
+            compose,
+            environments,
+        };
+        model.stacks.insert(name.clone(), stack);
+    }
+}
+
+fn environment(
+    model: &mut Model,
+    doc: &JsonDoc,
+    pointer: &str,
+    stack: &str,
+    name: &str,
+    raw: &raw::RawStackEnvironment,
+    ctx: &mut Ctx<'_>,
+) -> StackEnvironment {
+    let mut variables = Vec::new();
+    for (i, variable) in raw.variables.iter().enumerate() {
+        let Some(variable) = variable else { continue };
+        let Some(var_name) = variable.name.clone() else {
+            continue;
+        };
+        let at = join(&join(pointer, "variables"), i);
+        let value_pointer = join(&at, "value");
+        let value = match &variable.value {
+            None => None,
+            Some(SecretValue::Literal(text)) if !looks_secret(&var_name) => {
+                Some(VariableValue::Plain(text.clone()))
+            }
+            Some(secret_value) => {
+                let what = format!("stack {stack} ({name}) variable {var_name}");
+                secret(model, doc, &value_pointer, &what, secret_value, ctx);
+                model
+                    .secrets
+                    .last()
+                    .map(|site| VariableValue::Secret(site.reference.clone()))
+            }
+        };
+        variables.push(Variable {
+            name: var_name,
+            value,
+            span: doc.span(&at),
+        });
+    }
+    let mut files = Vec::new();
+    for (i, file) in raw.files.iter().enumerate() {
+        let Some(file) = file else { continue };
+        let Some(source) = file.source.clone() else {
+            continue;
+        };
+        let span = doc.span(&join(&join(&join(pointer, "files"), i), "source"));
+        let path = model.root_dir.join(&source);
+        if ctx.probe_file(&path) && source.ends_with(".env") {
+            scan_env_file(
+                model,
+                &path,
+                &format!("stack {stack} ({name}) file {source}"),
+                ctx,
+            );
+        }
+        files.push(StackFile {
+            source: Located::new(source, span),
+            destination: file.destination_in_container.clone(),
+        });
+    }
+    let services = raw
+        .services
+        .iter()
+        .map(|(service, labels)| {
+            let base = join(&join(&join(pointer, "services"), service), "traefik_labels");
+            let labels = labels
+                .traefik_labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Located::new(l.clone(), doc.span(&join(&base, i))))
+                .collect();
+            ServiceLabels {
+                service: service.clone(),
+                labels,
+            }
+        })
+        .collect();
+    StackEnvironment {
+        name: name.to_string(),
+        span: doc.key_span(pointer),
+        variables,
+        files,
+        services,
+    }
+}
+
+/// Reports secret-looking `KEY=value` lines of a dotenv file as literal secrets.
+fn scan_env_file(model: &mut Model, path: &std::path::Path, what: &str, ctx: &mut Ctx<'_>) {
+    let Ok(text) = ctx.source.read_to_string(path) else {
+        return;
+    };
+    let file = ctx.sources.add(path, text);
+    let mut sites = Vec::new();
+    let mut offset = 0usize;
+    for line in ctx.sources.text(file).split_inclusive('\n') {
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        if let Some((key, value)) = trimmed.split_once('=') {
+            let key = key.trim().trim_start_matches("export ").trim();
+            if looks_secret(key) && !value.trim().is_empty() {
+                let start = offset + key.len() + 1 + (trimmed.len() - trimmed.trim_start().len());
+                sites.push((
+                    key.to_string(),
+                    Span::new(file, start, offset + trimmed.len()),
+                ));
+            }
+        }
+        offset += line.len();
+    }
+    for (key, span) in sites {
+        ctx.sources.mark_secret(span);
+        model.secrets.push(SecretSite {
+            what: format!("{what}: {key}"),
+            reference: SecretRef::Literal,
+            span,
+        });
+    }
+}
+
+fn compose_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/compose-spec.schema.json"))
+                .expect("bundled compose schema is JSON");
+        jsonschema::options()
+            .should_validate_formats(false)
+            .build(&schema)
+            .expect("bundled compose schema compiles")
+    })
+}
+
+fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) -> ComposeFile {
+    let path = model.root_dir.join(relative);
+    let mut compose = ComposeFile {
+        relative: Located::new(relative.to_string(), span),
+        path: path.clone(),
+        content: None,
+    };
+    let Ok(text) = ctx.source.read_to_string(&path) else {
+        return compose;
+    };
+    ctx.facts.existing_files.insert(path.clone());
+    let file = ctx.sources.add(&path, text);
+    match serde_saphyr::from_str::<serde_json::Value>(ctx.sources.text(file)) {
+        Ok(value) => {
+            let errors: Vec<String> = compose_validator()
+                .iter_errors(&value)
+                .map(|e| {
+                    let at = e.instance_path().as_str().to_string();
+                    format!(
+                        "`{}` violates `{}`",
+                        if at.is_empty() { "/" } else { &at },
+                        e.kind().keyword()
+                    )
+                })
+                .collect();
+            if !errors.is_empty() {
+                ctx.push(
+                    Diagnostic::at(
+                        "PHX-STACK-004",
+                        Span::new(file, 0, 0),
+                        format!(
+                            "compose file does not satisfy the Compose Specification: {}",
+                            errors.join("; ")
+                        ),
+                    )
+                    .related(span, "named here"),
+                );
+            }
+            compose.content = Some(value);
+        }
+        Err(error) => {
+            let at = yaml_error_span(ctx, file, &error);
+            let message = error
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid YAML")
+                .to_string();
+            ctx.push(
+                Diagnostic::at(
+                    "PHX-STACK-004",
+                    at,
+                    format!("compose file is not valid YAML: {message}"),
+                )
+                .related(span, "named here"),
+            );
+        }
+    }
+    compose
+}
+
+fn yaml_error_span(ctx: &Ctx<'_>, file: FileId, error: &serde_saphyr::Error) -> Span {
+    let source = ctx.sources.file(file);
+    let offset = error.location().map_or(0, |l| {
+        source.offset_of(l.line() as usize, l.column() as usize)
+    });
+    Span {
+        file,
+        start: offset,
+        end: offset,
+    }
+}
+
+pub fn build_manifest(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
+    let Some(raw::RawManifest(entries)) =
+        ctx.decode::<raw::RawManifest>(doc, FileKind::Manifest, "")
+    else {
+        return;
+    };
+    for (i, entry) in entries.iter().enumerate() {
+        let Some(entry) = entry else { continue };
+        let pointer = join("", i);
+        let Some(common_name) = entry.common_name.clone() else {
+            continue;
+        };
+        let cn_span = doc.span(&join(&pointer, "common_name"));
+        let mut sans = Vec::new();
+        for (j, text) in entry.sans.iter().enumerate() {
+            let at = doc.span(&join(&join(&pointer, "sans"), j));
+            match san(text) {
+                Some(san) => sans.push(Located::new(san, at)),
+                None => ctx.push(Diagnostic::at(
+                    "PHX-CERT-002",
+                    at,
+                    format!("SAN `{text}` is neither a DNS name nor an IP address"),
+                )),
+            }
+        }
+        if san(&common_name).is_none() {
+            ctx.push(Diagnostic::at(
+                "PHX-CERT-002",
+                cn_span,
+                format!("common name `{common_name}` is neither a DNS name nor an IP address"),
+            ));
+        }
+        for (field, path) in [
+            ("cert_path", &entry.cert_path),
+            ("key_path", &entry.key_path),
+        ] {
+            if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                ctx.push(Diagnostic::at(
+                    "PHX-CERT-002",
+                    doc.span(&join(&pointer, field)),
+                    format!("{field} must be an absolute path"),
+                ));
+            }
+        }
+        let guest = entry.guest_id.as_ref().and_then(|g| {
+            let id = g.to_string().trim().parse::<GuestId>().ok()?;
+            Some(Located::new(id, doc.span(&join(&pointer, "guest_id"))))
+        });
+        model.certificates.push(Certificate {
+            name: entry.name.clone().unwrap_or_else(|| common_name.clone()),
+            common_name: Located::new(common_name.to_ascii_lowercase(), cn_span),
+            sans,
+            guest,
+            guest_kind: entry.guest_type.map(|t| match t {
+                raw::RawGuestType::Lxc => GuestKind::Lxc,
+                raw::RawGuestType::Vm => GuestKind::Vm,
+            }),
+            cert_path: entry.cert_path.clone(),
+            key_path: entry.key_path.clone(),
+            owner: entry.owner.clone(),
+            include_ca: entry.include_ca.unwrap_or(false),
+            usage: match entry.cert_type {
+                Some(raw::RawCertType::Client) => CertUsage::Client,
+                Some(raw::RawCertType::Both) => CertUsage::Both,
+                _ => CertUsage::Server,
+            },
+            post_renewal_command: entry.post_renewal_command.clone(),
+            reload_service: entry.reload_service.clone(),
+            span: doc.span(&pointer),
+        });
+    }
+}
+
+fn san(text: &str) -> Option<San> {
+    if let Ok(ip) = text.trim().parse::<IpAddr>() {
+        return Some(San::Ip(ip));
+    }
+    let lower = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    valid_dns_name(&lower).then_some(San::Dns(lower))
+}

@@ -1,0 +1,424 @@
+//! The typed, normalised model of one phoenix configuration: one id namespace for LXC and
+//! VM guests, the host and its network, firewall rules by scope, DNS, stacks, certificates,
+//! Traefik services, and the secrets found along the way. Every node keeps its source span.
+//! Must not do I/O or report problems: the builder in `load` produces diagnostics.
+
+pub mod edge;
+pub mod firewall;
+
+use crate::source::Span;
+pub use firewall::*;
+use ipnet::Ipv4Net;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Located<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Located<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Located { value, span }
+    }
+}
+
+/// Proxmox VMID, shared by containers and VMs.
+pub type GuestId = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestKind {
+    Lxc,
+    Vm,
+}
+
+impl GuestKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            GuestKind::Lxc => "LXC",
+            GuestKind::Vm => "VM",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PortainerRole {
+    #[default]
+    None,
+    Infrastructure,
+    Primary,
+    Agent,
+}
+
+/// A guest's network interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Nic {
+    /// Static address with prefix; `None` for DHCP or when absent/malformed.
+    pub address: Option<Located<Ipv4Net>>,
+    pub dhcp: bool,
+    pub gateway: Option<Located<Ipv4Addr>>,
+    pub bridge: Option<String>,
+    pub mac: Option<Located<String>>,
+    pub nameservers: Vec<Located<IpAddr>>,
+    /// The NIC's `firewall=1` flag when the configuration states it.
+    pub firewall: Option<bool>,
+    pub span: Option<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackAssignment {
+    pub name: Located<String>,
+    pub environment: Located<String>,
+}
+
+/// A backend Traefik routes to a guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraefikService {
+    pub name: Located<String>,
+    pub port: Option<Located<u16>>,
+    pub scheme: Scheme,
+    pub hostnames: Vec<String>,
+    pub server_name: Option<String>,
+    pub client_certificate: Option<Located<String>>,
+    pub requires_client_certificate: bool,
+    pub gateway_tls: GatewayTls,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// The scheme the original assumed for a port: TLS ports are https.
+    pub fn default_for_port(port: u16) -> Scheme {
+        if matches!(port, 443 | 8443 | 9443) {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayTls {
+    #[default]
+    Terminate,
+    Passthrough,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot {
+    pub start_at_boot: bool,
+    pub order: Option<u32>,
+    pub delay: Option<u32>,
+}
+
+/// One guest, LXC or VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guest {
+    pub id: GuestId,
+    pub kind: GuestKind,
+    pub name: String,
+    /// The guest's object in its file.
+    pub span: Span,
+    /// The id as written (key of lxc_configs, or vmid).
+    pub id_span: Span,
+    pub nic: Nic,
+    pub is_template: bool,
+    pub template_snapshot: Option<String>,
+    pub clone_from: Option<Located<GuestId>>,
+    pub dependencies: Vec<Located<GuestId>>,
+    pub features: Vec<Located<String>>,
+    pub application_script: Option<Located<String>>,
+    pub firewall: GuestFirewall,
+    pub traefik_service: Option<TraefikService>,
+    pub stacks: Vec<StackAssignment>,
+    pub portainer_role: PortainerRole,
+    pub agent_hostname: Option<Located<String>>,
+    pub hostnames: Vec<Located<String>>,
+    pub boot: Boot,
+}
+
+impl Guest {
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.nic.address.as_ref().map(|a| a.value.addr())
+    }
+
+    pub fn label(&self) -> String {
+        format!("{} {} ({})", self.kind.label(), self.id, self.name)
+    }
+
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f.value == feature)
+    }
+}
+
+/// The Proxmox host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Host {
+    pub node_name: String,
+    pub address: Option<Located<Ipv4Net>>,
+    pub bridge: Option<String>,
+    pub gateway: Option<Located<Ipv4Addr>>,
+    pub nameservers: Vec<Located<IpAddr>>,
+    /// network.default_subnet.
+    pub subnet: Option<Located<Ipv4Net>>,
+}
+
+impl Host {
+    pub fn ip(&self) -> Option<Ipv4Addr> {
+        self.address.as_ref().map(|a| a.value.addr())
+    }
+}
+
+/// Which DNS view a record belongs to (dnsmasq serves both to the lab's clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsView {
+    Internal,
+    External,
+}
+
+/// One A/AAAA record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    /// Fully qualified, lower case, without trailing dot.
+    pub fqdn: String,
+    pub zone: String,
+    pub view: DnsView,
+    pub address: IpAddr,
+    pub span: Span,
+    pub address_span: Span,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dns {
+    pub enabled: bool,
+    pub upstreams: Vec<Located<IpAddr>>,
+    pub zones: Vec<Located<String>>,
+    pub records: Vec<DnsRecord>,
+    pub listen_addresses: Vec<Located<IpAddr>>,
+}
+
+/// A value that may be secret: plain, or a reference resolved when needed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    File(String),
+    /// Written in the configuration; its text is never kept in the model.
+    Literal,
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "env:{name}"),
+            SecretRef::File(path) => write!(f, "file:{path}"),
+            SecretRef::Literal => f.write_str("<literal secret>"),
+        }
+    }
+}
+
+/// Every place a secret is expected, with what was found there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSite {
+    /// What the secret is for, e.g. "portainer_api.admin_password".
+    pub what: String,
+    pub reference: SecretRef,
+    pub span: Span,
+}
+
+/// A stack environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VariableValue {
+    Plain(String),
+    Secret(SecretRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    pub value: Option<VariableValue>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackFile {
+    pub source: Located<String>,
+    pub destination: Option<String>,
+}
+
+/// Traefik labels of one compose service in one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLabels {
+    pub service: String,
+    pub labels: Vec<Located<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackEnvironment {
+    pub name: String,
+    pub span: Span,
+    pub variables: Vec<Variable>,
+    pub files: Vec<StackFile>,
+    pub services: Vec<ServiceLabels>,
+}
+
+/// A compose file a stack names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeFile {
+    /// Path as written in the configuration (relative to the installation root).
+    pub relative: Located<String>,
+    pub path: PathBuf,
+    /// Parsed content, when the file exists and is valid YAML.
+    pub content: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    pub name: String,
+    pub span: Span,
+    pub description: Option<String>,
+    pub compose: Option<ComposeFile>,
+    pub environments: BTreeMap<String, StackEnvironment>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertUsage {
+    Server,
+    Client,
+    Both,
+}
+
+/// A subject alternative name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum San {
+    Dns(String),
+    Ip(IpAddr),
+}
+
+/// One certificate phoenix issues and keeps renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub name: String,
+    pub common_name: Located<String>,
+    pub sans: Vec<Located<San>>,
+    pub guest: Option<Located<GuestId>>,
+    pub guest_kind: Option<GuestKind>,
+    pub cert_path: Option<String>,
+    pub key_path: Option<String>,
+    pub owner: Option<String>,
+    pub include_ca: bool,
+    pub usage: CertUsage,
+    pub post_renewal_command: Option<String>,
+    pub reload_service: Option<String>,
+    pub span: Span,
+}
+
+/// A system outside phoenix that owns addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalSystem {
+    pub name: String,
+    pub addresses: Vec<ipnet::IpNet>,
+    pub span: Option<Span>,
+}
+
+/// Guests playing the edge roles, explicit or discovered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EdgeRoles {
+    pub gateway: Option<GuestId>,
+    pub traefik: Option<GuestId>,
+    pub step_ca: Option<GuestId>,
+    /// `None`: the Proxmox host serves DNS.
+    pub dns: Option<GuestId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepCa {
+    pub dns_name: Option<Located<String>>,
+    pub port: u16,
+    pub root_ca_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortainerApi {
+    pub hostname: Option<Located<String>>,
+    pub server_ip: Option<Located<Ipv4Addr>>,
+    pub server_port: u16,
+    pub agent_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsExport {
+    pub path: String,
+    pub clients: Vec<Located<IpAddr>>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    /// The etc folder given with --config.
+    pub config_dir: PathBuf,
+    /// Its parent: compose files, env files and scripts are resolved against it.
+    pub root_dir: PathBuf,
+    pub domain: Option<String>,
+    pub host: Host,
+    pub guests: BTreeMap<GuestId, Guest>,
+    pub firewall: Firewall,
+    pub dns: Dns,
+    pub stacks: BTreeMap<String, Stack>,
+    pub certificates: Vec<Certificate>,
+    pub externals: Vec<ExternalSystem>,
+    pub edge: EdgeRoles,
+    pub step_ca: Option<StepCa>,
+    pub portainer: Option<PortainerApi>,
+    pub nfs_exports: Vec<NfsExport>,
+    pub secrets: Vec<SecretSite>,
+}
+
+impl Model {
+    pub fn guest_by_address(&self, ip: IpAddr) -> Option<&Guest> {
+        self.guests
+            .values()
+            .find(|g| g.address().map(IpAddr::V4) == Some(ip))
+    }
+
+    /// Who owns `ip`: a guest, the host, or an external system (by name).
+    pub fn owner_of(&self, ip: IpAddr) -> Option<Owner<'_>> {
+        if let Some(guest) = self.guest_by_address(ip) {
+            return Some(Owner::Guest(guest));
+        }
+        if self.host.ip().map(IpAddr::V4) == Some(ip) {
+            return Some(Owner::Host);
+        }
+        self.externals
+            .iter()
+            .find(|e| e.addresses.iter().any(|n| n.contains(&ip)))
+            .map(Owner::External)
+    }
+}
+
+/// The owner of an address.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    Guest(&'a Guest),
+    Host,
+    External(&'a ExternalSystem),
+}

@@ -1,0 +1,52 @@
+//! certificate-manifest.json: certificates to issue from Step-CA and keep renewed.
+
+use super::common::*;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// certificate-manifest.json: an array of certificates.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(title = "certificate-manifest.json")]
+#[serde(transparent)]
+pub struct RawManifest(#[schemars(with = "Vec<RawCertificate>")] pub Vec<Option<RawCertificate>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawGuestType {
+    Lxc,
+    Vm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawCertType {
+    Server,
+    Client,
+    /// phoenix extension: both serverAuth and clientAuth.
+    Both,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub common_name: Option<String>,
+    /// DNS names and IP addresses, mixed.
+    #[serde(default)]
+    pub sans: Vec<String>,
+    pub guest_id: Option<StrOrNum>,
+    pub guest_type: Option<RawGuestType>,
+    pub cert_path: Option<String>,
+    pub key_path: Option<String>,
+    /// `user:group` owning the installed files.
+    pub owner: Option<String>,
+    /// Append the CA chain to the certificate file.
+    pub include_ca: Option<bool>,
+    /// `client`; server when absent.
+    pub cert_type: Option<RawCertType>,
+    /// Shell command run on the host after renewal (legacy form).
+    pub post_renewal_command: Option<String>,
+    /// phoenix extension: a name other entries and traefik_service.client_certificate refer to. Default: common_name.
+    pub name: Option<String>,
+    /// phoenix extension, the structured alternative to post_renewal_command: the service to reload in the guest.
+    pub reload_service: Option<String>,
+}

@@ -1,0 +1,33 @@
+//! Semantic checks over a loaded model: each module checks one kind of resource and returns
+//! diagnostics. Must not do I/O: facts about files and environment come from the loader's probes.
+
+mod certs;
+mod dns;
+mod firewall;
+mod graph;
+mod network;
+mod scripts;
+mod secrets;
+mod stacks;
+mod traefik;
+
+use crate::diag::Diagnostic;
+use crate::load::Facts;
+use crate::model::Model;
+
+pub use scripts::{application_script_candidates, feature_script, KNOWN_FEATURES};
+
+/// Every semantic diagnostic for `model`.
+pub fn validate(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    out.extend(network::check(model));
+    out.extend(graph::check(model));
+    out.extend(stacks::check(model, facts));
+    out.extend(traefik::check(model));
+    out.extend(firewall::check(model));
+    out.extend(dns::check(model));
+    out.extend(secrets::check(model, facts));
+    out.extend(scripts::check(model, facts));
+    out.extend(certs::check(model));
+    out
+}
