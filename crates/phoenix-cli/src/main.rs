@@ -20,11 +20,7 @@ struct Cli {
 #[derive(clap::Args)]
 struct ConfigArg {
     /// The configuration folder (the original's etc folder).
-    #[arg(
-        long,
-        env = "PHOENIX_CONFIG_DIR",
-        default_value = "/usr/local/phoenix_hypervisor/etc"
-    )]
+    #[arg(long, env = "PHOENIX_CONFIG_DIR", default_value = "/usr/local/phoenix_hypervisor/etc")]
     config: PathBuf,
 }
 
@@ -83,11 +79,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() {
-                Status::CouldNotRun as u8
-            } else {
-                Status::Ok as u8
-            });
+            return ExitCode::from(if error.use_stderr() { Status::CouldNotRun as u8 } else { Status::Ok as u8 });
         }
     };
     let status = match cli.command {
@@ -120,10 +112,7 @@ fn config_folder_ok(dir: &Path) -> bool {
     if dir.is_dir() {
         return true;
     }
-    eprintln!(
-        "phoenix: configuration folder {} does not exist (set --config or PHOENIX_CONFIG_DIR)",
-        dir.display()
-    );
+    eprintln!("phoenix: configuration folder {} does not exist (set --config or PHOENIX_CONFIG_DIR)", dir.display());
     false
 }
 
@@ -134,10 +123,7 @@ fn validate(dir: &Path, format: Format) -> Status {
     let checked = phoenix_model::check(dir, &LocalHost);
     let text = match format {
         Format::Human => render::to_human(&checked.diagnostics, &checked.sources, color_wanted()),
-        Format::Json => format!(
-            "{:#}\n",
-            render::to_json(&checked.diagnostics, &checked.sources)
-        ),
+        Format::Json => format!("{:#}\n", render::to_json(&checked.diagnostics, &checked.sources)),
     };
     match print(&text) {
         Status::Ok if checked.has_errors() => Status::Failed,
@@ -148,10 +134,7 @@ fn validate(dir: &Path, format: Format) -> Status {
 fn explain(code: Option<&str>) -> Status {
     match code {
         None => {
-            let list: String = diag::CODES
-                .iter()
-                .map(|c| format!("{:<16} {}\n", c.code, c.title))
-                .collect();
+            let list: String = diag::CODES.iter().map(|c| format!("{:<16} {}\n", c.code, c.title)).collect();
             print(&list)
         }
         Some(code) => match diag::explain(code) {
@@ -170,10 +153,7 @@ fn graph(dir: &Path, format: GraphFormat) -> Status {
     }
     let checked = phoenix_model::check(dir, &LocalHost);
     let Some(model) = &checked.model else {
-        eprint!(
-            "{}",
-            render::to_human(&checked.diagnostics, &checked.sources, false)
-        );
+        eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
         return Status::Failed;
     };
     let graph = phoenix_model::graph::build(model);
@@ -200,13 +180,8 @@ fn schema(file: Option<&str>, out: Option<&Path>) -> Status {
     if let Some(dir) = out {
         for kind in FileKind::ALL {
             let text = format!("{:#}\n", phoenix_model::schema::schema_for(kind));
-            if let Err(error) = std::fs::create_dir_all(dir)
-                .and_then(|_| std::fs::write(dir.join(kind.schema_file_name()), text))
-            {
-                eprintln!(
-                    "phoenix: cannot write schemas to {}: {error}",
-                    dir.display()
-                );
+            if let Err(error) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(dir.join(kind.schema_file_name()), text)) {
+                eprintln!("phoenix: cannot write schemas to {}: {error}", dir.display());
                 return Status::CouldNotRun;
             }
         }
@@ -217,10 +192,7 @@ fn schema(file: Option<&str>, out: Option<&Path>) -> Status {
         Some(kind) => print(&format!("{:#}\n", phoenix_model::schema::schema_for(*kind))),
         None => {
             let names: Vec<&str> = FileKind::ALL.iter().map(|k| k.file_name()).collect();
-            eprintln!(
-                "phoenix: no schema for {name}; known files: {}",
-                names.join(", ")
-            );
+            eprintln!("phoenix: no schema for {name}; known files: {}", names.join(", "));
             Status::CouldNotRun
         }
     }

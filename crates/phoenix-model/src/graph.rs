@@ -34,37 +34,17 @@ pub struct GuestGraph {
 pub fn build(model: &Model) -> GuestGraph {
     let mut edges = BTreeSet::new();
     for guest in model.guests.values() {
-        if let Some(source) = guest
-            .clone_from
-            .as_ref()
-            .filter(|s| model.guests.contains_key(&s.value))
-        {
-            edges.insert(Edge {
-                from: source.value,
-                to: guest.id,
-                kind: EdgeKind::CloneSource,
-            });
+        if let Some(source) = guest.clone_from.as_ref().filter(|s| model.guests.contains_key(&s.value)) {
+            edges.insert(Edge { from: source.value, to: guest.id, kind: EdgeKind::CloneSource });
         }
-        for dependency in guest
-            .dependencies
-            .iter()
-            .filter(|d| model.guests.contains_key(&d.value))
-        {
-            edges.insert(Edge {
-                from: dependency.value,
-                to: guest.id,
-                kind: EdgeKind::Dependency,
-            });
+        for dependency in guest.dependencies.iter().filter(|d| model.guests.contains_key(&d.value)) {
+            edges.insert(Edge { from: dependency.value, to: guest.id, kind: EdgeKind::Dependency });
         }
     }
     let edges: Vec<Edge> = edges.into_iter().collect();
     let cycles = find_cycles(model, &edges);
     let order = creation_order(model, &edges);
-    GuestGraph {
-        order,
-        cycles,
-        edges,
-    }
+    GuestGraph { order, cycles, edges }
 }
 
 /// Kahn's algorithm with the lowest ready id first, so the order is stable.
@@ -75,11 +55,7 @@ fn creation_order(model: &Model, edges: &[Edge]) -> Vec<GuestId> {
         *indegree.entry(edge.to).or_default() += 1;
         successors.entry(edge.from).or_default().push(edge.to);
     }
-    let mut ready: BTreeSet<GuestId> = indegree
-        .iter()
-        .filter(|(_, &d)| d == 0)
-        .map(|(&id, _)| id)
-        .collect();
+    let mut ready: BTreeSet<GuestId> = indegree.iter().filter(|(_, &d)| d == 0).map(|(&id, _)| id).collect();
     let mut order = Vec::with_capacity(indegree.len());
     while let Some(id) = ready.pop_first() {
         order.push(id);
@@ -96,11 +72,7 @@ fn creation_order(model: &Model, edges: &[Edge]) -> Vec<GuestId> {
 
 fn find_cycles(model: &Model, edges: &[Edge]) -> Vec<Vec<GuestId>> {
     let mut graph: DiGraph<GuestId, ()> = DiGraph::new();
-    let index: BTreeMap<GuestId, NodeIndex> = model
-        .guests
-        .keys()
-        .map(|&id| (id, graph.add_node(id)))
-        .collect();
+    let index: BTreeMap<GuestId, NodeIndex> = model.guests.keys().map(|&id| (id, graph.add_node(id))).collect();
     for edge in edges {
         graph.add_edge(index[&edge.from], index[&edge.to], ());
     }
@@ -123,10 +95,7 @@ fn walk_cycle(edges: &[Edge], members: &BTreeSet<GuestId>) -> Vec<GuestId> {
     let mut parent: BTreeMap<GuestId, GuestId> = BTreeMap::new();
     let mut queue = std::collections::VecDeque::from([start]);
     while let Some(node) = queue.pop_front() {
-        for edge in edges
-            .iter()
-            .filter(|e| e.from == node && members.contains(&e.to))
-        {
+        for edge in edges.iter().filter(|e| e.from == node && members.contains(&e.to)) {
             if edge.to == start {
                 let mut walk = vec![start];
                 let mut at = node;
@@ -150,12 +119,7 @@ fn walk_cycle(edges: &[Edge], members: &BTreeSet<GuestId>) -> Vec<GuestId> {
 
 /// Guests started at boot, in Proxmox's order (boot order, then id), with their delay.
 pub fn boot_order(model: &Model) -> Vec<(GuestId, Option<u32>, Option<u32>)> {
-    let mut boot: Vec<_> = model
-        .guests
-        .values()
-        .filter(|g| g.boot.start_at_boot)
-        .map(|g| (g.id, g.boot.order, g.boot.delay))
-        .collect();
+    let mut boot: Vec<_> = model.guests.values().filter(|g| g.boot.start_at_boot).map(|g| (g.id, g.boot.order, g.boot.delay)).collect();
     boot.sort_by_key(|&(id, order, _)| (order.unwrap_or(u32::MAX), id));
     boot
 }
@@ -174,28 +138,18 @@ pub fn to_text(graph: &GuestGraph, model: &Model) -> String {
                 EdgeKind::Dependency => format!("after {}", e.from),
             })
             .collect();
-        let needs = if needs.is_empty() {
-            String::new()
-        } else {
-            format!("  [{}]", needs.join(", "))
-        };
+        let needs = if needs.is_empty() { String::new() } else { format!("  [{}]", needs.join(", ")) };
         out.push_str(&format!("{:>4}. {}{needs}\n", i + 1, guest.label()));
     }
     for cycle in &graph.cycles {
         let walk: Vec<String> = cycle.iter().map(u32::to_string).collect();
-        out.push_str(&format!(
-            "cycle (no order possible): {}\n",
-            walk.join(" -> ")
-        ));
+        out.push_str(&format!("cycle (no order possible): {}\n", walk.join(" -> ")));
     }
     out.push_str("\nBoot order:\n");
     for (id, order, delay) in boot_order(model) {
         let order = order.map_or("-".to_string(), |o| o.to_string());
         let delay = delay.map_or(String::new(), |d| format!(", then wait {d}s"));
-        out.push_str(&format!(
-            "  order {order:>2}: {}{delay}\n",
-            model.guests[&id].label()
-        ));
+        out.push_str(&format!("  order {order:>2}: {}{delay}\n", model.guests[&id].label()));
     }
     out
 }

@@ -5,8 +5,6 @@
 
 use crate::diag::Diagnostic;
 use crate::source::{FileId, Span};
-use jsonc_parser::ast;
-use jsonc_parser::common::Ranged;
 use std::collections::HashMap;
 
 /// Deepest nesting accepted; deeper input is refused before parsing, so a hostile file
@@ -36,22 +34,23 @@ struct SpanNode {
 #[derive(Debug, Clone)]
 enum SpanKind {
     Leaf,
-    Array(Vec<SpanNode>),
-    Object(SpanObject),
+    Array(Box<[SpanNode]>),
+    // Boxed so that the common case, a leaf, keeps SpanNode at 24 bytes.
+    Object(Box<SpanObject>),
 }
 
 #[derive(Debug, Clone)]
 struct SpanObject {
     /// Key, key span, value; the last of duplicate keys wins, as in the value.
-    entries: Vec<(String, (u32, u32), SpanNode)>,
-    index: Option<HashMap<String, usize>>,
+    entries: Box<[(Box<str>, (u32, u32), SpanNode)]>,
+    index: Option<HashMap<Box<str>, usize>>,
 }
 
 impl SpanObject {
-    fn get(&self, key: &str) -> Option<&(String, (u32, u32), SpanNode)> {
+    fn get(&self, key: &str) -> Option<&(Box<str>, (u32, u32), SpanNode)> {
         match &self.index {
             Some(index) => index.get(key).map(|&i| &self.entries[i]),
-            None => self.entries.iter().rev().find(|(k, _, _)| k == key),
+            None => self.entries.iter().rev().find(|(k, _, _)| k.as_ref() == key),
         }
     }
 }
@@ -63,35 +62,100 @@ pub fn escape_segment(segment: &str) -> String {
 
 /// Appends a segment to a JSON Pointer.
 pub fn join(pointer: &str, segment: impl std::fmt::Display) -> String {
-    format!("{pointer}/{}", escape_segment(&segment.to_string()))
+    use std::fmt::Write;
+    let mut out = String::with_capacity(pointer.len() + 16);
+    out.push_str(pointer);
+    out.push('/');
+    let start = out.len();
+    let _ = write!(out, "{segment}");
+    if out[start..].contains(['~', '/']) {
+        let escaped = escape_segment(&out[start..]);
+        out.truncate(start);
+        out.push_str(&escaped);
+    }
+    out
 }
 
-fn split_pointer(pointer: &str) -> impl Iterator<Item = String> + '_ {
-    pointer
-        .split('/')
-        .skip(1)
-        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+fn split_pointer(pointer: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> + '_ {
+    pointer.split('/').skip(1).map(|s| {
+        if s.contains('~') {
+            std::borrow::Cow::Owned(s.replace("~1", "/").replace("~0", "~"))
+        } else {
+            std::borrow::Cow::Borrowed(s)
+        }
+    })
+}
+
+/// A position in a parsed document, for looking up children without walking from the root.
+#[derive(Clone, Copy)]
+pub struct Cursor<'d> {
+    file: FileId,
+    node: &'d SpanNode,
+    key: (u32, u32),
+}
+
+impl<'d> Cursor<'d> {
+    pub fn span(&self) -> Span {
+        Span { file: self.file, start: self.node.start, end: self.node.end }
+    }
+
+    /// The span of the key naming this value (the value's span for array items).
+    pub fn key_span(&self) -> Span {
+        Span { file: self.file, start: self.key.0, end: self.key.1 }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Cursor<'d>> {
+        match &self.node.kind {
+            SpanKind::Object(object) => object.get(key).map(|(_, k, v)| Cursor { file: self.file, node: v, key: *k }),
+            _ => None,
+        }
+    }
+
+    pub fn at(&self, index: usize) -> Option<Cursor<'d>> {
+        match &self.node.kind {
+            SpanKind::Array(items) => items.get(index).map(|v| Cursor { file: self.file, node: v, key: (v.start, v.end) }),
+            _ => None,
+        }
+    }
+
+    /// Span of item `index` of child `key`, falling back to the child, then to this value.
+    pub fn item_span(&self, key: &str, index: usize) -> Span {
+        match self.get(key) {
+            Some(list) => list.at(index).map_or(list.span(), |item| item.span()),
+            None => self.span(),
+        }
+    }
+
+    /// Span of a child, or this value's span when the child is absent.
+    pub fn span_of(&self, key: &str) -> Span {
+        self.get(key).map_or(self.span(), |c| c.span())
+    }
 }
 
 impl JsonDoc {
+    /// A cursor at `pointer`, when the pointer names a value (relocations applied).
+    pub fn cursor(&self, pointer: &str) -> Option<Cursor<'_>> {
+        let pointer = self.relocated(pointer);
+        let mut cursor = Cursor { file: self.file, node: &self.root, key: (self.root.start, self.root.end) };
+        for segment in split_pointer(&pointer) {
+            cursor = match &cursor.node.kind {
+                SpanKind::Array(_) => cursor.at(segment.parse().ok()?)?,
+                _ => cursor.get(&segment)?,
+            };
+        }
+        Some(cursor)
+    }
+
     /// Span of the value at `pointer`; falls back to the nearest existing ancestor.
     pub fn span(&self, pointer: &str) -> Span {
         let (start, end) = self.lookup(pointer, false);
-        Span {
-            file: self.file,
-            start,
-            end,
-        }
+        Span { file: self.file, start, end }
     }
 
     /// Span of the key naming the value at `pointer` (the value's span for array items and the root).
     pub fn key_span(&self, pointer: &str) -> Span {
         let (start, end) = self.lookup(pointer, true);
-        Span {
-            file: self.file,
-            start,
-            end,
-        }
+        Span { file: self.file, start, end }
     }
 
     /// Whether `pointer` names a value in the file.
@@ -105,24 +169,16 @@ impl JsonDoc {
         let mut found = (node.start, node.end);
         for segment in split_pointer(&pointer) {
             let next = match &node.kind {
-                SpanKind::Object(object) => {
-                    object.get(&segment).map(|(_, key, value)| (*key, value))
+                SpanKind::Object(object) => object.get(&segment).map(|(_, key, value)| (*key, value)),
+                SpanKind::Array(items) => {
+                    segment.parse::<usize>().ok().and_then(|i| items.get(i)).map(|value| ((value.start, value.end), value))
                 }
-                SpanKind::Array(items) => segment
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| items.get(i))
-                    .map(|value| ((value.start, value.end), value)),
                 SpanKind::Leaf => None,
             };
             match next {
                 Some((key, value)) => {
                     node = value;
-                    found = if want_key {
-                        key
-                    } else {
-                        (value.start, value.end)
-                    };
+                    found = if want_key { key } else { (value.start, value.end) };
                 }
                 None => return (node.start, node.end),
             }
@@ -130,13 +186,14 @@ impl JsonDoc {
         found
     }
 
-    fn relocated(&self, pointer: &str) -> String {
+    fn relocated<'p>(&self, pointer: &'p str) -> std::borrow::Cow<'p, str> {
         for (now, original) in &self.relocations {
-            if pointer == now || pointer.starts_with(&format!("{now}/")) {
-                return format!("{original}{}", &pointer[now.len()..]);
+            let rest = pointer.strip_prefix(now.as_str());
+            if let Some(rest) = rest.filter(|r| r.is_empty() || r.starts_with('/')) {
+                return std::borrow::Cow::Owned(format!("{original}{rest}"));
             }
         }
-        pointer.to_string()
+        std::borrow::Cow::Borrowed(pointer)
     }
 
     /// Moves the value at `from` to `to` (a missing `to` parent is not created), keeping
@@ -146,18 +203,14 @@ impl JsonDoc {
             return false;
         };
         let (parent, key) = match to.rfind('/') {
-            Some(i) => (&to[..i], split_pointer(&to[i..]).next().unwrap_or_default()),
+            Some(i) => (&to[..i], split_pointer(&to[i..]).next().map(|k| k.into_owned()).unwrap_or_default()),
             None => return false,
         };
-        match self
-            .value
-            .pointer_mut(parent)
-            .and_then(|p| p.as_object_mut())
-        {
+        match self.value.pointer_mut(parent).and_then(|p| p.as_object_mut()) {
             Some(object) => {
                 object.insert(key, value);
-                self.relocations
-                    .push((to.to_string(), self.relocated(from)));
+                let original = self.relocated(from).into_owned();
+                self.relocations.push((to.to_string(), original));
                 true
             }
             None => false,
@@ -170,75 +223,29 @@ pub fn take_pointer(root: &mut serde_json::Value, pointer: &str) -> Option<serde
     let i = pointer.rfind('/')?;
     let key = split_pointer(&pointer[i..]).next()?;
     match root.pointer_mut(&pointer[..i])? {
-        serde_json::Value::Object(object) => object.shift_remove(&key),
+        serde_json::Value::Object(object) => object.remove(key.as_ref()),
         serde_json::Value::Array(items) => {
             let index = key.parse::<usize>().ok().filter(|&i| i < items.len())?;
             // Keep indices stable for span lookups: replace with null instead of shifting.
-            Some(std::mem::replace(
-                &mut items[index],
-                serde_json::Value::Null,
-            ))
+            Some(std::mem::replace(&mut items[index], serde_json::Value::Null))
         }
         _ => None,
     }
 }
 
-/// Parses `text` as strict JSON. On a syntax error, returns the diagnostic and no document.
+/// Parses `text` as strict JSON (RFC 8259, as jq reads it). On a syntax error, returns the
+/// diagnostic and no document.
+///
+/// The value comes from serde_json (strict, depth-limited); the span tree from a second pass
+/// over jsonc-parser's tokens, which only runs on text already known to be valid.
 pub fn parse(file: FileId, text: &str) -> Result<(JsonDoc, Vec<Diagnostic>), Diagnostic> {
     if let Some(offset) = too_deep(text) {
-        return Err(Diagnostic::at(
-            "PHX-JSON-003",
-            Span::new(file, offset, offset + 1),
-            format!("nesting deeper than {MAX_DEPTH} levels"),
-        ));
+        return Err(Diagnostic::at("PHX-JSON-003", Span::new(file, offset, offset + 1), format!("nesting deeper than {MAX_DEPTH} levels")));
     }
-    let options = ast_strict_options();
-    let collect = jsonc_parser::CollectOptions {
-        comments: jsonc_parser::CommentCollectionStrategy::Off,
-        tokens: false,
-    };
-    let parsed = jsonc_parser::parse_to_ast(text, &collect, &options).map_err(|error| {
-        let range = error.range();
-        Diagnostic::at(
-            "PHX-JSON-001",
-            Span::new(file, range.start, range.end.max(range.start + 1)),
-            error.kind().to_string(),
-        )
-        .help("this file must be plain JSON (RFC 8259): no comments, no trailing commas")
-    })?;
-    let Some(root) = parsed.value else {
-        return Err(Diagnostic::at(
-            "PHX-JSON-001",
-            Span::new(file, 0, 0),
-            "the file holds no JSON value",
-        ));
-    };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| syntax_error(file, text, &error))?;
     let mut duplicates = Vec::new();
-    let (value, spans) = convert(file, root, &mut duplicates);
-    Ok((
-        JsonDoc {
-            file,
-            value,
-            root: spans,
-            relocations: Vec::new(),
-        },
-        duplicates,
-    ))
-}
-
-fn ast_strict_options() -> jsonc_parser::ParseOptions {
-    jsonc_parser::ParseOptions {
-        allow_comments: false,
-        allow_loose_object_property_names: false,
-        allow_trailing_commas: false,
-        allow_missing_commas: false,
-        allow_single_quoted_strings: false,
-        allow_hexadecimal_numbers: false,
-        allow_unary_plus_numbers: false,
-        allow_bare_decimal_point_numbers: false,
-        allow_non_finite_numbers: false,
-        allow_extended_string_escapes: false,
-    }
+    let root = span_tree(file, text, &mut duplicates)?;
+    Ok((JsonDoc { file, value, root, relocations: Vec::new() }, duplicates))
 }
 
 /// Byte offset where nesting first exceeds [`MAX_DEPTH`], ignoring brackets inside strings.
@@ -269,87 +276,108 @@ fn too_deep(text: &str) -> Option<usize> {
     None
 }
 
-fn convert(
-    file: FileId,
-    node: ast::Value<'_>,
-    duplicates: &mut Vec<Diagnostic>,
-) -> (serde_json::Value, SpanNode) {
-    use serde_json::Value as J;
-    let leaf = |range: jsonc_parser::common::Range| SpanNode {
-        start: range.start as u32,
-        end: range.end as u32,
-        kind: SpanKind::Leaf,
-    };
-    match node {
-        ast::Value::NullKeyword(n) => (J::Null, leaf(n.range)),
-        ast::Value::BooleanLit(b) => (J::Bool(b.value), leaf(b.range)),
-        ast::Value::StringLit(s) => (J::String(s.value.into_owned()), leaf(s.range)),
-        ast::Value::NumberLit(n) => (parse_number(n.value), leaf(n.range)),
-        ast::Value::Array(array) => {
-            let (mut values, mut spans) = (
-                Vec::with_capacity(array.elements.len()),
-                Vec::with_capacity(array.elements.len()),
+fn syntax_error(file: FileId, text: &str, error: &serde_json::Error) -> Diagnostic {
+    let offset = offset_of(text, error.line(), error.column());
+    let message = error.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let end = (offset + 1).min(text.len()).max(offset);
+    Diagnostic::at("PHX-JSON-001", Span::new(file, offset, end), message)
+        .help("this file must be plain JSON (RFC 8259): no comments, no trailing commas, double-quoted keys")
+}
+
+/// Byte offset of serde_json's 1-based line and column (column counts bytes; 0 means line start).
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let line_start = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum::<usize>();
+    (line_start + column.saturating_sub(1)).min(text.len())
+}
+
+/// Reports duplicate keys and keeps only the last of each, as the value does.
+fn report_duplicates(file: FileId, entries: &mut Vec<(Box<str>, (u32, u32), SpanNode)>, duplicates: &mut Vec<Diagnostic>) {
+    if entries.len() < 2 {
+        return;
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+    let mut superseded = Vec::new();
+    for (i, (key, range, _)) in entries.iter().enumerate() {
+        if let Some(&first) = seen.get(key.as_ref()) {
+            let (first_start, first_end) = entries[first].1;
+            duplicates.push(
+                Diagnostic::at(
+                    "PHX-JSON-002",
+                    Span::new(file, range.0 as usize, range.1 as usize),
+                    format!("duplicate key `{key}`; the last value is used"),
+                )
+                .related(Span::new(file, first_start as usize, first_end as usize), "first defined here"),
             );
-            for element in array.elements {
-                let (v, s) = convert(file, element, duplicates);
-                values.push(v);
-                spans.push(s);
-            }
-            (
-                J::Array(values),
-                SpanNode {
-                    start: array.range.start as u32,
-                    end: array.range.end as u32,
-                    kind: SpanKind::Array(spans),
-                },
-            )
+            superseded.push(first);
         }
-        ast::Value::Object(object) => {
-            let mut map = serde_json::Map::with_capacity(object.properties.len());
-            let mut entries: Vec<(String, (u32, u32), SpanNode)> =
-                Vec::with_capacity(object.properties.len());
-            let mut first_seen: HashMap<String, Span> = HashMap::new();
-            for property in object.properties {
-                let key_range = property.name.range();
-                let key_span = Span::new(file, key_range.start, key_range.end);
-                let key = property.name.into_string();
-                if let Some(first) = first_seen.get(&key) {
-                    duplicates.push(
-                        Diagnostic::at(
-                            "PHX-JSON-002",
-                            key_span,
-                            format!("duplicate key `{key}`; the last value is used"),
-                        )
-                        .related(*first, "first defined here"),
-                    );
-                } else {
-                    first_seen.insert(key.clone(), key_span);
-                }
-                let (v, s) = convert(file, property.value, duplicates);
-                map.insert(key.clone(), v);
-                entries.push((key, (key_span.start, key_span.end), s));
-            }
-            let index = (entries.len() > INDEX_THRESHOLD).then(|| {
-                entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (k, _, _))| (k.clone(), i))
-                    .collect()
-            });
-            let node = SpanNode {
-                start: object.range.start as u32,
-                end: object.range.end as u32,
-                kind: SpanKind::Object(SpanObject { entries, index }),
-            };
-            (J::Object(map), node)
-        }
+        seen.insert(key, i);
+    }
+    if !superseded.is_empty() {
+        let mut index = 0;
+        entries.retain(|_| {
+            index += 1;
+            !superseded.contains(&(index - 1))
+        });
     }
 }
 
-fn parse_number(text: &str) -> serde_json::Value {
-    serde_json::from_str::<serde_json::Number>(text)
-        .map(serde_json::Value::Number)
-        .unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+/// An object or array being assembled while tokens stream by.
+enum Frame {
+    Object { start: u32, entries: Vec<(Box<str>, (u32, u32), SpanNode)>, key: Option<(Box<str>, (u32, u32))> },
+    Array { start: u32, items: Vec<SpanNode> },
+}
+
+fn span_tree(file: FileId, text: &str, duplicates: &mut Vec<Diagnostic>) -> Result<SpanNode, Diagnostic> {
+    let mut scanner = jsonc_parser::Scanner::new(text, &jsonc_parser::ScannerOptions::default());
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut root = None;
+    let invalid = |at: usize| Diagnostic::at("PHX-JSON-001", Span::new(file, at, at + 1), "unexpected token");
+    loop {
+        let token = scanner.scan().map_err(|e| invalid(e.range().start))?;
+        let Some(token) = token else { break };
+        let (start, end) = (scanner.token_start() as u32, scanner.token_end() as u32);
+        use jsonc_parser::tokens::Token;
+        let node = match token {
+            Token::OpenBrace => {
+                stack.push(Frame::Object { start, entries: Vec::new(), key: None });
+                continue;
+            }
+            Token::OpenBracket => {
+                stack.push(Frame::Array { start, items: Vec::new() });
+                continue;
+            }
+            Token::CloseBrace | Token::CloseBracket => match stack.pop() {
+                Some(Frame::Object { start, mut entries, .. }) => {
+                    report_duplicates(file, &mut entries, duplicates);
+                    let index = (entries.len() > INDEX_THRESHOLD)
+                        .then(|| entries.iter().enumerate().map(|(i, (k, _, _))| (k.clone(), i)).collect());
+                    let object = SpanObject { entries: entries.into_boxed_slice(), index };
+                    SpanNode { start, end, kind: SpanKind::Object(Box::new(object)) }
+                }
+                Some(Frame::Array { start, items }) => SpanNode { start, end, kind: SpanKind::Array(items.into_boxed_slice()) },
+                None => return Err(invalid(start as usize)),
+            },
+            Token::Comma | Token::Colon | Token::CommentLine(_) | Token::CommentBlock(_) => continue,
+            Token::String(value) => {
+                if let Some(Frame::Object { key: key @ None, .. }) = stack.last_mut() {
+                    *key = Some((value.into_owned().into_boxed_str(), (start, end)));
+                    continue;
+                }
+                SpanNode { start, end, kind: SpanKind::Leaf }
+            }
+            Token::Word(_) | Token::Boolean(_) | Token::Number(_) | Token::Null => SpanNode { start, end, kind: SpanKind::Leaf },
+        };
+        match stack.last_mut() {
+            Some(Frame::Object { entries, key, .. }) => {
+                let (name, key_range) = key.take().ok_or_else(|| invalid(node.start as usize))?;
+                entries.push((name, key_range, node));
+            }
+            Some(Frame::Array { items, .. }) => items.push(node),
+            None => root = Some(node),
+        }
+    }
+    root.ok_or_else(|| Diagnostic::at("PHX-JSON-001", Span::new(file, 0, 0), "the file holds no JSON value"))
 }
 
 #[cfg(test)]
@@ -370,10 +398,7 @@ mod tests {
         assert_eq!(&text[key.start as usize..key.end as usize], "\"c\"");
         // A missing child falls back to its nearest ancestor.
         let fallback = d.span("/a/missing");
-        assert_eq!(
-            &text[fallback.start as usize..fallback.end as usize],
-            r#"{"b": [1, {"c": "x"}]}"#
-        );
+        assert_eq!(&text[fallback.start as usize..fallback.end as usize], r#"{"b": [1, {"c": "x"}]}"#);
     }
 
     #[test]

@@ -30,27 +30,16 @@ pub struct Checked {
 
 impl Checked {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
 }
 
 /// Loads and validates the configuration in `config_dir`.
 pub fn check(config_dir: &std::path::Path, source: &dyn Source) -> Checked {
-    let Loaded {
-        sources,
-        model,
-        mut diagnostics,
-        facts,
-    } = load(config_dir, source);
+    let Loaded { sources, model, mut diagnostics, facts } = load(config_dir, source);
     if let Some(model) = &model {
         diagnostics.extend(validate::validate(model, &facts));
     }
     let diagnostics = diagnostics.finish(&sources);
-    Checked {
-        sources,
-        model,
-        diagnostics,
-    }
+    Checked { sources, model, diagnostics }
 }

@@ -22,13 +22,7 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 5] = [
-        FileKind::Hypervisor,
-        FileKind::Lxc,
-        FileKind::Vm,
-        FileKind::Stacks,
-        FileKind::Manifest,
-    ];
+    pub const ALL: [FileKind; 5] = [FileKind::Hypervisor, FileKind::Lxc, FileKind::Vm, FileKind::Stacks, FileKind::Manifest];
 
     pub fn file_name(self) -> &'static str {
         match self {
@@ -52,15 +46,12 @@ const REQUIRED: &[(&str, &[&str])] = &[
     ("RawZone", &["zone_name"]),
     ("RawRecord", &["hostname"]),
     ("RawStack", &["compose_file_path"]),
-    ("RawVm", &["vmid"]),
+    ("RawVmFields", &["vmid"]),
     ("RawStackAssignment", &["name", "environment"]),
     ("RawVariable", &["name"]),
     ("RawExternalSystem", &["name"]),
     ("RawTraefikService", &["name", "port"]),
-    (
-        "RawCertificate",
-        &["common_name", "guest_id", "cert_path", "key_path"],
-    ),
+    ("RawCertificate", &["common_name", "guest_id", "cert_path", "key_path"]),
 ];
 
 /// The generated JSON Schema for one file.
@@ -98,17 +89,12 @@ fn checker() -> &'static Checker {
                 let schema = schema_for(kind);
                 collect_property_names(&schema, &mut known);
                 // The schema is generated from our own types: failing to compile it is a bug.
-                let validator = jsonschema::options()
-                    .should_validate_formats(false)
-                    .build(&schema)
-                    .expect("phoenix's generated schema compiles");
+                let validator =
+                    jsonschema::options().should_validate_formats(false).build(&schema).expect("phoenix's generated schema compiles");
                 (kind, validator)
             })
             .collect();
-        Checker {
-            validators,
-            known_keys: known.into_iter().collect(),
-        }
+        Checker { validators, known_keys: known.into_iter().collect() }
     })
 }
 
@@ -126,10 +112,7 @@ fn collect_property_names(schema: &Value, out: &mut BTreeSet<String>) {
 }
 
 /// The known key closest to `unknown`, if any is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    unknown: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(unknown: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(unknown, c), c))
@@ -149,12 +132,7 @@ pub struct SchemaReport {
 /// Checks `doc` against phoenix's schema for `kind`.
 pub fn check(doc: &JsonDoc, file_kind: FileKind) -> SchemaReport {
     let checker = checker();
-    let validator = &checker
-        .validators
-        .iter()
-        .find(|(k, _)| *k == file_kind)
-        .expect("every kind has a validator")
-        .1;
+    let validator = &checker.validators.iter().find(|(k, _)| *k == file_kind).expect("every kind has a validator").1;
     let mut report = SchemaReport::default();
     for (pointer, kind) in validator.iter_errors(&doc.value).flat_map(best_match) {
         if !matches!(
@@ -165,13 +143,7 @@ pub fn check(doc: &JsonDoc, file_kind: FileKind) -> SchemaReport {
         ) {
             report.invalid_values.push(pointer.clone());
         }
-        report.diagnostics.extend(diagnose(
-            doc,
-            &pointer,
-            &kind,
-            &checker.known_keys,
-            file_kind,
-        ));
+        report.diagnostics.extend(diagnose(doc, &pointer, &kind, &checker.known_keys, file_kind));
     }
     report
 }
@@ -183,34 +155,18 @@ fn best_match(error: jsonschema::ValidationError<'_>) -> Vec<(String, Validation
     let parts = error.into_parts();
     let here = parts.instance_path.as_str().to_string();
     let context = match parts.kind {
-        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
-            context
-        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => context,
         kind => return vec![(here, kind)],
     };
     let rejected_by_type = |branch: &Vec<jsonschema::ValidationError<'static>>| {
-        branch.iter().any(|e| {
-            e.instance_path().as_str() == here
-                && matches!(e.kind(), ValidationErrorKind::Type { .. })
-        })
+        branch.iter().any(|e| e.instance_path().as_str() == here && matches!(e.kind(), ValidationErrorKind::Type { .. }))
     };
-    let fitting = context
-        .iter()
-        .filter(|b| !b.is_empty() && !rejected_by_type(b))
-        .count();
+    let fitting = context.iter().filter(|b| !b.is_empty() && !rejected_by_type(b)).count();
     if fitting == 1 {
-        let branch = context
-            .into_iter()
-            .find(|b| !b.is_empty() && !rejected_by_type(b))
-            .expect("counted above");
+        let branch = context.into_iter().find(|b| !b.is_empty() && !rejected_by_type(b)).expect("counted above");
         return branch.into_iter().flat_map(best_match).collect();
     }
-    vec![(
-        here,
-        ValidationErrorKind::AnyOf {
-            context: Vec::new(),
-        },
-    )]
+    vec![(here, ValidationErrorKind::AnyOf { context: Vec::new() })]
 }
 
 fn json_type_name(value: Option<&Value>) -> &'static str {
@@ -227,94 +183,43 @@ fn json_type_name(value: Option<&Value>) -> &'static str {
 fn describe_type(kind: &TypeKind) -> String {
     match kind {
         TypeKind::Single(t) => t.to_string(),
-        TypeKind::Multiple(set) => set
-            .iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(" or "),
+        TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or "),
     }
 }
 
-fn diagnose(
-    doc: &JsonDoc,
-    pointer: &str,
-    kind: &ValidationErrorKind,
-    known: &[String],
-    file: FileKind,
-) -> Vec<Diagnostic> {
+fn diagnose(doc: &JsonDoc, pointer: &str, kind: &ValidationErrorKind, known: &[String], file: FileKind) -> Vec<Diagnostic> {
     let found = json_type_name(doc.value.pointer(pointer));
     let at = doc.span(pointer);
-    let here = if pointer.is_empty() {
-        "the file".to_string()
-    } else {
-        format!("`{pointer}`")
-    };
+    let here = if pointer.is_empty() { "the file".to_string() } else { format!("`{pointer}`") };
     match kind {
         ValidationErrorKind::Type { kind } => {
-            vec![Diagnostic::at(
-                "PHX-SCHEMA-001",
-                at,
-                format!("{here} must be {}, found {found}", describe_type(kind)),
-            )
-            .help(format!("see `phoenix schema {}`", file.file_name()))]
+            vec![Diagnostic::at("PHX-SCHEMA-001", at, format!("{here} must be {}, found {found}", describe_type(kind)))
+                .help(format!("see `phoenix schema {}`", file.file_name()))]
         }
         ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
-            vec![Diagnostic::at(
-                "PHX-SCHEMA-001",
-                at,
-                format!("{here} has none of the accepted forms (found {found})"),
-            )
-            .help(format!(
-                "see `phoenix schema {}` for the accepted forms",
-                file.file_name()
-            ))]
+            vec![Diagnostic::at("PHX-SCHEMA-001", at, format!("{here} has none of the accepted forms (found {found})"))
+                .help(format!("see `phoenix schema {}` for the accepted forms", file.file_name()))]
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            vec![Diagnostic::at(
-                "PHX-SCHEMA-002",
-                at,
-                format!("{here} lacks the required key `{name}`"),
-            )
-            .help(format!("add \"{name}\""))]
+            vec![Diagnostic::at("PHX-SCHEMA-002", at, format!("{here} lacks the required key `{name}`")).help(format!("add \"{name}\""))]
         }
         ValidationErrorKind::Enum { options } => {
-            let allowed: Vec<String> = options
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|o| o.to_string())
-                .collect();
-            vec![Diagnostic::at(
-                "PHX-SCHEMA-003",
-                at,
-                format!("{here} is not an allowed value"),
-            )
-            .help(format!("use one of: {}", allowed.join(", ")))]
+            let allowed: Vec<String> = options.as_array().into_iter().flatten().map(|o| o.to_string()).collect();
+            vec![Diagnostic::at("PHX-SCHEMA-003", at, format!("{here} is not an allowed value"))
+                .help(format!("use one of: {}", allowed.join(", ")))]
         }
-        ValidationErrorKind::AdditionalProperties { unexpected }
-        | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
+        ValidationErrorKind::AdditionalProperties { unexpected } | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
             .iter()
             .map(|key| {
                 let span = doc.key_span(&join(pointer, key));
-                let diagnostic = Diagnostic::at(
-                    "PHX-KEY-001",
-                    span,
-                    format!("unknown key `{key}` in {here}; it has no effect"),
-                );
+                let diagnostic = Diagnostic::at("PHX-KEY-001", span, format!("unknown key `{key}` in {here}; it has no effect"));
                 match did_you_mean(key, known.iter().map(String::as_str)) {
                     Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
-                    None => diagnostic.help(format!(
-                        "see `phoenix schema {}` for the known keys",
-                        file.file_name()
-                    )),
+                    None => diagnostic.help(format!("see `phoenix schema {}` for the known keys", file.file_name())),
                 }
             })
             .collect(),
-        other => vec![Diagnostic::at(
-            "PHX-SCHEMA-004",
-            at,
-            format!("{here} violates the schema keyword `{}`", other.keyword()),
-        )],
+        other => vec![Diagnostic::at("PHX-SCHEMA-004", at, format!("{here} violates the schema keyword `{}`", other.keyword()))],
     }
 }

@@ -18,11 +18,7 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, start: usize, end: usize) -> Self {
-        Span {
-            file,
-            start: start as u32,
-            end: end.max(start) as u32,
-        }
+        Span { file, start: start as u32, end: end.max(start) as u32 }
     }
 }
 
@@ -48,12 +44,7 @@ impl SourceFile {
     fn new(path: PathBuf, text: String) -> Self {
         let mut line_starts = vec![0u32];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| (i + 1) as u32));
-        SourceFile {
-            path,
-            text,
-            line_starts,
-            secret_ranges: Vec::new(),
-        }
+        SourceFile { path, text, line_starts, secret_ranges: Vec::new() }
     }
 
     pub fn line_col(&self, offset: u32) -> LineCol {
@@ -68,10 +59,7 @@ impl SourceFile {
             end -= 1;
         }
         let column = self.text[line_start..end].chars().count() + 1;
-        LineCol {
-            line: line_index + 1,
-            column,
-        }
+        LineCol { line: line_index + 1, column }
     }
 
     /// Byte offset of a 1-based line and column (column in characters), clamped to the text.
@@ -80,10 +68,7 @@ impl SourceFile {
             return self.text.len() as u32;
         };
         let rest = &self.text[start as usize..];
-        let within = rest
-            .char_indices()
-            .nth(column.saturating_sub(1))
-            .map_or(rest.len(), |(i, _)| i);
+        let within = rest.char_indices().nth(column.saturating_sub(1)).map_or(rest.len(), |(i, _)| i);
         start + within as u32
     }
 
@@ -105,9 +90,7 @@ impl SourceFile {
     }
 
     pub fn is_secret(&self, start: u32, end: u32) -> bool {
-        self.secret_ranges
-            .iter()
-            .any(|&(s, e)| s < end && start < e)
+        self.secret_ranges.iter().any(|&(s, e)| s < end && start < e)
     }
 }
 
@@ -151,10 +134,7 @@ impl SourceMap {
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (FileId(i as u32), f))
+        self.files.iter().enumerate().map(|(i, f)| (FileId(i as u32), f))
     }
 }
 

@@ -1,1 +1,93 @@
-//! placeholder
+//! phoenix-testkit: what phoenix's tests share. Sources that serve configuration from memory
+//! or from fixture folders, the paths of the bundled example and the reference system, a
+//! helper that loads a mutated copy of a configuration, and synthetic inventories of any size.
+//! Test support may do I/O; nothing here is linked into the `phoenix` binary.
+
+pub mod synth;
+
+use phoenix_model::Source;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Error, ErrorKind};
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
+}
+
+/// The bundled example's configuration folder.
+pub fn example_config() -> PathBuf {
+    workspace_root().join("examples/homelab/etc")
+}
+
+/// The reference system's configuration folder (../shared beside the workspace).
+pub fn reference_config() -> PathBuf {
+    workspace_root().join("../shared/reference/phoenix-2025-10-27/etc")
+}
+
+/// Configuration files held in memory, keyed by path; environment variables by name.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySource {
+    pub files: BTreeMap<PathBuf, String>,
+    pub env: BTreeSet<String>,
+}
+
+impl MemorySource {
+    /// Every file under `root` (recursively), so a fixture can be copied into memory and mutated.
+    pub fn from_dir(root: &Path) -> MemorySource {
+        let mut source = MemorySource::default();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("fixture folder is readable") {
+                let path = entry.expect("fixture entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(text) = std::fs::read_to_string(&path) {
+                    source.files.insert(path, text);
+                }
+            }
+        }
+        source
+    }
+
+    pub fn set_env(mut self, names: &[&str]) -> Self {
+        self.env.extend(names.iter().map(|n| n.to_string()));
+        self
+    }
+
+    /// Edits a JSON file in place through `edit`, writing it back pretty-printed.
+    pub fn edit_json(&mut self, path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let text = self.files.get(path).unwrap_or_else(|| panic!("no file {}", path.display()));
+        let mut value: serde_json::Value = serde_json::from_str(text).expect("fixture is JSON");
+        edit(&mut value);
+        self.files.insert(path.to_path_buf(), serde_json::to_string_pretty(&value).expect("serialisable"));
+    }
+}
+
+impl Source for MemorySource {
+    fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
+        self.files.get(path).cloned().ok_or_else(|| Error::new(ErrorKind::NotFound, "not found"))
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        self.files.contains_key(path)
+    }
+
+    fn env_is_set(&self, name: &str) -> bool {
+        self.env.contains(name)
+    }
+}
+
+/// Every environment variable the bundled example reads.
+pub const EXAMPLE_ENV: &[&str] = &[
+    "PHOENIX_PVE_TOKEN_SECRET",
+    "PHOENIX_PORTAINER_PASSWORD",
+    "PHOENIX_PORTAINER_API_KEY",
+    "PHOENIX_PORTAINER_AGENT_SECRET",
+    "PHOENIX_QDRANT_API_KEY",
+];
+
+/// The bundled example (config folder and the files beside it) in memory, its variables set.
+pub fn example_source() -> MemorySource {
+    MemorySource::from_dir(&workspace_root().join("examples/homelab")).set_env(EXAMPLE_ENV)
+}

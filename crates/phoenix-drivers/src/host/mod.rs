@@ -11,10 +11,7 @@ pub struct LocalHost;
 impl Source for LocalHost {
     fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
         if path.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "is a directory",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"));
         }
         std::fs::read_to_string(path)
     }
@@ -36,9 +33,7 @@ mod tests {
     fn directories_and_missing_files_are_errors() {
         let dir = std::env::temp_dir();
         assert!(LocalHost.read_to_string(&dir).is_err());
-        let missing = LocalHost
-            .read_to_string(&dir.join("phoenix-no-such-file"))
-            .unwrap_err();
+        let missing = LocalHost.read_to_string(&dir.join("phoenix-no-such-file")).unwrap_err();
         assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     }
 }

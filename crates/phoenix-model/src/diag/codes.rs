@@ -13,18 +13,8 @@ pub struct CodeInfo {
     pub explanation: &'static str,
 }
 
-const fn c(
-    code: &'static str,
-    severity: Severity,
-    title: &'static str,
-    explanation: &'static str,
-) -> CodeInfo {
-    CodeInfo {
-        code,
-        severity,
-        title,
-        explanation,
-    }
+const fn c(code: &'static str, severity: Severity, title: &'static str, explanation: &'static str) -> CodeInfo {
+    CodeInfo { code, severity, title, explanation }
 }
 
 /// Every code phoenix emits, in order.
@@ -184,10 +174,7 @@ pub fn explain(code: &str) -> Option<String> {
         Severity::Error => "error",
         Severity::Warning => "warning",
     };
-    Some(format!(
-        "{} ({severity}): {}\n\n{}\n",
-        info.code, info.title, info.explanation
-    ))
+    Some(format!("{} ({severity}): {}\n\n{}\n", info.code, info.title, info.explanation))
 }
 
 #[cfg(test)]

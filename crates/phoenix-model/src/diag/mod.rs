@@ -33,21 +33,9 @@ impl Diagnostic {
     /// # Panics
     /// In debug builds, when `code` is not in the registry (a programming error caught by tests).
     pub fn new(code: &'static str, span: Option<Span>, message: impl Into<String>) -> Self {
-        let severity = codes::lookup(code)
-            .map(|c| c.severity)
-            .unwrap_or(Severity::Error);
-        debug_assert!(
-            codes::lookup(code).is_some(),
-            "unregistered diagnostic code {code}"
-        );
-        Diagnostic {
-            code,
-            severity,
-            span,
-            message: message.into(),
-            help: None,
-            related: Vec::new(),
-        }
+        let severity = codes::lookup(code).map(|c| c.severity).unwrap_or(Severity::Error);
+        debug_assert!(codes::lookup(code).is_some(), "unregistered diagnostic code {code}");
+        Diagnostic { code, severity, span, message: message.into(), help: None, related: Vec::new() }
     }
 
     pub fn at(code: &'static str, span: Span, message: impl Into<String>) -> Self {
@@ -98,17 +86,11 @@ impl Diagnostics {
     }
 
     pub fn error_count(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.items.iter().filter(|d| d.severity == Severity::Error).count()
     }
 
     pub fn warning_count(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count()
+        self.items.iter().filter(|d| d.severity == Severity::Warning).count()
     }
 
     pub fn has_errors(&self) -> bool {
@@ -122,15 +104,9 @@ impl Diagnostics {
     /// Orders by file, position and code, and drops generic schema findings where a
     /// specific check reported the same place, so each problem is said once.
     pub fn finish(mut self, sources: &SourceMap) -> Vec<Diagnostic> {
-        let specific: std::collections::HashSet<Span> = self
-            .items
-            .iter()
-            .filter(|d| !d.code.starts_with("PHX-SCHEMA"))
-            .filter_map(|d| d.span)
-            .collect();
-        self.items.retain(|d| {
-            !(d.code.starts_with("PHX-SCHEMA") && d.span.is_some_and(|s| specific.contains(&s)))
-        });
+        let specific: std::collections::HashSet<Span> =
+            self.items.iter().filter(|d| !d.code.starts_with("PHX-SCHEMA")).filter_map(|d| d.span).collect();
+        self.items.retain(|d| !(d.code.starts_with("PHX-SCHEMA") && d.span.is_some_and(|s| specific.contains(&s))));
         self.items.sort_by(|a, b| {
             let key = |d: &Diagnostic| {
                 let path = d.span.map(|s| sources.path(s.file).to_path_buf());

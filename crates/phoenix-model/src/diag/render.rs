@@ -11,11 +11,7 @@ pub const DIAGNOSTICS_SCHEMA_VERSION: u32 = 1;
 
 /// Human output for every diagnostic, followed by a summary line.
 pub fn to_human(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
-    let renderer = if color {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
+    let renderer = if color { Renderer::styled() } else { Renderer::plain() };
     let mut out = String::new();
     for diagnostic in diagnostics {
         out.push_str(&render_one(diagnostic, sources, &renderer));
@@ -27,16 +23,9 @@ pub fn to_human(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) ->
 }
 
 pub fn summary_line(diagnostics: &[Diagnostic]) -> String {
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = diagnostics.len() - errors;
-    format!(
-        "{errors} error{}, {warnings} warning{}",
-        plural(errors),
-        plural(warnings)
-    )
+    format!("{errors} error{}, {warnings} warning{}", plural(errors), plural(warnings))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -52,25 +41,13 @@ fn render_one(diagnostic: &Diagnostic, sources: &SourceMap, renderer: &Renderer)
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
     };
-    let title = level
-        .primary_title(diagnostic.message.as_str())
-        .id(diagnostic.code);
+    let title = level.primary_title(diagnostic.message.as_str()).id(diagnostic.code);
     let mut excerpts = Vec::new();
     if let Some(span) = diagnostic.span {
-        excerpts.push(Excerpt::new(
-            sources,
-            span,
-            AnnotationKind::Primary,
-            String::new(),
-        ));
+        excerpts.push(Excerpt::new(sources, span, AnnotationKind::Primary, String::new()));
     }
     for (span, label) in &diagnostic.related {
-        excerpts.push(Excerpt::new(
-            sources,
-            *span,
-            AnnotationKind::Context,
-            label.clone(),
-        ));
+        excerpts.push(Excerpt::new(sources, *span, AnnotationKind::Context, label.clone()));
     }
     let mut group = Group::with_title(title);
     for excerpt in &excerpts {
@@ -129,23 +106,14 @@ impl Excerpt {
         if !self.label.is_empty() {
             annotation = annotation.label(self.label.as_str());
         }
-        Snippet::source(self.text.as_str())
-            .line_start(self.first_line)
-            .path(self.path.as_str())
-            .annotation(annotation)
+        Snippet::source(self.text.as_str()).line_start(self.first_line).path(self.path.as_str()).annotation(annotation)
     }
 }
 
 /// The versioned JSON document for `phoenix validate --format json`.
 pub fn to_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = diagnostics
-        .iter()
-        .map(|d| diagnostic_json(d, sources))
-        .collect();
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
+    let items: Vec<serde_json::Value> = diagnostics.iter().map(|d| diagnostic_json(d, sources)).collect();
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
     serde_json::json!({
         "schema_version": DIAGNOSTICS_SCHEMA_VERSION,
         "summary": { "errors": errors, "warnings": diagnostics.len() - errors },
@@ -167,11 +135,8 @@ fn location_json(sources: &SourceMap, span: Span) -> serde_json::Value {
 }
 
 fn diagnostic_json(d: &Diagnostic, sources: &SourceMap) -> serde_json::Value {
-    let related: Vec<serde_json::Value> = d
-        .related
-        .iter()
-        .map(|(span, label)| serde_json::json!({ "location": location_json(sources, *span), "label": label }))
-        .collect();
+    let related: Vec<serde_json::Value> =
+        d.related.iter().map(|(span, label)| serde_json::json!({ "location": location_json(sources, *span), "label": label })).collect();
     serde_json::json!({
         "code": d.code,
         "severity": d.severity,

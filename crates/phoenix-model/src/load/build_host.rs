@@ -8,16 +8,13 @@ use crate::json::{join, JsonDoc};
 use crate::model::edge::discover_role;
 use crate::model::*;
 use crate::raw::{self, RawHypervisorConfig, SecretValue, StrOrNum};
+use crate::source::Span;
 use ipnet::{IpNet, Ipv4Net};
 use std::net::{IpAddr, Ipv4Addr};
 
 pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
     model.domain = raw.domain_name.clone().map(|d| d.to_ascii_lowercase());
-    model.host.node_name = raw
-        .proxmox
-        .as_ref()
-        .and_then(|p| p.node_name.clone())
-        .unwrap_or_else(|| "pve".to_string());
+    model.host.node_name = raw.proxmox.as_ref().and_then(|p| p.node_name.clone()).unwrap_or_else(|| "pve".to_string());
     if let Some(network) = &raw.network {
         build_network(model, network, doc, ctx);
     }
@@ -33,96 +30,55 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
         for (i, export) in nfs.exports.iter().enumerate() {
             let Some(export) = export else { continue };
             let pointer = format!("/nfs/exports/{i}");
-            let clients = export
-                .clients
-                .iter()
-                .enumerate()
-                .filter_map(|(j, c)| ip(doc, &join(&join(&pointer, "clients"), j), c, ctx))
-                .collect();
-            model.nfs_exports.push(NfsExport {
-                path: export.path.clone().unwrap_or_default(),
-                clients,
-            });
+            let clients =
+                export.clients.iter().enumerate().filter_map(|(j, c)| ip(doc.span(&join(&join(&pointer, "clients"), j)), c, ctx)).collect();
+            model.nfs_exports.push(NfsExport { path: export.path.clone().unwrap_or_default(), clients });
         }
     }
 }
 
-/// Parses an address, reporting PHX-NET-005 at `pointer` when it is malformed.
-pub fn ip(doc: &JsonDoc, pointer: &str, text: &str, ctx: &mut Ctx<'_>) -> Option<Located<IpAddr>> {
+/// Parses an address written at `span`, reporting PHX-NET-005 when it is malformed.
+pub fn ip(span: Span, text: &str, ctx: &mut Ctx<'_>) -> Option<Located<IpAddr>> {
     match text.trim().parse::<IpAddr>() {
-        Ok(addr) => Some(Located::new(addr, doc.span(pointer))),
+        Ok(addr) => Some(Located::new(addr, span)),
         Err(_) => {
-            ctx.push(Diagnostic::at(
-                "PHX-NET-005",
-                doc.span(pointer),
-                format!("`{text}` is not an IP address"),
-            ));
+            ctx.push(Diagnostic::at("PHX-NET-005", span, format!("`{text}` is not an IP address")));
             None
         }
     }
 }
 
-pub fn ipv4(
-    doc: &JsonDoc,
-    pointer: &str,
-    text: &str,
-    ctx: &mut Ctx<'_>,
-) -> Option<Located<Ipv4Addr>> {
+pub fn ipv4(span: Span, text: &str, ctx: &mut Ctx<'_>) -> Option<Located<Ipv4Addr>> {
     match text.trim().parse::<Ipv4Addr>() {
-        Ok(addr) => Some(Located::new(addr, doc.span(pointer))),
+        Ok(addr) => Some(Located::new(addr, span)),
         Err(_) => {
-            ctx.push(Diagnostic::at(
-                "PHX-NET-005",
-                doc.span(pointer),
-                format!("`{text}` is not an IPv4 address"),
-            ));
+            ctx.push(Diagnostic::at("PHX-NET-005", span, format!("`{text}` is not an IPv4 address")));
             None
         }
     }
 }
 
 /// Parses `a.b.c.d/len`, reporting PHX-NET-005 when malformed or without a prefix.
-pub fn cidr(
-    doc: &JsonDoc,
-    pointer: &str,
-    text: &str,
-    ctx: &mut Ctx<'_>,
-) -> Option<Located<Ipv4Net>> {
+pub fn cidr(span: Span, text: &str, ctx: &mut Ctx<'_>) -> Option<Located<Ipv4Net>> {
     match text.trim().parse::<Ipv4Net>() {
-        Ok(net) => Some(Located::new(net, doc.span(pointer))),
+        Ok(net) => Some(Located::new(net, span)),
         Err(_) => {
             let help = if text.parse::<Ipv4Addr>().is_ok() {
                 "add the prefix length, e.g. /24"
             } else {
                 "write an address with prefix, e.g. 10.0.0.12/24"
             };
-            ctx.push(
-                Diagnostic::at(
-                    "PHX-NET-005",
-                    doc.span(pointer),
-                    format!("`{text}` is not an IPv4 address with prefix"),
-                )
-                .help(help),
-            );
+            ctx.push(Diagnostic::at("PHX-NET-005", span, format!("`{text}` is not an IPv4 address with prefix")).help(help));
             None
         }
     }
 }
 
-pub fn port(
-    doc: &JsonDoc,
-    pointer: &str,
-    value: &StrOrNum,
-    ctx: &mut Ctx<'_>,
-) -> Option<Located<u16>> {
+pub fn port(span: Span, value: &StrOrNum, ctx: &mut Ctx<'_>) -> Option<Located<u16>> {
     match value.to_string().trim().parse::<u16>() {
-        Ok(p) if p > 0 => Some(Located::new(p, doc.span(pointer))),
+        Ok(p) if p > 0 => Some(Located::new(p, span)),
         _ => {
-            ctx.push(Diagnostic::at(
-                "PHX-SCHEMA-004",
-                doc.span(pointer),
-                format!("`{value}` is not a port (1-65535)"),
-            ));
+            ctx.push(Diagnostic::at("PHX-SCHEMA-004", span, format!("`{value}` is not a port (1-65535)")));
             None
         }
     }
@@ -131,89 +87,46 @@ pub fn port(
 fn build_network(model: &mut Model, network: &raw::RawNetwork, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
     if let Some(interface) = &network.interfaces {
         model.host.bridge = interface.name.clone();
-        model.host.address = interface
-            .address
-            .as_deref()
-            .and_then(|a| cidr(doc, "/network/interfaces/address", a, ctx));
-        model.host.gateway = interface
-            .gateway
-            .as_deref()
-            .and_then(|g| ipv4(doc, "/network/interfaces/gateway", g, ctx));
+        model.host.address = interface.address.as_deref().and_then(|a| cidr(doc.span("/network/interfaces/address"), a, ctx));
+        model.host.gateway = interface.gateway.as_deref().and_then(|g| ipv4(doc.span("/network/interfaces/gateway"), g, ctx));
         if let Some(list) = &interface.dns_nameservers {
-            model.host.nameservers =
-                nameservers(doc, "/network/interfaces/dns_nameservers", list, ctx);
+            model.host.nameservers = nameservers(doc, "/network/interfaces/dns_nameservers", list, ctx);
         }
     }
     model.host.subnet = network.default_subnet.as_deref().and_then(|s| {
-        let net = cidr(doc, "/network/default_subnet", s, ctx)?;
+        let net = cidr(doc.span("/network/default_subnet"), s, ctx)?;
         Some(Located::new(net.value.trunc(), net.span))
     });
     let port_or = |value: &Option<StrOrNum>, pointer: &str, default: u16, ctx: &mut Ctx<'_>| {
-        value
-            .as_ref()
-            .and_then(|v| port(doc, pointer, v, ctx))
-            .map_or(default, |p| p.value)
+        value.as_ref().and_then(|v| port(doc.span(pointer), v, ctx)).map_or(default, |p| p.value)
     };
     model.portainer = Some(PortainerApi {
         hostname: None,
-        server_ip: network
-            .portainer_server_ip
-            .as_deref()
-            .and_then(|s| ipv4(doc, "/network/portainer_server_ip", s, ctx)),
-        server_port: port_or(
-            &network.portainer_server_port,
-            "/network/portainer_server_port",
-            9443,
-            ctx,
-        ),
-        agent_port: port_or(
-            &network.portainer_agent_port,
-            "/network/portainer_agent_port",
-            9001,
-            ctx,
-        ),
+        server_ip: network.portainer_server_ip.as_deref().and_then(|s| ipv4(doc.span("/network/portainer_server_ip"), s, ctx)),
+        server_port: port_or(&network.portainer_server_port, "/network/portainer_server_port", 9443, ctx),
+        agent_port: port_or(&network.portainer_agent_port, "/network/portainer_agent_port", 9001, ctx),
     });
 }
 
 /// Parses a nameserver list written as a string or array.
-pub fn nameservers(
-    doc: &JsonDoc,
-    pointer: &str,
-    list: &raw::StrOrList,
-    ctx: &mut Ctx<'_>,
-) -> Vec<Located<IpAddr>> {
+pub fn nameservers(doc: &JsonDoc, pointer: &str, list: &raw::StrOrList, ctx: &mut Ctx<'_>) -> Vec<Located<IpAddr>> {
     let one_string = matches!(list, raw::StrOrList::One(_));
     list.items()
         .iter()
         .enumerate()
         .filter_map(|(i, item)| {
-            let at = if one_string {
-                pointer.to_string()
-            } else {
-                join(pointer, i)
-            };
-            ip(doc, &at, item, ctx)
+            let at = if one_string { pointer.to_string() } else { join(pointer, i) };
+            ip(doc.span(&at), item, ctx)
         })
         .collect()
 }
 
-fn policy(
-    doc: &JsonDoc,
-    pointer: &str,
-    value: Option<&str>,
-    default: Action,
-    ctx: &mut Ctx<'_>,
-) -> Action {
+fn policy(doc: &JsonDoc, pointer: &str, value: Option<&str>, default: Action, ctx: &mut Ctx<'_>) -> Action {
     match value {
         None => default,
         Some(text) => Action::parse(text).unwrap_or_else(|| {
             ctx.push(
-                Diagnostic::at(
-                    "PHX-FW-004",
-                    doc.span(pointer),
-                    format!("`{text}` is not a policy"),
-                )
-                .help("use ACCEPT, DROP or REJECT"),
+                Diagnostic::at("PHX-FW-004", doc.span(pointer), format!("`{text}` is not a policy")).help("use ACCEPT, DROP or REJECT"),
             );
             default
         }),
@@ -224,63 +137,27 @@ fn build_firewall(model: &mut Model, raw: &raw::RawFirewall, doc: &JsonDoc, ctx:
     let defaults = ClusterOptions::default();
     model.firewall.cluster = ClusterOptions {
         enabled: raw.enabled.unwrap_or(false),
-        policy_in: policy(
-            doc,
-            "/firewall/default_input_policy",
-            raw.default_input_policy.as_deref(),
-            defaults.policy_in,
-            ctx,
-        ),
-        policy_out: policy(
-            doc,
-            "/firewall/default_output_policy",
-            raw.default_output_policy.as_deref(),
-            defaults.policy_out,
-            ctx,
-        ),
+        policy_in: policy(doc, "/firewall/default_input_policy", raw.default_input_policy.as_deref(), defaults.policy_in, ctx),
+        policy_out: policy(doc, "/firewall/default_output_policy", raw.default_output_policy.as_deref(), defaults.policy_out, ctx),
         span: Some(doc.key_span("/firewall")),
     };
-    model.firewall.cluster_rules = build_rules::build_list(
-        doc,
-        "/firewall/global_firewall_rules",
-        &raw.global_firewall_rules,
-        &Scope::Cluster,
-        ctx,
-    );
-    model.firewall.host_rules = build_rules::build_list(
-        doc,
-        "/firewall/host_rules",
-        &raw.host_rules,
-        &Scope::Host,
-        ctx,
-    );
+    model.firewall.cluster_rules =
+        build_rules::build_at(doc, "/firewall/global_firewall_rules", &raw.global_firewall_rules, &Scope::Cluster, ctx);
+    model.firewall.host_rules = build_rules::build_at(doc, "/firewall/host_rules", &raw.host_rules, &Scope::Host, ctx);
     for (name, value) in &raw.aliases {
         let pointer = join("/firewall/aliases", name);
-        match value
-            .parse::<IpNet>()
-            .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
-        {
+        match value.parse::<IpNet>().or_else(|_| value.parse::<IpAddr>().map(IpNet::from)) {
             Ok(net) => {
-                model
-                    .firewall
-                    .aliases
-                    .insert(name.to_ascii_lowercase(), (net, doc.span(&pointer)));
+                model.firewall.aliases.insert(name.to_ascii_lowercase(), (net, doc.span(&pointer)));
             }
-            Err(_) => ctx.push(Diagnostic::at(
-                "PHX-FW-001",
-                doc.span(&pointer),
-                format!("alias `{name}` is not an IP or CIDR"),
-            )),
+            Err(_) => ctx.push(Diagnostic::at("PHX-FW-001", doc.span(&pointer), format!("alias `{name}` is not an IP or CIDR"))),
         }
     }
     for (name, entries) in &raw.ipsets {
         let pointer = join("/firewall/ipsets", name);
         let mut nets = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
-            match entry
-                .parse::<IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-            {
+            match entry.parse::<IpNet>().or_else(|_| entry.parse::<IpAddr>().map(IpNet::from)) {
                 Ok(net) => nets.push(net),
                 Err(_) => ctx.push(Diagnostic::at(
                     "PHX-FW-001",
@@ -289,15 +166,12 @@ fn build_firewall(model: &mut Model, raw: &raw::RawFirewall, doc: &JsonDoc, ctx:
                 )),
             }
         }
-        model
-            .firewall
-            .ipsets
-            .insert(name.to_ascii_lowercase(), (nets, doc.span(&pointer)));
+        model.firewall.ipsets.insert(name.to_ascii_lowercase(), (nets, doc.span(&pointer)));
     }
     for (name, rules) in &raw.security_groups {
         let pointer = join("/firewall/security_groups", name);
         let scope = Scope::Group(name.clone());
-        let built = build_rules::build_list(doc, &pointer, rules, &scope, ctx);
+        let built = build_rules::build_at(doc, &pointer, rules, &scope, ctx);
         model.firewall.groups.insert(name.clone(), built);
     }
 }
@@ -308,23 +182,16 @@ fn build_dns(model: &mut Model, raw: &raw::RawDnsServer, doc: &JsonDoc, ctx: &mu
         .upstream_servers
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| ip(doc, &join("/dns_server/upstream_servers", i), s, ctx))
+        .filter_map(|(i, s)| ip(doc.span(&join("/dns_server/upstream_servers", i)), s, ctx))
         .collect();
     if let Some(listen) = &raw.listen_addresses {
-        model.dns.listen_addresses = listen
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| ip(doc, &join("/dns_server/listen_addresses", i), s, ctx))
-            .collect();
+        model.dns.listen_addresses =
+            listen.iter().enumerate().filter_map(|(i, s)| ip(doc.span(&join("/dns_server/listen_addresses", i)), s, ctx)).collect();
     }
     for (z, zone) in raw.authoritative_zones.iter().enumerate() {
         let Some(zone) = zone else { continue };
         let zone_pointer = join("/dns_server/authoritative_zones", z);
-        let Some(zone_name) = zone
-            .zone_name
-            .as_deref()
-            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
-        else {
+        let Some(zone_name) = zone.zone_name.as_deref().map(|n| n.trim_end_matches('.').to_ascii_lowercase()) else {
             continue;
         };
         if !valid_dns_name(&zone_name) {
@@ -335,10 +202,7 @@ fn build_dns(model: &mut Model, raw: &raw::RawDnsServer, doc: &JsonDoc, ctx: &mu
             ));
             continue;
         }
-        model.dns.zones.push(Located::new(
-            zone_name.clone(),
-            doc.span(&join(&zone_pointer, "zone_name")),
-        ));
+        model.dns.zones.push(Located::new(zone_name.clone(), doc.span(&join(&zone_pointer, "zone_name"))));
         for (r, record) in zone.records.iter().enumerate() {
             let Some(record) = record else { continue };
             let pointer = join(&join(&zone_pointer, "records"), r);
@@ -347,35 +211,17 @@ fn build_dns(model: &mut Model, raw: &raw::RawDnsServer, doc: &JsonDoc, ctx: &mu
     }
 }
 
-fn build_record(
-    model: &mut Model,
-    doc: &JsonDoc,
-    pointer: &str,
-    zone: &str,
-    record: &raw::RawRecord,
-    ctx: &mut Ctx<'_>,
-) {
+fn build_record(model: &mut Model, doc: &JsonDoc, pointer: &str, zone: &str, record: &raw::RawRecord, ctx: &mut Ctx<'_>) {
     let Some(label) = record.hostname.as_deref() else {
         return;
     };
     let label = label.trim_end_matches('.').to_ascii_lowercase();
-    let fqdn = if label == "@" {
-        zone.to_string()
-    } else {
-        format!("{label}.{zone}")
-    };
+    let fqdn = if label == "@" { zone.to_string() } else { format!("{label}.{zone}") };
     if !valid_dns_name(&fqdn) {
-        ctx.push(Diagnostic::at(
-            "PHX-DNS-004",
-            doc.span(&join(pointer, "hostname")),
-            format!("`{fqdn}` is not a valid DNS name"),
-        ));
+        ctx.push(Diagnostic::at("PHX-DNS-004", doc.span(&join(pointer, "hostname")), format!("`{fqdn}` is not a valid DNS name")));
         return;
     }
-    let views = [
-        ("ip_internal", DnsView::Internal, &record.ip_internal),
-        ("ip_external", DnsView::External, &record.ip_external),
-    ];
+    let views = [("ip_internal", DnsView::Internal, &record.ip_internal), ("ip_external", DnsView::External, &record.ip_external)];
     let mut any = false;
     for (field, view, value) in views {
         let (field, value) = match (value, &record.ip) {
@@ -394,21 +240,13 @@ fn build_record(
                 span: doc.span(pointer),
                 address_span: doc.span(&at),
             }),
-            Err(_) => ctx.push(Diagnostic::at(
-                "PHX-DNS-004",
-                doc.span(&at),
-                format!("`{value}` is not an IP address"),
-            )),
+            Err(_) => ctx.push(Diagnostic::at("PHX-DNS-004", doc.span(&at), format!("`{value}` is not an IP address"))),
         }
     }
     if !any {
         ctx.push(
-            Diagnostic::at(
-                "PHX-DNS-004",
-                doc.span(pointer),
-                format!("record `{fqdn}` has no address"),
-            )
-            .help("add ip_internal, ip_external or ip"),
+            Diagnostic::at("PHX-DNS-004", doc.span(pointer), format!("record `{fqdn}` has no address"))
+                .help("add ip_internal, ip_external or ip"),
         );
     }
 }
@@ -423,21 +261,12 @@ pub fn valid_dns_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
 /// Records a secret site; a literal's span is masked so it is never shown.
-pub fn secret(
-    model: &mut Model,
-    doc: &JsonDoc,
-    pointer: &str,
-    what: &str,
-    value: &SecretValue,
-    ctx: &mut Ctx<'_>,
-) {
+pub fn secret(model: &mut Model, doc: &JsonDoc, pointer: &str, what: &str, value: &SecretValue, ctx: &mut Ctx<'_>) {
     let span = doc.span(pointer);
     let reference = match value {
         SecretValue::Env { env } => {
@@ -454,73 +283,33 @@ pub fn secret(
             SecretRef::Literal
         }
     };
-    model.secrets.push(SecretSite {
-        what: what.to_string(),
-        reference,
-        span,
-    });
+    model.secrets.push(SecretSite { what: what.to_string(), reference, span });
 }
 
 fn build_services(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
     if let Some(step_ca) = &raw.step_ca {
         model.step_ca = Some(StepCa {
-            dns_name: step_ca
-                .dns_name
-                .as_ref()
-                .map(|n| Located::new(n.to_ascii_lowercase(), doc.span("/step_ca/dns_name"))),
-            port: step_ca
-                .port
-                .as_ref()
-                .and_then(|p| port(doc, "/step_ca/port", p, ctx))
-                .map_or(9000, |p| p.value),
+            dns_name: step_ca.dns_name.as_ref().map(|n| Located::new(n.to_ascii_lowercase(), doc.span("/step_ca/dns_name"))),
+            port: step_ca.port.as_ref().and_then(|p| port(doc.span("/step_ca/port"), p, ctx)).map_or(9000, |p| p.value),
             root_ca_name: step_ca.root_ca_name.clone(),
         });
     }
     if let Some(api) = &raw.portainer_api {
-        let hostname = api.portainer_hostname.as_ref().map(|h| {
-            Located::new(
-                h.to_ascii_lowercase(),
-                doc.span("/portainer_api/portainer_hostname"),
-            )
-        });
+        let hostname =
+            api.portainer_hostname.as_ref().map(|h| Located::new(h.to_ascii_lowercase(), doc.span("/portainer_api/portainer_hostname")));
         match &mut model.portainer {
             Some(portainer) => portainer.hostname = hostname,
-            None => {
-                model.portainer = Some(PortainerApi {
-                    hostname,
-                    server_ip: None,
-                    server_port: 9443,
-                    agent_port: 9001,
-                })
-            }
+            None => model.portainer = Some(PortainerApi { hostname, server_ip: None, server_port: 9443, agent_port: 9001 }),
         }
-        let secrets = [
-            ("admin_password", &api.admin_password),
-            ("api_key", &api.api_key),
-            ("agent_secret", &api.agent_secret),
-        ];
+        let secrets = [("admin_password", &api.admin_password), ("api_key", &api.api_key), ("agent_secret", &api.agent_secret)];
         for (field, value) in secrets {
             if let Some(value) = value {
-                secret(
-                    model,
-                    doc,
-                    &join("/portainer_api", field),
-                    &format!("portainer_api.{field}"),
-                    value,
-                    ctx,
-                );
+                secret(model, doc, &join("/portainer_api", field), &format!("portainer_api.{field}"), value, ctx);
             }
         }
     }
     if let Some(value) = raw.proxmox.as_ref().and_then(|p| p.token_secret.clone()) {
-        secret(
-            model,
-            doc,
-            "/proxmox/token_secret",
-            "proxmox.token_secret",
-            &value,
-            ctx,
-        );
+        secret(model, doc, "/proxmox/token_secret", "proxmox.token_secret", &value, ctx);
     }
 }
 
@@ -530,10 +319,7 @@ fn build_externals(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, 
         let pointer = join("/external_systems", i);
         let mut addresses = Vec::new();
         for (j, text) in system.addresses.iter().enumerate() {
-            match text
-                .parse::<IpNet>()
-                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-            {
+            match text.parse::<IpNet>().or_else(|_| text.parse::<IpAddr>().map(IpNet::from)) {
                 Ok(net) => addresses.push(net),
                 Err(_) => ctx.push(Diagnostic::at(
                     "PHX-NET-005",
@@ -542,11 +328,7 @@ fn build_externals(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, 
                 )),
             }
         }
-        model.externals.push(ExternalSystem {
-            name: system.name.clone().unwrap_or_default(),
-            addresses,
-            span: Some(doc.span(&pointer)),
-        });
+        model.externals.push(ExternalSystem { name: system.name.clone().unwrap_or_default(), addresses, span: Some(doc.span(&pointer)) });
     }
     // Systems the legacy format names implicitly: the router, upstream and fallback resolvers.
     let mut implicit = |name: &str, addresses: Vec<IpAddr>| {
@@ -558,69 +340,35 @@ fn build_externals(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, 
             });
         }
     };
-    implicit(
-        "router (network.interfaces.gateway)",
-        model
-            .host
-            .gateway
-            .iter()
-            .map(|g| IpAddr::V4(g.value))
-            .collect(),
-    );
-    implicit(
-        "upstream resolvers (dns_server.upstream_servers)",
-        model.dns.upstreams.iter().map(|u| u.value).collect(),
-    );
-    let fallback = raw
-        .network
-        .as_ref()
-        .and_then(|n| n.fallback_dns.as_deref())
-        .and_then(|f| f.parse::<IpAddr>().ok());
-    implicit(
-        "fallback resolver (network.fallback_dns)",
-        fallback.into_iter().collect(),
-    );
+    implicit("router (network.interfaces.gateway)", model.host.gateway.iter().map(|g| IpAddr::V4(g.value)).collect());
+    implicit("upstream resolvers (dns_server.upstream_servers)", model.dns.upstreams.iter().map(|u| u.value).collect());
+    let fallback = raw.network.as_ref().and_then(|n| n.fallback_dns.as_deref()).and_then(|f| f.parse::<IpAddr>().ok());
+    implicit("fallback resolver (network.fallback_dns)", fallback.into_iter().collect());
 }
 
 /// Resolves the edge roles: explicit `edge` keys first, then discovery.
-pub fn resolve_edge(
-    model: &mut Model,
-    raw: &RawHypervisorConfig,
-    doc: &JsonDoc,
-    ctx: &mut Ctx<'_>,
-) {
+pub fn resolve_edge(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
     let edge = raw.edge.clone().unwrap_or_default();
-    let explicit =
-        |field: &str, value: &Option<StrOrNum>, ctx: &mut Ctx<'_>| -> Option<Option<GuestId>> {
-            let value = value.as_ref()?;
-            let id = value
-                .to_string()
-                .parse::<GuestId>()
-                .ok()
-                .filter(|id| model.guests.contains_key(id));
-            if id.is_none() {
-                ctx.push(Diagnostic::at(
-                    "PHX-ROLE-001",
-                    doc.span(&join("/edge", field)),
-                    format!("edge.{field} names `{value}`, which is not a defined guest"),
-                ));
-            }
-            Some(id)
-        };
+    let explicit = |field: &str, value: &Option<StrOrNum>, ctx: &mut Ctx<'_>| -> Option<Option<GuestId>> {
+        let value = value.as_ref()?;
+        let id = value.to_string().parse::<GuestId>().ok().filter(|id| model.guests.contains_key(id));
+        if id.is_none() {
+            ctx.push(Diagnostic::at(
+                "PHX-ROLE-001",
+                doc.span(&join("/edge", field)),
+                format!("edge.{field} names `{value}`, which is not a defined guest"),
+            ));
+        }
+        Some(id)
+    };
     let gateway = explicit("gateway_guest", &edge.gateway_guest, ctx);
     let traefik = explicit("traefik_guest", &edge.traefik_guest, ctx);
     let step_ca = explicit("step_ca_guest", &edge.step_ca_guest, ctx);
     let dns = explicit("dns_guest", &edge.dns_guest, ctx);
     model.edge = EdgeRoles {
-        gateway: gateway.unwrap_or_else(|| {
-            discover_role(&model.guests, |g| {
-                g.name.to_ascii_lowercase().contains("nginx")
-            })
-        }),
-        traefik: traefik
-            .unwrap_or_else(|| discover_role(&model.guests, |g| g.has_feature("traefik"))),
-        step_ca: step_ca
-            .unwrap_or_else(|| discover_role(&model.guests, |g| g.has_feature("step_ca"))),
+        gateway: gateway.unwrap_or_else(|| discover_role(&model.guests, |g| g.name.to_ascii_lowercase().contains("nginx"))),
+        traefik: traefik.unwrap_or_else(|| discover_role(&model.guests, |g| g.has_feature("traefik"))),
+        step_ca: step_ca.unwrap_or_else(|| discover_role(&model.guests, |g| g.has_feature("step_ca"))),
         dns: dns.flatten(),
     };
 }

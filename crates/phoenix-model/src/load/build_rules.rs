@@ -3,65 +3,39 @@
 
 use super::Ctx;
 use crate::diag::Diagnostic;
-use crate::json::{join, JsonDoc};
+use crate::json::{Cursor, JsonDoc};
 use crate::model::*;
 use crate::raw::{RawRule, StrOrNum};
+use crate::source::Span;
 
-/// Builds the rules of one list (`pointer` names the array).
-pub fn build_list(
-    doc: &JsonDoc,
-    pointer: &str,
-    raw: &[Option<RawRule>],
-    scope: &Scope,
-    ctx: &mut Ctx<'_>,
-) -> Vec<Rule> {
+/// Builds the rules of the list at `pointer` of `doc`.
+pub fn build_at(doc: &JsonDoc, pointer: &str, raw: &[Option<RawRule>], scope: &Scope, ctx: &mut Ctx<'_>) -> Vec<Rule> {
+    build_list(doc.cursor(pointer), doc.span(pointer), raw, scope, ctx)
+}
+
+/// Builds the rules of one list; `list` is the array's cursor (`fallback` when it is absent).
+pub fn build_list(list: Option<Cursor<'_>>, fallback: Span, raw: &[Option<RawRule>], scope: &Scope, ctx: &mut Ctx<'_>) -> Vec<Rule> {
     raw.iter()
         .enumerate()
         .filter_map(|(i, rule)| {
-            Some(build_rule(
-                doc,
-                &join(pointer, i),
-                rule.as_ref()?,
-                scope.clone(),
-                i,
-                ctx,
-            ))
+            let node = list.and_then(|l| l.at(i));
+            Some(build_rule(node, list.map_or(fallback, |l| l.span()), rule.as_ref()?, scope.clone(), i, ctx))
         })
         .collect()
 }
 
-fn field_span(
-    doc: &JsonDoc,
-    pointer: &str,
-    field: &str,
-    present: bool,
-) -> Option<crate::source::Span> {
-    present.then(|| doc.span(&join(pointer, field)))
-}
-
-fn build_rule(
-    doc: &JsonDoc,
-    pointer: &str,
-    raw: &RawRule,
-    scope: Scope,
-    position: usize,
-    ctx: &mut Ctx<'_>,
-) -> Rule {
-    let span = doc.span(pointer);
+fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Scope, position: usize, ctx: &mut Ctx<'_>) -> Rule {
+    let span = node.map_or(fallback, |n| n.span());
+    let field = |name: &str, present: bool| present.then(|| node.map_or(span, |n| n.span_of(name)));
     let port_field = if raw.dport.is_some() { "dport" } else { "port" };
     let spans = RuleSpans {
-        source: field_span(doc, pointer, "source", raw.source.is_some()),
-        dest: field_span(doc, pointer, "dest", raw.dest.is_some()),
-        dport: field_span(
-            doc,
-            pointer,
-            port_field,
-            raw.dport.is_some() || raw.port.is_some(),
-        ),
-        sport: field_span(doc, pointer, "sport", raw.sport.is_some()),
-        proto: field_span(doc, pointer, "proto", raw.proto.is_some()),
-        action: field_span(doc, pointer, "action", raw.action.is_some()),
-        direction: field_span(doc, pointer, "type", raw.direction.is_some()),
+        source: field("source", raw.source.is_some()),
+        dest: field("dest", raw.dest.is_some()),
+        dport: field(port_field, raw.dport.is_some() || raw.port.is_some()),
+        sport: field("sport", raw.sport.is_some()),
+        proto: field("proto", raw.proto.is_some()),
+        action: field("action", raw.action.is_some()),
+        direction: field("type", raw.direction.is_some()),
     };
     let mut malformed = false;
     let mut report = |ctx: &mut Ctx<'_>, diagnostic: Diagnostic| {
@@ -75,11 +49,7 @@ fn build_rule(
             _ => {
                 report(
                     ctx,
-                    Diagnostic::at(
-                        "PHX-FW-004",
-                        spans.action.unwrap_or(span),
-                        "a `group` rule must name the security group in `action`",
-                    ),
+                    Diagnostic::at("PHX-FW-004", spans.action.unwrap_or(span), "a `group` rule must name the security group in `action`"),
                 );
                 (Direction::In, Verdict::Action(Action::Drop))
             }
@@ -102,8 +72,7 @@ fn build_rule(
                 None => {
                     report(
                         ctx,
-                        Diagnostic::at("PHX-FW-005", span, "rule has no `type` (in, out or group)")
-                            .help("add \"type\": \"in\" or \"out\""),
+                        Diagnostic::at("PHX-FW-005", span, "rule has no `type` (in, out or group)").help("add \"type\": \"in\" or \"out\""),
                     );
                     Direction::In
                 }
@@ -112,20 +81,12 @@ fn build_rule(
                 Some((_, Some(action))) => action,
                 Some((text, None)) => {
                     let help = match Action::parse(&text.to_ascii_uppercase()) {
-                        Some(a) => format!(
-                            "write `{}`: pve-firewall actions are upper case",
-                            a.as_pve()
-                        ),
+                        Some(a) => format!("write `{}`: pve-firewall actions are upper case", a.as_pve()),
                         None => "use ACCEPT, DROP or REJECT".to_string(),
                     };
                     report(
                         ctx,
-                        Diagnostic::at(
-                            "PHX-FW-004",
-                            spans.action.unwrap_or(span),
-                            format!("`{text}` is not a firewall action"),
-                        )
-                        .help(help),
+                        Diagnostic::at("PHX-FW-004", spans.action.unwrap_or(span), format!("`{text}` is not a firewall action")).help(help),
                     );
                     Action::Drop
                 }
@@ -142,33 +103,25 @@ fn build_rule(
         }
     };
 
-    let proto = raw
-        .proto
-        .as_deref()
-        .and_then(|text| match Proto::parse(text) {
-            Ok(proto) => Some(proto),
-            Err(message) => {
-                report(
-                    ctx,
-                    Diagnostic::at("PHX-FW-003", spans.proto.unwrap_or(span), message)
-                        .help("use tcp, udp, icmp, ... or a protocol number"),
-                );
-                None
-            }
-        });
+    let proto = raw.proto.as_deref().and_then(|text| match Proto::parse(text) {
+        Ok(proto) => Some(proto),
+        Err(message) => {
+            report(
+                ctx,
+                Diagnostic::at("PHX-FW-003", spans.proto.unwrap_or(span), message).help("use tcp, udp, icmp, ... or a protocol number"),
+            );
+            None
+        }
+    });
 
-    let mut ports = |value: Option<&StrOrNum>,
-                     at: Option<crate::source::Span>,
-                     ctx: &mut Ctx<'_>|
-     -> Option<PortSet> {
+    let mut ports = |value: Option<&StrOrNum>, at: Option<crate::source::Span>, ctx: &mut Ctx<'_>| -> Option<PortSet> {
         let text = value?.to_string();
         match PortSet::parse(&text) {
             Ok(set) => Some(set),
             Err(message) => {
                 report(
                     ctx,
-                    Diagnostic::at("PHX-FW-002", at.unwrap_or(span), message)
-                        .help("write a port, a list (80,443) or a range (8000:8010)"),
+                    Diagnostic::at("PHX-FW-002", at.unwrap_or(span), message).help("write a port, a list (80,443) or a range (8000:8010)"),
                 );
                 None
             }
@@ -177,10 +130,7 @@ fn build_rule(
     let dport = ports(raw.dport.as_ref().or(raw.port.as_ref()), spans.dport, ctx);
     let sport = ports(raw.sport.as_ref(), spans.sport, ctx);
 
-    let mut address = |value: Option<&String>,
-                       at: Option<crate::source::Span>,
-                       ctx: &mut Ctx<'_>|
-     -> Option<AddrSpec> {
+    let mut address = |value: Option<&String>, at: Option<crate::source::Span>, ctx: &mut Ctx<'_>| -> Option<AddrSpec> {
         match AddrSpec::parse(value?) {
             Ok(spec) => Some(spec),
             Err(message) => {
@@ -201,17 +151,11 @@ fn build_rule(
         && raw.macro_name.is_none()
     {
         let at = spans.proto.or(spans.dport).unwrap_or(span);
-        let what = proto.as_ref().map_or("no protocol".to_string(), |p| {
-            format!("protocol {}", p.name)
-        });
+        let what = proto.as_ref().map_or("no protocol".to_string(), |p| format!("protocol {}", p.name));
         report(
             ctx,
-            Diagnostic::at(
-                "PHX-FW-003",
-                at,
-                format!("a port is given with {what}; pve-firewall refuses it"),
-            )
-            .help("set \"proto\": \"tcp\" or \"udp\""),
+            Diagnostic::at("PHX-FW-003", at, format!("a port is given with {what}; pve-firewall refuses it"))
+                .help("set \"proto\": \"tcp\" or \"udp\""),
         );
     }
 

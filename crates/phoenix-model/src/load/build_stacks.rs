@@ -16,16 +16,7 @@ use std::sync::OnceLock;
 /// Variable names whose values are secrets.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    [
-        "PASS",
-        "SECRET",
-        "TOKEN",
-        "PRIVATE_KEY",
-        "API_KEY",
-        "CREDENTIAL",
-    ]
-    .iter()
-    .any(|w| upper.contains(w))
+    ["PASS", "SECRET", "TOKEN", "PRIVATE_KEY", "API_KEY", "CREDENTIAL"].iter().any(|w| upper.contains(w))
 }
 
 pub fn build(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
@@ -44,18 +35,9 @@ pub fn build(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
         let mut environments = std::collections::BTreeMap::new();
         for (env_name, env) in &raw.environments {
             let env_pointer = join(&join(&pointer, "environments"), env_name);
-            environments.insert(
-                env_name.clone(),
-                environment(model, doc, &env_pointer, name, env_name, env, ctx),
-            );
+            environments.insert(env_name.clone(), environment(model, doc, &env_pointer, name, env_name, env, ctx));
         }
-        let stack = Stack {
-            name: name.clone(),
-            span: doc.key_span(&pointer),
-            description: raw.description.clone(),
-            compose,
-            environments,
-        };
+        let stack = Stack { name: name.clone(), span: doc.key_span(&pointer), description: raw.description.clone(), compose, environments };
         model.stacks.insert(name.clone(), stack);
     }
 }
@@ -79,23 +61,14 @@ fn environment(
         let value_pointer = join(&at, "value");
         let value = match &variable.value {
             None => None,
-            Some(SecretValue::Literal(text)) if !looks_secret(&var_name) => {
-                Some(VariableValue::Plain(text.clone()))
-            }
+            Some(SecretValue::Literal(text)) if !looks_secret(&var_name) => Some(VariableValue::Plain(text.clone())),
             Some(secret_value) => {
                 let what = format!("stack {stack} ({name}) variable {var_name}");
                 secret(model, doc, &value_pointer, &what, secret_value, ctx);
-                model
-                    .secrets
-                    .last()
-                    .map(|site| VariableValue::Secret(site.reference.clone()))
+                model.secrets.last().map(|site| VariableValue::Secret(site.reference.clone()))
             }
         };
-        variables.push(Variable {
-            name: var_name,
-            value,
-            span: doc.span(&at),
-        });
+        variables.push(Variable { name: var_name, value, span: doc.span(&at) });
     }
     let mut files = Vec::new();
     for (i, file) in raw.files.iter().enumerate() {
@@ -106,42 +79,21 @@ fn environment(
         let span = doc.span(&join(&join(&join(pointer, "files"), i), "source"));
         let path = model.root_dir.join(&source);
         if ctx.probe_file(&path) && source.ends_with(".env") {
-            scan_env_file(
-                model,
-                &path,
-                &format!("stack {stack} ({name}) file {source}"),
-                ctx,
-            );
+            scan_env_file(model, &path, &format!("stack {stack} ({name}) file {source}"), ctx);
         }
-        files.push(StackFile {
-            source: Located::new(source, span),
-            destination: file.destination_in_container.clone(),
-        });
+        files.push(StackFile { source: Located::new(source, span), destination: file.destination_in_container.clone() });
     }
     let services = raw
         .services
         .iter()
         .map(|(service, labels)| {
             let base = join(&join(&join(pointer, "services"), service), "traefik_labels");
-            let labels = labels
-                .traefik_labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| Located::new(l.clone(), doc.span(&join(&base, i))))
-                .collect();
-            ServiceLabels {
-                service: service.clone(),
-                labels,
-            }
+            let labels =
+                labels.traefik_labels.iter().enumerate().map(|(i, l)| Located::new(l.clone(), doc.span(&join(&base, i)))).collect();
+            ServiceLabels { service: service.clone(), labels }
         })
         .collect();
-    StackEnvironment {
-        name: name.to_string(),
-        span: doc.key_span(pointer),
-        variables,
-        files,
-        services,
-    }
+    StackEnvironment { name: name.to_string(), span: doc.key_span(pointer), variables, files, services }
 }
 
 /// Reports secret-looking `KEY=value` lines of a dotenv file as literal secrets.
@@ -158,21 +110,14 @@ fn scan_env_file(model: &mut Model, path: &std::path::Path, what: &str, ctx: &mu
             let key = key.trim().trim_start_matches("export ").trim();
             if looks_secret(key) && !value.trim().is_empty() {
                 let start = offset + key.len() + 1 + (trimmed.len() - trimmed.trim_start().len());
-                sites.push((
-                    key.to_string(),
-                    Span::new(file, start, offset + trimmed.len()),
-                ));
+                sites.push((key.to_string(), Span::new(file, start, offset + trimmed.len())));
             }
         }
         offset += line.len();
     }
     for (key, span) in sites {
         ctx.sources.mark_secret(span);
-        model.secrets.push(SecretSite {
-            what: format!("{what}: {key}"),
-            reference: SecretRef::Literal,
-            span,
-        });
+        model.secrets.push(SecretSite { what: format!("{what}: {key}"), reference: SecretRef::Literal, span });
     }
 }
 
@@ -180,22 +125,14 @@ fn compose_validator() -> &'static jsonschema::Validator {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
     VALIDATOR.get_or_init(|| {
         let schema: serde_json::Value =
-            serde_json::from_str(include_str!("../../schemas/compose-spec.schema.json"))
-                .expect("bundled compose schema is JSON");
-        jsonschema::options()
-            .should_validate_formats(false)
-            .build(&schema)
-            .expect("bundled compose schema compiles")
+            serde_json::from_str(include_str!("../../schemas/compose-spec.schema.json")).expect("bundled compose schema is JSON");
+        jsonschema::options().should_validate_formats(false).build(&schema).expect("bundled compose schema compiles")
     })
 }
 
 fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) -> ComposeFile {
     let path = model.root_dir.join(relative);
-    let mut compose = ComposeFile {
-        relative: Located::new(relative.to_string(), span),
-        path: path.clone(),
-        content: None,
-    };
+    let mut compose = ComposeFile { relative: Located::new(relative.to_string(), span), path: path.clone(), content: None };
     let Ok(text) = ctx.source.read_to_string(&path) else {
         return compose;
     };
@@ -207,11 +144,7 @@ fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) ->
                 .iter_errors(&value)
                 .map(|e| {
                     let at = e.instance_path().as_str().to_string();
-                    format!(
-                        "`{}` violates `{}`",
-                        if at.is_empty() { "/" } else { &at },
-                        e.kind().keyword()
-                    )
+                    format!("`{}` violates `{}`", if at.is_empty() { "/" } else { &at }, e.kind().keyword())
                 })
                 .collect();
             if !errors.is_empty() {
@@ -219,10 +152,7 @@ fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) ->
                     Diagnostic::at(
                         "PHX-STACK-004",
                         Span::new(file, 0, 0),
-                        format!(
-                            "compose file does not satisfy the Compose Specification: {}",
-                            errors.join("; ")
-                        ),
+                        format!("compose file does not satisfy the Compose Specification: {}", errors.join("; ")),
                     )
                     .related(span, "named here"),
                 );
@@ -231,20 +161,8 @@ fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) ->
         }
         Err(error) => {
             let at = yaml_error_span(ctx, file, &error);
-            let message = error
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .to_string();
-            ctx.push(
-                Diagnostic::at(
-                    "PHX-STACK-004",
-                    at,
-                    format!("compose file is not valid YAML: {message}"),
-                )
-                .related(span, "named here"),
-            );
+            let message = error.to_string().lines().next().unwrap_or("invalid YAML").to_string();
+            ctx.push(Diagnostic::at("PHX-STACK-004", at, format!("compose file is not valid YAML: {message}")).related(span, "named here"));
         }
     }
     compose
@@ -252,20 +170,12 @@ fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) ->
 
 fn yaml_error_span(ctx: &Ctx<'_>, file: FileId, error: &serde_saphyr::Error) -> Span {
     let source = ctx.sources.file(file);
-    let offset = error.location().map_or(0, |l| {
-        source.offset_of(l.line() as usize, l.column() as usize)
-    });
-    Span {
-        file,
-        start: offset,
-        end: offset,
-    }
+    let offset = error.location().map_or(0, |l| source.offset_of(l.line() as usize, l.column() as usize));
+    Span { file, start: offset, end: offset }
 }
 
 pub fn build_manifest(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
-    let Some(raw::RawManifest(entries)) =
-        ctx.decode::<raw::RawManifest>(doc, FileKind::Manifest, "")
-    else {
+    let Some(raw::RawManifest(entries)) = ctx.decode::<raw::RawManifest>(doc, FileKind::Manifest, "") else {
         return;
     };
     for (i, entry) in entries.iter().enumerate() {
@@ -280,11 +190,7 @@ pub fn build_manifest(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
             let at = doc.span(&join(&join(&pointer, "sans"), j));
             match san(text) {
                 Some(san) => sans.push(Located::new(san, at)),
-                None => ctx.push(Diagnostic::at(
-                    "PHX-CERT-002",
-                    at,
-                    format!("SAN `{text}` is neither a DNS name nor an IP address"),
-                )),
+                None => ctx.push(Diagnostic::at("PHX-CERT-002", at, format!("SAN `{text}` is neither a DNS name nor an IP address"))),
             }
         }
         if san(&common_name).is_none() {
@@ -294,16 +200,9 @@ pub fn build_manifest(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
                 format!("common name `{common_name}` is neither a DNS name nor an IP address"),
             ));
         }
-        for (field, path) in [
-            ("cert_path", &entry.cert_path),
-            ("key_path", &entry.key_path),
-        ] {
+        for (field, path) in [("cert_path", &entry.cert_path), ("key_path", &entry.key_path)] {
             if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-                ctx.push(Diagnostic::at(
-                    "PHX-CERT-002",
-                    doc.span(&join(&pointer, field)),
-                    format!("{field} must be an absolute path"),
-                ));
+                ctx.push(Diagnostic::at("PHX-CERT-002", doc.span(&join(&pointer, field)), format!("{field} must be an absolute path")));
             }
         }
         let guest = entry.guest_id.as_ref().and_then(|g| {

@@ -6,16 +6,7 @@ use crate::diag::Diagnostic;
 use crate::json::{join, JsonDoc};
 
 /// Top-level sections of phoenix_hypervisor_config.json that hold objects.
-const SECTIONS: &[&str] = &[
-    "firewall",
-    "dns_server",
-    "step_ca",
-    "portainer_api",
-    "network",
-    "nfs",
-    "edge",
-    "proxmox",
-];
+const SECTIONS: &[&str] = &["firewall", "dns_server", "step_ca", "portainer_api", "network", "nfs", "edge", "proxmox"];
 
 /// Moves misplaced sections of the hypervisor file to the top level.
 pub fn relocate_sections(doc: &mut JsonDoc) -> Vec<Diagnostic> {

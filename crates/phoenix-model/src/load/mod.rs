@@ -95,29 +95,16 @@ impl Ctx<'_> {
 
     /// Decodes the value at `pointer` of `doc`, dropping what the schema check flagged.
     /// A value that cannot be decoded at all is reported once and skipped.
-    pub fn decode<T: serde::de::DeserializeOwned>(
-        &mut self,
-        doc: &JsonDoc,
-        kind: FileKind,
-        pointer: &str,
-    ) -> Option<T> {
+    pub fn decode<T: serde::de::DeserializeOwned>(&mut self, doc: &JsonDoc, kind: FileKind, pointer: &str) -> Option<T> {
         let value = doc.value.pointer(pointer)?;
         let prune = self.invalid.under(kind, pointer);
         let (decoded, removed) = decode::<T>(value, &prune);
         for extra in removed {
             let at = format!("{pointer}{extra}");
-            self.push(Diagnostic::at(
-                "PHX-SCHEMA-001",
-                doc.span(&at),
-                format!("`{at}` has an unexpected form and is ignored"),
-            ));
+            self.push(Diagnostic::at("PHX-SCHEMA-001", doc.span(&at), format!("`{at}` has an unexpected form and is ignored")));
         }
         if decoded.is_none() && !prune.iter().any(|p| p.is_empty()) {
-            self.push(Diagnostic::at(
-                "PHX-SCHEMA-001",
-                doc.span(pointer),
-                format!("`{pointer}` cannot be read and is ignored"),
-            ));
+            self.push(Diagnostic::at("PHX-SCHEMA-001", doc.span(pointer), format!("`{pointer}` cannot be read and is ignored")));
         }
         decoded
     }
@@ -149,20 +136,12 @@ fn read_doc(
     let path = dir.join(kind.file_name());
     let text = match source.read_to_string(&path) {
         Ok(text) => text,
-        Err(error)
-            if error.kind() == std::io::ErrorKind::NotFound && kind == FileKind::Manifest =>
-        {
-            return Ok(None)
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && kind == FileKind::Manifest => return Ok(None),
         Err(error) => {
             let file = sources.add_unreadable(&path);
             diags.push(
-                Diagnostic::at(
-                    "PHX-IO-001",
-                    Span::new(file, 0, 0),
-                    format!("cannot read {}: {error}", kind.file_name()),
-                )
-                .help("check --config (or $PHOENIX_CONFIG_DIR) and the file's permissions"),
+                Diagnostic::at("PHX-IO-001", Span::new(file, 0, 0), format!("cannot read {}: {error}", kind.file_name()))
+                    .help("check --config (or $PHOENIX_CONFIG_DIR) and the file's permissions"),
             );
             return Err(());
         }
@@ -193,9 +172,7 @@ pub fn load(config_dir: &Path, source: &dyn Source) -> Loaded {
             Err(()) => fatal = true,
         }
     }
-    let mut invalid = Invalid {
-        by_kind: Vec::new(),
-    };
+    let mut invalid = Invalid { by_kind: Vec::new() };
     for (kind, doc) in docs.iter_mut() {
         let Some(doc) = doc else { continue };
         if *kind == FileKind::Hypervisor {
@@ -206,18 +183,9 @@ pub fn load(config_dir: &Path, source: &dyn Source) -> Loaded {
         invalid.by_kind.push((*kind, report.invalid_values));
     }
     if fatal {
-        return Loaded {
-            sources,
-            model: None,
-            diagnostics: diags,
-            facts,
-        };
+        return Loaded { sources, model: None, diagnostics: diags, facts };
     }
-    let mut take = |kind: FileKind| {
-        docs.iter_mut()
-            .find(|(k, _)| *k == kind)
-            .and_then(|(_, d)| d.take())
-    };
+    let mut take = |kind: FileKind| docs.iter_mut().find(|(k, _)| *k == kind).and_then(|(_, d)| d.take());
     let parsed = Docs {
         hypervisor: take(FileKind::Hypervisor).expect("read above"),
         lxc: take(FileKind::Lxc).expect("read above"),
@@ -225,35 +193,15 @@ pub fn load(config_dir: &Path, source: &dyn Source) -> Loaded {
         stacks: take(FileKind::Stacks).expect("read above"),
         manifest: take(FileKind::Manifest),
     };
-    let mut ctx = Ctx {
-        sources: &mut sources,
-        diags: &mut diags,
-        source,
-        facts: &mut facts,
-        invalid: &invalid,
-    };
+    let mut ctx = Ctx { sources: &mut sources, diags: &mut diags, source, facts: &mut facts, invalid: &invalid };
     let model = build(config_dir, &parsed, &mut ctx);
-    Loaded {
-        sources,
-        model: Some(model),
-        diagnostics: diags,
-        facts,
-    }
+    Loaded { sources, model: Some(model), diagnostics: diags, facts }
 }
 
 fn build(config_dir: &Path, docs: &Docs, ctx: &mut Ctx<'_>) -> Model {
-    let root_dir = config_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let hypervisor: raw::RawHypervisorConfig = ctx
-        .decode(&docs.hypervisor, FileKind::Hypervisor, "")
-        .unwrap_or_default();
-    let mut model = Model {
-        config_dir: config_dir.to_path_buf(),
-        root_dir,
-        ..Model::default()
-    };
+    let root_dir = config_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    let hypervisor: raw::RawHypervisorConfig = ctx.decode(&docs.hypervisor, FileKind::Hypervisor, "").unwrap_or_default();
+    let mut model = Model { config_dir: config_dir.to_path_buf(), root_dir, ..Model::default() };
     build_host::build(&mut model, &hypervisor, &docs.hypervisor, ctx);
     build_guests::build_lxcs(&mut model, &docs.lxc, ctx);
     build_guests::build_vms(&mut model, &docs.vm, ctx);

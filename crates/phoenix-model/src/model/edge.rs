@@ -11,12 +11,7 @@ pub enum RouteOrigin {
     /// A guest's traefik_service.
     Service,
     /// A stack's Traefik labels.
-    Label {
-        stack: String,
-        environment: String,
-        service: String,
-        router: String,
-    },
+    Label { stack: String, environment: String, service: String, router: String },
 }
 
 /// One host name Traefik routes to one backend.
@@ -52,11 +47,7 @@ pub fn rule_hosts(rule: &str) -> Vec<String> {
         rest = &rest[start + 5..];
         let Some(end) = rest.find(')') else { break };
         for part in rest[..end].split(',') {
-            let host = part
-                .trim()
-                .trim_matches('`')
-                .trim_matches('"')
-                .to_ascii_lowercase();
+            let host = part.trim().trim_matches('`').trim_matches('"').to_ascii_lowercase();
             if !host.is_empty() {
                 hosts.push(host);
             }
@@ -81,20 +72,12 @@ pub fn parse_labels(labels: &[Located<String>]) -> LabelConfig {
                 if hosts.is_empty() {
                     config.unreadable.push(label.clone());
                 }
-                let entry = config.routers.entry(router.to_string()).or_insert((
-                    Vec::new(),
-                    label.span,
-                    None,
-                ));
+                let entry = config.routers.entry(router.to_string()).or_insert((Vec::new(), label.span, None));
                 entry.0 = hosts;
                 entry.1 = label.span;
             }
             ["traefik", "http", "routers", router, "service"] => {
-                config
-                    .routers
-                    .entry(router.to_string())
-                    .or_insert((Vec::new(), label.span, None))
-                    .2 = Some(value.trim().to_string());
+                config.routers.entry(router.to_string()).or_insert((Vec::new(), label.span, None)).2 = Some(value.trim().to_string());
             }
             ["traefik", "http", "services", service, "loadbalancer", "server", "port"] => {
                 let entry = config.services.entry(service.to_string()).or_default();
@@ -123,10 +106,7 @@ pub fn parse_labels(labels: &[Located<String>]) -> LabelConfig {
 impl LabelConfig {
     /// The service a router sends to: its explicit service, else the only service, else the
     /// service of the same name (Traefik's Docker provider rules).
-    pub fn service_of(
-        &self,
-        router: &str,
-    ) -> Option<(&String, &(Option<Located<u16>>, Option<Scheme>))> {
+    pub fn service_of(&self, router: &str) -> Option<(&String, &(Option<Located<u16>>, Option<Scheme>))> {
         let explicit = self.routers.get(router).and_then(|r| r.2.as_deref());
         match explicit {
             Some(name) => self.services.get_key_value(name),
@@ -138,16 +118,10 @@ impl LabelConfig {
 
 /// Default host names of a traefik_service: `<name>.<zone>` for each authoritative zone,
 /// or `<name>.<domain>` when there is no zone.
-pub fn default_service_hostnames(
-    name: &str,
-    zones: &[String],
-    domain: Option<&str>,
-) -> Vec<String> {
+pub fn default_service_hostnames(name: &str, zones: &[String], domain: Option<&str>) -> Vec<String> {
     let name = name.to_ascii_lowercase();
     if zones.is_empty() {
-        return domain
-            .map(|d| vec![format!("{name}.{d}")])
-            .unwrap_or_default();
+        return domain.map(|d| vec![format!("{name}.{d}")]).unwrap_or_default();
     }
     zones.iter().map(|zone| format!("{name}.{zone}")).collect()
 }
@@ -209,15 +183,8 @@ pub fn routes(model: &Model) -> Vec<Route> {
 
 /// The guest playing a role when the configuration does not say: the first (lowest id)
 /// guest matching `predicate`, templates excluded.
-pub fn discover_role(
-    guests: &BTreeMap<GuestId, Guest>,
-    predicate: impl Fn(&Guest) -> bool,
-) -> Option<GuestId> {
-    guests
-        .values()
-        .filter(|g| !g.is_template)
-        .find(|g| predicate(g))
-        .map(|g| g.id)
+pub fn discover_role(guests: &BTreeMap<GuestId, Guest>, predicate: impl Fn(&Guest) -> bool) -> Option<GuestId> {
+    guests.values().filter(|g| !g.is_template).find(|g| predicate(g)).map(|g| g.id)
 }
 
 #[cfg(test)]
@@ -226,10 +193,7 @@ mod tests {
 
     #[test]
     fn rule_hosts_reads_every_host_matcher() {
-        assert_eq!(
-            rule_hosts("Host(`a.example`) || Host(`b.example`, `C.example`)"),
-            vec!["a.example", "b.example", "c.example"]
-        );
+        assert_eq!(rule_hosts("Host(`a.example`) || Host(`b.example`, `C.example`)"), vec!["a.example", "b.example", "c.example"]);
         assert!(rule_hosts("PathPrefix(`/x`)").is_empty());
     }
 

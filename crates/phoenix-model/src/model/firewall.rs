@@ -128,19 +128,13 @@ impl Proto {
     pub fn parse(text: &str) -> Result<Proto, String> {
         let lower = text.trim().to_ascii_lowercase();
         if let Ok(number) = lower.parse::<u8>() {
-            let name = PROTOCOLS
-                .iter()
-                .find(|(_, n)| *n == number)
-                .map_or(lower.clone(), |(name, _)| name.to_string());
+            let name = PROTOCOLS.iter().find(|(_, n)| *n == number).map_or(lower.clone(), |(name, _)| name.to_string());
             return Ok(Proto { name, number });
         }
         PROTOCOLS
             .iter()
             .find(|(name, _)| *name == lower)
-            .map(|(name, number)| Proto {
-                name: name.to_string(),
-                number: *number,
-            })
+            .map(|(name, number)| Proto { name: name.to_string(), number: *number })
             .ok_or_else(|| format!("unknown protocol `{text}`"))
     }
 
@@ -205,17 +199,7 @@ impl PortSet {
 
     /// pve-firewall's textual form.
     pub fn to_pve(&self) -> String {
-        self.0
-            .iter()
-            .map(|&(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}:{b}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(",")
+        self.0.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}:{b}") }).collect::<Vec<_>>().join(",")
     }
 }
 
@@ -257,8 +241,7 @@ pub struct AddrSpec(pub Vec<AddrEntry>);
 
 fn is_name(text: &str) -> bool {
     let mut chars = text.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn scoped(text: &str) -> (Option<String>, &str) {
@@ -284,10 +267,7 @@ impl AddrSpec {
         if let Some(set) = part.strip_prefix('+') {
             let (scope, name) = scoped(set);
             return if is_name(name) {
-                Ok(AddrEntry::IpSet {
-                    scope,
-                    name: name.to_string(),
-                })
+                Ok(AddrEntry::IpSet { scope, name: name.to_string() })
             } else {
                 Err(format!("`{part}` is not a valid ipset name"))
             };
@@ -295,36 +275,19 @@ impl AddrSpec {
         if let Ok(ip) = part.parse::<IpAddr>() {
             return Ok(AddrEntry::Net(IpNet::from(ip)));
         }
-        if part.contains('/')
-            && part
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_digit() || c == ':')
-        {
-            return part
-                .parse::<IpNet>()
-                .map(AddrEntry::Net)
-                .map_err(|_| format!("`{part}` is not a valid CIDR"));
+        if part.contains('/') && part.chars().next().is_some_and(|c| c.is_ascii_digit() || c == ':') {
+            return part.parse::<IpNet>().map(AddrEntry::Net).map_err(|_| format!("`{part}` is not a valid CIDR"));
         }
         if let Some((a, b)) = part.split_once('-') {
             if let (Ok(a), Ok(b)) = (a.parse::<Ipv4Addr>(), b.parse::<Ipv4Addr>()) {
-                return if a <= b {
-                    Ok(AddrEntry::Range(a, b))
-                } else {
-                    Err(format!("address range `{part}` runs backwards"))
-                };
+                return if a <= b { Ok(AddrEntry::Range(a, b)) } else { Err(format!("address range `{part}` runs backwards")) };
             }
         }
         let (scope, name) = scoped(part);
         if is_name(name) {
-            return Ok(AddrEntry::Alias {
-                scope,
-                name: name.to_string(),
-            });
+            return Ok(AddrEntry::Alias { scope, name: name.to_string() });
         }
-        Err(format!(
-            "`{part}` is not an IP address, CIDR, range, alias or ipset"
-        ))
+        Err(format!("`{part}` is not an IP address, CIDR, range, alias or ipset"))
     }
 
     /// The single address this spec names, when it names exactly one host.
@@ -348,20 +311,12 @@ impl AddrSpec {
         self.0
             .iter()
             .map(|e| match e {
-                AddrEntry::Net(net) if net.prefix_len() == net.max_prefix_len() => {
-                    net.addr().to_string()
-                }
+                AddrEntry::Net(net) if net.prefix_len() == net.max_prefix_len() => net.addr().to_string(),
                 AddrEntry::Net(net) => net.to_string(),
                 AddrEntry::Range(a, b) => format!("{a}-{b}"),
-                AddrEntry::Alias {
-                    scope: Some(s),
-                    name,
-                } => format!("{s}/{name}"),
+                AddrEntry::Alias { scope: Some(s), name } => format!("{s}/{name}"),
                 AddrEntry::Alias { scope: None, name } => name.clone(),
-                AddrEntry::IpSet {
-                    scope: Some(s),
-                    name,
-                } => format!("+{s}/{name}"),
+                AddrEntry::IpSet { scope: Some(s), name } => format!("+{s}/{name}"),
                 AddrEntry::IpSet { scope: None, name } => format!("+{name}"),
             })
             .collect::<Vec<_>>()
@@ -419,16 +374,7 @@ impl Rule {
         &Option<String>,
         &Option<String>,
     ) {
-        (
-            self.direction,
-            &self.proto,
-            &self.dport,
-            &self.sport,
-            &self.source,
-            &self.dest,
-            &self.iface,
-            &self.macro_name,
-        )
+        (self.direction, &self.proto, &self.dport, &self.sport, &self.source, &self.dest, &self.iface, &self.macro_name)
     }
 }
 
@@ -444,12 +390,7 @@ pub struct ClusterOptions {
 impl Default for ClusterOptions {
     /// Proxmox's defaults: disabled, DROP in, ACCEPT out.
     fn default() -> Self {
-        ClusterOptions {
-            enabled: false,
-            policy_in: Action::Drop,
-            policy_out: Action::Accept,
-            span: None,
-        }
+        ClusterOptions { enabled: false, policy_in: Action::Drop, policy_out: Action::Accept, span: None }
     }
 }
 
@@ -466,13 +407,7 @@ pub struct GuestFirewall {
 impl Default for GuestFirewall {
     /// Proxmox's defaults: disabled, DROP in, ACCEPT out.
     fn default() -> Self {
-        GuestFirewall {
-            enabled: false,
-            policy_in: Action::Drop,
-            policy_out: Action::Accept,
-            rules: Vec::new(),
-            span: None,
-        }
+        GuestFirewall { enabled: false, policy_in: Action::Drop, policy_out: Action::Accept, rules: Vec::new(), span: None }
     }
 }
 
@@ -501,10 +436,7 @@ mod tests {
 
     #[test]
     fn ports_parse_lists_ranges_and_services() {
-        assert_eq!(
-            PortSet::parse("80,443").unwrap().0,
-            vec![(80, 80), (443, 443)]
-        );
+        assert_eq!(PortSet::parse("80,443").unwrap().0, vec![(80, 80), (443, 443)]);
         assert_eq!(PortSet::parse("8000:8010").unwrap().0, vec![(8000, 8010)]);
         assert_eq!(PortSet::parse("https").unwrap().0, vec![(443, 443)]);
         assert!(PortSet::parse("0").is_err());
@@ -523,32 +455,15 @@ mod tests {
 
     #[test]
     fn addresses_parse_every_pve_form() {
-        assert_eq!(
-            AddrSpec::parse("10.0.0.12").unwrap().single_address(),
-            Some("10.0.0.12".parse().unwrap())
-        );
-        assert!(matches!(
-            AddrSpec::parse("10.0.0.0/24").unwrap().0[0],
-            AddrEntry::Net(_)
-        ));
-        assert!(matches!(
-            AddrSpec::parse("10.0.0.1-10.0.0.9").unwrap().0[0],
-            AddrEntry::Range(..)
-        ));
-        assert!(
-            matches!(&AddrSpec::parse("+dc/mgmt").unwrap().0[0], AddrEntry::IpSet { scope: Some(s), .. } if s == "dc")
-        );
-        assert!(matches!(
-            &AddrSpec::parse("traefik").unwrap().0[0],
-            AddrEntry::Alias { .. }
-        ));
+        assert_eq!(AddrSpec::parse("10.0.0.12").unwrap().single_address(), Some("10.0.0.12".parse().unwrap()));
+        assert!(matches!(AddrSpec::parse("10.0.0.0/24").unwrap().0[0], AddrEntry::Net(_)));
+        assert!(matches!(AddrSpec::parse("10.0.0.1-10.0.0.9").unwrap().0[0], AddrEntry::Range(..)));
+        assert!(matches!(&AddrSpec::parse("+dc/mgmt").unwrap().0[0], AddrEntry::IpSet { scope: Some(s), .. } if s == "dc"));
+        assert!(matches!(&AddrSpec::parse("traefik").unwrap().0[0], AddrEntry::Alias { .. }));
         assert!(AddrSpec::parse("10.0.0.0/33").is_err());
         assert!(AddrSpec::parse("10.0.0.300").is_err());
         assert!(AddrSpec::parse("10.0.0.9-10.0.0.1").is_err());
-        assert_eq!(
-            AddrSpec::parse("10.0.0.0/24,+x").unwrap().to_pve(),
-            "10.0.0.0/24,+x"
-        );
+        assert_eq!(AddrSpec::parse("10.0.0.0/24,+x").unwrap().to_pve(), "10.0.0.0/24,+x");
     }
 
     #[test]

@@ -394,24 +394,47 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn guest_by_address(&self, ip: IpAddr) -> Option<&Guest> {
-        self.guests
-            .values()
-            .find(|g| g.address().map(IpAddr::V4) == Some(ip))
+    /// An index of who owns which single address; build it once per pass over many rules.
+    pub fn address_index(&self) -> AddressIndex<'_> {
+        let mut guests = std::collections::HashMap::with_capacity(self.guests.len());
+        for guest in self.guests.values() {
+            if let Some(ip) = guest.address() {
+                guests.entry(IpAddr::V4(ip)).or_insert(guest);
+            }
+        }
+        AddressIndex { model: self, guests }
     }
 
-    /// Who owns `ip`: a guest, the host, or an external system (by name).
+    pub fn guest_by_address(&self, ip: IpAddr) -> Option<&Guest> {
+        self.guests.values().find(|g| g.address().map(IpAddr::V4) == Some(ip))
+    }
+
+    /// Who owns `ip` (a linear scan; use [`Model::address_index`] in loops).
     pub fn owner_of(&self, ip: IpAddr) -> Option<Owner<'_>> {
-        if let Some(guest) = self.guest_by_address(ip) {
+        self.address_index().owner_of(ip)
+    }
+}
+
+/// Address-to-owner lookups in constant time.
+pub struct AddressIndex<'m> {
+    model: &'m Model,
+    guests: std::collections::HashMap<IpAddr, &'m Guest>,
+}
+
+impl<'m> AddressIndex<'m> {
+    pub fn guest(&self, ip: IpAddr) -> Option<&'m Guest> {
+        self.guests.get(&ip).copied()
+    }
+
+    /// Who owns `ip`: a guest, the host, or an external system.
+    pub fn owner_of(&self, ip: IpAddr) -> Option<Owner<'m>> {
+        if let Some(guest) = self.guest(ip) {
             return Some(Owner::Guest(guest));
         }
-        if self.host.ip().map(IpAddr::V4) == Some(ip) {
+        if self.model.host.ip().map(IpAddr::V4) == Some(ip) {
             return Some(Owner::Host);
         }
-        self.externals
-            .iter()
-            .find(|e| e.addresses.iter().any(|n| n.contains(&ip)))
-            .map(Owner::External)
+        self.model.externals.iter().find(|e| e.addresses.iter().any(|n| n.contains(&ip))).map(Owner::External)
     }
 }
 

@@ -31,11 +31,7 @@ pub enum StrOrList {
 impl StrOrList {
     pub fn items(&self) -> Vec<String> {
         match self {
-            StrOrList::One(s) => s
-                .split([',', ' '])
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect(),
+            StrOrList::One(s) => s.split([',', ' ']).filter(|p| !p.is_empty()).map(str::to_string).collect(),
             StrOrList::Many(v) => v.clone(),
         }
     }

@@ -66,12 +66,20 @@ pub struct RawGuestCommon {
     pub tests: Option<serde_json::Value>,
 }
 
-/// One LXC container.
+/// One LXC container: the shared fields and the container's own. The loader decodes the two
+/// halves separately (serde's `flatten` would buffer every guest); the schema joins them.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawLxc {
     #[serde(flatten)]
     pub common: RawGuestCommon,
+    #[serde(flatten)]
+    pub fields: RawLxcFields,
+}
+
+/// Fields only LXC containers have.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RawLxcFields {
     pub swap_mb: Option<u64>,
     /// OS template (for containers created from scratch).
     pub template: Option<String>,
@@ -137,13 +145,20 @@ pub struct RawVmDefaults {
     pub network_bridge: Option<String>,
 }
 
-/// One VM.
+/// One VM: the shared fields and the VM's own (decoded separately, like [`RawLxc`]).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawVm {
-    pub vmid: Option<StrOrNum>,
     #[serde(flatten)]
     pub common: RawGuestCommon,
+    #[serde(flatten)]
+    pub fields: RawVmFields,
+}
+
+/// Fields only VMs have.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RawVmFields {
+    pub vmid: Option<StrOrNum>,
     pub clone_from_vmid: Option<StrOrNum>,
     pub is_template: Option<bool>,
     pub template_image: Option<String>,

@@ -14,10 +14,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 Diagnostic::at(
                     "PHX-CERT-001",
                     guest_ref.span,
-                    format!(
-                        "certificate {} is for guest {}, which is not defined",
-                        cert.name, guest_ref.value
-                    ),
+                    format!("certificate {} is for guest {}, which is not defined", cert.name, guest_ref.value),
                 )
                 .help("correct guest_id"),
             ),
@@ -30,11 +27,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                         cert.name,
                         cert.guest_kind.unwrap(),
                         guest.label(),
-                        if guest.kind == crate::model::GuestKind::Lxc {
-                            "n"
-                        } else {
-                            ""
-                        },
+                        if guest.kind == crate::model::GuestKind::Lxc { "n" } else { "" },
                         guest.kind.label()
                     ),
                 )

@@ -25,13 +25,8 @@ fn expectations(model: &Model) -> BTreeMap<String, Expectation> {
     for guest in model.guests.values().filter(|g| !g.is_template) {
         let label = guest.name.to_ascii_lowercase();
         for zone in &zones {
-            expected.insert(
-                format!("{label}.{zone}"),
-                Expectation {
-                    guest: guest.id,
-                    why: format!("it is the name of {}", guest.label()),
-                },
-            );
+            expected
+                .insert(format!("{label}.{zone}"), Expectation { guest: guest.id, why: format!("it is the name of {}", guest.label()) });
         }
     }
     let front = model.edge.gateway.or(model.edge.traefik);
@@ -40,11 +35,7 @@ fn expectations(model: &Model) -> BTreeMap<String, Expectation> {
             let why = format!(
                 "Traefik routes it to {}, behind the {}",
                 model.guests[&route.guest].label(),
-                if model.edge.gateway.is_some() {
-                    "gateway"
-                } else {
-                    "Traefik guest"
-                }
+                if model.edge.gateway.is_some() { "gateway" } else { "Traefik guest" }
             );
             expected.insert(route.host, Expectation { guest: front, why });
         }
@@ -55,41 +46,30 @@ fn expectations(model: &Model) -> BTreeMap<String, Expectation> {
                 format!("traefik.{zone}"),
                 Expectation {
                     guest: traefik,
-                    why: format!(
-                        "it is Traefik's own name, and Traefik runs on {}",
-                        model.guests[&traefik].label()
-                    ),
+                    why: format!("it is Traefik's own name, and Traefik runs on {}", model.guests[&traefik].label()),
                 },
             );
         }
     }
-    if let (Some(ca), Some(name)) = (
-        model.edge.step_ca,
-        model.step_ca.as_ref().and_then(|s| s.dns_name.as_ref()),
-    ) {
+    if let (Some(ca), Some(name)) = (model.edge.step_ca, model.step_ca.as_ref().and_then(|s| s.dns_name.as_ref())) {
         expected.insert(
             name.value.clone(),
-            Expectation {
-                guest: ca,
-                why: format!(
-                    "it is step_ca.dns_name, and Step-CA runs on {}",
-                    model.guests[&ca].label()
-                ),
-            },
+            Expectation { guest: ca, why: format!("it is step_ca.dns_name, and Step-CA runs on {}", model.guests[&ca].label()) },
         );
     }
     for guest in model.guests.values() {
         if let Some(agent) = &guest.agent_hostname {
-            expected.insert(agent.value.clone(), Expectation { guest: guest.id, why: format!("it is the Portainer agent hostname of {}, which Portainer reaches on port 9001", guest.label()) });
-        }
-        for name in &guest.hostnames {
             expected.insert(
-                name.value.clone(),
+                agent.value.clone(),
                 Expectation {
                     guest: guest.id,
-                    why: format!("{} declares it in hostnames", guest.label()),
+                    why: format!("it is the Portainer agent hostname of {}, which Portainer reaches on port 9001", guest.label()),
                 },
             );
+        }
+        for name in &guest.hostnames {
+            expected
+                .insert(name.value.clone(), Expectation { guest: guest.id, why: format!("{} declares it in hostnames", guest.label()) });
         }
     }
     expected
@@ -97,17 +77,15 @@ fn expectations(model: &Model) -> BTreeMap<String, Expectation> {
 
 pub fn check(model: &Model) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let index = model.address_index();
     let mut first: BTreeMap<&str, &DnsRecord> = BTreeMap::new();
     for record in &model.dns.records {
-        if model.owner_of(record.address).is_none() {
+        if index.owner_of(record.address).is_none() {
             out.push(
                 Diagnostic::at(
                     "PHX-DNS-001",
                     record.address_span,
-                    format!(
-                        "{} points at {}, which belongs to no guest, host or external system",
-                        record.fqdn, record.address
-                    ),
+                    format!("{} points at {}, which belongs to no guest, host or external system", record.fqdn, record.address),
                 )
                 .help("correct the address, or declare the system under `external_systems`"),
             );
@@ -117,10 +95,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 Diagnostic::at(
                     "PHX-DNS-002",
                     record.address_span,
-                    format!(
-                        "{} points at {} here and at {} elsewhere",
-                        record.fqdn, record.address, earlier.address
-                    ),
+                    format!("{} points at {} here and at {} elsewhere", record.fqdn, record.address, earlier.address),
                 )
                 .related(earlier.address_span, "first address"),
             ),
@@ -131,20 +106,15 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         }
     }
     let expected = expectations(model);
-    let routed: std::collections::BTreeSet<String> =
-        routes(model).into_iter().map(|r| r.host).collect();
-    let gateway_ip = model
-        .edge
-        .gateway
-        .and_then(|g| model.guests[&g].address())
-        .map(IpAddr::V4);
+    let routed: std::collections::BTreeSet<String> = routes(model).into_iter().map(|r| r.host).collect();
+    let gateway_ip = model.edge.gateway.and_then(|g| model.guests[&g].address()).map(IpAddr::V4);
     for record in &model.dns.records {
         match expected.get(&record.fqdn) {
             Some(expectation) => {
                 let guest = &model.guests[&expectation.guest];
                 let Some(want) = guest.address().map(IpAddr::V4) else { continue };
                 if want != record.address {
-                    let actual = match model.owner_of(record.address) {
+                    let actual = match index.owner_of(record.address) {
                         Some(Owner::Guest(g)) => g.label(),
                         Some(Owner::Host) => "the Proxmox host".to_string(),
                         Some(Owner::External(e)) => e.name.clone(),
@@ -161,8 +131,12 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 }
             }
             None if Some(record.address) == gateway_ip && !routed.contains(&record.fqdn) => out.push(
-                Diagnostic::at("PHX-DNS-005", record.address_span, format!("{} points at the gateway, but no Traefik route serves it (clients get 404)", record.fqdn))
-                    .help("add a traefik_service or stack label for it, or remove the record"),
+                Diagnostic::at(
+                    "PHX-DNS-005",
+                    record.address_span,
+                    format!("{} points at the gateway, but no Traefik route serves it (clients get 404)", record.fqdn),
+                )
+                .help("add a traefik_service or stack label for it, or remove the record"),
             ),
             None => {}
         }

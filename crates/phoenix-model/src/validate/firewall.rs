@@ -13,20 +13,19 @@ const PAIRWISE_LIMIT: usize = 2000;
 
 pub fn check(model: &Model) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let mut lists: Vec<(String, &[Rule])> = vec![
-        ("cluster rules".to_string(), &model.firewall.cluster_rules),
-        ("host rules".to_string(), &model.firewall.host_rules),
-    ];
+    let mut lists: Vec<(String, &[Rule])> =
+        vec![("cluster rules".to_string(), &model.firewall.cluster_rules), ("host rules".to_string(), &model.firewall.host_rules)];
     for guest in model.guests.values() {
         lists.push((format!("rules of {}", guest.label()), &guest.firewall.rules));
     }
     for (name, rules) in &model.firewall.groups {
         lists.push((format!("security group {name}"), rules));
     }
+    let index = model.address_index();
     for (list, rules) in &lists {
         out.extend(redundant(list, rules));
         for rule in rules.iter() {
-            out.extend(unowned(model, rule));
+            out.extend(unowned(&index, rule));
         }
     }
     out.extend(cluster_rules_for_guests(model));
@@ -34,17 +33,11 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
 }
 
 fn active(rule: &Rule) -> bool {
-    rule.enabled
-        && !rule.malformed
-        && rule.macro_name.is_none()
-        && matches!(rule.verdict, Verdict::Action(_))
+    rule.enabled && !rule.malformed && rule.macro_name.is_none() && matches!(rule.verdict, Verdict::Action(_))
 }
 
 fn describe(rule: &Rule) -> String {
-    rule.comment.clone().map_or_else(
-        || format!("rule {}", rule.position + 1),
-        |c| format!("rule {} (\"{c}\")", rule.position + 1),
-    )
+    rule.comment.clone().map_or_else(|| format!("rule {}", rule.position + 1), |c| format!("rule {} (\"{c}\")", rule.position + 1))
 }
 
 fn redundant(list: &str, rules: &[Rule]) -> Vec<Diagnostic> {
@@ -63,10 +56,7 @@ fn redundant(list: &str, rules: &[Rule]) -> Vec<Diagnostic> {
         return out;
     }
     for (j, later) in candidates.iter().enumerate() {
-        let Some(earlier) = candidates[..j]
-            .iter()
-            .find(|earlier| covers(earlier, later))
-        else {
+        let Some(earlier) = candidates[..j].iter().find(|earlier| covers(earlier, later)) else {
             continue;
         };
         if earlier.match_key() == later.match_key() && earlier.verdict == later.verdict {
@@ -81,11 +71,7 @@ fn redundant(list: &str, rules: &[Rule]) -> Vec<Diagnostic> {
                 Diagnostic::at(
                     "PHX-FW-007",
                     later.span,
-                    format!(
-                        "in the {list}, {} is never reached: {} matches first{differs}",
-                        describe(later),
-                        describe(earlier)
-                    ),
+                    format!("in the {list}, {} is never reached: {} matches first{differs}", describe(later), describe(earlier)),
                 )
                 .related(earlier.span, "this rule matches first")
                 .help("reorder or remove the rules"),
@@ -96,17 +82,9 @@ fn redundant(list: &str, rules: &[Rule]) -> Vec<Diagnostic> {
 }
 
 fn duplicate(list: &str, earlier: &Rule, later: &Rule) -> Diagnostic {
-    Diagnostic::at(
-        "PHX-FW-006",
-        later.span,
-        format!(
-            "in the {list}, {} repeats {}",
-            describe(later),
-            describe(earlier)
-        ),
-    )
-    .related(earlier.span, "first written here")
-    .help("delete the duplicate")
+    Diagnostic::at("PHX-FW-006", later.span, format!("in the {list}, {} repeats {}", describe(later), describe(earlier)))
+        .related(earlier.span, "first written here")
+        .help("delete the duplicate")
 }
 
 /// Whether every packet `later` matches is matched by `earlier`.
@@ -131,33 +109,25 @@ fn addr_covers(a: &AddrSpec, b: &AddrSpec) -> bool {
     b.0.iter().all(|entry| {
         a.0.iter().any(|outer| match (outer, entry) {
             (AddrEntry::Net(o), AddrEntry::Net(n)) => o.contains(n),
-            (AddrEntry::Net(IpNet::V4(o)), AddrEntry::Range(x, y)) => {
-                o.contains(x) && o.contains(y)
-            }
+            (AddrEntry::Net(IpNet::V4(o)), AddrEntry::Range(x, y)) => o.contains(x) && o.contains(y),
             (o, e) => o == e,
         })
     })
 }
 
-fn unowned(model: &Model, rule: &Rule) -> Vec<Diagnostic> {
+fn unowned(index: &AddressIndex<'_>, rule: &Rule) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let fields = [
-        ("source", &rule.source, rule.spans.source),
-        ("dest", &rule.dest, rule.spans.dest),
-    ];
+    let fields = [("source", &rule.source, rule.spans.source), ("dest", &rule.dest, rule.spans.dest)];
     for (field, spec, span) in fields {
         let Some(ip) = spec.as_ref().and_then(AddrSpec::single_address) else {
             continue;
         };
-        if model.owner_of(ip).is_none() {
+        if index.owner_of(ip).is_none() {
             out.push(
                 Diagnostic::at(
                     "PHX-FW-008",
                     span.unwrap_or(rule.span),
-                    format!(
-                        "{field} {ip} of {} belongs to no guest, host or external system",
-                        describe(rule)
-                    ),
+                    format!("{field} {ip} of {} belongs to no guest, host or external system", describe(rule)),
                 )
                 .help("correct the address, or declare the system under `external_systems`"),
             );
@@ -173,14 +143,8 @@ fn only_guests<'m>(model: &'m Model, spec: &AddrSpec) -> Option<Vec<&'m Guest>> 
     if nets.len() != spec.0.len() || host.is_some_and(|h| nets.iter().any(|n| n.contains(&h))) {
         return None;
     }
-    let guests: Vec<&Guest> = model
-        .guests
-        .values()
-        .filter(|g| {
-            g.address()
-                .is_some_and(|a| nets.iter().any(|n| n.contains(&IpAddr::V4(a))))
-        })
-        .collect();
+    let guests: Vec<&Guest> =
+        model.guests.values().filter(|g| g.address().is_some_and(|a| nets.iter().any(|n| n.contains(&IpAddr::V4(a))))).collect();
     (!guests.is_empty()).then_some(guests)
 }
 
@@ -200,7 +164,12 @@ fn cluster_rules_for_guests(model: &Model) -> Vec<Diagnostic> {
             Diagnostic::at(
                 "PHX-FW-009",
                 span.unwrap_or(rule.span),
-                format!("cluster {} has {field} {}, so it can only concern traffic of {}; cluster.fw never filters guest traffic", describe(rule), spec.as_ref().map(AddrSpec::to_pve).unwrap_or_default(), names.join(", ")),
+                format!(
+                    "cluster {} has {field} {}, so it can only concern traffic of {}; cluster.fw never filters guest traffic",
+                    describe(rule),
+                    spec.as_ref().map(AddrSpec::to_pve).unwrap_or_default(),
+                    names.join(", ")
+                ),
             )
             .help(format!("move it into the firewall.rules of {}", names.join(" and "))),
         );

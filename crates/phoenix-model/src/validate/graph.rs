@@ -11,8 +11,12 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         for dependency in &guest.dependencies {
             if !model.guests.contains_key(&dependency.value) {
                 out.push(
-                    Diagnostic::at("PHX-GRAPH-001", dependency.span, format!("{} depends on guest {}, which is not defined", guest.label(), dependency.value))
-                        .help("define the guest in phoenix_lxc_configs.json or phoenix_vm_configs.json, or remove the dependency"),
+                    Diagnostic::at(
+                        "PHX-GRAPH-001",
+                        dependency.span,
+                        format!("{} depends on guest {}, which is not defined", guest.label(), dependency.value),
+                    )
+                    .help("define the guest in phoenix_lxc_configs.json or phoenix_vm_configs.json, or remove the dependency"),
                 );
             }
         }
@@ -23,27 +27,15 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
             out.push(Diagnostic::at(
                 "PHX-GRAPH-002",
                 source_ref.span,
-                format!(
-                    "{} clones from guest {}, which is not defined",
-                    guest.label(),
-                    source_ref.value
-                ),
+                format!("{} clones from guest {}, which is not defined", guest.label(), source_ref.value),
             ));
             continue;
         };
         let problem = if source.kind != guest.kind {
-            Some(format!(
-                "it is a{} {}, not a{} {}",
-                article(source.kind),
-                source.kind.label(),
-                article(guest.kind),
-                guest.kind.label()
-            ))
+            Some(format!("it is a{} {}, not a{} {}", article(source.kind), source.kind.label(), article(guest.kind), guest.kind.label()))
         } else {
             match guest.kind {
-                GuestKind::Vm if !source.is_template => {
-                    Some("it is not marked \"is_template\": true".to_string())
-                }
+                GuestKind::Vm if !source.is_template => Some("it is not marked \"is_template\": true".to_string()),
                 GuestKind::Lxc if !source.is_template && source.template_snapshot.is_none() => {
                     Some("it has no template_snapshot_name to clone from".to_string())
                 }
@@ -55,11 +47,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 Diagnostic::at(
                     "PHX-GRAPH-004",
                     source_ref.span,
-                    format!(
-                        "{} clones from {}, but {problem}",
-                        guest.label(),
-                        source.label()
-                    ),
+                    format!("{} clones from {}, but {problem}", guest.label(), source.label()),
                 )
                 .related(source.id_span, "source defined here"),
             );
@@ -69,12 +57,8 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         let first = &model.guests[&cycle[0]];
         let walk: Vec<String> = cycle.iter().map(u32::to_string).collect();
         out.push(
-            Diagnostic::at(
-                "PHX-GRAPH-003",
-                first.id_span,
-                format!("dependency cycle: {}", walk.join(" -> ")),
-            )
-            .help("remove one dependency or clone source of the cycle"),
+            Diagnostic::at("PHX-GRAPH-003", first.id_span, format!("dependency cycle: {}", walk.join(" -> ")))
+                .help("remove one dependency or clone source of the cycle"),
         );
     }
     out

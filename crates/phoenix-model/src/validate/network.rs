@@ -10,10 +10,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut seen_ip: HashMap<Ipv4Addr, (String, Span)> = HashMap::new();
     if let Some(host) = &model.host.address {
-        seen_ip.insert(
-            host.value.addr(),
-            ("the Proxmox host".to_string(), host.span),
-        );
+        seen_ip.insert(host.value.addr(), ("the Proxmox host".to_string(), host.span));
     }
     let mut seen_mac: HashMap<&str, (String, Span)> = HashMap::new();
     for guest in model.guests.values() {
@@ -21,13 +18,9 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
             let ip = address.value.addr();
             match seen_ip.get(&ip) {
                 Some((owner, first)) => out.push(
-                    Diagnostic::at(
-                        "PHX-NET-001",
-                        address.span,
-                        format!("{ip} of {} is already used by {owner}", guest.label()),
-                    )
-                    .related(*first, "first used here")
-                    .help("give each guest its own address"),
+                    Diagnostic::at("PHX-NET-001", address.span, format!("{ip} of {} is already used by {owner}", guest.label()))
+                        .related(*first, "first used here")
+                        .help("give each guest its own address"),
                 ),
                 None => {
                     seen_ip.insert(ip, (guest.label(), address.span));
@@ -39,11 +32,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                         Diagnostic::at(
                             "PHX-NET-003",
                             address.span,
-                            format!(
-                                "{ip} of {} is outside the subnet {}",
-                                guest.label(),
-                                subnet.value
-                            ),
+                            format!("{ip} of {} is outside the subnet {}", guest.label(), subnet.value),
                         )
                         .related(subnet.span, "subnet declared here"),
                     );
@@ -54,12 +43,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                     out.push(Diagnostic::at(
                         "PHX-NET-004",
                         gateway.span,
-                        format!(
-                            "gateway {} of {} is outside its subnet {}",
-                            gateway.value,
-                            guest.label(),
-                            address.value.trunc()
-                        ),
+                        format!("gateway {} of {} is outside its subnet {}", gateway.value, guest.label(), address.value.trunc()),
                     ));
                 }
             }
@@ -67,16 +51,8 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         if let Some(mac) = &guest.nic.mac {
             match seen_mac.get(mac.value.as_str()) {
                 Some((owner, first)) => out.push(
-                    Diagnostic::at(
-                        "PHX-NET-002",
-                        mac.span,
-                        format!(
-                            "MAC {} of {} is already used by {owner}",
-                            mac.value,
-                            guest.label()
-                        ),
-                    )
-                    .related(*first, "first used here"),
+                    Diagnostic::at("PHX-NET-002", mac.span, format!("MAC {} of {} is already used by {owner}", mac.value, guest.label()))
+                        .related(*first, "first used here"),
                 ),
                 None => {
                     seen_mac.insert(&mac.value, (guest.label(), mac.span));
@@ -89,11 +65,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
             out.push(Diagnostic::at(
                 "PHX-NET-004",
                 gateway.span,
-                format!(
-                    "the host's gateway {} is outside {}",
-                    gateway.value,
-                    address.value.trunc()
-                ),
+                format!("the host's gateway {} is outside {}", gateway.value, address.value.trunc()),
             ));
         }
     }

@@ -13,32 +13,25 @@ pub fn check(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
                 let diagnostic = Diagnostic::at(
                     "PHX-STACK-001",
                     assignment.name.span,
-                    format!("{} is assigned stack `{}`, which phoenix_stacks_config.json does not define", guest.label(), assignment.name.value),
+                    format!(
+                        "{} is assigned stack `{}`, which phoenix_stacks_config.json does not define",
+                        guest.label(),
+                        assignment.name.value
+                    ),
                 );
-                out.push(
-                    match did_you_mean(
-                        &assignment.name.value,
-                        model.stacks.keys().map(String::as_str),
-                    ) {
-                        Some(name) => diagnostic.help(format!("did you mean `{name}`?")),
-                        None => diagnostic,
-                    },
-                );
+                out.push(match did_you_mean(&assignment.name.value, model.stacks.keys().map(String::as_str)) {
+                    Some(name) => diagnostic.help(format!("did you mean `{name}`?")),
+                    None => diagnostic,
+                });
                 continue;
             };
-            if !stack
-                .environments
-                .contains_key(&assignment.environment.value)
-            {
+            if !stack.environments.contains_key(&assignment.environment.value) {
                 let known: Vec<&str> = stack.environments.keys().map(String::as_str).collect();
                 out.push(
                     Diagnostic::at(
                         "PHX-STACK-002",
                         assignment.environment.span,
-                        format!(
-                            "stack `{}` has no environment `{}`",
-                            stack.name, assignment.environment.value
-                        ),
+                        format!("stack `{}` has no environment `{}`", stack.name, assignment.environment.value),
                     )
                     .related(stack.span, "stack defined here")
                     .help(format!("defined environments: {}", known.join(", "))),
@@ -50,8 +43,12 @@ pub fn check(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
         if let Some(compose) = &stack.compose {
             if !facts.existing_files.contains(&compose.path) {
                 out.push(
-                    Diagnostic::at("PHX-STACK-003", compose.relative.span, format!("compose file {} does not exist", compose.path.display()))
-                        .help("compose_file_path is resolved against the parent of the configuration folder"),
+                    Diagnostic::at(
+                        "PHX-STACK-003",
+                        compose.relative.span,
+                        format!("compose file {} does not exist", compose.path.display()),
+                    )
+                    .help("compose_file_path is resolved against the parent of the configuration folder"),
                 );
             }
         }
@@ -59,11 +56,7 @@ pub fn check(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
             for file in &environment.files {
                 let path = model.root_dir.join(&file.source.value);
                 if !facts.existing_files.contains(&path) {
-                    out.push(Diagnostic::at(
-                        "PHX-STACK-005",
-                        file.source.span,
-                        format!("stack file {} does not exist", path.display()),
-                    ));
+                    out.push(Diagnostic::at("PHX-STACK-005", file.source.span, format!("stack file {} does not exist", path.display())));
                 }
             }
         }

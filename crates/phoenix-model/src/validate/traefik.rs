@@ -21,33 +21,18 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         }
     }
     let all = routes(model);
-    for label_route in all
-        .iter()
-        .filter(|r| matches!(r.origin, RouteOrigin::Label { .. }))
-    {
-        let declared = all.iter().find(|r| {
-            r.origin == RouteOrigin::Service
-                && r.host == label_route.host
-                && r.guest == label_route.guest
-        });
+    for label_route in all.iter().filter(|r| matches!(r.origin, RouteOrigin::Label { .. })) {
+        let declared = all.iter().find(|r| r.origin == RouteOrigin::Service && r.host == label_route.host && r.guest == label_route.guest);
         let Some(service_route) = declared else {
             continue;
         };
         let mut differences = Vec::new();
         if label_route.port != service_route.port {
             let show = |p: Option<u16>| p.map_or("no port".to_string(), |p| format!("port {p}"));
-            differences.push(format!(
-                "{} instead of {}",
-                show(label_route.port),
-                show(service_route.port)
-            ));
+            differences.push(format!("{} instead of {}", show(label_route.port), show(service_route.port)));
         }
         if label_route.scheme != service_route.scheme {
-            differences.push(format!(
-                "scheme {} instead of {}",
-                label_route.scheme.as_str(),
-                service_route.scheme.as_str()
-            ));
+            differences.push(format!("scheme {} instead of {}", label_route.scheme.as_str(), service_route.scheme.as_str()));
         }
         if differences.is_empty() {
             continue;
