@@ -46,6 +46,7 @@ const REQUIRED: &[(&str, &[&str])] = &[
     ("RawZone", &["zone_name"]),
     ("RawRecord", &["hostname"]),
     ("RawStack", &["compose_file_path"]),
+    ("RawVm", &["vmid"]),
     ("RawVmFields", &["vmid"]),
     ("RawStackAssignment", &["name", "environment"]),
     ("RawVariable", &["name"]),
@@ -135,9 +136,12 @@ pub fn check(doc: &JsonDoc, file_kind: FileKind) -> SchemaReport {
     let validator = &checker.validators.iter().find(|(k, _)| *k == file_kind).expect("every kind has a validator").1;
     let mut report = SchemaReport::default();
     for (pointer, kind) in validator.iter_errors(&doc.value).flat_map(best_match) {
+        // Enum violations keep their value: it still decodes as a string, and the specific
+        // check (e.g. PHX-FW-005) can then quote it.
         if !matches!(
             kind,
             ValidationErrorKind::Required { .. }
+                | ValidationErrorKind::Enum { .. }
                 | ValidationErrorKind::AdditionalProperties { .. }
                 | ValidationErrorKind::UnevaluatedProperties { .. }
         ) {

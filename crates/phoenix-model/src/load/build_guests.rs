@@ -81,7 +81,7 @@ pub fn build_lxcs(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
             nic = Nic { bridge: raw.bridge.clone(), firewall: raw.firewall, span: Some(net.fallback), ..Nic::default() };
             fill_nic(&mut nic, &net, raw.ip.as_deref(), raw.gw.as_deref(), raw.nameservers.as_ref(), "nameservers", doc, ctx);
         }
-        let mut guest = common(model, doc, &at, id, GuestKind::Lxc, &shared, nic, ctx);
+        let mut guest = common(model, &at, id, GuestKind::Lxc, &shared, nic, ctx);
         guest.id_span = doc.key_span(&at.pointer);
         guest.clone_from = own.clone_from_ctid.as_ref().and_then(|c| guest_ref(at.span("clone_from_ctid"), c, ctx));
         guest.is_template = own.is_template.unwrap_or(false);
@@ -106,7 +106,7 @@ pub fn build_vms(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
             nic = Nic { firewall: raw.firewall, span: Some(net.fallback), ..Nic::default() };
             fill_nic(&mut nic, &net, raw.ip.as_deref(), raw.gw.as_deref(), raw.nameserver.as_ref(), "nameserver", doc, ctx);
         }
-        let mut guest = common(model, doc, &at, id, GuestKind::Vm, &shared, nic, ctx);
+        let mut guest = common(model, &at, id, GuestKind::Vm, &shared, nic, ctx);
         guest.id_span = at.span("vmid");
         guest.clone_from = own.clone_from_vmid.as_ref().and_then(|c| guest_ref(at.span("clone_from_vmid"), c, ctx));
         guest.is_template = own.is_template.unwrap_or(false);
@@ -176,16 +176,7 @@ fn fill_nic(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn common(
-    model: &Model,
-    doc: &JsonDoc,
-    at: &At<'_>,
-    id: GuestId,
-    kind: GuestKind,
-    raw: &RawGuestCommon,
-    mut nic: Nic,
-    ctx: &mut Ctx<'_>,
-) -> Guest {
+fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGuestCommon, mut nic: Nic, ctx: &mut Ctx<'_>) -> Guest {
     nic.mac = raw.mac_address.as_deref().and_then(|m| mac(at.span("mac_address"), m, ctx));
     let list = |field: &str, items: &[String]| -> Vec<Located<String>> {
         items.iter().enumerate().map(|(i, v)| Located::new(v.clone(), at.item(field, i))).collect()

@@ -56,27 +56,27 @@ fn redundant(list: &str, rules: &[Rule]) -> Vec<Diagnostic> {
         return out;
     }
     for (j, later) in candidates.iter().enumerate() {
-        let Some(earlier) = candidates[..j].iter().find(|earlier| covers(earlier, later)) else {
-            continue;
-        };
-        if earlier.match_key() == later.match_key() && earlier.verdict == later.verdict {
+        let earlier_rules = &candidates[..j];
+        // An exact repeat is the more useful finding, even when a broader rule comes first.
+        if let Some(earlier) = earlier_rules.iter().find(|e| e.match_key() == later.match_key() && e.verdict == later.verdict) {
             out.push(duplicate(list, earlier, later));
-        } else {
-            let differs = if earlier.verdict != later.verdict {
-                "; its action differs, so the configuration does not do what this rule says"
-            } else {
-                ""
-            };
-            out.push(
-                Diagnostic::at(
-                    "PHX-FW-007",
-                    later.span,
-                    format!("in the {list}, {} is never reached: {} matches first{differs}", describe(later), describe(earlier)),
-                )
-                .related(earlier.span, "this rule matches first")
-                .help("reorder or remove the rules"),
-            );
+            continue;
         }
+        let Some(earlier) = earlier_rules.iter().find(|earlier| covers(earlier, later)) else { continue };
+        let differs = if earlier.verdict != later.verdict {
+            "; its action differs, so the configuration does not do what this rule says"
+        } else {
+            ""
+        };
+        out.push(
+            Diagnostic::at(
+                "PHX-FW-007",
+                later.span,
+                format!("in the {list}, {} is never reached: {} matches first{differs}", describe(later), describe(earlier)),
+            )
+            .related(earlier.span, "this rule matches first")
+            .help("reorder or remove the rules"),
+        );
     }
     out
 }

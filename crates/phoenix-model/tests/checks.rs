@@ -1,0 +1,469 @@
+//! Every validation check, exercised by one mutation of the bundled example (which itself
+//! must be clean). Each test asserts the code appears where the mutation put the problem.
+
+use phoenix_model::{check, Checked};
+use phoenix_testkit::{example_config, example_source, MemorySource};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+fn file(name: &str) -> PathBuf {
+    example_config().join(name)
+}
+
+const HV: &str = "phoenix_hypervisor_config.json";
+const LXC: &str = "phoenix_lxc_configs.json";
+const VM: &str = "phoenix_vm_configs.json";
+const STACKS: &str = "phoenix_stacks_config.json";
+const MANIFEST: &str = "certificate-manifest.json";
+
+fn run(source: &MemorySource) -> Checked {
+    check(&example_config(), source)
+}
+
+fn mutated(name: &str, edit: impl FnOnce(&mut Value)) -> Checked {
+    let mut source = example_source();
+    source.edit_json(&file(name), edit);
+    run(&source)
+}
+
+/// The diagnostics with `code`, as (file name, line, message).
+fn found(checked: &Checked, code: &str) -> Vec<(String, usize, String)> {
+    checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == code)
+        .map(|d| {
+            let span = d.span.expect("every diagnostic here has a span");
+            let path = checked.sources.path(span.file).file_name().unwrap().to_string_lossy().to_string();
+            (path, checked.sources.line_col(span).line, d.message.clone())
+        })
+        .collect()
+}
+
+fn assert_code(checked: &Checked, code: &str, file: &str, message_part: &str) {
+    let hits = found(checked, code);
+    assert!(
+        hits.iter().any(|(f, _, m)| f == file && m.contains(message_part)),
+        "expected {code} in {file} mentioning {message_part:?}; got {hits:?}\nall: {:#?}",
+        checked.diagnostics.iter().map(|d| (d.code, &d.message)).collect::<Vec<_>>()
+    );
+}
+
+fn lxc<'a>(v: &'a mut Value, id: &str) -> &'a mut Value {
+    &mut v["lxc_configs"][id]
+}
+
+fn vm(v: &mut Value, index: usize) -> &mut Value {
+    &mut v["vms"][index]
+}
+
+#[test]
+fn the_bundled_example_is_clean() {
+    let checked = run(&example_source());
+    let all: Vec<_> = checked.diagnostics.iter().map(|d| (d.code, d.message.clone())).collect();
+    assert!(all.is_empty(), "{all:#?}");
+    let model = checked.model.expect("model");
+    assert_eq!(model.guests.len(), 7);
+    assert_eq!(model.edge.gateway, Some(101));
+    assert_eq!(model.edge.traefik, Some(102));
+    assert_eq!(model.edge.step_ca, Some(103));
+}
+
+#[test]
+fn json_syntax_errors_stop_loading_with_line_and_column() {
+    let mut source = example_source();
+    let text = source.files.get(&file(VM)).unwrap().replacen("\"vmid\": 1001,", "\"vmid\": 1001,,", 1);
+    source.files.insert(file(VM), text.clone());
+    let checked = run(&source);
+    assert!(checked.model.is_none(), "no model after a syntax error");
+    let error = checked.diagnostics.iter().find(|d| d.code == "PHX-JSON-001").expect("syntax error");
+    let at = checked.sources.line_col(error.span.unwrap());
+    let expected_line = text[..text.find(",,").unwrap()].lines().count();
+    assert_eq!(at.line, expected_line);
+    assert!(at.column > 1);
+}
+
+#[test]
+fn an_unreadable_file_is_reported_and_others_still_checked() {
+    let mut source = example_source();
+    source.files.remove(&file(LXC));
+    source.edit_json(&file(HV), |v| v["domian_name"] = json!("x"));
+    let checked = run(&source);
+    assert_code(&checked, "PHX-IO-001", LXC, "cannot read");
+    assert_code(&checked, "PHX-KEY-001", HV, "domian_name");
+    assert!(checked.has_errors());
+}
+
+#[test]
+fn the_certificate_manifest_is_optional() {
+    let mut source = example_source();
+    source.files.remove(&file(MANIFEST));
+    let checked = run(&source);
+    assert!(checked.diagnostics.is_empty());
+    assert!(checked.model.unwrap().certificates.is_empty());
+}
+
+#[test]
+fn duplicate_keys_are_warned() {
+    let mut source = example_source();
+    let text = source.files.get(&file(HV)).unwrap().replacen(
+        "\"timezone\": \"America/New_York\",",
+        "\"timezone\": \"UTC\", \"timezone\": \"America/New_York\",",
+        1,
+    );
+    source.files.insert(file(HV), text);
+    assert_code(&run(&source), "PHX-JSON-002", HV, "timezone");
+}
+
+#[test]
+fn unknown_keys_suggest_the_nearest_known_key() {
+    let checked = mutated(LXC, |v| lxc(v, "102")["memroy_mb"] = json!(512));
+    assert_code(&checked, "PHX-KEY-001", LXC, "memroy_mb");
+    let d = checked.diagnostics.iter().find(|d| d.code == "PHX-KEY-001").unwrap();
+    assert_eq!(d.help.as_deref(), Some("did you mean `memory_mb`?"));
+    assert!(!checked.has_errors(), "an unknown key is a warning");
+}
+
+#[test]
+fn misplaced_sections_are_used_and_reported() {
+    let checked = mutated(HV, |v| {
+        let firewall = v.as_object_mut().unwrap().remove("firewall").unwrap();
+        v["network"]["firewall"] = firewall;
+    });
+    assert_code(&checked, "PHX-KEY-002", HV, "`firewall` is nested under `network`");
+    assert!(checked.model.unwrap().firewall.cluster.enabled, "the relocated section is honoured");
+}
+
+#[test]
+fn schema_type_enum_and_required_problems_are_reported_at_the_value() {
+    let checked = mutated(LXC, |v| lxc(v, "102")["memory_mb"] = json!("lots"));
+    assert_code(&checked, "PHX-SCHEMA-001", LXC, "/lxc_configs/102/memory_mb");
+    assert!(checked.model.unwrap().guests.contains_key(&102), "the guest survives a wrong value");
+
+    let checked = mutated(VM, |v| vm(v, 1)["portainer_role"] = json!("boss"));
+    assert_code(&checked, "PHX-SCHEMA-003", VM, "/vms/1/portainer_role");
+
+    let checked = mutated(VM, |v| {
+        vm(v, 2).as_object_mut().unwrap().remove("vmid");
+    });
+    assert_code(&checked, "PHX-SCHEMA-002", VM, "vmid");
+}
+
+#[test]
+fn duplicate_guest_ids_across_lxc_and_vm() {
+    let checked = mutated(VM, |v| vm(v, 2)["vmid"] = json!(102));
+    assert_code(&checked, "PHX-GUEST-001", VM, "already used by LXC 102");
+}
+
+#[test]
+fn invalid_guest_ids() {
+    let checked = mutated(LXC, |v| {
+        let guest = lxc(v, "103").clone();
+        v["lxc_configs"]["42"] = guest;
+    });
+    assert_code(&checked, "PHX-GUEST-002", LXC, "`42`");
+}
+
+#[test]
+fn duplicate_ip_and_mac() {
+    let checked = mutated(VM, |v| {
+        vm(v, 2)["network_config"]["ip"] = json!("10.0.0.111/24");
+        vm(v, 2)["mac_address"] = json!("52:54:00:aa:10:01");
+    });
+    assert_code(&checked, "PHX-NET-001", VM, "10.0.0.111 of VM 1002");
+    assert_code(&checked, "PHX-NET-002", VM, "52:54:00:AA:10:01");
+}
+
+#[test]
+fn the_host_address_counts_as_used() {
+    let checked = mutated(LXC, |v| lxc(v, "103")["network_config"]["ip"] = json!("10.0.0.13/24"));
+    assert_code(&checked, "PHX-NET-001", LXC, "the Proxmox host");
+}
+
+#[test]
+fn addresses_and_gateways_outside_the_subnet() {
+    let checked = mutated(LXC, |v| {
+        lxc(v, "102")["network_config"]["ip"] = json!("10.0.1.12/24");
+        lxc(v, "103")["network_config"]["gw"] = json!("192.168.1.1");
+    });
+    assert_code(&checked, "PHX-NET-003", LXC, "outside the subnet 10.0.0.0/24");
+    assert_code(&checked, "PHX-NET-004", LXC, "gateway 192.168.1.1");
+}
+
+#[test]
+fn malformed_addresses() {
+    let checked = mutated(LXC, |v| {
+        lxc(v, "102")["network_config"]["ip"] = json!("10.0.0.12");
+        lxc(v, "102")["mac_address"] = json!("52:54:00:AA:01");
+    });
+    assert_code(&checked, "PHX-NET-005", LXC, "`10.0.0.12` is not an IPv4 address with prefix");
+    assert_code(&checked, "PHX-NET-005", LXC, "not a MAC address");
+}
+
+#[test]
+fn dangling_dependencies_and_clone_sources() {
+    let checked = mutated(LXC, |v| {
+        lxc(v, "102")["dependencies"] = json!([104]);
+        lxc(v, "101")["clone_from_ctid"] = json!("905");
+    });
+    assert_code(&checked, "PHX-GRAPH-001", LXC, "depends on guest 104");
+    assert_code(&checked, "PHX-GRAPH-002", LXC, "clones from guest 905");
+}
+
+#[test]
+fn dependency_cycles_print_the_cycle() {
+    let checked = mutated(LXC, |v| lxc(v, "103")["dependencies"] = json!([1002]));
+    // The cycle is printed from its lowest id; 101 depends on 103 but is not on it.
+    assert_code(&checked, "PHX-GRAPH-003", LXC, "dependency cycle: 102 -> 1001 -> 1002 -> 103 -> 102");
+}
+
+#[test]
+fn clone_sources_must_be_templates_of_the_same_kind() {
+    let checked = mutated(VM, |v| vm(v, 0)["is_template"] = json!(false));
+    assert_code(&checked, "PHX-GRAPH-004", VM, "not marked \"is_template\": true");
+    let checked = mutated(LXC, |v| {
+        lxc(v, "900").as_object_mut().unwrap().remove("template_snapshot_name");
+        lxc(v, "900")["is_template"] = json!(false);
+    });
+    assert_code(&checked, "PHX-GRAPH-004", LXC, "no template_snapshot_name");
+    let checked = mutated(VM, |v| vm(v, 1)["clone_from_vmid"] = json!(900));
+    assert_code(&checked, "PHX-GRAPH-004", VM, "it is an LXC, not a VM");
+}
+
+#[test]
+fn stack_assignments_must_name_defined_stacks_and_environments() {
+    let checked = mutated(VM, |v| {
+        vm(v, 2)["docker_stacks"] =
+            json!([{ "name": "qdrant_servce", "environment": "production" }, { "name": "portainer_service", "environment": "staging" }]);
+    });
+    assert_code(&checked, "PHX-STACK-001", VM, "qdrant_servce");
+    let d = checked.diagnostics.iter().find(|d| d.code == "PHX-STACK-001").unwrap();
+    assert_eq!(d.help.as_deref(), Some("did you mean `qdrant_service`?"));
+    assert_code(&checked, "PHX-STACK-002", VM, "no environment `staging`");
+}
+
+#[test]
+fn compose_files_must_exist_and_be_valid() {
+    let checked = mutated(STACKS, |v| {
+        v["docker_stacks"]["qdrant_service"]["compose_file_path"] = json!("persistent-storage/nope/docker-compose.yml")
+    });
+    assert_code(&checked, "PHX-STACK-003", STACKS, "does not exist");
+
+    let mut source = example_source();
+    let compose = example_config().parent().unwrap().join("persistent-storage/qdrant/docker-compose.yml");
+    source.files.insert(compose.clone(), "services:\n  qdrant:\n    image: [unclosed\n".into());
+    assert_code(&run(&source), "PHX-STACK-004", "docker-compose.yml", "not valid YAML");
+
+    source.files.insert(compose, "services:\n  qdrant:\n    image: qdrant/qdrant\n    restart: sometimes-maybe\n    ports: 6333\n".into());
+    assert_code(&run(&source), "PHX-STACK-004", "docker-compose.yml", "Compose Specification");
+}
+
+#[test]
+fn stack_files_must_exist() {
+    let checked = mutated(STACKS, |v| {
+        v["docker_stacks"]["qdrant_service"]["environments"]["production"]["files"] =
+            json!([{ "source": "persistent-storage/qdrant/missing.env", "destination_in_container": "/app/.env" }]);
+    });
+    assert_code(&checked, "PHX-STACK-005", STACKS, "missing.env");
+}
+
+#[test]
+fn traefik_labels_must_agree_with_the_guest_traefik_service() {
+    let checked = mutated(STACKS, |v| {
+        let labels = &mut v["docker_stacks"]["portainer_service"]["environments"]["production"]["services"]["portainer"]["traefik_labels"];
+        labels[4] = json!("traefik.http.services.portainer.loadbalancer.server.port=9000");
+        labels[5] = json!("traefik.http.services.portainer.loadbalancer.server.scheme=http");
+    });
+    assert_code(&checked, "PHX-TRAEFIK-001", STACKS, "port 9000 instead of port 9443, scheme http instead of https");
+}
+
+#[test]
+fn unreadable_traefik_labels_are_warned() {
+    let checked = mutated(STACKS, |v| {
+        v["docker_stacks"]["qdrant_service"]["environments"]["production"]["services"]["qdrant"]["traefik_labels"][4] =
+            json!("traefik.http.services.qdrant.loadbalancer.server.port=sixty");
+    });
+    assert_code(&checked, "PHX-TRAEFIK-002", STACKS, "port=sixty");
+}
+
+#[test]
+fn duplicate_and_shadowed_rules() {
+    let checked = mutated(VM, |v| {
+        let rules = vm(v, 2)["firewall"]["rules"].as_array_mut().unwrap();
+        rules.push(rules[0].clone());
+        rules.insert(
+            0,
+            json!({ "type": "in", "action": "ACCEPT", "source": "10.0.0.0/24", "proto": "tcp", "comment": "everything from the LAN" }),
+        );
+    });
+    assert_code(&checked, "PHX-FW-006", VM, "repeats rule 2");
+    assert_code(&checked, "PHX-FW-007", VM, "rule 3 (\"Traefik proxies the Qdrant HTTP API\") is never reached");
+}
+
+#[test]
+fn a_shadowed_rule_with_another_action_says_so() {
+    let checked = mutated(LXC, |v| {
+        let rules = lxc(v, "101")["firewall"]["rules"].as_array_mut().unwrap();
+        rules.push(json!({ "type": "in", "action": "DROP", "source": "10.0.0.66", "proto": "tcp", "port": "443" }));
+    });
+    assert_code(&checked, "PHX-FW-007", LXC, "its action differs");
+}
+
+#[test]
+fn malformed_rules_name_the_bad_field() {
+    let checked = mutated(LXC, |v| {
+        let rules = lxc(v, "103")["firewall"]["rules"].as_array_mut().unwrap();
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "source": "10.0.0.0/33", "proto": "tcp", "port": "9000" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "proto": "tcp", "port": "9000:80" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "proto": "tpc", "port": "9000" }));
+        rules.push(json!({ "type": "in", "action": "accept", "proto": "tcp", "port": "9001" }));
+        rules.push(json!({ "type": "sideways", "action": "ACCEPT", "proto": "tcp", "port": "9002" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "proto": "icmp", "port": "9003" }));
+    });
+    assert_code(&checked, "PHX-FW-001", LXC, "10.0.0.0/33");
+    assert_code(&checked, "PHX-FW-002", LXC, "runs backwards");
+    assert_code(&checked, "PHX-FW-003", LXC, "unknown protocol `tpc`");
+    assert_code(&checked, "PHX-FW-004", LXC, "`accept` is not a firewall action");
+    assert_code(&checked, "PHX-FW-005", LXC, "`sideways`");
+    assert_code(&checked, "PHX-FW-003", LXC, "port is given with protocol icmp");
+    let d = checked.diagnostics.iter().find(|d| d.code == "PHX-FW-004").unwrap();
+    assert!(d.help.as_deref().unwrap().contains("ACCEPT"));
+}
+
+#[test]
+fn rules_and_records_must_name_owned_addresses() {
+    let checked = mutated(LXC, |v| {
+        lxc(v, "103")["firewall"]["rules"][0]["source"] = json!("10.0.0.99");
+    });
+    assert_code(&checked, "PHX-FW-008", LXC, "source 10.0.0.99");
+    let checked = mutated(HV, |v| v["dns_server"]["authoritative_zones"][1]["records"][0]["ip_internal"] = json!("10.0.0.77"));
+    assert_code(&checked, "PHX-DNS-001", HV, "10.0.0.77");
+    // Declared external systems own their addresses.
+    let checked = mutated(LXC, |v| lxc(v, "103")["firewall"]["rules"][0]["source"] = json!("10.0.0.50"));
+    assert!(found(&checked, "PHX-FW-008").is_empty());
+}
+
+#[test]
+fn cluster_rules_that_concern_guests_are_flagged() {
+    let checked = mutated(HV, |v| {
+        v["firewall"]["global_firewall_rules"].as_array_mut().unwrap().push(json!({
+            "type": "in", "action": "ACCEPT", "source": "10.0.0.12", "dest": "10.0.0.111", "proto": "tcp", "port": "9443", "comment": "Allow Traefik to access Portainer"
+        }));
+    });
+    assert_code(&checked, "PHX-FW-009", HV, "VM 1001 (portainer)");
+}
+
+#[test]
+fn one_dns_name_with_two_addresses() {
+    let checked = mutated(HV, |v| {
+        v["dns_server"]["authoritative_zones"][1]["records"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "hostname": "ca", "ip_internal": "10.0.0.12" }));
+    });
+    assert_code(&checked, "PHX-DNS-002", HV, "ca.internal.thinkheads.ai points at 10.0.0.12 here and at 10.0.0.10");
+}
+
+#[test]
+fn service_names_must_point_at_the_guest_that_serves_them() {
+    let checked = mutated(HV, |v| {
+        let records = v["dns_server"]["authoritative_zones"][1]["records"].as_array_mut().unwrap();
+        records[1]["ip_internal"] = json!("10.0.0.153"); // traefik -> gateway
+        records[5]["ip_internal"] = json!("10.0.0.153"); // portainer-agent -> gateway
+        records[3]["ip_internal"] = json!("10.0.0.111"); // portainer -> the backend, bypassing the gateway
+    });
+    assert_code(&checked, "PHX-DNS-003", HV, "traefik.internal.thinkheads.ai points at 10.0.0.153");
+    assert_code(&checked, "PHX-DNS-003", HV, "portainer-agent.internal.thinkheads.ai points at 10.0.0.153");
+    assert_code(&checked, "PHX-DNS-003", HV, "portainer.internal.thinkheads.ai points at 10.0.0.111");
+}
+
+#[test]
+fn names_sent_to_the_gateway_without_a_route_are_warned() {
+    let checked = mutated(HV, |v| {
+        v["dns_server"]["authoritative_zones"][0]["records"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "hostname": "grafana", "ip_external": "10.0.0.153" }));
+    });
+    assert_code(&checked, "PHX-DNS-005", HV, "grafana.phoenix.thinkheads.ai");
+}
+
+#[test]
+fn malformed_records() {
+    let checked = mutated(HV, |v| {
+        let records = v["dns_server"]["authoritative_zones"][0]["records"].as_array_mut().unwrap();
+        records.push(json!({ "hostname": "bad name", "ip_external": "10.0.0.153" }));
+        records.push(json!({ "hostname": "ok", "ip_external": "10.0.0.300" }));
+    });
+    assert_code(&checked, "PHX-DNS-004", HV, "bad name");
+    assert_code(&checked, "PHX-DNS-004", HV, "10.0.0.300");
+}
+
+#[test]
+fn literal_and_unresolvable_secrets() {
+    let checked = mutated(HV, |v| v["portainer_api"]["admin_password"] = json!("hunter2-literal"));
+    assert_code(&checked, "PHX-SECRET-001", HV, "portainer_api.admin_password");
+    assert!(!checked.has_errors(), "a literal secret is a warning");
+    let mut source = example_source();
+    source.env.remove("PHOENIX_PORTAINER_API_KEY");
+    source.edit_json(&file(HV), |v| v["portainer_api"]["agent_secret"] = json!({ "file": "secrets/agent" }));
+    let checked = run(&source);
+    assert_code(&checked, "PHX-SECRET-002", HV, "PHOENIX_PORTAINER_API_KEY, which is not set");
+    assert_code(&checked, "PHX-SECRET-002", HV, "secrets/agent, which does not exist");
+}
+
+#[test]
+fn secret_looking_stack_variables_are_secrets() {
+    let checked = mutated(STACKS, |v| {
+        v["docker_stacks"]["qdrant_service"]["environments"]["production"]["variables"] =
+            json!([{ "name": "DB_PASSWORD", "value": "s3cret" }, { "name": "LOG_LEVEL", "value": "debug" }]);
+    });
+    let hits = found(&checked, "PHX-SECRET-001");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(hits[0].2.contains("DB_PASSWORD"));
+}
+
+#[test]
+fn application_scripts_and_features_must_exist() {
+    let checked = mutated(LXC, |v| {
+        lxc(v, "101")["application_script"] = json!("phoenix_hypervisor_lxc_101.sh");
+        lxc(v, "102")["features"] = json!(["base_setup", "traefick"]);
+    });
+    assert_code(&checked, "PHX-APP-001", LXC, "phoenix_hypervisor_lxc_101.sh");
+    assert_code(&checked, "PHX-APP-002", LXC, "traefick");
+    let d = checked.diagnostics.iter().find(|d| d.code == "PHX-APP-002").unwrap();
+    assert_eq!(d.help.as_deref(), Some("did you mean `traefik`?"));
+
+    let mut source = example_source();
+    let root = example_config().parent().unwrap().to_path_buf();
+    source.files.insert(root.join("bin/lxc_setup/phoenix_hypervisor_lxc_101.sh"), "#!/bin/sh\n".into());
+    source.files.insert(root.join("bin/lxc_setup/phoenix_hypervisor_feature_install_grafana.sh"), "#!/bin/sh\n".into());
+    source.edit_json(&file(LXC), |v| {
+        lxc(v, "101")["application_script"] = json!("phoenix_hypervisor_lxc_101.sh");
+        lxc(v, "101")["features"] = json!(["base_setup", "grafana"]);
+    });
+    let checked = run(&source);
+    assert!(found(&checked, "PHX-APP-001").is_empty() && found(&checked, "PHX-APP-002").is_empty());
+}
+
+#[test]
+fn certificates_must_name_existing_guests_of_the_right_kind() {
+    let checked = mutated(MANIFEST, |v| {
+        v[0]["guest_id"] = json!(199);
+        v[3]["guest_type"] = json!("lxc");
+        v[4]["sans"] = json!(["10.0.0.102", "not a name"]);
+    });
+    assert_code(&checked, "PHX-CERT-001", MANIFEST, "guest 199");
+    assert_code(&checked, "PHX-CERT-001", MANIFEST, "guest_type Lxc");
+    assert_code(&checked, "PHX-CERT-002", MANIFEST, "not a name");
+}
+
+#[test]
+fn every_emitted_code_is_documented() {
+    // A sample of broken configurations; every code they produce must be explainable.
+    for checked in [mutated(VM, |v| vm(v, 2)["vmid"] = json!(102)), run(&example_source())] {
+        for d in &checked.diagnostics {
+            assert!(phoenix_model::diag::explain(d.code).is_some(), "{} has no explanation", d.code);
+        }
+    }
+}
