@@ -96,7 +96,17 @@ fn graph_of_the_reference_puts_prerequisites_first() {
     assert_eq!(output.status.code(), Some(0));
     let text = stdout(&output);
     let position = |id: &str| text.find(&format!(" {id} (")).unwrap_or_else(|| panic!("{id} missing from\n{text}"));
-    for (before, after) in [("900", "901"), ("901", "911"), ("911", "801"), ("103", "102"), ("102", "1001"), ("1001", "1002"), ("9000", "1001"), ("1002", "801"), ("103", "101")] {
+    for (before, after) in [
+        ("900", "901"),
+        ("901", "911"),
+        ("911", "801"),
+        ("103", "102"),
+        ("102", "1001"),
+        ("1001", "1002"),
+        ("9000", "1001"),
+        ("1002", "801"),
+        ("103", "101"),
+    ] {
         assert!(position(before) < position(after), "{before} must come before {after}");
     }
     insta::assert_snapshot!(text);

@@ -25,9 +25,18 @@ pub struct Edge {
 pub struct GuestGraph {
     /// Creation order; guests on a cycle are left out.
     pub order: Vec<GuestId>,
-    /// Each cycle as a closed walk, starting at its lowest id.
-    pub cycles: Vec<Vec<GuestId>>,
+    /// Each strongly connected group of guests that cannot be ordered.
+    pub cycles: Vec<Cycle>,
     pub edges: Vec<Edge>,
+}
+
+/// Guests that depend on each other in a ring.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Cycle {
+    /// One shortest closed walk, from the lowest id back to it.
+    pub walk: Vec<GuestId>,
+    /// Every guest of the group (a walk may not pass through all of them).
+    pub members: Vec<GuestId>,
 }
 
 /// Builds the graph. References to undefined guests are ignored here (validation reports them).
@@ -70,7 +79,7 @@ fn creation_order(model: &Model, edges: &[Edge]) -> Vec<GuestId> {
     order
 }
 
-fn find_cycles(model: &Model, edges: &[Edge]) -> Vec<Vec<GuestId>> {
+fn find_cycles(model: &Model, edges: &[Edge]) -> Vec<Cycle> {
     let mut graph: DiGraph<GuestId, ()> = DiGraph::new();
     let index: BTreeMap<GuestId, NodeIndex> = model.guests.keys().map(|&id| (id, graph.add_node(id))).collect();
     for edge in edges {
@@ -81,7 +90,7 @@ fn find_cycles(model: &Model, edges: &[Edge]) -> Vec<Vec<GuestId>> {
         let members: BTreeSet<GuestId> = component.iter().map(|&n| graph[n]).collect();
         let self_loop = component.len() == 1 && graph.contains_edge(component[0], component[0]);
         if members.len() > 1 || self_loop {
-            cycles.push(walk_cycle(edges, &members));
+            cycles.push(Cycle { walk: walk_cycle(edges, &members), members: members.into_iter().collect() });
         }
     }
     cycles.sort();
@@ -117,6 +126,17 @@ fn walk_cycle(edges: &[Edge], members: &BTreeSet<GuestId>) -> Vec<GuestId> {
     vec![start, start]
 }
 
+/// `a -> b -> a`, plus the other guests of the group when the walk misses some.
+pub fn describe_cycle(cycle: &Cycle) -> String {
+    let walk: Vec<String> = cycle.walk.iter().map(u32::to_string).collect();
+    let others: Vec<String> = cycle.members.iter().filter(|m| !cycle.walk.contains(m)).map(u32::to_string).collect();
+    if others.is_empty() {
+        walk.join(" -> ")
+    } else {
+        format!("{} (also caught in it: {})", walk.join(" -> "), others.join(", "))
+    }
+}
+
 /// Guests started at boot, in Proxmox's order (boot order, then id), with their delay.
 pub fn boot_order(model: &Model) -> Vec<(GuestId, Option<u32>, Option<u32>)> {
     let mut boot: Vec<_> = model.guests.values().filter(|g| g.boot.start_at_boot).map(|g| (g.id, g.boot.order, g.boot.delay)).collect();
@@ -142,8 +162,7 @@ pub fn to_text(graph: &GuestGraph, model: &Model) -> String {
         out.push_str(&format!("{:>4}. {}{needs}\n", i + 1, guest.label()));
     }
     for cycle in &graph.cycles {
-        let walk: Vec<String> = cycle.iter().map(u32::to_string).collect();
-        out.push_str(&format!("cycle (no order possible): {}\n", walk.join(" -> ")));
+        out.push_str(&format!("cycle (no order possible): {}\n", describe_cycle(cycle)));
     }
     out.push_str("\nBoot order:\n");
     for (id, order, delay) in boot_order(model) {

@@ -280,7 +280,10 @@ fn syntax_error(file: FileId, text: &str, error: &serde_json::Error) -> Diagnost
     let offset = offset_of(text, error.line(), error.column());
     let message = error.to_string();
     let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-    let end = (offset + 1).min(text.len()).max(offset);
+    let mut end = (offset + 1).min(text.len()).max(offset);
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
     Diagnostic::at("PHX-JSON-001", Span::new(file, offset, end), message)
         .help("this file must be plain JSON (RFC 8259): no comments, no trailing commas, double-quoted keys")
 }
@@ -288,7 +291,11 @@ fn syntax_error(file: FileId, text: &str, error: &serde_json::Error) -> Diagnost
 /// Byte offset of serde_json's 1-based line and column (column counts bytes; 0 means line start).
 fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let line_start = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum::<usize>();
-    (line_start + column.saturating_sub(1)).min(text.len())
+    let mut offset = (line_start + column.saturating_sub(1)).min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
 }
 
 /// Reports duplicate keys and keeps only the last of each, as the value does.

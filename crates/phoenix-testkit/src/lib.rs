@@ -22,7 +22,8 @@ pub fn example_config() -> PathBuf {
 
 /// The reference system's configuration folder (../shared beside the workspace).
 pub fn reference_config() -> PathBuf {
-    workspace_root().join("../shared/reference/phoenix-2025-10-27/etc")
+    let path = workspace_root().join("../shared/reference/phoenix-2025-10-27/etc");
+    path.canonicalize().unwrap_or(path)
 }
 
 /// Configuration files held in memory, keyed by path; environment variables by name.

@@ -73,8 +73,15 @@ impl Excerpt {
     fn new(sources: &SourceMap, span: Span, kind: AnnotationKind, label: String) -> Self {
         let file = sources.file(span.file);
         let masked = file.masked_text();
-        let start = (span.start as usize).min(masked.len());
-        let end = (span.end as usize).clamp(start, masked.len());
+        // Spans come from byte offsets; never cut a character in half when showing them.
+        let mut start = (span.start as usize).min(masked.len());
+        while !masked.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (span.end as usize).clamp(start, masked.len());
+        while !masked.is_char_boundary(end) {
+            end += 1;
+        }
         let line_start = masked[..start].rfind('\n').map_or(0, |i| i + 1);
         // Show at most the first three lines of a long span (an object spanning a page adds nothing).
         let mut line_end = end;

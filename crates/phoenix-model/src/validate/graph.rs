@@ -54,10 +54,9 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         }
     }
     for cycle in graph::build(model).cycles {
-        let first = &model.guests[&cycle[0]];
-        let walk: Vec<String> = cycle.iter().map(u32::to_string).collect();
+        let first = &model.guests[&cycle.walk[0]];
         out.push(
-            Diagnostic::at("PHX-GRAPH-003", first.id_span, format!("dependency cycle: {}", walk.join(" -> ")))
+            Diagnostic::at("PHX-GRAPH-003", first.id_span, format!("dependency cycle: {}", graph::describe_cycle(&cycle)))
                 .help("remove one dependency or clone source of the cycle"),
         );
     }
