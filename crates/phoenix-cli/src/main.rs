@@ -159,16 +159,7 @@ fn graph(dir: &Path, format: GraphFormat) -> Status {
     let graph = phoenix_model::graph::build(model);
     let text = match format {
         GraphFormat::Text => phoenix_model::graph::to_text(&graph, model),
-        GraphFormat::Json => {
-            let boot: Vec<_> = phoenix_model::graph::boot_order(model)
-                .into_iter()
-                .map(|(id, order, delay)| serde_json::json!({"guest": id, "order": order, "delay": delay}))
-                .collect();
-            format!(
-                "{:#}\n",
-                serde_json::json!({"schema_version": 1, "order": graph.order, "cycles": graph.cycles, "edges": graph.edges, "boot": boot})
-            )
-        }
+        GraphFormat::Json => format!("{:#}\n", phoenix_model::graph::to_json(&graph, model)),
     };
     match print(&text) {
         Status::Ok if !graph.cycles.is_empty() => Status::Failed,

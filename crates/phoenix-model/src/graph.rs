@@ -144,7 +144,25 @@ pub fn boot_order(model: &Model) -> Vec<(GuestId, Option<u32>, Option<u32>)> {
     boot
 }
 
-/// The graph as text for `phoenix plan --graph`.
+/// Version of the JSON document produced by [`to_json`].
+pub const GRAPH_SCHEMA_VERSION: u32 = 1;
+
+/// The graph as the versioned JSON document of `phoenix graph --format json`.
+pub fn to_json(graph: &GuestGraph, model: &Model) -> serde_json::Value {
+    let boot: Vec<serde_json::Value> = boot_order(model)
+        .into_iter()
+        .map(|(id, order, delay)| serde_json::json!({ "guest": id, "order": order, "delay": delay }))
+        .collect();
+    serde_json::json!({
+        "schema_version": GRAPH_SCHEMA_VERSION,
+        "order": graph.order,
+        "cycles": graph.cycles,
+        "edges": graph.edges,
+        "boot": boot,
+    })
+}
+
+/// The graph as text for `phoenix graph`.
 pub fn to_text(graph: &GuestGraph, model: &Model) -> String {
     let mut out = String::from("Creation order (prerequisites first):\n");
     for (i, id) in graph.order.iter().enumerate() {
