@@ -37,25 +37,23 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
     }
 }
 
-/// Parses an address written at `span`, reporting PHX-NET-005 when it is malformed.
-pub fn ip(span: Span, text: &str, ctx: &mut Ctx<'_>) -> Option<Located<IpAddr>> {
-    match text.trim().parse::<IpAddr>() {
+/// Parses `text` written at `span` as `what` (e.g. "an IP address"), reporting PHX-NET-005.
+fn address_at<T: std::str::FromStr>(span: Span, text: &str, what: &str, ctx: &mut Ctx<'_>) -> Option<Located<T>> {
+    match text.trim().parse::<T>() {
         Ok(addr) => Some(Located::new(addr, span)),
         Err(_) => {
-            ctx.push(Diagnostic::at("PHX-NET-005", span, format!("`{text}` is not an IP address")));
+            ctx.push(Diagnostic::at("PHX-NET-005", span, format!("`{text}` is not {what}")));
             None
         }
     }
 }
 
+pub fn ip(span: Span, text: &str, ctx: &mut Ctx<'_>) -> Option<Located<IpAddr>> {
+    address_at(span, text, "an IP address", ctx)
+}
+
 pub fn ipv4(span: Span, text: &str, ctx: &mut Ctx<'_>) -> Option<Located<Ipv4Addr>> {
-    match text.trim().parse::<Ipv4Addr>() {
-        Ok(addr) => Some(Located::new(addr, span)),
-        Err(_) => {
-            ctx.push(Diagnostic::at("PHX-NET-005", span, format!("`{text}` is not an IPv4 address")));
-            None
-        }
-    }
+    address_at(span, text, "an IPv4 address", ctx)
 }
 
 /// Parses `a.b.c.d/len`, reporting PHX-NET-005 when malformed or without a prefix.
