@@ -454,7 +454,7 @@ fn certificates_must_name_existing_guests_of_the_right_kind() {
         v[4]["sans"] = json!(["10.0.0.102", "not a name"]);
     });
     assert_code(&checked, "PHX-CERT-001", MANIFEST, "guest 199");
-    assert_code(&checked, "PHX-CERT-001", MANIFEST, "guest_type Lxc");
+    assert_code(&checked, "PHX-CERT-001", MANIFEST, "guest_type lxc, but VM 1001 (portainer) is not one");
     assert_code(&checked, "PHX-CERT-002", MANIFEST, "not a name");
 }
 

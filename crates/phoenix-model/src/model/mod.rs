@@ -43,6 +43,14 @@ impl GuestKind {
             GuestKind::Vm => "VM",
         }
     }
+
+    /// The word the certificate manifest uses (`guest_type`).
+    pub fn type_name(self) -> &'static str {
+        match self {
+            GuestKind::Lxc => "lxc",
+            GuestKind::Vm => "vm",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -23,15 +23,13 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                     "PHX-CERT-001",
                     guest_ref.span,
                     format!(
-                        "certificate {} says guest_type {:?}, but {} is a{} {}",
+                        "certificate {} says guest_type {}, but {} is not one",
                         cert.name,
-                        cert.guest_kind.unwrap(),
-                        guest.label(),
-                        if guest.kind == crate::model::GuestKind::Lxc { "n" } else { "" },
-                        guest.kind.label()
+                        cert.guest_kind.map_or("", |k| k.type_name()),
+                        guest.label()
                     ),
                 )
-                .help("correct guest_type"),
+                .help(format!("write \"guest_type\": \"{}\"", guest.kind.type_name())),
             ),
             Some(_) => {}
         }
