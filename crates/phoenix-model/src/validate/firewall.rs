@@ -148,7 +148,8 @@ fn only_guests<'m>(model: &'m Model, spec: &AddrSpec) -> Option<Vec<&'m Guest>> 
     (!guests.is_empty()).then_some(guests)
 }
 
-fn cluster_rules_for_guests(model: &Model) -> Vec<Diagnostic> {
+/// PHX-FW-009 for every cluster rule whose address side names only guests (render reports them too).
+pub fn cluster_rules_for_guests(model: &Model) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for rule in model.firewall.cluster_rules.iter().filter(|r| !r.malformed) {
         // IN rules of cluster.fw see traffic to the host, OUT rules traffic from it.

@@ -15,6 +15,7 @@ use crate::diag::Diagnostic;
 use crate::load::Facts;
 use crate::model::Model;
 
+pub use firewall::cluster_rules_for_guests;
 pub use scripts::{application_script_candidates, feature_script, KNOWN_FEATURES};
 
 /// Every semantic diagnostic for `model`.

@@ -1,0 +1,5 @@
+//! phoenix-core: the pure middle of phoenix's pipeline. Today: rendering every file phoenix
+//! manages from the model. Later: the hop model's analysis, planning and reports.
+//! Nothing here does I/O; the clock, file contents and observations come in as arguments.
+
+pub mod render;

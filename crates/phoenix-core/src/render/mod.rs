@@ -1,0 +1,94 @@
+//! Rendering: the model in, every file phoenix deploys out, each with its target, path,
+//! owner, mode, and the commands that validate it and reload its service.
+//! Must not write files or run the commands it names: drivers do that.
+
+pub mod pve_firewall;
+
+use phoenix_model::diag::Diagnostic;
+use phoenix_model::model::{GuestId, Model};
+use serde::Serialize;
+
+/// Where a rendered file goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "id")]
+pub enum Target {
+    /// The Proxmox node (including /etc/pve, which the cluster file system shares).
+    Host,
+    Guest(GuestId),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Host => f.write_str("host"),
+            Target::Guest(id) => write!(f, "guest {id}"),
+        }
+    }
+}
+
+/// One file phoenix deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenderedFile {
+    pub target: Target,
+    /// Absolute path on the target.
+    pub path: String,
+    /// `user:group`.
+    pub owner: String,
+    pub mode: u32,
+    /// The command that checks the file in place before its service is reloaded.
+    pub validate: Option<String>,
+    /// The command that makes the service use the file (none when the service watches it).
+    pub reload: Option<String>,
+    #[serde(skip)]
+    pub content: String,
+}
+
+impl RenderedFile {
+    pub fn new(target: Target, path: impl Into<String>, content: String) -> Self {
+        RenderedFile { target, path: path.into(), owner: "root:root".into(), mode: 0o644, validate: None, reload: None, content }
+    }
+
+    pub fn validated_by(mut self, command: &str) -> Self {
+        self.validate = Some(command.to_string());
+        self
+    }
+
+    pub fn reloaded_by(mut self, command: &str) -> Self {
+        self.reload = Some(command.to_string());
+        self
+    }
+
+    /// Where the file sits in a tree laid out as on the real system: `host/<path>` or `guest-<id>/<path>`.
+    pub fn tree_path(&self) -> String {
+        let root = match self.target {
+            Target::Host => "host".to_string(),
+            Target::Guest(id) => format!("guest-{id}"),
+        };
+        format!("{root}{}", self.path)
+    }
+}
+
+/// A setting of a guest's Proxmox configuration (e.g. `net0` with `firewall=1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuestSetting {
+    pub guest: GuestId,
+    pub key: String,
+    pub value: String,
+}
+
+/// Everything rendered from one model.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    pub files: Vec<RenderedFile>,
+    pub settings: Vec<GuestSetting>,
+    /// Findings made while rendering (e.g. cluster rules that cannot filter guest traffic).
+    pub notes: Vec<Diagnostic>,
+}
+
+/// Renders every file phoenix manages. Deterministic: files are ordered by target and path.
+pub fn render_all(model: &Model) -> Rendered {
+    let mut rendered = Rendered::default();
+    pve_firewall::render(model, &mut rendered);
+    rendered.files.sort_by(|a, b| (a.target, &a.path).cmp(&(b.target, &b.path)));
+    rendered
+}

@@ -1,0 +1,34 @@
+//! cluster.fw: cluster options, datacenter aliases and ipsets, cluster rules (host traffic
+//! only) and security groups. Rules that can only concern guests are rendered where declared
+//! and reported (PHX-FW-009), because moving them would change what the user wrote.
+
+use super::format::{FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry};
+use super::{flag, rule_lines, VALIDATE};
+use crate::render::{Rendered, RenderedFile, Target};
+use phoenix_model::model::Model;
+
+pub const PATH: &str = "/etc/pve/firewall/cluster.fw";
+
+pub fn render(model: &Model, out: &mut Rendered) {
+    let firewall = &model.firewall;
+    let mut file = FwFile::default();
+    file.options.insert("enable".into(), flag(firewall.cluster.enabled));
+    file.options.insert("policy_in".into(), firewall.cluster.policy_in.as_pve().into());
+    file.options.insert("policy_out".into(), firewall.cluster.policy_out.as_pve().into());
+    file.aliases =
+        firewall.aliases.iter().map(|(name, (net, _))| FwAlias { name: name.clone(), cidr: net.to_string(), comment: None }).collect();
+    file.ipsets = firewall
+        .ipsets
+        .iter()
+        .map(|(name, (nets, _))| FwIpSet {
+            name: name.clone(),
+            comment: None,
+            entries: nets.iter().map(|n| FwIpSetEntry { negated: false, cidr: n.to_string(), comment: None }).collect(),
+        })
+        .collect();
+    file.rules = rule_lines(&firewall.cluster_rules);
+    file.groups =
+        firewall.groups.iter().map(|(name, rules)| FwGroup { name: name.clone(), comment: None, rules: rule_lines(rules) }).collect();
+    out.files.push(RenderedFile::new(Target::Host, PATH, file.to_text()).validated_by(VALIDATE));
+    out.notes.extend(phoenix_model::validate::cluster_rules_for_guests(model));
+}

@@ -1,0 +1,250 @@
+//! pve-firewall's file format as data: `[OPTIONS]`, `[ALIASES]`, `[IPSET name]`, `[RULES]` and
+//! `[group name]` sections, and rule lines such as
+//! `IN ACCEPT -source 10.0.0.12 -p tcp -dport 9443 -log nolog # comment`.
+//! Printing and parsing live here together so they cannot drift apart; the round trip is
+//! property-tested. Must not know about phoenix's model: conversion lives in the renderers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// One rule line. `verdict` is `ACCEPT`/`DROP`/`REJECT`, a macro call such as `SSH(ACCEPT)`,
+/// or, for `GROUP` lines, the group name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwRule {
+    pub enabled: bool,
+    /// `IN`, `OUT` or `GROUP`.
+    pub direction: String,
+    pub verdict: String,
+    /// Options in pve-firewall's order: -i, -source, -dest, -p, -dport, -sport, -log, -icmp-type.
+    pub options: Vec<(String, String)>,
+    pub comment: Option<String>,
+}
+
+/// The order pve-firewall writes rule options in.
+pub const OPTION_ORDER: &[&str] = &["i", "source", "dest", "p", "dport", "sport", "log", "icmp-type"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwIpSetEntry {
+    pub negated: bool,
+    pub cidr: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwIpSet {
+    pub name: String,
+    pub comment: Option<String>,
+    pub entries: Vec<FwIpSetEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwAlias {
+    pub name: String,
+    pub cidr: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwGroup {
+    pub name: String,
+    pub comment: Option<String>,
+    pub rules: Vec<FwRule>,
+}
+
+/// A whole `.fw` file (cluster.fw, host.fw or `<vmid>.fw`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FwFile {
+    pub options: BTreeMap<String, String>,
+    pub aliases: Vec<FwAlias>,
+    pub ipsets: Vec<FwIpSet>,
+    pub rules: Vec<FwRule>,
+    pub groups: Vec<FwGroup>,
+}
+
+fn comment_suffix(comment: &Option<String>) -> String {
+    comment.as_ref().map(|c| format!(" # {c}")).unwrap_or_default()
+}
+
+impl FwRule {
+    pub fn to_line(&self) -> String {
+        let mut line = String::new();
+        if !self.enabled {
+            line.push('|');
+        }
+        let _ = write!(line, "{} {}", self.direction, self.verdict);
+        for (key, value) in &self.options {
+            let _ = write!(line, " -{key} {value}");
+        }
+        line + &comment_suffix(&self.comment)
+    }
+}
+
+impl FwFile {
+    /// The file's text, sections in pve-firewall's order, empty sections left out (OPTIONS always written).
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("[OPTIONS]\n\n");
+        for (key, value) in &self.options {
+            let _ = writeln!(out, "{key}: {value}");
+        }
+        if !self.aliases.is_empty() {
+            out.push_str("\n[ALIASES]\n\n");
+            for alias in &self.aliases {
+                let _ = writeln!(out, "{} {}{}", alias.name, alias.cidr, comment_suffix(&alias.comment));
+            }
+        }
+        for set in &self.ipsets {
+            let _ = writeln!(out, "\n[IPSET {}]{}\n", set.name, comment_suffix(&set.comment));
+            for entry in &set.entries {
+                let _ = writeln!(out, "{}{}{}", if entry.negated { "!" } else { "" }, entry.cidr, comment_suffix(&entry.comment));
+            }
+        }
+        if !self.rules.is_empty() {
+            out.push_str("\n[RULES]\n\n");
+            for rule in &self.rules {
+                out.push_str(&rule.to_line());
+                out.push('\n');
+            }
+        }
+        for group in &self.groups {
+            let _ = writeln!(out, "\n[group {}]{}\n", group.name, comment_suffix(&group.comment));
+            for rule in &group.rules {
+                out.push_str(&rule.to_line());
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// A line of a `.fw` file phoenix could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based.
+    pub line: usize,
+    pub message: String,
+}
+
+fn split_comment(line: &str) -> (&str, Option<String>) {
+    match line.split_once('#') {
+        Some((body, comment)) => (body.trim_end(), Some(comment.trim().to_string()).filter(|c| !c.is_empty())),
+        None => (line.trim_end(), None),
+    }
+}
+
+enum Section {
+    None,
+    Options,
+    Aliases,
+    IpSet(usize),
+    Rules,
+    Group(usize),
+}
+
+/// Parses a `.fw` file. Unknown sections and malformed lines are errors with their line number.
+pub fn parse(text: &str) -> Result<FwFile, Vec<ParseError>> {
+    let mut file = FwFile::default();
+    let mut errors = Vec::new();
+    let mut section = Section::None;
+    for (index, raw_line) in text.lines().enumerate() {
+        let number = index + 1;
+        let line = raw_line.trim();
+        if line.is_empty() || (line.starts_with('#') && !matches!(section, Section::None)) || line.starts_with('#') {
+            continue;
+        }
+        let mut error = |message: String| errors.push(ParseError { line: number, message });
+        if let Some(header) = line.strip_prefix('[') {
+            let (header, comment) = split_comment(header);
+            let Some(header) = header.strip_suffix(']') else {
+                error(format!("section header `{line}` lacks `]`"));
+                continue;
+            };
+            let mut words = header.split_whitespace();
+            section = match (words.next().map(str::to_ascii_uppercase).as_deref(), words.next()) {
+                (Some("OPTIONS"), None) => Section::Options,
+                (Some("ALIASES"), None) => Section::Aliases,
+                (Some("RULES"), None) => Section::Rules,
+                (Some("IPSET"), Some(name)) => {
+                    file.ipsets.push(FwIpSet { name: name.to_string(), comment, entries: Vec::new() });
+                    Section::IpSet(file.ipsets.len() - 1)
+                }
+                (Some("GROUP"), Some(name)) => {
+                    file.groups.push(FwGroup { name: name.to_string(), comment, rules: Vec::new() });
+                    Section::Group(file.groups.len() - 1)
+                }
+                _ => {
+                    error(format!("unknown section `[{header}]`"));
+                    Section::None
+                }
+            };
+            continue;
+        }
+        match section {
+            Section::None => error("line outside any section".to_string()),
+            Section::Options => match line.split_once(':') {
+                Some((key, value)) => {
+                    file.options.insert(key.trim().to_string(), value.trim().to_string());
+                }
+                None => error(format!("option `{line}` is not `key: value`")),
+            },
+            Section::Aliases => {
+                let (body, comment) = split_comment(line);
+                let mut words = body.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some(name), Some(cidr), None) => {
+                        file.aliases.push(FwAlias { name: name.to_string(), cidr: cidr.to_string(), comment })
+                    }
+                    _ => error(format!("alias `{line}` is not `name cidr`")),
+                }
+            }
+            Section::IpSet(i) => {
+                let (body, comment) = split_comment(line);
+                let (negated, cidr) = match body.strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, body.trim()),
+                };
+                if cidr.is_empty() || cidr.contains(char::is_whitespace) {
+                    error(format!("ipset entry `{line}` is not a single address"));
+                } else {
+                    file.ipsets[i].entries.push(FwIpSetEntry { negated, cidr: cidr.to_string(), comment });
+                }
+            }
+            Section::Rules | Section::Group(_) => match parse_rule(line) {
+                Ok(rule) => match section {
+                    Section::Group(g) => file.groups[g].rules.push(rule),
+                    _ => file.rules.push(rule),
+                },
+                Err(message) => error(message),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(file)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses one rule line.
+pub fn parse_rule(line: &str) -> Result<FwRule, String> {
+    let (body, comment) = split_comment(line.trim());
+    let (enabled, body) = match body.strip_prefix('|') {
+        Some(rest) => (false, rest),
+        None => (true, body),
+    };
+    let mut words = body.split_whitespace();
+    let direction = words.next().ok_or("empty rule")?.to_ascii_uppercase();
+    if !matches!(direction.as_str(), "IN" | "OUT" | "GROUP") {
+        return Err(format!("rule direction `{direction}` is not IN, OUT or GROUP"));
+    }
+    let verdict = words.next().ok_or_else(|| format!("rule `{body}` has no action"))?.to_string();
+    let mut options = Vec::new();
+    while let Some(word) = words.next() {
+        let key = word.strip_prefix('-').ok_or_else(|| format!("`{word}` is not an option (options start with -)"))?;
+        if !OPTION_ORDER.contains(&key) {
+            return Err(format!("unknown rule option `-{key}`"));
+        }
+        let value = words.next().ok_or_else(|| format!("option `-{key}` has no value"))?;
+        options.push((key.to_string(), value.to_string()));
+    }
+    Ok(FwRule { enabled, direction, verdict, options, comment })
+}
