@@ -2,6 +2,7 @@
 //! owner, mode, and the commands that validate it and reload its service.
 //! Must not write files or run the commands it names: drivers do that.
 
+pub mod dnsmasq;
 pub mod pve_firewall;
 
 use phoenix_model::diag::Diagnostic;
@@ -88,6 +89,7 @@ pub struct Rendered {
 /// Renders every file phoenix manages. Deterministic: files are ordered by target and path.
 pub fn render_all(model: &Model) -> Rendered {
     let mut rendered = Rendered::default();
+    dnsmasq::render(model, &mut rendered);
     pve_firewall::render(model, &mut rendered);
     rendered.files.sort_by(|a, b| (a.target, &a.path).cmp(&(b.target, &b.path)));
     rendered
