@@ -33,6 +33,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Render every file phoenix manages (pure: from the configuration alone).
+    ///
+    /// Without --out or --diff, lists the files (target, path, owner, mode, validate and reload
+    /// commands) and the NIC settings. A configuration with errors is refused unless --allow-errors.
+    Render {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Write the files into DIR, laid out as on the real system (host/..., guest-<id>/...).
+        #[arg(long, value_name = "DIR", conflicts_with = "diff")]
+        out: Option<PathBuf>,
+        /// Compare with the files in DIR (same layout); exit 3 when they differ.
+        #[arg(long, value_name = "DIR")]
+        diff: Option<PathBuf>,
+        /// Render even when the configuration has errors (what can be rendered is).
+        #[arg(long)]
+        allow_errors: bool,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
     /// Explain a diagnostic code (e.g. PHX-FW-009); without a code, list them all.
     Explain { code: Option<String> },
     /// Print the guest graph: creation order (prerequisites first), cycles, boot order.
@@ -72,6 +91,8 @@ enum Status {
     Failed = 1,
     /// phoenix could not do its job: bad arguments, unreadable folder, a bug.
     CouldNotRun = 2,
+    /// `render --diff`: the deployed files differ from the rendered ones.
+    Differs = 3,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +106,9 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Validate { config, format } => validate(&config.config, format),
         Command::Explain { code } => explain(code.as_deref()),
+        Command::Render { config, out, diff, allow_errors, format } => {
+            render(&config.config, out.as_deref(), diff.as_deref(), allow_errors, format)
+        }
         Command::Graph { config, format } => graph(&config.config, format),
         Command::Schema { file, out } => schema(file.as_deref(), out.as_deref()),
     };
@@ -129,6 +153,59 @@ fn validate(dir: &Path, format: Format) -> Status {
         Status::Ok if checked.has_errors() => Status::Failed,
         status => status,
     }
+}
+
+fn render(dir: &Path, out: Option<&Path>, diff: Option<&Path>, allow_errors: bool, format: GraphFormat) -> Status {
+    if !config_folder_ok(dir) {
+        return Status::CouldNotRun;
+    }
+    let checked = phoenix_model::check(dir, &LocalHost);
+    let model = match &checked.model {
+        Some(model) if allow_errors || !checked.has_errors() => model,
+        _ => {
+            eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
+            eprintln!("phoenix: not rendering a configuration with errors (see above; --allow-errors renders anyway)");
+            return Status::Failed;
+        }
+    };
+    let rendered = phoenix_core::render::render_all(model);
+    if !rendered.notes.is_empty() {
+        eprint!("{}", render::to_human(&rendered.notes, &checked.sources, false));
+    }
+    if let Some(out) = out {
+        for file in &rendered.files {
+            let path = out.join(file.tree_path());
+            if let Err(error) = phoenix_drivers::host::write_atomic(&path, file.content.as_bytes(), file.mode) {
+                eprintln!("phoenix: cannot write {}: {error}", path.display());
+                return Status::CouldNotRun;
+            }
+        }
+        eprintln!("phoenix: wrote {} files under {}", rendered.files.len(), out.display());
+        return Status::Ok;
+    }
+    if let Some(tree) = diff {
+        let mut deployed = std::collections::BTreeMap::new();
+        for file in &rendered.files {
+            match phoenix_drivers::host::read_optional(&tree.join(file.tree_path())) {
+                Ok(content) => deployed.insert(file.tree_path(), content),
+                Err(error) => {
+                    eprintln!("phoenix: cannot read {}: {error}", tree.join(file.tree_path()).display());
+                    return Status::CouldNotRun;
+                }
+            };
+        }
+        let diffs = phoenix_core::render::diff::diff(&rendered.files, &deployed);
+        let text: String = diffs.iter().map(|d| d.unified.clone()).collect();
+        return match print(&text) {
+            Status::Ok if !diffs.is_empty() => Status::Differs,
+            status => status,
+        };
+    }
+    let text = match format {
+        GraphFormat::Text => phoenix_core::render::listing(&rendered),
+        GraphFormat::Json => format!("{:#}\n", phoenix_core::render::to_json(&rendered)),
+    };
+    print(&text)
 }
 
 fn explain(code: Option<&str>) -> Status {

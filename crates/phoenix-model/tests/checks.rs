@@ -270,11 +270,15 @@ fn stack_files_must_exist() {
 #[test]
 fn traefik_labels_must_agree_with_the_guest_traefik_service() {
     let checked = mutated(STACKS, |v| {
-        let labels = &mut v["docker_stacks"]["portainer_service"]["environments"]["production"]["services"]["portainer"]["traefik_labels"];
-        labels[4] = json!("traefik.http.services.portainer.loadbalancer.server.port=9000");
-        labels[5] = json!("traefik.http.services.portainer.loadbalancer.server.scheme=http");
+        v["docker_stacks"]["portainer_service"]["environments"]["production"]["services"]["portainer"] = json!({ "traefik_labels": [
+            "traefik.http.routers.portainer.rule=Host(`portainer.phoenix.thinkheads.ai`)",
+            "traefik.http.services.portainer.loadbalancer.server.port=9000",
+            "traefik.http.services.portainer.loadbalancer.server.scheme=http",
+        ] });
     });
     assert_code(&checked, "PHX-TRAEFIK-001", STACKS, "port 9000 instead of port 9443, scheme http instead of https");
+    // The same host name in two routers is also reported; the first definition is kept.
+    assert_code(&checked, "PHX-TRAEFIK-003", STACKS, "portainer.phoenix.thinkheads.ai is routed twice");
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! owner, mode, and the commands that validate it and reload its service.
 //! Must not write files or run the commands it names: drivers do that.
 
+pub mod diff;
 pub mod dnsmasq;
 pub mod pve_firewall;
+pub mod traefik;
 
 use phoenix_model::diag::Diagnostic;
 use phoenix_model::model::{GuestId, Model};
@@ -91,6 +93,54 @@ pub fn render_all(model: &Model) -> Rendered {
     let mut rendered = Rendered::default();
     dnsmasq::render(model, &mut rendered);
     pve_firewall::render(model, &mut rendered);
+    let edge = crate::edge::edge(model);
+    traefik::render(model, &edge, &mut rendered);
+    rendered.notes.extend(edge.notes.iter().cloned());
     rendered.files.sort_by(|a, b| (a.target, &a.path).cmp(&(b.target, &b.path)));
     rendered
+}
+
+/// Version of the JSON document produced by [`to_json`].
+pub const RENDER_SCHEMA_VERSION: u32 = 1;
+
+/// The listing of `phoenix render`: one line per file, then the NIC settings.
+pub fn listing(rendered: &Rendered) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for file in &rendered.files {
+        let _ = write!(out, "{:<10} {:<40} {} {:04o}", file.target.to_string(), file.path, file.owner, file.mode);
+        if let Some(validate) = &file.validate {
+            let _ = write!(out, "  validate: {validate}");
+        }
+        if let Some(reload) = &file.reload {
+            let _ = write!(out, "  reload: {reload}");
+        }
+        out.push('\n');
+    }
+    if !rendered.settings.is_empty() {
+        out.push_str("\nGuest settings:\n");
+        for setting in &rendered.settings {
+            let _ = writeln!(out, "  guest {} {}: {}", setting.guest, setting.key, setting.value);
+        }
+    }
+    out
+}
+
+/// The versioned JSON document of `phoenix render --format json` (files with their content).
+pub fn to_json(rendered: &Rendered) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = rendered
+        .files
+        .iter()
+        .map(|f| {
+            let mut value = serde_json::to_value(f).expect("serialisable");
+            value["content"] = serde_json::Value::String(f.content.clone());
+            value
+        })
+        .collect();
+    serde_json::json!({
+        "schema_version": RENDER_SCHEMA_VERSION,
+        "files": files,
+        "settings": rendered.settings,
+        "notes": rendered.notes.iter().map(|n| serde_json::json!({ "code": n.code, "message": n.message })).collect::<Vec<_>>(),
+    })
 }

@@ -101,6 +101,10 @@ pub const CODES: &[CodeInfo] = &[
        Fix: make the label's loadbalancer.server.port and .scheme match the guest's traefik_service (or change the service)."),
     c("PHX-TRAEFIK-002", Warning, "Traefik label not understood",
       "A label in traefik_labels is not of the form key=value, or names a router rule phoenix cannot read (phoenix reads Host(`...`) rules)."),
+    c("PHX-TRAEFIK-003", Warning, "host name routed twice",
+      "Two routers (a traefik_service and a stack label, or two labels) claim the same host name for different backends. \
+       Traefik would pick one by rule priority; phoenix keeps the first definition (traefik_service before labels, in guest order) \
+       and renders only that one, never a merge of both.\nFix: remove one of the definitions."),
     c("PHX-FW-001", Error, "malformed address in firewall rule",
       "source or dest is not an IP address, CIDR, range (a-b), alias name, +ipset, or a comma list of those, as pve-firewall accepts."),
     c("PHX-FW-002", Error, "malformed port in firewall rule",

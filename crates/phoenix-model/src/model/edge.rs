@@ -181,6 +181,46 @@ pub fn routes(model: &Model) -> Vec<Route> {
     routes
 }
 
+/// Which router a route belongs to: one traefik_service, or one label router of one stack
+/// environment on one guest. Returns (identity, router name).
+pub fn router_of(route: &Route, model: &Model) -> (String, String) {
+    match &route.origin {
+        RouteOrigin::Service => {
+            let name = model.guests[&route.guest].traefik_service.as_ref().map_or("service".to_string(), |s| s.name.value.clone());
+            (format!("service/{}/{name}", route.guest), name)
+        }
+        RouteOrigin::Label { stack, environment, router, .. } => {
+            (format!("label/{stack}/{environment}/{router}/{}", route.guest), router.clone())
+        }
+    }
+}
+
+/// Routes after resolving host names claimed by more than one router: the first definition
+/// (traefik_service before labels, in guest order) keeps the name; the others are listed.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    pub kept: Vec<Route>,
+    /// (the later definition, the one that keeps the name)
+    pub duplicates: Vec<(Route, Route)>,
+}
+
+pub fn route_table(model: &Model) -> RouteTable {
+    let mut table = RouteTable::default();
+    let mut claimed: std::collections::HashMap<String, (String, usize)> = std::collections::HashMap::new();
+    for route in routes(model) {
+        let (router, _) = router_of(&route, model);
+        match claimed.get(&route.host) {
+            Some((owner, first)) if *owner != router => table.duplicates.push((route, table.kept[*first].clone())),
+            Some(_) => {}
+            None => {
+                claimed.insert(route.host.clone(), (router, table.kept.len()));
+                table.kept.push(route);
+            }
+        }
+    }
+    table
+}
+
 /// The guest playing a role when the configuration does not say: the first (lowest id)
 /// guest matching `predicate`, templates excluded.
 pub fn discover_role(guests: &BTreeMap<GuestId, Guest>, predicate: impl Fn(&Guest) -> bool) -> Option<GuestId> {

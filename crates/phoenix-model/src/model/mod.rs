@@ -363,6 +363,8 @@ pub struct StepCa {
     pub dns_name: Option<Located<String>>,
     pub port: u16,
     pub root_ca_name: Option<String>,
+    /// Name of the ACME provisioner (its directory is /acme/<name>/directory).
+    pub acme_provisioner: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

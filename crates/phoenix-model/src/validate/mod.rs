@@ -17,6 +17,7 @@ use crate::model::Model;
 
 pub use firewall::cluster_rules_for_guests;
 pub use scripts::{application_script_candidates, feature_script, KNOWN_FEATURES};
+pub use traefik::duplicate_route;
 
 /// Every semantic diagnostic for `model`.
 pub fn validate(model: &Model, facts: &Facts) -> Vec<Diagnostic> {

@@ -2,7 +2,7 @@
 //! guest's traefik_service on port or scheme for the same host name.
 
 use crate::diag::Diagnostic;
-use crate::model::edge::{parse_labels, routes, RouteOrigin};
+use crate::model::edge::{parse_labels, route_table, routes, Route, RouteOrigin};
 use crate::model::Model;
 
 pub fn check(model: &Model) -> Vec<Diagnostic> {
@@ -19,6 +19,9 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 }
             }
         }
+    }
+    for (later, first) in route_table(model).duplicates {
+        out.push(duplicate_route(&later, &first));
     }
     let all = routes(model);
     for label_route in all.iter().filter(|r| matches!(r.origin, RouteOrigin::Label { .. })) {
@@ -53,4 +56,11 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         );
     }
     out
+}
+
+/// PHX-TRAEFIK-003 for a host name a later router claims again.
+pub fn duplicate_route(later: &Route, first: &Route) -> Diagnostic {
+    Diagnostic::at("PHX-TRAEFIK-003", later.span, format!("{} is routed twice; phoenix keeps the first definition", later.host))
+        .related(first.span, "first defined here")
+        .help("remove one of the two definitions")
 }
