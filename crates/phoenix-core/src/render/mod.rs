@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod dnsmasq;
+pub mod nginx;
 pub mod pve_firewall;
 pub mod traefik;
 
@@ -95,6 +96,7 @@ pub fn render_all(model: &Model) -> Rendered {
     pve_firewall::render(model, &mut rendered);
     let edge = crate::edge::edge(model);
     traefik::render(model, &edge, &mut rendered);
+    nginx::render(model, &edge, &mut rendered);
     rendered.notes.extend(edge.notes.iter().cloned());
     rendered.files.sort_by(|a, b| (a.target, &a.path).cmp(&(b.target, &b.path)));
     rendered

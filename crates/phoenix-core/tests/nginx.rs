@@ -1,0 +1,243 @@
+//! The NGINX gateway's configuration as real nginx sees it: `nginx -t` accepts it (temporary
+//! prefix, certificates made by the test, upstreams by IP so no lookup leaves the machine), and
+//! a real nginx started with it terminates TLS, verifies the upstream against the Step-CA root
+//! and proxies to a local TLS backend; with an untrusted backend certificate it refuses (502).
+//! The test moves listen ports and the upstream to loopback; nothing else in the file changes.
+//! Needs nginx with the stream module (scripts/test installs nginx and libnginx-mod-stream).
+
+use phoenix_core::edge::ROOT_CA_PATH;
+use phoenix_core::render::{nginx, render_all};
+use phoenix_testkit::pki::{TestCa, Usage};
+use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
+use serde_json::json;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("phoenix-nginx-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("ssl")).unwrap();
+    // Debian's module includes name `modules/...` relative to the prefix, as /usr/share/nginx/modules is.
+    std::os::unix::fs::symlink("/usr/lib/nginx/modules", dir.join("modules")).unwrap();
+    dir
+}
+
+fn rendered(source: &MemorySource, config: &Path) -> String {
+    let checked = phoenix_model::check(config, source);
+    let rendered = render_all(checked.model.as_ref().expect("model"));
+    rendered.files.iter().find(|f| f.path == nginx::PATH).expect("nginx.conf rendered").content.clone()
+}
+
+/// Moves every path of the rendered file into `dir` and writes the certificates it names.
+fn install(text: &str, dir: &Path, ca: &TestCa, gateway_names: &[&str]) -> String {
+    let leaf = ca.issue(gateway_names, Usage::Server);
+    let mut text = text.replace(ROOT_CA_PATH, &dir.join("root.crt").display().to_string());
+    for line in text.clone().lines() {
+        for directive in ["ssl_certificate ", "ssl_certificate_key "] {
+            if let Some(path) = line.trim().strip_prefix(directive) {
+                let path = path.trim_end_matches(';');
+                let local = dir.join("ssl").join(Path::new(path).file_name().unwrap());
+                let content = if directive.contains("key") { &leaf.key_pem } else { &leaf.cert_pem };
+                std::fs::write(&local, content).unwrap();
+                text = text.replace(path, &local.display().to_string());
+            }
+        }
+    }
+    std::fs::write(dir.join("root.crt"), &ca.cert_pem).unwrap();
+    text.replace("/run/nginx.pid", &dir.join("nginx.pid").display().to_string())
+        .replace("/var/log/nginx/", &format!("{}/", dir.display()))
+        .replace("user www-data;\n", "")
+}
+
+fn nginx_test(dir: &Path, text: &str) -> std::process::Output {
+    assert!(Path::new(NGINX).exists(), "nginx is not installed: `apt-get install nginx libnginx-mod-stream` (scripts/test does this)");
+    std::fs::write(dir.join("nginx.conf"), text).unwrap();
+    Command::new(NGINX)
+        .arg("-t")
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn nginx_accepts_the_rendered_configuration() {
+    let ca = TestCa::new("phoenix test root");
+    let mut passthrough = example_source();
+    passthrough.edit_json(&example_config().join("phoenix_vm_configs.json"), |v| {
+        v["vms"][1]["traefik_service"]["gateway_tls"] = json!("passthrough")
+    });
+    let cases = [
+        ("example", example_source(), example_config()),
+        ("passthrough", passthrough, example_config()),
+        ("reference", MemorySource::from_dir(reference_config().parent().unwrap()), reference_config()),
+    ];
+    for (name, source, config) in cases {
+        let text = rendered(&source, &config);
+        if name == "passthrough" {
+            assert!(text.contains("ssl_preread on;") && text.contains(nginx::INTERNAL_TLS), "{text}");
+        }
+        let dir = scratch(name);
+        let output = nginx_test(&dir, &install(&text, &dir, &ca, &["portainer.phoenix.thinkheads.ai"]));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(output.status.success(), "nginx -t refused the {name} configuration:\n{}\n{text}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+#[test]
+fn nginx_t_refuses_what_nginx_refuses() {
+    let dir = scratch("bad");
+    let output = nginx_test(&dir, "events {}\nhttp { server { listen 80; proxy_ssl_verify maybe; } }\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!output.status.success());
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Nginx(Child, PathBuf);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+/// A TLS backend standing in for Traefik: answers every request with the Host header it saw.
+async fn backend(leaf: &phoenix_testkit::pki::Leaf) -> u16 {
+    let certs = rustls_pemfile(&leaf.cert_pem);
+    let key = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap()
+    };
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let host = text.lines().find_map(|l| l.strip_prefix("Host: ")).unwrap_or("-").to_string();
+                let body = format!("backend saw host {host}");
+                let response = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+fn rustls_pemfile(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).map(|c| c.unwrap()).collect()
+}
+
+/// An HTTPS GET through nginx, trusting `root_pem`, sending `host` as SNI and Host.
+async fn get(port: u16, host: &str, root_pem: &str) -> Option<String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile(root_pem) {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+    let mut tls = connector.connect(name, stream).await.ok()?;
+    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+    let mut response = String::new();
+    let _ = tls.read_to_string(&mut response).await;
+    Some(response)
+}
+
+async fn start_gateway(name: &str, ca: &TestCa, backend_port: u16) -> (Nginx, u16) {
+    let text = rendered(&example_source(), &example_config());
+    let dir = scratch(name);
+    let https = free_port();
+    let http = free_port();
+    let text =
+        install(&text, &dir, ca, &["portainer.phoenix.thinkheads.ai", "portainer.internal.thinkheads.ai", "qdrant.phoenix.thinkheads.ai"])
+            .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{https} ssl;"))
+            .replace("listen 80 default_server;", &format!("listen 127.0.0.1:{http} default_server;"))
+            .replace("https://10.0.0.12:443", &format!("https://127.0.0.1:{backend_port}"))
+            .replace("http://10.0.0.12:80", "http://127.0.0.1:9");
+    std::fs::write(dir.join("nginx.conf"), &text).unwrap();
+    let child = Command::new(NGINX)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .args(["-g", "daemon off; master_process off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    (Nginx(child, dir), https)
+}
+
+async fn wait_for(port: u16, host: &str, root: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(response) = get(port, host, root).await {
+            return response;
+        }
+        assert!(Instant::now() < deadline, "nginx did not answer within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_nginx_proxies_to_a_verified_tls_backend() {
+    let ca = TestCa::new("phoenix test root");
+    // The backend presents a certificate for the name clients use, signed by the same root.
+    let backend_port = backend(&ca.issue(&["portainer.phoenix.thinkheads.ai", "portainer.internal.thinkheads.ai"], Usage::Server)).await;
+    let (_nginx, port) = start_gateway("live", &ca, backend_port).await;
+    let response = wait_for(port, "portainer.phoenix.thinkheads.ai", &ca.cert_pem).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("backend saw host portainer.phoenix.thinkheads.ai"), "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_nginx_refuses_an_untrusted_backend() {
+    let ca = TestCa::new("phoenix test root");
+    let stranger = TestCa::new("some other root");
+    let backend_port = backend(&stranger.issue(&["portainer.phoenix.thinkheads.ai"], Usage::Server)).await;
+    let (_nginx, port) = start_gateway("untrusted", &ca, backend_port).await;
+    let response = wait_for(port, "portainer.phoenix.thinkheads.ai", &ca.cert_pem).await;
+    assert!(response.starts_with("HTTP/1.1 502"), "proxy_ssl_verify must refuse the backend: {response}");
+}
