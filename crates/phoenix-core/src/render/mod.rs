@@ -6,6 +6,7 @@ pub mod diff;
 pub mod dnsmasq;
 pub mod nginx;
 pub mod pve_firewall;
+pub mod stacks;
 pub mod traefik;
 
 use phoenix_model::diag::Diagnostic;
@@ -97,6 +98,7 @@ pub fn render_all(model: &Model) -> Rendered {
     let edge = crate::edge::edge(model);
     traefik::render(model, &edge, &mut rendered);
     nginx::render(model, &edge, &mut rendered);
+    stacks::render(model, &mut rendered);
     rendered.notes.extend(edge.notes.iter().cloned());
     rendered.files.sort_by(|a, b| (a.target, &a.path).cmp(&(b.target, &b.path)));
     rendered

@@ -130,23 +130,29 @@ fn compose_validator() -> &'static jsonschema::Validator {
     })
 }
 
+/// Where `value` departs from the Compose Specification (empty when it conforms).
+pub fn compose_errors(value: &serde_json::Value) -> Vec<String> {
+    compose_validator()
+        .iter_errors(value)
+        .map(|e| {
+            let at = e.instance_path().as_str().to_string();
+            format!("`{}` violates `{}`", if at.is_empty() { "/" } else { &at }, e.kind().keyword())
+        })
+        .collect()
+}
+
 fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) -> ComposeFile {
     let path = model.root_dir.join(relative);
-    let mut compose = ComposeFile { relative: Located::new(relative.to_string(), span), path: path.clone(), content: None };
+    let mut compose = ComposeFile { relative: Located::new(relative.to_string(), span), path: path.clone(), content: None, text: None };
     let Ok(text) = ctx.source.read_to_string(&path) else {
         return compose;
     };
     ctx.facts.existing_files.insert(path.clone());
+    compose.text = Some(text.clone());
     let file = ctx.sources.add(&path, text);
     match serde_saphyr::from_str::<serde_json::Value>(ctx.sources.text(file)) {
         Ok(value) => {
-            let errors: Vec<String> = compose_validator()
-                .iter_errors(&value)
-                .map(|e| {
-                    let at = e.instance_path().as_str().to_string();
-                    format!("`{}` violates `{}`", if at.is_empty() { "/" } else { &at }, e.kind().keyword())
-                })
-                .collect();
+            let errors = compose_errors(&value);
             if !errors.is_empty() {
                 ctx.push(
                     Diagnostic::at(

@@ -21,6 +21,7 @@ use crate::source::{SourceMap, Span};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use build_stacks::compose_errors;
 pub use decode::decode;
 
 /// Where configuration files, scripts and environment variables come from.

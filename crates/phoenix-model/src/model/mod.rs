@@ -296,6 +296,8 @@ pub struct ComposeFile {
     pub path: PathBuf,
     /// Parsed content, when the file exists and is valid YAML.
     pub content: Option<serde_json::Value>,
+    /// The file's text, when it exists (renderers edit it, keeping comments).
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
