@@ -1,0 +1,71 @@
+//! `phoenix render` end to end: the listing, --out writes a tree laid out as on the real
+//! system, --diff against it is silent until a file changes (then exit 3 with a unified diff),
+//! and a configuration with errors is refused unless --allow-errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn phoenix(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    command.current_dir(phoenix_testkit::workspace_root()).args(args).env_remove("PHOENIX_CONFIG_DIR");
+    for name in phoenix_testkit::EXAMPLE_ENV {
+        command.env(name, "x");
+    }
+    command.output().expect("phoenix runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("phoenix-render-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn out_then_diff_round_trips_and_detects_drift() {
+    let dir = scratch("tree");
+    let out = phoenix(&["render", "--config", "examples/homelab/etc", "--out", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let cluster = dir.join("host/etc/pve/firewall/cluster.fw");
+    assert!(cluster.exists());
+    assert!(dir.join("guest-101/etc/nginx/nginx.conf").exists());
+    assert!(dir.join("guest-102/etc/traefik/dynamic/phoenix.yml").exists());
+
+    let same = phoenix(&["render", "--config", "examples/homelab/etc", "--diff", dir.to_str().unwrap()]);
+    assert_eq!(same.status.code(), Some(0));
+    assert!(same.stdout.is_empty());
+
+    let text = std::fs::read_to_string(&cluster).unwrap().replace("enable: 1", "enable: 0");
+    std::fs::write(&cluster, text).unwrap();
+    std::fs::remove_file(dir.join("guest-102/etc/traefik/traefik.yml")).unwrap();
+    let drift = phoenix(&["render", "--config", "examples/homelab/etc", "--diff", dir.to_str().unwrap()]);
+    let diff = String::from_utf8(drift.stdout).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(drift.status.code(), Some(3));
+    assert!(diff.contains("--- deployed/host/etc/pve/firewall/cluster.fw"), "{diff}");
+    assert!(diff.contains("-enable: 0\n+enable: 1\n"), "{diff}");
+    assert!(diff.contains("+++ rendered/guest-102/etc/traefik/traefik.yml"), "{diff}");
+}
+
+#[test]
+fn the_listing_names_every_file_with_its_commands() {
+    let output = phoenix(&["render", "--config", "examples/homelab/etc"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("/etc/dnsmasq.d/phoenix.conf") && text.contains("validate: dnsmasq --test"));
+    assert!(text.contains("guest 101  /etc/nginx/nginx.conf") && text.contains("validate: nginx -t  reload: systemctl reload nginx"));
+    assert!(text.contains("guest 1002 net0: virtio=52:54:00:AA:10:02,bridge=vmbr0,firewall=1"));
+}
+
+#[test]
+fn a_configuration_with_errors_is_not_rendered_unless_asked() {
+    let reference = "../shared/reference/phoenix-2025-10-27/etc";
+    let dir = scratch("refused");
+    let refused = phoenix(&["render", "--config", reference, "--out", dir.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(!dir.exists(), "nothing is written for a configuration with errors");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--allow-errors"));
+    let forced = phoenix(&["render", "--config", reference, "--allow-errors", "--out", dir.to_str().unwrap()]);
+    assert_eq!(forced.status.code(), Some(0));
+    assert!(dir.join("host/etc/pve/firewall/cluster.fw").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
