@@ -471,3 +471,17 @@ fn every_emitted_code_is_documented() {
         }
     }
 }
+
+#[test]
+fn synthetic_inventories_are_clean() {
+    // The benchmarks measure realistic, valid input: the generator must produce no findings.
+    let root = std::path::Path::new("/synthetic");
+    let mut source = MemorySource::default().set_env(&["PHOENIX_PORTAINER_PASSWORD"]);
+    for (relative, text) in phoenix_testkit::synth::inventory(60) {
+        source.files.insert(root.join(relative), text);
+    }
+    let checked = check(&root.join("etc"), &source);
+    let all: Vec<_> = checked.diagnostics.iter().map(|d| (d.code, d.message.clone())).collect();
+    assert!(all.is_empty(), "{all:#?}");
+    assert_eq!(checked.model.unwrap().guests.len(), 60);
+}

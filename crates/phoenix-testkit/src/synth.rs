@@ -45,12 +45,17 @@ fn rules(i: usize, n: usize) -> Vec<Value> {
 
 fn guest_common(i: usize, n: usize) -> serde_json::Map<String, Value> {
     let mut guest = serde_json::Map::new();
-    guest.insert("name".into(), json!(format!("svc-{i}")));
+    // Guest 0 is the NGINX gateway and guest 1 runs Traefik, so the edge is rendered too.
+    let name = match i {
+        0 => "nginx-gateway".to_string(),
+        _ => format!("svc-{i}"),
+    };
+    guest.insert("name".into(), json!(name));
     guest.insert("memory_mb".into(), json!(1024));
     guest.insert("cores".into(), json!(1));
     guest.insert("start_at_boot".into(), json!(true));
     guest.insert("boot_order".into(), json!(1 + i % 5));
-    guest.insert("features".into(), json!(["base_setup"]));
+    guest.insert("features".into(), if i == 1 { json!(["base_setup", "traefik"]) } else { json!(["base_setup"]) });
     guest.insert(
         "mac_address".into(),
         json!(format!("52:54:{:02X}:{:02X}:{:02X}:{:02X}", (i >> 24) & 0xff, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)),
@@ -79,7 +84,10 @@ pub fn inventory(n: usize) -> BTreeMap<String, String> {
                 "network_config".into(),
                 json!({"ip": format!("{}/8", address(i)), "gw": "10.0.0.1", "nameserver": "10.0.0.1", "firewall": true}),
             );
-            guest.insert("docker_stacks".into(), json!([{"name": format!("stack-{}", i % 50), "environment": "production"}]));
+            // The first 50 VMs run one stack each (a stack's host name routes to one guest).
+            if i / 5 < 50 {
+                guest.insert("docker_stacks".into(), json!([{"name": format!("stack-{}", i / 5), "environment": "production"}]));
+            }
             vms.push(Value::Object(guest));
         } else {
             guest.insert(
@@ -88,7 +96,8 @@ pub fn inventory(n: usize) -> BTreeMap<String, String> {
             );
             lxcs.insert(guest_id(i).to_string(), Value::Object(guest));
         }
-        let own = address(i);
+        // The gateway (guest 0) is reached through the names it routes, not names of its own.
+        let own = address(if i == 0 { n - 1 } else { i });
         records.push(json!({"hostname": format!("node-{i}"), "ip_internal": own}));
         records.push(json!({"hostname": format!("alias-{i}"), "ip_internal": own}));
         records.push(json!({"hostname": format!("mgmt-{i}"), "ip_internal": own}));
@@ -120,7 +129,8 @@ pub fn inventory(n: usize) -> BTreeMap<String, String> {
             {"type": "in", "action": "ACCEPT", "source": "10.0.0.0/8", "proto": "udp", "port": "53"}
         ]},
         "dns_server": {"enabled": true, "upstream_servers": ["1.1.1.1"], "authoritative_zones": [{"zone_name": "lab.example", "records": records}]},
-        "portainer_api": {"admin_user": "admin", "admin_password": {"env": "PHOENIX_PORTAINER_PASSWORD"}}
+        "portainer_api": {"admin_user": "admin", "admin_password": {"env": "PHOENIX_PORTAINER_PASSWORD"}},
+        "step_ca": {"dns_name": "ca.lab.example"}
     });
     let mut files = BTreeMap::new();
     files.insert("etc/phoenix_hypervisor_config.json".to_string(), serde_json::to_string_pretty(&hypervisor).expect("json"));
