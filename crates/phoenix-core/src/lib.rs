@@ -2,5 +2,6 @@
 //! manages from the model. Later: the hop model's analysis, planning and reports.
 //! Nothing here does I/O; the clock, file contents and observations come in as arguments.
 
+pub mod analyze;
 pub mod edge;
 pub mod render;

@@ -1,0 +1,198 @@
+//! Walking one new connection through the chains it meets, rule by rule.
+
+use super::matching::{matches, split_verdict, Probe};
+use super::state::{FirewallState, FwSource};
+use crate::render::pve_firewall::format::FwRule;
+use phoenix_model::model::{GuestId, Model};
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// One end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "id")]
+pub enum Endpoint {
+    /// The Proxmox node itself.
+    Host,
+    Guest(GuestId),
+    /// A system outside the node (a client, the router, a resolver).
+    Outside(IpAddr),
+}
+
+/// The connection's first packet: protocol number and destination port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    pub proto: u8,
+    pub dport: Option<u16>,
+}
+
+/// What decided a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum Decision {
+    /// A rule matched: where it is written and what it says.
+    Rule { path: String, line: usize, text: String },
+    /// No rule matched; the chain's policy applied.
+    Policy { path: String, option: String, action: String },
+    /// The chain does not filter this traffic at all.
+    NotInForce { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainVerdict {
+    /// e.g. "OUT of LXC 102 (traefik)" or "IN of the host".
+    pub chain: String,
+    pub decision: Decision,
+    pub passes: bool,
+}
+
+/// The verdict for one connection: every chain it meets, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FirewallVerdict {
+    pub chains: Vec<ChainVerdict>,
+    pub passes: bool,
+    /// Passes only because some chain on the way is not in force.
+    pub unprotected: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    In,
+    Out,
+}
+
+impl Dir {
+    fn word(self) -> &'static str {
+        match self {
+            Dir::In => "IN",
+            Dir::Out => "OUT",
+        }
+    }
+}
+
+fn address(model: &Model, endpoint: Endpoint) -> Option<IpAddr> {
+    match endpoint {
+        Endpoint::Host => model.host.ip().map(IpAddr::V4),
+        Endpoint::Guest(id) => model.guests.get(&id).and_then(|g| g.address()).map(IpAddr::V4),
+        Endpoint::Outside(ip) => Some(ip),
+    }
+}
+
+/// Runs `rules` (with their line numbers) of one file; groups are looked up in cluster.fw.
+fn first_match(
+    source: &FwSource,
+    rules: &[FwRule],
+    lines: &[usize],
+    dir: Dir,
+    probe: &Probe<'_>,
+    guest: Option<&FwSource>,
+    state: &FirewallState,
+) -> Option<(Decision, bool)> {
+    for (rule, line) in rules.iter().zip(lines) {
+        if !rule.enabled {
+            continue;
+        }
+        if rule.direction == "GROUP" {
+            let Some(index) = state.cluster.file.groups.iter().position(|g| g.name.eq_ignore_ascii_case(&rule.verdict)) else { continue };
+            let group = &state.cluster.file.groups[index];
+            if let Some(found) = first_match(&state.cluster, &group.rules, &state.cluster.lines.groups[index], dir, probe, guest, state) {
+                return Some(found);
+            }
+            continue;
+        }
+        if rule.direction != dir.word() || !matches(rule, probe, guest, &state.cluster) {
+            continue;
+        }
+        let (_, action) = split_verdict(&rule.verdict);
+        return Some((Decision::Rule { path: source.path.clone(), line: *line, text: rule.to_line() }, action == "ACCEPT"));
+    }
+    None
+}
+
+fn policy(source: &FwSource, dir: Dir, default: &str) -> (Decision, bool) {
+    let option = match dir {
+        Dir::In => "policy_in",
+        Dir::Out => "policy_out",
+    };
+    let action = source.option(option).unwrap_or(default).to_string();
+    let passes = action == "ACCEPT";
+    (Decision::Policy { path: source.path.clone(), option: option.to_string(), action }, passes)
+}
+
+fn not_in_force(chain: String, reason: String) -> ChainVerdict {
+    ChainVerdict { chain, decision: Decision::NotInForce { reason }, passes: true }
+}
+
+fn host_chain(state: &FirewallState, dir: Dir, probe: &Probe<'_>) -> ChainVerdict {
+    let chain = format!("{} of the host", dir.word());
+    if state.cluster.option("enable") != Some("1") {
+        return not_in_force(
+            chain,
+            format!(
+                "the cluster firewall is disabled ({} enable: {})",
+                state.cluster.path,
+                state.cluster.option("enable").unwrap_or("0 (default)")
+            ),
+        );
+    }
+    if state.host.option("enable") == Some("0") {
+        return not_in_force(chain, format!("the host firewall is disabled ({} enable: 0)", state.host.path));
+    }
+    // host.fw rules are evaluated before cluster.fw rules, then the cluster policy.
+    let found = first_match(&state.host, &state.host.file.rules, &state.host.lines.rules, dir, probe, None, state)
+        .or_else(|| first_match(&state.cluster, &state.cluster.file.rules, &state.cluster.lines.rules, dir, probe, None, state));
+    let (decision, passes) = found.unwrap_or_else(|| policy(&state.cluster, dir, if dir == Dir::In { "DROP" } else { "ACCEPT" }));
+    ChainVerdict { chain, decision, passes }
+}
+
+fn guest_chain(state: &FirewallState, model: &Model, id: GuestId, dir: Dir, probe: &Probe<'_>) -> ChainVerdict {
+    let label = model.guests.get(&id).map_or(format!("guest {id}"), |g| g.label());
+    let chain = format!("{} of {label}", dir.word());
+    if state.cluster.option("enable") != Some("1") {
+        return not_in_force(
+            chain,
+            format!(
+                "the cluster firewall is disabled, so no guest firewall applies ({} enable: {})",
+                state.cluster.path,
+                state.cluster.option("enable").unwrap_or("0 (default)")
+            ),
+        );
+    }
+    let Some(source) = state.guests.get(&id).filter(|s| s.present) else {
+        return not_in_force(chain, format!("/etc/pve/firewall/{id}.fw does not exist, so the guest firewall is disabled"));
+    };
+    if source.option("enable") != Some("1") {
+        return not_in_force(
+            chain,
+            format!("the guest firewall is disabled ({} enable: {})", source.path, source.option("enable").unwrap_or("0 (default)")),
+        );
+    }
+    if !state.nic_firewall.get(&id).copied().unwrap_or(false) {
+        return not_in_force(chain, format!("{label}'s NIC net0 lacks firewall=1, so Proxmox filters none of its traffic"));
+    }
+    let found = first_match(source, &source.file.rules, &source.lines.rules, dir, probe, Some(source), state);
+    let (decision, passes) = found.unwrap_or_else(|| policy(source, dir, if dir == Dir::In { "DROP" } else { "ACCEPT" }));
+    ChainVerdict { chain, decision, passes }
+}
+
+/// Evaluates a new connection from `src` to `dst`.
+pub fn evaluate(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoint, packet: Packet) -> FirewallVerdict {
+    let (Some(src_ip), Some(dst_ip)) = (address(model, src), address(model, dst)) else {
+        return FirewallVerdict { chains: Vec::new(), passes: false, unprotected: false };
+    };
+    let mut chains = Vec::new();
+    let probe = |iface: &'static str| Probe { src: src_ip, dst: dst_ip, proto: packet.proto, dport: packet.dport, iface };
+    let bridge: &str = &state.host_bridge;
+    match src {
+        Endpoint::Host => chains.push(host_chain(state, Dir::Out, &Probe { iface: bridge, ..probe("") })),
+        Endpoint::Guest(id) => chains.push(guest_chain(state, model, id, Dir::Out, &probe("net0"))),
+        Endpoint::Outside(_) => {}
+    }
+    match dst {
+        Endpoint::Host => chains.push(host_chain(state, Dir::In, &Probe { iface: bridge, ..probe("") })),
+        Endpoint::Guest(id) => chains.push(guest_chain(state, model, id, Dir::In, &probe("net0"))),
+        Endpoint::Outside(_) => {}
+    }
+    let passes = chains.iter().all(|c| c.passes);
+    let unprotected = passes && chains.iter().any(|c| matches!(c.decision, Decision::NotInForce { .. }));
+    FirewallVerdict { chains, passes, unprotected }
+}
