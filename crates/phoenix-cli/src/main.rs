@@ -52,6 +52,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
+    /// Prove, hop by hop, that every flow the configuration implies passes its firewalls,
+    /// resolves to the guest that serves it, and presents the right certificates.
+    ///
+    /// Judges the files phoenix would render, or with --deployed a copy of /etc/pve (firewall
+    /// files and the guests' .conf files for their NIC flags). Exit 1 when any hop fails.
+    Assess {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A copy of /etc/pve to judge instead of the rendered files.
+        #[arg(long, value_name = "DIR")]
+        deployed: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = AssessFormat::Md)]
+        format: AssessFormat,
+    },
     /// Explain a diagnostic code (e.g. PHX-FW-009); without a code, list them all.
     Explain { code: Option<String> },
     /// Print the guest graph: creation order (prerequisites first), cycles, boot order.
@@ -75,6 +89,13 @@ enum Command {
 enum Format {
     Human,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AssessFormat {
+    Md,
+    Json,
+    Human,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -106,6 +127,7 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Validate { config, format } => validate(&config.config, format),
         Command::Explain { code } => explain(code.as_deref()),
+        Command::Assess { config, deployed, format } => assess(&config.config, deployed.as_deref(), format),
         Command::Render { config, out, diff, allow_errors, format } => {
             render(&config.config, out.as_deref(), diff.as_deref(), allow_errors, format)
         }
@@ -206,6 +228,61 @@ fn render(dir: &Path, out: Option<&Path>, diff: Option<&Path>, allow_errors: boo
         GraphFormat::Json => format!("{:#}\n", phoenix_core::render::to_json(&rendered)),
     };
     print(&text)
+}
+
+fn assess(dir: &Path, deployed: Option<&Path>, format: AssessFormat) -> Status {
+    use phoenix_core::analyze::{assess, firewall::FirewallState, report};
+    if !config_folder_ok(dir) {
+        return Status::CouldNotRun;
+    }
+    let checked = phoenix_model::check(dir, &LocalHost);
+    let Some(model) = &checked.model else {
+        eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
+        return Status::Failed;
+    };
+    if checked.has_errors() {
+        eprintln!(
+            "phoenix: the configuration has errors ({}); the assessment judges what can be read",
+            render::summary_line(&checked.diagnostics)
+        );
+    }
+    let state = match deployed {
+        None => FirewallState::from_rendered(&phoenix_core::render::render_all(model), model),
+        Some(tree) => {
+            let files = match phoenix_drivers::host::read_tree(tree) {
+                Ok(files) => files,
+                Err(error) => {
+                    eprintln!("phoenix: cannot read {}: {error}", tree.display());
+                    return Status::CouldNotRun;
+                }
+            };
+            let origin = format!("the deployed files in {}", tree.display());
+            match FirewallState::from_pve_tree(&files, model, &origin) {
+                Ok(state) => state,
+                Err(errors) => {
+                    for error in errors {
+                        for e in error.errors {
+                            eprintln!("{}/{}:{}: {}", tree.display(), error.path.trim_start_matches("/etc/pve/"), e.line, e.message);
+                        }
+                    }
+                    return Status::Failed;
+                }
+            }
+        }
+    };
+    let edge = phoenix_core::edge::edge(model);
+    let flows = assess::assess(model, &edge, &state);
+    let text = match format {
+        AssessFormat::Md => report::to_markdown(model, &flows, &state.origin),
+        AssessFormat::Json => format!("{:#}\n", report::to_json(model, &flows, &state.origin)),
+        AssessFormat::Human => report::to_human(model, &flows, &state.origin),
+    };
+    let failing = flows.iter().any(|f| f.status == assess::Status::Fail)
+        || report::dns_findings(model).iter().any(|(s, _)| *s == assess::Status::Fail);
+    match print(&text) {
+        Status::Ok if failing => Status::Failed,
+        status => status,
+    }
 }
 
 fn explain(code: Option<&str>) -> Status {

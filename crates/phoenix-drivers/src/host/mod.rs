@@ -38,6 +38,24 @@ mod tests {
     }
 }
 
+/// Every readable text file under `root`, keyed by its path relative to `root` (`a/b.fw`).
+pub fn read_tree(root: &Path) -> std::io::Result<std::collections::BTreeMap<String, String>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().to_string();
+                files.insert(relative, text);
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// Reads a file that may be absent: `Ok(None)` when it does not exist.
 pub fn read_optional(path: &Path) -> std::io::Result<Option<String>> {
     match std::fs::read_to_string(path) {

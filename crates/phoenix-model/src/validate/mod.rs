@@ -19,6 +19,12 @@ pub use firewall::cluster_rules_for_guests;
 pub use scripts::{application_script_candidates, feature_script, KNOWN_FEATURES};
 pub use traefik::duplicate_route;
 
+/// The DNS findings alone (records no one owns, names with two addresses, service names that
+/// point at the wrong guest, names sent to the gateway without a route), for the assessment.
+pub fn dns_findings(model: &Model) -> Vec<Diagnostic> {
+    dns::check(model)
+}
+
 /// Every semantic diagnostic for `model`.
 pub fn validate(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
     let mut out = Vec::new();

@@ -85,6 +85,36 @@ impl FirewallState {
         Ok(FirewallState { cluster, host, guests, nic_firewall, host_bridge: host_bridge.to_string(), origin: origin.to_string() })
     }
 
+    /// What is deployed, from a copy of /etc/pve keyed by path relative to it
+    /// (`firewall/cluster.fw`, `nodes/<node>/host.fw`, `nodes/<node>/lxc/<id>.conf`, ...). A guest's
+    /// NIC counts as filtered only when its `.conf` has `net0: ...firewall=1`.
+    pub fn from_pve_tree(
+        tree: &BTreeMap<String, String>,
+        model: &phoenix_model::Model,
+        origin: &str,
+    ) -> Result<FirewallState, Vec<StateError>> {
+        let texts: BTreeMap<String, String> =
+            tree.iter().map(|(k, v)| (format!("/etc/pve/{}", k.trim_start_matches('/')), v.clone())).collect();
+        let node = &model.host.node_name;
+        let nic = model
+            .guests
+            .values()
+            .map(|g| {
+                let folder = match g.kind {
+                    phoenix_model::model::GuestKind::Lxc => "lxc",
+                    phoenix_model::model::GuestKind::Vm => "qemu-server",
+                };
+                let conf = tree.get(&format!("nodes/{node}/{folder}/{}.conf", g.id));
+                let flag = conf.is_some_and(|c| {
+                    c.lines().any(|l| l.trim_start().starts_with("net0:") && nic_has_firewall(l.trim_start().trim_start_matches("net0:")))
+                });
+                (g.id, flag)
+            })
+            .collect();
+        let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
+        FirewallState::from_texts(&texts, node, model.guests.keys().copied(), nic, &bridge, origin)
+    }
+
     /// The firewall phoenix would deploy: its rendered files and NIC settings.
     pub fn from_rendered(rendered: &Rendered, model: &phoenix_model::Model) -> FirewallState {
         let texts: BTreeMap<String, String> =

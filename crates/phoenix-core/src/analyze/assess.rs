@@ -1,0 +1,217 @@
+//! Verdicts for every hop of every flow, each with its evidence: the firewall (chain by
+//! chain, citing file, line and rule, or the policy, or why no firewall is in force), DNS (what
+//! the name resolves to per the records phoenix serves) and TLS (the certificate the server
+//! presents, whether it covers the name and has serverAuth, and client certificates for mTLS).
+//! A missing certificate or trust setting is a finding, never silence.
+
+use super::firewall::{evaluate, Decision, Endpoint, FirewallState, FirewallVerdict, Packet};
+use super::flows::{flows, Flow, Hop, TlsHop};
+use crate::edge::{server_certificate_for, Edge};
+use phoenix_model::model::{CertUsage, Model, Owner};
+use serde::Serialize;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warning,
+    Fail,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+/// One judged aspect of a hop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub status: Status,
+    pub summary: String,
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HopVerdict {
+    pub hop: Hop,
+    pub status: Status,
+    pub firewall: Check,
+    pub firewall_chains: FirewallVerdict,
+    pub dns: Option<Check>,
+    pub tls: Option<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowVerdict {
+    pub id: String,
+    pub title: String,
+    pub status: Status,
+    pub hops: Vec<HopVerdict>,
+}
+
+/// Names an endpoint for people.
+pub fn endpoint_label(model: &Model, endpoint: Endpoint) -> String {
+    match endpoint {
+        Endpoint::Host => format!("Proxmox host ({})", model.host.ip().map_or("?".into(), |ip| ip.to_string())),
+        Endpoint::Guest(id) => match model.guests.get(&id) {
+            Some(g) => format!("{} ({} {} - {})", g.name, g.kind.label(), g.id, g.address().map_or("no address".into(), |a| a.to_string())),
+            None => format!("guest {id}"),
+        },
+        Endpoint::Outside(ip) => format!("external client ({ip})"),
+    }
+}
+
+fn endpoint_ip(model: &Model, endpoint: Endpoint) -> Option<IpAddr> {
+    match endpoint {
+        Endpoint::Host => model.host.ip().map(IpAddr::V4),
+        Endpoint::Guest(id) => model.guests.get(&id).and_then(|g| g.address()).map(IpAddr::V4),
+        Endpoint::Outside(ip) => Some(ip),
+    }
+}
+
+fn describe_decision(decision: &Decision) -> String {
+    match decision {
+        Decision::Rule { path, line, text } => format!("{path}:{line}: {text}"),
+        Decision::Policy { path, option, action } => format!("no rule matches; {path} {option}: {action}"),
+        Decision::NotInForce { reason } => format!("not filtered: {reason}"),
+    }
+}
+
+fn firewall_check(verdict: &FirewallVerdict, hop: &Hop) -> Check {
+    let evidence: Vec<String> = verdict.chains.iter().map(|c| format!("{}: {}", c.chain, describe_decision(&c.decision))).collect();
+    let what = format!("{}/{}", if hop.proto == super::flows::UDP { "udp" } else { "tcp" }, hop.port);
+    let (status, summary) = if !verdict.passes {
+        let blocked = verdict.chains.iter().find(|c| !c.passes).map_or(String::new(), |c| c.chain.clone());
+        (Status::Fail, format!("blocked ({what}) by the {blocked} chain"))
+    } else if verdict.unprotected {
+        (Status::Warning, format!("open and unprotected ({what}): a firewall on the way is not in force"))
+    } else if verdict.chains.is_empty() {
+        (Status::Ok, format!("allowed ({what}): no Proxmox firewall on this path"))
+    } else {
+        (Status::Ok, format!("allowed ({what}) by rule or policy"))
+    };
+    Check { status, summary, evidence }
+}
+
+fn dns_check(model: &Model, hop: &Hop) -> Option<Check> {
+    let name = hop.name.as_ref()?;
+    let want = endpoint_ip(model, hop.to)?;
+    let answers: Vec<IpAddr> = model.dns.records.iter().filter(|r| &r.fqdn == name).map(|r| r.address).collect();
+    let index = model.address_index();
+    let owner = |ip: IpAddr| match index.owner_of(ip) {
+        Some(Owner::Guest(g)) => g.label(),
+        Some(Owner::Host) => "the Proxmox host".into(),
+        Some(Owner::External(e)) => e.name.clone(),
+        None => "nobody phoenix knows".into(),
+    };
+    let evidence = answers.iter().map(|a| format!("{name} A {a} ({})", owner(*a))).collect();
+    Some(if answers.is_empty() {
+        Check { status: Status::Fail, summary: format!("{name} does not resolve: phoenix's DNS has no record for it"), evidence }
+    } else if answers.iter().all(|a| *a == want) {
+        Check { status: Status::Ok, summary: format!("{name} resolves to {want}"), evidence }
+    } else {
+        let wrong: Vec<String> = answers.iter().filter(|a| **a != want).map(|a| format!("{a} ({})", owner(*a))).collect();
+        Check { status: Status::Fail, summary: format!("{name} resolves to {} instead of {want}", wrong.join(", ")), evidence }
+    })
+}
+
+fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop) -> Check {
+    let server = model.guests.get(&tls.server).map_or(format!("guest {}", tls.server), |g| g.label());
+    let mut evidence = Vec::new();
+    let mut status = Status::Ok;
+    let mut summary = Vec::new();
+    if !tls.verified {
+        status = Status::Warning;
+        summary.push(format!("{server}'s certificate is not verified (Portainer registers agents with TLSSkipVerify)"));
+    } else if edge.step_ca.is_some_and(|ca| ca.id == tls.server) {
+        summary.push(format!("Step-CA presents its own certificate for {}", tls.server_name));
+        evidence.push("Step-CA issues its serving certificate from its own root at initialisation".into());
+    } else if !tls.terminated_here {
+        summary.push("TLS passes through untouched".into());
+    } else {
+        match server_certificate_for(model, tls.server, &tls.server_name) {
+            Some(cert) => {
+                summary.push(format!("{server} presents certificate {} covering {}", cert.name, tls.server_name));
+                evidence.push(
+                    format!("certificate-manifest.json: {} (CN {}, {:?})", cert.name, cert.common_name.value, cert.usage).to_lowercase(),
+                );
+            }
+            None if edge.traefik.is_some_and(|t| t.id == tls.server) && crate::render::traefik::acme_directory(model).is_some() => {
+                summary.push(format!("Traefik obtains a certificate for {} from Step-CA over ACME", tls.server_name));
+                evidence.push(format!(
+                    "traefik.yml: certificatesResolvers.{} at {} (no manifest certificate covers the name)",
+                    crate::render::traefik::RESOLVER,
+                    crate::render::traefik::acme_directory(model).unwrap_or_default()
+                ));
+            }
+            None => {
+                status = Status::Fail;
+                let on_guest: Vec<String> = model
+                    .certificates
+                    .iter()
+                    .filter(|c| c.guest.as_ref().is_some_and(|g| g.value == tls.server))
+                    .map(|c| c.name.clone())
+                    .collect();
+                summary.push(format!("no certificate on {server} covers {}", tls.server_name));
+                evidence.push(if on_guest.is_empty() {
+                    format!("certificate-manifest.json declares no certificate for {server}")
+                } else {
+                    format!("certificates on {server}: {} (none covers {})", on_guest.join(", "), tls.server_name)
+                });
+            }
+        }
+    }
+    match (&tls.client_certificate, tls.client_certificate_required) {
+        (None, true) => {
+            status = Status::Fail;
+            summary.push("the server requires a client certificate and none is presented".into());
+        }
+        (None, false) if tls.mutual_in_question => summary.push("no client certificate is presented, so there is no mTLS".into()),
+        (None, false) => {}
+        (Some(name), _) => match model.certificates.iter().find(|c| &c.name == name) {
+            Some(cert) if cert.usage != CertUsage::Server => summary.push(format!("mTLS: the client presents {name} (clientAuth)")),
+            Some(_) => {
+                status = Status::Fail;
+                summary.push(format!("client certificate {name} lacks clientAuth (cert_type is server)"));
+            }
+            None => {
+                status = Status::Fail;
+                summary.push(format!("client certificate {name} is not in the certificate manifest"));
+            }
+        },
+    }
+    Check { status, summary: summary.join("; "), evidence }
+}
+
+/// Judges every flow the configuration implies against `firewall` (rendered or deployed).
+pub fn assess(model: &Model, edge: &Edge, firewall: &FirewallState) -> Vec<FlowVerdict> {
+    flows(model, edge)
+        .into_iter()
+        .map(|flow: Flow| {
+            let hops: Vec<HopVerdict> = flow
+                .hops
+                .into_iter()
+                .map(|hop| {
+                    let verdict = evaluate(firewall, model, hop.from, hop.to, Packet { proto: hop.proto, dport: Some(hop.port) });
+                    let firewall = firewall_check(&verdict, &hop);
+                    let dns = dns_check(model, &hop);
+                    let tls = hop.tls.as_ref().map(|t| tls_check(model, edge, t));
+                    let status = [Some(firewall.status), dns.as_ref().map(|c| c.status), tls.as_ref().map(|c| c.status)]
+                        .into_iter()
+                        .flatten()
+                        .max()
+                        .unwrap_or(Status::Ok);
+                    HopVerdict { hop, status, firewall, firewall_chains: verdict, dns, tls }
+                })
+                .collect();
+            let status = hops.iter().map(|h| h.status).max().unwrap_or(Status::Ok);
+            FlowVerdict { id: flow.id, title: flow.title, status, hops }
+        })
+        .collect()
+}
