@@ -69,3 +69,32 @@ fn a_configuration_with_errors_is_not_rendered_unless_asked() {
     assert!(dir.join("host/etc/pve/firewall/cluster.fw").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn assess_exit_codes_and_json() {
+    let example = phoenix(&["assess", "--config", "examples/homelab/etc", "--format", "json"]);
+    assert_eq!(example.status.code(), Some(0), "{}", String::from_utf8_lossy(&example.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&example.stdout).unwrap();
+    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["summary"]["fail"], 0);
+    let reference = phoenix(&["assess", "--config", "../shared/reference/phoenix-2025-10-27/etc", "--format", "human"]);
+    assert_eq!(reference.status.code(), Some(1), "the reference fails");
+    assert!(String::from_utf8_lossy(&reference.stdout).contains("FAIL"));
+}
+
+#[test]
+fn assess_judges_a_deployed_tree() {
+    let dir = scratch("deployed");
+    std::fs::create_dir_all(dir.join("firewall")).unwrap();
+    // A cluster with the firewall on but no guest files: nothing between guests is filtered.
+    std::fs::write(dir.join("firewall/cluster.fw"), "[OPTIONS]\n\nenable: 1\n").unwrap();
+    let output = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap(), "--format", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(value["judged"].as_str().unwrap().contains("deployed"));
+    assert!(value["summary"]["warning"].as_u64().unwrap() > 0, "unprotected hops are warnings");
+    std::fs::write(dir.join("firewall/cluster.fw"), "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -bogus 1\n").unwrap();
+    let broken = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("firewall/cluster.fw:4: unknown rule option `-bogus`"), "{}", String::from_utf8_lossy(&broken.stderr));
+}
