@@ -65,6 +65,10 @@ enum Command {
         deployed: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = AssessFormat::Md)]
         format: AssessFormat,
+        /// Trace one connection rule by rule instead: SRC and DST are `host`, a guest id or an
+        /// IP address; PORT is `443`, `443/tcp`, `53/udp` or `icmp`. Exit 1 when it is blocked.
+        #[arg(long, num_args = 3, value_names = ["SRC", "DST", "PORT"])]
+        trace: Option<Vec<String>>,
     },
     /// Explain a diagnostic code (e.g. PHX-FW-009); without a code, list them all.
     Explain { code: Option<String> },
@@ -127,7 +131,7 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Validate { config, format } => validate(&config.config, format),
         Command::Explain { code } => explain(code.as_deref()),
-        Command::Assess { config, deployed, format } => assess(&config.config, deployed.as_deref(), format),
+        Command::Assess { config, deployed, format, trace } => assess(&config.config, deployed.as_deref(), format, trace.as_deref()),
         Command::Render { config, out, diff, allow_errors, format } => {
             render(&config.config, out.as_deref(), diff.as_deref(), allow_errors, format)
         }
@@ -230,7 +234,7 @@ fn render(dir: &Path, out: Option<&Path>, diff: Option<&Path>, allow_errors: boo
     print(&text)
 }
 
-fn assess(dir: &Path, deployed: Option<&Path>, format: AssessFormat) -> Status {
+fn assess(dir: &Path, deployed: Option<&Path>, format: AssessFormat, trace: Option<&[String]>) -> Status {
     use phoenix_core::analyze::{assess, firewall::FirewallState, report};
     if !config_folder_ok(dir) {
         return Status::CouldNotRun;
@@ -270,6 +274,37 @@ fn assess(dir: &Path, deployed: Option<&Path>, format: AssessFormat) -> Status {
             }
         }
     };
+    if let Some([src, dst, port]) = trace {
+        use phoenix_core::analyze::firewall;
+        let parsed = (firewall::parse_endpoint(model, src), firewall::parse_endpoint(model, dst), firewall::parse_packet(port));
+        let (src, dst, packet) = match parsed {
+            (Ok(s), Ok(d), Ok(p)) => (s, d, p),
+            (s, d, p) => {
+                for error in [s.err(), d.err(), p.err()].into_iter().flatten() {
+                    eprintln!("phoenix: {error}");
+                }
+                return Status::CouldNotRun;
+            }
+        };
+        let (verdict, lines) = firewall::trace(&state, model, src, dst, packet);
+        let mut text = format!("Judged: {}\n", state.origin);
+        for line in lines {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let outcome = if !verdict.passes {
+            "BLOCKED"
+        } else if verdict.unprotected {
+            "PASSES, UNPROTECTED"
+        } else {
+            "PASSES"
+        };
+        text.push_str(&format!("{outcome}\n"));
+        return match print(&text) {
+            Status::Ok if !verdict.passes => Status::Failed,
+            status => status,
+        };
+    }
     let edge = phoenix_core::edge::edge(model);
     let flows = assess::assess(model, &edge, &state);
     let text = match format {

@@ -96,5 +96,28 @@ fn assess_judges_a_deployed_tree() {
     let broken = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap()]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(broken.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&broken.stderr).contains("firewall/cluster.fw:4: unknown rule option `-bogus`"), "{}", String::from_utf8_lossy(&broken.stderr));
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("firewall/cluster.fw:4: unknown rule option `-bogus`"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+}
+
+#[test]
+fn assess_trace_walks_one_flow_rule_by_rule() {
+    let pass = phoenix(&["assess", "--config", "examples/homelab/etc", "--trace", "102", "1001", "9443/tcp"]);
+    assert_eq!(pass.status.code(), Some(0));
+    let text = String::from_utf8(pass.stdout).unwrap();
+    assert!(text.contains("OUT of LXC 102 (traefik):") && text.contains("IN of VM 1001 (portainer):"), "{text}");
+    assert!(
+        text.contains("/etc/pve/firewall/1001.fw:9: IN ACCEPT -source 10.0.0.12 -p tcp -dport 9443") && text.contains("-- MATCH"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("PASSES"));
+    let blocked = phoenix(&["assess", "--config", "examples/homelab/etc", "--trace", "10.0.0.50", "1001", "9443"]);
+    assert_eq!(blocked.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&blocked.stdout).contains("policy_in: DROP"));
+    let bad = phoenix(&["assess", "--config", "examples/homelab/etc", "--trace", "nowhere", "1001", "9443/sctp"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`nowhere` is not `host`, a guest id or an IP address"));
 }

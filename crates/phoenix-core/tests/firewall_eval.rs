@@ -309,3 +309,13 @@ proptest! {
         prop_assert_eq!(verdict.passes, naive(&world, src, dst, proto, port), "{:#?}", verdict);
     }
 }
+
+#[test]
+fn tracing_gives_the_same_verdict_and_tells_every_rule() {
+    let (model, state) = example();
+    let (verdict, lines) = phoenix_core::analyze::firewall::trace(&state, &model, Endpoint::Guest(101), Endpoint::Guest(102), tcp(443));
+    assert_eq!(verdict, evaluate(&state, &model, Endpoint::Guest(101), Endpoint::Guest(102), tcp(443)));
+    assert_eq!(lines[0], "OUT of LXC 101 (nginx-gateway):");
+    assert!(lines.iter().any(|l| l.ends_with("-- MATCH")));
+    assert!(lines.iter().any(|l| l.starts_with("IN of LXC 102 (traefik):")));
+}

@@ -78,6 +78,16 @@ fn address(model: &Model, endpoint: Endpoint) -> Option<IpAddr> {
 }
 
 /// Runs `rules` (with their line numbers) of one file; groups are looked up in cluster.fw.
+/// Collects the rule-by-rule story when tracing; `None` costs nothing.
+type Trace<'t> = Option<&'t mut Vec<String>>;
+
+fn note(trace: &mut Trace<'_>, line: impl FnOnce() -> String) {
+    if let Some(lines) = trace {
+        lines.push(line());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn first_match(
     source: &FwSource,
     rules: &[FwRule],
@@ -86,22 +96,36 @@ fn first_match(
     probe: &Probe<'_>,
     guest: Option<&FwSource>,
     state: &FirewallState,
+    trace: &mut Trace<'_>,
 ) -> Option<(Decision, bool)> {
     for (rule, line) in rules.iter().zip(lines) {
         if !rule.enabled {
+            note(trace, || format!("    {}:{line}: {} -- disabled", source.path, rule.to_line()));
             continue;
         }
         if rule.direction == "GROUP" {
-            let Some(index) = state.cluster.file.groups.iter().position(|g| g.name.eq_ignore_ascii_case(&rule.verdict)) else { continue };
+            let Some(index) = state.cluster.file.groups.iter().position(|g| g.name.eq_ignore_ascii_case(&rule.verdict)) else {
+                note(trace, || format!("    {}:{line}: {} -- no such security group", source.path, rule.to_line()));
+                continue;
+            };
+            note(trace, || format!("    {}:{line}: {} -- entering group {}", source.path, rule.to_line(), rule.verdict));
             let group = &state.cluster.file.groups[index];
-            if let Some(found) = first_match(&state.cluster, &group.rules, &state.cluster.lines.groups[index], dir, probe, guest, state) {
+            if let Some(found) =
+                first_match(&state.cluster, &group.rules, &state.cluster.lines.groups[index], dir, probe, guest, state, trace)
+            {
                 return Some(found);
             }
             continue;
         }
-        if rule.direction != dir.word() || !matches(rule, probe, guest, &state.cluster) {
+        if rule.direction != dir.word() {
+            note(trace, || format!("    {}:{line}: {} -- other direction", source.path, rule.to_line()));
             continue;
         }
+        if !matches(rule, probe, guest, &state.cluster) {
+            note(trace, || format!("    {}:{line}: {} -- no match", source.path, rule.to_line()));
+            continue;
+        }
+        note(trace, || format!("    {}:{line}: {} -- MATCH", source.path, rule.to_line()));
         let (_, action) = split_verdict(&rule.verdict);
         return Some((Decision::Rule { path: source.path.clone(), line: *line, text: rule.to_line() }, action == "ACCEPT"));
     }
@@ -122,7 +146,7 @@ fn not_in_force(chain: String, reason: String) -> ChainVerdict {
     ChainVerdict { chain, decision: Decision::NotInForce { reason }, passes: true }
 }
 
-fn host_chain(state: &FirewallState, dir: Dir, probe: &Probe<'_>) -> ChainVerdict {
+fn host_chain(state: &FirewallState, dir: Dir, probe: &Probe<'_>, trace: &mut Trace<'_>) -> ChainVerdict {
     let chain = format!("{} of the host", dir.word());
     if state.cluster.option("enable") != Some("1") {
         return not_in_force(
@@ -138,13 +162,13 @@ fn host_chain(state: &FirewallState, dir: Dir, probe: &Probe<'_>) -> ChainVerdic
         return not_in_force(chain, format!("the host firewall is disabled ({} enable: 0)", state.host.path));
     }
     // host.fw rules are evaluated before cluster.fw rules, then the cluster policy.
-    let found = first_match(&state.host, &state.host.file.rules, &state.host.lines.rules, dir, probe, None, state)
-        .or_else(|| first_match(&state.cluster, &state.cluster.file.rules, &state.cluster.lines.rules, dir, probe, None, state));
+    let found = first_match(&state.host, &state.host.file.rules, &state.host.lines.rules, dir, probe, None, state, trace)
+        .or_else(|| first_match(&state.cluster, &state.cluster.file.rules, &state.cluster.lines.rules, dir, probe, None, state, trace));
     let (decision, passes) = found.unwrap_or_else(|| policy(&state.cluster, dir, if dir == Dir::In { "DROP" } else { "ACCEPT" }));
     ChainVerdict { chain, decision, passes }
 }
 
-fn guest_chain(state: &FirewallState, model: &Model, id: GuestId, dir: Dir, probe: &Probe<'_>) -> ChainVerdict {
+fn guest_chain(state: &FirewallState, model: &Model, id: GuestId, dir: Dir, probe: &Probe<'_>, trace: &mut Trace<'_>) -> ChainVerdict {
     let label = model.guests.get(&id).map_or(format!("guest {id}"), |g| g.label());
     let chain = format!("{} of {label}", dir.word());
     if state.cluster.option("enable") != Some("1") {
@@ -169,28 +193,48 @@ fn guest_chain(state: &FirewallState, model: &Model, id: GuestId, dir: Dir, prob
     if !state.nic_firewall.get(&id).copied().unwrap_or(false) {
         return not_in_force(chain, format!("{label}'s NIC net0 lacks firewall=1, so Proxmox filters none of its traffic"));
     }
-    let found = first_match(source, &source.file.rules, &source.lines.rules, dir, probe, Some(source), state);
+    let found = first_match(source, &source.file.rules, &source.lines.rules, dir, probe, Some(source), state, trace);
     let (decision, passes) = found.unwrap_or_else(|| policy(source, dir, if dir == Dir::In { "DROP" } else { "ACCEPT" }));
     ChainVerdict { chain, decision, passes }
 }
 
 /// Evaluates a new connection from `src` to `dst`.
 pub fn evaluate(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoint, packet: Packet) -> FirewallVerdict {
+    run(state, model, src, dst, packet, &mut None)
+}
+
+/// Evaluates like [`evaluate`] and tells, chain by chain, every rule considered and why it
+/// matched or not (`phoenix assess --trace`).
+pub fn trace(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoint, packet: Packet) -> (FirewallVerdict, Vec<String>) {
+    let mut lines = Vec::new();
+    let verdict = run(state, model, src, dst, packet, &mut Some(&mut lines));
+    (verdict, lines)
+}
+
+fn run(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoint, packet: Packet, trace: &mut Trace<'_>) -> FirewallVerdict {
     let (Some(src_ip), Some(dst_ip)) = (address(model, src), address(model, dst)) else {
         return FirewallVerdict { chains: Vec::new(), passes: false, unprotected: false };
     };
     let mut chains = Vec::new();
     let probe = |iface: &'static str| Probe { src: src_ip, dst: dst_ip, proto: packet.proto, dport: packet.dport, iface };
     let bridge: &str = &state.host_bridge;
-    match src {
-        Endpoint::Host => chains.push(host_chain(state, Dir::Out, &Probe { iface: bridge, ..probe("") })),
-        Endpoint::Guest(id) => chains.push(guest_chain(state, model, id, Dir::Out, &probe("net0"))),
-        Endpoint::Outside(_) => {}
-    }
-    match dst {
-        Endpoint::Host => chains.push(host_chain(state, Dir::In, &Probe { iface: bridge, ..probe("") })),
-        Endpoint::Guest(id) => chains.push(guest_chain(state, model, id, Dir::In, &probe("net0"))),
-        Endpoint::Outside(_) => {}
+    for (endpoint, dir) in [(src, Dir::Out), (dst, Dir::In)] {
+        let before = trace.as_ref().map_or(0, |t| t.len());
+        let chain = match endpoint {
+            Endpoint::Host => host_chain(state, dir, &Probe { iface: bridge, ..probe("") }, trace),
+            Endpoint::Guest(id) => guest_chain(state, model, id, dir, &probe("net0"), trace),
+            Endpoint::Outside(_) => continue,
+        };
+        if let Some(lines) = trace.as_deref_mut() {
+            lines.insert(before, format!("{}:", chain.chain));
+            let outcome = match &chain.decision {
+                Decision::Rule { .. } => format!("  => {} by the matching rule", if chain.passes { "ACCEPT" } else { "DROP/REJECT" }),
+                Decision::Policy { path, option, action } => format!("  => no rule matched: {path} {option}: {action}"),
+                Decision::NotInForce { reason } => format!("  => not filtered: {reason}"),
+            };
+            lines.push(outcome);
+        }
+        chains.push(chain);
     }
     let passes = chains.iter().all(|c| c.passes);
     let unprotected = passes && chains.iter().any(|c| matches!(c.decision, Decision::NotInForce { .. }));

@@ -12,5 +12,39 @@ mod evaluate;
 mod matching;
 mod state;
 
-pub use evaluate::{evaluate, ChainVerdict, Decision, Endpoint, FirewallVerdict, Packet};
+pub use evaluate::{evaluate, trace, ChainVerdict, Decision, Endpoint, FirewallVerdict, Packet};
 pub use state::{FirewallState, FwSource, StateError};
+
+use phoenix_model::model::Model;
+
+/// Reads an endpoint as users write it: `host`, a guest id, or an IP address (a guest's or the
+/// host's address names that endpoint; any other address is outside the node).
+pub fn parse_endpoint(model: &Model, text: &str) -> Result<Endpoint, String> {
+    if text.eq_ignore_ascii_case("host") {
+        return Ok(Endpoint::Host);
+    }
+    if let Ok(id) = text.parse::<u32>() {
+        return if model.guests.contains_key(&id) { Ok(Endpoint::Guest(id)) } else { Err(format!("guest {id} is not defined")) };
+    }
+    let ip: std::net::IpAddr = text.parse().map_err(|_| format!("`{text}` is not `host`, a guest id or an IP address"))?;
+    Ok(match model.address_index().guest(ip) {
+        Some(guest) => Endpoint::Guest(guest.id),
+        None if model.host.ip().map(std::net::IpAddr::V4) == Some(ip) => Endpoint::Host,
+        None => Endpoint::Outside(ip),
+    })
+}
+
+/// Reads `443`, `443/tcp`, `53/udp` or `icmp`.
+pub fn parse_packet(text: &str) -> Result<Packet, String> {
+    if text.eq_ignore_ascii_case("icmp") {
+        return Ok(Packet { proto: 1, dport: None });
+    }
+    let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
+    let proto = match proto.to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        other => return Err(format!("protocol `{other}` is not tcp or udp")),
+    };
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{port}` is not a port"))?;
+    Ok(Packet { proto, dport: Some(port) })
+}
