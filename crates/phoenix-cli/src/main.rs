@@ -251,7 +251,7 @@ fn assess(dir: &Path, deployed: Option<&Path>, format: AssessFormat, trace: Opti
         );
     }
     let state = match deployed {
-        None => FirewallState::from_rendered(&phoenix_core::render::render_all(model), model),
+        None => FirewallState::from_rendered(&phoenix_core::render::render_firewall(model), model),
         Some(tree) => {
             let files = match phoenix_drivers::host::read_tree(tree) {
                 Ok(files) => files,
@@ -309,7 +309,9 @@ fn assess(dir: &Path, deployed: Option<&Path>, format: AssessFormat, trace: Opti
     let flows = assess::assess(model, &edge, &state);
     let text = match format {
         AssessFormat::Md => report::to_markdown(model, &flows, &state.origin),
-        AssessFormat::Json => format!("{:#}\n", report::to_json(model, &flows, &state.origin)),
+        AssessFormat::Json => {
+            serde_json::to_string_pretty(&report::to_json(model, &flows, &state.origin)).expect("the report serialises") + "\n"
+        }
         AssessFormat::Human => report::to_human(model, &flows, &state.origin),
     };
     let failing = flows.iter().any(|f| f.status == assess::Status::Fail)

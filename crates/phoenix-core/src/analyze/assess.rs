@@ -99,12 +99,27 @@ fn firewall_check(verdict: &FirewallVerdict, hop: &Hop) -> Check {
     Check { status, summary, evidence }
 }
 
-fn dns_check(model: &Model, hop: &Hop) -> Option<Check> {
+/// Lookups built once per assessment (a hop-by-hop scan of every record would be quadratic).
+struct Indexes<'m> {
+    addresses: phoenix_model::model::AddressIndex<'m>,
+    records: std::collections::HashMap<&'m str, Vec<IpAddr>>,
+}
+
+impl<'m> Indexes<'m> {
+    fn new(model: &'m Model) -> Self {
+        let mut records: std::collections::HashMap<&str, Vec<IpAddr>> = std::collections::HashMap::new();
+        for record in &model.dns.records {
+            records.entry(record.fqdn.as_str()).or_default().push(record.address);
+        }
+        Indexes { addresses: model.address_index(), records }
+    }
+}
+
+fn dns_check(model: &Model, indexes: &Indexes<'_>, hop: &Hop) -> Option<Check> {
     let name = hop.name.as_ref()?;
     let want = endpoint_ip(model, hop.to)?;
-    let answers: Vec<IpAddr> = model.dns.records.iter().filter(|r| &r.fqdn == name).map(|r| r.address).collect();
-    let index = model.address_index();
-    let owner = |ip: IpAddr| match index.owner_of(ip) {
+    let answers: Vec<IpAddr> = indexes.records.get(name.as_str()).cloned().unwrap_or_default();
+    let owner = |ip: IpAddr| match indexes.addresses.owner_of(ip) {
         Some(Owner::Guest(g)) => g.label(),
         Some(Owner::Host) => "the Proxmox host".into(),
         Some(Owner::External(e)) => e.name.clone(),
@@ -191,6 +206,7 @@ fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop) -> Check {
 
 /// Judges every flow the configuration implies against `firewall` (rendered or deployed).
 pub fn assess(model: &Model, edge: &Edge, firewall: &FirewallState) -> Vec<FlowVerdict> {
+    let indexes = Indexes::new(model);
     flows(model, edge)
         .into_iter()
         .map(|flow: Flow| {
@@ -200,7 +216,7 @@ pub fn assess(model: &Model, edge: &Edge, firewall: &FirewallState) -> Vec<FlowV
                 .map(|hop| {
                     let verdict = evaluate(firewall, model, hop.from, hop.to, Packet { proto: hop.proto, dport: Some(hop.port) });
                     let firewall = firewall_check(&verdict, &hop);
-                    let dns = dns_check(model, &hop);
+                    let dns = dns_check(model, &indexes, &hop);
                     let tls = hop.tls.as_ref().map(|t| tls_check(model, edge, t));
                     let status = [Some(firewall.status), dns.as_ref().map(|c| c.status), tls.as_ref().map(|c| c.status)]
                         .into_iter()

@@ -18,18 +18,42 @@ pub fn summary(flows: &[FlowVerdict]) -> (usize, usize, usize) {
     (hops.len(), count(Status::Fail), count(Status::Warning))
 }
 
-pub fn to_json(model: &Model, flows: &[FlowVerdict], judged: &str) -> serde_json::Value {
+/// The versioned JSON document of `phoenix assess --format json`, serialised directly (a report
+/// of many thousand hops is not first built as a `serde_json::Value`).
+#[derive(serde::Serialize)]
+pub struct JsonReport<'f> {
+    pub schema_version: u32,
+    pub judged: &'f str,
+    pub nic_assumption: &'static str,
+    pub dns_findings: Vec<DnsFinding>,
+    pub summary: JsonSummary,
+    pub flows: &'f [FlowVerdict],
+}
+
+#[derive(serde::Serialize)]
+pub struct DnsFinding {
+    pub status: Status,
+    pub message: String,
+}
+
+#[derive(serde::Serialize)]
+pub struct JsonSummary {
+    pub flows: usize,
+    pub hops: usize,
+    pub fail: usize,
+    pub warning: usize,
+}
+
+pub fn to_json<'f>(model: &Model, flows: &'f [FlowVerdict], judged: &'f str) -> JsonReport<'f> {
     let (hops, fail, warning) = summary(flows);
-    let dns: Vec<serde_json::Value> =
-        dns_findings(model).into_iter().map(|(status, message)| serde_json::json!({ "status": status, "message": message })).collect();
-    serde_json::json!({
-        "schema_version": ASSESS_SCHEMA_VERSION,
-        "judged": judged,
-        "nic_assumption": NIC_ASSUMPTION,
-        "dns_findings": dns,
-        "summary": { "flows": flows.len(), "hops": hops, "fail": fail, "warning": warning },
-        "flows": flows,
-    })
+    JsonReport {
+        schema_version: ASSESS_SCHEMA_VERSION,
+        judged,
+        nic_assumption: NIC_ASSUMPTION,
+        dns_findings: dns_findings(model).into_iter().map(|(status, message)| DnsFinding { status, message }).collect(),
+        summary: JsonSummary { flows: flows.len(), hops, fail, warning },
+        flows,
+    }
 }
 
 fn cell(text: &str) -> String {

@@ -90,6 +90,13 @@ pub struct Rendered {
     pub notes: Vec<Diagnostic>,
 }
 
+/// Renders the Proxmox firewall files and NIC settings only (what the firewall analysis reads).
+pub fn render_firewall(model: &Model) -> Rendered {
+    let mut rendered = Rendered::default();
+    pve_firewall::render(model, &mut rendered);
+    rendered
+}
+
 /// Renders every file phoenix manages. Deterministic: files are ordered by target and path.
 pub fn render_all(model: &Model) -> Rendered {
     let mut rendered = Rendered::default();
