@@ -63,6 +63,13 @@ enum Command {
         /// A copy of /etc/pve to judge instead of the rendered files.
         #[arg(long, value_name = "DIR")]
         deployed: Option<PathBuf>,
+        /// Certificate files to inspect: `<name>.crt` and `<name>.key` per manifest entry, and
+        /// `root_ca.crt`, the configured root. Without it certificates are judged from the manifest.
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+        /// The time to judge validity at (RFC 3339, e.g. 2026-11-26T12:00:00Z); default now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
         #[arg(long, value_enum, default_value_t = AssessFormat::Md)]
         format: AssessFormat,
         /// Trace one connection rule by rule instead: SRC and DST are `host`, a guest id or an
@@ -131,7 +138,9 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Validate { config, format } => validate(&config.config, format),
         Command::Explain { code } => explain(code.as_deref()),
-        Command::Assess { config, deployed, format, trace } => assess(&config.config, deployed.as_deref(), format, trace.as_deref()),
+        Command::Assess { config, deployed, certs, now, format, trace } => {
+            assess(&config.config, deployed.as_deref(), certs.as_deref(), now.as_deref(), format, trace.as_deref())
+        }
         Command::Render { config, out, diff, allow_errors, format } => {
             render(&config.config, out.as_deref(), diff.as_deref(), allow_errors, format)
         }
@@ -234,7 +243,14 @@ fn render(dir: &Path, out: Option<&Path>, diff: Option<&Path>, allow_errors: boo
     print(&text)
 }
 
-fn assess(dir: &Path, deployed: Option<&Path>, format: AssessFormat, trace: Option<&[String]>) -> Status {
+fn assess(
+    dir: &Path,
+    deployed: Option<&Path>,
+    certs: Option<&Path>,
+    now: Option<&str>,
+    format: AssessFormat,
+    trace: Option<&[String]>,
+) -> Status {
     use phoenix_core::analyze::{assess, firewall::FirewallState, report};
     if !config_folder_ok(dir) {
         return Status::CouldNotRun;
@@ -305,8 +321,28 @@ fn assess(dir: &Path, deployed: Option<&Path>, format: AssessFormat, trace: Opti
             status => status,
         };
     }
+    let now = match now {
+        None => std::time::SystemTime::now(),
+        Some(text) => match humantime::parse_rfc3339_weak(text) {
+            Ok(time) => time,
+            Err(error) => {
+                eprintln!("phoenix: --now {text}: {error} (write e.g. 2026-11-26T12:00:00Z)");
+                return Status::CouldNotRun;
+            }
+        },
+    };
+    let mut options = assess::Options { certs: None, now: now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) };
+    if let Some(folder) = certs {
+        match phoenix_drivers::host::read_tree(folder) {
+            Ok(files) => options.certs = Some(phoenix_core::analyze::certs::CertStore { files }),
+            Err(error) => {
+                eprintln!("phoenix: cannot read {}: {error}", folder.display());
+                return Status::CouldNotRun;
+            }
+        }
+    }
     let edge = phoenix_core::edge::edge(model);
-    let flows = assess::assess(model, &edge, &state);
+    let flows = assess::assess(model, &edge, &state, &options);
     let text = match format {
         AssessFormat::Md => report::to_markdown(model, &flows, &state.origin),
         AssessFormat::Json => {

@@ -121,3 +121,57 @@ fn assess_trace_walks_one_flow_rule_by_rule() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`nowhere` is not `host`, a guest id or an IP address"));
 }
+
+#[test]
+fn assess_inspects_certificate_files_at_a_given_time() {
+    use phoenix_testkit::pki::{TestCa, Usage};
+    let ca = TestCa::new("phoenix test root");
+    let dir = scratch("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("root_ca.crt"), &ca.cert_pem).unwrap();
+    let entries: [(&str, &[&str], Usage); 5] = [
+        (
+            "gateway",
+            &[
+                "gateway.internal.thinkheads.ai",
+                "portainer.phoenix.thinkheads.ai",
+                "qdrant.phoenix.thinkheads.ai",
+                "portainer.internal.thinkheads.ai",
+                "qdrant.internal.thinkheads.ai",
+                "10.0.0.153",
+            ],
+            Usage::Server,
+        ),
+        (
+            "traefik",
+            &[
+                "traefik.internal.thinkheads.ai",
+                "portainer.phoenix.thinkheads.ai",
+                "qdrant.phoenix.thinkheads.ai",
+                "portainer.internal.thinkheads.ai",
+                "qdrant.internal.thinkheads.ai",
+                "10.0.0.12",
+            ],
+            Usage::Server,
+        ),
+        ("traefik-client", &["traefik.internal.thinkheads.ai"], Usage::Client),
+        ("portainer", &["portainer.internal.thinkheads.ai", "portainer.phoenix.thinkheads.ai", "10.0.0.111"], Usage::Server),
+        ("portainer-agent", &["portainer-agent.internal.thinkheads.ai", "10.0.0.102"], Usage::Server),
+    ];
+    for (name, names, usage) in entries {
+        let leaf = ca.issue(names, usage);
+        std::fs::write(dir.join(format!("{name}.crt")), leaf.cert_pem).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), leaf.key_pem).unwrap();
+    }
+    let certs = dir.to_str().unwrap();
+    let today =
+        phoenix(&["assess", "--config", "examples/homelab/etc", "--certs", certs, "--now", "2026-11-26T12:00:00Z", "--format", "human"]);
+    assert_eq!(today.status.code(), Some(0), "{}", String::from_utf8_lossy(&today.stdout));
+    let far =
+        phoenix(&["assess", "--config", "examples/homelab/etc", "--certs", certs, "--now", "4100-01-01T00:00:00Z", "--format", "human"]);
+    assert_eq!(far.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&far.stdout).contains("has expired"));
+    let bad_time = phoenix(&["assess", "--config", "examples/homelab/etc", "--now", "yesterday"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(bad_time.status.code(), Some(2));
+}

@@ -2,7 +2,7 @@
 //! it must contradict the hand-written assessment wherever the configuration does; and the
 //! reference as its scripts really deployed it (every rule in cluster.fw, no <vmid>.fw).
 
-use phoenix_core::analyze::assess::{assess, FlowVerdict, Status};
+use phoenix_core::analyze::assess::{assess, FlowVerdict, Options, Status};
 use phoenix_core::analyze::firewall::{Decision, FirewallState};
 use phoenix_core::analyze::report;
 use phoenix_core::edge::edge;
@@ -16,7 +16,7 @@ fn reference_model() -> phoenix_model::Model {
 }
 
 fn judge(model: &phoenix_model::Model) -> Vec<FlowVerdict> {
-    assess(model, &edge(model), &FirewallState::from_rendered(&render_all(model), model))
+    assess(model, &edge(model), &FirewallState::from_rendered(&render_all(model), model), &Options::default())
 }
 
 fn hop<'f>(flows: &'f [FlowVerdict], flow_id: &str, index: usize) -> &'f phoenix_core::analyze::assess::HopVerdict {
@@ -77,7 +77,7 @@ fn deployed_by_the_scripts(model: &phoenix_model::Model) -> BTreeMap<String, Str
 fn the_reference_as_deployed_filters_no_guest_traffic() {
     let model = reference_model();
     let state = FirewallState::from_pve_tree(&deployed_by_the_scripts(&model), &model, "the reference as its scripts deployed it").unwrap();
-    let flows = assess(&model, &edge(&model), &state);
+    let flows = assess(&model, &edge(&model), &state, &Options::default());
     let traefik_portainer = hop(&flows, "route:portainer.phoenix.thinkheads.ai:host", 2);
     assert!(traefik_portainer.firewall_chains.passes && traefik_portainer.firewall_chains.unprotected, "{traefik_portainer:#?}");
     for chain in &traefik_portainer.firewall_chains.chains {
@@ -103,4 +103,107 @@ fn the_reference_as_deployed_filters_no_guest_traffic() {
         matches!(&dns.firewall_chains.chains[1].decision, Decision::Rule { path, .. } if path == "/etc/pve/firewall/cluster.fw"),
         "{dns:#?}"
     );
+}
+
+// ---- certificate files (--certs) ----------------------------------------------------------
+
+use phoenix_core::analyze::certs::CertStore;
+use phoenix_testkit::pki::{rcgen, TestCa, Usage};
+
+/// Certificates for every manifest entry of the example, signed by `ca`, with `adjust` able to
+/// replace one (by name) with a broken variant.
+fn example_store(ca: &TestCa, broken: Option<(&str, &dyn Fn(&TestCa) -> phoenix_testkit::pki::Leaf)>) -> CertStore {
+    let model = phoenix_model::check(&example_config(), &example_source()).model.unwrap();
+    let mut files = BTreeMap::from([("root_ca.crt".to_string(), ca.cert_pem.clone())]);
+    for cert in &model.certificates {
+        let leaf = match broken {
+            Some((name, make)) if name == cert.name => make(ca),
+            _ => {
+                let mut names: Vec<String> = vec![cert.common_name.value.clone()];
+                names.extend(cert.sans.iter().map(|s| match &s.value {
+                    phoenix_model::model::San::Dns(d) => d.clone(),
+                    phoenix_model::model::San::Ip(ip) => ip.to_string(),
+                }));
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let usage = match cert.usage {
+                    phoenix_model::model::CertUsage::Client => Usage::Client,
+                    phoenix_model::model::CertUsage::Both => Usage::Both,
+                    phoenix_model::model::CertUsage::Server => Usage::Server,
+                };
+                ca.issue(&names, usage)
+            }
+        };
+        files.insert(format!("{}.crt", cert.name), leaf.cert_pem);
+        files.insert(format!("{}.key", cert.name), leaf.key_pem);
+    }
+    CertStore { files }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn judge_with(store: CertStore, now: u64) -> Vec<FlowVerdict> {
+    let model = phoenix_model::check(&example_config(), &example_source()).model.unwrap();
+    let state = FirewallState::from_rendered(&render_all(&model), &model);
+    assess(&model, &edge(&model), &state, &Options { certs: Some(store), now })
+}
+
+fn portainer_hop_tls(flows: &[FlowVerdict]) -> phoenix_core::analyze::assess::Check {
+    hop(flows, "route:portainer.phoenix.thinkheads.ai:host", 2).tls.clone().unwrap()
+}
+
+#[test]
+fn good_certificate_files_pass() {
+    let ca = TestCa::new("phoenix test root");
+    let flows = judge_with(example_store(&ca, None), now());
+    let failing: Vec<_> = flows.iter().filter(|f| f.status == Status::Fail).map(|f| &f.title).collect();
+    assert!(failing.is_empty(), "{failing:#?}");
+    let tls = portainer_hop_tls(&flows);
+    assert!(
+        tls.summary.contains("certificate portainer chains to the configured root, is valid now, covers portainer.internal.thinkheads.ai"),
+        "{tls:?}"
+    );
+    assert!(tls.summary.contains("certificate traefik-client chains to the configured root, is valid now, clientAuth"), "{tls:?}");
+}
+
+#[test]
+fn broken_certificate_files_are_findings() {
+    let ca = TestCa::new("phoenix test root");
+    let expired = |ca: &TestCa| {
+        ca.issue_with(&["portainer.internal.thinkheads.ai"], Usage::Server, |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        })
+    };
+    let tls = portainer_hop_tls(&judge_with(example_store(&ca, Some(("portainer", &expired))), now()));
+    assert_eq!(tls.status, Status::Fail);
+    assert!(tls.summary.contains("certificate portainer has expired"), "{tls:?}");
+
+    let wrong_name = |ca: &TestCa| ca.issue(&["someone-else.internal.thinkheads.ai"], Usage::Server);
+    let tls = portainer_hop_tls(&judge_with(example_store(&ca, Some(("portainer", &wrong_name))), now()));
+    assert!(tls.summary.contains("certificate portainer does not cover portainer.internal.thinkheads.ai"), "{tls:?}");
+
+    let untrusted = |_: &TestCa| TestCa::new("another root").issue(&["portainer.internal.thinkheads.ai"], Usage::Server);
+    let tls = portainer_hop_tls(&judge_with(example_store(&ca, Some(("portainer", &untrusted))), now()));
+    assert!(tls.summary.contains("certificate portainer does not chain to the configured root"), "{tls:?}");
+
+    let server_as_client = |ca: &TestCa| ca.issue(&["traefik.internal.thinkheads.ai"], Usage::Server);
+    let tls = portainer_hop_tls(&judge_with(example_store(&ca, Some(("traefik-client", &server_as_client))), now()));
+    assert!(tls.summary.contains("certificate traefik-client lacks the clientAuth extended key usage"), "{tls:?}");
+
+    let mut store = example_store(&ca, None);
+    store.files.remove("traefik-client.crt");
+    let tls = portainer_hop_tls(&judge_with(store, now()));
+    assert!(tls.summary.contains("traefik-client.crt is not in the certificates folder"), "{tls:?}");
+
+    let mut store = example_store(&ca, None);
+    store.files.remove("root_ca.crt");
+    let tls = portainer_hop_tls(&judge_with(store, now()));
+    assert!(tls.summary.contains("root_ca.crt (the configured root) is missing"), "{tls:?}");
+
+    // Judged in the year 4100, after rcgen's default not-after (4096), every certificate has expired.
+    let year_4100 = (4100 - 1970) * 31_556_952;
+    let later = judge_with(example_store(&ca, None), year_4100);
+    assert!(portainer_hop_tls(&later).summary.contains("has expired"));
 }

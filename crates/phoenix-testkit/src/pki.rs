@@ -1,6 +1,7 @@
 //! A throw-away certificate authority for tests: a root, and leaf certificates with chosen
 //! names, key usages and validity, all as PEM. Made with rcgen (ring), fresh per test.
 
+pub use rcgen;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
 
 /// What a leaf certificate may be used for.
@@ -35,7 +36,7 @@ impl TestCa {
         TestCa { cert_pem: cert.pem(), issuer: Issuer::new(params, key) }
     }
 
-    /// A leaf for `names` (DNS names and IP addresses mixed), valid now for a day.
+    /// A leaf for `names` (DNS names and IP addresses mixed), with rcgen's default (very long) validity.
     pub fn issue(&self, names: &[&str], usage: Usage) -> Leaf {
         self.issue_with(names, usage, |_| {})
     }

@@ -55,6 +55,15 @@ pub struct FlowVerdict {
     pub hops: Vec<HopVerdict>,
 }
 
+/// What the assessment is told besides the model: certificate files and the time to judge at.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--certs DIR`: PEM files by name; without it certificates are judged from the manifest.
+    pub certs: Option<super::certs::CertStore>,
+    /// Seconds since the epoch (`--now`; the caller's clock by default).
+    pub now: u64,
+}
+
 /// Names an endpoint for people.
 pub fn endpoint_label(model: &Model, endpoint: Endpoint) -> String {
     match endpoint {
@@ -136,7 +145,14 @@ fn dns_check(model: &Model, indexes: &Indexes<'_>, hop: &Hop) -> Option<Check> {
     })
 }
 
-fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop) -> Check {
+/// Folds a file check into the hop's TLS verdict.
+fn absorb(status: &mut Status, summary: &mut Vec<String>, evidence: &mut Vec<String>, check: Check) {
+    *status = (*status).max(check.status);
+    summary.push(check.summary);
+    evidence.extend(check.evidence);
+}
+
+fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop, options: &Options) -> Check {
     let server = model.guests.get(&tls.server).map_or(format!("guest {}", tls.server), |g| g.label());
     let mut evidence = Vec::new();
     let mut status = Status::Ok;
@@ -156,6 +172,13 @@ fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop) -> Check {
                 evidence.push(
                     format!("certificate-manifest.json: {} (CN {}, {:?})", cert.name, cert.common_name.value, cert.usage).to_lowercase(),
                 );
+                match &options.certs {
+                    Some(store) => {
+                        let check = super::certs::check(store, &cert.name, super::certs::Purpose::Server(&tls.server_name), options.now);
+                        absorb(&mut status, &mut summary, &mut evidence, check);
+                    }
+                    None => evidence.push("the certificate files were not inspected (give --certs DIR)".into()),
+                }
             }
             None if edge.traefik.is_some_and(|t| t.id == tls.server) && crate::render::traefik::acme_directory(model).is_some() => {
                 summary.push(format!("Traefik obtains a certificate for {} from Step-CA over ACME", tls.server_name));
@@ -190,7 +213,17 @@ fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop) -> Check {
         (None, false) if tls.mutual_in_question => summary.push("no client certificate is presented, so there is no mTLS".into()),
         (None, false) => {}
         (Some(name), _) => match model.certificates.iter().find(|c| &c.name == name) {
-            Some(cert) if cert.usage != CertUsage::Server => summary.push(format!("mTLS: the client presents {name} (clientAuth)")),
+            Some(cert) if cert.usage != CertUsage::Server => {
+                summary.push(format!("mTLS: the client presents {name} (clientAuth)"));
+                if let Some(store) = &options.certs {
+                    absorb(
+                        &mut status,
+                        &mut summary,
+                        &mut evidence,
+                        super::certs::check(store, name, super::certs::Purpose::Client, options.now),
+                    );
+                }
+            }
             Some(_) => {
                 status = Status::Fail;
                 summary.push(format!("client certificate {name} lacks clientAuth (cert_type is server)"));
@@ -205,7 +238,7 @@ fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop) -> Check {
 }
 
 /// Judges every flow the configuration implies against `firewall` (rendered or deployed).
-pub fn assess(model: &Model, edge: &Edge, firewall: &FirewallState) -> Vec<FlowVerdict> {
+pub fn assess(model: &Model, edge: &Edge, firewall: &FirewallState, options: &Options) -> Vec<FlowVerdict> {
     let indexes = Indexes::new(model);
     flows(model, edge)
         .into_iter()
@@ -217,7 +250,7 @@ pub fn assess(model: &Model, edge: &Edge, firewall: &FirewallState) -> Vec<FlowV
                     let verdict = evaluate(firewall, model, hop.from, hop.to, Packet { proto: hop.proto, dport: Some(hop.port) });
                     let firewall = firewall_check(&verdict, &hop);
                     let dns = dns_check(model, &indexes, &hop);
-                    let tls = hop.tls.as_ref().map(|t| tls_check(model, edge, t));
+                    let tls = hop.tls.as_ref().map(|t| tls_check(model, edge, t, options));
                     let status = [Some(firewall.status), dns.as_ref().map(|c| c.status), tls.as_ref().map(|c| c.status)]
                         .into_iter()
                         .flatten()

@@ -2,6 +2,7 @@
 //! and the (rendered or deployed) files as data and returns verdicts with their evidence.
 
 pub mod assess;
+pub mod certs;
 pub mod firewall;
 pub mod flows;
 pub mod report;

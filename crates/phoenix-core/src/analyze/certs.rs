@@ -1,0 +1,128 @@
+//! Certificates as files: `phoenix assess --certs DIR` reads `<name>.crt` (leaf, then any
+//! intermediates) and `<name>.key` for every certificate-manifest entry, and `root_ca.crt`, the
+//! configured root. A certificate passes when it chains to that root, is valid at `now`, has the
+//! extended key usage the hop needs, and (for servers) covers the name the client sends.
+//! Verification is rustls-webpki's; x509-parser supplies the details shown as evidence.
+//! Must not read files: the caller hands in their texts.
+
+use super::assess::{Check, Status};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The configured root.
+pub const ROOT_FILE: &str = "root_ca.crt";
+
+/// PEM texts found in the certificates folder, by file name.
+#[derive(Debug, Clone, Default)]
+pub struct CertStore {
+    pub files: BTreeMap<String, String>,
+}
+
+/// What a certificate is checked for.
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose<'a> {
+    /// A server certificate presented for `name` (a DNS name or an IP address).
+    Server(&'a str),
+    Client,
+}
+
+fn parse_chain(pem: &str) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).collect()
+}
+
+/// Subject, SANs and validity of a DER certificate, for evidence.
+fn describe(der: &CertificateDer<'_>) -> String {
+    use x509_parser::prelude::*;
+    let Ok((_, cert)) = X509Certificate::from_der(der.as_ref()) else { return "unparsable certificate".into() };
+    let sans: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|ext| {
+            ext.value
+                .general_names
+                .iter()
+                .map(|n| match n {
+                    GeneralName::DNSName(d) => d.to_string(),
+                    GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
+                        _ => format!("{ip:?}"),
+                    },
+                    other => format!("{other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "subject {}, issuer {}, SANs [{}], valid {} to {}",
+        cert.subject(),
+        cert.issuer(),
+        sans.join(", "),
+        cert.validity().not_before.to_rfc2822().unwrap_or_default(),
+        cert.validity().not_after.to_rfc2822().unwrap_or_default()
+    )
+}
+
+fn explain(error: &webpki::Error, purpose: Purpose<'_>) -> String {
+    use webpki::Error as E;
+    match error {
+        E::CertExpired { .. } => "has expired".into(),
+        E::CertNotValidYet { .. } => "is not valid yet".into(),
+        E::UnknownIssuer => "does not chain to the configured root".into(),
+        E::RequiredEkuNotFoundContext(_) => match purpose {
+            Purpose::Server(_) => "lacks the serverAuth extended key usage".into(),
+            Purpose::Client => "lacks the clientAuth extended key usage".into(),
+        },
+        E::CertNotValidForName(_) => "does not cover the name".into(),
+        other => format!("fails verification ({other:?})"),
+    }
+}
+
+/// Checks certificate `name` from `store` for `purpose` at `now` (seconds since the epoch).
+pub fn check(store: &CertStore, name: &str, purpose: Purpose<'_>, now: u64) -> Check {
+    let fail = |summary: String, evidence: Vec<String>| Check { status: Status::Fail, summary, evidence };
+    let Some(pem) = store.files.get(&format!("{name}.crt")) else {
+        return fail(format!("certificate {name}: {name}.crt is not in the certificates folder"), Vec::new());
+    };
+    if !store.files.contains_key(&format!("{name}.key")) {
+        return fail(format!("certificate {name}: its key {name}.key is missing"), Vec::new());
+    }
+    let Some(root_pem) = store.files.get(ROOT_FILE) else {
+        return fail(format!("certificate {name} cannot be verified: {ROOT_FILE} (the configured root) is missing"), Vec::new());
+    };
+    let chain = parse_chain(pem);
+    let roots = parse_chain(root_pem);
+    let (Some(leaf), Some(root)) = (chain.first(), roots.first()) else {
+        return fail(format!("certificate {name}: no PEM certificate in {name}.crt or {ROOT_FILE}"), Vec::new());
+    };
+    let evidence = vec![format!("{name}.crt: {}", describe(leaf))];
+    let Ok(anchor) = webpki::anchor_from_trusted_cert(root) else {
+        return fail(format!("{ROOT_FILE} is not a usable trust anchor"), evidence);
+    };
+    let anchors = [anchor];
+    let Ok(end_entity) = webpki::EndEntityCert::try_from(leaf) else {
+        return fail(format!("certificate {name} cannot be parsed"), evidence);
+    };
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(now));
+    let usage = match purpose {
+        Purpose::Server(_) => webpki::KeyUsage::server_auth(),
+        Purpose::Client => webpki::KeyUsage::client_auth(),
+    };
+    if let Err(error) = end_entity.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &anchors, &chain[1..], time, usage, None, None) {
+        return fail(format!("certificate {name} {}", explain(&error, purpose)), evidence);
+    }
+    if let Purpose::Server(server_name) = purpose {
+        let covered =
+            ServerName::try_from(server_name.to_string()).ok().is_some_and(|n| end_entity.verify_is_valid_for_subject_name(&n).is_ok());
+        if !covered {
+            return fail(format!("certificate {name} does not cover {server_name}"), evidence);
+        }
+    }
+    let what = match purpose {
+        Purpose::Server(n) => format!("covers {n}, serverAuth"),
+        Purpose::Client => "clientAuth".into(),
+    };
+    Check { status: Status::Ok, summary: format!("certificate {name} chains to the configured root, is valid now, {what}"), evidence }
+}
