@@ -52,6 +52,8 @@ fn the_reference_report_contradicts_the_hand_written_assessment() {
     assert!(dns.iter().any(|m| m.contains("no Traefik route serves it (clients get 404)")));
     let markdown = report::to_markdown(&model, &flows, "the files phoenix renders from the configuration");
     assert!(markdown.contains("**Blocking findings:**"));
+    // The rules the hand-written assessment credits to "the host firewall" filter no guest traffic.
+    assert!(markdown.contains("cluster rule 18 (\"Allow Traefik to access Portainer\") has dest 10.0.0.111, so it can only concern traffic of VM 1001 (Portainer); cluster.fw never filters guest traffic"));
     insta::assert_snapshot!("assess_reference_md", markdown);
 }
 
@@ -206,4 +208,28 @@ fn broken_certificate_files_are_findings() {
     let year_4100 = (4100 - 1970) * 31_556_952;
     let later = judge_with(example_store(&ca, None), year_4100);
     assert!(portainer_hop_tls(&later).summary.contains("has expired"));
+}
+
+#[test]
+fn declared_flows_are_judged_too() {
+    let mut source = example_source();
+    source.edit_json(&example_config().join("phoenix_hypervisor_config.json"), |v| {
+        v["flows"] = serde_json::json!([
+            { "title": "admin workstation reaches Traefik directly", "from": "10.0.0.50", "to": 102, "port": 443 },
+            { "title": "Traefik scrapes the agent's metrics", "from": "102", "to": "1002", "port": 9100, "proto": "tcp" }
+        ]);
+    });
+    let model = phoenix_model::check(&example_config(), &source).model.unwrap();
+    let flows = judge(&model);
+    let direct = flows.iter().find(|f| f.title == "admin workstation reaches Traefik directly").unwrap();
+    assert_eq!(direct.status, Status::Fail, "Traefik only accepts the gateway and Step-CA");
+    let metrics = flows.iter().find(|f| f.title == "Traefik scrapes the agent's metrics").unwrap();
+    assert_eq!(metrics.status, Status::Fail);
+
+    let mut broken = example_source();
+    broken.edit_json(&example_config().join("phoenix_hypervisor_config.json"), |v| {
+        v["flows"] = serde_json::json!([{ "from": "host", "to": 4242, "port": 22 }])
+    });
+    let checked = phoenix_model::check(&example_config(), &broken);
+    assert!(checked.diagnostics.iter().any(|d| d.code == "PHX-FLOW-001" && d.message.contains("`4242`")));
 }

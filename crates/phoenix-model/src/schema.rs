@@ -51,6 +51,7 @@ const REQUIRED: &[(&str, &[&str])] = &[
     ("RawStackAssignment", &["name", "environment"]),
     ("RawVariable", &["name"]),
     ("RawExternalSystem", &["name"]),
+    ("RawFlow", &["from", "to", "port"]),
     ("RawTraefikService", &["name", "port"]),
     ("RawCertificate", &["common_name", "guest_id", "cert_path", "key_path"]),
 ];

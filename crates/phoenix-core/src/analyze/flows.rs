@@ -150,7 +150,21 @@ pub fn flows(model: &Model, edge: &Edge) -> Vec<Flow> {
     portainer_flows(model, &mut out);
     dns_flows(model, &mut out);
     nfs_flows(model, &mut out);
+    declared_flows(model, &mut out);
     out
+}
+
+/// Flows the user declared under `flows`; endpoints that name nothing are skipped here
+/// (the configuration's own check reports nothing for them, so they appear as a flow without hops).
+fn declared_flows(model: &Model, out: &mut Vec<Flow>) {
+    for (i, flow) in model.flows.iter().enumerate() {
+        let endpoints = (super::firewall::parse_endpoint(model, &flow.from), super::firewall::parse_endpoint(model, &flow.to));
+        let hops = match endpoints {
+            (Ok(from), Ok(to)) => vec![hop(from, to, flow.name.as_deref(), flow.port, flow.proto, "declared", flow.title.clone(), None)],
+            _ => Vec::new(),
+        };
+        out.push(Flow { id: format!("declared:{i}"), title: flow.title.clone(), hops });
+    }
 }
 
 fn acme_flows(model: &Model, edge: &Edge, out: &mut Vec<Flow>) {

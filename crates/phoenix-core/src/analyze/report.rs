@@ -25,13 +25,14 @@ pub struct JsonReport<'f> {
     pub schema_version: u32,
     pub judged: &'f str,
     pub nic_assumption: &'static str,
-    pub dns_findings: Vec<DnsFinding>,
+    pub dns_findings: Vec<Finding>,
+    pub cluster_rule_findings: Vec<Finding>,
     pub summary: JsonSummary,
     pub flows: &'f [FlowVerdict],
 }
 
 #[derive(serde::Serialize)]
-pub struct DnsFinding {
+pub struct Finding {
     pub status: Status,
     pub message: String,
 }
@@ -50,7 +51,8 @@ pub fn to_json<'f>(model: &Model, flows: &'f [FlowVerdict], judged: &'f str) -> 
         schema_version: ASSESS_SCHEMA_VERSION,
         judged,
         nic_assumption: NIC_ASSUMPTION,
-        dns_findings: dns_findings(model).into_iter().map(|(status, message)| DnsFinding { status, message }).collect(),
+        dns_findings: dns_findings(model).into_iter().map(|(status, message)| Finding { status, message }).collect(),
+        cluster_rule_findings: cluster_rule_findings(model).into_iter().map(|(status, message)| Finding { status, message }).collect(),
         summary: JsonSummary { flows: flows.len(), hops, fail, warning },
         flows,
     }
@@ -195,6 +197,16 @@ fn guest_analysis(model: &Model, flows: &[FlowVerdict]) -> String {
         }
     }
     let mut out = String::new();
+    let cluster = cluster_rule_findings(model);
+    if !cluster.is_empty() {
+        out.push_str(
+            "Cluster rules filter traffic to and from the host only. These cluster rules name guests, so they allow or block nothing:\n\n",
+        );
+        for (status, message) in cluster {
+            let _ = writeln!(out, "*   **{}** {message}", status.word());
+        }
+        out.push('\n');
+    }
     for (id, (ingress, egress)) in by_guest {
         let Some(guest) = model.guests.get(&id) else { continue };
         let _ = writeln!(out, "### {}\n", endpoint_label(model, Endpoint::Guest(id)));
@@ -226,6 +238,15 @@ pub fn dns_findings(model: &Model) -> Vec<(Status, String)> {
     phoenix_model::validate::dns_findings(model)
         .into_iter()
         .map(|d| (if d.code == "PHX-DNS-005" { Status::Warning } else { Status::Fail }, format!("{} ({})", d.message, d.code)))
+        .collect()
+}
+
+/// Cluster rules that can only concern guests (PHX-FW-009): whoever credits them with guest
+/// traffic is wrong, because cluster.fw never filters it.
+pub fn cluster_rule_findings(model: &Model) -> Vec<(Status, String)> {
+    phoenix_model::validate::cluster_rules_for_guests(model)
+        .into_iter()
+        .map(|d| (Status::Warning, format!("{} ({})", d.message, d.code)))
         .collect()
 }
 
@@ -272,6 +293,9 @@ fn conclusion(model: &Model, flows: &[FlowVerdict]) -> String {
     }
     for (status, message) in dns_findings(model) {
         findings.entry((status, message)).or_default().insert("DNS records".into());
+    }
+    for (status, message) in cluster_rule_findings(model) {
+        findings.entry((status, message)).or_default().insert("cluster.fw".into());
     }
     let (hops, fail, warning) = summary(flows);
     let mut out = format!("{hops} hops in {} flows: {fail} fail, {warning} with warnings.\n\n", flows.len());

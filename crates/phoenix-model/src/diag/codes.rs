@@ -162,6 +162,9 @@ pub const CODES: &[CodeInfo] = &[
        Fix: correct guest_id / guest_type."),
     c("PHX-CERT-002", Error, "malformed certificate entry",
       "A manifest entry's common name or SAN is not a DNS name or IP address, or its paths are not absolute."),
+    c("PHX-FLOW-001", Error, "declared flow names nothing",
+      "An entry of `flows` (flows phoenix assess should prove) has a `from` or `to` that is not `host`, a defined guest id, \
+       or an IP address, so the flow cannot be judged.\nFix: correct the endpoint."),
     c("PHX-ROLE-001", Warning, "edge role cannot be identified",
       "phoenix could not tell which guest is the NGINX gateway, Traefik or Step-CA (see `edge` in the schema). \
        Checks that depend on the role are skipped.\nFix: declare it under `edge` in phoenix_hypervisor_config.json."),

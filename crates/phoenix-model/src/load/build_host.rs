@@ -25,6 +25,7 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
         build_dns(model, dns, doc, ctx);
     }
     build_services(model, raw, doc, ctx);
+    build_flows(model, raw, doc, ctx);
     build_externals(model, raw, doc, ctx);
     if let Some(nfs) = &raw.nfs {
         for (i, export) in nfs.exports.iter().enumerate() {
@@ -309,6 +310,36 @@ fn build_services(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, c
     }
     if let Some(value) = raw.proxmox.as_ref().and_then(|p| p.token_secret.clone()) {
         secret(model, doc, "/proxmox/token_secret", "proxmox.token_secret", &value, ctx);
+    }
+}
+
+fn build_flows(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
+    for (i, flow) in raw.flows.iter().enumerate() {
+        let Some(flow) = flow else { continue };
+        let pointer = join("/flows", i);
+        let (Some(from), Some(to), Some(port_value)) = (&flow.from, &flow.to, &flow.port) else { continue };
+        let Some(port) = port(doc.span(&join(&pointer, "port")), port_value, ctx) else { continue };
+        let proto = match flow.proto.as_deref() {
+            None | Some("tcp") => 6,
+            Some("udp") => 17,
+            Some(other) => {
+                ctx.push(Diagnostic::at(
+                    "PHX-SCHEMA-003",
+                    doc.span(&join(&pointer, "proto")),
+                    format!("flow protocol `{other}` is not tcp or udp"),
+                ));
+                continue;
+            }
+        };
+        model.flows.push(DeclaredFlow {
+            title: flow.title.clone().unwrap_or_else(|| format!("{from} to {to} on {}", port.value)),
+            from: from.to_string(),
+            to: to.to_string(),
+            port: port.value,
+            proto,
+            name: flow.name.as_ref().map(|n| n.to_ascii_lowercase()),
+            span: doc.span(&pointer),
+        });
     }
 }
 

@@ -383,6 +383,20 @@ pub struct NfsExport {
     pub clients: Vec<Located<IpAddr>>,
 }
 
+/// A flow the user declared for `phoenix assess`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredFlow {
+    pub title: String,
+    /// As written: `host`, a guest id or an IP address.
+    pub from: String,
+    pub to: String,
+    pub port: u16,
+    /// Protocol number (6 tcp, 17 udp).
+    pub proto: u8,
+    pub name: Option<String>,
+    pub span: Span,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Model {
@@ -403,6 +417,7 @@ pub struct Model {
     pub portainer: Option<PortainerApi>,
     pub nfs_exports: Vec<NfsExport>,
     pub secrets: Vec<SecretSite>,
+    pub flows: Vec<DeclaredFlow>,
 }
 
 impl Model {

@@ -27,6 +27,10 @@ pub struct RawHypervisorConfig {
     #[serde(default)]
     #[schemars(with = "Vec<RawExternalSystem>")]
     pub external_systems: Vec<Option<RawExternalSystem>>,
+    /// phoenix extension: more flows for `phoenix assess` to prove, beyond those it derives.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawFlow>")]
+    pub flows: Vec<Option<RawFlow>>,
     /// phoenix extension: which guests play the edge roles. Default: discovered (see each field).
     pub edge: Option<RawEdge>,
     /// phoenix extension: the Proxmox VE node phoenix manages.
@@ -230,4 +234,26 @@ pub struct RawProxmox {
     /// API token id, `user@realm!tokenid`.
     pub token_id: Option<String>,
     pub token_secret: Option<SecretValue>,
+}
+
+/// A flow the user wants proved: one connection from `from` to `to`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawFlow {
+    pub title: Option<String>,
+    /// `host`, a guest id, or an IP address.
+    pub from: Option<StrOrNum>,
+    /// `host`, a guest id, or an IP address.
+    pub to: Option<StrOrNum>,
+    pub port: Option<StrOrNum>,
+    /// tcp (default) or udp.
+    #[serde(default)]
+    #[schemars(schema_with = "proto_schema")]
+    pub proto: Option<String>,
+    /// The DNS name the client uses, checked against the records.
+    pub name: Option<String>,
+}
+
+fn proto_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "enum": ["tcp", "udp"] })
 }

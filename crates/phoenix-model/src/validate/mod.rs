@@ -4,6 +4,7 @@
 mod certs;
 mod dns;
 mod firewall;
+mod flows;
 mod graph;
 mod network;
 mod scripts;
@@ -37,5 +38,6 @@ pub fn validate(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
     out.extend(secrets::check(model, facts));
     out.extend(scripts::check(model, facts));
     out.extend(certs::check(model));
+    out.extend(flows::check(model));
     out
 }
