@@ -233,3 +233,18 @@ fn declared_flows_are_judged_too() {
     let checked = phoenix_model::check(&example_config(), &broken);
     assert!(checked.diagnostics.iter().any(|d| d.code == "PHX-FLOW-001" && d.message.contains("`4242`")));
 }
+
+#[test]
+fn passthrough_routes_check_traefiks_certificate_on_the_clients_hop() {
+    let mut source = example_source();
+    source.edit_json(&example_config().join("phoenix_vm_configs.json"), |v| {
+        v["vms"][1]["traefik_service"]["gateway_tls"] = serde_json::json!("passthrough")
+    });
+    let model = phoenix_model::check(&example_config(), &source).model.unwrap();
+    let flows = judge(&model);
+    let client = hop(&flows, "route:portainer.phoenix.thinkheads.ai:host", 0).tls.clone().unwrap();
+    assert!(client.summary.starts_with("TLS passed through the gateway, terminated at Traefik"), "{client:?}");
+    assert!(client.summary.contains("LXC 102 (traefik) presents certificate traefik"), "{client:?}");
+    let relay = hop(&flows, "route:portainer.phoenix.thinkheads.ai:host", 1).tls.clone().unwrap();
+    assert!(relay.summary.starts_with("TLS the client's TLS stream, passed through untouched"), "{relay:?}");
+}

@@ -156,7 +156,7 @@ fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop, options: &Options) -> Che
     let server = model.guests.get(&tls.server).map_or(format!("guest {}", tls.server), |g| g.label());
     let mut evidence = Vec::new();
     let mut status = Status::Ok;
-    let mut summary = Vec::new();
+    let mut summary = vec![format!("TLS {}", tls.mode)];
     if !tls.verified {
         status = Status::Warning;
         summary.push(format!("{server}'s certificate is not verified (Portainer registers agents with TLSSkipVerify)"));
@@ -164,7 +164,7 @@ fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop, options: &Options) -> Che
         summary.push(format!("Step-CA presents its own certificate for {}", tls.server_name));
         evidence.push("Step-CA issues its serving certificate from its own root at initialisation".into());
     } else if !tls.terminated_here {
-        summary.push("TLS passes through untouched".into());
+        // The certificate of this stream was judged on the hop where the client opened it.
     } else {
         match server_certificate_for(model, tls.server, &tls.server_name) {
             Some(cert) => {

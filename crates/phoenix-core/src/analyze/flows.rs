@@ -22,8 +22,10 @@ pub struct TlsHop {
     pub server_name: String,
     /// The guest presenting the server certificate.
     pub server: u32,
-    /// False when the hop carries a TLS stream another hop terminates (passthrough).
+    /// False when the hop carries a TLS stream another hop already judged (passthrough).
     pub terminated_here: bool,
+    /// Where TLS ends, for people: "terminated at the gateway", "passed through the gateway to Traefik".
+    pub mode: String,
     /// Whether the connecting side verifies the server certificate at all.
     pub verified: bool,
     /// Name of the certificate the client presents (mTLS), if any.
@@ -81,7 +83,8 @@ fn route_flow(model: &Model, edge: &Edge, route: &EdgeRoute, host: &str, client:
         Some(TlsHop {
             server_name: host.to_string(),
             server: if passthrough { traefik.id } else { gateway.id },
-            terminated_here: !passthrough,
+            terminated_here: true,
+            mode: if passthrough { "passed through the gateway, terminated at Traefik".into() } else { "terminated at the gateway".into() },
             verified: true,
             client_certificate: None,
             client_certificate_required: false,
@@ -103,7 +106,12 @@ fn route_flow(model: &Model, edge: &Edge, route: &EdgeRoute, host: &str, client:
         Some(TlsHop {
             server_name: host.to_string(),
             server: traefik.id,
-            terminated_here: true,
+            terminated_here: !passthrough,
+            mode: if passthrough {
+                "the client's TLS stream, passed through untouched".into()
+            } else {
+                "a new TLS connection, terminated at Traefik".into()
+            },
             verified: true,
             client_certificate: None,
             client_certificate_required: false,
@@ -115,6 +123,7 @@ fn route_flow(model: &Model, edge: &Edge, route: &EdgeRoute, host: &str, client:
         server_name: backend.server_name.clone().unwrap_or_else(|| host.to_string()),
         server: backend.guest,
         terminated_here: true,
+        mode: "a new TLS connection, terminated at the backend".into(),
         verified: true,
         client_certificate: backend.client_certificate.as_ref().map(|c| c.name.clone()),
         client_certificate_required: backend.requires_client_certificate,
@@ -176,6 +185,7 @@ fn acme_flows(model: &Model, edge: &Edge, out: &mut Vec<Flow>) {
             server_name: name,
             server: ca.id,
             terminated_here: true,
+            mode: "terminated at Step-CA".into(),
             verified: true,
             client_certificate: None,
             client_certificate_required: false,
@@ -237,6 +247,7 @@ fn portainer_flows(model: &Model, out: &mut Vec<Flow>) {
                 server_name: name.clone().unwrap_or_default(),
                 server: agent.id,
                 terminated_here: true,
+                mode: "terminated at the agent".into(),
                 verified: false,
                 client_certificate: None,
                 client_certificate_required: false,
