@@ -175,6 +175,19 @@ fn config_folder_ok(dir: &Path) -> bool {
     false
 }
 
+/// Loads and checks `dir`. When no model can be built, prints why and returns the exit status.
+fn loaded(dir: &Path) -> Result<phoenix_model::Checked, Status> {
+    if !config_folder_ok(dir) {
+        return Err(Status::CouldNotRun);
+    }
+    let checked = phoenix_model::check(dir, &LocalHost);
+    if checked.model.is_none() {
+        eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
+        return Err(Status::Failed);
+    }
+    Ok(checked)
+}
+
 fn validate(dir: &Path, format: Format) -> Status {
     if !config_folder_ok(dir) {
         return Status::CouldNotRun;
@@ -191,18 +204,16 @@ fn validate(dir: &Path, format: Format) -> Status {
 }
 
 fn render(dir: &Path, out: Option<&Path>, diff: Option<&Path>, allow_errors: bool, format: GraphFormat) -> Status {
-    if !config_folder_ok(dir) {
-        return Status::CouldNotRun;
-    }
-    let checked = phoenix_model::check(dir, &LocalHost);
-    let model = match &checked.model {
-        Some(model) if allow_errors || !checked.has_errors() => model,
-        _ => {
-            eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
-            eprintln!("phoenix: not rendering a configuration with errors (see above; --allow-errors renders anyway)");
-            return Status::Failed;
-        }
+    let checked = match loaded(dir) {
+        Ok(checked) => checked,
+        Err(status) => return status,
     };
+    if checked.has_errors() && !allow_errors {
+        eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
+        eprintln!("phoenix: not rendering a configuration with errors (see above; --allow-errors renders anyway)");
+        return Status::Failed;
+    }
+    let model = checked.model.as_ref().expect("loaded() returns a model");
     let rendered = phoenix_core::render::render_all(model);
     if !rendered.notes.is_empty() {
         eprint!("{}", render::to_human(&rendered.notes, &checked.sources, false));
@@ -252,14 +263,11 @@ fn assess(
     trace: Option<&[String]>,
 ) -> Status {
     use phoenix_core::analyze::{assess, firewall::FirewallState, report};
-    if !config_folder_ok(dir) {
-        return Status::CouldNotRun;
-    }
-    let checked = phoenix_model::check(dir, &LocalHost);
-    let Some(model) = &checked.model else {
-        eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
-        return Status::Failed;
+    let checked = match loaded(dir) {
+        Ok(checked) => checked,
+        Err(status) => return status,
     };
+    let model = checked.model.as_ref().expect("loaded() returns a model");
     if checked.has_errors() {
         eprintln!(
             "phoenix: the configuration has errors ({}); the assessment judges what can be read",
@@ -375,14 +383,11 @@ fn explain(code: Option<&str>) -> Status {
 }
 
 fn graph(dir: &Path, format: GraphFormat) -> Status {
-    if !config_folder_ok(dir) {
-        return Status::CouldNotRun;
-    }
-    let checked = phoenix_model::check(dir, &LocalHost);
-    let Some(model) = &checked.model else {
-        eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
-        return Status::Failed;
+    let checked = match loaded(dir) {
+        Ok(checked) => checked,
+        Err(status) => return status,
     };
+    let model = checked.model.as_ref().expect("loaded() returns a model");
     let graph = phoenix_model::graph::build(model);
     let text = match format {
         GraphFormat::Text => phoenix_model::graph::to_text(&graph, model),
