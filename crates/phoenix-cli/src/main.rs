@@ -77,6 +77,9 @@ enum Command {
         #[arg(long, num_args = 3, value_names = ["SRC", "DST", "PORT"])]
         trace: Option<Vec<String>>,
     },
+    /// Certificates of the manifest: what is installed and whether it needs renewal.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Explain a diagnostic code (e.g. PHX-FW-009); without a code, list them all.
     Explain { code: Option<String> },
     /// Print the guest graph: creation order (prerequisites first), cycles, boot order.
@@ -100,6 +103,26 @@ enum Command {
 enum Format {
     Human,
     Json,
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// For each certificate: subject, SANs, issuer, chain, EKU, validity, whether the key
+    /// matches, whether it needs renewal (reason codes: missing, expires-soon, san-mismatch,
+    /// issuer-changed, key-mismatch, chain-incomplete) and when renewal is due (two thirds of
+    /// the lifetime). Exit 1 when any certificate needs renewal.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The installed files: `<name>.crt` (certificate, then chain), `<name>.key`, and `root_ca.crt`.
+        #[arg(long, value_name = "DIR")]
+        certs: PathBuf,
+        /// The time to judge at (RFC 3339); default now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -138,6 +161,7 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Validate { config, format } => validate(&config.config, format),
         Command::Explain { code } => explain(code.as_deref()),
+        Command::Certs(CertsCommand::Status { config, certs, now, format }) => certs_status(&config.config, &certs, now.as_deref(), format),
         Command::Assess { config, deployed, certs, now, format, trace } => {
             assess(&config.config, deployed.as_deref(), certs.as_deref(), now.as_deref(), format, trace.as_deref())
         }
@@ -329,17 +353,11 @@ fn assess(
             status => status,
         };
     }
-    let now = match now {
-        None => std::time::SystemTime::now(),
-        Some(text) => match humantime::parse_rfc3339_weak(text) {
-            Ok(time) => time,
-            Err(error) => {
-                eprintln!("phoenix: --now {text}: {error} (write e.g. 2026-11-26T12:00:00Z)");
-                return Status::CouldNotRun;
-            }
-        },
+    let now = match parse_now(now) {
+        Ok(now) => now,
+        Err(status) => return status,
     };
-    let mut options = assess::Options { certs: None, now: now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) };
+    let mut options = assess::Options { certs: None, now };
     if let Some(folder) = certs {
         match phoenix_drivers::host::read_tree(folder) {
             Ok(files) => options.certs = Some(phoenix_core::analyze::certs::CertStore { files }),
@@ -362,6 +380,78 @@ fn assess(
         || report::dns_findings(model).iter().any(|(s, _)| *s == assess::Status::Fail);
     match print(&text) {
         Status::Ok if failing => Status::Failed,
+        status => status,
+    }
+}
+
+/// `--now` as seconds since the epoch (the machine's clock when absent).
+fn parse_now(now: Option<&str>) -> Result<u64, Status> {
+    let time = match now {
+        None => std::time::SystemTime::now(),
+        Some(text) => humantime::parse_rfc3339_weak(text).map_err(|error| {
+            eprintln!("phoenix: --now {text}: {error} (write e.g. 2026-11-26T12:00:00Z)");
+            Status::CouldNotRun
+        })?,
+    };
+    Ok(time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+fn rfc3339(seconds: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn certs_status(dir: &Path, certs: &Path, now: Option<&str>, format: Format) -> Status {
+    let checked = match loaded(dir) {
+        Ok(checked) => checked,
+        Err(status) => return status,
+    };
+    let model = checked.model.as_ref().expect("loaded() returns a model");
+    let now = match parse_now(now) {
+        Ok(now) => now,
+        Err(status) => return status,
+    };
+    let files = match phoenix_drivers::host::read_tree(certs) {
+        Ok(files) => phoenix_core::analyze::certs::CertStore { files },
+        Err(error) => {
+            eprintln!("phoenix: cannot read {}: {error}", certs.display());
+            return Status::CouldNotRun;
+        }
+    };
+    let statuses: Vec<_> = model.certificates.iter().map(|c| phoenix_core::certificates::status(c, &files, now)).collect();
+    let text = match format {
+        Format::Json => format!("{:#}\n", serde_json::json!({ "schema_version": 1, "now": rfc3339(now as i64), "certificates": statuses })),
+        Format::Human => {
+            let mut out = String::new();
+            for s in &statuses {
+                let verdict = if s.reasons.is_empty() {
+                    "ok".to_string()
+                } else {
+                    format!("needs renewal: {}", s.reasons.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "))
+                };
+                out.push_str(&format!("{}: {verdict}\n", s.name));
+                if let Some(i) = &s.installed {
+                    out.push_str(&format!(
+                        "  subject {}; issuer {}\n  SANs {}\n  EKU {}; chain of {}; key {}\n  valid {} to {}\n",
+                        i.subject,
+                        i.issuer,
+                        i.sans.join(", "),
+                        i.eku.join(", "),
+                        i.chain_length,
+                        if i.key_matches { "matches" } else { "does not match" },
+                        rfc3339(i.not_before),
+                        rfc3339(i.not_after)
+                    ));
+                }
+                if let Some(at) = s.renew_at {
+                    out.push_str(&format!("  renewal due {}\n", rfc3339(at)));
+                }
+            }
+            out
+        }
+    };
+    match print(&text) {
+        Status::Ok if statuses.iter().any(|s| s.needs_renewal()) => Status::Failed,
         status => status,
     }
 }

@@ -175,3 +175,61 @@ fn assess_inspects_certificate_files_at_a_given_time() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(bad_time.status.code(), Some(2));
 }
+
+#[test]
+fn certs_status_reports_installed_files_and_reasons() {
+    use phoenix_testkit::pki::{TestCa, Usage};
+    let ca = TestCa::new("phoenix test root");
+    let dir = scratch("status");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("root_ca.crt"), &ca.cert_pem).unwrap();
+    let entries: [(&str, &[&str], Usage, bool); 5] = [
+        (
+            "gateway",
+            &[
+                "gateway.internal.thinkheads.ai",
+                "portainer.phoenix.thinkheads.ai",
+                "qdrant.phoenix.thinkheads.ai",
+                "portainer.internal.thinkheads.ai",
+                "qdrant.internal.thinkheads.ai",
+                "10.0.0.153",
+            ],
+            Usage::Server,
+            true,
+        ),
+        (
+            "traefik",
+            &[
+                "traefik.internal.thinkheads.ai",
+                "portainer.phoenix.thinkheads.ai",
+                "qdrant.phoenix.thinkheads.ai",
+                "portainer.internal.thinkheads.ai",
+                "qdrant.internal.thinkheads.ai",
+                "10.0.0.12",
+            ],
+            Usage::Server,
+            true,
+        ),
+        ("traefik-client", &["traefik.internal.thinkheads.ai"], Usage::Client, false),
+        ("portainer", &["portainer.internal.thinkheads.ai", "portainer.phoenix.thinkheads.ai", "10.0.0.111"], Usage::Server, true),
+        ("portainer-agent", &["portainer-agent.internal.thinkheads.ai", "10.0.0.102"], Usage::Server, true),
+    ];
+    for (name, names, usage, include_ca) in entries {
+        let leaf = ca.issue(names, usage);
+        let pem = if include_ca { format!("{}{}", leaf.cert_pem, ca.cert_pem) } else { leaf.cert_pem };
+        std::fs::write(dir.join(format!("{name}.crt")), pem).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), leaf.key_pem).unwrap();
+    }
+    let certs = dir.to_str().unwrap();
+    let ok = phoenix(&["certs", "status", "--config", "examples/homelab/etc", "--certs", certs, "--now", "2026-11-26T12:00:00Z"]);
+    let text = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    assert!(text.contains("portainer: ok") && text.contains("key matches") && text.contains("renewal due"), "{text}");
+    std::fs::remove_file(dir.join("portainer-agent.crt")).unwrap();
+    let missing = phoenix(&["certs", "status", "--config", "examples/homelab/etc", "--certs", certs, "--format", "json"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&missing.stdout).unwrap();
+    let agent = value["certificates"].as_array().unwrap().iter().find(|c| c["name"] == "portainer-agent").unwrap();
+    assert_eq!(agent["reasons"], serde_json::json!(["missing"]));
+}

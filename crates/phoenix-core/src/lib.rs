@@ -3,5 +3,6 @@
 //! Nothing here does I/O; the clock, file contents and observations come in as arguments.
 
 pub mod analyze;
+pub mod certificates;
 pub mod edge;
 pub mod render;

@@ -28,7 +28,7 @@ pub enum Purpose<'a> {
     Client,
 }
 
-fn parse_chain(pem: &str) -> Vec<CertificateDer<'static>> {
+pub(crate) fn parse_chain(pem: &str) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).collect()
 }
 
