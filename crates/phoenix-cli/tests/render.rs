@@ -14,6 +14,51 @@ fn phoenix(args: &[&str]) -> Output {
     command.output().expect("phoenix runs")
 }
 
+/// Writes test-CA certificates for every entry of the example's manifest into `dir`, with
+/// `root_ca.crt`; `include_ca` entries carry the root after the leaf when `chains` is set.
+fn write_example_certs(dir: &std::path::Path, ca: &phoenix_testkit::pki::TestCa, chains: bool) {
+    use phoenix_testkit::pki::Usage;
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("root_ca.crt"), &ca.cert_pem).unwrap();
+    let entries: [(&str, &[&str], Usage, bool); 5] = [
+        (
+            "gateway",
+            &[
+                "gateway.internal.thinkheads.ai",
+                "portainer.phoenix.thinkheads.ai",
+                "qdrant.phoenix.thinkheads.ai",
+                "portainer.internal.thinkheads.ai",
+                "qdrant.internal.thinkheads.ai",
+                "10.0.0.153",
+            ],
+            Usage::Server,
+            true,
+        ),
+        (
+            "traefik",
+            &[
+                "traefik.internal.thinkheads.ai",
+                "portainer.phoenix.thinkheads.ai",
+                "qdrant.phoenix.thinkheads.ai",
+                "portainer.internal.thinkheads.ai",
+                "qdrant.internal.thinkheads.ai",
+                "10.0.0.12",
+            ],
+            Usage::Server,
+            true,
+        ),
+        ("traefik-client", &["traefik.internal.thinkheads.ai"], Usage::Client, false),
+        ("portainer", &["portainer.internal.thinkheads.ai", "portainer.phoenix.thinkheads.ai", "10.0.0.111"], Usage::Server, true),
+        ("portainer-agent", &["portainer-agent.internal.thinkheads.ai", "10.0.0.102"], Usage::Server, true),
+    ];
+    for (name, names, usage, include_ca) in entries {
+        let leaf = ca.issue(names, usage);
+        let pem = if chains && include_ca { format!("{}{}", leaf.cert_pem, ca.cert_pem) } else { leaf.cert_pem };
+        std::fs::write(dir.join(format!("{name}.crt")), pem).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), leaf.key_pem).unwrap();
+    }
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("phoenix-render-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -124,45 +169,9 @@ fn assess_trace_walks_one_flow_rule_by_rule() {
 
 #[test]
 fn assess_inspects_certificate_files_at_a_given_time() {
-    use phoenix_testkit::pki::{TestCa, Usage};
-    let ca = TestCa::new("phoenix test root");
+    let ca = phoenix_testkit::pki::TestCa::new("phoenix test root");
     let dir = scratch("certs");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("root_ca.crt"), &ca.cert_pem).unwrap();
-    let entries: [(&str, &[&str], Usage); 5] = [
-        (
-            "gateway",
-            &[
-                "gateway.internal.thinkheads.ai",
-                "portainer.phoenix.thinkheads.ai",
-                "qdrant.phoenix.thinkheads.ai",
-                "portainer.internal.thinkheads.ai",
-                "qdrant.internal.thinkheads.ai",
-                "10.0.0.153",
-            ],
-            Usage::Server,
-        ),
-        (
-            "traefik",
-            &[
-                "traefik.internal.thinkheads.ai",
-                "portainer.phoenix.thinkheads.ai",
-                "qdrant.phoenix.thinkheads.ai",
-                "portainer.internal.thinkheads.ai",
-                "qdrant.internal.thinkheads.ai",
-                "10.0.0.12",
-            ],
-            Usage::Server,
-        ),
-        ("traefik-client", &["traefik.internal.thinkheads.ai"], Usage::Client),
-        ("portainer", &["portainer.internal.thinkheads.ai", "portainer.phoenix.thinkheads.ai", "10.0.0.111"], Usage::Server),
-        ("portainer-agent", &["portainer-agent.internal.thinkheads.ai", "10.0.0.102"], Usage::Server),
-    ];
-    for (name, names, usage) in entries {
-        let leaf = ca.issue(names, usage);
-        std::fs::write(dir.join(format!("{name}.crt")), leaf.cert_pem).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), leaf.key_pem).unwrap();
-    }
+    write_example_certs(&dir, &ca, false);
     let certs = dir.to_str().unwrap();
     let today =
         phoenix(&["assess", "--config", "examples/homelab/etc", "--certs", certs, "--now", "2026-11-26T12:00:00Z", "--format", "human"]);
@@ -178,48 +187,9 @@ fn assess_inspects_certificate_files_at_a_given_time() {
 
 #[test]
 fn certs_status_reports_installed_files_and_reasons() {
-    use phoenix_testkit::pki::{TestCa, Usage};
-    let ca = TestCa::new("phoenix test root");
+    let ca = phoenix_testkit::pki::TestCa::new("phoenix test root");
     let dir = scratch("status");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("root_ca.crt"), &ca.cert_pem).unwrap();
-    let entries: [(&str, &[&str], Usage, bool); 5] = [
-        (
-            "gateway",
-            &[
-                "gateway.internal.thinkheads.ai",
-                "portainer.phoenix.thinkheads.ai",
-                "qdrant.phoenix.thinkheads.ai",
-                "portainer.internal.thinkheads.ai",
-                "qdrant.internal.thinkheads.ai",
-                "10.0.0.153",
-            ],
-            Usage::Server,
-            true,
-        ),
-        (
-            "traefik",
-            &[
-                "traefik.internal.thinkheads.ai",
-                "portainer.phoenix.thinkheads.ai",
-                "qdrant.phoenix.thinkheads.ai",
-                "portainer.internal.thinkheads.ai",
-                "qdrant.internal.thinkheads.ai",
-                "10.0.0.12",
-            ],
-            Usage::Server,
-            true,
-        ),
-        ("traefik-client", &["traefik.internal.thinkheads.ai"], Usage::Client, false),
-        ("portainer", &["portainer.internal.thinkheads.ai", "portainer.phoenix.thinkheads.ai", "10.0.0.111"], Usage::Server, true),
-        ("portainer-agent", &["portainer-agent.internal.thinkheads.ai", "10.0.0.102"], Usage::Server, true),
-    ];
-    for (name, names, usage, include_ca) in entries {
-        let leaf = ca.issue(names, usage);
-        let pem = if include_ca { format!("{}{}", leaf.cert_pem, ca.cert_pem) } else { leaf.cert_pem };
-        std::fs::write(dir.join(format!("{name}.crt")), pem).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), leaf.key_pem).unwrap();
-    }
+    write_example_certs(&dir, &ca, true);
     let certs = dir.to_str().unwrap();
     let ok = phoenix(&["certs", "status", "--config", "examples/homelab/etc", "--certs", certs, "--now", "2026-11-26T12:00:00Z"]);
     let text = String::from_utf8_lossy(&ok.stdout).to_string();

@@ -89,7 +89,8 @@ fn wanted_names(cert: &Certificate) -> Vec<String> {
     names
 }
 
-fn san_strings(leaf: &X509Certificate<'_>) -> Vec<String> {
+/// DNS names and IP addresses of a certificate's SAN extension, sorted.
+pub(crate) fn san_strings(leaf: &X509Certificate<'_>) -> Vec<String> {
     let mut names: Vec<String> = leaf
         .subject_alternative_name()
         .ok()

@@ -36,25 +36,7 @@ pub(crate) fn parse_chain(pem: &str) -> Vec<CertificateDer<'static>> {
 fn describe(der: &CertificateDer<'_>) -> String {
     use x509_parser::prelude::*;
     let Ok((_, cert)) = X509Certificate::from_der(der.as_ref()) else { return "unparsable certificate".into() };
-    let sans: Vec<String> = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|ext| {
-            ext.value
-                .general_names
-                .iter()
-                .map(|n| match n {
-                    GeneralName::DNSName(d) => d.to_string(),
-                    GeneralName::IPAddress(ip) => match ip.len() {
-                        4 => std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
-                        _ => format!("{ip:?}"),
-                    },
-                    other => format!("{other}"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let sans = crate::certificates::san_strings(&cert);
     format!(
         "subject {}, issuer {}, SANs [{}], valid {} to {}",
         cert.subject(),
