@@ -4,7 +4,7 @@
 //! presents, whether it covers the name and has serverAuth, and client certificates for mTLS).
 //! A missing certificate or trust setting is a finding, never silence.
 
-use super::firewall::{evaluate, Decision, Endpoint, FirewallState, FirewallVerdict, Packet};
+use super::firewall::{evaluate, Endpoint, FirewallState, FirewallVerdict, Packet};
 use super::flows::{flows, Flow, Hop, TlsHop};
 use crate::edge::{server_certificate_for, Edge};
 use phoenix_model::model::{CertUsage, Model, Owner};
@@ -76,24 +76,8 @@ pub fn endpoint_label(model: &Model, endpoint: Endpoint) -> String {
     }
 }
 
-fn endpoint_ip(model: &Model, endpoint: Endpoint) -> Option<IpAddr> {
-    match endpoint {
-        Endpoint::Host => model.host.ip().map(IpAddr::V4),
-        Endpoint::Guest(id) => model.guests.get(&id).and_then(|g| g.address()).map(IpAddr::V4),
-        Endpoint::Outside(ip) => Some(ip),
-    }
-}
-
-fn describe_decision(decision: &Decision) -> String {
-    match decision {
-        Decision::Rule { path, line, text } => format!("{path}:{line}: {text}"),
-        Decision::Policy { path, option, action } => format!("no rule matches; {path} {option}: {action}"),
-        Decision::NotInForce { reason } => format!("not filtered: {reason}"),
-    }
-}
-
 fn firewall_check(verdict: &FirewallVerdict, hop: &Hop) -> Check {
-    let evidence: Vec<String> = verdict.chains.iter().map(|c| format!("{}: {}", c.chain, describe_decision(&c.decision))).collect();
+    let evidence: Vec<String> = verdict.chains.iter().map(|c| format!("{}: {}", c.chain, c.decision.describe())).collect();
     let what = format!("{}/{}", if hop.proto == super::flows::UDP { "udp" } else { "tcp" }, hop.port);
     let (status, summary) = if !verdict.passes {
         let blocked = verdict.chains.iter().find(|c| !c.passes).map_or(String::new(), |c| c.chain.clone());
@@ -126,7 +110,7 @@ impl<'m> Indexes<'m> {
 
 fn dns_check(model: &Model, indexes: &Indexes<'_>, hop: &Hop) -> Option<Check> {
     let name = hop.name.as_ref()?;
-    let want = endpoint_ip(model, hop.to)?;
+    let want = hop.to.ip(model)?;
     let answers: Vec<IpAddr> = indexes.records.get(name.as_str()).cloned().unwrap_or_default();
     let owner = |ip: IpAddr| match indexes.addresses.owner_of(ip) {
         Some(Owner::Guest(g)) => g.label(),

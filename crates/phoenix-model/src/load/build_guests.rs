@@ -2,7 +2,7 @@
 //! A duplicate id keeps the first definition and reports the second. Spans are taken through
 //! one cursor per guest, so building stays linear in the size of the files.
 
-use super::build_host::{cidr, ipv4, nameservers, port};
+use super::build_host::{cidr, ipv4, nameservers, policy, port};
 use super::{build_rules, Ctx};
 use crate::diag::Diagnostic;
 use crate::json::{join, Cursor, JsonDoc};
@@ -227,19 +227,12 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
 fn guest_firewall(at: &At<'_>, raw: &raw::RawGuestFirewall, id: GuestId, ctx: &mut Ctx<'_>) -> GuestFirewall {
     let section = at.child("firewall");
     let defaults = GuestFirewall::default();
-    let policy = |field: &str, value: &Option<String>, default: Action, ctx: &mut Ctx<'_>| match value.as_deref() {
-        None => default,
-        Some(text) => Action::parse(text).unwrap_or_else(|| {
-            let span = section.map_or(at.fallback, |c| c.span_of(field));
-            ctx.push(Diagnostic::at("PHX-FW-004", span, format!("`{text}` is not a policy")).help("use ACCEPT, DROP or REJECT"));
-            default
-        }),
-    };
+    let span = |field: &str| section.map_or(at.fallback, |c| c.span_of(field));
     let rules_list = section.and_then(|c| c.get("rules"));
     GuestFirewall {
         enabled: raw.enabled.unwrap_or(false),
-        policy_in: policy("policy_in", &raw.policy_in, defaults.policy_in, ctx),
-        policy_out: policy("policy_out", &raw.policy_out, defaults.policy_out, ctx),
+        policy_in: policy(span("policy_in"), raw.policy_in.as_deref(), defaults.policy_in, ctx),
+        policy_out: policy(span("policy_out"), raw.policy_out.as_deref(), defaults.policy_out, ctx),
         rules: build_rules::build_list(rules_list, at.fallback, &raw.rules, &Scope::Guest(id), ctx),
         span: Some(section.map_or(at.fallback, |c| c.key_span())),
     }

@@ -120,13 +120,12 @@ pub fn nameservers(doc: &JsonDoc, pointer: &str, list: &raw::StrOrList, ctx: &mu
         .collect()
 }
 
-fn policy(doc: &JsonDoc, pointer: &str, value: Option<&str>, default: Action, ctx: &mut Ctx<'_>) -> Action {
+/// Parses a firewall policy written at `span` (the default when absent), reporting PHX-FW-004.
+pub fn policy(span: Span, value: Option<&str>, default: Action, ctx: &mut Ctx<'_>) -> Action {
     match value {
         None => default,
         Some(text) => Action::parse(text).unwrap_or_else(|| {
-            ctx.push(
-                Diagnostic::at("PHX-FW-004", doc.span(pointer), format!("`{text}` is not a policy")).help("use ACCEPT, DROP or REJECT"),
-            );
+            ctx.push(Diagnostic::at("PHX-FW-004", span, format!("`{text}` is not a policy")).help("use ACCEPT, DROP or REJECT"));
             default
         }),
     }
@@ -136,8 +135,8 @@ fn build_firewall(model: &mut Model, raw: &raw::RawFirewall, doc: &JsonDoc, ctx:
     let defaults = ClusterOptions::default();
     model.firewall.cluster = ClusterOptions {
         enabled: raw.enabled.unwrap_or(false),
-        policy_in: policy(doc, "/firewall/default_input_policy", raw.default_input_policy.as_deref(), defaults.policy_in, ctx),
-        policy_out: policy(doc, "/firewall/default_output_policy", raw.default_output_policy.as_deref(), defaults.policy_out, ctx),
+        policy_in: policy(doc.span("/firewall/default_input_policy"), raw.default_input_policy.as_deref(), defaults.policy_in, ctx),
+        policy_out: policy(doc.span("/firewall/default_output_policy"), raw.default_output_policy.as_deref(), defaults.policy_out, ctx),
         span: Some(doc.key_span("/firewall")),
     };
     model.firewall.cluster_rules =

@@ -205,9 +205,14 @@ pub struct RouteTable {
 }
 
 pub fn route_table(model: &Model) -> RouteTable {
+    resolve_routes(routes(model), model)
+}
+
+/// [`route_table`] over routes the caller already derived.
+pub fn resolve_routes(all: Vec<Route>, model: &Model) -> RouteTable {
     let mut table = RouteTable::default();
     let mut claimed: std::collections::HashMap<String, (String, usize)> = std::collections::HashMap::new();
-    for route in routes(model) {
+    for route in all {
         let (router, _) = router_of(&route, model);
         match claimed.get(&route.host) {
             Some((owner, first)) if *owner != router => table.duplicates.push((route, table.kept[*first].clone())),

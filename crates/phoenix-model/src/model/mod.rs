@@ -431,15 +431,6 @@ impl Model {
         }
         AddressIndex { model: self, guests }
     }
-
-    pub fn guest_by_address(&self, ip: IpAddr) -> Option<&Guest> {
-        self.guests.values().find(|g| g.address().map(IpAddr::V4) == Some(ip))
-    }
-
-    /// Who owns `ip` (a linear scan; use [`Model::address_index`] in loops).
-    pub fn owner_of(&self, ip: IpAddr) -> Option<Owner<'_>> {
-        self.address_index().owner_of(ip)
-    }
 }
 
 /// Address-to-owner lookups in constant time.

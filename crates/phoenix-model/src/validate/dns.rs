@@ -7,7 +7,7 @@
 //! DNS script generated it).
 
 use crate::diag::Diagnostic;
-use crate::model::edge::routes;
+use crate::model::edge::{routes, Route};
 use crate::model::*;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -18,7 +18,7 @@ struct Expectation {
     why: String,
 }
 
-fn expectations(model: &Model) -> BTreeMap<String, Expectation> {
+fn expectations(model: &Model, routes: &[Route]) -> BTreeMap<String, Expectation> {
     let mut expected: BTreeMap<String, Expectation> = BTreeMap::new();
     let zones: Vec<&str> = model.dns.zones.iter().map(|z| z.value.as_str()).collect();
     // Lowest priority first; later inserts win.
@@ -31,13 +31,13 @@ fn expectations(model: &Model) -> BTreeMap<String, Expectation> {
     }
     let front = model.edge.gateway.or(model.edge.traefik);
     if let Some(front) = front {
-        for route in routes(model) {
+        for route in routes {
             let why = format!(
                 "Traefik routes it to {}, behind the {}",
                 model.guests[&route.guest].label(),
                 if model.edge.gateway.is_some() { "gateway" } else { "Traefik guest" }
             );
-            expected.insert(route.host, Expectation { guest: front, why });
+            expected.insert(route.host.clone(), Expectation { guest: front, why });
         }
     }
     if let Some(traefik) = model.edge.traefik {
@@ -105,8 +105,9 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
             }
         }
     }
-    let expected = expectations(model);
-    let routed: std::collections::BTreeSet<String> = routes(model).into_iter().map(|r| r.host).collect();
+    let all_routes = routes(model);
+    let expected = expectations(model, &all_routes);
+    let routed: std::collections::BTreeSet<&str> = all_routes.iter().map(|r| r.host.as_str()).collect();
     let gateway_ip = model.edge.gateway.and_then(|g| model.guests[&g].address()).map(IpAddr::V4);
     for record in &model.dns.records {
         match expected.get(&record.fqdn) {
@@ -130,7 +131,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                     );
                 }
             }
-            None if Some(record.address) == gateway_ip && !routed.contains(&record.fqdn) => out.push(
+            None if Some(record.address) == gateway_ip && !routed.contains(record.fqdn.as_str()) => out.push(
                 Diagnostic::at(
                     "PHX-DNS-005",
                     record.address_span,

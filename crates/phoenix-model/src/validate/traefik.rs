@@ -2,7 +2,7 @@
 //! guest's traefik_service on port or scheme for the same host name.
 
 use crate::diag::Diagnostic;
-use crate::model::edge::{parse_labels, route_table, routes, Route, RouteOrigin};
+use crate::model::edge::{parse_labels, resolve_routes, routes, Route, RouteOrigin};
 use crate::model::Model;
 
 pub fn check(model: &Model) -> Vec<Diagnostic> {
@@ -20,10 +20,10 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
             }
         }
     }
-    for (later, first) in route_table(model).duplicates {
+    let all = routes(model);
+    for (later, first) in resolve_routes(all.clone(), model).duplicates {
         out.push(duplicate_route(&later, &first));
     }
-    let all = routes(model);
     for label_route in all.iter().filter(|r| matches!(r.origin, RouteOrigin::Label { .. })) {
         let declared = all.iter().find(|r| r.origin == RouteOrigin::Service && r.host == label_route.host && r.guest == label_route.guest);
         let Some(service_route) = declared else {

@@ -18,6 +18,17 @@ pub enum Endpoint {
     Outside(IpAddr),
 }
 
+impl Endpoint {
+    /// The endpoint's address, when it has one.
+    pub fn ip(self, model: &Model) -> Option<IpAddr> {
+        match self {
+            Endpoint::Host => model.host.ip().map(IpAddr::V4),
+            Endpoint::Guest(id) => model.guests.get(&id).and_then(|g| g.address()).map(IpAddr::V4),
+            Endpoint::Outside(ip) => Some(ip),
+        }
+    }
+}
+
 /// The connection's first packet: protocol number and destination port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet {
@@ -35,6 +46,17 @@ pub enum Decision {
     Policy { path: String, option: String, action: String },
     /// The chain does not filter this traffic at all.
     NotInForce { reason: String },
+}
+
+impl Decision {
+    /// One line of evidence: the rule with file and line, the policy, or why nothing filters.
+    pub fn describe(&self) -> String {
+        match self {
+            Decision::Rule { path, line, text } => format!("{path}:{line}: {text}"),
+            Decision::Policy { path, option, action } => format!("no rule matches; {path} {option}: {action}"),
+            Decision::NotInForce { reason } => format!("not filtered: {reason}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,14 +88,6 @@ impl Dir {
             Dir::In => "IN",
             Dir::Out => "OUT",
         }
-    }
-}
-
-fn address(model: &Model, endpoint: Endpoint) -> Option<IpAddr> {
-    match endpoint {
-        Endpoint::Host => model.host.ip().map(IpAddr::V4),
-        Endpoint::Guest(id) => model.guests.get(&id).and_then(|g| g.address()).map(IpAddr::V4),
-        Endpoint::Outside(ip) => Some(ip),
     }
 }
 
@@ -146,17 +160,18 @@ fn not_in_force(chain: String, reason: String) -> ChainVerdict {
     ChainVerdict { chain, decision: Decision::NotInForce { reason }, passes: true }
 }
 
+/// Without `enable: 1` in cluster.fw no chain filters anything; `consequence` says what that means here.
+fn cluster_disabled(state: &FirewallState, chain: &str, consequence: &str) -> Option<ChainVerdict> {
+    (state.cluster.option("enable") != Some("1")).then(|| {
+        let enable = state.cluster.option("enable").unwrap_or("0 (default)");
+        not_in_force(chain.to_string(), format!("the cluster firewall is disabled{consequence} ({} enable: {enable})", state.cluster.path))
+    })
+}
+
 fn host_chain(state: &FirewallState, dir: Dir, probe: &Probe<'_>, trace: &mut Trace<'_>) -> ChainVerdict {
     let chain = format!("{} of the host", dir.word());
-    if state.cluster.option("enable") != Some("1") {
-        return not_in_force(
-            chain,
-            format!(
-                "the cluster firewall is disabled ({} enable: {})",
-                state.cluster.path,
-                state.cluster.option("enable").unwrap_or("0 (default)")
-            ),
-        );
+    if let Some(verdict) = cluster_disabled(state, &chain, "") {
+        return verdict;
     }
     if state.host.option("enable") == Some("0") {
         return not_in_force(chain, format!("the host firewall is disabled ({} enable: 0)", state.host.path));
@@ -171,15 +186,8 @@ fn host_chain(state: &FirewallState, dir: Dir, probe: &Probe<'_>, trace: &mut Tr
 fn guest_chain(state: &FirewallState, model: &Model, id: GuestId, dir: Dir, probe: &Probe<'_>, trace: &mut Trace<'_>) -> ChainVerdict {
     let label = model.guests.get(&id).map_or(format!("guest {id}"), |g| g.label());
     let chain = format!("{} of {label}", dir.word());
-    if state.cluster.option("enable") != Some("1") {
-        return not_in_force(
-            chain,
-            format!(
-                "the cluster firewall is disabled, so no guest firewall applies ({} enable: {})",
-                state.cluster.path,
-                state.cluster.option("enable").unwrap_or("0 (default)")
-            ),
-        );
+    if let Some(verdict) = cluster_disabled(state, &chain, ", so no guest firewall applies") {
+        return verdict;
     }
     let Some(source) = state.guests.get(&id).filter(|s| s.present) else {
         return not_in_force(chain, format!("/etc/pve/firewall/{id}.fw does not exist, so the guest firewall is disabled"));
@@ -212,7 +220,7 @@ pub fn trace(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoint,
 }
 
 fn run(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoint, packet: Packet, trace: &mut Trace<'_>) -> FirewallVerdict {
-    let (Some(src_ip), Some(dst_ip)) = (address(model, src), address(model, dst)) else {
+    let (Some(src_ip), Some(dst_ip)) = (src.ip(model), dst.ip(model)) else {
         return FirewallVerdict { chains: Vec::new(), passes: false, unprotected: false };
     };
     let mut chains = Vec::new();
