@@ -118,6 +118,14 @@ impl<'d> Cursor<'d> {
         }
     }
 
+    /// The child named by one pointer segment: an index in arrays, a key in objects.
+    fn child(&self, segment: &str) -> Option<Cursor<'d>> {
+        match &self.node.kind {
+            SpanKind::Array(_) => self.at(segment.parse().ok()?),
+            _ => self.get(segment),
+        }
+    }
+
     /// Span of item `index` of child `key`, falling back to the child, then to this value.
     pub fn item_span(&self, key: &str, index: usize) -> Span {
         match self.get(key) {
@@ -135,15 +143,21 @@ impl<'d> Cursor<'d> {
 impl JsonDoc {
     /// A cursor at `pointer`, when the pointer names a value (relocations applied).
     pub fn cursor(&self, pointer: &str) -> Option<Cursor<'_>> {
+        let (cursor, complete) = self.deepest(pointer);
+        complete.then_some(cursor)
+    }
+
+    /// Walks `pointer` as far as it leads: the deepest value reached, and whether all of it was.
+    fn deepest(&self, pointer: &str) -> (Cursor<'_>, bool) {
         let pointer = self.relocated(pointer);
         let mut cursor = Cursor { file: self.file, node: &self.root, key: (self.root.start, self.root.end) };
         for segment in split_pointer(&pointer) {
-            cursor = match &cursor.node.kind {
-                SpanKind::Array(_) => cursor.at(segment.parse().ok()?)?,
-                _ => cursor.get(&segment)?,
-            };
+            match cursor.child(&segment) {
+                Some(next) => cursor = next,
+                None => return (cursor, false),
+            }
         }
-        Some(cursor)
+        (cursor, true)
     }
 
     /// Span of the value at `pointer`; falls back to the nearest existing ancestor.
@@ -164,26 +178,9 @@ impl JsonDoc {
     }
 
     fn lookup(&self, pointer: &str, want_key: bool) -> (u32, u32) {
-        let pointer = self.relocated(pointer);
-        let mut node = &self.root;
-        let mut found = (node.start, node.end);
-        for segment in split_pointer(&pointer) {
-            let next = match &node.kind {
-                SpanKind::Object(object) => object.get(&segment).map(|(_, key, value)| (*key, value)),
-                SpanKind::Array(items) => {
-                    segment.parse::<usize>().ok().and_then(|i| items.get(i)).map(|value| ((value.start, value.end), value))
-                }
-                SpanKind::Leaf => None,
-            };
-            match next {
-                Some((key, value)) => {
-                    node = value;
-                    found = if want_key { key } else { (value.start, value.end) };
-                }
-                None => return (node.start, node.end),
-            }
-        }
-        found
+        let (cursor, complete) = self.deepest(pointer);
+        let span = if complete && want_key { cursor.key_span() } else { cursor.span() };
+        (span.start, span.end)
     }
 
     fn relocated<'p>(&self, pointer: &'p str) -> std::borrow::Cow<'p, str> {
