@@ -3,11 +3,10 @@
 //! as stable reason codes, with the time the next renewal is due (two thirds of the lifetime,
 //! Step-CA's and cert-manager's default). Pure: file contents and the clock come in.
 
-use crate::analyze::certs::{parse_chain, CertStore, ROOT_FILE};
+use crate::analyze::certs::{parse_chain, verify_chain, CertStore, ChainError, ROOT_FILE};
 use phoenix_model::model::{CertUsage, Certificate, San};
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::CertificateDer;
 use serde::Serialize;
-use std::time::Duration;
 use x509_parser::prelude::*;
 
 /// Why a certificate needs to be (re)issued. The codes are a stable contract.
@@ -136,20 +135,13 @@ fn key_matches(leaf: &X509Certificate<'_>, key_pem: Option<&String>) -> bool {
 
 fn chains_to_root(chain: &[CertificateDer<'static>], root_pem: Option<&String>, usage: CertUsage) -> bool {
     let Some(root) = root_pem.and_then(|pem| parse_chain(pem).into_iter().next()) else { return false };
-    let (Some(leaf), Ok(anchor)) = (chain.first(), webpki::anchor_from_trusted_cert(&root)) else { return false };
-    let Ok(end_entity) = webpki::EndEntityCert::try_from(leaf) else { return false };
-    let usage = match usage {
-        CertUsage::Client => webpki::KeyUsage::client_auth(),
-        _ => webpki::KeyUsage::server_auth(),
-    };
     // Validity is judged separately (expires-soon); check the chain at the certificate's own midpoint.
-    let Ok((_, parsed)) = X509Certificate::from_der(leaf.as_ref()) else { return false };
+    let Some(Ok((_, parsed))) = chain.first().map(|leaf| X509Certificate::from_der(leaf.as_ref())) else { return false };
     let middle = (parsed.validity().not_before.timestamp() + parsed.validity().not_after.timestamp()) / 2;
-    let time = UnixTime::since_unix_epoch(Duration::from_secs(middle.max(0) as u64));
-    match end_entity.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &[anchor], &chain[1..], time, usage, None, None) {
+    match verify_chain(chain, &root, usage == CertUsage::Client, middle.max(0) as u64) {
         Ok(_) => true,
         // A wrong EKU is not an issuer change; that certificate still chains.
-        Err(webpki::Error::RequiredEkuNotFoundContext(_)) => true,
+        Err(ChainError::Rejected(webpki::Error::RequiredEkuNotFoundContext(_))) => true,
         Err(_) => false,
     }
 }

@@ -32,6 +32,35 @@ pub(crate) fn parse_chain(pem: &str) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).collect()
 }
 
+/// Why a chain could not be verified.
+pub(crate) enum ChainError {
+    /// The root is not a usable trust anchor.
+    BadRoot,
+    /// The leaf cannot be parsed.
+    BadLeaf,
+    /// rustls-webpki refused the chain (issuer, time, EKU...).
+    Rejected(webpki::Error),
+}
+
+/// Verifies `chain` (leaf first, then intermediates) against `root` for client or server use at
+/// `seconds` since the epoch, and returns the leaf for further checks (names).
+pub(crate) fn verify_chain<'c>(
+    chain: &'c [CertificateDer<'static>],
+    root: &CertificateDer<'_>,
+    client: bool,
+    seconds: u64,
+) -> Result<webpki::EndEntityCert<'c>, ChainError> {
+    let anchor = webpki::anchor_from_trusted_cert(root).map_err(|_| ChainError::BadRoot)?;
+    let leaf = chain.first().ok_or(ChainError::BadLeaf)?;
+    let end_entity = webpki::EndEntityCert::try_from(leaf).map_err(|_| ChainError::BadLeaf)?;
+    let usage = if client { webpki::KeyUsage::client_auth() } else { webpki::KeyUsage::server_auth() };
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(seconds));
+    end_entity
+        .verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &[anchor], &chain[1..], time, usage, None, None)
+        .map_err(ChainError::Rejected)?;
+    Ok(end_entity)
+}
+
 /// Subject, SANs and validity of a DER certificate, for evidence.
 fn describe(der: &CertificateDer<'_>) -> String {
     use x509_parser::prelude::*;
@@ -80,21 +109,12 @@ pub fn check(store: &CertStore, name: &str, purpose: Purpose<'_>, now: u64) -> C
         return fail(format!("certificate {name}: no PEM certificate in {name}.crt or {ROOT_FILE}"), Vec::new());
     };
     let evidence = vec![format!("{name}.crt: {}", describe(leaf))];
-    let Ok(anchor) = webpki::anchor_from_trusted_cert(root) else {
-        return fail(format!("{ROOT_FILE} is not a usable trust anchor"), evidence);
+    let end_entity = match verify_chain(&chain, root, matches!(purpose, Purpose::Client), now) {
+        Ok(end_entity) => end_entity,
+        Err(ChainError::BadRoot) => return fail(format!("{ROOT_FILE} is not a usable trust anchor"), evidence),
+        Err(ChainError::BadLeaf) => return fail(format!("certificate {name} cannot be parsed"), evidence),
+        Err(ChainError::Rejected(error)) => return fail(format!("certificate {name} {}", explain(&error, purpose)), evidence),
     };
-    let anchors = [anchor];
-    let Ok(end_entity) = webpki::EndEntityCert::try_from(leaf) else {
-        return fail(format!("certificate {name} cannot be parsed"), evidence);
-    };
-    let time = UnixTime::since_unix_epoch(Duration::from_secs(now));
-    let usage = match purpose {
-        Purpose::Server(_) => webpki::KeyUsage::server_auth(),
-        Purpose::Client => webpki::KeyUsage::client_auth(),
-    };
-    if let Err(error) = end_entity.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &anchors, &chain[1..], time, usage, None, None) {
-        return fail(format!("certificate {name} {}", explain(&error, purpose)), evidence);
-    }
     if let Purpose::Server(server_name) = purpose {
         let covered =
             ServerName::try_from(server_name.to_string()).ok().is_some_and(|n| end_entity.verify_is_valid_for_subject_name(&n).is_ok());
