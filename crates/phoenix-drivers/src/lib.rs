@@ -1,4 +1,5 @@
-//! phoenix-drivers: the I/O behind phoenix's pure core, one module per outside system.
-//! Today: the host's filesystem and environment as a configuration [`phoenix_model::Source`].
+//! phoenix-drivers: the I/O behind phoenix's traits, one module per outside system: the
+//! machine phoenix runs on and its guests (`host`), and ACME certificate authorities (`acme`).
 
+pub mod acme;
 pub mod host;

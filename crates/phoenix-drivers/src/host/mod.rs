@@ -1,108 +1,12 @@
-//! The machine phoenix runs on: its files and environment variables.
-//! Must not interpret what it reads: it hands text to the model.
+//! The machine phoenix runs on: its files, environment and commands, and the guests reached
+//! from it (through `pct`/`qm` on a Proxmox node, or as folders in a rehearsal).
 
-use phoenix_model::Source;
-use std::path::Path;
+mod files;
+mod owners;
+mod runner;
+mod target;
 
-/// Reads configuration from the local filesystem and environment.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LocalHost;
-
-impl Source for LocalHost {
-    fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
-        if path.is_dir() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"));
-        }
-        std::fs::read_to_string(path)
-    }
-
-    fn is_file(&self, path: &Path) -> bool {
-        path.is_file()
-    }
-
-    fn env_is_set(&self, name: &str) -> bool {
-        std::env::var_os(name).is_some_and(|v| !v.is_empty())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn directories_and_missing_files_are_errors() {
-        let dir = std::env::temp_dir();
-        assert!(LocalHost.read_to_string(&dir).is_err());
-        let missing = LocalHost.read_to_string(&dir.join("phoenix-no-such-file")).unwrap_err();
-        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
-    }
-}
-
-/// Every readable text file under `root`, keyed by its path relative to `root` (`a/b.fw`).
-pub fn read_tree(root: &Path) -> std::io::Result<std::collections::BTreeMap<String, String>> {
-    let mut files = std::collections::BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(text) = std::fs::read_to_string(&path) {
-                let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().to_string();
-                files.insert(relative, text);
-            }
-        }
-    }
-    Ok(files)
-}
-
-/// Reads a file that may be absent: `Ok(None)` when it does not exist.
-pub fn read_optional(path: &Path) -> std::io::Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
-    }
-}
-
-/// Writes `content` to `path` atomically: a temporary file beside it, fsync, then rename, so a
-/// reader sees the old file or the new one, never half of one.
-pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let parent = path.parent().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no parent"))?;
-    std::fs::create_dir_all(parent)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let temporary = parent.join(format!(".{name}.phoenix-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(content)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        std::fs::File::open(parent)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
-}
-
-#[cfg(test)]
-mod write_tests {
-    use super::*;
-
-    #[test]
-    fn atomic_writes_replace_and_set_the_mode() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("phoenix-write-{}", std::process::id()));
-        let path = dir.join("sub/file.conf");
-        write_atomic(&path, b"one", 0o600).unwrap();
-        write_atomic(&path, b"two", 0o640).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
-        assert_eq!(read_optional(&dir.join("missing")).unwrap(), None);
-        assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1, "no temporary file left");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+pub use files::*;
+pub use owners::{resolve_owner, Owner};
+pub use runner::{CommandOutput, CommandRunner, SystemRunner};
+pub use target::{GuestAccess, HostTarget};

@@ -235,6 +235,10 @@ pub fn build_manifest(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
             },
             post_renewal_command: entry.post_renewal_command.clone(),
             reload_service: entry.reload_service.clone(),
+            challenge: match entry.challenge {
+                Some(raw::RawChallenge::TlsAlpn01) => AcmeChallenge::TlsAlpn01,
+                _ => AcmeChallenge::Http01,
+            },
             span: doc.span(&pointer),
         });
     }

@@ -317,6 +317,16 @@ pub enum CertUsage {
     Both,
 }
 
+/// How the ACME server checks control of a certificate's names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum AcmeChallenge {
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
 /// A subject alternative name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum San {
@@ -339,6 +349,7 @@ pub struct Certificate {
     pub usage: CertUsage,
     pub post_renewal_command: Option<String>,
     pub reload_service: Option<String>,
+    pub challenge: AcmeChallenge,
     pub span: Span,
 }
 

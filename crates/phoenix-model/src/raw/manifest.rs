@@ -26,6 +26,17 @@ pub enum RawCertType {
     Both,
 }
 
+/// phoenix extension: how the ACME server checks control of each name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum RawChallenge {
+    /// An HTTP request to port 80 of each name (RFC 8555 section 8.3).
+    #[serde(rename = "http-01")]
+    Http01,
+    /// A TLS handshake on port 443 with the acme-tls/1 protocol (RFC 8737).
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawCertificate {
@@ -49,4 +60,6 @@ pub struct RawCertificate {
     pub name: Option<String>,
     /// phoenix extension, the structured alternative to post_renewal_command: the service to reload in the guest.
     pub reload_service: Option<String>,
+    /// phoenix extension: the ACME challenge, `http-01` (default) or `tls-alpn-01`.
+    pub challenge: Option<RawChallenge>,
 }

@@ -25,6 +25,9 @@ pub enum Reason {
     KeyMismatch,
     /// The manifest asks for the CA chain in the file (include_ca) and it is not there.
     ChainIncomplete,
+    /// The certificate's extended key usage lacks what the manifest's cert_type needs
+    /// (serverAuth for server, clientAuth for client, both for both).
+    UsageMismatch,
 }
 
 impl Reason {
@@ -36,6 +39,7 @@ impl Reason {
             Reason::IssuerChanged => "issuer-changed",
             Reason::KeyMismatch => "key-mismatch",
             Reason::ChainIncomplete => "chain-incomplete",
+            Reason::UsageMismatch => "usage-mismatch",
         }
     }
 }
@@ -68,6 +72,13 @@ impl CertStatus {
     pub fn needs_renewal(&self) -> bool {
         !self.reasons.is_empty()
     }
+}
+
+/// The leaf's not-before and not-after (seconds since the epoch) of a PEM chain.
+pub fn validity(chain_pem: &str) -> Option<(i64, i64)> {
+    let chain = parse_chain(chain_pem);
+    let (_, leaf) = X509Certificate::from_der(chain.first()?.as_ref()).ok()?;
+    Some((leaf.validity().not_before.timestamp(), leaf.validity().not_after.timestamp()))
 }
 
 /// Two thirds of the way from `not_before` to `not_after`.
@@ -124,7 +135,22 @@ fn eku_strings(leaf: &X509Certificate<'_>) -> Vec<String> {
     if eku.value.client_auth {
         out.push("clientAuth".to_string());
     }
+    if out.is_empty() {
+        // The extension is there but allows neither TLS use: keep it distinguishable from "no extension".
+        out.push("other".to_string());
+    }
     out
+}
+
+/// Whether the extended key usages allow `usage`. No EKU extension at all allows any use
+/// (RFC 5280 section 4.2.1.12; rustls-webpki agrees).
+fn usage_allowed(eku: &[String], usage: CertUsage) -> bool {
+    let has = |name: &str| eku.is_empty() || eku.iter().any(|e| e == name);
+    match usage {
+        CertUsage::Server => has("serverAuth"),
+        CertUsage::Client => has("clientAuth"),
+        CertUsage::Both => has("serverAuth") && has("clientAuth"),
+    }
 }
 
 fn key_matches(leaf: &X509Certificate<'_>, key_pem: Option<&String>) -> bool {
@@ -185,6 +211,9 @@ pub fn status(cert: &Certificate, files: &CertStore, now: u64) -> CertStatus {
     }
     if cert.include_ca && chain.len() < 2 {
         reasons.push(Reason::ChainIncomplete);
+    }
+    if !usage_allowed(&installed.eku, cert.usage) {
+        reasons.push(Reason::UsageMismatch);
     }
     reasons.sort();
     reasons.dedup();

@@ -1,0 +1,237 @@
+//! What `phoenix certs renew` decides and writes, without doing it: which certificates are due,
+//! the ACME order for each, the files an issued certificate becomes (phoenix's store and the
+//! guest's paths, with owner and mode), the actions after installation, and the check an issued
+//! certificate must pass before anything is installed. Pure: the store's contents and the
+//! clock come in; phoenix-exec carries the plan out.
+
+use super::status::{status, Reason};
+use crate::analyze::certs::{CertStore, ROOT_FILE};
+use crate::render::traefik::DYNAMIC_PATH;
+use phoenix_model::model::{AcmeChallenge, CertUsage, Certificate, GuestId, GuestKind, Model, San};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde::Serialize;
+
+/// Mode of certificate files: public.
+pub const CERT_MODE: u32 = 0o644;
+/// Mode of a key installed for a service: its owner and group may read it, others never.
+pub const KEY_MODE: u32 = 0o640;
+/// Mode of the keys in phoenix's own store: only phoenix's user.
+pub const STORE_KEY_MODE: u32 = 0o600;
+
+/// What phoenix asks the ACME server for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderRequest {
+    pub name: String,
+    pub common_name: String,
+    /// The common name first, then the other SANs, without repeats.
+    pub identifiers: Vec<String>,
+    pub usage: CertUsage,
+    pub challenge: AcmeChallenge,
+}
+
+impl OrderRequest {
+    /// The identifiers as SANs (IP addresses and DNS names).
+    pub fn sans(&self) -> Vec<San> {
+        self.identifiers.iter().map(|text| text.parse().map(San::Ip).unwrap_or_else(|_| San::Dns(text.clone()))).collect()
+    }
+}
+
+pub fn order_for(cert: &Certificate) -> OrderRequest {
+    let mut identifiers = vec![cert.common_name.value.clone()];
+    for san in &cert.sans {
+        let text = match &san.value {
+            San::Dns(name) => name.clone(),
+            San::Ip(ip) => ip.to_string(),
+        };
+        if !identifiers.contains(&text) {
+            identifiers.push(text);
+        }
+    }
+    OrderRequest {
+        name: cert.name.clone(),
+        common_name: cert.common_name.value.clone(),
+        identifiers,
+        usage: cert.usage,
+        challenge: cert.challenge,
+    }
+}
+
+/// Whether a certificate is renewed in this run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum Due {
+    /// The status gives reasons.
+    Renew { reasons: Vec<Reason> },
+    /// `--force`, whatever the status says.
+    Forced { reasons: Vec<Reason> },
+    /// Nothing to do before `renew_at` (seconds since the epoch).
+    UpToDate { renew_at: i64 },
+}
+
+impl Due {
+    pub fn renews(&self) -> bool {
+        !matches!(self, Due::UpToDate { .. })
+    }
+}
+
+pub fn due(cert: &Certificate, store: &CertStore, now: u64, force: bool) -> Due {
+    let current = status(cert, store, now);
+    match (force, current.reasons.is_empty(), current.renew_at) {
+        (true, _, _) => Due::Forced { reasons: current.reasons },
+        (false, true, Some(renew_at)) => Due::UpToDate { renew_at },
+        (false, _, _) => Due::Renew { reasons: current.reasons },
+    }
+}
+
+/// Where a file lives: on the machine phoenix runs on, or in a guest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Place {
+    pub guest: Option<(GuestId, GuestKind)>,
+    pub path: String,
+}
+
+impl Place {
+    pub fn host(path: impl Into<String>) -> Place {
+        Place { guest: None, path: path.into() }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.guest {
+            Some((id, kind)) => write!(f, "{kind:?} {id}:{}", self.path),
+            None => write!(f, "{}", self.path),
+        }
+    }
+}
+
+/// One file to install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileWrite {
+    pub place: Place,
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    /// `user:group`; `None` keeps the writer's.
+    pub owner: Option<String>,
+    pub mode: u32,
+}
+
+/// The store's file names for a certificate.
+pub fn store_cert_file(name: &str) -> String {
+    format!("{name}.crt")
+}
+
+pub fn store_key_file(name: &str) -> String {
+    format!("{name}.key")
+}
+
+fn join(dir: &str, file: &str) -> String {
+    format!("{}/{file}", dir.trim_end_matches('/'))
+}
+
+/// The store's place for each file a status needs, by file name: `<name>.crt`, `<name>.key` and the root.
+pub fn store_places(cert: &Certificate, store_dir: &str) -> Vec<(String, Place)> {
+    [store_cert_file(&cert.name), store_key_file(&cert.name), ROOT_FILE.to_string()]
+        .into_iter()
+        .map(|file| (file.clone(), Place::host(join(store_dir, &file))))
+        .collect()
+}
+
+/// The files an issued certificate becomes. phoenix's store keeps the whole chain (so status can
+/// verify it to the root); the guest gets the chain when `include_ca` is set, the leaf otherwise.
+pub fn files_for(cert: &Certificate, store_dir: &str, chain_pem: &str, key_pem: &str) -> Vec<FileWrite> {
+    let mut files = vec![
+        FileWrite {
+            place: Place::host(join(store_dir, &store_cert_file(&cert.name))),
+            content: chain_pem.as_bytes().to_vec(),
+            owner: None,
+            mode: CERT_MODE,
+        },
+        FileWrite {
+            place: Place::host(join(store_dir, &store_key_file(&cert.name))),
+            content: key_pem.as_bytes().to_vec(),
+            owner: None,
+            mode: STORE_KEY_MODE,
+        },
+    ];
+    let guest = cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(GuestKind::Lxc)));
+    let installed_chain = if cert.include_ca { chain_pem.to_string() } else { leaf_only(chain_pem) };
+    if let Some(path) = &cert.cert_path {
+        files.push(FileWrite {
+            place: Place { guest, path: path.clone() },
+            content: installed_chain.into_bytes(),
+            owner: cert.owner.clone(),
+            mode: CERT_MODE,
+        });
+    }
+    if let Some(path) = &cert.key_path {
+        files.push(FileWrite {
+            place: Place { guest, path: path.clone() },
+            content: key_pem.as_bytes().to_vec(),
+            owner: cert.owner.clone(),
+            mode: KEY_MODE,
+        });
+    }
+    files
+}
+
+/// The first PEM block of a chain (ACME returns the leaf first, RFC 8555 section 7.4.2).
+fn leaf_only(chain_pem: &str) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    match chain_pem.find(END) {
+        Some(at) => format!("{}\n", &chain_pem[..at + END.len()]),
+        None => chain_pem.to_string(),
+    }
+}
+
+/// What runs after a certificate's files are installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PostAction {
+    /// The manifest's `post_renewal_command`, run by `sh -c` on the Proxmox host.
+    Shell { command: String },
+    /// The structured alternative: reload a service in the guest.
+    Reload { guest: GuestId, guest_kind: GuestKind, service: String },
+    /// Rewrite a file's timestamp: Traefik watches its configuration files, not the
+    /// certificates they name, so a renewed certificate is only served once the file changes.
+    Touch { place: Place },
+}
+
+/// The actions after installing `cert`: `reload_service` when given (the structured form
+/// replaces the shell string), otherwise `post_renewal_command`; plus touching Traefik's
+/// dynamic file when the certificate lives in the Traefik guest.
+pub fn post_actions(model: &Model, cert: &Certificate) -> Vec<PostAction> {
+    let guest = cert.guest.as_ref().map(|g| g.value);
+    let kind = cert.guest_kind.unwrap_or(GuestKind::Lxc);
+    let mut actions = Vec::new();
+    if let (Some(guest), true) = (guest, guest.is_some() && guest == model.edge.traefik) {
+        actions.push(PostAction::Touch { place: Place { guest: Some((guest, kind)), path: DYNAMIC_PATH.to_string() } });
+    }
+    match (&cert.reload_service, &cert.post_renewal_command, guest) {
+        (Some(service), _, Some(guest)) => actions.push(PostAction::Reload { guest, guest_kind: kind, service: service.clone() }),
+        (_, Some(command), _) => actions.push(PostAction::Shell { command: command.clone() }),
+        _ => {}
+    }
+    actions
+}
+
+/// Checks an issued certificate against the manifest and the store's root before anything is
+/// installed: names, key, chain to the root, usage. Expiry is the issuer's business (and
+/// `--now` may be in the future for a rehearsal), so it is not judged here.
+pub fn verify_issued(cert: &Certificate, chain_pem: &str, key_pem: &str, root_pem: &str, now: u64) -> Result<(), Vec<Reason>> {
+    let mut store = CertStore::default();
+    store.files.insert(store_cert_file(&cert.name), chain_pem.to_string());
+    store.files.insert(store_key_file(&cert.name), key_pem.to_string());
+    store.files.insert(ROOT_FILE.to_string(), root_pem.to_string());
+    let mut checked = status(cert, &store, now);
+    checked.reasons.retain(|r| *r != Reason::ExpiresSoon);
+    if CertificateDer::pem_slice_iter(chain_pem.as_bytes()).next().is_none() {
+        checked.reasons.push(Reason::Missing);
+    }
+    if checked.reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(checked.reasons)
+    }
+}

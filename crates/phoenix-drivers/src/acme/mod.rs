@@ -1,0 +1,175 @@
+//! ACME (RFC 8555) through instant-acme: Step-CA's ACME provisioner in production, Pebble in
+//! tests. It keeps one account per directory, answers the http-01 or tls-alpn-01 challenge
+//! itself while an order runs, and sends its own CSR (so the key never leaves phoenix and the
+//! requested EKU is in the request). It must not decide what to order or where the result
+//! goes: that is phoenix-core's and phoenix-exec's.
+
+mod responder;
+
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use phoenix_core::certificates::renewal::OrderRequest;
+use phoenix_exec::{DriverError, Issued, Issuer};
+use phoenix_model::model::{AcmeChallenge, CertUsage, San};
+use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use responder::Responder;
+
+/// How to reach the ACME server and where to answer its challenges.
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    /// The directory URL, e.g. `https://ca.internal:9000/acme/acme/directory`.
+    pub directory: String,
+    /// PEM file with the root that signed the ACME server's TLS certificate (Step-CA's own
+    /// root); `None` uses the web's roots.
+    pub server_root: Option<PathBuf>,
+    /// Where the account's credentials are kept (mode 0600).
+    pub account_file: PathBuf,
+    /// Where the http-01 responder listens (the CA connects to port 80 of each name).
+    pub http01_listen: SocketAddr,
+    /// Where the tls-alpn-01 responder listens (the CA connects to port 443 of each name).
+    pub tls_alpn01_listen: SocketAddr,
+    /// The most one order may take, challenges included.
+    pub order_timeout: Duration,
+}
+
+pub struct AcmeIssuer {
+    settings: AcmeSettings,
+}
+
+impl AcmeIssuer {
+    pub fn new(settings: AcmeSettings) -> AcmeIssuer {
+        AcmeIssuer { settings }
+    }
+
+    fn builder(&self) -> Result<instant_acme::AccountBuilder, DriverError> {
+        let built = match &self.settings.server_root {
+            Some(root) => Account::builder_with_root(root),
+            None => Account::builder(),
+        };
+        built.map_err(|e| DriverError::new(format!("cannot set up the HTTPS client for {}: {e}", self.settings.directory)))
+    }
+
+    /// The stored account when it is for this directory, else a new one (then stored).
+    async fn account(&self, fresh: bool) -> Result<Account, DriverError> {
+        if !fresh {
+            if let Some(credentials) = self.stored_credentials() {
+                return self.builder()?.from_credentials(credentials).await.map_err(|e| acme_error("restoring the ACME account", e));
+            }
+        }
+        let new = NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };
+        let (account, credentials) = self
+            .builder()?
+            .create(&new, self.settings.directory.clone(), None)
+            .await
+            .map_err(|e| acme_error("creating an ACME account", e))?;
+        let stored = serde_json::json!({ "directory": self.settings.directory, "credentials": credentials });
+        let text = serde_json::to_vec_pretty(&stored).map_err(|e| DriverError::new(e.to_string()))?;
+        crate::host::write_atomic(&self.settings.account_file, &text, 0o600)
+            .map_err(|e| DriverError::new(format!("cannot store the ACME account in {}: {e}", self.settings.account_file.display())))?;
+        Ok(account)
+    }
+
+    fn stored_credentials(&self) -> Option<AccountCredentials> {
+        let text = std::fs::read_to_string(&self.settings.account_file).ok()?;
+        let mut stored: serde_json::Value = serde_json::from_str(&text).ok()?;
+        if stored.get("directory")?.as_str()? != self.settings.directory {
+            return None;
+        }
+        serde_json::from_value(stored.get_mut("credentials")?.take()).ok()
+    }
+
+    async fn issue_with(&self, account: &Account, order: &OrderRequest) -> Result<Issued, DriverError> {
+        let identifiers: Vec<Identifier> = order
+            .sans()
+            .into_iter()
+            .map(|san| match san {
+                San::Dns(name) => Identifier::Dns(name),
+                San::Ip(ip) => Identifier::Ip(ip),
+            })
+            .collect();
+        let mut acme_order = account.new_order(&NewOrder::new(&identifiers)).await.map_err(|e| acme_error("creating the order", e))?;
+        let responder = match order.challenge {
+            AcmeChallenge::Http01 => Responder::http01(self.settings.http01_listen).await,
+            AcmeChallenge::TlsAlpn01 => Responder::tls_alpn01(self.settings.tls_alpn01_listen).await,
+        }
+        .map_err(|e| DriverError::new(format!("cannot answer {:?} challenges: {e}", order.challenge)))?;
+        let wanted = match order.challenge {
+            AcmeChallenge::Http01 => ChallengeType::Http01,
+            AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        };
+        let mut authorizations = acme_order.authorizations();
+        while let Some(authorization) = authorizations.next().await {
+            let mut authorization = authorization.map_err(|e| acme_error("reading an authorization", e))?;
+            match authorization.status {
+                AuthorizationStatus::Valid => continue,
+                AuthorizationStatus::Pending => {}
+                other => return Err(DriverError::new(format!("authorization is {other:?}"))),
+            }
+            let mut challenge = authorization
+                .challenge(wanted.clone())
+                .ok_or_else(|| DriverError::new(format!("the ACME server offers no {wanted:?} challenge")))?;
+            let identifier = challenge.identifier().to_string();
+            let key_authorization = challenge.key_authorization();
+            responder.publish(&identifier, &challenge.token, key_authorization.as_str(), key_authorization.digest().as_ref());
+            challenge.set_ready().await.map_err(|e| acme_error("announcing the challenge", e))?;
+        }
+        let retries = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(self.settings.order_timeout);
+        let status = acme_order.poll_ready(&retries).await.map_err(|e| acme_error("waiting for validation", e))?;
+        if status != OrderStatus::Ready {
+            return Err(DriverError::new(format!("the order is {status:?} after validation (the CA could not verify the challenge)")));
+        }
+        let (key_pem, csr) = csr(order)?;
+        acme_order.finalize_csr(&csr).await.map_err(|e| acme_error("finalizing the order", e))?;
+        let chain_pem = acme_order.poll_certificate(&retries).await.map_err(|e| acme_error("downloading the certificate", e))?;
+        drop(responder);
+        Ok(Issued { chain_pem, key_pem })
+    }
+}
+
+impl Issuer for AcmeIssuer {
+    async fn issue(&self, order: &OrderRequest) -> Result<Issued, DriverError> {
+        let deadline = self.settings.order_timeout + Duration::from_secs(10);
+        let attempt = async {
+            let stored = self.stored_credentials().is_some();
+            let account = self.account(false).await?;
+            match self.issue_with(&account, order).await {
+                // A stored account the server no longer knows (Pebble forgets everything on
+                // restart; a CA can be rebuilt): register again, once.
+                Err(error) if stored && error.message.contains("accountDoesNotExist") => {
+                    let account = self.account(true).await?;
+                    self.issue_with(&account, order).await
+                }
+                other => other,
+            }
+        };
+        tokio::time::timeout(deadline, attempt)
+            .await
+            .unwrap_or_else(|_| Err(DriverError::new(format!("the ACME order did not finish within {}s", deadline.as_secs()))))
+    }
+}
+
+fn acme_error(doing: &str, error: instant_acme::Error) -> DriverError {
+    DriverError::new(format!("{doing}: {error}"))
+}
+
+/// A fresh ECDSA P-256 key and a CSR for the order's names and usage.
+fn csr(order: &OrderRequest) -> Result<(String, Vec<u8>), DriverError> {
+    let key = KeyPair::generate().map_err(|e| DriverError::new(format!("cannot generate a key: {e}")))?;
+    let mut params =
+        CertificateParams::new(order.identifiers.clone()).map_err(|e| DriverError::new(format!("bad name in the order: {e}")))?;
+    let mut subject = DistinguishedName::new();
+    subject.push(DnType::CommonName, order.common_name.clone());
+    params.distinguished_name = subject;
+    params.extended_key_usages = match order.usage {
+        CertUsage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        CertUsage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        CertUsage::Both => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+    };
+    let request = params.serialize_request(&key).map_err(|e| DriverError::new(format!("cannot build the CSR: {e}")))?;
+    Ok((key.serialize_pem(), request.der().to_vec()))
+}

@@ -1,0 +1,195 @@
+//! [`phoenix_exec::Target`] for the machine phoenix runs on. Host paths are local files. Guest
+//! paths go through `pct` (containers) or `qm guest exec` (VMs, through the QEMU guest agent)
+//! on a Proxmox node, or, for a rehearsal and the tests, to a folder per guest
+//! (`<root>/<vmid>/<path>`). Writes are atomic in every case: a temporary file beside the
+//! target, then a rename inside the same filesystem.
+
+use super::owners::{resolve_owner, Owner};
+use super::runner::{CommandOutput, CommandRunner};
+use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
+use phoenix_exec::{DriverError, Target};
+use phoenix_model::model::{GuestId, GuestKind};
+use std::path::{Path, PathBuf};
+
+/// How guests' files are reached.
+#[derive(Debug, Clone)]
+pub enum GuestAccess {
+    /// `pct push`/`pct exec` and `qm guest exec`, run on this Proxmox node.
+    Pve,
+    /// Each guest is the folder `<root>/<vmid>` (rehearsals, tests, the lab).
+    Folders(PathBuf),
+}
+
+pub struct HostTarget<R: CommandRunner> {
+    pub guests: GuestAccess,
+    pub runner: R,
+}
+
+fn error(place: &Place, what: impl std::fmt::Display) -> DriverError {
+    DriverError::new(format!("{place}: {what}"))
+}
+
+/// A temporary name beside `path`, in the same folder so the rename is atomic.
+fn staging(path: &str) -> String {
+    format!("{path}.phoenix-new")
+}
+
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| p.to_string()).collect()
+}
+
+impl<R: CommandRunner> HostTarget<R> {
+    /// The local path of a place, when it is a local file (host paths, and guests as folders).
+    fn local_path(&self, place: &Place) -> Option<PathBuf> {
+        match (&place.guest, &self.guests) {
+            (None, _) => Some(PathBuf::from(&place.path)),
+            (Some((id, _)), GuestAccess::Folders(root)) => Some(root.join(id.to_string()).join(place.path.trim_start_matches('/'))),
+            (Some(_), GuestAccess::Pve) => None,
+        }
+    }
+
+    /// The ids of `owner` on the system that holds `place`.
+    fn local_owner(&self, place: &Place, owner: &str) -> Result<Owner, DriverError> {
+        let system_root = match (&place.guest, &self.guests) {
+            (Some((id, _)), GuestAccess::Folders(root)) if root.join(id.to_string()).join("etc/passwd").is_file() => {
+                root.join(id.to_string())
+            }
+            _ => PathBuf::from("/"),
+        };
+        let read = |file: &str| std::fs::read_to_string(system_root.join(file)).unwrap_or_default();
+        resolve_owner(owner, &read("etc/passwd"), &read("etc/group")).map_err(|e| error(place, format!("owner {owner}: {e}")))
+    }
+
+    /// Runs `script` with `args` by `sh -c` inside the guest; `stdin` is passed through.
+    fn guest_shell(
+        &self,
+        id: GuestId,
+        kind: GuestKind,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<CommandOutput, DriverError> {
+        let id = id.to_string();
+        let mut command = match kind {
+            GuestKind::Lxc => argv(&["pct", "exec", &id, "--", "sh", "-c", script, "sh"]),
+            GuestKind::Vm => {
+                let mut vm = argv(&["qm", "guest", "exec", &id]);
+                if stdin.is_some() {
+                    vm.extend(argv(&["--pass-stdin", "1"]));
+                }
+                vm.extend(argv(&["--", "sh", "-c", script, "sh"]));
+                vm
+            }
+        };
+        command.extend(args.iter().map(|a| a.to_string()));
+        let output = self.runner.run(&command, stdin)?;
+        match kind {
+            GuestKind::Lxc => Ok(output),
+            GuestKind::Vm => qm_exec_result(&output),
+        }
+    }
+
+    fn guest_checked(&self, place: &Place, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<CommandOutput, DriverError> {
+        let Some((id, kind)) = place.guest else { return Err(error(place, "not a guest path")) };
+        let output = self.guest_shell(id, kind, script, args, stdin)?;
+        if output.success() {
+            Ok(output)
+        } else {
+            Err(error(place, output.summary()))
+        }
+    }
+}
+
+/// `qm guest exec` prints the agent's JSON: `exitcode`, `out-data`, `err-data`.
+fn qm_exec_result(output: &CommandOutput) -> Result<CommandOutput, DriverError> {
+    if !output.success() {
+        return Ok(output.clone());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| DriverError::new(format!("unexpected output from qm guest exec: {e}")))?;
+    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default().as_bytes().to_vec();
+    Ok(CommandOutput {
+        code: value.get("exitcode").and_then(|c| c.as_i64()).map(|c| c as i32),
+        stdout: text("out-data"),
+        stderr: text("err-data"),
+    })
+}
+
+impl<R: CommandRunner> Target for HostTarget<R> {
+    fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
+        if let Some(path) = self.local_path(place) {
+            return match std::fs::read(&path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(error(place, e)),
+            };
+        }
+        let Some((id, kind)) = place.guest else { return Err(error(place, "not a guest path")) };
+        // Exit status 3 means "absent", told apart from a failing cat.
+        let output = self.guest_shell(id, kind, r#"test -e "$1" || exit 3; cat -- "$1""#, &[&place.path], None)?;
+        match output.code {
+            Some(0) => Ok(Some(output.stdout)),
+            Some(3) => Ok(None),
+            _ => Err(error(place, output.summary())),
+        }
+    }
+
+    fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
+        let place = &file.place;
+        if let Some(path) = self.local_path(place) {
+            let owner = file.owner.as_deref().map(|o| self.local_owner(place, o)).transpose()?;
+            return crate::host::write_atomic_owned(&path, &file.content, file.mode, owner).map_err(|e| error(place, e));
+        }
+        let mode = format!("{:o}", file.mode);
+        let owner = file.owner.clone().unwrap_or_else(|| "root:root".into());
+        // Created with umask 077 and chowned before the rename: the content is never readable by others.
+        let script = r#"set -e; umask 077; d=$(dirname -- "$1"); mkdir -p -- "$d"; cat > "$2"; chown -- "$3" "$2"; chmod -- "$4" "$2"; mv -f -- "$2" "$1""#;
+        self.guest_checked(place, script, &[&place.path, &staging(&place.path), &owner, &mode], Some(&file.content)).map(drop)
+    }
+
+    fn remove(&self, place: &Place) -> Result<(), DriverError> {
+        if let Some(path) = self.local_path(place) {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(error(place, e)),
+                _ => Ok(()),
+            };
+        }
+        self.guest_checked(place, r#"rm -f -- "$1""#, &[&place.path], None).map(drop)
+    }
+
+    fn run(&self, action: &PostAction) -> Result<(), DriverError> {
+        match action {
+            PostAction::Shell { command } => {
+                let output = self.runner.run(&argv(&["sh", "-c", command]), None)?;
+                if output.success() {
+                    Ok(())
+                } else {
+                    Err(DriverError::new(format!("`{command}`: {}", output.summary())))
+                }
+            }
+            PostAction::Reload { guest, guest_kind, service } => match &self.guests {
+                GuestAccess::Pve => {
+                    let place = Place { guest: Some((*guest, *guest_kind)), path: String::new() };
+                    self.guest_checked(&place, r#"systemctl reload -- "$1""#, &[service], None).map(drop)
+                }
+                GuestAccess::Folders(root) => Err(DriverError::new(format!(
+                    "cannot reload {service} in guest {guest}: guests are folders under {} here (--skip-post-actions rehearses without it)",
+                    root.display()
+                ))),
+            },
+            PostAction::Touch { place } => match self.local_path(place) {
+                Some(path) => touch(&path).map_err(|e| error(place, e)),
+                None => self.guest_checked(place, r#"touch -c -- "$1""#, &[&place.path], None).map(drop),
+            },
+        }
+    }
+}
+
+/// Sets a file's modification time to now, when it exists (like `touch -c`).
+fn touch(path: &Path) -> std::io::Result<()> {
+    match std::fs::File::options().append(true).open(path) {
+        Ok(file) => file.set_modified(std::time::SystemTime::now()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,158 @@
+//! `phoenix certs renew` end to end against a real Pebble on loopback: phoenix's ACME driver
+//! answers the challenges Pebble really validates, phoenix-exec installs into guest folders.
+//! Every name Pebble validates resolves to 127.0.0.1 (pebble-challtestsrv), and the manifests
+//! here only use loopback IP SANs, so nothing leaves the machine.
+
+use phoenix_core::certificates::{status, Reason};
+use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
+use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
+use phoenix_exec::certs::{read_store, renew, Outcome, RenewReport, RenewRequest, Stage};
+use phoenix_model::model::Model;
+use phoenix_testkit::pebble::Pebble;
+use std::net::SocketAddr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+struct Rig {
+    pebble: Pebble,
+    work: PathBuf,
+}
+
+impl Rig {
+    async fn new(tag: &str) -> Rig {
+        let pebble = Pebble::start(tag, &[]);
+        let work = std::env::temp_dir().join(format!("phoenix-renew-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(work.join("store")).unwrap();
+        std::fs::write(work.join("store/root_ca.crt"), pebble.issuing_root().await).unwrap();
+        Rig { pebble, work }
+    }
+
+    fn store(&self) -> String {
+        self.work.join("store").to_string_lossy().into_owned()
+    }
+
+    fn guest_file(&self, guest: u32, path: &str) -> PathBuf {
+        self.work.join("guests").join(guest.to_string()).join(path.trim_start_matches('/'))
+    }
+
+    fn issuer(&self, http01: SocketAddr) -> AcmeIssuer {
+        AcmeIssuer::new(AcmeSettings {
+            directory: self.pebble.directory.clone(),
+            server_root: Some(self.pebble.server_root.clone()),
+            account_file: self.work.join("acme-account.json"),
+            http01_listen: http01,
+            tls_alpn01_listen: self.pebble.tls_alpn01,
+            order_timeout: Duration::from_secs(20),
+        })
+    }
+
+    fn target(&self) -> HostTarget<SystemRunner> {
+        HostTarget { guests: GuestAccess::Folders(self.work.join("guests")), runner: SystemRunner }
+    }
+
+    async fn renew(&self, model: &Model, force: bool, now: u64) -> RenewReport {
+        self.renew_via(model, force, now, self.pebble.http01).await
+    }
+
+    async fn renew_via(&self, model: &Model, force: bool, now: u64, http01: SocketAddr) -> RenewReport {
+        let request = RenewRequest { store_dir: self.store(), names: Vec::new(), force, now, skip_post_actions: false };
+        renew(model, &request, &self.issuer(http01), &self.target()).await.expect("known names")
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The bundled example with a manifest of loopback-only certificates for guest 101 (the gateway).
+fn model_with(manifest: serde_json::Value) -> Model {
+    let mut source = phoenix_testkit::example_source();
+    let config = phoenix_testkit::example_config();
+    source.edit_json(&config.join("certificate-manifest.json"), |value| *value = manifest);
+    let checked = phoenix_model::check(&config, &source);
+    let errors: Vec<_> = checked.diagnostics.iter().filter(|d| d.severity == phoenix_model::diag::Severity::Error).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    checked.model.expect("model")
+}
+
+fn web_entry(extra: serde_json::Value) -> serde_json::Value {
+    let mut entry = serde_json::json!({
+        "name": "web",
+        "common_name": "web.lab.phoenix.test",
+        "sans": ["127.0.0.1"],
+        "guest_id": 101,
+        "guest_type": "lxc",
+        "cert_path": "/etc/nginx/ssl/web.crt",
+        "key_path": "/etc/nginx/ssl/web.key",
+        "owner": "root:root",
+        "include_ca": true
+    });
+    entry.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    entry
+}
+
+fn outcome<'r>(report: &'r RenewReport, name: &str) -> &'r Outcome {
+    &report.results.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("{name} in {report:#?}")).outcome
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn issues_installs_and_renews_only_when_due() {
+    let rig = Rig::new("issue").await;
+    let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
+    let report = rig.renew(&model, false, now()).await;
+    let Outcome::Renewed { reasons, installed, .. } = outcome(&report, "web") else { panic!("{report:#?}\n{}", rig.pebble.log()) };
+    assert_eq!(reasons, &[Reason::Missing]);
+    assert_eq!(installed.len(), 4, "store certificate and key, guest certificate and key");
+
+    // The guest's files: the chain (include_ca), the key readable by owner and group only.
+    let cert_file = rig.guest_file(101, "/etc/nginx/ssl/web.crt");
+    let key_file = rig.guest_file(101, "/etc/nginx/ssl/web.key");
+    assert!(read(&cert_file).matches("BEGIN CERTIFICATE").count() >= 2, "leaf and intermediate");
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o640);
+    assert_eq!(std::fs::metadata(&cert_file).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(std::fs::metadata(&key_file).unwrap().uid(), 0);
+    let store_key = rig.work.join("store/web.key");
+    assert_eq!(std::fs::metadata(&store_key).unwrap().permissions().mode() & 0o777, 0o600);
+    let no_leftovers = std::fs::read_dir(key_file.parent().unwrap()).unwrap().count();
+    assert_eq!(no_leftovers, 2, "no temporary files left beside the installed ones");
+
+    // status: the issued certificate is clean, and its renewal is due at two thirds.
+    let cert = &model.certificates[0];
+    let store = read_store(cert, &rig.store(), &rig.target()).unwrap();
+    let clean = status(cert, &store, now());
+    assert!(clean.reasons.is_empty(), "{clean:#?}");
+    let installed = clean.installed.clone().unwrap();
+    assert!(installed.sans.contains(&"127.0.0.1".to_string()) && installed.sans.contains(&"web.lab.phoenix.test".to_string()));
+    assert!(installed.key_matches);
+    let renew_at = clean.renew_at.unwrap();
+    assert_eq!(renew_at, installed.not_before + (installed.not_after - installed.not_before) * 2 / 3);
+
+    // Not due: nothing is ordered.
+    let again = rig.renew(&model, false, now()).await;
+    assert_eq!(outcome(&again, "web"), &Outcome::UpToDate { renew_at });
+
+    // At two thirds of the lifetime it renews, with a new key.
+    let key_before = read(&store_key);
+    let later = rig.renew(&model, false, renew_at as u64 + 1).await;
+    let Outcome::Renewed { reasons, .. } = outcome(&later, "web") else { panic!("{later:#?}") };
+    assert_eq!(reasons, &[Reason::ExpiresSoon]);
+    assert_ne!(read(&store_key), key_before, "a new key");
+    let renewed = status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), now());
+    assert!(renewed.reasons.is_empty());
+
+    // --force renews whatever the status says.
+    let forced = rig.renew(&model, true, now()).await;
+    assert!(matches!(outcome(&forced, "web"), Outcome::Renewed { forced: true, .. }), "{forced:#?}");
+}

@@ -1,0 +1,226 @@
+//! `phoenix certs renew`: for each certificate of the manifest that is due (or forced), order
+//! it, check what came back against the manifest and the root, install it as one change, run
+//! the post-renewal actions, and roll the files back when any of that fails. Certificates are
+//! independent: one failing does not stop the others.
+
+use crate::install::Installation;
+use crate::traits::{Issuer, Target};
+use phoenix_core::analyze::certs::{CertStore, ROOT_FILE};
+use phoenix_core::certificates::renewal::{self, Due, Place, PostAction};
+use phoenix_core::certificates::Reason;
+use phoenix_model::model::{Certificate, Model};
+use serde::Serialize;
+
+/// What to renew.
+#[derive(Debug, Clone)]
+pub struct RenewRequest {
+    /// The store folder on the machine phoenix runs on (`<name>.crt`, `<name>.key`, `root_ca.crt`).
+    pub store_dir: String,
+    /// Only these manifest names; all when empty.
+    pub names: Vec<String>,
+    pub force: bool,
+    /// Seconds since the epoch.
+    pub now: u64,
+    /// Skip the post-renewal actions (a rehearsal outside Proxmox).
+    pub skip_post_actions: bool,
+}
+
+/// Where a renewal stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Reading the installed files from the store.
+    Read,
+    /// The ACME exchange.
+    Issue,
+    /// The issued certificate did not match the manifest or the root.
+    Verify,
+    Install,
+    PostAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    UpToDate {
+        renew_at: i64,
+    },
+    Renewed {
+        reasons: Vec<Reason>,
+        forced: bool,
+        not_after: i64,
+        installed: Vec<Place>,
+        actions: Vec<PostAction>,
+    },
+    Failed {
+        stage: Stage,
+        message: String,
+        /// Whether the previous files are back in place (always true when nothing was written).
+        restored: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenewResult {
+    pub name: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenewReport {
+    pub schema_version: u32,
+    pub results: Vec<RenewResult>,
+}
+
+impl RenewReport {
+    pub fn failed(&self) -> bool {
+        self.results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }))
+    }
+}
+
+/// Names given that the manifest does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownNames(pub Vec<String>);
+
+/// The certificates `names` select, in manifest order; all when `names` is empty.
+pub fn select<'m>(model: &'m Model, names: &[String]) -> Result<Vec<&'m Certificate>, UnknownNames> {
+    let unknown: Vec<String> = names.iter().filter(|n| !model.certificates.iter().any(|c| &c.name == *n)).cloned().collect();
+    if !unknown.is_empty() {
+        return Err(UnknownNames(unknown));
+    }
+    Ok(model.certificates.iter().filter(|c| names.is_empty() || names.contains(&c.name)).collect())
+}
+
+/// Renews what is due. Returns `Err` only when a name is unknown (then nothing is done).
+pub async fn renew(model: &Model, request: &RenewRequest, issuer: &impl Issuer, target: &impl Target) -> Result<RenewReport, UnknownNames> {
+    let mut results = Vec::new();
+    for cert in select(model, &request.names)? {
+        let outcome = renew_one(model, cert, request, issuer, target).await;
+        results.push(RenewResult { name: cert.name.clone(), outcome });
+    }
+    Ok(RenewReport { schema_version: 1, results })
+}
+
+fn failed(stage: Stage, message: impl Into<String>) -> Outcome {
+    Outcome::Failed { stage, message: message.into(), restored: true }
+}
+
+/// The store's files for `cert`, as [`status`](phoenix_core::certificates::status) reads them.
+pub fn read_store(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
+    let mut store = CertStore::default();
+    for (file, place) in renewal::store_places(cert, store_dir) {
+        match target.read(&place) {
+            Ok(Some(bytes)) => {
+                store.files.insert(file, String::from_utf8_lossy(&bytes).into_owned());
+            }
+            Ok(None) => {}
+            Err(error) => return Err(format!("cannot read {place}: {error}")),
+        }
+    }
+    Ok(store)
+}
+
+async fn renew_one(model: &Model, cert: &Certificate, request: &RenewRequest, issuer: &impl Issuer, target: &impl Target) -> Outcome {
+    let store = match read_store(cert, &request.store_dir, target) {
+        Ok(store) => store,
+        Err(message) => return failed(Stage::Read, message),
+    };
+    let due = renewal::due(cert, &store, request.now, request.force);
+    let (reasons, forced) = match due {
+        Due::UpToDate { renew_at } => return Outcome::UpToDate { renew_at },
+        Due::Renew { reasons } => (reasons, false),
+        Due::Forced { reasons } => (reasons, true),
+    };
+    let Some(root) = store.files.get(ROOT_FILE) else {
+        return failed(
+            Stage::Read,
+            format!("{ROOT_FILE} is not in {}: install the CA root first (phoenix certs trust)", request.store_dir),
+        );
+    };
+    let issued = match issuer.issue(&renewal::order_for(cert)).await {
+        Ok(issued) => issued,
+        Err(error) => return failed(Stage::Issue, format!("ACME order failed, nothing installed: {error}")),
+    };
+    if let Err(problems) = renewal::verify_issued(cert, &issued.chain_pem, &issued.key_pem, root, request.now) {
+        let codes: Vec<&str> = problems.iter().map(|r| r.code()).collect();
+        return failed(
+            Stage::Verify,
+            format!("the issued certificate is not what the manifest asks for ({}); nothing installed", codes.join(", ")),
+        );
+    }
+    let files = renewal::files_for(cert, &request.store_dir, &issued.chain_pem, &issued.key_pem);
+    let installation = match Installation::apply(target, &files) {
+        Ok(installation) => installation,
+        Err(error) => {
+            return Outcome::Failed {
+                stage: Stage::Install,
+                message: format!("cannot write {}: {}{}", error.place, error.error, unrestored_note(&error.unrestored)),
+                restored: error.unrestored.is_empty(),
+            }
+        }
+    };
+    let actions = if request.skip_post_actions { Vec::new() } else { renewal::post_actions(model, cert) };
+    for action in &actions {
+        if let Err(error) = target.run(action) {
+            let unrestored = installation.roll_back(target);
+            return Outcome::Failed {
+                stage: Stage::PostAction,
+                message: format!("{} failed: {error}; the previous files were restored{}", describe(action), unrestored_note(&unrestored)),
+                restored: unrestored.is_empty(),
+            };
+        }
+    }
+    let not_after = phoenix_core::certificates::validity(&issued.chain_pem).map(|(_, end)| end).unwrap_or_default();
+    Outcome::Renewed { reasons, forced, not_after, installed: files.into_iter().map(|f| f.place).collect(), actions }
+}
+
+fn unrestored_note(unrestored: &[(Place, crate::DriverError)]) -> String {
+    if unrestored.is_empty() {
+        return String::new();
+    }
+    let places: Vec<String> = unrestored.iter().map(|(place, error)| format!("{place} ({error})")).collect();
+    format!("; could NOT restore: {}", places.join(", "))
+}
+
+/// The action in words.
+pub fn describe(action: &PostAction) -> String {
+    match action {
+        PostAction::Shell { command } => format!("post_renewal_command `{command}`"),
+        PostAction::Reload { guest, service, .. } => format!("reloading {service} in guest {guest}"),
+        PostAction::Touch { place } => format!("touching {place}"),
+    }
+}
+
+/// The report for a terminal.
+pub fn to_human(report: &RenewReport) -> String {
+    let mut out = String::new();
+    for result in &report.results {
+        let line = match &result.outcome {
+            Outcome::UpToDate { renew_at } => format!("{}: up to date, renewal due {}", result.name, time(*renew_at)),
+            Outcome::Renewed { reasons, forced, not_after, installed, actions } => {
+                let why: Vec<&str> = reasons.iter().map(|r| r.code()).collect();
+                let why = if *forced { format!("forced; {}", why.join(", ")) } else { why.join(", ") };
+                format!(
+                    "{}: renewed ({why}), valid until {}; installed {} file(s), ran {} action(s)",
+                    result.name,
+                    time(*not_after),
+                    installed.len(),
+                    actions.len()
+                )
+            }
+            Outcome::Failed { stage, message, restored } => {
+                let state = if *restored { "previous files in place" } else { "PREVIOUS FILES NOT ALL RESTORED" };
+                format!("{}: FAILED at {stage:?}: {message} [{state}]", result.name)
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn time(seconds: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
