@@ -21,7 +21,11 @@ struct Rig {
 
 impl Rig {
     async fn new(tag: &str) -> Rig {
-        let pebble = Pebble::start(tag, &[]);
+        Rig::with_env(tag, &[]).await
+    }
+
+    async fn with_env(tag: &str, env: &[(&str, &str)]) -> Rig {
+        let pebble = Pebble::start(tag, env);
         let work = std::env::temp_dir().join(format!("phoenix-renew-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(work.join("store")).unwrap();
@@ -109,7 +113,9 @@ fn read(path: &Path) -> String {
 
 #[tokio::test]
 async fn issues_installs_and_renews_only_when_due() {
-    let rig = Rig::new("issue").await;
+    // Pebble's default: 5 % of good nonces rejected, so the client must retry badNonce (RFC
+    // 8555 section 6.5; instant-acme tries three times, so a spurious failure is ~1e-4 per request).
+    let rig = Rig::with_env("issue", &[("PEBBLE_WFE_NONCEREJECT", "5")]).await;
     let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
     let report = rig.renew(&model, false, now()).await;
     let Outcome::Renewed { reasons, installed, .. } = outcome(&report, "web") else { panic!("{report:#?}\n{}", rig.pebble.log()) };
@@ -155,4 +161,152 @@ async fn issues_installs_and_renews_only_when_due() {
     // --force renews whatever the status says.
     let forced = rig.renew(&model, true, now()).await;
     assert!(matches!(outcome(&forced, "web"), Outcome::Renewed { forced: true, .. }), "{forced:#?}");
+}
+
+#[tokio::test]
+async fn a_changed_manifest_is_a_san_mismatch_and_is_reissued() {
+    let rig = Rig::new("san").await;
+    let before = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
+    assert!(matches!(outcome(&rig.renew(&before, false, now()).await, "web"), Outcome::Renewed { .. }));
+
+    let after = model_with(serde_json::json!([web_entry(serde_json::json!({ "sans": ["127.0.0.1", "api.lab.phoenix.test"] }))]));
+    let cert = &after.certificates[0];
+    let judged = status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), now());
+    assert_eq!(judged.reasons, vec![Reason::SanMismatch]);
+
+    let report = rig.renew(&after, false, now()).await;
+    let Outcome::Renewed { reasons, .. } = outcome(&report, "web") else { panic!("{report:#?}") };
+    assert_eq!(reasons, &[Reason::SanMismatch]);
+    let fixed = status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), now());
+    assert!(fixed.installed.unwrap().sans.contains(&"api.lab.phoenix.test".to_string()));
+    assert!(fixed.reasons.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_detected_and_replaced() {
+    let rig = Rig::new("expiry").await;
+    let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
+    assert!(matches!(outcome(&rig.renew(&model, false, now()).await, "web"), Outcome::Renewed { .. }));
+    let cert = &model.certificates[0];
+    let installed = status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), now()).installed.unwrap();
+    let after_expiry = installed.not_after as u64 + 60;
+    assert_eq!(status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), after_expiry).reasons, vec![Reason::ExpiresSoon]);
+    let report = rig.renew(&model, false, after_expiry).await;
+    assert!(matches!(outcome(&report, "web"), Outcome::Renewed { reasons, .. } if reasons == &[Reason::ExpiresSoon]), "{report:#?}");
+}
+
+#[tokio::test]
+async fn tls_alpn_01_and_client_certificates() {
+    let rig = Rig::new("alpn").await;
+    let model = model_with(serde_json::json!([
+        web_entry(serde_json::json!({ "challenge": "tls-alpn-01" })),
+        web_entry(serde_json::json!({
+            "name": "web-client", "common_name": "client.lab.phoenix.test", "sans": [], "cert_type": "client",
+            "cert_path": "/etc/nginx/ssl/client.crt", "key_path": "/etc/nginx/ssl/client.key", "include_ca": false
+        })),
+    ]));
+    let report = rig.renew(&model, false, now()).await;
+    assert!(matches!(outcome(&report, "web"), Outcome::Renewed { .. }), "{report:#?}\n{}", rig.pebble.log());
+    assert!(matches!(outcome(&report, "web-client"), Outcome::Renewed { .. }), "{report:#?}");
+    let client = &model.certificates[1];
+    let installed = status(client, &read_store(client, &rig.store(), &rig.target()).unwrap(), now()).installed.unwrap();
+    assert!(installed.eku.contains(&"clientAuth".to_string()), "{installed:#?}");
+    // include_ca false: the guest gets the leaf alone; the store keeps the chain.
+    assert_eq!(read(&rig.guest_file(101, "/etc/nginx/ssl/client.crt")).matches("BEGIN CERTIFICATE").count(), 1);
+    assert!(read(&rig.work.join("store/web-client.crt")).matches("BEGIN CERTIFICATE").count() >= 2);
+}
+
+/// The files a renewal may touch, with their contents.
+fn snapshot(rig: &Rig) -> Vec<(PathBuf, String)> {
+    ["store/web.crt", "store/web.key", "guests/101/etc/nginx/ssl/web.crt", "guests/101/etc/nginx/ssl/web.key"]
+        .iter()
+        .map(|p| (rig.work.join(p), read(&rig.work.join(p))))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failing_post_renewal_action_restores_the_previous_files() {
+    let rig = Rig::new("rollback").await;
+    let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
+    assert!(matches!(outcome(&rig.renew(&model, false, now()).await, "web"), Outcome::Renewed { .. }));
+    let before = snapshot(&rig);
+
+    let failing =
+        model_with(serde_json::json!([web_entry(serde_json::json!({ "post_renewal_command": "echo reload refused >&2; exit 7" }))]));
+    let report = rig.renew(&failing, true, now()).await;
+    let Outcome::Failed { stage, message, restored } = outcome(&report, "web") else { panic!("{report:#?}") };
+    assert_eq!(*stage, Stage::PostAction);
+    assert!(message.contains("reload refused"), "{message}");
+    assert!(restored);
+    assert_eq!(snapshot(&rig), before, "the previous certificate and key are back");
+
+    // reload_service in a guest that is only a folder cannot run: also rolled back.
+    let reload = model_with(serde_json::json!([web_entry(serde_json::json!({ "reload_service": "nginx" }))]));
+    let report = rig.renew(&reload, true, now()).await;
+    assert!(matches!(outcome(&report, "web"), Outcome::Failed { stage: Stage::PostAction, restored: true, .. }), "{report:#?}");
+    assert_eq!(snapshot(&rig), before);
+}
+
+#[tokio::test]
+async fn a_failed_validation_installs_nothing_and_keeps_the_old_certificate() {
+    let rig = Rig::new("invalid").await;
+    let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
+    assert!(matches!(outcome(&rig.renew(&model, false, now()).await, "web"), Outcome::Renewed { .. }));
+    let before = snapshot(&rig);
+    // phoenix answers on another port than the one Pebble validates: the order becomes invalid.
+    let elsewhere: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let report = rig.renew_via(&model, true, now(), elsewhere).await;
+    let Outcome::Failed { stage, message, restored } = outcome(&report, "web") else { panic!("{report:#?}") };
+    assert_eq!(*stage, Stage::Issue);
+    assert!(message.contains("nothing installed"), "{message}");
+    assert!(restored);
+    assert_eq!(snapshot(&rig), before);
+}
+
+#[tokio::test]
+async fn the_acme_server_dying_mid_order_installs_nothing() {
+    let rig = Rig::new("dies").await;
+    let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
+    assert!(matches!(outcome(&rig.renew(&model, false, now()).await, "web"), Outcome::Renewed { .. }));
+    let before = snapshot(&rig);
+
+    // The test, not phoenix, holds the port Pebble validates on. When Pebble's validation
+    // connection arrives (the order exists, its challenge is being checked), Pebble is killed.
+    let validation = std::net::TcpListener::bind(rig.pebble.http01).expect("Pebble's http-01 port");
+    let elsewhere: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = std::thread::spawn(move || {
+        validation.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if validation.accept().is_ok() {
+                tx.send(()).unwrap();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let renewal = rig.renew_via(&model, true, now(), elsewhere);
+    let killer = async {
+        loop {
+            if rx.try_recv().is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::pin!(renewal);
+    let report = tokio::select! {
+        report = &mut renewal => report,
+        _ = tokio::time::timeout(Duration::from_secs(20), killer) => {
+            rig.pebble.kill();
+            renewal.await
+        }
+    };
+    watcher.join().unwrap();
+    let Outcome::Failed { stage, restored, message } = outcome(&report, "web") else { panic!("{report:#?}") };
+    assert_eq!(*stage, Stage::Issue);
+    assert!(message.contains("client error"), "the connection to the CA failed, not the validation: {message}");
+    assert!(restored);
+    assert_eq!(snapshot(&rig), before, "the old certificate is kept");
 }

@@ -20,12 +20,12 @@ pub struct Pebble {
     pub http01: SocketAddr,
     pub tls_alpn01: SocketAddr,
     pub dir: PathBuf,
-    children: Vec<Child>,
+    children: std::sync::Mutex<Vec<Child>>,
 }
 
 impl Drop for Pebble {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for child in self.children.get_mut().unwrap_or_else(|p| p.into_inner()) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -62,8 +62,8 @@ fn wait_for_port(address: SocketAddr, child: &mut Child, what: &str) {
 }
 
 impl Pebble {
-    /// Starts Pebble with `env` added (e.g. `PEBBLE_VA_ALWAYS_VALID`). Validation does not sleep
-    /// and no nonce is rejected unless `env` says otherwise.
+    /// Starts Pebble with `env` added (e.g. `PEBBLE_VA_ALWAYS_VALID`). Validation does not sleep,
+    /// no nonce is rejected and no authorization is reused unless `env` says otherwise.
     pub fn start(tag: &str, env: &[(&str, &str)]) -> Pebble {
         let dir = std::env::temp_dir().join(format!("phoenix-pebble-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -100,6 +100,8 @@ impl Pebble {
             .args(["-config", &dir.join("pebble.json").to_string_lossy(), "-dnsserver", &format!("127.0.0.1:{dns}"), "-strict", "false"])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
+            // Every order is validated: a reused authorization would hide a failing challenge.
+            .env("PEBBLE_AUTHZREUSE", "0")
             .stdout(log("pebble.log"))
             .stderr(log("pebble.err"));
         for (key, value) in env {
@@ -117,13 +119,13 @@ impl Pebble {
             http01: format!("127.0.0.1:{http01}").parse().unwrap(),
             tls_alpn01: format!("127.0.0.1:{tls_alpn01}").parse().unwrap(),
             dir,
-            children,
+            children: std::sync::Mutex::new(children),
         }
     }
 
     /// Stops the ACME server (a CA failing in the middle of an order).
-    pub fn kill(&mut self) {
-        if let Some(child) = self.children.last_mut() {
+    pub fn kill(&self) {
+        if let Some(child) = self.children.lock().unwrap_or_else(|p| p.into_inner()).last_mut() {
             let _ = child.kill();
             let _ = child.wait();
         }

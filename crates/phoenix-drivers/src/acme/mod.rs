@@ -102,6 +102,18 @@ impl AcmeIssuer {
             AcmeChallenge::Http01 => ChallengeType::Http01,
             AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
         };
+        let result = self.validate_and_finalize(&mut acme_order, &responder, wanted, order).await;
+        responder.stop().await;
+        result
+    }
+
+    async fn validate_and_finalize(
+        &self,
+        acme_order: &mut instant_acme::Order,
+        responder: &Responder,
+        wanted: ChallengeType,
+        order: &OrderRequest,
+    ) -> Result<Issued, DriverError> {
         let mut authorizations = acme_order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization.map_err(|e| acme_error("reading an authorization", e))?;
@@ -126,7 +138,6 @@ impl AcmeIssuer {
         let (key_pem, csr) = csr(order)?;
         acme_order.finalize_csr(&csr).await.map_err(|e| acme_error("finalizing the order", e))?;
         let chain_pem = acme_order.poll_certificate(&retries).await.map_err(|e| acme_error("downloading the certificate", e))?;
-        drop(responder);
         Ok(Issued { chain_pem, key_pem })
     }
 }

@@ -29,13 +29,15 @@ struct Answers {
 
 pub struct Responder {
     answers: Arc<Mutex<Answers>>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
     pub local_addr: SocketAddr,
 }
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -58,7 +60,7 @@ impl Responder {
                 });
             }
         });
-        Ok(Responder { answers, task, local_addr })
+        Ok(Responder { answers, task: Some(task), local_addr })
     }
 
     pub async fn tls_alpn01(listen: SocketAddr) -> std::io::Result<Responder> {
@@ -82,7 +84,15 @@ impl Responder {
                 });
             }
         });
-        Ok(Responder { answers, task, local_addr })
+        Ok(Responder { answers, task: Some(task), local_addr })
+    }
+
+    /// Stops listening and waits until the port is free again (dropping only schedules that).
+    pub async fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     /// Publishes the answer for `identifier` (a DNS name or an IP address).
