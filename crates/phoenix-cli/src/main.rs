@@ -1,6 +1,8 @@
 //! The `phoenix` command: parses arguments, calls one library operation, prints its result
 //! and maps it to an exit code. No logic of its own lives here.
 
+mod certs;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use phoenix_drivers::host::LocalHost;
 use phoenix_model::diag::{self, render};
@@ -18,10 +20,10 @@ struct Cli {
 }
 
 #[derive(clap::Args)]
-struct ConfigArg {
+pub(crate) struct ConfigArg {
     /// The configuration folder (the original's etc folder).
     #[arg(long, env = "PHOENIX_CONFIG_DIR", default_value = "/usr/local/phoenix_hypervisor/etc")]
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -77,9 +79,9 @@ enum Command {
         #[arg(long, num_args = 3, value_names = ["SRC", "DST", "PORT"])]
         trace: Option<Vec<String>>,
     },
-    /// Certificates of the manifest: what is installed and whether it needs renewal.
+    /// Certificates of the manifest: status, renewal over ACME, the CA root, the renewal timer.
     #[command(subcommand)]
-    Certs(CertsCommand),
+    Certs(certs::CertsCommand),
     /// Explain a diagnostic code (e.g. PHX-FW-009); without a code, list them all.
     Explain { code: Option<String> },
     /// Print the guest graph: creation order (prerequisites first), cycles, boot order.
@@ -100,29 +102,9 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Human,
     Json,
-}
-
-#[derive(Subcommand)]
-enum CertsCommand {
-    /// For each certificate: subject, SANs, issuer, chain, EKU, validity, whether the key
-    /// matches, whether it needs renewal (reason codes: missing, expires-soon, san-mismatch,
-    /// issuer-changed, key-mismatch, chain-incomplete) and when renewal is due (two thirds of
-    /// the lifetime). Exit 1 when any certificate needs renewal.
-    Status {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// The installed files: `<name>.crt` (certificate, then chain), `<name>.key`, and `root_ca.crt`.
-        #[arg(long, value_name = "DIR")]
-        certs: PathBuf,
-        /// The time to judge at (RFC 3339); default now.
-        #[arg(long, value_name = "TIME")]
-        now: Option<String>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
-    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -140,7 +122,7 @@ enum GraphFormat {
 
 /// phoenix's exit statuses (see README).
 #[derive(Clone, Copy)]
-enum Status {
+pub(crate) enum Status {
     Ok = 0,
     /// Something the user can fix: an invalid configuration, a failed assessment.
     Failed = 1,
@@ -161,7 +143,7 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Command::Validate { config, format } => validate(&config.config, format),
         Command::Explain { code } => explain(code.as_deref()),
-        Command::Certs(CertsCommand::Status { config, certs, now, format }) => certs_status(&config.config, &certs, now.as_deref(), format),
+        Command::Certs(command) => certs::run(command),
         Command::Assess { config, deployed, certs, now, format, trace } => {
             assess(&config.config, deployed.as_deref(), certs.as_deref(), now.as_deref(), format, trace.as_deref())
         }
@@ -178,7 +160,7 @@ fn color_wanted() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn print(text: &str) -> Status {
+pub(crate) fn print(text: &str) -> Status {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Ok(()) => Status::Ok,
@@ -200,7 +182,7 @@ fn config_folder_ok(dir: &Path) -> bool {
 }
 
 /// Loads and checks `dir`. When no model can be built, prints why and returns the exit status.
-fn loaded(dir: &Path) -> Result<phoenix_model::Checked, Status> {
+pub(crate) fn loaded(dir: &Path) -> Result<phoenix_model::Checked, Status> {
     if !config_folder_ok(dir) {
         return Err(Status::CouldNotRun);
     }
@@ -385,7 +367,7 @@ fn assess(
 }
 
 /// `--now` as seconds since the epoch (the machine's clock when absent).
-fn parse_now(now: Option<&str>) -> Result<u64, Status> {
+pub(crate) fn parse_now(now: Option<&str>) -> Result<u64, Status> {
     let time = match now {
         None => std::time::SystemTime::now(),
         Some(text) => humantime::parse_rfc3339_weak(text).map_err(|error| {
@@ -396,64 +378,9 @@ fn parse_now(now: Option<&str>) -> Result<u64, Status> {
     Ok(time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
-fn rfc3339(seconds: i64) -> String {
+pub(crate) fn rfc3339(seconds: i64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
     humantime::format_rfc3339_seconds(time).to_string()
-}
-
-fn certs_status(dir: &Path, certs: &Path, now: Option<&str>, format: Format) -> Status {
-    let checked = match loaded(dir) {
-        Ok(checked) => checked,
-        Err(status) => return status,
-    };
-    let model = checked.model.as_ref().expect("loaded() returns a model");
-    let now = match parse_now(now) {
-        Ok(now) => now,
-        Err(status) => return status,
-    };
-    let files = match phoenix_drivers::host::read_tree(certs) {
-        Ok(files) => phoenix_core::analyze::certs::CertStore { files },
-        Err(error) => {
-            eprintln!("phoenix: cannot read {}: {error}", certs.display());
-            return Status::CouldNotRun;
-        }
-    };
-    let statuses: Vec<_> = model.certificates.iter().map(|c| phoenix_core::certificates::status(c, &files, now)).collect();
-    let text = match format {
-        Format::Json => format!("{:#}\n", serde_json::json!({ "schema_version": 1, "now": rfc3339(now as i64), "certificates": statuses })),
-        Format::Human => {
-            let mut out = String::new();
-            for s in &statuses {
-                let verdict = if s.reasons.is_empty() {
-                    "ok".to_string()
-                } else {
-                    format!("needs renewal: {}", s.reasons.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "))
-                };
-                out.push_str(&format!("{}: {verdict}\n", s.name));
-                if let Some(i) = &s.installed {
-                    out.push_str(&format!(
-                        "  subject {}; issuer {}\n  SANs {}\n  EKU {}; chain of {}; key {}\n  valid {} to {}\n",
-                        i.subject,
-                        i.issuer,
-                        i.sans.join(", "),
-                        i.eku.join(", "),
-                        i.chain_length,
-                        if i.key_matches { "matches" } else { "does not match" },
-                        rfc3339(i.not_before),
-                        rfc3339(i.not_after)
-                    ));
-                }
-                if let Some(at) = s.renew_at {
-                    out.push_str(&format!("  renewal due {}\n", rfc3339(at)));
-                }
-            }
-            out
-        }
-    };
-    match print(&text) {
-        Status::Ok if statuses.iter().any(|s| s.needs_renewal()) => Status::Failed,
-        status => status,
-    }
 }
 
 fn explain(code: Option<&str>) -> Status {

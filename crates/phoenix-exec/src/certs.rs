@@ -150,26 +150,9 @@ async fn renew_one(model: &Model, cert: &Certificate, request: &RenewRequest, is
         );
     }
     let files = renewal::files_for(cert, &request.store_dir, &issued.chain_pem, &issued.key_pem);
-    let installation = match Installation::apply(target, &files) {
-        Ok(installation) => installation,
-        Err(error) => {
-            return Outcome::Failed {
-                stage: Stage::Install,
-                message: format!("cannot write {}: {}{}", error.place, error.error, unrestored_note(&error.unrestored)),
-                restored: error.unrestored.is_empty(),
-            }
-        }
-    };
     let actions = if request.skip_post_actions { Vec::new() } else { renewal::post_actions(model, cert) };
-    for action in &actions {
-        if let Err(error) = target.run(action) {
-            let unrestored = installation.roll_back(target);
-            return Outcome::Failed {
-                stage: Stage::PostAction,
-                message: format!("{} failed: {error}; the previous files were restored{}", describe(action), unrestored_note(&unrestored)),
-                restored: unrestored.is_empty(),
-            };
-        }
+    if let Err(error) = apply_change(target, &files, &actions) {
+        return Outcome::Failed { stage: error.stage, message: error.message, restored: error.restored };
     }
     let not_after = phoenix_core::certificates::validity(&issued.chain_pem).map(|(_, end)| end).unwrap_or_default();
     Outcome::Renewed { reasons, forced, not_after, installed: files.into_iter().map(|f| f.place).collect(), actions }
@@ -189,6 +172,8 @@ pub fn describe(action: &PostAction) -> String {
         PostAction::Shell { command } => format!("post_renewal_command `{command}`"),
         PostAction::Reload { guest, service, .. } => format!("reloading {service} in guest {guest}"),
         PostAction::Touch { place } => format!("touching {place}"),
+        PostAction::UpdateTrust { guest: None } => "update-ca-certificates on the host".to_string(),
+        PostAction::UpdateTrust { guest: Some((id, _)) } => format!("update-ca-certificates in guest {id}"),
     }
 }
 
@@ -223,4 +208,104 @@ pub fn to_human(report: &RenewReport) -> String {
 fn time(seconds: i64) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
     humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// When a `--watch` loop should look again: the earliest renewal due, a failed certificate
+/// retried after `retry` seconds, and never later than `longest` seconds from `now`.
+pub fn next_wake(report: &RenewReport, now: u64, retry: u64, longest: u64) -> u64 {
+    let mut wake = now + longest;
+    for result in &report.results {
+        let at = match &result.outcome {
+            Outcome::UpToDate { renew_at } => (*renew_at).max(0) as u64,
+            Outcome::Renewed { .. } => now + 1,
+            Outcome::Failed { .. } => now + retry,
+        };
+        wake = wake.min(at.max(now + 1));
+    }
+    wake
+}
+
+/// Why a change (files, then actions) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeError {
+    pub stage: Stage,
+    pub message: String,
+    /// Whether the previous files are back in place.
+    pub restored: bool,
+}
+
+/// Installs `files` as one change, then runs `actions`; when a write or an action fails, the
+/// previous files are put back.
+pub fn apply_change(target: &impl Target, files: &[renewal::FileWrite], actions: &[PostAction]) -> Result<(), ChangeError> {
+    let installation = Installation::apply(target, files).map_err(|e| ChangeError {
+        stage: Stage::Install,
+        message: format!("cannot write {}: {}{}", e.place, e.error, unrestored_note(&e.unrestored)),
+        restored: e.unrestored.is_empty(),
+    })?;
+    for action in actions {
+        if let Err(error) = target.run(action) {
+            let unrestored = installation.roll_back(target);
+            return Err(ChangeError {
+                stage: Stage::PostAction,
+                message: format!("{} failed: {error}; the previous files were restored{}", describe(action), unrestored_note(&unrestored)),
+                restored: unrestored.is_empty(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What `phoenix certs trust` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustReport {
+    pub schema_version: u32,
+    pub subject: String,
+    pub installed: Vec<Place>,
+    pub actions: Vec<PostAction>,
+}
+
+/// Why `phoenix certs trust` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustError {
+    pub message: String,
+    pub restored: bool,
+}
+
+/// Installs the CA root where [`renewal::trust_plan`] says, as one change: when rebuilding a
+/// trust store fails, the previous files are put back.
+pub fn trust(
+    model: &Model,
+    root_pem: &str,
+    store_dir: &str,
+    host_trust_file: &str,
+    update_stores: bool,
+    target: &impl Target,
+) -> Result<TrustReport, TrustError> {
+    let subject = renewal::check_root(root_pem).map_err(|message| TrustError { message, restored: true })?;
+    let (files, mut actions) = renewal::trust_plan(model, root_pem, store_dir, host_trust_file);
+    if !update_stores {
+        actions.clear();
+    }
+    apply_change(target, &files, &actions).map_err(|e| TrustError { message: e.message, restored: e.restored })?;
+    Ok(TrustReport { schema_version: 1, subject, installed: files.into_iter().map(|f| f.place).collect(), actions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcomes: Vec<Outcome>) -> RenewReport {
+        RenewReport { schema_version: 1, results: outcomes.into_iter().map(|outcome| RenewResult { name: "c".into(), outcome }).collect() }
+    }
+
+    #[test]
+    fn the_watch_loop_wakes_for_the_earliest_renewal_or_a_retry() {
+        let up_to_date = |renew_at| Outcome::UpToDate { renew_at };
+        let failed = Outcome::Failed { stage: Stage::Issue, message: String::new(), restored: true };
+        assert_eq!(next_wake(&report(vec![up_to_date(1_500), up_to_date(1_200)]), 1_000, 300, 3_600), 1_200);
+        assert_eq!(next_wake(&report(vec![up_to_date(90_000)]), 1_000, 300, 3_600), 4_600, "at most an hour");
+        assert_eq!(next_wake(&report(vec![up_to_date(90_000), failed]), 1_000, 300, 3_600), 1_300, "failures retried");
+        assert_eq!(next_wake(&report(vec![up_to_date(10)]), 1_000, 300, 3_600), 1_001, "overdue: right away, never in the past");
+        assert_eq!(next_wake(&report(vec![]), 1_000, 300, 3_600), 4_600);
+    }
 }

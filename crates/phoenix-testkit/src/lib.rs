@@ -94,3 +94,18 @@ pub const EXAMPLE_ENV: &[&str] = &[
 pub fn example_source() -> MemorySource {
     MemorySource::from_dir(&workspace_root().join("examples/homelab")).set_env(EXAMPLE_ENV)
 }
+
+/// Copies the folder `from` into `to` (created), recursively: a configuration tests may edit on disk.
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

@@ -4,5 +4,6 @@
 
 pub mod renewal;
 mod status;
+pub mod timer;
 
 pub use status::*;

@@ -6,6 +6,7 @@
 
 use super::status::{status, Reason};
 use crate::analyze::certs::{CertStore, ROOT_FILE};
+use crate::edge::ROOT_CA_PATH;
 use crate::render::traefik::DYNAMIC_PATH;
 use phoenix_model::model::{AcmeChallenge, CertUsage, Certificate, GuestId, GuestKind, Model, San};
 use rustls_pki_types::pem::PemObject;
@@ -196,6 +197,8 @@ pub enum PostAction {
     /// Rewrite a file's timestamp: Traefik watches its configuration files, not the
     /// certificates they name, so a renewed certificate is only served once the file changes.
     Touch { place: Place },
+    /// Rebuild the system trust store (`update-ca-certificates`) on the host or in a guest.
+    UpdateTrust { guest: Option<(GuestId, GuestKind)> },
 }
 
 /// The actions after installing `cert`: `reload_service` when given (the structured form
@@ -234,4 +237,37 @@ pub fn verify_issued(cert: &Certificate, chain_pem: &str, key_pem: &str, root_pe
     } else {
         Err(checked.reasons)
     }
+}
+
+/// Checks that `pem` holds a CA certificate and returns its subject.
+pub fn check_root(pem: &str) -> Result<String, String> {
+    use x509_parser::prelude::*;
+    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .ok_or("no PEM certificate in the file")?
+        .map_err(|e| format!("bad PEM: {e:?}"))?;
+    let (_, parsed) = X509Certificate::from_der(der.as_ref()).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    if !parsed.is_ca() {
+        return Err(format!("{} is not a CA certificate", parsed.subject()));
+    }
+    Ok(parsed.subject().to_string())
+}
+
+/// Where the CA root goes so that phoenix, the host and the edge guests trust it: the store's
+/// `root_ca.crt`, the host's trust folder (`host_trust_file`), and the gateway's and Traefik's
+/// [`ROOT_CA_PATH`], which their rendered configurations name for verifying upstreams; then the
+/// trust stores are rebuilt.
+pub fn trust_plan(model: &Model, root_pem: &str, store_dir: &str, host_trust_file: &str) -> (Vec<FileWrite>, Vec<PostAction>) {
+    let file = |place: Place| FileWrite { place, content: root_pem.as_bytes().to_vec(), owner: None, mode: CERT_MODE };
+    let mut files = vec![file(Place::host(join(store_dir, ROOT_FILE))), file(Place::host(host_trust_file))];
+    let mut actions = vec![PostAction::UpdateTrust { guest: None }];
+    let mut edge: Vec<GuestId> = [model.edge.gateway, model.edge.traefik].into_iter().flatten().collect();
+    edge.dedup();
+    for id in edge {
+        let Some(guest) = model.guests.get(&id) else { continue };
+        let place = Place { guest: Some((id, guest.kind)), path: ROOT_CA_PATH.to_string() };
+        files.push(file(place));
+        actions.push(PostAction::UpdateTrust { guest: Some((id, guest.kind)) });
+    }
+    (files, actions)
 }

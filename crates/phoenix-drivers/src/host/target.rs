@@ -177,6 +177,24 @@ impl<R: CommandRunner> Target for HostTarget<R> {
                     root.display()
                 ))),
             },
+            PostAction::UpdateTrust { guest: None } => {
+                let output = self.runner.run(&argv(&["update-ca-certificates"]), None)?;
+                if output.success() {
+                    Ok(())
+                } else {
+                    Err(DriverError::new(format!("update-ca-certificates: {}", output.summary())))
+                }
+            }
+            PostAction::UpdateTrust { guest: Some((id, kind)) } => match &self.guests {
+                GuestAccess::Pve => {
+                    let place = Place { guest: Some((*id, *kind)), path: String::new() };
+                    self.guest_checked(&place, "update-ca-certificates", &[], None).map(drop)
+                }
+                GuestAccess::Folders(root) => Err(DriverError::new(format!(
+                    "cannot run update-ca-certificates in guest {id}: guests are folders under {} here",
+                    root.display()
+                ))),
+            },
             PostAction::Touch { place } => match self.local_path(place) {
                 Some(path) => touch(&path).map_err(|e| error(place, e)),
                 None => self.guest_checked(place, r#"touch -c -- "$1""#, &[&place.path], None).map(drop),

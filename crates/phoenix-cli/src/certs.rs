@@ -1,0 +1,349 @@
+//! `phoenix certs status|renew|trust|timer`: arguments, wiring of the drivers, printing and
+//! exit codes. The decisions are phoenix-core's, the operations phoenix-exec's.
+
+use crate::{loaded, parse_now, print, rfc3339, ConfigArg, Format, Status};
+use clap::{Args, Subcommand};
+use phoenix_core::certificates::{renewal, timer};
+use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
+use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
+use phoenix_exec::certs::{self, RenewRequest};
+use phoenix_model::diag::render;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_STORE: &str = "/var/lib/phoenix/certs";
+
+#[derive(Args)]
+pub struct StoreArg {
+    /// phoenix's certificate store: `<name>.crt` (certificate, then chain), `<name>.key`, and
+    /// `root_ca.crt`, the CA root.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
+    certs: PathBuf,
+}
+
+#[derive(Args)]
+pub struct GuestsArg {
+    /// Treat each guest as the folder DIR/<vmid> instead of reaching it with pct/qm (a
+    /// rehearsal away from Proxmox; reloads and trust-store updates in guests cannot run then).
+    #[arg(long, value_name = "DIR")]
+    guests_root: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum CertsCommand {
+    /// For each certificate: subject, SANs, issuer, chain, EKU, validity, whether the key
+    /// matches, whether it needs renewal (reason codes: missing, expires-soon, san-mismatch,
+    /// issuer-changed, key-mismatch, chain-incomplete, usage-mismatch) and when renewal is due
+    /// (two thirds of the lifetime). Exit 1 when any certificate needs renewal.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        store: StoreArg,
+        /// The time to judge at (RFC 3339); default now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Renew the certificates that are due (or all given with --force) over ACME, install
+    /// them atomically with their owner and mode, then run their post-renewal actions; when an
+    /// action fails the previous files are restored. Exit 1 when any renewal failed.
+    Renew(RenewArgs),
+    /// Install the CA root: into the store (root_ca.crt), the host's trust store, and the
+    /// gateway's and Traefik's, then rebuild those trust stores (update-ca-certificates).
+    Trust {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        store: StoreArg,
+        /// The CA root (PEM), e.g. Step-CA's roots.pem.
+        #[arg(long, value_name = "FILE")]
+        root: PathBuf,
+        /// Where the host keeps local CA certificates.
+        #[arg(long, value_name = "FILE", default_value = phoenix_core::edge::ROOT_CA_PATH)]
+        trust_file: String,
+        /// Only copy the files; do not run update-ca-certificates.
+        #[arg(long)]
+        no_update: bool,
+        #[command(flatten)]
+        guests: GuestsArg,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Write the systemd service and timer that run `phoenix certs renew` every 15 minutes.
+    Timer {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Where the units go.
+        #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+        dir: String,
+        /// Also run `systemctl daemon-reload` and `systemctl enable --now` on the timer.
+        #[arg(long)]
+        enable: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct RenewArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    store: StoreArg,
+    /// Only these manifest entries (by name); all when none are given.
+    names: Vec<String>,
+    /// Renew even when the installed certificate is fine.
+    #[arg(long)]
+    force: bool,
+    /// The time to judge at (RFC 3339); default now.
+    #[arg(long, value_name = "TIME", conflicts_with = "watch")]
+    now: Option<String>,
+    /// Keep running: renew each certificate when it is due, retry failures after 5 minutes.
+    #[arg(long)]
+    watch: bool,
+    /// The ACME directory; default: Step-CA's ACME provisioner from the configuration.
+    #[arg(long, value_name = "URL")]
+    acme_directory: Option<String>,
+    /// The root that signed the ACME server's HTTPS certificate; default: the store's
+    /// root_ca.crt (Step-CA serves with a certificate from its own root).
+    #[arg(long, value_name = "FILE")]
+    acme_root: Option<PathBuf>,
+    /// Where the ACME account is kept (mode 0600); default: acme-account.json in the store.
+    #[arg(long, value_name = "FILE")]
+    account: Option<PathBuf>,
+    /// Where phoenix answers http-01 challenges.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+    http01_listen: SocketAddr,
+    /// Where phoenix answers tls-alpn-01 challenges.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:443")]
+    tls_alpn01_listen: SocketAddr,
+    /// Do not run post-renewal actions (reloads, post_renewal_command).
+    #[arg(long)]
+    skip_post_actions: bool,
+    #[command(flatten)]
+    guests: GuestsArg,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+pub fn run(command: CertsCommand) -> Status {
+    match command {
+        CertsCommand::Status { config, store, now, format } => status(&config.config, &store.certs, now.as_deref(), format),
+        CertsCommand::Renew(args) => renew(args),
+        CertsCommand::Trust { config, store, root, trust_file, no_update, guests, format } => {
+            trust(&config.config, &store.certs, &root, &trust_file, !no_update, guests, format)
+        }
+        CertsCommand::Timer { config, store, dir, enable } => install_timer(&config.config, &store.certs, &dir, enable),
+    }
+}
+
+fn target(guests: GuestsArg) -> HostTarget<SystemRunner> {
+    let guests = match guests.guests_root {
+        Some(root) => GuestAccess::Folders(root),
+        None => GuestAccess::Pve,
+    };
+    HostTarget { guests, runner: SystemRunner }
+}
+
+/// The model of a configuration without errors (renewing from a broken one is refused).
+fn valid_model(dir: &Path) -> Result<phoenix_model::model::Model, Status> {
+    let checked = loaded(dir)?;
+    if checked.has_errors() {
+        eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
+        eprintln!("phoenix: the configuration has errors; fix them first (phoenix validate)");
+        return Err(Status::Failed);
+    }
+    Ok(checked.model.expect("loaded() returns a model"))
+}
+
+fn store_text(store: &Path) -> String {
+    store.to_string_lossy().into_owned()
+}
+
+fn status(dir: &Path, store: &Path, now: Option<&str>, format: Format) -> Status {
+    let (model, now) = match (loaded(dir), parse_now(now)) {
+        (Ok(checked), Ok(now)) => (checked.model.expect("loaded() returns a model"), now),
+        (Err(status), _) | (_, Err(status)) => return status,
+    };
+    if !store.is_dir() {
+        eprintln!("phoenix: certificate store {} does not exist (set --certs)", store.display());
+        return Status::CouldNotRun;
+    }
+    let target = target(GuestsArg { guests_root: None });
+    let mut statuses = Vec::new();
+    for cert in &model.certificates {
+        match certs::read_store(cert, &store_text(store), &target) {
+            Ok(files) => statuses.push(phoenix_core::certificates::status(cert, &files, now)),
+            Err(message) => {
+                eprintln!("phoenix: {message}");
+                return Status::CouldNotRun;
+            }
+        }
+    }
+    let text = match format {
+        Format::Json => format!("{:#}\n", serde_json::json!({ "schema_version": 1, "now": rfc3339(now as i64), "certificates": statuses })),
+        Format::Human => statuses.iter().map(status_text).collect(),
+    };
+    match print(&text) {
+        Status::Ok if statuses.iter().any(|s| s.needs_renewal()) => Status::Failed,
+        status => status,
+    }
+}
+
+fn status_text(s: &phoenix_core::certificates::CertStatus) -> String {
+    let verdict = if s.reasons.is_empty() {
+        "ok".to_string()
+    } else {
+        format!("needs renewal: {}", s.reasons.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "))
+    };
+    let mut out = format!("{}: {verdict}\n", s.name);
+    if let Some(i) = &s.installed {
+        out.push_str(&format!(
+            "  subject {}; issuer {}\n  SANs {}\n  EKU {}; chain of {}; key {}\n  valid {} to {}\n",
+            i.subject,
+            i.issuer,
+            i.sans.join(", "),
+            i.eku.join(", "),
+            i.chain_length,
+            if i.key_matches { "matches" } else { "does not match" },
+            rfc3339(i.not_before),
+            rfc3339(i.not_after)
+        ));
+    }
+    if let Some(at) = s.renew_at {
+        out.push_str(&format!("  renewal due {}\n", rfc3339(at)));
+    }
+    out
+}
+
+fn issuer(args: &RenewArgs, model: &phoenix_model::model::Model) -> Result<AcmeIssuer, Status> {
+    let Some(directory) = args.acme_directory.clone().or_else(|| phoenix_core::render::traefik::acme_directory(model)) else {
+        eprintln!("phoenix: no ACME directory: the configuration names no Step-CA (set --acme-directory)");
+        return Err(Status::CouldNotRun);
+    };
+    let store = &args.store.certs;
+    let server_root = args.acme_root.clone().unwrap_or_else(|| store.join(phoenix_core::analyze::certs::ROOT_FILE));
+    Ok(AcmeIssuer::new(AcmeSettings {
+        directory,
+        server_root: Some(server_root),
+        account_file: args.account.clone().unwrap_or_else(|| store.join("acme-account.json")),
+        http01_listen: args.http01_listen,
+        tls_alpn01_listen: args.tls_alpn01_listen,
+        order_timeout: std::time::Duration::from_secs(120),
+    }))
+}
+
+fn renew(args: RenewArgs) -> Status {
+    let model = match valid_model(&args.config.config) {
+        Ok(model) => model,
+        Err(status) => return status,
+    };
+    if let Err(certs::UnknownNames(names)) = certs::select(&model, &args.names) {
+        let known: Vec<&str> = model.certificates.iter().map(|c| c.name.as_str()).collect();
+        eprintln!("phoenix: not in the certificate manifest: {} (known: {})", names.join(", "), known.join(", "));
+        return Status::CouldNotRun;
+    }
+    let issuer = match issuer(&args, &model) {
+        Ok(issuer) => issuer,
+        Err(status) => return status,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("phoenix: cannot start the async runtime: {error}");
+            return Status::CouldNotRun;
+        }
+    };
+    let target = target(GuestsArg { guests_root: args.guests.guests_root.clone() });
+    let mut request = RenewRequest {
+        store_dir: store_text(&args.store.certs),
+        names: args.names.clone(),
+        force: args.force,
+        now: 0,
+        skip_post_actions: args.skip_post_actions,
+    };
+    loop {
+        request.now = match parse_now(args.now.as_deref()) {
+            Ok(now) => now,
+            Err(status) => return status,
+        };
+        let report = runtime.block_on(certs::renew(&model, &request, &issuer, &target)).expect("names were checked");
+        let text = match args.format {
+            Format::Json => format!("{}\n", serde_json::to_string(&report).expect("report serializes")),
+            Format::Human => certs::to_human(&report),
+        };
+        let printed = print(&text);
+        if !args.watch {
+            return match printed {
+                Status::Ok if report.failed() => Status::Failed,
+                status => status,
+            };
+        }
+        // --force applies to the first pass only; after that, renew when due.
+        request.force = false;
+        let wake = certs::next_wake(&report, request.now, 300, 3600);
+        std::thread::sleep(std::time::Duration::from_secs(wake.saturating_sub(request.now)));
+    }
+}
+
+fn trust(dir: &Path, store: &Path, root: &Path, trust_file: &str, update: bool, guests: GuestsArg, format: Format) -> Status {
+    let model = match valid_model(dir) {
+        Ok(model) => model,
+        Err(status) => return status,
+    };
+    let root_pem = match std::fs::read_to_string(root) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("phoenix: cannot read {}: {error}", root.display());
+            return Status::CouldNotRun;
+        }
+    };
+    match certs::trust(&model, &root_pem, &store_text(store), trust_file, update, &target(guests)) {
+        Ok(report) => print(&match format {
+            Format::Json => format!("{}\n", serde_json::to_string(&report).expect("report serializes")),
+            Format::Human => {
+                let places: Vec<String> = report.installed.iter().map(|p| p.to_string()).collect();
+                format!("trusted {}: {}; ran {} trust-store update(s)\n", report.subject, places.join(", "), report.actions.len())
+            }
+        }),
+        Err(error) => {
+            let state = if error.restored { "previous files in place" } else { "PREVIOUS FILES NOT ALL RESTORED" };
+            eprintln!("phoenix: {} [{state}]", error.message);
+            Status::Failed
+        }
+    }
+}
+
+fn install_timer(dir: &Path, store: &Path, unit_dir: &str, enable: bool) -> Status {
+    if let Err(status) = valid_model(dir) {
+        return status;
+    }
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).to_string_lossy().into_owned();
+    let phoenix = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/usr/local/bin/phoenix".into());
+    let files = timer::units(unit_dir, &phoenix, &absolute(dir), &absolute(store));
+    let actions: Vec<renewal::PostAction> = if enable {
+        ["systemctl daemon-reload", &format!("systemctl enable --now {}", timer::TIMER)]
+            .iter()
+            .map(|command| renewal::PostAction::Shell { command: command.to_string() })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match certs::apply_change(&target(GuestsArg { guests_root: None }), &files, &actions) {
+        Ok(()) => {
+            let places: Vec<String> = files.iter().map(|f| f.place.to_string()).collect();
+            let next = if enable {
+                "enabled".to_string()
+            } else {
+                format!("enable with: systemctl daemon-reload && systemctl enable --now {}", timer::TIMER)
+            };
+            print(&format!("wrote {}; {next}\n", places.join(", ")))
+        }
+        Err(error) => {
+            eprintln!("phoenix: {}", error.message);
+            Status::Failed
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The renewal plan on the bundled example: what is ordered, where the files go with which
+//! owner and mode, which actions follow, and where the CA root is installed.
+
+use phoenix_core::certificates::renewal::*;
+use phoenix_model::model::{GuestKind, Model, San};
+
+fn example() -> Model {
+    let source = phoenix_testkit::example_source();
+    phoenix_model::check(&phoenix_testkit::example_config(), &source).model.expect("example loads")
+}
+
+fn cert<'m>(model: &'m Model, name: &str) -> &'m phoenix_model::model::Certificate {
+    model.certificates.iter().find(|c| c.name == name).unwrap()
+}
+
+#[test]
+fn orders_name_the_common_name_first_without_repeats() {
+    let model = example();
+    let order = order_for(cert(&model, "portainer"));
+    assert_eq!(order.identifiers, ["portainer.internal.thinkheads.ai", "portainer.phoenix.thinkheads.ai", "10.0.0.111"]);
+    assert_eq!(order.sans()[2], San::Ip("10.0.0.111".parse().unwrap()));
+}
+
+const CHAIN: &str =
+    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n";
+
+#[test]
+fn the_store_keeps_the_chain_and_the_guest_gets_what_the_manifest_asks() {
+    let model = example();
+    let gateway = files_for(cert(&model, "gateway"), "/var/lib/phoenix/certs/", CHAIN, "KEY");
+    let places: Vec<String> = gateway.iter().map(|f| f.place.to_string()).collect();
+    assert_eq!(
+        places,
+        [
+            "/var/lib/phoenix/certs/gateway.crt",
+            "/var/lib/phoenix/certs/gateway.key",
+            "Lxc 101:/etc/nginx/ssl/gateway.crt",
+            "Lxc 101:/etc/nginx/ssl/gateway.key"
+        ]
+    );
+    assert_eq!(gateway.iter().map(|f| f.mode).collect::<Vec<_>>(), [0o644, 0o600, 0o644, 0o640]);
+    assert_eq!(gateway[2].owner.as_deref(), Some("root:www-data"));
+    assert_eq!(gateway[2].content, CHAIN.as_bytes(), "include_ca: the chain");
+    let client = files_for(cert(&model, "traefik-client"), "/s", CHAIN, "KEY");
+    assert_eq!(String::from_utf8(client[2].content.clone()).unwrap(), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    assert_eq!(client[0].content, CHAIN.as_bytes(), "the store always keeps the chain");
+}
+
+#[test]
+fn the_structured_reload_replaces_the_shell_string_and_traefik_files_are_touched() {
+    let model = example();
+    assert_eq!(
+        post_actions(&model, cert(&model, "gateway")),
+        [PostAction::Reload { guest: 101, guest_kind: GuestKind::Lxc, service: "nginx".into() }]
+    );
+    assert_eq!(
+        post_actions(&model, cert(&model, "traefik")),
+        [
+            PostAction::Touch { place: Place { guest: Some((102, GuestKind::Lxc)), path: "/etc/traefik/dynamic/phoenix.yml".into() } },
+            PostAction::Reload { guest: 102, guest_kind: GuestKind::Lxc, service: "traefik".into() },
+        ]
+    );
+    assert_eq!(
+        post_actions(&model, cert(&model, "portainer")),
+        [PostAction::Shell { command: "qm guest exec 1001 -- docker restart portainer_server".into() }]
+    );
+    assert_eq!(post_actions(&model, cert(&model, "portainer-agent")), []);
+}
+
+#[test]
+fn the_root_goes_to_the_store_the_host_and_the_edge_guests() {
+    let model = example();
+    let (files, actions) = trust_plan(&model, "ROOT", "/var/lib/phoenix/certs", "/usr/local/share/ca-certificates/phoenix-root-ca.crt");
+    let places: Vec<String> = files.iter().map(|f| f.place.to_string()).collect();
+    assert_eq!(
+        places,
+        [
+            "/var/lib/phoenix/certs/root_ca.crt",
+            "/usr/local/share/ca-certificates/phoenix-root-ca.crt",
+            "Lxc 101:/usr/local/share/ca-certificates/phoenix-root-ca.crt",
+            "Lxc 102:/usr/local/share/ca-certificates/phoenix-root-ca.crt",
+        ]
+    );
+    assert_eq!(actions.len(), 3);
+    assert!(check_root("not pem").is_err());
+}

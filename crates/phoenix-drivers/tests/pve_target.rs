@@ -1,0 +1,89 @@
+//! The commands the Proxmox target runs for guests, checked without a Proxmox node: a recording
+//! runner answers like `pct exec` (the command's own exit status) and `qm guest exec` (the
+//! guest agent's JSON with exitcode, out-data and err-data, as `qm guest exec` prints it).
+
+use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
+use phoenix_drivers::host::{CommandOutput, CommandRunner, GuestAccess, HostTarget};
+use phoenix_exec::{DriverError, Target};
+use phoenix_model::model::GuestKind;
+use std::cell::RefCell;
+
+struct Recorder {
+    calls: RefCell<Vec<(Vec<String>, Option<Vec<u8>>)>>,
+    answer: CommandOutput,
+}
+
+impl CommandRunner for Recorder {
+    fn run(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<CommandOutput, DriverError> {
+        self.calls.borrow_mut().push((argv.to_vec(), stdin.map(<[u8]>::to_vec)));
+        Ok(self.answer.clone())
+    }
+}
+
+fn target(code: i32, stdout: &str) -> HostTarget<Recorder> {
+    let answer = CommandOutput { code: Some(code), stdout: stdout.as_bytes().to_vec(), stderr: Vec::new() };
+    HostTarget { guests: GuestAccess::Pve, runner: Recorder { calls: RefCell::new(Vec::new()), answer } }
+}
+
+fn in_guest(id: u32, kind: GuestKind, path: &str) -> Place {
+    Place { guest: Some((id, kind)), path: path.into() }
+}
+
+#[test]
+fn container_writes_go_through_a_staged_file_renamed_in_place() {
+    let pve = target(0, "");
+    let file = FileWrite {
+        place: in_guest(101, GuestKind::Lxc, "/etc/nginx/ssl/web.key"),
+        content: b"KEY".to_vec(),
+        owner: Some("root:www-data".into()),
+        mode: 0o640,
+    };
+    pve.write(&file).unwrap();
+    let calls = pve.runner.calls.borrow();
+    let (argv, stdin) = &calls[0];
+    assert_eq!(&argv[..6], ["pct", "exec", "101", "--", "sh", "-c"]);
+    let script = &argv[6];
+    assert!(script.contains("umask 077") && script.contains(r#"mv -f -- "$2" "$1""#), "{script}");
+    assert!(script.find("chown").unwrap() < script.find("mv -f").unwrap(), "owned before it is in place");
+    assert_eq!(&argv[7..], ["sh", "/etc/nginx/ssl/web.key", "/etc/nginx/ssl/web.key.phoenix-new", "root:www-data", "640"]);
+    assert_eq!(stdin.as_deref(), Some(&b"KEY"[..]));
+}
+
+#[test]
+fn absent_files_read_as_none_and_failures_are_errors() {
+    assert_eq!(target(3, "").read(&in_guest(101, GuestKind::Lxc, "/x")).unwrap(), None);
+    assert_eq!(target(0, "text").read(&in_guest(101, GuestKind::Lxc, "/x")).unwrap(), Some(b"text".to_vec()));
+    let error = target(255, "").read(&in_guest(101, GuestKind::Lxc, "/x")).unwrap_err();
+    assert!(error.message.contains("exit status 255"), "{error}");
+}
+
+#[test]
+fn vm_commands_use_the_guest_agent_and_its_exit_code() {
+    let ok = target(0, r#"{"exitcode":0,"exited":1,"out-data":"PEM"}"#);
+    assert_eq!(
+        ok.read(&in_guest(1001, GuestKind::Vm, "/persistent-storage/portainer/certs/portainer.crt")).unwrap(),
+        Some(b"PEM".to_vec())
+    );
+    assert_eq!(&ok.runner.calls.borrow()[0].0[..6], ["qm", "guest", "exec", "1001", "--", "sh"]);
+
+    let refused = target(0, r#"{"exitcode":1,"exited":1,"err-data":"mv: cannot move: Permission denied\n"}"#);
+    let file = FileWrite { place: in_guest(1001, GuestKind::Vm, "/etc/x.crt"), content: b"C".to_vec(), owner: None, mode: 0o644 };
+    let error = refused.write(&file).unwrap_err();
+    assert!(error.message.contains("Permission denied"), "{error}");
+    let calls = refused.runner.calls.borrow();
+    assert_eq!(&calls[0].0[..6], ["qm", "guest", "exec", "1001", "--pass-stdin", "1"], "the content goes through stdin");
+    assert!(calls[0].0.contains(&"root:root".to_string()), "no owner given: root");
+}
+
+#[test]
+fn reloads_and_trust_updates_run_in_the_guest() {
+    let pve = target(0, "");
+    pve.run(&PostAction::Reload { guest: 102, guest_kind: GuestKind::Lxc, service: "traefik".into() }).unwrap();
+    pve.run(&PostAction::UpdateTrust { guest: Some((101, GuestKind::Lxc)) }).unwrap();
+    let calls = pve.runner.calls.borrow();
+    assert_eq!(calls[0].0, ["pct", "exec", "102", "--", "sh", "-c", r#"systemctl reload -- "$1""#, "sh", "traefik"]);
+    assert_eq!(calls[1].0, ["pct", "exec", "101", "--", "sh", "-c", "update-ca-certificates", "sh"]);
+    let failing = target(1, "");
+    let error = failing.run(&PostAction::Shell { command: "pct exec 101 -- systemctl reload nginx".into() }).unwrap_err();
+    assert!(error.message.contains("exit status 1"), "{error}");
+}
