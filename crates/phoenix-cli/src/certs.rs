@@ -43,6 +43,12 @@ pub enum CertsCommand {
         /// The time to judge at (RFC 3339); default now.
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
+        /// Judge the files installed in the guests (cert_path, key_path), read with pct/qm or
+        /// from --guests-root, instead of the store's copies.
+        #[arg(long)]
+        installed: bool,
+        #[command(flatten)]
+        guests: GuestsArg,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -130,7 +136,9 @@ pub struct RenewArgs {
 
 pub fn run(command: CertsCommand) -> Status {
     match command {
-        CertsCommand::Status { config, store, now, format } => status(&config.config, &store.certs, now.as_deref(), format),
+        CertsCommand::Status { config, store, now, installed, guests, format } => {
+            status(&config.config, &store.certs, now.as_deref(), installed.then_some(guests), format)
+        }
         CertsCommand::Renew(args) => renew(args),
         CertsCommand::Trust { config, store, root, trust_file, no_update, guests, format } => {
             trust(&config.config, &store.certs, &root, &trust_file, !no_update, guests, format)
@@ -162,7 +170,8 @@ fn store_text(store: &Path) -> String {
     store.to_string_lossy().into_owned()
 }
 
-fn status(dir: &Path, store: &Path, now: Option<&str>, format: Format) -> Status {
+/// `installed`: read the guests' files (reached as `GuestsArg` says) instead of the store's.
+fn status(dir: &Path, store: &Path, now: Option<&str>, installed: Option<GuestsArg>, format: Format) -> Status {
     let (model, now) = match (loaded(dir), parse_now(now)) {
         (Ok(checked), Ok(now)) => (checked.model.expect("loaded() returns a model"), now),
         (Err(status), _) | (_, Err(status)) => return status,
@@ -171,10 +180,16 @@ fn status(dir: &Path, store: &Path, now: Option<&str>, format: Format) -> Status
         eprintln!("phoenix: certificate store {} does not exist (set --certs)", store.display());
         return Status::CouldNotRun;
     }
-    let target = target(GuestsArg { guests_root: None });
+    let from_guests = installed.is_some();
+    let target = target(installed.unwrap_or(GuestsArg { guests_root: None }));
     let mut statuses = Vec::new();
     for cert in &model.certificates {
-        match certs::read_store(cert, &store_text(store), &target) {
+        let files = if from_guests {
+            certs::read_installed(cert, &store_text(store), &target)
+        } else {
+            certs::read_store(cert, &store_text(store), &target)
+        };
+        match files {
             Ok(files) => statuses.push(phoenix_core::certificates::status(cert, &files, now)),
             Err(message) => {
                 eprintln!("phoenix: {message}");

@@ -109,6 +109,18 @@ async fn trust_then_renew_then_status_then_timer() {
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
     assert!(text(&after).contains("web: ok"));
 
+    // What the guest really has: the chain and key installed in guest 101.
+    let installed = phoenix(&["certs", "status", "--config", config, "--certs", store, "--installed", "--guests-root", guests]);
+    assert_eq!(installed.status.code(), Some(0), "{}", text(&installed));
+    std::fs::write(
+        Path::new(guests).join("101/etc/nginx/ssl/web.key"),
+        phoenix_testkit::pki::TestCa::new("y").issue(&["z.test"], phoenix_testkit::pki::Usage::Server).key_pem,
+    )
+    .unwrap();
+    let tampered = phoenix(&["certs", "status", "--config", config, "--certs", store, "--installed", "--guests-root", guests]);
+    assert_eq!(tampered.status.code(), Some(1));
+    assert!(text(&tampered).contains("web: needs renewal: key-mismatch"), "{}", text(&tampered));
+
     let again = phoenix(&[&["certs", "renew", "--config", config, "--certs", store], &acme[..]].concat());
     assert_eq!(again.status.code(), Some(0));
     assert!(text(&again).contains("web: up to date, renewal due"), "{}", text(&again));

@@ -8,8 +8,11 @@ use phoenix_exec::{DriverError, Target};
 use phoenix_model::model::GuestKind;
 use std::cell::RefCell;
 
+/// A command line and the standard input it was given.
+type Call = (Vec<String>, Option<Vec<u8>>);
+
 struct Recorder {
-    calls: RefCell<Vec<(Vec<String>, Option<Vec<u8>>)>>,
+    calls: RefCell<Vec<Call>>,
     answer: CommandOutput,
 }
 

@@ -106,10 +106,10 @@ fn failed(stage: Stage, message: impl Into<String>) -> Outcome {
     Outcome::Failed { stage, message: message.into(), restored: true }
 }
 
-/// The store's files for `cert`, as [`status`](phoenix_core::certificates::status) reads them.
-pub fn read_store(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
+/// Reads `places` into a [`CertStore`] keyed by the given file names; absent files are left out.
+fn read_files(places: Vec<(String, Place)>, target: &impl Target) -> Result<CertStore, String> {
     let mut store = CertStore::default();
-    for (file, place) in renewal::store_places(cert, store_dir) {
+    for (file, place) in places {
         match target.read(&place) {
             Ok(Some(bytes)) => {
                 store.files.insert(file, String::from_utf8_lossy(&bytes).into_owned());
@@ -119,6 +119,25 @@ pub fn read_store(cert: &Certificate, store_dir: &str, target: &impl Target) -> 
         }
     }
     Ok(store)
+}
+
+/// The store's files for `cert`, as [`status`](phoenix_core::certificates::status) reads them.
+pub fn read_store(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
+    read_files(renewal::store_places(cert, store_dir), target)
+}
+
+/// The files installed in the guest for `cert` (`cert_path`, `key_path`), named as the store
+/// names them, with the store's root, so [`status`](phoenix_core::certificates::status) judges
+/// what the service really uses. An entry without paths reads as missing.
+pub fn read_installed(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
+    let guest = cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(phoenix_model::model::GuestKind::Lxc)));
+    let mut places: Vec<(String, Place)> =
+        [(renewal::store_cert_file(&cert.name), &cert.cert_path), (renewal::store_key_file(&cert.name), &cert.key_path)]
+            .into_iter()
+            .filter_map(|(file, path)| Some((file, Place { guest, path: path.clone()? })))
+            .collect();
+    places.extend(renewal::store_places(cert, store_dir).into_iter().filter(|(file, _)| file == ROOT_FILE));
+    read_files(places, target)
 }
 
 async fn renew_one(model: &Model, cert: &Certificate, request: &RenewRequest, issuer: &impl Issuer, target: &impl Target) -> Outcome {
