@@ -4,5 +4,6 @@
 
 pub mod analyze;
 pub mod certificates;
+pub mod plan;
 pub mod edge;
 pub mod render;

@@ -13,8 +13,12 @@ use yamlpatch::{Op, Patch};
 
 pub const VALIDATE: &str = "docker-compose -f {file} config -q";
 
+/// Where stack files are rendered in a guest (Portainer receives their content; phoenix
+/// keeps the rendered copy for `render --diff`).
+pub const STACKS_ROOT: &str = "/opt/phoenix/stacks";
+
 pub fn stack_dir(stack: &str, environment: &str) -> String {
-    format!("/opt/phoenix/stacks/{stack}/{environment}")
+    format!("{STACKS_ROOT}/{stack}/{environment}")
 }
 
 /// Labels phoenix puts on every service of a stack it deploys (how sync knows what it owns).

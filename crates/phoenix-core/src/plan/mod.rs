@@ -1,0 +1,344 @@
+//! `phoenix sync`'s planner: (valid model, rendered files, observed state) in, a plan out. A
+//! plan is a graph of steps, each with the reason it exists, the change it makes (API requests,
+//! a file diff, certificates to renew, a Portainer operation) and the steps it waits for.
+//! Nothing that is already as described becomes a step, so a plan made right after a
+//! successful sync is empty. Pure: the observation is data, secrets are resolved by a function
+//! the caller passes in.
+
+pub mod files;
+pub mod portainer;
+pub mod pve;
+
+use crate::render::pve_firewall::format::FwFile;
+use crate::render::{Rendered, RenderedFile};
+use phoenix_model::model::{GuestId, GuestKind, Model};
+use pve::{ApiRequest, FwScope};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The parts `phoenix sync` can be limited to, in the original's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Domain {
+    Trust,
+    Dns,
+    Firewall,
+    Certs,
+    Gateway,
+    Portainer,
+    Stacks,
+}
+
+impl Domain {
+    pub const ALL: [Domain; 7] = [Domain::Trust, Domain::Dns, Domain::Firewall, Domain::Certs, Domain::Gateway, Domain::Portainer, Domain::Stacks];
+}
+
+/// What the drivers found. Absent parts (`None`) were not observed (the domain was not asked for).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Proxmox VE: the node's guests and every firewall scope.
+    pub pve: Option<PveObserved>,
+    /// Files on the host and in guests, by (target, path); `None` when absent.
+    pub files: BTreeMap<(crate::render::Target, String), Option<String>>,
+    /// Certificates due for renewal, with their reason codes.
+    pub certs_due: BTreeMap<String, Vec<String>>,
+    /// Whether the CA root is where `phoenix certs trust` puts it (None: no root in the store).
+    pub trust_in_place: Option<bool>,
+    pub portainer: Option<portainer::PortainerObserved>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PveObserved {
+    pub node: String,
+    /// Guests that exist on the node, with their kind.
+    pub guests: BTreeMap<GuestId, GuestKind>,
+    pub firewalls: BTreeMap<FwScope, FwFile>,
+    /// Each guest's `net0` as configured.
+    pub nics: BTreeMap<GuestId, String>,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Proxmox VE API requests, in order.
+    Pve { requests: Vec<ApiRequest> },
+    /// Write a rendered file, validate it in place, reload its service; restore it on failure.
+    File { file: RenderedFile },
+    /// Renew these certificates (`phoenix certs renew`).
+    Certs { names: Vec<String> },
+    /// Install the store's CA root (`phoenix certs trust`).
+    Trust,
+    Portainer { operation: portainer::Operation },
+    /// Cannot be done: the reason says why (the step fails and its dependents are skipped).
+    Blocked,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub domain: Domain,
+    pub title: String,
+    pub reason: String,
+    /// The change, for people: a unified diff or the requests.
+    pub diff: String,
+    pub action: Action,
+    /// Steps that must succeed first.
+    pub after: Vec<String>,
+    /// Steps that share a key run one at a time (a Proxmox lock: one guest's config, the
+    /// cluster firewall).
+    pub lock: Option<String>,
+    /// Takes a lock on a node: limited per node (`--node-parallel`).
+    pub node: Option<String>,
+    /// How many remote calls the step makes (for the critical path and progress).
+    pub calls: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The longest chain of calls through the graph: the least time the plan can take with
+    /// unlimited parallelism, in calls.
+    pub fn critical_path_calls(&self) -> usize {
+        let mut longest: BTreeMap<&str, usize> = BTreeMap::new();
+        // Steps are emitted after their dependencies, so one pass in order suffices.
+        for step in &self.steps {
+            let before = step.after.iter().filter_map(|a| longest.get(a.as_str())).max().copied().unwrap_or(0);
+            longest.insert(&step.id, before + step.calls.max(1));
+        }
+        longest.values().max().copied().unwrap_or(0)
+    }
+
+    /// The plan for a terminal.
+    pub fn to_text(&self) -> String {
+        if self.steps.is_empty() {
+            return "Nothing to do: the system is as described.\n".to_string();
+        }
+        let mut out = format!("{} step(s):\n", self.steps.len());
+        for step in &self.steps {
+            out.push_str(&format!("\n[{}] {}\n  why: {}\n", step.id, step.title, step.reason));
+            if !step.after.is_empty() {
+                out.push_str(&format!("  after: {}\n", step.after.join(", ")));
+            }
+            for line in step.diff.lines() {
+                out.push_str(&format!("  | {line}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Everything the planner needs.
+pub struct PlanInput<'a> {
+    pub model: &'a Model,
+    pub rendered: &'a Rendered,
+    pub observed: &'a Observed,
+    pub domains: &'a BTreeSet<Domain>,
+    /// The value of a secret (from the environment or a file), for stack environments.
+    pub secret: &'a dyn Fn(&phoenix_model::model::SecretRef) -> Option<String>,
+}
+
+/// The plan: every difference between the described and the observed system, as steps.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let mut steps = Vec::new();
+    let wants = |d: Domain| input.domains.contains(&d);
+    if wants(Domain::Trust) {
+        steps.extend(trust_step(input.observed));
+    }
+    if wants(Domain::Dns) {
+        steps.extend(files::file_steps(input.rendered, input.observed, Domain::Dns, &[]));
+    }
+    if wants(Domain::Firewall) {
+        if let Some(pve) = &input.observed.pve {
+            steps.extend(firewall_steps(input.model, input.rendered, pve));
+        }
+    }
+    if wants(Domain::Certs) && !input.observed.certs_due.is_empty() {
+        let after = present(&steps, &["dns"]);
+        let names: Vec<String> = input.observed.certs_due.keys().cloned().collect();
+        let reasons: Vec<String> = input.observed.certs_due.iter().map(|(n, r)| format!("{n}: {}", r.join(", "))).collect();
+        steps.push(Step {
+            id: "certs".into(),
+            domain: Domain::Certs,
+            title: format!("renew {} certificate(s)", names.len()),
+            reason: reasons.join("; "),
+            diff: names.iter().map(|n| format!("renew {n}\n")).collect(),
+            action: Action::Certs { names },
+            after,
+            lock: None,
+            node: None,
+            calls: 1,
+        });
+    }
+    if wants(Domain::Gateway) {
+        let after = present(&steps, &["certs", "trust"]);
+        steps.extend(files::file_steps(input.rendered, input.observed, Domain::Gateway, &after));
+    }
+    if wants(Domain::Portainer) || wants(Domain::Stacks) {
+        if let Some(observed) = &input.observed.portainer {
+            steps.extend(portainer::steps(input.model, input.rendered, observed, wants(Domain::Portainer), wants(Domain::Stacks), input.secret, &steps));
+        }
+    }
+    Plan { schema_version: 1, steps }
+}
+
+/// The ids among `wanted` that are steps of the plan so far.
+fn present(steps: &[Step], wanted: &[&str]) -> Vec<String> {
+    wanted.iter().filter(|w| steps.iter().any(|s| s.id == **w)).map(|w| w.to_string()).collect()
+}
+
+fn trust_step(observed: &Observed) -> Option<Step> {
+    let (id, title) = ("trust".to_string(), "install the CA root on the host and the edge guests".to_string());
+    match observed.trust_in_place {
+        Some(true) => None,
+        Some(false) => Some(Step {
+            id,
+            domain: Domain::Trust,
+            title,
+            reason: "the store's root_ca.crt is missing from a trust store".into(),
+            diff: String::new(),
+            action: Action::Trust,
+            after: Vec::new(),
+            lock: None,
+            node: None,
+            calls: 1,
+        }),
+        None => Some(Step {
+            id,
+            domain: Domain::Trust,
+            title,
+            reason: "there is no CA root in the certificate store: run `phoenix certs trust --root FILE` first".into(),
+            diff: String::new(),
+            action: Action::Blocked,
+            after: Vec::new(),
+            lock: None,
+            node: None,
+            calls: 0,
+        }),
+    }
+}
+
+fn rendered_fw(rendered: &Rendered, path: &str) -> FwFile {
+    rendered
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .and_then(|f| crate::render::pve_firewall::format::parse(&f.content).ok())
+        .unwrap_or_default()
+}
+
+fn requests_step(id: String, title: String, reason: &str, requests: Vec<ApiRequest>, after: Vec<String>, lock: Option<String>) -> Option<Step> {
+    if requests.is_empty() {
+        return None;
+    }
+    let diff = requests.iter().map(|r| format!("{r}\n")).collect();
+    let calls = requests.len();
+    Some(Step {
+        id,
+        domain: Domain::Firewall,
+        title,
+        reason: reason.to_string(),
+        diff,
+        action: Action::Pve { requests },
+        after,
+        lock,
+        node: None,
+        calls,
+    })
+}
+
+/// Firewall scopes (cluster, host, each guest) and NIC flags. Per scope: references first,
+/// then rules and the references no longer used, then options; the cluster's options (which
+/// can switch the whole firewall on) wait for every scope's rules; a NIC's firewall flag
+/// waits for its guest's rules and options.
+fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<Step> {
+    let node = pve.node.as_str();
+    let mut scopes = vec![(FwScope::Cluster, "/etc/pve/firewall/cluster.fw".to_string()), (FwScope::Host, format!("/etc/pve/nodes/{}/host.fw", model.host.node_name))];
+    let mut steps = Vec::new();
+    let mut missing = Vec::new();
+    for guest in model.guests.values() {
+        if pve.guests.get(&guest.id) == Some(&guest.kind) {
+            scopes.push((FwScope::Guest(guest.id, guest.kind), format!("/etc/pve/firewall/{}.fw", guest.id)));
+        } else {
+            missing.push(guest.id);
+        }
+    }
+    let mut rule_steps = Vec::new();
+    let empty = FwFile::default();
+    for (scope, path) in &scopes {
+        let desired = rendered_fw(rendered, path);
+        let observed = pve.firewalls.get(scope).unwrap_or(&empty);
+        let label = scope.label();
+        let key = format!("firewall:{}", label.replace(' ', ":"));
+        let lock = Some(match scope {
+            FwScope::Guest(id, _) => format!("guest:{id}"),
+            _ => "cluster-firewall".to_string(),
+        });
+        let mut after = Vec::new();
+        if !matches!(scope, FwScope::Cluster) && steps.iter().any(|s: &Step| s.id == "firewall:cluster:refs") {
+            after.push("firewall:cluster:refs".to_string());
+        }
+        let refs = pve::reference_requests(*scope, node, &desired, observed);
+        if let Some(step) = requests_step(format!("{key}:refs"), format!("firewall {label}: aliases, ipsets, groups"), "references differ from the rendered firewall", refs, after.clone(), lock.clone()) {
+            after.push(step.id.clone());
+            steps.push(step);
+        }
+        let mut rules = pve::rules_requests(&format!("{}/rules", scope.base(node)), &desired.rules, &observed.rules);
+        rules.extend(pve::cleanup_requests(*scope, node, &desired, observed));
+        if let Some(step) = requests_step(format!("{key}:rules"), format!("firewall {label}: rules"), "rules differ from the rendered firewall", rules, after.clone(), lock.clone()) {
+            after.push(step.id.clone());
+            rule_steps.push(step.id.clone());
+            steps.push(step);
+        }
+        let options = pve::options_request(&scope.base(node), &desired.options, &observed.options).into_iter().collect();
+        let option_after = if matches!(scope, FwScope::Cluster) { Vec::new() } else { after.clone() };
+        if let Some(step) = requests_step(format!("{key}:options"), format!("firewall {label}: options"), "options differ from the rendered firewall", options, option_after, lock.clone()) {
+            steps.push(step);
+        }
+        if let FwScope::Guest(id, kind) = scope {
+            let wanted = rendered.settings.iter().find(|s| s.guest == *id && s.key == "net0").map(|s| s.value.clone());
+            let current = pve.nics.get(id);
+            if let Some(net0) = wanted.filter(|w| current.map(|c| pve::nic_parts(c)) != Some(pve::nic_parts(w))) {
+                let mut nic_after = after.clone();
+                nic_after.extend(steps.iter().filter(|s| s.id == format!("{key}:options")).map(|s| s.id.clone()));
+                let request = pve::nic_request(node, *id, *kind, &net0);
+                if let Some(mut step) = requests_step(format!("nic:{id}"), format!("guest {id}: net0 (firewall flag)"), "the NIC differs from the rendered one", vec![request], nic_after, lock) {
+                    step.node = Some(node.to_string());
+                    step.diff = format!("- net0: {}\n+ net0: {net0}\n", current.map(String::as_str).unwrap_or("(none)"));
+                    steps.push(step);
+                }
+            }
+        }
+    }
+    // The cluster options (enable, policies) go last: switching the firewall on before the
+    // rules are in place would cut guests off.
+    if let Some(options) = steps.iter_mut().find(|s| s.id == "firewall:cluster:options") {
+        options.after = rule_steps;
+    }
+    for id in missing {
+        steps.push(Step {
+            id: format!("guest:{id}"),
+            domain: Domain::Firewall,
+            title: format!("guest {id} does not exist on node {node}"),
+            reason: "phoenix sync does not create guests; create it (or fix its id and type) first".into(),
+            diff: String::new(),
+            action: Action::Blocked,
+            after: Vec::new(),
+            lock: None,
+            node: None,
+            calls: 0,
+        });
+    }
+    // Dependencies first, for display and for the one-pass critical path.
+    let order = |s: &Step| if s.id == "firewall:cluster:options" { 1 } else { 0 };
+    steps.sort_by_key(order);
+    steps
+}
