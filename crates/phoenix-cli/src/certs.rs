@@ -23,7 +23,7 @@ pub struct StoreArg {
 
 #[derive(Args)]
 pub struct GuestsArg {
-    /// Treat each guest as the folder DIR/<vmid> instead of reaching it with pct/qm (a
+    /// Treat each guest as the folder DIR/guest-<vmid> (the layout of render --out) instead of reaching it with pct/qm (a
     /// rehearsal away from Proxmox; reloads and trust-store updates in guests cannot run then).
     #[arg(long, value_name = "DIR")]
     guests_root: Option<PathBuf>,
@@ -152,7 +152,7 @@ fn target(guests: GuestsArg) -> HostTarget<SystemRunner> {
         Some(root) => GuestAccess::Folders(root),
         None => GuestAccess::Pve,
     };
-    HostTarget { guests, runner: SystemRunner }
+    HostTarget::new(guests, SystemRunner)
 }
 
 /// The model of a configuration without errors (renewing from a broken one is refused).

@@ -74,7 +74,10 @@ async fn trust_then_renew_then_status_then_timer() {
     assert!(trust_file.is_file() && Path::new(store).join("root_ca.crt").is_file());
     // The gateway (101) and Traefik (102) verify upstreams against this root.
     for guest in ["101", "102"] {
-        assert!(Path::new(guests).join(guest).join("usr/local/share/ca-certificates/phoenix-root-ca.crt").is_file(), "guest {guest}");
+        assert!(
+            Path::new(guests).join(format!("guest-{guest}")).join("usr/local/share/ca-certificates/phoenix-root-ca.crt").is_file(),
+            "guest {guest}"
+        );
     }
 
     // Before renewal, status says missing (exit 1).
@@ -102,7 +105,7 @@ async fn trust_then_renew_then_status_then_timer() {
     let report: serde_json::Value = serde_json::from_slice(&renewed.stdout).unwrap();
     assert_eq!(report["results"][0]["outcome"], "renewed");
     assert_eq!(report["results"][0]["reasons"], serde_json::json!(["missing"]));
-    assert!(Path::new(guests).join("101/etc/nginx/ssl/web.key").is_file());
+    assert!(Path::new(guests).join("guest-101/etc/nginx/ssl/web.key").is_file());
     assert!(!text(&renewed).contains("PRIVATE KEY"), "the key is never printed");
 
     let after = phoenix(&["certs", "status", "--config", config, "--certs", store]);
@@ -113,7 +116,7 @@ async fn trust_then_renew_then_status_then_timer() {
     let installed = phoenix(&["certs", "status", "--config", config, "--certs", store, "--installed", "--guests-root", guests]);
     assert_eq!(installed.status.code(), Some(0), "{}", text(&installed));
     std::fs::write(
-        Path::new(guests).join("101/etc/nginx/ssl/web.key"),
+        Path::new(guests).join("guest-101/etc/nginx/ssl/web.key"),
         phoenix_testkit::pki::TestCa::new("y").issue(&["z.test"], phoenix_testkit::pki::Usage::Server).key_pem,
     )
     .unwrap();

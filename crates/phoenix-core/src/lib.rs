@@ -4,6 +4,6 @@
 
 pub mod analyze;
 pub mod certificates;
-pub mod plan;
 pub mod edge;
+pub mod plan;
 pub mod render;

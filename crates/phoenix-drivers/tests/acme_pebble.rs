@@ -38,7 +38,7 @@ impl Rig {
     }
 
     fn guest_file(&self, guest: u32, path: &str) -> PathBuf {
-        self.work.join("guests").join(guest.to_string()).join(path.trim_start_matches('/'))
+        self.work.join("guests").join(format!("guest-{guest}")).join(path.trim_start_matches('/'))
     }
 
     fn issuer(&self, http01: SocketAddr) -> AcmeIssuer {
@@ -53,7 +53,7 @@ impl Rig {
     }
 
     fn target(&self) -> HostTarget<SystemRunner> {
-        HostTarget { guests: GuestAccess::Folders(self.work.join("guests")), runner: SystemRunner }
+        HostTarget::new(GuestAccess::Folders(self.work.join("guests")), SystemRunner)
     }
 
     async fn renew(&self, model: &Model, force: bool, now: u64) -> RenewReport {
@@ -218,7 +218,7 @@ async fn tls_alpn_01_and_client_certificates() {
 
 /// The files a renewal may touch, with their contents.
 fn snapshot(rig: &Rig) -> Vec<(PathBuf, String)> {
-    ["store/web.crt", "store/web.key", "guests/101/etc/nginx/ssl/web.crt", "guests/101/etc/nginx/ssl/web.key"]
+    ["store/web.crt", "store/web.key", "guests/guest-101/etc/nginx/ssl/web.crt", "guests/guest-101/etc/nginx/ssl/web.key"]
         .iter()
         .map(|p| (rig.work.join(p), read(&rig.work.join(p))))
         .collect()

@@ -25,7 +25,7 @@ impl CommandRunner for Recorder {
 
 fn target(code: i32, stdout: &str) -> HostTarget<Recorder> {
     let answer = CommandOutput { code: Some(code), stdout: stdout.as_bytes().to_vec(), stderr: Vec::new() };
-    HostTarget { guests: GuestAccess::Pve, runner: Recorder { calls: RefCell::new(Vec::new()), answer } }
+    HostTarget::new(GuestAccess::Pve, Recorder { calls: RefCell::new(Vec::new()), answer })
 }
 
 fn in_guest(id: u32, kind: GuestKind, path: &str) -> Place {

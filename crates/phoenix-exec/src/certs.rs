@@ -193,6 +193,8 @@ pub fn describe(action: &PostAction) -> String {
         PostAction::Touch { place } => format!("touching {place}"),
         PostAction::UpdateTrust { guest: None } => "update-ca-certificates on the host".to_string(),
         PostAction::UpdateTrust { guest: Some((id, _)) } => format!("update-ca-certificates in guest {id}"),
+        PostAction::Command { guest: None, command } => format!("`{command}` on the host"),
+        PostAction::Command { guest: Some((id, _)), command } => format!("`{command}` in guest {id}"),
     }
 }
 

@@ -199,6 +199,8 @@ pub enum PostAction {
     Touch { place: Place },
     /// Rebuild the system trust store (`update-ca-certificates`) on the host or in a guest.
     UpdateTrust { guest: Option<(GuestId, GuestKind)> },
+    /// A rendered file's validate or reload command, run by `sh -c` where the file lives.
+    Command { guest: Option<(GuestId, GuestKind)>, command: String },
 }
 
 /// The actions after installing `cert`: `reload_service` when given (the structured form

@@ -24,7 +24,8 @@ pub fn file_steps(rendered: &Rendered, observed: &Observed, domain: Domain, afte
             continue;
         }
         let old = current.clone().unwrap_or_default();
-        let diff = similar::TextDiff::from_lines(&old, &file.content).unified_diff().context_radius(2).header("deployed", "rendered").to_string();
+        let diff =
+            similar::TextDiff::from_lines(&old, &file.content).unified_diff().context_radius(2).header("deployed", "rendered").to_string();
         let id = match domain {
             Domain::Dns => "dns".to_string(),
             _ => format!("file:{}:{}", file.target, file.path).replace(' ', "-"),

@@ -30,7 +30,8 @@ pub enum Domain {
 }
 
 impl Domain {
-    pub const ALL: [Domain; 7] = [Domain::Trust, Domain::Dns, Domain::Firewall, Domain::Certs, Domain::Gateway, Domain::Portainer, Domain::Stacks];
+    pub const ALL: [Domain; 7] =
+        [Domain::Trust, Domain::Dns, Domain::Firewall, Domain::Certs, Domain::Gateway, Domain::Portainer, Domain::Stacks];
 }
 
 /// What the drivers found. Absent parts (`None`) were not observed (the domain was not asked for).
@@ -62,14 +63,22 @@ pub struct PveObserved {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Action {
     /// Proxmox VE API requests, in order.
-    Pve { requests: Vec<ApiRequest> },
+    Pve {
+        requests: Vec<ApiRequest>,
+    },
     /// Write a rendered file, validate it in place, reload its service; restore it on failure.
-    File { file: RenderedFile },
+    File {
+        file: RenderedFile,
+    },
     /// Renew these certificates (`phoenix certs renew`).
-    Certs { names: Vec<String> },
+    Certs {
+        names: Vec<String>,
+    },
     /// Install the store's CA root (`phoenix certs trust`).
     Trust,
-    Portainer { operation: portainer::Operation },
+    Portainer {
+        operation: portainer::Operation,
+    },
     /// Cannot be done: the reason says why (the step fails and its dependents are skipped).
     Blocked,
 }
@@ -184,7 +193,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
         if let Some(observed) = &input.observed.portainer {
-            steps.extend(portainer::steps(input.model, input.rendered, observed, wants(Domain::Portainer), wants(Domain::Stacks), input.secret, &steps));
+            steps.extend(portainer::steps(
+                input.model,
+                input.rendered,
+                observed,
+                wants(Domain::Portainer),
+                wants(Domain::Stacks),
+                input.secret,
+                &steps,
+            ));
         }
     }
     Plan { schema_version: 1, steps }
@@ -235,7 +252,14 @@ fn rendered_fw(rendered: &Rendered, path: &str) -> FwFile {
         .unwrap_or_default()
 }
 
-fn requests_step(id: String, title: String, reason: &str, requests: Vec<ApiRequest>, after: Vec<String>, lock: Option<String>) -> Option<Step> {
+fn requests_step(
+    id: String,
+    title: String,
+    reason: &str,
+    requests: Vec<ApiRequest>,
+    after: Vec<String>,
+    lock: Option<String>,
+) -> Option<Step> {
     if requests.is_empty() {
         return None;
     }
@@ -261,7 +285,10 @@ fn requests_step(id: String, title: String, reason: &str, requests: Vec<ApiReque
 /// waits for its guest's rules and options.
 fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<Step> {
     let node = pve.node.as_str();
-    let mut scopes = vec![(FwScope::Cluster, "/etc/pve/firewall/cluster.fw".to_string()), (FwScope::Host, format!("/etc/pve/nodes/{}/host.fw", model.host.node_name))];
+    let mut scopes = vec![
+        (FwScope::Cluster, "/etc/pve/firewall/cluster.fw".to_string()),
+        (FwScope::Host, format!("/etc/pve/nodes/{}/host.fw", model.host.node_name)),
+    ];
     let mut steps = Vec::new();
     let mut missing = Vec::new();
     for guest in model.guests.values() {
@@ -287,20 +314,41 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
             after.push("firewall:cluster:refs".to_string());
         }
         let refs = pve::reference_requests(*scope, node, &desired, observed);
-        if let Some(step) = requests_step(format!("{key}:refs"), format!("firewall {label}: aliases, ipsets, groups"), "references differ from the rendered firewall", refs, after.clone(), lock.clone()) {
+        if let Some(step) = requests_step(
+            format!("{key}:refs"),
+            format!("firewall {label}: aliases, ipsets, groups"),
+            "references differ from the rendered firewall",
+            refs,
+            after.clone(),
+            lock.clone(),
+        ) {
             after.push(step.id.clone());
             steps.push(step);
         }
         let mut rules = pve::rules_requests(&format!("{}/rules", scope.base(node)), &desired.rules, &observed.rules);
         rules.extend(pve::cleanup_requests(*scope, node, &desired, observed));
-        if let Some(step) = requests_step(format!("{key}:rules"), format!("firewall {label}: rules"), "rules differ from the rendered firewall", rules, after.clone(), lock.clone()) {
+        if let Some(step) = requests_step(
+            format!("{key}:rules"),
+            format!("firewall {label}: rules"),
+            "rules differ from the rendered firewall",
+            rules,
+            after.clone(),
+            lock.clone(),
+        ) {
             after.push(step.id.clone());
             rule_steps.push(step.id.clone());
             steps.push(step);
         }
         let options = pve::options_request(&scope.base(node), &desired.options, &observed.options).into_iter().collect();
         let option_after = if matches!(scope, FwScope::Cluster) { Vec::new() } else { after.clone() };
-        if let Some(step) = requests_step(format!("{key}:options"), format!("firewall {label}: options"), "options differ from the rendered firewall", options, option_after, lock.clone()) {
+        if let Some(step) = requests_step(
+            format!("{key}:options"),
+            format!("firewall {label}: options"),
+            "options differ from the rendered firewall",
+            options,
+            option_after,
+            lock.clone(),
+        ) {
             steps.push(step);
         }
         if let FwScope::Guest(id, kind) = scope {
@@ -310,7 +358,14 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
                 let mut nic_after = after.clone();
                 nic_after.extend(steps.iter().filter(|s| s.id == format!("{key}:options")).map(|s| s.id.clone()));
                 let request = pve::nic_request(node, *id, *kind, &net0);
-                if let Some(mut step) = requests_step(format!("nic:{id}"), format!("guest {id}: net0 (firewall flag)"), "the NIC differs from the rendered one", vec![request], nic_after, lock) {
+                if let Some(mut step) = requests_step(
+                    format!("nic:{id}"),
+                    format!("guest {id}: net0 (firewall flag)"),
+                    "the NIC differs from the rendered one",
+                    vec![request],
+                    nic_after,
+                    lock,
+                ) {
                     step.node = Some(node.to_string());
                     step.diff = format!("- net0: {}\n+ net0: {net0}\n", current.map(String::as_str).unwrap_or("(none)"));
                     steps.push(step);

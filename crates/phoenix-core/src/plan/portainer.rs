@@ -77,16 +77,41 @@ impl Serialize for EnvVar {
 pub enum Operation {
     /// Create the first administrator and an API key for phoenix on a fresh Portainer.
     Bootstrap,
-    CreateEndpoint { name: String, url: String, creation_type: u8 },
-    UpdateEndpoint { id: u64, name: String, url: String },
-    CreateStack { endpoint: String, name: String, #[serde(skip)] content: String, env: Vec<EnvVar> },
-    UpdateStack { id: u64, endpoint: String, name: String, #[serde(skip)] content: String, env: Vec<EnvVar> },
+    CreateEndpoint {
+        name: String,
+        url: String,
+        creation_type: u8,
+    },
+    UpdateEndpoint {
+        id: u64,
+        name: String,
+        url: String,
+    },
+    CreateStack {
+        endpoint: String,
+        name: String,
+        #[serde(skip)]
+        content: String,
+        env: Vec<EnvVar>,
+    },
+    UpdateStack {
+        id: u64,
+        endpoint: String,
+        name: String,
+        #[serde(skip)]
+        content: String,
+        env: Vec<EnvVar>,
+    },
 }
 
 /// Portainer stack names are lowercase letters, digits, `-` and `_` (they become compose
 /// project names).
 pub fn stack_name(stack: &str, environment: &str) -> String {
-    format!("{stack}-{environment}").to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect()
+    format!("{stack}-{environment}")
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .collect()
 }
 
 fn step(id: String, domain: Domain, title: String, reason: String, diff: String, action: Action, after: Vec<String>) -> Step {
@@ -103,7 +128,9 @@ fn desired_endpoints(model: &Model) -> Vec<(String, String, u8)> {
         .values()
         .filter_map(|guest| match guest.portainer_role {
             PortainerRole::Agent => Some((guest.name.clone(), format!("tcp://{}:{agent_port}", guest.address()?), AGENT)),
-            PortainerRole::Primary if !guest.stacks.is_empty() => Some((guest.name.clone(), "unix:///var/run/docker.sock".to_string(), LOCAL_DOCKER)),
+            PortainerRole::Primary if !guest.stacks.is_empty() => {
+                Some((guest.name.clone(), "unix:///var/run/docker.sock".to_string(), LOCAL_DOCKER))
+            }
             _ => None,
         })
         .collect()
@@ -121,10 +148,19 @@ pub fn steps(
     earlier: &[Step],
 ) -> Vec<Step> {
     let mut out = Vec::new();
-    let firewall: Vec<String> = earlier.iter().filter(|s| s.domain == Domain::Firewall && !matches!(s.action, Action::Blocked)).map(|s| s.id.clone()).collect();
+    let firewall: Vec<String> =
+        earlier.iter().filter(|s| s.domain == Domain::Firewall && !matches!(s.action, Action::Blocked)).map(|s| s.id.clone()).collect();
     let mut base_after = firewall.clone();
     if !observed.initialized {
-        out.push(step("portainer:bootstrap".into(), Domain::Portainer, "bootstrap Portainer".into(), "Portainer has no administrator yet".into(), String::new(), Action::Portainer { operation: Operation::Bootstrap }, firewall));
+        out.push(step(
+            "portainer:bootstrap".into(),
+            Domain::Portainer,
+            "bootstrap Portainer".into(),
+            "Portainer has no administrator yet".into(),
+            String::new(),
+            Action::Portainer { operation: Operation::Bootstrap },
+            firewall,
+        ));
         base_after = vec!["portainer:bootstrap".into()];
     }
     let mut endpoint_steps = std::collections::BTreeMap::new();
@@ -137,8 +173,20 @@ pub fn steps(
         };
         endpoint_steps.insert(name.clone(), id.clone());
         if endpoints {
-            let reason = if matches!(operation, Operation::CreateEndpoint { .. }) { "no such environment in Portainer" } else { "the environment's URL differs" };
-            out.push(step(id, Domain::Portainer, format!("Portainer environment {name}"), reason.into(), format!("+ {name} {url}\n"), Action::Portainer { operation }, base_after.clone()));
+            let reason = if matches!(operation, Operation::CreateEndpoint { .. }) {
+                "no such environment in Portainer"
+            } else {
+                "the environment's URL differs"
+            };
+            out.push(step(
+                id,
+                Domain::Portainer,
+                format!("Portainer environment {name}"),
+                reason.into(),
+                format!("+ {name} {url}\n"),
+                Action::Portainer { operation },
+                base_after.clone(),
+            ));
         }
     }
     if !stacks {
@@ -146,13 +194,16 @@ pub fn steps(
     }
     for guest in model.guests.values() {
         for assignment in &guest.stacks {
-            let (Some(stack), Some(environment)) =
-                (model.stacks.get(&assignment.name.value), model.stacks.get(&assignment.name.value).and_then(|s| s.environments.get(&assignment.environment.value)))
-            else {
+            let (Some(stack), Some(environment)) = (
+                model.stacks.get(&assignment.name.value),
+                model.stacks.get(&assignment.name.value).and_then(|s| s.environments.get(&assignment.environment.value)),
+            ) else {
                 continue;
             };
             let path = format!("{}/docker-compose.yml", stack_dir(&stack.name, &environment.name));
-            let Some(file) = rendered.files.iter().find(|f| f.target == crate::render::Target::Guest(guest.id) && f.path == path) else { continue };
+            let Some(file) = rendered.files.iter().find(|f| f.target == crate::render::Target::Guest(guest.id) && f.path == path) else {
+                continue;
+            };
             let name = stack_name(&stack.name, &environment.name);
             let id = format!("stack:{}:{name}", guest.name);
             let mut after = base_after.clone();
@@ -161,7 +212,9 @@ pub fn steps(
             let mut unresolved = Vec::new();
             for variable in &environment.variables {
                 match &variable.value {
-                    Some(VariableValue::Plain(value)) => env.push(EnvVar { name: variable.name.clone(), value: value.clone(), secret: false }),
+                    Some(VariableValue::Plain(value)) => {
+                        env.push(EnvVar { name: variable.name.clone(), value: value.clone(), secret: false })
+                    }
                     Some(VariableValue::Secret(reference)) => match secret(reference) {
                         Some(value) => env.push(EnvVar { name: variable.name.clone(), value, secret: true }),
                         None => unresolved.push(variable.name.clone()),
@@ -171,7 +224,15 @@ pub fn steps(
             }
             if !unresolved.is_empty() {
                 let reason = format!("secret variable(s) {} have no value here (set them in the environment)", unresolved.join(", "));
-                out.push(step(id, Domain::Stacks, format!("stack {name} on {}", guest.name), reason, String::new(), Action::Blocked, after));
+                out.push(step(
+                    id,
+                    Domain::Stacks,
+                    format!("stack {name} on {}", guest.name),
+                    reason,
+                    String::new(),
+                    Action::Blocked,
+                    after,
+                ));
                 continue;
             }
             let endpoint_id = observed.endpoints.iter().find(|e| e.name == guest.name).map(|e| e.id);
@@ -180,8 +241,18 @@ pub fn steps(
             let operation = match current {
                 None => Operation::CreateStack { endpoint: guest.name.clone(), name: name.clone(), content: file.content.clone(), env },
                 Some(current) if !current.file.contains(&owned) => {
-                    let reason = format!("a stack named {name} exists and phoenix does not own it (its compose file lacks {owned}); phoenix leaves it alone");
-                    out.push(step(id, Domain::Stacks, format!("stack {name} on {}", guest.name), reason, String::new(), Action::Blocked, after));
+                    let reason = format!(
+                        "a stack named {name} exists and phoenix does not own it (its compose file lacks {owned}); phoenix leaves it alone"
+                    );
+                    out.push(step(
+                        id,
+                        Domain::Stacks,
+                        format!("stack {name} on {}", guest.name),
+                        reason,
+                        String::new(),
+                        Action::Blocked,
+                        after,
+                    ));
                     continue;
                 }
                 Some(current) => {
@@ -193,17 +264,35 @@ pub fn steps(
                     if current.file == file.content && observed_env == wanted_env {
                         continue;
                     }
-                    Operation::UpdateStack { id: current.id, endpoint: guest.name.clone(), name: name.clone(), content: file.content.clone(), env }
+                    Operation::UpdateStack {
+                        id: current.id,
+                        endpoint: guest.name.clone(),
+                        name: name.clone(),
+                        content: file.content.clone(),
+                        env,
+                    }
                 }
             };
             let (reason, diff) = match (&operation, current) {
                 (Operation::UpdateStack { .. }, Some(current)) => (
                     "the deployed stack differs".to_string(),
-                    similar::TextDiff::from_lines(&current.file, &file.content).unified_diff().context_radius(2).header("deployed", "rendered").to_string(),
+                    similar::TextDiff::from_lines(&current.file, &file.content)
+                        .unified_diff()
+                        .context_radius(2)
+                        .header("deployed", "rendered")
+                        .to_string(),
                 ),
                 _ => ("the stack is not deployed".to_string(), format!("+ stack {name} on {}\n", guest.name)),
             };
-            out.push(step(id, Domain::Stacks, format!("stack {name} on {}", guest.name), reason, diff, Action::Portainer { operation }, after));
+            out.push(step(
+                id,
+                Domain::Stacks,
+                format!("stack {name} on {}", guest.name),
+                reason,
+                diff,
+                Action::Portainer { operation },
+                after,
+            ));
         }
     }
     out

@@ -88,8 +88,16 @@ fn pair(key: &str, value: impl Into<String>) -> (String, String) {
 }
 
 /// Rule option keys of the `.fw` format and their API names.
-const RULE_FIELDS: &[(&str, &str)] =
-    &[("i", "iface"), ("source", "source"), ("dest", "dest"), ("p", "proto"), ("dport", "dport"), ("sport", "sport"), ("log", "log"), ("icmp-type", "icmp-type")];
+const RULE_FIELDS: &[(&str, &str)] = &[
+    ("i", "iface"),
+    ("source", "source"),
+    ("dest", "dest"),
+    ("p", "proto"),
+    ("dport", "dport"),
+    ("sport", "sport"),
+    ("log", "log"),
+    ("icmp-type", "icmp-type"),
+];
 
 /// The API parameters of a rule (without `pos`).
 pub fn rule_params(rule: &FwRule) -> Vec<(String, String)> {
@@ -176,7 +184,11 @@ pub fn ipset_from_api(summary: &Value, entries: &Value) -> Option<FwIpSet> {
             items
                 .iter()
                 .filter_map(|e| {
-                    Some(FwIpSetEntry { negated: text(e, "nomatch").is_some_and(|n| n == "1"), cidr: text(e, "cidr")?, comment: text(e, "comment") })
+                    Some(FwIpSetEntry {
+                        negated: text(e, "nomatch").is_some_and(|n| n == "1"),
+                        cidr: text(e, "cidr")?,
+                        comment: text(e, "comment"),
+                    })
                 })
                 .collect()
         })
@@ -195,7 +207,8 @@ pub fn rules_requests(path: &str, desired: &[FwRule], observed: &[FwRule]) -> Ve
                 let mut params = rule_params(rule);
                 // Fields the old rule had and the new one lacks must be unset explicitly.
                 let kept: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
-                let cleared: Vec<&str> = rule_params(current).iter().map(|(k, _)| k.as_str()).filter(|k| !kept.contains(k)).map(clear_name).collect();
+                let cleared: Vec<&str> =
+                    rule_params(current).iter().map(|(k, _)| k.as_str()).filter(|k| !kept.contains(k)).map(clear_name).collect();
                 if !cleared.is_empty() {
                     params.push(pair("delete", cleared.join(",")));
                 }
@@ -216,12 +229,16 @@ pub fn rules_requests(path: &str, desired: &[FwRule], observed: &[FwRule]) -> Ve
 
 /// The names `delete=` takes for rule fields (as returned by rule_params, static strings).
 fn clear_name(key: &str) -> &'static str {
-    ["macro", "iface", "source", "dest", "proto", "dport", "sport", "log", "icmp-type", "comment"].into_iter().find(|k| *k == key).unwrap_or("comment")
+    ["macro", "iface", "source", "dest", "proto", "dport", "sport", "log", "icmp-type", "comment"]
+        .into_iter()
+        .find(|k| *k == key)
+        .unwrap_or("comment")
 }
 
 /// The options request, when the options differ: changed values set, surplus keys deleted.
 pub fn options_request(base: &str, desired: &BTreeMap<String, String>, observed: &BTreeMap<String, String>) -> Option<ApiRequest> {
-    let mut params: Vec<(String, String)> = desired.iter().filter(|(k, v)| observed.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut params: Vec<(String, String)> =
+        desired.iter().filter(|(k, v)| observed.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     let surplus: Vec<&str> = observed.keys().filter(|k| !desired.contains_key(*k)).map(String::as_str).collect();
     if !surplus.is_empty() {
         params.push(pair("delete", surplus.join(",")));
@@ -330,7 +347,12 @@ mod tests {
 
     #[test]
     fn rules_round_trip_through_the_api_form() {
-        for line in ["IN HTTPS(ACCEPT) -source 10.0.0.0/24 # web", "|OUT DROP -p tcp -dport 22", "GROUP webservers", "IN ACCEPT -i net0 -p icmp -icmp-type echo-request"] {
+        for line in [
+            "IN HTTPS(ACCEPT) -source 10.0.0.0/24 # web",
+            "|OUT DROP -p tcp -dport 22",
+            "GROUP webservers",
+            "IN ACCEPT -i net0 -p icmp -icmp-type echo-request",
+        ] {
             let rule = parse_rule(line).unwrap();
             let params: serde_json::Map<String, Value> = rule_params(&rule).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             assert_eq!(rule_from_api(&Value::Object(params)), rule, "{line}");
@@ -361,7 +383,11 @@ mod tests {
     #[test]
     fn options_set_what_differs_and_delete_what_is_not_wanted() {
         let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
-        let request = options_request("/cluster/firewall", &map(&[("enable", "1"), ("policy_in", "DROP")]), &map(&[("enable", "0"), ("policy_in", "DROP"), ("ebtables", "0")]));
+        let request = options_request(
+            "/cluster/firewall",
+            &map(&[("enable", "1"), ("policy_in", "DROP")]),
+            &map(&[("enable", "0"), ("policy_in", "DROP"), ("ebtables", "0")]),
+        );
         assert_eq!(request.unwrap().to_string(), "Put /cluster/firewall/options enable=1 delete=ebtables");
         assert!(options_request("/x", &map(&[("enable", "1")]), &map(&[("enable", "1")])).is_none());
     }

@@ -9,4 +9,4 @@ mod target;
 pub use files::*;
 pub use owners::{resolve_owner, Owner};
 pub use runner::{CommandOutput, CommandRunner, SystemRunner};
-pub use target::{GuestAccess, HostTarget};
+pub use target::{guest_folder, GuestAccess, HostTarget};

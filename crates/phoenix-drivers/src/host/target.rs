@@ -16,13 +16,27 @@ use std::path::{Path, PathBuf};
 pub enum GuestAccess {
     /// `pct push`/`pct exec` and `qm guest exec`, run on this Proxmox node.
     Pve,
-    /// Each guest is the folder `<root>/<vmid>` (rehearsals, tests, the lab).
+    /// Each guest is the folder `<root>/guest-<vmid>` (rehearsals, tests), the layout of
+    /// `phoenix render --out`.
     Folders(PathBuf),
 }
 
 pub struct HostTarget<R: CommandRunner> {
     pub guests: GuestAccess,
+    /// When set, host paths live under this folder instead of `/` (a rehearsal).
+    pub host_root: Option<PathBuf>,
     pub runner: R,
+}
+
+impl<R: CommandRunner> HostTarget<R> {
+    pub fn new(guests: GuestAccess, runner: R) -> HostTarget<R> {
+        HostTarget { guests, host_root: None, runner }
+    }
+}
+
+/// A guest's folder in a rehearsal.
+pub fn guest_folder(root: &Path, id: GuestId) -> PathBuf {
+    root.join(format!("guest-{id}"))
 }
 
 fn error(place: &Place, what: impl std::fmt::Display) -> DriverError {
@@ -42,8 +56,11 @@ impl<R: CommandRunner> HostTarget<R> {
     /// The local path of a place, when it is a local file (host paths, and guests as folders).
     fn local_path(&self, place: &Place) -> Option<PathBuf> {
         match (&place.guest, &self.guests) {
-            (None, _) => Some(PathBuf::from(&place.path)),
-            (Some((id, _)), GuestAccess::Folders(root)) => Some(root.join(id.to_string()).join(place.path.trim_start_matches('/'))),
+            (None, _) => Some(match &self.host_root {
+                Some(root) => root.join(place.path.trim_start_matches('/')),
+                None => PathBuf::from(&place.path),
+            }),
+            (Some((id, _)), GuestAccess::Folders(root)) => Some(guest_folder(root, *id).join(place.path.trim_start_matches('/'))),
             (Some(_), GuestAccess::Pve) => None,
         }
     }
@@ -194,6 +211,23 @@ impl<R: CommandRunner> Target for HostTarget<R> {
                     "cannot run update-ca-certificates in guest {id}: guests are folders under {} here",
                     root.display()
                 ))),
+            },
+            PostAction::Command { guest: None, command } => {
+                let output = self.runner.run(&argv(&["sh", "-c", command]), None)?;
+                if output.success() {
+                    Ok(())
+                } else {
+                    Err(DriverError::new(format!("`{command}`: {}", output.summary())))
+                }
+            }
+            PostAction::Command { guest: Some((id, kind)), command } => match &self.guests {
+                GuestAccess::Pve => {
+                    let place = Place { guest: Some((*id, *kind)), path: String::new() };
+                    self.guest_checked(&place, command, &[], None).map(drop)
+                }
+                GuestAccess::Folders(root) => {
+                    Err(DriverError::new(format!("cannot run `{command}` in guest {id}: guests are folders under {} here", root.display())))
+                }
             },
             PostAction::Touch { place } => match self.local_path(place) {
                 Some(path) => touch(&path).map_err(|e| error(place, e)),
