@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod install;
+pub mod sync;
 pub mod traits;
 
 pub use traits::{DriverError, Issued, Issuer, Target};

@@ -3,6 +3,7 @@
 //! helper that loads a mutated copy of a configuration, and synthetic inventories of any size.
 //! Test support may do I/O; nothing here is linked into the `phoenix` binary.
 
+pub mod fake;
 pub mod pebble;
 pub mod pki;
 pub mod synth;

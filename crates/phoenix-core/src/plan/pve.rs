@@ -250,6 +250,11 @@ fn comment_param(comment: &Option<String>) -> Vec<(String, String)> {
     comment.iter().map(|c| pair("comment", c.clone())).collect()
 }
 
+/// A CIDR as one path segment (`10.0.0.0/24` -> `10.0.0.0%2F24`), as the API's `{cidr}` is one.
+fn cidr_segment(cidr: &str) -> String {
+    cidr.replace('/', "%2F")
+}
+
 /// Aliases, ipsets and (cluster) security groups that must exist before rules refer to them.
 pub fn reference_requests(scope: FwScope, node: &str, desired: &FwFile, observed: &FwFile) -> Vec<ApiRequest> {
     let base = scope.base(node);
@@ -279,14 +284,18 @@ pub fn reference_requests(scope: FwScope, node: &str, desired: &FwFile, observed
         let have: &[FwIpSetEntry] = current.map(|c| c.entries.as_slice()).unwrap_or(&[]);
         for entry in set.entries.iter().filter(|e| !have.contains(e)) {
             if have.iter().any(|h| h.cidr == entry.cidr) {
-                requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}/{}", set.name, entry.cidr), Vec::new()));
+                requests.push(ApiRequest::new(
+                    Method::Delete,
+                    format!("{base}/ipset/{}/{}", set.name, cidr_segment(&entry.cidr)),
+                    Vec::new(),
+                ));
             }
             let mut params = vec![pair("cidr", entry.cidr.clone()), pair("nomatch", if entry.negated { "1" } else { "0" })];
             params.extend(comment_param(&entry.comment));
             requests.push(ApiRequest::new(Method::Post, format!("{base}/ipset/{}", set.name), params));
         }
         for entry in have.iter().filter(|h| !set.entries.iter().any(|e| e.cidr == h.cidr)) {
-            requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}/{}", set.name, entry.cidr), Vec::new()));
+            requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}/{}", set.name, cidr_segment(&entry.cidr)), Vec::new()));
         }
     }
     for group in &desired.groups {
@@ -313,7 +322,7 @@ pub fn cleanup_requests(scope: FwScope, node: &str, desired: &FwFile, observed: 
     }
     for set in observed.ipsets.iter().filter(|s| !desired.ipsets.iter().any(|d| d.name == s.name)) {
         for entry in &set.entries {
-            requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}/{}", set.name, entry.cidr), Vec::new()));
+            requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}/{}", set.name, cidr_segment(&entry.cidr)), Vec::new()));
         }
         requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}", set.name), Vec::new()));
     }

@@ -1,0 +1,243 @@
+//! The Portainer API. Requests carry the API key in `X-API-Key`. On a fresh Portainer phoenix
+//! bootstraps once: `POST /api/users/admin/init`, `POST /api/auth` for a JWT, then `POST
+//! /api/users/{id}/tokens` for an API key, which is kept (mode 0600) outside the configuration.
+//! Agent environments are created with multipart form data (`POST /api/endpoints`,
+//! EndpointCreationType 2); standalone stacks with `POST /api/stacks/create/standalone/string
+//! ?endpointId=N` and updated with `PUT /api/stacks/{id}?endpointId=N` (without endpointId
+//! Portainer cannot find the stack's environment: portainer #8584, #9210). Reads and updates
+//! are retried on 5xx and connection failures; creations are not (they are not idempotent).
+
+use crate::http::{self, Backoff, Trust};
+use phoenix_core::plan::portainer::{EndpointObserved, EnvVar, Operation, StackObserved};
+use phoenix_exec::sync::PortainerApi;
+use phoenix_exec::DriverError;
+use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct PortainerSettings {
+    /// e.g. `https://10.0.0.111:9443`.
+    pub url: String,
+    pub trust: Trust,
+    /// The API key, when given (PHOENIX_PORTAINER_API_KEY); otherwise read from `key_file`.
+    pub api_key: Option<String>,
+    /// Where the key phoenix bootstrapped is kept.
+    pub key_file: PathBuf,
+    pub admin_user: String,
+    /// Needed only to bootstrap a fresh Portainer (PHOENIX_PORTAINER_ADMIN_PASSWORD).
+    pub admin_password: Option<String>,
+    pub timeout: Duration,
+    pub backoff: Backoff,
+}
+
+pub struct PortainerClient {
+    http: reqwest::Client,
+    settings: PortainerSettings,
+    key: Mutex<Option<String>>,
+}
+
+fn error(what: &str, message: impl std::fmt::Display) -> DriverError {
+    DriverError::new(format!("{what}: {message}"))
+}
+
+impl PortainerClient {
+    pub fn new(settings: PortainerSettings) -> Result<PortainerClient, DriverError> {
+        let key = settings.api_key.clone().or_else(|| std::fs::read_to_string(&settings.key_file).ok().map(|k| k.trim().to_string()));
+        Ok(PortainerClient { http: http::client(&settings.trust, settings.timeout)?, settings, key: Mutex::new(key) })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.url.trim_end_matches('/'))
+    }
+
+    fn key(&self) -> Result<String, DriverError> {
+        self.key.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| {
+            DriverError::new(format!(
+                "no Portainer API key: set PHOENIX_PORTAINER_API_KEY or let phoenix bootstrap a fresh Portainer (key kept in {})",
+                self.settings.key_file.display()
+            ))
+        })
+    }
+
+    /// Sends the request `make` builds (again on each attempt when `repeatable`) and returns the JSON answer.
+    async fn send(
+        &self,
+        what: &str,
+        repeatable: bool,
+        make: impl Fn() -> Result<RequestBuilder, DriverError>,
+    ) -> Result<Value, DriverError> {
+        let attempts = if repeatable { self.settings.backoff.attempts.max(1) } else { 1 };
+        let mut last = String::new();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(self.settings.backoff.delay(attempt - 1)).await;
+            }
+            let response = match make()?.send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            if status.is_success() {
+                return Ok(serde_json::from_str(&body).unwrap_or(Value::Null));
+            }
+            // Portainer's errors: {"message": "...", "details": "..."}.
+            let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let text =
+                [value.get("message"), value.get("details")].into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(": ");
+            last = format!("{status} {}", if text.is_empty() { body.trim() } else { &text });
+            if !status.is_server_error() {
+                break;
+            }
+        }
+        Err(error(what, last))
+    }
+
+    fn authed(&self, method: Method, path: &str) -> Result<RequestBuilder, DriverError> {
+        Ok(self.http.request(method, self.url(path)).header("X-API-Key", self.key()?))
+    }
+
+    async fn endpoint_id(&self, name: &str) -> Result<u64, DriverError> {
+        self.endpoints()
+            .await?
+            .into_iter()
+            .find(|e| e.name == name)
+            .map(|e| e.id)
+            .ok_or_else(|| DriverError::new(format!("no Portainer environment named {name}")))
+    }
+
+    async fn bootstrap(&self) -> Result<(), DriverError> {
+        let password = self.settings.admin_password.clone().ok_or_else(|| {
+            DriverError::new(
+                "Portainer has no administrator: set PHOENIX_PORTAINER_ADMIN_PASSWORD (12 characters or more) so phoenix can create it",
+            )
+        })?;
+        let user = self.settings.admin_user.clone();
+        let credentials = json!({ "Username": user, "Password": password });
+        let admin = self
+            .send("creating the administrator", false, || Ok(self.http.post(self.url("/api/users/admin/init")).json(&credentials)))
+            .await?;
+        let auth = self.send("logging in", false, || Ok(self.http.post(self.url("/api/auth")).json(&credentials))).await?;
+        let jwt = auth.get("jwt").and_then(Value::as_str).ok_or_else(|| DriverError::new("logging in: no jwt in the answer"))?.to_string();
+        let id = admin.get("Id").and_then(Value::as_u64).unwrap_or(1);
+        let body = json!({ "description": "phoenix", "password": password });
+        let token = self
+            .send("creating an API key", false, || {
+                Ok(self.http.post(self.url(&format!("/api/users/{id}/tokens"))).bearer_auth(&jwt).json(&body))
+            })
+            .await?;
+        let key = token
+            .get("rawAPIKey")
+            .and_then(Value::as_str)
+            .ok_or_else(|| DriverError::new("creating an API key: no rawAPIKey in the answer"))?
+            .to_string();
+        crate::host::write_atomic(&self.settings.key_file, format!("{key}\n").as_bytes(), 0o600)
+            .map_err(|e| DriverError::new(format!("cannot keep the API key in {}: {e}", self.settings.key_file.display())))?;
+        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        Ok(())
+    }
+}
+
+fn env_json(env: &[EnvVar]) -> Value {
+    Value::Array(env.iter().map(|v| json!({ "name": v.name, "value": v.value })).collect())
+}
+
+impl PortainerApi for PortainerClient {
+    async fn initialized(&self) -> Result<bool, DriverError> {
+        // 204: an administrator exists; 404: a fresh instance.
+        let response =
+            self.http.get(self.url("/api/users/admin/check")).send().await.map_err(|e| error("checking for an administrator", e))?;
+        match response.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            other => Err(error("checking for an administrator", other)),
+        }
+    }
+
+    async fn endpoints(&self) -> Result<Vec<EndpointObserved>, DriverError> {
+        let list = self.send("listing environments", true, || self.authed(Method::GET, "/api/endpoints")).await?;
+        Ok(list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some(EndpointObserved {
+                    id: e.get("Id")?.as_u64()?,
+                    name: e.get("Name")?.as_str()?.to_string(),
+                    url: e.get("URL")?.as_str()?.to_string(),
+                })
+            })
+            .collect())
+    }
+
+    async fn stacks(&self) -> Result<Vec<StackObserved>, DriverError> {
+        let list = self.send("listing stacks", true, || self.authed(Method::GET, "/api/stacks")).await?;
+        let mut stacks = Vec::new();
+        for stack in list.as_array().into_iter().flatten() {
+            let (Some(id), Some(name), Some(endpoint_id)) = (
+                stack.get("Id").and_then(Value::as_u64),
+                stack.get("Name").and_then(Value::as_str),
+                stack.get("EndpointId").and_then(Value::as_u64),
+            ) else {
+                continue;
+            };
+            let file = self.send("reading a stack file", true, || self.authed(Method::GET, &format!("/api/stacks/{id}/file"))).await?;
+            let env = stack
+                .get("Env")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| Some((v.get("name")?.as_str()?.to_string(), v.get("value")?.as_str().unwrap_or_default().to_string())))
+                .collect();
+            let file = file.get("StackFileContent").and_then(Value::as_str).unwrap_or_default().to_string();
+            stacks.push(StackObserved { id, name: name.to_string(), endpoint_id, env, file });
+        }
+        Ok(stacks)
+    }
+
+    async fn apply(&self, operation: &Operation) -> Result<(), DriverError> {
+        match operation {
+            Operation::Bootstrap => self.bootstrap().await,
+            Operation::CreateEndpoint { name, url, creation_type } => {
+                let form = || {
+                    let mut form = reqwest::multipart::Form::new()
+                        .text("Name", name.clone())
+                        .text("EndpointCreationType", creation_type.to_string())
+                        .text("URL", url.clone());
+                    if *creation_type == phoenix_core::plan::portainer::AGENT {
+                        // The agent serves a self-signed certificate (Portainer's documented agent setup).
+                        form = form.text("TLS", "true").text("TLSSkipVerify", "true").text("TLSSkipClientVerify", "true");
+                    }
+                    form
+                };
+                self.send("creating an environment", false, || Ok(self.authed(Method::POST, "/api/endpoints")?.multipart(form())))
+                    .await
+                    .map(drop)
+            }
+            Operation::UpdateEndpoint { id, url, .. } => {
+                let body = json!({ "URL": url });
+                self.send("updating an environment", true, || Ok(self.authed(Method::PUT, &format!("/api/endpoints/{id}"))?.json(&body)))
+                    .await
+                    .map(drop)
+            }
+            Operation::CreateStack { endpoint, name, content, env } => {
+                let endpoint_id = self.endpoint_id(endpoint).await?;
+                let body = json!({ "name": name, "stackFileContent": content, "env": env_json(env), "fromAppTemplate": false });
+                let path = format!("/api/stacks/create/standalone/string?endpointId={endpoint_id}");
+                self.send("creating a stack", false, || Ok(self.authed(Method::POST, &path)?.json(&body))).await.map(drop)
+            }
+            Operation::UpdateStack { id, endpoint, content, env, .. } => {
+                let endpoint_id = self.endpoint_id(endpoint).await?;
+                let body = json!({ "stackFileContent": content, "env": env_json(env), "prune": true, "pullImage": true });
+                let path = format!("/api/stacks/{id}?endpointId={endpoint_id}");
+                self.send("updating a stack", true, || Ok(self.authed(Method::PUT, &path)?.json(&body))).await.map(drop)
+            }
+        }
+    }
+}

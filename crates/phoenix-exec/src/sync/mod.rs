@@ -1,0 +1,298 @@
+//! `phoenix sync`: observe, plan (phoenix-core), apply. The applier runs the plan's steps as a
+//! graph: a step starts once every step it waits for has succeeded, independent steps run
+//! concurrently (at most `parallel` at once, steps sharing a lock one at a time, node-locking
+//! steps at most `node_parallel` per node), a failed step skips its dependents and nothing
+//! else, and every start and end is reported as an event.
+
+pub mod observe;
+
+use crate::certs::{self, apply_change, RenewRequest};
+use crate::traits::{DriverError, Issuer, Target};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use phoenix_core::analyze::certs::ROOT_FILE;
+use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
+use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
+use phoenix_core::plan::pve::ApiRequest;
+use phoenix_core::plan::{Action, Plan, Step};
+use phoenix_core::render::RenderedFile;
+use phoenix_model::model::Model;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+/// The Proxmox VE API (phoenix-drivers: HTTPS with an API token, retries, task polling).
+pub trait PveApi {
+    /// Runs one request and returns its `data`; a task's UPID is waited for until it ends.
+    fn call(&self, request: &ApiRequest) -> impl Future<Output = Result<Value, DriverError>>;
+}
+
+/// The Portainer API (phoenix-drivers: X-API-Key, bootstrap on a fresh instance).
+pub trait PortainerApi {
+    /// Whether an administrator exists.
+    fn initialized(&self) -> impl Future<Output = Result<bool, DriverError>>;
+    fn endpoints(&self) -> impl Future<Output = Result<Vec<EndpointObserved>, DriverError>>;
+    /// Stacks with their compose file content.
+    fn stacks(&self) -> impl Future<Output = Result<Vec<StackObserved>, DriverError>>;
+    fn apply(&self, operation: &Operation) -> impl Future<Output = Result<(), DriverError>>;
+}
+
+/// The drivers a sync uses.
+pub struct Drivers<'a, P, Q, T, I> {
+    pub model: &'a Model,
+    pub pve: &'a P,
+    pub portainer: &'a Q,
+    pub target: &'a T,
+    pub issuer: &'a I,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub parallel: usize,
+    pub node_parallel: usize,
+    /// Run validate and reload commands and post-renewal actions (off in a rehearsal where
+    /// guests are folders).
+    pub run_commands: bool,
+    pub store_dir: String,
+    pub host_trust_file: String,
+    pub now: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum StepOutcome {
+    Done {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    Failed {
+        message: String,
+    },
+    Skipped {
+        because: String,
+    },
+}
+
+/// Progress, one per step start and end (JSON Lines with `--format json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Started {
+        id: String,
+        title: String,
+    },
+    Finished {
+        id: String,
+        title: String,
+        #[serde(flatten)]
+        outcome: StepOutcome,
+        millis: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepResult {
+    pub id: String,
+    pub title: String,
+    #[serde(flatten)]
+    pub outcome: StepOutcome,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub done: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub results: Vec<StepResult>,
+}
+
+impl Summary {
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for result in self.results.iter().filter(|r| !matches!(r.outcome, StepOutcome::Done { note: None })) {
+            let line = match &result.outcome {
+                StepOutcome::Done { note } => format!("done     {} ({})", result.title, note.clone().unwrap_or_default()),
+                StepOutcome::Failed { message } => format!("FAILED   {}: {message}", result.title),
+                StepOutcome::Skipped { because } => format!("skipped  {}: {because}", result.title),
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push_str(&format!("{} done, {} failed, {} skipped\n", self.done, self.failed, self.skipped));
+        out
+    }
+}
+
+type StepFuture<'f> = Pin<Box<dyn Future<Output = (usize, StepOutcome, u64)> + 'f>>;
+
+/// Runs `plan`. Never stops at the first failure: independent steps finish.
+pub async fn apply<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
+    plan: &Plan,
+    drivers: &Drivers<'_, P, Q, T, I>,
+    options: &ApplyOptions,
+    events: &mut dyn FnMut(&Event),
+) -> Summary {
+    let index: BTreeMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let mut outcomes: Vec<Option<StepOutcome>> = vec![None; plan.steps.len()];
+    let mut started = vec![false; plan.steps.len()];
+    let mut locks: BTreeSet<String> = BTreeSet::new();
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
+    loop {
+        // Steps whose dependencies failed or were skipped are skipped in turn.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (i, step) in plan.steps.iter().enumerate() {
+                if started[i] {
+                    continue;
+                }
+                let blocked = step.after.iter().find(|a| {
+                    index
+                        .get(a.as_str())
+                        .is_some_and(|j| matches!(outcomes[*j], Some(StepOutcome::Failed { .. } | StepOutcome::Skipped { .. })))
+                });
+                if let Some(dependency) = blocked {
+                    let outcome = StepOutcome::Skipped { because: format!("{dependency} did not succeed") };
+                    events(&Event::Finished { id: step.id.clone(), title: step.title.clone(), outcome: outcome.clone(), millis: 0 });
+                    outcomes[i] = Some(outcome);
+                    started[i] = true;
+                    changed = true;
+                }
+            }
+        }
+        for (i, step) in plan.steps.iter().enumerate() {
+            if started[i] || running.len() >= options.parallel.max(1) {
+                continue;
+            }
+            let ready =
+                step.after.iter().all(|a| index.get(a.as_str()).is_none_or(|j| matches!(outcomes[*j], Some(StepOutcome::Done { .. }))));
+            let lock_free = step.lock.as_ref().is_none_or(|l| !locks.contains(l));
+            let node_free = step.node.as_ref().is_none_or(|n| per_node.get(n).copied().unwrap_or(0) < options.node_parallel.max(1));
+            if !(ready && lock_free && node_free) {
+                continue;
+            }
+            started[i] = true;
+            if let Some(lock) = &step.lock {
+                locks.insert(lock.clone());
+            }
+            if let Some(node) = &step.node {
+                *per_node.entry(node.clone()).or_default() += 1;
+            }
+            events(&Event::Started { id: step.id.clone(), title: step.title.clone() });
+            running.push(Box::pin(async move {
+                let clock = Instant::now();
+                let outcome = run_step(step, drivers, options).await;
+                (i, outcome, clock.elapsed().as_millis() as u64)
+            }));
+        }
+        let Some((i, outcome, millis)) = running.next().await else { break };
+        let step = &plan.steps[i];
+        if let Some(lock) = &step.lock {
+            locks.remove(lock);
+        }
+        if let Some(node) = &step.node {
+            *per_node.entry(node.clone()).or_default() -= 1;
+        }
+        events(&Event::Finished { id: step.id.clone(), title: step.title.clone(), outcome: outcome.clone(), millis });
+        outcomes[i] = Some(outcome);
+    }
+    let results: Vec<StepResult> = plan
+        .steps
+        .iter()
+        .zip(outcomes)
+        .map(|(step, outcome)| StepResult {
+            id: step.id.clone(),
+            title: step.title.clone(),
+            outcome: outcome.unwrap_or(StepOutcome::Skipped { because: "never became ready".into() }),
+        })
+        .collect();
+    let count = |f: fn(&StepOutcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
+    Summary {
+        schema_version: 1,
+        done: count(|o| matches!(o, StepOutcome::Done { .. })),
+        failed: count(|o| matches!(o, StepOutcome::Failed { .. })),
+        skipped: count(|o| matches!(o, StepOutcome::Skipped { .. })),
+        results,
+    }
+}
+
+fn failed(message: impl Into<String>) -> StepOutcome {
+    StepOutcome::Failed { message: message.into() }
+}
+
+async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
+    step: &Step,
+    drivers: &Drivers<'_, P, Q, T, I>,
+    options: &ApplyOptions,
+) -> StepOutcome {
+    match &step.action {
+        Action::Blocked => failed(step.reason.clone()),
+        Action::Pve { requests } => {
+            for (n, request) in requests.iter().enumerate() {
+                if let Err(error) = drivers.pve.call(request).await {
+                    return failed(format!("{request}: {error} ({n} of {} requests done; a rerun continues from there)", requests.len()));
+                }
+            }
+            StepOutcome::Done { note: None }
+        }
+        Action::File { file } => write_file(file, drivers.model, drivers.target, options.run_commands),
+        Action::Certs { names } => {
+            let request = RenewRequest {
+                store_dir: options.store_dir.clone(),
+                names: names.clone(),
+                force: false,
+                now: options.now,
+                skip_post_actions: !options.run_commands,
+            };
+            match certs::renew(drivers.model, &request, drivers.issuer, drivers.target).await {
+                Ok(report) if report.failed() => failed(certs::to_human(&report).trim_end().replace('\n', "; ")),
+                Ok(_) => StepOutcome::Done { note: None },
+                Err(certs::UnknownNames(names)) => failed(format!("unknown certificates {}", names.join(", "))),
+            }
+        }
+        Action::Trust => {
+            let root_place = Place::host(format!("{}/{ROOT_FILE}", options.store_dir.trim_end_matches('/')));
+            let root = match drivers.target.read(&root_place) {
+                Ok(Some(root)) => String::from_utf8_lossy(&root).into_owned(),
+                Ok(None) => return failed(format!("{root_place} is missing")),
+                Err(error) => return failed(error.message),
+            };
+            match certs::trust(drivers.model, &root, &options.store_dir, &options.host_trust_file, options.run_commands, drivers.target) {
+                Ok(_) => StepOutcome::Done { note: (!options.run_commands).then(|| "trust stores not rebuilt (rehearsal)".to_string()) },
+                Err(error) => failed(error.message),
+            }
+        }
+        Action::Portainer { operation } => match drivers.portainer.apply(operation).await {
+            Ok(()) => StepOutcome::Done { note: None },
+            Err(error) => failed(error.message),
+        },
+    }
+}
+
+/// Writes a rendered file, validates it in place and reloads its service; a failure puts the
+/// previous file back.
+fn write_file(file: &RenderedFile, model: &Model, target: &impl Target, run_commands: bool) -> StepOutcome {
+    let place = observe::file_place(model, file.target, &file.path);
+    let write =
+        FileWrite { place: place.clone(), content: file.content.as_bytes().to_vec(), owner: Some(file.owner.clone()), mode: file.mode };
+    let commands: Vec<PostAction> = if run_commands {
+        [&file.validate, &file.reload]
+            .into_iter()
+            .flatten()
+            .map(|command| PostAction::Command { guest: place.guest, command: command.clone() })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match apply_change(target, &[write], &commands) {
+        Ok(()) => StepOutcome::Done {
+            note: (!run_commands && (file.validate.is_some() || file.reload.is_some()))
+                .then(|| "written; validate and reload not run (rehearsal)".to_string()),
+        },
+        Err(error) => failed(error.message),
+    }
+}

@@ -1,0 +1,195 @@
+//! Observing the system before planning: the Proxmox node's guests, firewalls and NICs through
+//! the API, the deployed files through the target, the certificates due, whether the CA root is
+//! in place, and Portainer's environments and stacks. Requests run concurrently (bounded).
+
+use super::{PortainerApi, PveApi};
+use crate::certs;
+use crate::traits::{DriverError, Target};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use phoenix_core::analyze::certs::ROOT_FILE;
+use phoenix_core::certificates::renewal::{self, Due, Place};
+use phoenix_core::plan::files::file_domain;
+use phoenix_core::plan::pve::{self, ApiRequest, FwScope, Method};
+use phoenix_core::plan::{Domain, Observed, PveObserved};
+use phoenix_core::render::pve_firewall::format::{FwFile, FwGroup};
+use phoenix_core::render::{Rendered, Target as FileTarget};
+use phoenix_model::model::{GuestId, GuestKind, Model};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How many observation requests are in flight at once.
+const CONCURRENT_READS: usize = 32;
+
+async fn get(api: &impl PveApi, path: String) -> Result<Value, DriverError> {
+    api.call(&ApiRequest::new(Method::Get, path, Vec::new())).await
+}
+
+fn vmids(list: &Value) -> Vec<GuestId> {
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|g| g.get("vmid").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())))
+                .map(|v| v as GuestId)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One scope's firewall: options and rules everywhere; aliases and ipsets on the cluster and
+/// guests; security groups on the cluster.
+async fn firewall(api: &impl PveApi, scope: FwScope, node: &str) -> Result<FwFile, DriverError> {
+    let base = scope.base(node);
+    let mut file = FwFile {
+        options: pve::options_from_api(&get(api, format!("{base}/options")).await?),
+        rules: pve::rules_from_api(&get(api, format!("{base}/rules")).await?),
+        ..FwFile::default()
+    };
+    if matches!(scope, FwScope::Host) {
+        return Ok(file);
+    }
+    file.aliases = pve::aliases_from_api(&get(api, format!("{base}/aliases")).await?);
+    let sets = get(api, format!("{base}/ipset")).await?;
+    for summary in sets.as_array().into_iter().flatten() {
+        let Some(name) = summary.get("name").and_then(Value::as_str) else { continue };
+        let entries = get(api, format!("{base}/ipset/{name}")).await?;
+        file.ipsets.extend(pve::ipset_from_api(summary, &entries));
+    }
+    if matches!(scope, FwScope::Cluster) {
+        let groups = get(api, "/cluster/firewall/groups".to_string()).await?;
+        for group in groups.as_array().into_iter().flatten() {
+            let Some(name) = group.get("group").and_then(Value::as_str) else { continue };
+            let rules = pve::rules_from_api(&get(api, format!("/cluster/firewall/groups/{name}")).await?);
+            let comment = group.get("comment").and_then(Value::as_str).map(str::to_string);
+            file.groups.push(FwGroup { name: name.to_string(), comment, rules });
+        }
+    }
+    Ok(file)
+}
+
+pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
+    let mut observed = PveObserved { node: node.to_string(), ..PveObserved::default() };
+    for (kind, segment) in [(GuestKind::Lxc, "lxc"), (GuestKind::Vm, "qemu")] {
+        for id in vmids(&get(api, format!("/nodes/{node}/{segment}")).await?) {
+            observed.guests.insert(id, kind);
+        }
+    }
+    let mut scopes = vec![FwScope::Cluster, FwScope::Host];
+    scopes.extend(model.guests.values().filter(|g| observed.guests.get(&g.id) == Some(&g.kind)).map(|g| FwScope::Guest(g.id, g.kind)));
+    let firewalls: Vec<(FwScope, FwFile)> =
+        stream::iter(scopes.into_iter().map(|scope| async move { firewall(api, scope, node).await.map(|f| (scope, f)) }))
+            .buffer_unordered(CONCURRENT_READS)
+            .try_collect()
+            .await?;
+    observed.firewalls = firewalls.into_iter().collect();
+    let guests: Vec<(GuestId, GuestKind)> =
+        observed.guests.iter().filter(|(id, _)| model.guests.contains_key(id)).map(|(id, kind)| (*id, *kind)).collect();
+    let nics: Vec<(GuestId, Option<String>)> = stream::iter(guests.into_iter().map(|(id, kind)| async move {
+        let config = get(api, format!("/nodes/{node}/{}/{id}/config", pve::guest_segment(kind))).await?;
+        Ok::<_, DriverError>((id, config.get("net0").and_then(Value::as_str).map(str::to_string)))
+    }))
+    .buffer_unordered(CONCURRENT_READS)
+    .try_collect()
+    .await?;
+    observed.nics = nics.into_iter().filter_map(|(id, net0)| Some((id, net0?))).collect();
+    Ok(observed)
+}
+
+fn place_of(model: &Model, target: FileTarget, path: &str) -> Place {
+    let guest = match target {
+        FileTarget::Host => None,
+        FileTarget::Guest(id) => Some((id, model.guests.get(&id).map_or(GuestKind::Lxc, |g| g.kind))),
+    };
+    Place { guest, path: path.to_string() }
+}
+
+/// The deployed copies of the files the asked-for domains write.
+pub fn files(
+    model: &Model,
+    rendered: &Rendered,
+    domains: &BTreeSet<Domain>,
+    target: &impl Target,
+) -> Result<BTreeMap<(FileTarget, String), Option<String>>, DriverError> {
+    let mut found = BTreeMap::new();
+    for file in rendered.files.iter().filter(|f| file_domain(f).is_some_and(|d| domains.contains(&d))) {
+        let content = target.read(&place_of(model, file.target, &file.path))?.map(|b| String::from_utf8_lossy(&b).into_owned());
+        found.insert((file.target, file.path.clone()), content);
+    }
+    Ok(found)
+}
+
+/// Where rendered files go, as the target names places.
+pub fn file_place(model: &Model, target: FileTarget, path: &str) -> Place {
+    place_of(model, target, path)
+}
+
+/// Certificates due for renewal (by the store), with their reason codes.
+pub fn certs_due(model: &Model, store_dir: &str, now: u64, target: &impl Target) -> Result<BTreeMap<String, Vec<String>>, DriverError> {
+    let mut due = BTreeMap::new();
+    for cert in &model.certificates {
+        let store = certs::read_store(cert, store_dir, target).map_err(DriverError::new)?;
+        if let Due::Renew { reasons } = renewal::due(cert, &store, now, false) {
+            due.insert(cert.name.clone(), reasons.iter().map(|r| r.code().to_string()).collect());
+        }
+    }
+    Ok(due)
+}
+
+/// Whether the store's CA root is everywhere `phoenix certs trust` puts it; `None` when the
+/// store has no root.
+pub fn trust_in_place(model: &Model, store_dir: &str, host_trust_file: &str, target: &impl Target) -> Result<Option<bool>, DriverError> {
+    let Some(root) = target.read(&Place::host(format!("{}/{ROOT_FILE}", store_dir.trim_end_matches('/'))))? else { return Ok(None) };
+    let root_text = String::from_utf8_lossy(&root).into_owned();
+    let (files, _) = renewal::trust_plan(model, &root_text, store_dir, host_trust_file);
+    for file in files {
+        if target.read(&file.place)?.as_deref() != Some(file.content.as_slice()) {
+            return Ok(Some(false));
+        }
+    }
+    Ok(Some(true))
+}
+
+/// Portainer's environments and stacks (with each stack's compose file).
+pub async fn portainer(api: &impl PortainerApi) -> Result<phoenix_core::plan::portainer::PortainerObserved, DriverError> {
+    if !api.initialized().await? {
+        return Ok(phoenix_core::plan::portainer::PortainerObserved::default());
+    }
+    Ok(phoenix_core::plan::portainer::PortainerObserved {
+        initialized: true,
+        endpoints: api.endpoints().await?,
+        stacks: api.stacks().await?,
+    })
+}
+
+/// Everything the asked-for domains need, in one value for the planner.
+pub struct ObserveInput<'a, P, Q, T> {
+    pub model: &'a Model,
+    pub rendered: &'a Rendered,
+    pub domains: &'a BTreeSet<Domain>,
+    pub pve: &'a P,
+    pub portainer: &'a Q,
+    pub target: &'a T,
+    pub node: &'a str,
+    pub store_dir: &'a str,
+    pub host_trust_file: &'a str,
+    pub now: u64,
+}
+
+pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput<'_, P, Q, T>) -> Result<Observed, DriverError> {
+    let wants = |d: Domain| input.domains.contains(&d);
+    let mut observed = Observed::default();
+    if wants(Domain::Firewall) {
+        observed.pve = Some(pve(input.pve, input.model, input.node).await.map_err(|e| DriverError::new(format!("Proxmox VE: {e}")))?);
+    }
+    observed.files = files(input.model, input.rendered, input.domains, input.target)?;
+    if wants(Domain::Certs) {
+        observed.certs_due = certs_due(input.model, input.store_dir, input.now, input.target)?;
+    }
+    if wants(Domain::Trust) {
+        observed.trust_in_place = trust_in_place(input.model, input.store_dir, input.host_trust_file, input.target)?;
+    }
+    if wants(Domain::Portainer) || wants(Domain::Stacks) {
+        observed.portainer = Some(portainer(input.portainer).await.map_err(|e| DriverError::new(format!("Portainer: {e}")))?);
+    }
+    Ok(observed)
+}

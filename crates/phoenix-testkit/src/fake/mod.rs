@@ -1,0 +1,249 @@
+//! Fakes of the HTTP APIs phoenix drives that cannot run here (Proxmox VE, Portainer): real
+//! HTTPS servers on loopback, with a certificate from a test CA, that keep state, implement the
+//! documented contract and refuse what the real service refuses (each refusal names its
+//! source). Faults can be injected per request (latency, 5xx, Proxmox lock errors, a request
+//! that hangs, a connection reset), and every request is counted.
+
+pub mod portainer;
+pub mod pve;
+
+use crate::pki::{TestCa, Usage};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// What an injected fault does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and message instead of handling the request.
+    Status(u16, String),
+    /// Proxmox's answer when another operation holds a lock (pve-cluster's lock_file).
+    Lock,
+    /// Handle nothing and answer after this long (longer than the client's timeout: a timeout).
+    Hang(Duration),
+    /// Close the connection without answering.
+    Reset,
+}
+
+#[derive(Debug, Clone)]
+struct Injection {
+    method: Option<String>,
+    path_contains: String,
+    fault: Fault,
+    remaining: usize,
+}
+
+/// A parsed request, as handlers see it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    /// Percent-decoded path, without the query.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Call {
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A handler's answer.
+pub struct Answer {
+    pub status: u16,
+    /// Reason phrase override (Proxmox puts its error messages there).
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(status: u16, value: serde_json::Value) -> Answer {
+        Answer { status, body: value.to_string() }
+    }
+}
+
+pub type Handler = Arc<dyn Fn(&Call) -> Answer + Send + Sync>;
+
+/// Shared fault controls and counters of a fake.
+#[derive(Default)]
+pub struct Controls {
+    latency_ms: AtomicUsize,
+    injections: Mutex<Vec<Injection>>,
+    pub requests: AtomicUsize,
+    in_flight: AtomicUsize,
+    pub peak_in_flight: AtomicUsize,
+}
+
+impl Controls {
+    /// Every request waits this long before it is handled.
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_ms.store(latency.as_millis() as usize, Ordering::SeqCst);
+    }
+
+    /// The next `times` requests whose path contains `path_contains` (and whose method is
+    /// `method`, when given) get `fault`.
+    pub fn inject(&self, method: Option<&str>, path_contains: &str, fault: Fault, times: usize) {
+        self.injections.lock().unwrap().push(Injection {
+            method: method.map(str::to_string),
+            path_contains: path_contains.to_string(),
+            fault,
+            remaining: times,
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        self.injections.lock().unwrap().clear();
+    }
+
+    fn take_fault(&self, method: &str, path: &str) -> Option<Fault> {
+        let mut injections = self.injections.lock().unwrap();
+        let hit = injections
+            .iter_mut()
+            .find(|i| i.remaining > 0 && path.contains(&i.path_contains) && i.method.as_deref().is_none_or(|m| m == method))?;
+        hit.remaining -= 1;
+        Some(hit.fault.clone())
+    }
+}
+
+/// A running fake: its URL, the CA file that verifies it, and its controls.
+pub struct FakeServer {
+    pub address: SocketAddr,
+    pub ca_file: std::path::PathBuf,
+    pub controls: Arc<Controls>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.ca_file);
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `a=1&b=2` pairs, decoded.
+pub fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map_or((percent_decode(p), String::new()), |(k, v)| (percent_decode(k), percent_decode(v))))
+        .collect()
+}
+
+impl FakeServer {
+    /// Starts serving `handler` over HTTPS on 127.0.0.1 with a fresh test CA.
+    pub async fn start(tag: &str, handler: Handler) -> FakeServer {
+        let ca = TestCa::new(&format!("phoenix test: fake {tag}"));
+        let leaf = ca.issue(&["localhost", "127.0.0.1"], Usage::Server);
+        let ca_file = std::env::temp_dir().join(format!("phoenix-fake-{tag}-{}-{}.crt", std::process::id(), rand_suffix()));
+        std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+        let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
+            rustls::pki_types::pem::PemObject::pem_slice_iter(leaf.cert_pem.as_bytes()).map(|c| c.unwrap()).collect();
+        let key: rustls::pki_types::PrivateKeyDer<'static> =
+            rustls::pki_types::pem::PemObject::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let controls = Arc::new(Controls::default());
+        let shared = controls.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, handler, controls) = (acceptor.clone(), handler.clone(), shared.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let (handler, controls) = (handler.clone(), controls.clone());
+                        async move { serve(request, handler, controls).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+                });
+            }
+        });
+        FakeServer { address, ca_file, controls, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.address.port())
+    }
+}
+
+fn rand_suffix() -> u64 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst) as u64
+}
+
+struct InFlight(Arc<Controls>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve(
+    request: Request<hyper::body::Incoming>,
+    handler: Handler,
+    controls: Arc<Controls>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    controls.requests.fetch_add(1, Ordering::SeqCst);
+    let now = controls.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    controls.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+    let _guard = InFlight(controls.clone());
+    let latency = controls.latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency as u64)).await;
+    }
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let query = parts.uri.query().map(form_pairs).unwrap_or_default();
+    let call = Call { method: parts.method.to_string(), path: percent_decode(parts.uri.path()), query, headers: parts.headers, body };
+    let answer = match controls.take_fault(&call.method, &call.path) {
+        Some(Fault::Reset) => return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")),
+        Some(Fault::Hang(duration)) => {
+            tokio::time::sleep(duration).await;
+            Answer::json(504, serde_json::json!({ "message": "injected hang" }))
+        }
+        Some(Fault::Lock) => Answer::json(
+            500,
+            serde_json::json!({ "data": null, "message": "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout\n" }),
+        ),
+        Some(Fault::Status(status, message)) => Answer::json(status, serde_json::json!({ "data": null, "message": message })),
+        None => handler(&call),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    Ok(response)
+}
