@@ -117,3 +117,14 @@ mod write_tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The value of a secret: an environment variable, or a file's content (trailing newline
+/// removed). A literal in the configuration is not kept by the model, so it has no value here.
+pub fn resolve_secret(secret: &phoenix_model::model::SecretRef) -> Option<String> {
+    use phoenix_model::model::SecretRef;
+    match secret {
+        SecretRef::Env(name) => std::env::var(name).ok().filter(|v| !v.is_empty()),
+        SecretRef::File(path) => std::fs::read_to_string(path).ok().map(|t| t.trim_end_matches(['\n', '\r']).to_string()),
+        SecretRef::Literal => None,
+    }
+}

@@ -296,3 +296,19 @@ fn write_file(file: &RenderedFile, model: &Model, target: &impl Target, run_comm
         Err(error) => failed(error.message),
     }
 }
+
+/// Observes what the asked-for domains need and plans: the first half of a sync, and all of a
+/// dry run.
+pub async fn plan_sync<P: PveApi, Q: PortainerApi, T: Target>(
+    input: &observe::ObserveInput<'_, P, Q, T>,
+    secret: &dyn Fn(&phoenix_model::model::SecretRef) -> Option<String>,
+) -> Result<Plan, DriverError> {
+    let observed = observe::observe(input).await?;
+    Ok(phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
+        model: input.model,
+        rendered: input.rendered,
+        observed: &observed,
+        domains: input.domains,
+        secret,
+    }))
+}

@@ -1,0 +1,374 @@
+//! `phoenix sync` end to end against the fake Proxmox VE and Portainer APIs (real HTTPS,
+//! phoenix's real clients), with the host and the guests as folders: the first sync applies
+//! everything, a second plan is empty, faults leave independent steps done and a rerun
+//! converges, and the fakes' contract refusals are what the real services refuse.
+
+use phoenix_core::plan::{Domain, Plan};
+use phoenix_core::render::Rendered;
+use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
+use phoenix_drivers::http::{Backoff, Trust};
+use phoenix_drivers::portainer::{PortainerClient, PortainerSettings};
+use phoenix_drivers::pve::{PveClient, PveSettings};
+use phoenix_exec::sync::observe::ObserveInput;
+use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, Event, StepOutcome, Summary};
+use phoenix_exec::{DriverError, Issued, Issuer};
+use phoenix_model::model::{CertUsage, Model, San, SecretRef};
+use phoenix_testkit::fake::portainer::FakePortainer;
+use phoenix_testkit::fake::pve::FakePve;
+use phoenix_testkit::fake::Fault;
+use phoenix_testkit::pki::{TestCa, Usage};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const STORE: &str = "/var/lib/phoenix/certs";
+const TRUST_FILE: &str = "/usr/local/share/ca-certificates/phoenix-root-ca.crt";
+
+/// Certificates are not ordered in these tests: the store holds valid ones.
+struct NoAcme;
+
+impl Issuer for NoAcme {
+    async fn issue(&self, _: &phoenix_core::certificates::renewal::OrderRequest) -> Result<Issued, DriverError> {
+        Err(DriverError::new("no ACME server in this test"))
+    }
+}
+
+struct Rig {
+    pve: FakePve,
+    portainer: FakePortainer,
+    root: PathBuf,
+    model: Model,
+    rendered: Rendered,
+    pve_client: PveClient,
+    portainer_client: PortainerClient,
+    target: HostTarget<SystemRunner>,
+}
+
+fn example() -> Model {
+    let source = phoenix_testkit::example_source();
+    phoenix_model::check(&phoenix_testkit::example_config(), &source).model.expect("the example loads")
+}
+
+/// Writes test-CA certificates for every manifest entry into the rehearsal's store.
+fn write_store(root: &std::path::Path, model: &Model) {
+    let store = root.join("host").join(STORE.trim_start_matches('/'));
+    std::fs::create_dir_all(&store).unwrap();
+    let ca = TestCa::new("phoenix test root");
+    std::fs::write(store.join("root_ca.crt"), &ca.cert_pem).unwrap();
+    for cert in &model.certificates {
+        let mut names = vec![cert.common_name.value.clone()];
+        names.extend(cert.sans.iter().map(|s| match &s.value {
+            San::Dns(n) => n.clone(),
+            San::Ip(ip) => ip.to_string(),
+        }));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let usage = match cert.usage {
+            CertUsage::Server => Usage::Server,
+            CertUsage::Client => Usage::Client,
+            CertUsage::Both => Usage::Both,
+        };
+        let leaf = ca.issue(&refs, usage);
+        std::fs::write(store.join(format!("{}.crt", cert.name)), format!("{}{}", leaf.cert_pem, ca.cert_pem)).unwrap();
+        std::fs::write(store.join(format!("{}.key", cert.name)), &leaf.key_pem).unwrap();
+    }
+}
+
+impl Rig {
+    async fn new(tag: &str) -> Rig {
+        let model = example();
+        let guests: Vec<(u32, &str, String)> = model
+            .guests
+            .values()
+            .map(|g| {
+                (
+                    g.id,
+                    if g.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" },
+                    format!("name=eth0,bridge=vmbr0,ip={}/24", g.address().map(|a| a.to_string()).unwrap_or_default()),
+                )
+            })
+            .collect();
+        let guest_refs: Vec<(u32, &str, &str)> = guests.iter().map(|(id, kind, net0)| (*id, *kind, net0.as_str())).collect();
+        let pve = FakePve::start(&model.host.node_name, &guest_refs).await;
+        let portainer = FakePortainer::start(None).await;
+        let root = std::env::temp_dir().join(format!("phoenix-sync-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        write_store(&root, &model);
+        let backoff = Backoff { attempts: 4, first_delay: Duration::from_millis(10) };
+        let pve_client = PveClient::new(PveSettings {
+            url: pve.url(),
+            token: pve.token.clone(),
+            trust: Trust::Ca(pve.server.ca_file.clone()),
+            timeout: Duration::from_secs(2),
+            backoff,
+            task_timeout: Duration::from_secs(10),
+        })
+        .unwrap();
+        let portainer_client = PortainerClient::new(PortainerSettings {
+            url: portainer.server.url(),
+            trust: Trust::Ca(portainer.server.ca_file.clone()),
+            api_key: None,
+            key_file: root.join("portainer-api-key"),
+            admin_user: "admin".into(),
+            admin_password: Some("a-long-test-password".into()),
+            timeout: Duration::from_secs(2),
+            backoff,
+        })
+        .unwrap();
+        let mut target = HostTarget::new(GuestAccess::Folders(root.clone()), SystemRunner);
+        target.host_root = Some(root.join("host"));
+        let rendered = phoenix_core::render::render_all(&model);
+        Rig { pve, portainer, root, model, rendered, pve_client, portainer_client, target }
+    }
+
+    async fn plan(&self, domains: &BTreeSet<Domain>) -> Result<Plan, DriverError> {
+        let input = ObserveInput {
+            model: &self.model,
+            rendered: &self.rendered,
+            domains,
+            pve: &self.pve_client,
+            portainer: &self.portainer_client,
+            target: &self.target,
+            node: &self.model.host.node_name,
+            store_dir: STORE,
+            host_trust_file: TRUST_FILE,
+            now: 1_800_000_000,
+        };
+        let secret = |_: &SecretRef| Some("test-secret-value".to_string());
+        plan_sync(&input, &secret).await
+    }
+
+    async fn apply(&self, plan: &Plan) -> (Summary, Vec<Event>) {
+        let drivers =
+            Drivers { model: &self.model, pve: &self.pve_client, portainer: &self.portainer_client, target: &self.target, issuer: &NoAcme };
+        let options = ApplyOptions {
+            parallel: 64,
+            node_parallel: 4,
+            run_commands: false,
+            store_dir: STORE.into(),
+            host_trust_file: TRUST_FILE.into(),
+            now: 1_800_000_000,
+        };
+        let mut events = Vec::new();
+        let summary = apply(plan, &drivers, &options, &mut |e| events.push(e.clone())).await;
+        (summary, events)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn all() -> BTreeSet<Domain> {
+    Domain::ALL.into_iter().collect()
+}
+
+#[tokio::test]
+async fn the_first_sync_applies_everything_and_the_second_plans_nothing() {
+    let rig = Rig::new("converge").await;
+    let plan = rig.plan(&all()).await.unwrap();
+    assert!(plan.steps.iter().any(|s| s.id == "firewall:cluster:options"));
+    assert!(plan.steps.iter().any(|s| s.id == "portainer:bootstrap"));
+    let (summary, events) = rig.apply(&plan).await;
+    assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::Started { .. })).count(), plan.steps.len());
+
+    // The fake holds what was rendered: the cluster firewall on, guest rules, NIC flags.
+    {
+        let state = rig.pve.state.lock().unwrap();
+        assert_eq!(state.firewalls["/cluster/firewall"].options.get("enable").map(String::as_str), Some("1"));
+        assert!(!state.firewalls["/nodes/pve/lxc/101/firewall"].rules.is_empty());
+        assert!(state.guests[&101].1["net0"].contains("firewall=1"));
+        assert!(state.tasks > 0, "VM config changes went through tasks");
+    }
+    {
+        let state = rig.portainer.state.lock().unwrap();
+        assert!(!state.endpoints.is_empty());
+        assert!(state.stacks.values().all(|s| s.file.contains("phoenix.managed=true")));
+        let env = serde_json::to_string(&state.stacks.values().map(|s| s.env.clone()).collect::<Vec<_>>()).unwrap();
+        assert!(env.contains("test-secret-value"), "secrets reach Portainer: {env}");
+    }
+    assert!(rig.root.join("host/etc/dnsmasq.d/phoenix.conf").is_file());
+    assert!(rig.root.join("guest-101/etc/nginx/nginx.conf").is_file());
+    assert!(rig.root.join("host").join(TRUST_FILE.trim_start_matches('/')).is_file());
+    assert!(
+        std::fs::metadata(rig.root.join("portainer-api-key"))
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap()
+            == 0o600
+    );
+
+    let again = rig.plan(&all()).await.unwrap();
+    assert!(again.is_empty(), "a second sync plans nothing:\n{}", again.to_text());
+    // And the plan never prints a secret.
+    assert!(!serde_json::to_string(&plan).unwrap().contains("test-secret-value"));
+    assert!(!plan.to_text().contains("test-secret-value"));
+}
+
+#[tokio::test]
+async fn a_dry_run_plan_changes_nothing() {
+    let rig = Rig::new("dry").await;
+    let plan = rig.plan(&all()).await.unwrap();
+    assert!(!plan.is_empty());
+    assert_eq!(rig.pve.state.lock().unwrap().writes, 0);
+    assert_eq!(rig.portainer.state.lock().unwrap().writes, 0);
+    assert!(!rig.root.join("host/etc/dnsmasq.d/phoenix.conf").exists());
+}
+
+#[tokio::test]
+async fn faults_fail_their_steps_only_and_a_rerun_converges() {
+    let rig = Rig::new("faults").await;
+    let controls = &rig.pve.server.controls;
+    // Retried and absorbed: 500s and lock errors on writes.
+    controls.inject(Some("PUT"), "/options", Fault::Status(500, "internal error".into()), 2);
+    controls.inject(Some("POST"), "/rules", Fault::Lock, 3);
+    // Not absorbed: guest 102's rules see a reset connection on every attempt, and guest 103's
+    // hang past the client's timeout.
+    controls.inject(Some("POST"), "/lxc/102/firewall/rules", Fault::Reset, 10);
+    controls.inject(Some("POST"), "/lxc/103/firewall/rules", Fault::Hang(Duration::from_secs(3)), 10);
+    let plan = rig.plan(&all()).await.unwrap();
+    let (summary, _) = rig.apply(&plan).await;
+    let outcome = |id: &str| summary.results.iter().find(|r| r.id == id).map(|r| r.outcome.clone()).unwrap_or_else(|| panic!("{id}"));
+    assert!(matches!(outcome("firewall:guest:102:rules"), StepOutcome::Failed { .. }), "{}", summary.to_text());
+    assert!(matches!(outcome("firewall:guest:103:rules"), StepOutcome::Failed { .. }));
+    // Their dependents are skipped, and so is the cluster switch-on that waits for every rule.
+    assert!(matches!(outcome("firewall:guest:102:options"), StepOutcome::Skipped { .. }));
+    assert!(matches!(outcome("nic:102"), StepOutcome::Skipped { .. }));
+    assert!(matches!(outcome("firewall:cluster:options"), StepOutcome::Skipped { .. }));
+    // Independent steps finished.
+    assert!(matches!(outcome("firewall:guest:101:rules"), StepOutcome::Done { .. }));
+    assert!(matches!(outcome("dns"), StepOutcome::Done { .. }));
+    assert!(summary.done > 10);
+
+    controls.clear_faults();
+    let rerun = rig.plan(&all()).await.unwrap();
+    assert!(rerun.steps.len() < plan.steps.len());
+    let (second, _) = rig.apply(&rerun).await;
+    assert_eq!((second.failed, second.skipped), (0, 0), "{}", second.to_text());
+    let done = rig.plan(&all()).await.unwrap();
+    assert!(done.is_empty(), "{}", done.to_text());
+}
+
+#[tokio::test]
+async fn stacks_phoenix_does_not_own_are_left_alone() {
+    let rig = Rig::new("foreign").await;
+    let first = rig.plan(&all()).await.unwrap();
+    let (summary, _) = rig.apply(&first).await;
+    assert_eq!(summary.failed, 0, "{}", summary.to_text());
+    // Replace one of phoenix's stacks by a hand-made one of the same name.
+    let (name, endpoint, file) = {
+        let mut state = rig.portainer.state.lock().unwrap();
+        let stack = state.stacks.values().next().unwrap().clone();
+        state.stacks.remove(&stack.id);
+        (stack.name, stack.endpoint_id, "services:\n  web:\n    image: nginx\n".to_string())
+    };
+    rig.portainer.add_foreign_stack(&name, endpoint, &file);
+    let plan = rig.plan(&all()).await.unwrap();
+    let step = plan.steps.iter().find(|s| s.id.ends_with(&name)).expect("a step for the foreign stack");
+    assert!(step.reason.contains("phoenix does not own it"), "{}", step.reason);
+    let (summary, _) = rig.apply(&plan).await;
+    assert_eq!(summary.failed, 1);
+    let state = rig.portainer.state.lock().unwrap();
+    assert!(state.stacks.values().any(|s| s.name == name && s.file == file), "the foreign stack is untouched");
+}
+
+#[tokio::test]
+async fn the_fakes_refuse_what_the_real_services_refuse() {
+    let rig = Rig::new("contract").await;
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&rig.pve.server.ca_file).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    // Proxmox: a wrong token, an unknown parameter, a JSON body.
+    let rules = format!("{}/cluster/firewall/rules", rig.pve.url());
+    let wrong = client.get(&rules).header("Authorization", "PVEAPIToken=root@pam!x=wrong").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let auth = format!("PVEAPIToken={}", rig.pve.token);
+    let unknown = client
+        .post(&rules)
+        .header("Authorization", &auth)
+        .form(&[("type", "in"), ("action", "ACCEPT"), ("colour", "red")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    assert!(unknown.text().await.unwrap().contains("property is not defined in schema"));
+    let json_body = client
+        .post(&rules)
+        .header("Authorization", &auth)
+        .json(&serde_json::json!({ "type": "in", "action": "ACCEPT" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body.status(), 400, "a JSON body carries no form parameters");
+
+    // Portainer: a JSON body for environment creation, a stack update without endpointId.
+    rig.portainer.state.lock().unwrap().api_keys.push("ptr_test".into());
+    let portainer = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&rig.portainer.server.ca_file).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let base = rig.portainer.server.url();
+    let json_endpoint = portainer
+        .post(format!("{base}/api/endpoints"))
+        .header("X-API-Key", "ptr_test")
+        .json(&serde_json::json!({ "Name": "x", "EndpointCreationType": 2, "URL": "tcp://127.0.0.1:9001" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_endpoint.status(), 400);
+    let no_key = portainer.get(format!("{base}/api/stacks")).send().await.unwrap();
+    assert_eq!(no_key.status(), 401);
+    let update = portainer
+        .put(format!("{base}/api/stacks/1"))
+        .header("X-API-Key", "ptr_test")
+        .json(&serde_json::json!({ "stackFileContent": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(update.status(), 400);
+
+    // phoenix with a wrong token cannot observe, and says so.
+    let bad = PveClient::new(PveSettings {
+        url: rig.pve.url(),
+        token: "root@pam!phoenix=wrong".into(),
+        trust: Trust::Ca(rig.pve.server.ca_file.clone()),
+        timeout: Duration::from_secs(2),
+        backoff: Backoff { attempts: 2, first_delay: Duration::from_millis(5) },
+        task_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let domains = BTreeSet::from([Domain::Firewall]);
+    let input = ObserveInput {
+        model: &rig.model,
+        rendered: &rig.rendered,
+        domains: &domains,
+        pve: &bad,
+        portainer: &rig.portainer_client,
+        target: &rig.target,
+        node: "pve",
+        store_dir: STORE,
+        host_trust_file: TRUST_FILE,
+        now: 0,
+    };
+    let error = plan_sync(&input, &|_| None).await.unwrap_err();
+    assert!(error.message.contains("401"), "{error}");
+
+    // A pinned fingerprint that does not match is refused before anything is sent.
+    let pinned = PveClient::new(PveSettings {
+        url: rig.pve.url(),
+        token: rig.pve.token.clone(),
+        trust: Trust::Fingerprint("00".repeat(32)),
+        timeout: Duration::from_secs(2),
+        backoff: Backoff { attempts: 1, first_delay: Duration::from_millis(5) },
+        task_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let before = rig.pve.server.controls.requests.load(std::sync::atomic::Ordering::SeqCst);
+    let input = ObserveInput { pve: &pinned, ..input };
+    assert!(plan_sync(&input, &|_| None).await.is_err());
+    assert_eq!(rig.pve.server.controls.requests.load(std::sync::atomic::Ordering::SeqCst), before);
+}
