@@ -156,7 +156,7 @@ fn target(guests: GuestsArg) -> HostTarget<SystemRunner> {
 }
 
 /// The model of a configuration without errors (renewing from a broken one is refused).
-fn valid_model(dir: &Path) -> Result<phoenix_model::model::Model, Status> {
+pub(crate) fn valid_model(dir: &Path) -> Result<phoenix_model::model::Model, Status> {
     let checked = loaded(dir)?;
     if checked.has_errors() {
         eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));

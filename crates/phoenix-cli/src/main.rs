@@ -2,6 +2,7 @@
 //! and maps it to an exit code. No logic of its own lives here.
 
 mod certs;
+mod sync;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use phoenix_drivers::host::LocalHost;
@@ -79,6 +80,13 @@ enum Command {
         #[arg(long, num_args = 3, value_names = ["SRC", "DST", "PORT"])]
         trace: Option<Vec<String>>,
     },
+    /// Bring the system to the described state: observe, plan, confirm, apply.
+    ///
+    /// Order: trust the CA; DNS; firewall (through the Proxmox VE API); certificates; the
+    /// gateway's files; Portainer environments; stacks. Independent steps run in parallel; a
+    /// failed step skips only what depends on it. Exit 1 when a step failed or was skipped,
+    /// 2 when the system could not be observed.
+    Sync(sync::SyncArgs),
     /// Certificates of the manifest: status, renewal over ACME, the CA root, the renewal timer.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -144,6 +152,7 @@ fn main() -> ExitCode {
         Command::Validate { config, format } => validate(&config.config, format),
         Command::Explain { code } => explain(code.as_deref()),
         Command::Certs(command) => certs::run(command),
+        Command::Sync(args) => sync::run(args),
         Command::Assess { config, deployed, certs, now, format, trace } => {
             assess(&config.config, deployed.as_deref(), certs.as_deref(), now.as_deref(), format, trace.as_deref())
         }

@@ -12,11 +12,10 @@ use phoenix_drivers::pve::{PveClient, PveSettings};
 use phoenix_exec::sync::observe::ObserveInput;
 use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, Event, StepOutcome, Summary};
 use phoenix_exec::{DriverError, Issued, Issuer};
-use phoenix_model::model::{CertUsage, Model, San, SecretRef};
+use phoenix_model::model::{Model, SecretRef};
 use phoenix_testkit::fake::portainer::FakePortainer;
 use phoenix_testkit::fake::pve::FakePve;
 use phoenix_testkit::fake::Fault;
-use phoenix_testkit::pki::{TestCa, Usage};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,26 +50,7 @@ fn example() -> Model {
 
 /// Writes test-CA certificates for every manifest entry into the rehearsal's store.
 fn write_store(root: &std::path::Path, model: &Model) {
-    let store = root.join("host").join(STORE.trim_start_matches('/'));
-    std::fs::create_dir_all(&store).unwrap();
-    let ca = TestCa::new("phoenix test root");
-    std::fs::write(store.join("root_ca.crt"), &ca.cert_pem).unwrap();
-    for cert in &model.certificates {
-        let mut names = vec![cert.common_name.value.clone()];
-        names.extend(cert.sans.iter().map(|s| match &s.value {
-            San::Dns(n) => n.clone(),
-            San::Ip(ip) => ip.to_string(),
-        }));
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let usage = match cert.usage {
-            CertUsage::Server => Usage::Server,
-            CertUsage::Client => Usage::Client,
-            CertUsage::Both => Usage::Both,
-        };
-        let leaf = ca.issue(&refs, usage);
-        std::fs::write(store.join(format!("{}.crt", cert.name)), format!("{}{}", leaf.cert_pem, ca.cert_pem)).unwrap();
-        std::fs::write(store.join(format!("{}.key", cert.name)), &leaf.key_pem).unwrap();
-    }
+    phoenix_testkit::pki::write_manifest_store(&root.join("host").join(STORE.trim_start_matches('/')), model).unwrap();
 }
 
 impl Rig {

@@ -64,3 +64,29 @@ impl TestCa {
         Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
     }
 }
+
+/// Fills a certificate store for `model`'s manifest from one test CA: `root_ca.crt`, and per
+/// entry `<name>.crt` (leaf, then the root as its chain) and `<name>.key`, all valid now.
+pub fn write_manifest_store(store: &std::path::Path, model: &phoenix_model::model::Model) -> std::io::Result<()> {
+    use phoenix_model::model::{CertUsage, San};
+    std::fs::create_dir_all(store)?;
+    let ca = TestCa::new("phoenix test root");
+    std::fs::write(store.join("root_ca.crt"), &ca.cert_pem)?;
+    for cert in &model.certificates {
+        let mut names = vec![cert.common_name.value.clone()];
+        names.extend(cert.sans.iter().map(|s| match &s.value {
+            San::Dns(n) => n.clone(),
+            San::Ip(ip) => ip.to_string(),
+        }));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let usage = match cert.usage {
+            CertUsage::Server => Usage::Server,
+            CertUsage::Client => Usage::Client,
+            CertUsage::Both => Usage::Both,
+        };
+        let leaf = ca.issue(&refs, usage);
+        std::fs::write(store.join(format!("{}.crt", cert.name)), format!("{}{}", leaf.cert_pem, ca.cert_pem))?;
+        std::fs::write(store.join(format!("{}.key", cert.name)), &leaf.key_pem)?;
+    }
+    Ok(())
+}

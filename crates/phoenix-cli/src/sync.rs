@@ -1,0 +1,288 @@
+//! `phoenix sync`: arguments, the drivers' settings, confirmation, progress and the summary.
+//! Observing, planning and applying are phoenix-exec's.
+
+use crate::{parse_now, print, Status};
+use clap::{Args, ValueEnum};
+use phoenix_core::plan::{Domain, Plan};
+use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
+use phoenix_drivers::host::{resolve_secret, GuestAccess, HostTarget, SystemRunner};
+use phoenix_drivers::http::{Backoff, Trust};
+use phoenix_drivers::portainer::{PortainerClient, PortainerSettings};
+use phoenix_drivers::pve::{PveClient, PveSettings};
+use phoenix_exec::sync::observe::ObserveInput;
+use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, Event, StepOutcome};
+use phoenix_model::model::Model;
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum What {
+    /// Everything, in order: trust, dns, firewall, certs, gateway, portainer, stacks.
+    All,
+    Trust,
+    Dns,
+    Firewall,
+    Certs,
+    /// Traefik's and NGINX's files.
+    Gateway,
+    /// Portainer's environments (and its bootstrap on a fresh instance).
+    Portainer,
+    Stacks,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SyncFormat {
+    Human,
+    /// The plan as JSON (with --dry-run), else JSON Lines: one event per step start and end,
+    /// then the summary.
+    Json,
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// What to bring to the described state.
+    #[arg(value_enum)]
+    what: What,
+    #[command(flatten)]
+    config: crate::ConfigArg,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Apply without asking (needed when stdin is not a terminal).
+    #[arg(long)]
+    yes: bool,
+    #[arg(long, value_enum, default_value_t = SyncFormat::Human)]
+    format: SyncFormat,
+    /// The Proxmox VE API; default https://<the host's address>:8006/api2/json.
+    #[arg(long, env = "PHOENIX_PVE_URL", value_name = "URL")]
+    pve_url: Option<String>,
+    /// The API token, `USER@REALM!TOKENID=SECRET` (from the environment only).
+    #[arg(long, env = "PHOENIX_PVE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pve_token: Option<String>,
+    /// The CA that signed the node's certificate (PEM) ...
+    #[arg(long, value_name = "FILE", conflicts_with = "pve_fingerprint")]
+    pve_ca: Option<PathBuf>,
+    /// ... or the SHA-256 fingerprint of the node's certificate (`pvenode cert info`).
+    #[arg(long, env = "PHOENIX_PVE_FINGERPRINT", value_name = "HEX")]
+    pve_fingerprint: Option<String>,
+    /// Portainer; default https://<portainer.server_ip>:<portainer.server_port>.
+    #[arg(long, env = "PHOENIX_PORTAINER_URL", value_name = "URL")]
+    portainer_url: Option<String>,
+    /// The CA that signed Portainer's certificate; default the store's root_ca.crt.
+    #[arg(long, value_name = "FILE")]
+    portainer_ca: Option<PathBuf>,
+    /// phoenix's certificate store.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/phoenix/certs")]
+    certs: String,
+    /// Where the host keeps local CA certificates.
+    #[arg(long, value_name = "FILE", default_value = phoenix_core::edge::ROOT_CA_PATH)]
+    trust_file: String,
+    /// Rehearse in a folder: host files under DIR/host (the store too), guests as
+    /// DIR/guest-<vmid>; validate and reload commands do not run.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Steps running at once.
+    #[arg(long, default_value_t = 512)]
+    parallel: usize,
+    /// Steps that take a node lock (guest configuration changes) running at once per node.
+    #[arg(long, default_value_t = 8)]
+    node_parallel: usize,
+    /// Where phoenix answers ACME http-01 challenges when certificates are renewed.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+    http01_listen: std::net::SocketAddr,
+}
+
+fn domains(what: What) -> BTreeSet<Domain> {
+    match what {
+        What::All => Domain::ALL.into_iter().collect(),
+        What::Trust => [Domain::Trust].into(),
+        What::Dns => [Domain::Dns].into(),
+        What::Firewall => [Domain::Firewall].into(),
+        What::Certs => [Domain::Certs].into(),
+        What::Gateway => [Domain::Gateway].into(),
+        What::Portainer => [Domain::Portainer].into(),
+        What::Stacks => [Domain::Stacks].into(),
+    }
+}
+
+fn could_not_run(message: impl std::fmt::Display) -> Status {
+    eprintln!("phoenix: {message}");
+    Status::CouldNotRun
+}
+
+/// The store as the target sees it (under DIR/host in a rehearsal).
+fn local_store(args: &SyncArgs) -> PathBuf {
+    match &args.root {
+        Some(root) => root.join("host").join(args.certs.trim_start_matches('/')),
+        None => PathBuf::from(&args.certs),
+    }
+}
+
+fn pve_client(args: &SyncArgs, model: &Model) -> Result<PveClient, Status> {
+    let url = match (&args.pve_url, model.host.ip()) {
+        (Some(url), _) => url.clone(),
+        (None, Some(ip)) => format!("https://{ip}:8006/api2/json"),
+        (None, None) => return Err(could_not_run("no Proxmox VE API address: set --pve-url")),
+    };
+    let token = args
+        .pve_token
+        .clone()
+        .ok_or_else(|| could_not_run("no Proxmox VE API token: set PHOENIX_PVE_TOKEN (USER@REALM!TOKENID=SECRET)"))?;
+    let trust = match (&args.pve_ca, &args.pve_fingerprint) {
+        (Some(ca), _) => Trust::Ca(ca.clone()),
+        (None, Some(fingerprint)) => Trust::Fingerprint(fingerprint.clone()),
+        (None, None) => {
+            return Err(could_not_run(
+                "how to verify the Proxmox VE node: set --pve-ca FILE or --pve-fingerprint HEX (TLS verification is never off)",
+            ))
+        }
+    };
+    let settings = PveSettings {
+        url,
+        token,
+        trust,
+        timeout: Duration::from_secs(30),
+        backoff: Backoff::default(),
+        task_timeout: Duration::from_secs(300),
+    };
+    PveClient::new(settings).map_err(could_not_run)
+}
+
+fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, Status> {
+    let url = match (&args.portainer_url, model.portainer.as_ref()) {
+        (Some(url), _) => url.clone(),
+        (None, Some(p)) if p.server_ip.is_some() => {
+            format!("https://{}:{}", p.server_ip.as_ref().map(|i| i.value.to_string()).unwrap_or_default(), p.server_port)
+        }
+        _ => return Err(could_not_run("no Portainer address: set --portainer-url")),
+    };
+    let store = local_store(args);
+    let settings = PortainerSettings {
+        url,
+        trust: Trust::Ca(args.portainer_ca.clone().unwrap_or_else(|| store.join(phoenix_core::analyze::certs::ROOT_FILE))),
+        api_key: std::env::var("PHOENIX_PORTAINER_API_KEY").ok().filter(|k| !k.is_empty()),
+        key_file: store.join("portainer-api-key"),
+        admin_user: "admin".into(),
+        admin_password: std::env::var("PHOENIX_PORTAINER_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+        timeout: Duration::from_secs(60),
+        backoff: Backoff::default(),
+    };
+    PortainerClient::new(settings).map_err(could_not_run)
+}
+
+fn confirm(plan: &Plan) -> bool {
+    eprint!("Apply these {} step(s)? [y/N] ", plan.steps.len());
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Progress on stderr for people; JSON Lines on stdout for machines.
+fn report(format: SyncFormat, terminal: bool) -> impl FnMut(&Event) {
+    move |event: &Event| match format {
+        SyncFormat::Json => println!("{}", serde_json::to_string(event).expect("events serialize")),
+        SyncFormat::Human => match event {
+            Event::Started { title, .. } if terminal => eprintln!("  ... {title}"),
+            Event::Started { .. } => {}
+            Event::Finished { title, outcome, millis, .. } => match outcome {
+                StepOutcome::Done { .. } => eprintln!("  ok  {title} ({millis} ms)"),
+                StepOutcome::Failed { message } => eprintln!("  FAILED {title}: {message}"),
+                StepOutcome::Skipped { because } => eprintln!("  skipped {title}: {because}"),
+            },
+        },
+    }
+}
+
+pub fn run(args: SyncArgs) -> Status {
+    let model = match crate::certs::valid_model(&args.config.config) {
+        Ok(model) => model,
+        Err(status) => return status,
+    };
+    let domains = domains(args.what);
+    let now = match parse_now(None) {
+        Ok(now) => now,
+        Err(status) => return status,
+    };
+    let (pve, portainer) = match (pve_client(&args, &model), portainer_client(&args, &model)) {
+        (Ok(pve), Ok(portainer)) => (pve, portainer),
+        (Err(status), _) | (_, Err(status)) => return status,
+    };
+    let mut target = HostTarget::new(
+        match &args.root {
+            Some(root) => GuestAccess::Folders(root.clone()),
+            None => GuestAccess::Pve,
+        },
+        SystemRunner,
+    );
+    target.host_root = args.root.as_ref().map(|root| root.join("host"));
+    let store = local_store(&args);
+    let issuer = AcmeIssuer::new(AcmeSettings {
+        directory: phoenix_core::render::traefik::acme_directory(&model).unwrap_or_default(),
+        server_root: Some(store.join(phoenix_core::analyze::certs::ROOT_FILE)),
+        account_file: store.join("acme-account.json"),
+        http01_listen: args.http01_listen,
+        tls_alpn01_listen: "0.0.0.0:443".parse().expect("a socket address"),
+        order_timeout: Duration::from_secs(120),
+    });
+    let rendered = phoenix_core::render::render_all(&model);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return could_not_run(format!("cannot start the async runtime: {error}")),
+    };
+    let input = ObserveInput {
+        model: &model,
+        rendered: &rendered,
+        domains: &domains,
+        pve: &pve,
+        portainer: &portainer,
+        target: &target,
+        node: &model.host.node_name,
+        store_dir: &args.certs,
+        host_trust_file: &args.trust_file,
+        now,
+    };
+    let plan = match runtime.block_on(plan_sync(&input, &resolve_secret)) {
+        Ok(plan) => plan,
+        Err(error) => return could_not_run(format!("cannot observe the system: {error}")),
+    };
+    if args.dry_run || plan.is_empty() {
+        let text = match args.format {
+            SyncFormat::Json => format!("{}\n", serde_json::to_string(&plan).expect("plans serialize")),
+            SyncFormat::Human => plan.to_text(),
+        };
+        return print(&text);
+    }
+    if matches!(args.format, SyncFormat::Human) {
+        eprint!("{}", plan.to_text());
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return could_not_run("not applying without confirmation: stdin is not a terminal (pass --yes)");
+        }
+        if !confirm(&plan) {
+            eprintln!("phoenix: nothing applied");
+            return Status::Failed;
+        }
+    }
+    let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &issuer };
+    let options = ApplyOptions {
+        parallel: args.parallel,
+        node_parallel: args.node_parallel,
+        run_commands: args.root.is_none(),
+        store_dir: args.certs.clone(),
+        host_trust_file: args.trust_file.clone(),
+        now,
+    };
+    let mut events = report(args.format, std::io::stderr().is_terminal());
+    let summary = runtime.block_on(apply(&plan, &drivers, &options, &mut events));
+    let text = match args.format {
+        SyncFormat::Json => format!("{}\n", serde_json::json!({ "event": "summary", "summary": summary })),
+        SyncFormat::Human => summary.to_text(),
+    };
+    match print(&text) {
+        Status::Ok if summary.failed + summary.skipped > 0 => Status::Failed,
+        status => status,
+    }
+}
