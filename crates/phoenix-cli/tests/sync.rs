@@ -1,0 +1,106 @@
+//! `phoenix sync` end to end: the binary against the fake Proxmox VE and Portainer APIs
+//! (started here, on loopback), rehearsing in a folder. Refusals without a token or without
+//! confirmation, a dry run that writes nothing, JSON Lines progress, convergence, and exit 1
+//! when a step fails.
+
+use phoenix_testkit::fake::portainer::FakePortainer;
+use phoenix_testkit::fake::pve::FakePve;
+use phoenix_testkit::fake::Fault;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+const CONFIG: &str = "examples/homelab/etc";
+
+struct Fakes {
+    pve: FakePve,
+    portainer: FakePortainer,
+    root: PathBuf,
+}
+
+async fn fakes(tag: &str) -> Fakes {
+    let source = phoenix_testkit::example_source();
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
+    let guests: Vec<(u32, &str, &str)> = model.guests.values().map(|g| (g.id, if g.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" }, "bridge=vmbr0")).collect();
+    let pve = FakePve::start(&model.host.node_name, &guests).await;
+    let portainer = FakePortainer::start(None).await;
+    let root = std::env::temp_dir().join(format!("phoenix-cli-sync-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    phoenix_testkit::pki::write_manifest_store(&root.join("host/var/lib/phoenix/certs"), &model).unwrap();
+    Fakes { pve, portainer, root }
+}
+
+impl Drop for Fakes {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+async fn phoenix(fakes: &Fakes, args: &[&str], token: bool) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    command.current_dir(phoenix_testkit::workspace_root()).args(args);
+    command.args(["--config", CONFIG, "--root", fakes.root.to_str().unwrap()]);
+    command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
+    command.args(["--portainer-url", &fakes.portainer.server.url(), "--portainer-ca", fakes.portainer.server.ca_file.to_str().unwrap()]);
+    command.env_remove("PHOENIX_CONFIG_DIR").env_remove("PHOENIX_PVE_TOKEN").env("PHOENIX_PORTAINER_ADMIN_PASSWORD", "a-long-test-password");
+    for name in phoenix_testkit::EXAMPLE_ENV {
+        command.env(name, "test-value");
+    }
+    // Set, it is the key phoenix uses; here phoenix bootstraps the fake and keeps its own.
+    command.env_remove("PHOENIX_PORTAINER_API_KEY");
+    if token {
+        command.env("PHOENIX_PVE_TOKEN", &fakes.pve.token);
+    }
+    command.stdin(std::process::Stdio::null());
+    command.output().await.expect("phoenix runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn writes(fakes: &Fakes) -> usize {
+    fakes.pve.state.lock().unwrap().writes + fakes.portainer.state.lock().unwrap().writes
+}
+
+#[tokio::test]
+async fn sync_all_refuses_plans_applies_and_converges() {
+    let fakes = fakes("all").await;
+    let no_token = phoenix(&fakes, &["sync", "all", "--yes"], false).await;
+    assert_eq!(no_token.status.code(), Some(2), "{}", text(&no_token));
+    assert!(text(&no_token).contains("PHOENIX_PVE_TOKEN"));
+
+    let unconfirmed = phoenix(&fakes, &["sync", "all"], true).await;
+    assert_eq!(unconfirmed.status.code(), Some(2), "{}", text(&unconfirmed));
+    assert!(text(&unconfirmed).contains("pass --yes"));
+    assert_eq!(writes(&fakes), 0);
+
+    let dry = phoenix(&fakes, &["sync", "all", "--dry-run", "--format", "json"], true).await;
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    let plan: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(plan["schema_version"], 1);
+    assert!(plan["steps"].as_array().unwrap().len() > 20);
+    assert_eq!(writes(&fakes), 0, "a dry run changes nothing");
+    assert!(!Path::new(&fakes.root).join("host/etc/dnsmasq.d/phoenix.conf").exists());
+
+    let applied = phoenix(&fakes, &["sync", "all", "--yes", "--format", "json"], true).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&applied.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|l| l["event"] == "started"));
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(summary["failed"], 0);
+    assert!(!text(&applied).contains("test-value"), "no secret in the output");
+
+    let again = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+}
+
+#[tokio::test]
+async fn a_failing_step_is_exit_one_and_names_the_step() {
+    let fakes = fakes("fail").await;
+    fakes.pve.server.controls.inject(Some("POST"), "/lxc/102/firewall/rules", Fault::Reset, 50);
+    let output = phoenix(&fakes, &["sync", "firewall", "--yes"], true).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("FAILED firewall guest 102: rules"), "{}", text(&output));
+    assert!(text(&output).contains("skipped firewall cluster: options"), "{}", text(&output));
+}
