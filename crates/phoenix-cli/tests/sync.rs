@@ -20,7 +20,11 @@ struct Fakes {
 async fn fakes(tag: &str) -> Fakes {
     let source = phoenix_testkit::example_source();
     let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
-    let guests: Vec<(u32, &str, &str)> = model.guests.values().map(|g| (g.id, if g.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" }, "bridge=vmbr0")).collect();
+    let guests: Vec<(u32, &str, &str)> = model
+        .guests
+        .values()
+        .map(|g| (g.id, if g.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" }, "bridge=vmbr0"))
+        .collect();
     let pve = FakePve::start(&model.host.node_name, &guests).await;
     let portainer = FakePortainer::start(None).await;
     let root = std::env::temp_dir().join(format!("phoenix-cli-sync-{tag}-{}", std::process::id()));
@@ -41,7 +45,10 @@ async fn phoenix(fakes: &Fakes, args: &[&str], token: bool) -> Output {
     command.args(["--config", CONFIG, "--root", fakes.root.to_str().unwrap()]);
     command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
     command.args(["--portainer-url", &fakes.portainer.server.url(), "--portainer-ca", fakes.portainer.server.ca_file.to_str().unwrap()]);
-    command.env_remove("PHOENIX_CONFIG_DIR").env_remove("PHOENIX_PVE_TOKEN").env("PHOENIX_PORTAINER_ADMIN_PASSWORD", "a-long-test-password");
+    command
+        .env_remove("PHOENIX_CONFIG_DIR")
+        .env_remove("PHOENIX_PVE_TOKEN")
+        .env("PHOENIX_PORTAINER_ADMIN_PASSWORD", "a-long-test-password");
     for name in phoenix_testkit::EXAMPLE_ENV {
         command.env(name, "test-value");
     }
@@ -84,7 +91,8 @@ async fn sync_all_refuses_plans_applies_and_converges() {
 
     let applied = phoenix(&fakes, &["sync", "all", "--yes", "--format", "json"], true).await;
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&applied.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&applied.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(lines.iter().any(|l| l["event"] == "started"));
     let summary = &lines.last().unwrap()["summary"];
     assert_eq!(summary["failed"], 0);

@@ -106,7 +106,6 @@ pub fn client(trust: &Trust, timeout: Duration) -> Result<reqwest::Client, Drive
         .use_preconfigured_tls(config)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .pool_max_idle_per_host(64)
         .build()
         .map_err(|e| DriverError::new(format!("cannot build the HTTPS client: {e}")))
 }

@@ -243,13 +243,14 @@ fn trust_step(observed: &Observed) -> Option<Step> {
     }
 }
 
-fn rendered_fw(rendered: &Rendered, path: &str) -> FwFile {
+/// The rendered `.fw` files, parsed, by path.
+fn rendered_firewalls(rendered: &Rendered) -> BTreeMap<&str, FwFile> {
     rendered
         .files
         .iter()
-        .find(|f| f.path == path)
-        .and_then(|f| crate::render::pve_firewall::format::parse(&f.content).ok())
-        .unwrap_or_default()
+        .filter(|f| f.path.ends_with(".fw"))
+        .filter_map(|f| Some((f.path.as_str(), crate::render::pve_firewall::format::parse(&f.content).ok()?)))
+        .collect()
 }
 
 fn requests_step(
@@ -300,8 +301,11 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
     }
     let mut rule_steps = Vec::new();
     let empty = FwFile::default();
+    let firewalls = rendered_firewalls(rendered);
+    let nics: BTreeMap<GuestId, &str> = rendered.settings.iter().filter(|s| s.key == "net0").map(|s| (s.guest, s.value.as_str())).collect();
+    let mut cluster_refs = false;
     for (scope, path) in &scopes {
-        let desired = rendered_fw(rendered, path);
+        let desired = firewalls.get(path.as_str()).unwrap_or(&empty);
         let observed = pve.firewalls.get(scope).unwrap_or(&empty);
         let label = scope.label();
         let key = format!("firewall:{}", label.replace(' ', ":"));
@@ -310,10 +314,10 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
             _ => "cluster-firewall".to_string(),
         });
         let mut after = Vec::new();
-        if !matches!(scope, FwScope::Cluster) && steps.iter().any(|s: &Step| s.id == "firewall:cluster:refs") {
+        if !matches!(scope, FwScope::Cluster) && cluster_refs {
             after.push("firewall:cluster:refs".to_string());
         }
-        let refs = pve::reference_requests(*scope, node, &desired, observed);
+        let refs = pve::reference_requests(*scope, node, desired, observed);
         if let Some(step) = requests_step(
             format!("{key}:refs"),
             format!("firewall {label}: aliases, ipsets, groups"),
@@ -322,11 +326,12 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
             after.clone(),
             lock.clone(),
         ) {
+            cluster_refs |= matches!(scope, FwScope::Cluster);
             after.push(step.id.clone());
             steps.push(step);
         }
         let mut rules = pve::rules_requests(&format!("{}/rules", scope.base(node)), &desired.rules, &observed.rules);
-        rules.extend(pve::cleanup_requests(*scope, node, &desired, observed));
+        rules.extend(pve::cleanup_requests(*scope, node, desired, observed));
         if let Some(step) = requests_step(
             format!("{key}:rules"),
             format!("firewall {label}: rules"),
@@ -349,24 +354,22 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
             option_after,
             lock.clone(),
         ) {
+            after.push(step.id.clone());
             steps.push(step);
         }
         if let FwScope::Guest(id, kind) = scope {
-            let wanted = rendered.settings.iter().find(|s| s.guest == *id && s.key == "net0").map(|s| s.value.clone());
             let current = pve.nics.get(id);
-            if let Some(net0) = wanted.filter(|w| current.map(|c| pve::nic_parts(c)) != Some(pve::nic_parts(w))) {
-                let mut nic_after = after.clone();
-                nic_after.extend(steps.iter().filter(|s| s.id == format!("{key}:options")).map(|s| s.id.clone()));
-                let request = pve::nic_request(node, *id, *kind, &net0);
+            if let Some(net0) = nics.get(id).filter(|w| current.map(|c| pve::nic_parts(c)) != Some(pve::nic_parts(w))) {
+                // The change takes only this guest's config lock (pct/qm set lock the guest).
+                let request = pve::nic_request(node, *id, *kind, net0);
                 if let Some(mut step) = requests_step(
                     format!("nic:{id}"),
                     format!("guest {id}: net0 (firewall flag)"),
                     "the NIC differs from the rendered one",
                     vec![request],
-                    nic_after,
+                    after.clone(),
                     lock,
                 ) {
-                    step.node = Some(node.to_string());
                     step.diff = format!("- net0: {}\n+ net0: {net0}\n", current.map(String::as_str).unwrap_or("(none)"));
                     steps.push(step);
                 }

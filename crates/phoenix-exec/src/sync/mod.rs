@@ -128,6 +128,100 @@ impl Summary {
 
 type StepFuture<'f> = Pin<Box<dyn Future<Output = (usize, StepOutcome, u64)> + 'f>>;
 
+/// Bookkeeping of a running plan: what each step waits for, who waits for it, and the locks
+/// and node slots in use. Work is proportional to steps plus dependencies.
+struct Schedule<'p> {
+    plan: &'p Plan,
+    waiting_on: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    outcomes: Vec<Option<StepOutcome>>,
+    /// Ready steps (dependencies done), in plan order.
+    ready: BTreeSet<usize>,
+    locks: BTreeSet<&'p str>,
+    per_node: BTreeMap<&'p str, usize>,
+}
+
+impl<'p> Schedule<'p> {
+    fn new(plan: &'p Plan) -> Schedule<'p> {
+        let index: BTreeMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let mut waiting_on = vec![0; plan.steps.len()];
+        let mut dependents = vec![Vec::new(); plan.steps.len()];
+        for (i, step) in plan.steps.iter().enumerate() {
+            // A dependency that is not in the plan is already as described.
+            for j in step.after.iter().filter_map(|a| index.get(a.as_str())) {
+                waiting_on[i] += 1;
+                dependents[*j].push(i);
+            }
+        }
+        let ready = (0..plan.steps.len()).filter(|i| waiting_on[*i] == 0).collect();
+        Schedule {
+            plan,
+            waiting_on,
+            dependents,
+            outcomes: vec![None; plan.steps.len()],
+            ready,
+            locks: BTreeSet::new(),
+            per_node: BTreeMap::new(),
+        }
+    }
+
+    /// The next ready step whose lock and node slot are free, taking them.
+    fn take_startable(&mut self, node_parallel: usize) -> Option<usize> {
+        let steps = &self.plan.steps;
+        let found = self.ready.iter().copied().find(|i| {
+            let step = &steps[*i];
+            step.lock.as_deref().is_none_or(|l| !self.locks.contains(l))
+                && step.node.as_deref().is_none_or(|n| self.per_node.get(n).copied().unwrap_or(0) < node_parallel.max(1))
+        })?;
+        self.ready.remove(&found);
+        let step = &steps[found];
+        if let Some(lock) = step.lock.as_deref() {
+            self.locks.insert(lock);
+        }
+        if let Some(node) = step.node.as_deref() {
+            *self.per_node.entry(node).or_default() += 1;
+        }
+        Some(found)
+    }
+
+    /// Records the end of step `i`; returns the steps skipped because of it.
+    fn finish(&mut self, i: usize, outcome: StepOutcome) -> Vec<(usize, StepOutcome)> {
+        let step = &self.plan.steps[i];
+        if let Some(lock) = step.lock.as_deref() {
+            self.locks.remove(lock);
+        }
+        if let Some(node) = step.node.as_deref() {
+            *self.per_node.entry(node).or_default() -= 1;
+        }
+        let succeeded = matches!(outcome, StepOutcome::Done { .. });
+        self.outcomes[i] = Some(outcome);
+        if succeeded {
+            for &d in &self.dependents[i] {
+                self.waiting_on[d] -= 1;
+                if self.waiting_on[d] == 0 && self.outcomes[d].is_none() {
+                    self.ready.insert(d);
+                }
+            }
+            return Vec::new();
+        }
+        // Everything downstream is skipped, naming the step that did not succeed.
+        let mut skipped = Vec::new();
+        let mut stack = vec![i];
+        while let Some(failed) = stack.pop() {
+            for &d in &self.dependents[failed] {
+                if self.outcomes[d].is_none() {
+                    let outcome = StepOutcome::Skipped { because: format!("{} did not succeed", self.plan.steps[failed].id) };
+                    self.outcomes[d] = Some(outcome.clone());
+                    self.ready.remove(&d);
+                    skipped.push((d, outcome));
+                    stack.push(d);
+                }
+            }
+        }
+        skipped
+    }
+}
+
 /// Runs `plan`. Never stops at the first failure: independent steps finish.
 pub async fn apply<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     plan: &Plan,
@@ -135,53 +229,12 @@ pub async fn apply<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     options: &ApplyOptions,
     events: &mut dyn FnMut(&Event),
 ) -> Summary {
-    let index: BTreeMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
-    let mut outcomes: Vec<Option<StepOutcome>> = vec![None; plan.steps.len()];
-    let mut started = vec![false; plan.steps.len()];
-    let mut locks: BTreeSet<String> = BTreeSet::new();
-    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    let mut schedule = Schedule::new(plan);
     let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
     loop {
-        // Steps whose dependencies failed or were skipped are skipped in turn.
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for (i, step) in plan.steps.iter().enumerate() {
-                if started[i] {
-                    continue;
-                }
-                let blocked = step.after.iter().find(|a| {
-                    index
-                        .get(a.as_str())
-                        .is_some_and(|j| matches!(outcomes[*j], Some(StepOutcome::Failed { .. } | StepOutcome::Skipped { .. })))
-                });
-                if let Some(dependency) = blocked {
-                    let outcome = StepOutcome::Skipped { because: format!("{dependency} did not succeed") };
-                    events(&Event::Finished { id: step.id.clone(), title: step.title.clone(), outcome: outcome.clone(), millis: 0 });
-                    outcomes[i] = Some(outcome);
-                    started[i] = true;
-                    changed = true;
-                }
-            }
-        }
-        for (i, step) in plan.steps.iter().enumerate() {
-            if started[i] || running.len() >= options.parallel.max(1) {
-                continue;
-            }
-            let ready =
-                step.after.iter().all(|a| index.get(a.as_str()).is_none_or(|j| matches!(outcomes[*j], Some(StepOutcome::Done { .. }))));
-            let lock_free = step.lock.as_ref().is_none_or(|l| !locks.contains(l));
-            let node_free = step.node.as_ref().is_none_or(|n| per_node.get(n).copied().unwrap_or(0) < options.node_parallel.max(1));
-            if !(ready && lock_free && node_free) {
-                continue;
-            }
-            started[i] = true;
-            if let Some(lock) = &step.lock {
-                locks.insert(lock.clone());
-            }
-            if let Some(node) = &step.node {
-                *per_node.entry(node.clone()).or_default() += 1;
-            }
+        while running.len() < options.parallel.max(1) {
+            let Some(i) = schedule.take_startable(options.node_parallel) else { break };
+            let step = &plan.steps[i];
             events(&Event::Started { id: step.id.clone(), title: step.title.clone() });
             running.push(Box::pin(async move {
                 let clock = Instant::now();
@@ -191,19 +244,16 @@ pub async fn apply<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         }
         let Some((i, outcome, millis)) = running.next().await else { break };
         let step = &plan.steps[i];
-        if let Some(lock) = &step.lock {
-            locks.remove(lock);
-        }
-        if let Some(node) = &step.node {
-            *per_node.entry(node.clone()).or_default() -= 1;
-        }
         events(&Event::Finished { id: step.id.clone(), title: step.title.clone(), outcome: outcome.clone(), millis });
-        outcomes[i] = Some(outcome);
+        for (skipped, because) in schedule.finish(i, outcome) {
+            let step = &plan.steps[skipped];
+            events(&Event::Finished { id: step.id.clone(), title: step.title.clone(), outcome: because, millis: 0 });
+        }
     }
     let results: Vec<StepResult> = plan
         .steps
         .iter()
-        .zip(outcomes)
+        .zip(schedule.outcomes)
         .map(|(step, outcome)| StepResult {
             id: step.id.clone(),
             title: step.title.clone(),

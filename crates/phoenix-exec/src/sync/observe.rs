@@ -18,7 +18,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How many observation requests are in flight at once.
-const CONCURRENT_READS: usize = 32;
+const CONCURRENT_READS: usize = 256;
 
 async fn get(api: &impl PveApi, path: String) -> Result<Value, DriverError> {
     api.call(&ApiRequest::new(Method::Get, path, Vec::new())).await
@@ -40,16 +40,13 @@ fn vmids(list: &Value) -> Vec<GuestId> {
 /// guests; security groups on the cluster.
 async fn firewall(api: &impl PveApi, scope: FwScope, node: &str) -> Result<FwFile, DriverError> {
     let base = scope.base(node);
-    let mut file = FwFile {
-        options: pve::options_from_api(&get(api, format!("{base}/options")).await?),
-        rules: pve::rules_from_api(&get(api, format!("{base}/rules")).await?),
-        ..FwFile::default()
-    };
+    let (options, rules) = futures_util::try_join!(get(api, format!("{base}/options")), get(api, format!("{base}/rules")))?;
+    let mut file = FwFile { options: pve::options_from_api(&options), rules: pve::rules_from_api(&rules), ..FwFile::default() };
     if matches!(scope, FwScope::Host) {
         return Ok(file);
     }
-    file.aliases = pve::aliases_from_api(&get(api, format!("{base}/aliases")).await?);
-    let sets = get(api, format!("{base}/ipset")).await?;
+    let (aliases, sets) = futures_util::try_join!(get(api, format!("{base}/aliases")), get(api, format!("{base}/ipset")))?;
+    file.aliases = pve::aliases_from_api(&aliases);
     for summary in sets.as_array().into_iter().flatten() {
         let Some(name) = summary.get("name").and_then(Value::as_str) else { continue };
         let entries = get(api, format!("{base}/ipset/{name}")).await?;

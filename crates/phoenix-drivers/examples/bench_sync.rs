@@ -1,0 +1,176 @@
+//! Benchmark of `phoenix sync firewall` against the fake Proxmox VE API with injected latency:
+//! `cargo run --release -p phoenix-drivers --example bench_sync -- [GUESTS] [LATENCY_MS] [PLAN_GUESTS]`
+//! (defaults 500, 50, 5000). Prints the plan's critical path (its longest chain of API calls
+//! times the latency), the time the apply took and their ratio; then observing and planning a
+//! PLAN_GUESTS inventory without latency. The fake runs on its own thread (the second core),
+//! as a real Proxmox node would not share phoenix's CPU.
+
+use phoenix_core::plan::Domain;
+use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
+use phoenix_drivers::http::{Backoff, Trust};
+use phoenix_drivers::portainer::{PortainerClient, PortainerSettings};
+use phoenix_drivers::pve::{PveClient, PveSettings};
+use phoenix_exec::sync::observe::{observe, ObserveInput};
+use phoenix_exec::sync::{apply, ApplyOptions, Drivers};
+use phoenix_exec::{DriverError, Issued, Issuer};
+use phoenix_model::model::{GuestKind, Model};
+use phoenix_testkit::fake::pve::FakePve;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+struct NoAcme;
+
+impl Issuer for NoAcme {
+    async fn issue(&self, _: &phoenix_core::certificates::renewal::OrderRequest) -> Result<Issued, DriverError> {
+        Err(DriverError::new("not in this benchmark"))
+    }
+}
+
+fn synthetic(guests: usize) -> Model {
+    let root = std::path::PathBuf::from("/synthetic");
+    let mut source = phoenix_testkit::MemorySource::default();
+    for (relative, text) in phoenix_testkit::synth::inventory(guests) {
+        source.files.insert(root.join(relative), text);
+    }
+    phoenix_model::check(&root.join("etc"), &source).model.expect("the synthetic inventory loads")
+}
+
+struct Fake {
+    url: String,
+    token: String,
+    ca: std::path::PathBuf,
+}
+
+/// Starts the fake on its own thread and runtime; it lives until the process ends.
+fn start_fake(model: &Model, latency: Duration) -> Fake {
+    let node = model.host.node_name.clone();
+    let guests: Vec<(u32, String)> =
+        model.guests.values().map(|g| (g.id, if g.kind == GuestKind::Lxc { "lxc".to_string() } else { "qemu".to_string() })).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let refs: Vec<(u32, &str, &str)> = guests.iter().map(|(id, kind)| (*id, kind.as_str(), "bridge=vmbr0")).collect();
+            let fake = FakePve::start(&node, &refs).await;
+            fake.server.controls.set_latency(latency);
+            tx.send(Fake { url: fake.url(), token: fake.token.clone(), ca: fake.server.ca_file.clone() }).expect("send");
+            std::future::pending::<()>().await;
+            drop(fake);
+        });
+    });
+    rx.recv().expect("the fake starts")
+}
+
+fn clients(fake: &Fake) -> (PveClient, PortainerClient) {
+    let pve = PveClient::new(PveSettings {
+        url: fake.url.clone(),
+        token: fake.token.clone(),
+        trust: Trust::Ca(fake.ca.clone()),
+        timeout: Duration::from_secs(30),
+        backoff: Backoff::default(),
+        task_timeout: Duration::from_secs(60),
+    })
+    .expect("client");
+    // Not used by the firewall domain.
+    let portainer = PortainerClient::new(PortainerSettings {
+        url: "https://127.0.0.1:1".into(),
+        trust: Trust::Ca(fake.ca.clone()),
+        api_key: Some("unused".into()),
+        key_file: "/nonexistent".into(),
+        admin_user: "admin".into(),
+        admin_password: None,
+        timeout: Duration::from_secs(1),
+        backoff: Backoff::default(),
+    })
+    .expect("client");
+    (pve, portainer)
+}
+
+async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
+    let domains: BTreeSet<Domain> = [Domain::Firewall].into();
+    let target = HostTarget::new(GuestAccess::Folders("/nonexistent".into()), SystemRunner);
+
+    let model = synthetic(guests);
+    let rendered = phoenix_core::render::render_all(&model);
+    let fake = start_fake(&model, Duration::from_millis(latency_ms));
+    let (pve, portainer) = clients(&fake);
+    let input = ObserveInput {
+        model: &model,
+        rendered: &rendered,
+        domains: &domains,
+        pve: &pve,
+        portainer: &portainer,
+        target: &target,
+        node: &model.host.node_name,
+        store_dir: "/nonexistent",
+        host_trust_file: "/nonexistent",
+        now: 0,
+    };
+    let clock = Instant::now();
+    let observed = observe(&input).await.expect("observe");
+    let observing = clock.elapsed();
+    let plan = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
+        model: &model,
+        rendered: &rendered,
+        observed: &observed,
+        domains: &domains,
+        secret: &|_| None,
+    });
+    let calls: usize = plan.steps.iter().map(|s| s.calls).sum();
+    let critical = Duration::from_millis(plan.critical_path_calls() as u64 * latency_ms);
+    let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &NoAcme };
+    let options = ApplyOptions {
+        parallel: 512,
+        node_parallel: std::env::var("NODE_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(8),
+        run_commands: false,
+        store_dir: String::new(),
+        host_trust_file: String::new(),
+        now: 0,
+    };
+    let clock = Instant::now();
+    let summary = apply(&plan, &drivers, &options, &mut |_| {}).await;
+    let applying = clock.elapsed();
+    assert_eq!(summary.failed + summary.skipped, 0, "{}", summary.to_text());
+    println!("sync firewall, {guests} guests, {latency_ms} ms per API call:");
+    println!("  observe: {:.2} s", observing.as_secs_f64());
+    println!(
+        "  plan: {} steps, {calls} API calls, critical path {} calls = {:.2} s",
+        plan.steps.len(),
+        plan.critical_path_calls(),
+        critical.as_secs_f64()
+    );
+    println!("  apply: {:.2} s = {:.2} x the critical path", applying.as_secs_f64(), applying.as_secs_f64() / critical.as_secs_f64());
+
+    let big = synthetic(plan_guests);
+    let rendered = phoenix_core::render::render_all(&big);
+    let fake = start_fake(&big, Duration::ZERO);
+    let (pve, portainer) = clients(&fake);
+    let input = ObserveInput { model: &big, rendered: &rendered, pve: &pve, portainer: &portainer, node: &big.host.node_name, ..input };
+    let clock = Instant::now();
+    let observed = observe(&input).await.expect("observe");
+    let observing = clock.elapsed();
+    let clock = Instant::now();
+    let plan = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
+        model: &big,
+        rendered: &rendered,
+        observed: &observed,
+        domains: &domains,
+        secret: &|_| None,
+    });
+    let planning = clock.elapsed();
+    println!(
+        "plan {plan_guests} guests (no latency): observe {:.2} s, plan {:.3} s ({} steps)",
+        observing.as_secs_f64(),
+        planning.as_secs_f64(),
+        plan.steps.len()
+    );
+}
+
+fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let guests = args.first().copied().unwrap_or(500) as usize;
+    let latency = args.get(1).copied().unwrap_or(50);
+    let plan_guests = args.get(2).copied().unwrap_or(5000) as usize;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run(guests, latency, plan_guests));
+}
