@@ -1,0 +1,68 @@
+//! The sync plan for the bundled example against a node whose guests exist with nothing
+//! configured, and against a node already as described (then the plan is empty).
+
+use phoenix_core::plan::portainer::PortainerObserved;
+use phoenix_core::plan::pve::FwScope;
+use phoenix_core::plan::{plan, Domain, Observed, PlanInput, PveObserved};
+use phoenix_core::render::pve_firewall::format::parse;
+use phoenix_model::model::Model;
+use std::collections::BTreeSet;
+
+fn example() -> Model {
+    phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.unwrap()
+}
+
+fn bare_node(model: &Model) -> PveObserved {
+    PveObserved { node: model.host.node_name.clone(), guests: model.guests.values().map(|g| (g.id, g.kind)).collect(), ..PveObserved::default() }
+}
+
+fn all() -> BTreeSet<Domain> {
+    Domain::ALL.into_iter().collect()
+}
+
+#[test]
+fn the_first_plan_orders_references_rules_options_and_switches_the_firewall_on_last() {
+    let model = example();
+    let rendered = phoenix_core::render::render_all(&model);
+    let observed = Observed { pve: Some(bare_node(&model)), trust_in_place: Some(true), portainer: Some(PortainerObserved::default()), ..Observed::default() };
+    let domains = all();
+    let secret = |_: &phoenix_model::model::SecretRef| Some("s3cret".to_string());
+    let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &secret });
+    let cluster = plan.steps.iter().find(|s| s.id == "firewall:cluster:options").unwrap();
+    let rule_steps = plan.steps.iter().filter(|s| s.id.ends_with(":rules")).count();
+    assert_eq!(cluster.after.len(), rule_steps, "the cluster firewall is switched on after every rule set");
+    let nic = plan.steps.iter().find(|s| s.id == "nic:101").unwrap();
+    assert_eq!(nic.after, ["firewall:guest:101:rules", "firewall:guest:101:options"]);
+    assert_eq!(nic.lock.as_deref(), Some("guest:101"));
+    assert!(!plan.to_text().contains("s3cret"));
+    insta::assert_snapshot!(plan.to_text());
+}
+
+#[test]
+fn a_node_as_described_plans_nothing() {
+    let model = example();
+    let rendered = phoenix_core::render::render_all(&model);
+    let mut node = bare_node(&model);
+    for file in rendered.files.iter().filter(|f| f.path.ends_with(".fw")) {
+        let scope = match file.path.rsplit('/').next().unwrap().trim_end_matches(".fw") {
+            "cluster" => FwScope::Cluster,
+            "host" => FwScope::Host,
+            id => {
+                let id: u32 = id.parse().unwrap();
+                FwScope::Guest(id, model.guests[&id].kind)
+            }
+        };
+        node.firewalls.insert(scope, parse(&file.content).unwrap());
+    }
+    // The node lists NIC options in its own order: still the same NIC.
+    for setting in rendered.settings.iter().filter(|s| s.key == "net0") {
+        let mut parts: Vec<&str> = setting.value.split(',').collect();
+        parts.reverse();
+        node.nics.insert(setting.guest, parts.join(","));
+    }
+    let observed = Observed { pve: Some(node), ..Observed::default() };
+    let domains = BTreeSet::from([Domain::Firewall]);
+    let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &|_| None });
+    assert!(plan.is_empty(), "{}", plan.to_text());
+    assert_eq!(plan.critical_path_calls(), 0);
+}

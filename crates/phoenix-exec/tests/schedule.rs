@@ -1,0 +1,138 @@
+//! The applier's scheduling, against a fake Proxmox API that records how many requests run at
+//! once: steps sharing a lock never overlap, node-locking steps respect the per-node limit,
+//! independent steps overlap, and a failure skips exactly what depends on it.
+
+use phoenix_core::plan::pve::{ApiRequest, Method};
+use phoenix_core::plan::{Action, Domain, Plan, Step};
+use phoenix_exec::sync::{apply, ApplyOptions, Drivers, PortainerApi, PveApi, StepOutcome};
+use phoenix_exec::{DriverError, Issued, Issuer, Target};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+struct Recorder {
+    running: RefCell<BTreeMap<String, usize>>,
+    peak: RefCell<BTreeMap<String, usize>>,
+}
+
+impl PveApi for Recorder {
+    async fn call(&self, request: &ApiRequest) -> Result<Value, DriverError> {
+        // The path names the group the request belongs to: /group/<name>/...
+        let group = request.path.split('/').nth(2).unwrap_or_default().to_string();
+        if request.path.ends_with("/fail") {
+            return Err(DriverError::new("refused"));
+        }
+        let now = {
+            let mut running = self.running.borrow_mut();
+            let count = running.entry(group.clone()).or_default();
+            *count += 1;
+            *count
+        };
+        let mut peak = self.peak.borrow_mut();
+        let max = peak.entry(group.clone()).or_default();
+        *max = (*max).max(now);
+        drop(peak);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        *self.running.borrow_mut().get_mut(&group).unwrap() -= 1;
+        Ok(Value::Null)
+    }
+}
+
+struct Unused;
+
+impl PortainerApi for Unused {
+    async fn initialized(&self) -> Result<bool, DriverError> {
+        unreachable!()
+    }
+    async fn endpoints(&self) -> Result<Vec<phoenix_core::plan::portainer::EndpointObserved>, DriverError> {
+        unreachable!()
+    }
+    async fn stacks(&self) -> Result<Vec<phoenix_core::plan::portainer::StackObserved>, DriverError> {
+        unreachable!()
+    }
+    async fn apply(&self, _: &phoenix_core::plan::portainer::Operation) -> Result<(), DriverError> {
+        unreachable!()
+    }
+}
+
+impl Target for Unused {
+    fn read(&self, _: &phoenix_core::certificates::renewal::Place) -> Result<Option<Vec<u8>>, DriverError> {
+        unreachable!()
+    }
+    fn write(&self, _: &phoenix_core::certificates::renewal::FileWrite) -> Result<(), DriverError> {
+        unreachable!()
+    }
+    fn remove(&self, _: &phoenix_core::certificates::renewal::Place) -> Result<(), DriverError> {
+        unreachable!()
+    }
+    fn run(&self, _: &phoenix_core::certificates::renewal::PostAction) -> Result<(), DriverError> {
+        unreachable!()
+    }
+}
+
+impl Issuer for Unused {
+    async fn issue(&self, _: &phoenix_core::certificates::renewal::OrderRequest) -> Result<Issued, DriverError> {
+        unreachable!()
+    }
+}
+
+fn step(id: &str, path: &str, after: &[&str], lock: Option<&str>, node: Option<&str>) -> Step {
+    Step {
+        id: id.into(),
+        domain: Domain::Firewall,
+        title: id.into(),
+        reason: String::new(),
+        diff: String::new(),
+        action: Action::Pve { requests: vec![ApiRequest::new(Method::Put, path, Vec::new())] },
+        after: after.iter().map(|a| a.to_string()).collect(),
+        lock: lock.map(str::to_string),
+        node: node.map(str::to_string),
+        calls: 1,
+    }
+}
+
+async fn run(plan: &Plan, node_parallel: usize) -> (phoenix_exec::sync::Summary, Recorder) {
+    let recorder = Recorder::default();
+    let drivers = Drivers { model: &Default::default(), pve: &recorder, portainer: &Unused, target: &Unused, issuer: &Unused };
+    let options = ApplyOptions { parallel: 64, node_parallel, run_commands: false, store_dir: String::new(), host_trust_file: String::new(), now: 0 };
+    let summary = apply(plan, &drivers, &options, &mut |_| {}).await;
+    (summary, recorder)
+}
+
+#[tokio::test]
+async fn locks_serialize_node_limits_cap_and_the_rest_overlaps() {
+    let mut steps = Vec::new();
+    for i in 0..6 {
+        steps.push(step(&format!("locked-{i}"), "/g/locked/x", &[], Some("guest:101"), None));
+        steps.push(step(&format!("node-{i}"), "/g/node/x", &[], None, Some("pve")));
+        steps.push(step(&format!("free-{i}"), "/g/free/x", &[], None, None));
+    }
+    let (summary, recorder) = run(&Plan { schema_version: 1, steps }, 2).await;
+    assert_eq!(summary.done, 18);
+    let peak = recorder.peak.borrow();
+    assert_eq!(peak["locked"], 1, "one lock, one at a time");
+    assert_eq!(peak["node"], 2, "the per-node limit");
+    assert_eq!(peak["free"], 6, "independent steps overlap");
+}
+
+#[tokio::test]
+async fn a_failure_skips_its_dependents_transitively_and_nothing_else() {
+    let steps = vec![
+        step("a", "/g/x/fail", &[], None, None),
+        step("b", "/g/x/ok", &["a"], None, None),
+        step("c", "/g/x/ok", &["b"], None, None),
+        step("d", "/g/x/ok", &[], None, None),
+        step("e", "/g/x/ok", &["d", "c"], None, None),
+        step("f", "/g/x/ok", &["d", "gone-from-the-plan"], None, None),
+    ];
+    let (summary, _) = run(&Plan { schema_version: 1, steps }, 2).await;
+    let outcome = |id: &str| summary.results.iter().find(|r| r.id == id).unwrap().outcome.clone();
+    assert!(matches!(outcome("a"), StepOutcome::Failed { .. }));
+    assert_eq!(outcome("b"), StepOutcome::Skipped { because: "a did not succeed".into() });
+    assert_eq!(outcome("c"), StepOutcome::Skipped { because: "b did not succeed".into() });
+    assert!(matches!(outcome("e"), StepOutcome::Skipped { .. }));
+    assert!(matches!(outcome("d"), StepOutcome::Done { .. }));
+    assert!(matches!(outcome("f"), StepOutcome::Done { .. }), "a dependency outside the plan is already satisfied");
+    assert_eq!((summary.done, summary.failed, summary.skipped), (2, 1, 3));
+}
