@@ -5,7 +5,7 @@ use crate::{parse_now, print, Status};
 use clap::{Args, ValueEnum};
 use phoenix_core::plan::{Domain, Plan};
 use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
-use phoenix_drivers::host::{resolve_secret, GuestAccess, HostTarget, SystemRunner};
+use phoenix_drivers::host::{resolve_secret, GuestAccess, HostTarget, NodeRunner, SshRunner, SystemRunner};
 use phoenix_drivers::http::{Backoff, Trust};
 use phoenix_drivers::portainer::{PortainerClient, PortainerSettings};
 use phoenix_drivers::pve::{PveClient, PveSettings};
@@ -83,6 +83,10 @@ pub struct SyncArgs {
     /// DIR/guest-<vmid>; validate and reload commands do not run.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// Reach the Proxmox node over SSH (`root@pve`) for what only exists there: its files
+    /// (dnsmasq's), `pct` and `qm guest exec`. Default: phoenix runs on the node.
+    #[arg(long, value_name = "USER@HOST", conflicts_with = "root")]
+    ssh: Option<String>,
     /// Steps running at once.
     #[arg(long, default_value_t = 512)]
     parallel: usize,
@@ -209,14 +213,19 @@ pub fn run(args: SyncArgs) -> Status {
         (Ok(pve), Ok(portainer)) => (pve, portainer),
         (Err(status), _) | (_, Err(status)) => return status,
     };
+    let runner = match &args.ssh {
+        Some(destination) => NodeRunner::Ssh(SshRunner::new(destination.clone())),
+        None => NodeRunner::Local(SystemRunner),
+    };
     let mut target = HostTarget::new(
         match &args.root {
             Some(root) => GuestAccess::Folders(root.clone()),
             None => GuestAccess::Pve,
         },
-        SystemRunner,
+        runner,
     );
     target.host_root = args.root.as_ref().map(|root| root.join("host"));
+    target.remote_host = args.ssh.is_some();
     let store = local_store(&args);
     let issuer = AcmeIssuer::new(AcmeSettings {
         directory: phoenix_core::render::traefik::acme_directory(&model).unwrap_or_default(),

@@ -13,7 +13,11 @@ fn example() -> Model {
 }
 
 fn bare_node(model: &Model) -> PveObserved {
-    PveObserved { node: model.host.node_name.clone(), guests: model.guests.values().map(|g| (g.id, g.kind)).collect(), ..PveObserved::default() }
+    PveObserved {
+        node: model.host.node_name.clone(),
+        guests: model.guests.values().map(|g| (g.id, g.kind)).collect(),
+        ..PveObserved::default()
+    }
 }
 
 fn all() -> BTreeSet<Domain> {
@@ -24,7 +28,12 @@ fn all() -> BTreeSet<Domain> {
 fn the_first_plan_orders_references_rules_options_and_switches_the_firewall_on_last() {
     let model = example();
     let rendered = phoenix_core::render::render_all(&model);
-    let observed = Observed { pve: Some(bare_node(&model)), trust_in_place: Some(true), portainer: Some(PortainerObserved::default()), ..Observed::default() };
+    let observed = Observed {
+        pve: Some(bare_node(&model)),
+        trust_in_place: Some(true),
+        portainer: Some(PortainerObserved::default()),
+        ..Observed::default()
+    };
     let domains = all();
     let secret = |_: &phoenix_model::model::SecretRef| Some("s3cret".to_string());
     let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &secret });

@@ -90,3 +90,28 @@ fn reloads_and_trust_updates_run_in_the_guest() {
     let error = failing.run(&PostAction::Shell { command: "pct exec 101 -- systemctl reload nginx".into() }).unwrap_err();
     assert!(error.message.contains("exit status 1"), "{error}");
 }
+
+#[test]
+fn a_remote_node_is_reached_through_its_runner() {
+    use phoenix_drivers::host::SshRunner;
+    // A stand-in for ssh that runs the remote command line locally, as sshd would.
+    let dir = std::env::temp_dir().join(format!("phoenix-remote-node-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("ssh");
+    std::fs::write(&fake, "#!/bin/sh\nfor last; do :; done\nexec sh -c \"$last\"\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut node =
+        HostTarget::new(GuestAccess::Pve, SshRunner { destination: "root@pve".into(), program: fake.to_string_lossy().into_owned() });
+    node.remote_host = true;
+    let path = dir.join("etc/dnsmasq.d/phoenix.conf").to_string_lossy().into_owned();
+    let place = Place::host(path.clone());
+    assert_eq!(node.read(&place).unwrap(), None);
+    let file = FileWrite { place: place.clone(), content: b"local=/lab/\n".to_vec(), owner: None, mode: 0o640 };
+    node.write(&file).unwrap();
+    assert_eq!(node.read(&place).unwrap(), Some(b"local=/lab/\n".to_vec()));
+    assert_eq!(std::fs::metadata(&path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o640);
+    node.run(&PostAction::Command { guest: None, command: format!("test -s {path}") }).unwrap();
+    node.remove(&place).unwrap();
+    assert!(!std::path::Path::new(&path).exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

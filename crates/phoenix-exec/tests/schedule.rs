@@ -95,7 +95,8 @@ fn step(id: &str, path: &str, after: &[&str], lock: Option<&str>, node: Option<&
 async fn run(plan: &Plan, node_parallel: usize) -> (phoenix_exec::sync::Summary, Recorder) {
     let recorder = Recorder::default();
     let drivers = Drivers { model: &Default::default(), pve: &recorder, portainer: &Unused, target: &Unused, issuer: &Unused };
-    let options = ApplyOptions { parallel: 64, node_parallel, run_commands: false, store_dir: String::new(), host_trust_file: String::new(), now: 0 };
+    let options =
+        ApplyOptions { parallel: 64, node_parallel, run_commands: false, store_dir: String::new(), host_trust_file: String::new(), now: 0 };
     let summary = apply(plan, &drivers, &options, &mut |_| {}).await;
     (summary, recorder)
 }
@@ -135,4 +136,73 @@ async fn a_failure_skips_its_dependents_transitively_and_nothing_else() {
     assert!(matches!(outcome("d"), StepOutcome::Done { .. }));
     assert!(matches!(outcome("f"), StepOutcome::Done { .. }), "a dependency outside the plan is already satisfied");
     assert_eq!((summary.done, summary.failed, summary.skipped), (2, 1, 3));
+}
+
+mod files {
+    //! A rendered file step on the local machine: validated and reloaded by real commands, and
+    //! put back when either fails.
+    use super::*;
+    use phoenix_core::render::{RenderedFile, Target as FileTarget};
+
+    /// Local files, commands by `sh -c` (the host side of phoenix-drivers' target, minimal).
+    struct Local;
+
+    impl Target for Local {
+        fn read(&self, place: &phoenix_core::certificates::renewal::Place) -> Result<Option<Vec<u8>>, DriverError> {
+            Ok(std::fs::read(&place.path).ok())
+        }
+        fn write(&self, file: &phoenix_core::certificates::renewal::FileWrite) -> Result<(), DriverError> {
+            std::fs::write(&file.place.path, &file.content).map_err(|e| DriverError::new(e.to_string()))
+        }
+        fn remove(&self, place: &phoenix_core::certificates::renewal::Place) -> Result<(), DriverError> {
+            let _ = std::fs::remove_file(&place.path);
+            Ok(())
+        }
+        fn run(&self, action: &phoenix_core::certificates::renewal::PostAction) -> Result<(), DriverError> {
+            let phoenix_core::certificates::renewal::PostAction::Command { command, .. } = action else { unreachable!() };
+            let status = std::process::Command::new("sh").args(["-c", command]).status().map_err(|e| DriverError::new(e.to_string()))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(DriverError::new(format!("`{command}` failed")))
+            }
+        }
+    }
+
+    async fn write(path: &std::path::Path, validate: &str, reload: &str) -> StepOutcome {
+        let mut file = RenderedFile::new(FileTarget::Host, path.to_string_lossy(), "new\n".into());
+        file.validate = Some(validate.replace("{}", &path.to_string_lossy()));
+        file.reload = Some(reload.into());
+        let step = Step { action: Action::File { file }, ..step("file", "/", &[], None, None) };
+        let plan = Plan { schema_version: 1, steps: vec![step] };
+        let drivers =
+            Drivers { model: &Default::default(), pve: &Recorder::default(), portainer: &Unused, target: &Local, issuer: &Unused };
+        let options = ApplyOptions {
+            parallel: 1,
+            node_parallel: 1,
+            run_commands: true,
+            store_dir: String::new(),
+            host_trust_file: String::new(),
+            now: 0,
+        };
+        apply(&plan, &drivers, &options, &mut |_| {}).await.results[0].outcome.clone()
+    }
+
+    #[tokio::test]
+    async fn a_file_failing_validation_or_reload_is_put_back() {
+        let dir = std::env::temp_dir().join(format!("phoenix-file-step-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("service.conf");
+        std::fs::write(&path, "old\n").unwrap();
+        // The validator sees the new file in place, and refuses it.
+        let refused = write(&path, "! grep -q new {}", "true").await;
+        assert!(matches!(refused, StepOutcome::Failed { .. }), "{refused:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        let reload_failed = write(&path, "grep -q new {}", "exit 3").await;
+        assert!(matches!(reload_failed, StepOutcome::Failed { ref message } if message.contains("restored")), "{reload_failed:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        assert!(matches!(write(&path, "grep -q new {}", "true").await, StepOutcome::Done { .. }));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -8,5 +8,5 @@ mod target;
 
 pub use files::*;
 pub use owners::{resolve_owner, Owner};
-pub use runner::{CommandOutput, CommandRunner, SystemRunner};
+pub use runner::{CommandOutput, CommandRunner, NodeRunner, SshRunner, SystemRunner};
 pub use target::{guest_folder, GuestAccess, HostTarget};

@@ -25,12 +25,15 @@ pub struct HostTarget<R: CommandRunner> {
     pub guests: GuestAccess,
     /// When set, host paths live under this folder instead of `/` (a rehearsal).
     pub host_root: Option<PathBuf>,
+    /// The Proxmox node is not this machine: its files are reached through the runner (an
+    /// [`SshRunner`](super::SshRunner)) like a guest's.
+    pub remote_host: bool,
     pub runner: R,
 }
 
 impl<R: CommandRunner> HostTarget<R> {
     pub fn new(guests: GuestAccess, runner: R) -> HostTarget<R> {
-        HostTarget { guests, host_root: None, runner }
+        HostTarget { guests, host_root: None, remote_host: false, runner }
     }
 }
 
@@ -56,6 +59,7 @@ impl<R: CommandRunner> HostTarget<R> {
     /// The local path of a place, when it is a local file (host paths, and guests as folders).
     fn local_path(&self, place: &Place) -> Option<PathBuf> {
         match (&place.guest, &self.guests) {
+            (None, _) if self.remote_host => None,
             (None, _) => Some(match &self.host_root {
                 Some(root) => root.join(place.path.trim_start_matches('/')),
                 None => PathBuf::from(&place.path),
@@ -75,6 +79,19 @@ impl<R: CommandRunner> HostTarget<R> {
         };
         let read = |file: &str| std::fs::read_to_string(system_root.join(file)).unwrap_or_default();
         resolve_owner(owner, &read("etc/passwd"), &read("etc/group")).map_err(|e| error(place, format!("owner {owner}: {e}")))
+    }
+
+    /// Runs `script` with `args` by `sh -c` where `place` lives (the node, or a guest); `stdin`
+    /// is passed through.
+    fn shell_at(&self, place: &Place, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<CommandOutput, DriverError> {
+        match place.guest {
+            Some((id, kind)) => self.guest_shell(id, kind, script, args, stdin),
+            None => {
+                let mut command = argv(&["sh", "-c", script, "sh"]);
+                command.extend(args.iter().map(|a| a.to_string()));
+                self.runner.run(&command, stdin)
+            }
+        }
     }
 
     /// Runs `script` with `args` by `sh -c` inside the guest; `stdin` is passed through.
@@ -107,8 +124,7 @@ impl<R: CommandRunner> HostTarget<R> {
     }
 
     fn guest_checked(&self, place: &Place, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<CommandOutput, DriverError> {
-        let Some((id, kind)) = place.guest else { return Err(error(place, "not a guest path")) };
-        let output = self.guest_shell(id, kind, script, args, stdin)?;
+        let output = self.shell_at(place, script, args, stdin)?;
         if output.success() {
             Ok(output)
         } else {
@@ -141,9 +157,8 @@ impl<R: CommandRunner> Target for HostTarget<R> {
                 Err(e) => Err(error(place, e)),
             };
         }
-        let Some((id, kind)) = place.guest else { return Err(error(place, "not a guest path")) };
         // Exit status 3 means "absent", told apart from a failing cat.
-        let output = self.guest_shell(id, kind, r#"test -e "$1" || exit 3; cat -- "$1""#, &[&place.path], None)?;
+        let output = self.shell_at(place, r#"test -e "$1" || exit 3; cat -- "$1""#, &[&place.path], None)?;
         match output.code {
             Some(0) => Ok(Some(output.stdout)),
             Some(3) => Ok(None),
