@@ -2,6 +2,7 @@
 //! and maps it to an exit code. No logic of its own lives here.
 
 mod certs;
+mod lab;
 mod sync;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -87,6 +88,10 @@ enum Command {
     /// failed step skips only what depends on it. Exit 1 when a step failed or was skipped,
     /// 2 when the system could not be observed.
     Sync(sync::SyncArgs),
+    /// The lab: the described topology in network namespaces on this machine, for rehearsals
+    /// and for comparing the static verdicts with real traffic.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
     /// Certificates of the manifest: status, renewal over ACME, the CA root, the renewal timer.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
         Command::Explain { code } => explain(code.as_deref()),
         Command::Certs(command) => certs::run(command),
         Command::Sync(args) => sync::run(args),
+        Command::Lab(command) => lab::run(command),
         Command::Assess { config, deployed, certs, now, format, trace } => {
             assess(&config.config, deployed.as_deref(), certs.as_deref(), now.as_deref(), format, trace.as_deref())
         }

@@ -5,5 +5,6 @@
 pub mod analyze;
 pub mod certificates;
 pub mod edge;
+pub mod lab;
 pub mod plan;
 pub mod render;

@@ -3,13 +3,13 @@
 //! ports, protocols, interfaces and pve-firewall's common macros.
 
 use super::state::FwSource;
-use crate::render::pve_firewall::format::FwRule;
+use crate::render::pve_firewall::format::{FwIpSet, FwRule};
 use ipnet::IpNet;
 use phoenix_model::model::{AddrEntry, AddrSpec, PortSet, Proto};
 use std::net::IpAddr;
 
 /// Protocol and ports of the macros phoenix understands (pve-firewall's macro list, subset).
-const MACROS: &[(&str, &[(u8, u16)])] = &[
+pub(crate) const MACROS: &[(&str, &[(u8, u16)])] = &[
     ("SSH", &[(6, 22)]),
     ("HTTP", &[(6, 80)]),
     ("HTTPS", &[(6, 443)]),
@@ -44,7 +44,7 @@ fn option<'r>(rule: &'r FwRule, key: &str) -> Option<&'r str> {
 }
 
 /// Addresses of an alias, looked up in the guest's file, then the cluster's.
-fn alias(name: &str, scope: Option<&str>, guest: Option<&FwSource>, cluster: &FwSource) -> Option<IpNet> {
+pub(crate) fn alias(name: &str, scope: Option<&str>, guest: Option<&FwSource>, cluster: &FwSource) -> Option<IpNet> {
     let find = |source: &FwSource| {
         source
             .file
@@ -60,14 +60,18 @@ fn alias(name: &str, scope: Option<&str>, guest: Option<&FwSource>, cluster: &Fw
     }
 }
 
-fn in_ipset(ip: IpAddr, name: &str, scope: Option<&str>, guest: Option<&FwSource>, cluster: &FwSource) -> bool {
-    let find = |source: &FwSource| source.file.ipsets.iter().find(|s| s.name.eq_ignore_ascii_case(name)).cloned();
-    let set = match scope {
+/// An ipset by name, looked up as aliases are.
+pub(crate) fn ipset<'s>(name: &str, scope: Option<&str>, guest: Option<&'s FwSource>, cluster: &'s FwSource) -> Option<&'s FwIpSet> {
+    let find = |source: &'s FwSource| source.file.ipsets.iter().find(|s| s.name.eq_ignore_ascii_case(name));
+    match scope {
         Some("dc") => find(cluster),
         Some("guest") => guest.and_then(find),
         _ => guest.and_then(find).or_else(|| find(cluster)),
-    };
-    let Some(set) = set else { return false };
+    }
+}
+
+fn in_ipset(ip: IpAddr, name: &str, scope: Option<&str>, guest: Option<&FwSource>, cluster: &FwSource) -> bool {
+    let Some(set) = ipset(name, scope, guest, cluster) else { return false };
     let parse = |cidr: &str| cidr.parse::<IpNet>().ok().or_else(|| cidr.parse::<IpAddr>().ok().map(IpNet::from));
     let hit = |negated: bool| set.entries.iter().filter(|e| e.negated == negated).filter_map(|e| parse(&e.cidr)).any(|n| n.contains(&ip));
     hit(false) && !hit(true)

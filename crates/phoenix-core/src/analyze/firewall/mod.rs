@@ -9,7 +9,7 @@
 //! configurations are judged the same way, and every verdict cites file, line and rule text.
 
 mod evaluate;
-mod matching;
+pub(crate) mod matching;
 mod state;
 
 pub use evaluate::{evaluate, trace, ChainVerdict, Decision, Endpoint, FirewallVerdict, Packet};

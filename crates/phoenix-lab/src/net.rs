@@ -1,0 +1,158 @@
+//! Namespaces, the bridge, veth pairs, addresses, nftables and the stand-in listeners, through
+//! `ip` and `nft`. Every command is bounded: they either finish or fail; listeners report ready
+//! on stdout within a few seconds or the lab gives up.
+
+use crate::{LabError, LabState};
+use phoenix_core::lab::{LabSpec, Namespace};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn netns(lab: &str, key: &str) -> String {
+    format!("phx-{lab}-{key}")
+}
+
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), LabError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| LabError(format!("cannot run {program}: {e}")))?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).map_err(|e| LabError(format!("{program}: {e}")))?;
+    }
+    let output = child.wait_with_output().map_err(|e| LabError(format!("{program}: {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(LabError(format!("`{program} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim())))
+    }
+}
+
+/// The lab's namespaces that exist now.
+pub fn lab_namespaces(lab: &str) -> Vec<String> {
+    let prefix = format!("phx-{lab}-");
+    let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else { return Vec::new() };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn delete_namespace(name: &str) {
+    let _ = run("ip", &["netns", "delete", name], None);
+}
+
+pub fn stop_processes(pids: &[u32]) {
+    for pid in pids {
+        let _ = Command::new("kill").arg(pid.to_string()).stderr(Stdio::null()).status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while pids.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in pids.iter().filter(|p| Path::new(&format!("/proc/{p}")).exists()) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
+    }
+}
+
+/// Creates the switch and every namespace, wired and addressed, then loads the firewall and
+/// starts the listeners. `record` persists the state before each creation.
+pub fn build(
+    state: &mut LabState,
+    spec: &LabSpec,
+    phoenix: &Path,
+    record: &mut dyn FnMut(&LabState) -> Result<(), LabError>,
+) -> Result<(), LabError> {
+    let lab = state.name.clone();
+    let switch = netns(&lab, "sw");
+    state.namespaces.push(switch.clone());
+    record(state)?;
+    run("ip", &["netns", "add", &switch], None)?;
+    run("ip", &["-n", &switch, "link", "set", "lo", "up"], None)?;
+    run("ip", &["-n", &switch, "link", "add", "br0", "type", "bridge"], None)?;
+    run("ip", &["-n", &switch, "link", "set", "br0", "up"], None)?;
+    for (index, namespace) in spec.namespaces.iter().enumerate() {
+        let name = netns(&lab, &namespace.key);
+        state.namespaces.push(name.clone());
+        record(state)?;
+        wire(&switch, &name, index, namespace)?;
+    }
+    configure(state, spec, phoenix, record)
+}
+
+fn wire(switch: &str, name: &str, index: usize, namespace: &Namespace) -> Result<(), LabError> {
+    let port = format!("p{index}");
+    let address = format!("{}/{}", namespace.address, namespace.prefix);
+    run("ip", &["netns", "add", name], None)?;
+    run("ip", &["-n", name, "link", "set", "lo", "up"], None)?;
+    run("ip", &["-n", switch, "link", "add", &port, "type", "veth", "peer", "name", &namespace.iface, "netns", name], None)?;
+    run("ip", &["-n", switch, "link", "set", &port, "master", "br0", "up"], None)?;
+    run("ip", &["-n", name, "addr", "add", &address, "dev", &namespace.iface], None)?;
+    run("ip", &["-n", name, "link", "set", &namespace.iface, "up"], None)?;
+    // Everything is one hop away on the lab's bridge (the outside client too): no router.
+    run("ip", &["-n", name, "route", "add", "default", "dev", &namespace.iface], None)
+}
+
+/// Loads each namespace's ruleset and starts its listeners.
+pub fn configure(
+    state: &mut LabState,
+    spec: &LabSpec,
+    phoenix: &Path,
+    record: &mut dyn FnMut(&LabState) -> Result<(), LabError>,
+) -> Result<(), LabError> {
+    for namespace in &spec.namespaces {
+        let name = netns(&state.name, &namespace.key);
+        run("ip", &["netns", "exec", &name, "nft", "-f", "-"], Some(&namespace.ruleset))?;
+        if namespace.tcp.is_empty() && namespace.udp.is_empty() {
+            continue;
+        }
+        let pid = start_listener(&name, namespace, phoenix)?;
+        state.pids.push(pid);
+        record(state)?;
+    }
+    Ok(())
+}
+
+fn list(ports: &std::collections::BTreeSet<u16>) -> String {
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// `phoenix lab serve` inside the namespace; returns once it printed "ready".
+fn start_listener(name: &str, namespace: &Namespace, phoenix: &Path) -> Result<u32, LabError> {
+    let binary = phoenix.to_string_lossy();
+    let mut args = vec!["netns".to_string(), "exec".into(), name.to_string(), binary.to_string(), "lab".into(), "serve".into()];
+    for (flag, ports) in [("--tcp", &namespace.tcp), ("--udp", &namespace.udp)] {
+        if !ports.is_empty() {
+            args.extend([flag.to_string(), list(ports)]);
+        }
+    }
+    let mut child = Command::new("ip")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| LabError(format!("cannot start the listeners in {name}: {e}")))?;
+    let pid = child.id();
+    let stdout = child.stdout.take().ok_or_else(|| LabError("no stdout".into()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(line) if line.trim() == "ready" => Ok(pid),
+        Ok(line) => Err(LabError(format!("the listeners in {name} did not start: {}", line.trim()))),
+        Err(_) => {
+            let _ = child.kill();
+            Err(LabError(format!("the listeners in {name} did not report ready within 5 s")))
+        }
+    }
+}
