@@ -6,25 +6,35 @@ use crate::{print, ConfigArg, Format, Status};
 use clap::Subcommand;
 use phoenix_core::lab::LabSpec;
 use phoenix_lab::probe::{self, Observation};
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum LabCommand {
     /// Build the lab for a configuration: one network namespace per guest with a static
     /// address, one for the Proxmox host and one for an outside client, on one bridge; the
-    /// Proxmox firewall compiled to nftables in each; stand-in listeners on every port a hop
-    /// connects to. Needs root, iproute2 and nftables.
+    /// Proxmox firewall compiled to nftables in each; dnsmasq with phoenix's rendered DNS
+    /// configuration; stand-in services on every port a hop connects to, speaking TLS with the
+    /// manifest's certificates (and demanding client certificates) where the hop model says.
+    /// Needs root, iproute2, nftables and dnsmasq.
     Up {
         #[command(flatten)]
         config: ConfigArg,
         #[arg(long, default_value = "lab")]
         name: String,
+        /// A certificate store to use (root_ca.crt, <name>.crt, <name>.key); default: a lab CA
+        /// issues every manifest certificate.
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
     },
-    /// Load a configuration's firewall and listeners into a running lab.
+    /// Load a configuration's firewall, DNS, certificates and services into a running lab.
     Reload {
         #[command(flatten)]
         config: ConfigArg,
         #[arg(long, default_value = "lab")]
         name: String,
+        /// As for `lab up`; default: the store the lab uses now.
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
     },
     /// Remove every namespace, process and file the lab created (also after a crash).
     Down {
@@ -36,7 +46,8 @@ pub enum LabCommand {
         #[arg(long, default_value = "lab")]
         name: String,
     },
-    /// Probe every hop in the lab and compare with the static verdict; exit 1 on any drift.
+    /// Probe every hop in the lab (connection, DNS lookup, TLS handshake) and compare with the
+    /// static verdicts; exit 1 on any drift. `phoenix assess --live --lab NAME` is the same.
     Check {
         #[command(flatten)]
         config: ConfigArg,
@@ -47,13 +58,14 @@ pub enum LabCommand {
     },
     #[command(hide = true)]
     Serve {
-        #[arg(long, value_delimiter = ',')]
-        tcp: Vec<u16>,
-        #[arg(long, value_delimiter = ',')]
-        udp: Vec<u16>,
+        #[arg(long)]
+        config_file: PathBuf,
     },
     #[command(hide = true)]
-    Probe,
+    Probe {
+        #[arg(long)]
+        certs: Option<PathBuf>,
+    },
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Status> {
@@ -63,17 +75,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, Status> {
     })
 }
 
-fn phoenix_binary() -> std::path::PathBuf {
+fn phoenix_binary() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| "phoenix".into())
-}
-
-/// The lab's data for a configuration without errors.
-pub fn spec_for(dir: &std::path::Path) -> Result<LabSpec, Status> {
-    let model = crate::certs::valid_model(dir)?;
-    let rendered = phoenix_core::render::render_firewall(&model);
-    let state = phoenix_core::analyze::firewall::FirewallState::from_rendered(&rendered, &model);
-    let flows = phoenix_core::analyze::flows::flows(&model, &phoenix_core::edge::edge(&model));
-    Ok(phoenix_core::lab::spec(&model, &state, &flows))
 }
 
 fn failed(error: phoenix_lab::LabError) -> Status {
@@ -81,27 +84,123 @@ fn failed(error: phoenix_lab::LabError) -> Status {
     Status::CouldNotRun
 }
 
+/// The lab's data for a configuration without errors, its certificates judged from `store`.
+pub fn spec_for(dir: &Path, store: &Path) -> Result<LabSpec, Status> {
+    use phoenix_core::analyze;
+    // Like `phoenix assess`, the lab judges a configuration with errors too: proving what
+    // they break is its point.
+    let model = crate::loaded(dir)?.model.expect("loaded() returns a model");
+    let rendered = phoenix_core::render::render_all(&model);
+    let state = analyze::firewall::FirewallState::from_rendered(&rendered, &model);
+    let files = phoenix_drivers::host::read_tree(store).map_err(|e| {
+        eprintln!("phoenix: cannot read {}: {e}", store.display());
+        Status::CouldNotRun
+    })?;
+    let now = crate::parse_now(None)?;
+    let options = analyze::assess::Options { certs: Some(analyze::certs::CertStore { files }), now };
+    let verdicts = analyze::assess::assess(&model, &phoenix_core::edge::edge(&model), &state, &options);
+    let dnsmasq = rendered.files.iter().find(|f| f.path.starts_with("/etc/dnsmasq")).map(|f| f.content.clone());
+    Ok(phoenix_core::lab::spec(&model, &state, &verdicts, dnsmasq))
+}
+
+/// The store a lab uses: the one given; else the running lab's; else (for `up`) certificates a
+/// lab CA issues now into the lab's folder.
+fn store_for(name: &str, dir: &Path, given: Option<PathBuf>, issue: bool) -> Result<PathBuf, Status> {
+    if let Some(store) = given {
+        return std::path::absolute(&store).map_err(|e| {
+            eprintln!("phoenix: {}: {e}", store.display());
+            Status::CouldNotRun
+        });
+    }
+    if !issue {
+        return phoenix_lab::read_state(name).and_then(|s| s.store).ok_or_else(|| {
+            eprintln!("phoenix: lab {name} is not up (phoenix lab up --name {name})");
+            Status::CouldNotRun
+        });
+    }
+    phoenix_lab::check_name(name).map_err(failed)?;
+    let model = crate::loaded(dir)?.model.expect("loaded() returns a model");
+    let store = phoenix_lab::state_dir(name).join("certs");
+    let _ = std::fs::remove_dir_all(&store);
+    phoenix_lab::certs::issue_store(&model, &store, &format!("phoenix lab {name} root")).map_err(failed)?;
+    Ok(store)
+}
+
+fn up(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
+    if phoenix_lab::read_state(name).is_some() {
+        return failed(phoenix_lab::LabError(format!("lab {name} is already up (phoenix lab down --name {name} first)")));
+    }
+    if let Err(error) = phoenix_lab::preflight() {
+        return failed(error);
+    }
+    let store = match store_for(name, dir, certs, true) {
+        Ok(store) => store,
+        Err(status) => return status,
+    };
+    let spec = match spec_for(dir, &store) {
+        Ok(spec) => spec,
+        Err(status) => return status,
+    };
+    match phoenix_lab::up(name, &spec, &phoenix_binary(), &store) {
+        Ok(state) => print(&format!(
+            "lab {name} is up: {} namespaces, {} processes, {} hops to probe\n",
+            state.namespaces.len(),
+            state.pids.len(),
+            spec.probes.len()
+        )),
+        Err(error) => failed(error),
+    }
+}
+
+fn reload(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
+    let store = match store_for(name, dir, certs, false) {
+        Ok(store) => store,
+        Err(status) => return status,
+    };
+    match spec_for(dir, &store).map(|spec| phoenix_lab::reload(name, &spec, &phoenix_binary(), &store)) {
+        Ok(Ok(_)) => print(&format!("lab {name} reloaded\n")),
+        Ok(Err(error)) => failed(error),
+        Err(status) => status,
+    }
+}
+
+fn serve(config_file: &Path) -> Status {
+    let Some(config) = std::fs::read_to_string(config_file).ok().and_then(|t| serde_json::from_str::<probe::ServeConfig>(&t).ok()) else {
+        println!("error: cannot read {}", config_file.display());
+        return Status::CouldNotRun;
+    };
+    match runtime().map(|runtime| runtime.block_on(probe::serve(&config))) {
+        Ok(Ok(())) => Status::Ok,
+        Ok(Err(error)) => {
+            println!("error: {error}");
+            Status::CouldNotRun
+        }
+        Err(status) => status,
+    }
+}
+
+fn probe_here(certs: Option<&Path>) -> Status {
+    let mut input = String::new();
+    if std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).is_err() {
+        return Status::CouldNotRun;
+    }
+    let Ok(targets) = serde_json::from_str::<Vec<probe::Target>>(&input) else {
+        eprintln!("phoenix: lab probe reads a JSON list of targets on stdin");
+        return Status::CouldNotRun;
+    };
+    match runtime() {
+        Ok(runtime) => {
+            let found = runtime.block_on(probe::probe_targets(&targets, certs));
+            print(&format!("{}\n", serde_json::to_string(&found).expect("serializes")))
+        }
+        Err(status) => status,
+    }
+}
+
 pub fn run(command: LabCommand) -> Status {
     match command {
-        LabCommand::Up { config, name } => match spec_for(&config.config) {
-            Ok(spec) => match phoenix_lab::up(&name, &spec, &phoenix_binary()) {
-                Ok(state) => print(&format!(
-                    "lab {name} is up: {} namespaces, {} listener processes, {} hops to probe\n",
-                    state.namespaces.len(),
-                    state.pids.len(),
-                    spec.probes.len()
-                )),
-                Err(error) => failed(error),
-            },
-            Err(status) => status,
-        },
-        LabCommand::Reload { config, name } => match spec_for(&config.config) {
-            Ok(spec) => match phoenix_lab::reload(&name, &spec, &phoenix_binary()) {
-                Ok(_) => print(&format!("lab {name} reloaded\n")),
-                Err(error) => failed(error),
-            },
-            Err(status) => status,
-        },
+        LabCommand::Up { config, name, certs } => up(&config.config, &name, certs),
+        LabCommand::Reload { config, name, certs } => reload(&config.config, &name, certs),
         LabCommand::Down { name } => match phoenix_lab::down(&name) {
             Ok(report) => print(&format!(
                 "lab {name} is down: removed {} namespaces, stopped {} processes\n",
@@ -111,56 +210,29 @@ pub fn run(command: LabCommand) -> Status {
             Err(error) => failed(error),
         },
         LabCommand::Status { name } => match phoenix_lab::status(&name) {
-            Ok(report) => {
-                let text = format!("{:#}\n", serde_json::to_value(&report).expect("serializes"));
-                match print(&text) {
-                    Status::Ok if !report.up => Status::Failed,
-                    status => status,
-                }
-            }
+            Ok(report) => match print(&format!("{:#}\n", serde_json::to_value(&report).expect("serializes"))) {
+                Status::Ok if !report.up => Status::Failed,
+                status => status,
+            },
             Err(error) => failed(error),
         },
         LabCommand::Check { config, name, format } => check(&config.config, &name, format),
-        LabCommand::Serve { tcp, udp } => match runtime() {
-            Ok(runtime) => match runtime.block_on(probe::serve(&tcp, &udp)) {
-                Ok(()) => Status::Ok,
-                Err(error) => {
-                    println!("error: {error}");
-                    Status::CouldNotRun
-                }
-            },
-            Err(status) => status,
-        },
-        LabCommand::Probe => {
-            let mut input = String::new();
-            if std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).is_err() {
-                return Status::CouldNotRun;
-            }
-            let Ok(targets) = serde_json::from_str::<Vec<probe::Target>>(&input) else {
-                eprintln!("phoenix: lab probe reads a JSON list of targets on stdin");
-                return Status::CouldNotRun;
-            };
-            match runtime() {
-                Ok(runtime) => {
-                    print(&format!("{}\n", serde_json::to_string(&runtime.block_on(probe::probe_targets(&targets))).expect("serializes")))
-                }
-                Err(status) => status,
-            }
-        }
+        LabCommand::Serve { config_file } => serve(&config_file),
+        LabCommand::Probe { certs } => probe_here(certs.as_deref()),
     }
 }
 
 /// Live next to static for every hop, from the lab `name` (also `phoenix assess --live`).
-pub fn check(dir: &std::path::Path, name: &str, format: Format) -> Status {
-    let spec = match spec_for(dir) {
+pub fn check(dir: &Path, name: &str, format: Format) -> Status {
+    let store = match store_for(name, dir, None, false) {
+        Ok(store) => store,
+        Err(status) => return status,
+    };
+    let spec = match spec_for(dir, &store) {
         Ok(spec) => spec,
         Err(status) => return status,
     };
-    if phoenix_lab::read_state(name).is_none() {
-        eprintln!("phoenix: lab {name} is not up (phoenix lab up --name {name})");
-        return Status::CouldNotRun;
-    }
-    let observations = match probe::probe_lab(name, &spec, &phoenix_binary()) {
+    let observations = match probe::probe_lab(name, &spec, &phoenix_binary(), &store) {
         Ok(observations) => observations,
         Err(error) => return failed(error),
     };
@@ -183,19 +255,24 @@ fn verdict(passes: bool) -> &'static str {
     }
 }
 
+fn pair(expected: Option<bool>, live: Option<bool>) -> String {
+    match (expected, live) {
+        (Some(e), Some(l)) => format!("{}/{}", verdict(e), verdict(l)),
+        (Some(e), None) => format!("{}/-", verdict(e)),
+        _ => "-".into(),
+    }
+}
+
 fn human(observations: &[Observation], drift: usize) -> String {
-    let mut out = String::from("hop                                              static   live\n");
+    let mut out = format!("{:<46} {:<17} {:<17} {}\n", "hop (static/live)", "firewall", "dns", "tls");
     for o in observations {
-        let hop = format!(
-            "{} -> {} {}:{}/{}",
-            o.probe.from,
-            o.probe.to,
-            o.probe.address,
-            o.probe.port,
-            if o.probe.proto == 17 { "udp" } else { "tcp" }
-        );
+        let p = &o.probe;
+        let hop = format!("{} -> {} {}:{}/{}", p.from, p.to, p.address, p.port, if p.proto == 17 { "udp" } else { "tcp" });
+        let firewall = pair(Some(p.expected), Some(o.live));
+        let dns = pair(p.dns.as_ref().map(|d| d.expected), o.live_dns);
+        let tls = pair(p.tls.as_ref().map(|t| t.expected), o.live_tls);
         let mark = if o.agrees() { "" } else { "  DRIFT" };
-        out.push_str(&format!("{hop:<48} {:<8} {}{mark}\n", verdict(o.probe.expected), verdict(o.live)));
+        out.push_str(&format!("{hop:<46} {firewall:<17} {dns:<17} {tls}{mark}\n"));
     }
     out.push_str(&format!("{} hops, {drift} drift\n", observations.len()));
     out

@@ -1,9 +1,11 @@
-//! The lab against the static analysis: for the bundled example and 14 mutations of its
-//! firewall, every hop (the declared ones and every undeclared connection to a listening port)
-//! gets the same verdict from the evaluator and from real traffic through nftables compiled
-//! from the same Proxmox files. Each mutation must change at least one verdict, so it is
-//! really tested. Needs root, iproute2 and nftables (scripts/test installs them); the lab is
-//! removed at the end, and nothing is left behind.
+//! The lab against the static analysis: for the bundled example and 22 mutations of it (its
+//! firewall, its DNS, its backends, its certificates), every hop (the declared ones and every
+//! undeclared connection to a listening port) gets the same verdicts from `phoenix assess` and
+//! from real traffic: connections through nftables compiled from the same Proxmox files,
+//! lookups answered by a real dnsmasq with phoenix's rendered configuration, TLS handshakes
+//! with the certificates of the store. Each mutation must change at least one verdict, so it
+//! is really tested. Needs root, iproute2, nftables and dnsmasq (scripts/test installs them);
+//! the lab is removed at the end, and nothing is left behind.
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -39,6 +41,59 @@ fn vm(value: &mut Value, id: u64) -> &mut Value {
 
 type Mutation = (&'static str, fn(&Path));
 
+/// A certificate store mutation: what it does to a store issued from `ca` for the example.
+type StoreMutation = (&'static str, fn(&TestCa, &Path, &phoenix_model::model::Model));
+
+use phoenix_testkit::pki::rcgen::{self, CertificateParams};
+use phoenix_testkit::pki::{manifest_names, TestCa};
+
+/// Replaces store entry `name` with one `ca` issues for the manifest's names as `names`
+/// leaves them, with parameters as `params` sets them.
+fn reissue(
+    ca: &TestCa,
+    store: &Path,
+    model: &phoenix_model::model::Model,
+    name: &str,
+    names: fn(&mut Vec<String>),
+    params: fn(&mut CertificateParams),
+) {
+    let cert = model.certificates.iter().find(|c| c.name == name).unwrap();
+    let (mut list, usage) = manifest_names(cert);
+    names(&mut list);
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let leaf = ca.issue_with(&refs, usage, params);
+    std::fs::write(store.join(format!("{name}.crt")), format!("{}{}", leaf.cert_pem, ca.cert_pem)).unwrap();
+    std::fs::write(store.join(format!("{name}.key")), leaf.key_pem).unwrap();
+}
+
+fn store_mutations() -> Vec<StoreMutation> {
+    vec![
+        ("the gateway's certificate lacks portainer.phoenix.thinkheads.ai", |ca, store, model| {
+            reissue(ca, store, model, "gateway", |names| names.retain(|n| n != "portainer.phoenix.thinkheads.ai"), |_| {})
+        }),
+        ("Traefik's certificate expired", |ca, store, model| {
+            reissue(
+                ca,
+                store,
+                model,
+                "traefik",
+                |_| {},
+                |params| {
+                    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+                },
+            )
+        }),
+        ("Portainer's certificate from a CA nobody trusts", |_, store, model| {
+            reissue(&TestCa::new("an untrusted CA"), store, model, "portainer", |_| {}, |_| {})
+        }),
+        ("Traefik's client certificate missing", |_, store, _| {
+            std::fs::remove_file(store.join("traefik-client.crt")).unwrap();
+            std::fs::remove_file(store.join("traefik-client.key")).unwrap();
+        }),
+    ]
+}
+
 const LXC: &str = "phoenix_lxc_configs.json";
 const VMS: &str = "phoenix_vm_configs.json";
 const HYPERVISOR: &str = "phoenix_hypervisor_config.json";
@@ -68,6 +123,24 @@ fn mutations() -> Vec<Mutation> {
         ("the gateway's rule as the HTTPS macro only", |d| {
             edit(d, LXC, |v| lxc(v, "101")["firewall"]["rules"] = json!([{ "type": "in", "action": "ACCEPT", "macro": "HTTPS" }]))
         }),
+        ("portainer-agent's record points at the Portainer VM", |d| {
+            edit(d, HYPERVISOR, |v| {
+                let zones = v["dns_server"]["authoritative_zones"].as_array_mut().unwrap();
+                let records = zones.iter_mut().flat_map(|z| z["records"].as_array_mut().unwrap().iter_mut());
+                for record in records.filter(|r| r["hostname"] == "portainer-agent") {
+                    record["ip_internal"] = json!("10.0.0.111");
+                }
+            })
+        }),
+        ("Traefik presents no client certificate to Portainer, which requires one", |d| {
+            edit(d, VMS, |v| vm(v, 1001)["traefik_service"].as_object_mut().unwrap().remove("client_certificate").map(drop).unwrap_or(()))
+        }),
+        ("Portainer's backend port changed", |d| edit(d, VMS, |v| vm(v, 1001)["traefik_service"]["port"] = json!(9444))),
+        ("Traefik's ACME rule for Step-CA dropped", |d| {
+            edit(d, LXC, |v| {
+                lxc(v, "103")["firewall"]["rules"].as_array_mut().unwrap().remove(0);
+            })
+        }),
         ("Step-CA's policy_in REJECT and a rule from a CIDR", |d| {
             edit(d, LXC, |v| {
                 let fw = &mut lxc(v, "103")["firewall"];
@@ -79,15 +152,33 @@ fn mutations() -> Vec<Mutation> {
 }
 
 /// The hops with their static verdicts, after checking that live agrees with every one.
-fn check(name: &str, config: &str, what: &str) -> Vec<(String, bool)> {
+fn check(name: &str, config: &str, what: &str) -> Vec<(String, String)> {
     let output = phoenix(&["lab", "check", "--config", config, "--name", name, "--format", "json"]);
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{what}: {}", text(&output)));
     let drift: Vec<String> = report["hops"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|h| h["expected"] != h["live"])
-        .map(|h| format!("{} -> {} {}/{} static {} live {}", h["from"], h["to"], h["port"], h["proto"], h["expected"], h["live"]))
+        .filter(|h| {
+            h["expected"] != h["live"]
+                || (!h["live_dns"].is_null() && h["dns"]["expected"] != h["live_dns"])
+                || (!h["live_tls"].is_null() && h["tls"]["expected"] != h["live_tls"])
+        })
+        .map(|h| {
+            format!(
+                "{} -> {} {}/{} firewall {}/{} dns {}/{} tls {}/{}",
+                h["from"],
+                h["to"],
+                h["port"],
+                h["proto"],
+                h["expected"],
+                h["live"],
+                h["dns"]["expected"],
+                h["live_dns"],
+                h["tls"]["expected"],
+                h["live_tls"]
+            )
+        })
         .collect();
     assert!(drift.is_empty(), "{what}: static and live disagree:\n{}", drift.join("\n"));
     assert_eq!(output.status.code(), Some(0), "{what}: {}", text(&output));
@@ -95,7 +186,10 @@ fn check(name: &str, config: &str, what: &str) -> Vec<(String, bool)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (format!("{}>{}:{}/{}", h["from"], h["to"], h["port"], h["proto"]), h["expected"].as_bool().unwrap()))
+        .map(|h| {
+            let key = format!("{}>{}:{}/{} {} {}", h["from"], h["to"], h["port"], h["proto"], h["dns"]["name"], h["tls"]["server_name"]);
+            (key, format!("{} {} {}", h["expected"], h["dns"]["expected"], h["tls"]["expected"]))
+        })
         .collect()
 }
 
@@ -116,22 +210,41 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
     phoenix_testkit::copy_dir(&phoenix_testkit::workspace_root().join("examples/homelab"), &base).unwrap();
     let base_config = base.join("etc").to_string_lossy().into_owned();
 
-    let up = phoenix(&["lab", "up", "--config", &base_config, "--name", &name]);
+    let model =
+        phoenix_model::check(&base.join("etc"), &phoenix_testkit::MemorySource::from_dir(&base).set_env(phoenix_testkit::EXAMPLE_ENV))
+            .model
+            .unwrap();
+    let ca = TestCa::new("phoenix lab test root");
+    let base_store = work.join("store");
+    phoenix_testkit::pki::write_manifest_store_from(&ca, &base_store, &model).unwrap();
+    let store = base_store.to_string_lossy().into_owned();
+    let up = phoenix(&["lab", "up", "--config", &base_config, "--name", &name, "--certs", &store]);
     let lab = Lab(name.clone());
     assert_eq!(up.status.code(), Some(0), "{}", text(&up));
     let status = phoenix(&["lab", "status", "--name", &name]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
     let baseline = check(&name, &base_config, "the example");
-    assert!(baseline.iter().any(|(_, passes)| *passes) && baseline.iter().any(|(_, passes)| !*passes));
+    assert!(baseline.iter().any(|(_, v)| v.starts_with("true")) && baseline.iter().any(|(_, v)| v.starts_with("false")));
+    assert!(baseline.iter().any(|(k, _)| !k.ends_with("null null")), "DNS and TLS are probed");
 
     for (index, (what, mutate)) in mutations().into_iter().enumerate() {
         let dir: PathBuf = work.join(format!("m{index}"));
         phoenix_testkit::copy_dir(&base, &dir).unwrap();
         mutate(&dir);
         let config = dir.join("etc").to_string_lossy().into_owned();
-        let reload = phoenix(&["lab", "reload", "--config", &config, "--name", &name]);
+        let reload = phoenix(&["lab", "reload", "--config", &config, "--name", &name, "--certs", &store]);
         assert_eq!(reload.status.code(), Some(0), "{what}: {}", text(&reload));
         let verdicts = check(&name, &config, what);
+        assert_ne!(verdicts, baseline, "{what}: the mutation changes no verdict");
+    }
+    for (index, (what, mutate)) in store_mutations().into_iter().enumerate() {
+        let mutated = work.join(format!("store-{index}"));
+        phoenix_testkit::copy_dir(&base_store, &mutated).unwrap();
+        mutate(&ca, &mutated, &model);
+        let mutated = mutated.to_string_lossy().into_owned();
+        let reload = phoenix(&["lab", "reload", "--config", &base_config, "--name", &name, "--certs", &mutated]);
+        assert_eq!(reload.status.code(), Some(0), "{what}: {}", text(&reload));
+        let verdicts = check(&name, &base_config, what);
         assert_ne!(verdicts, baseline, "{what}: the mutation changes no verdict");
     }
 

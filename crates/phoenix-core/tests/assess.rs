@@ -248,3 +248,21 @@ fn passthrough_routes_check_traefiks_certificate_on_the_clients_hop() {
     let relay = hop(&flows, "route:portainer.phoenix.thinkheads.ai:host", 1).tls.clone().unwrap();
     assert!(relay.summary.starts_with("TLS the client's TLS stream, passed through untouched"), "{relay:?}");
 }
+
+#[test]
+fn a_name_cannot_resolve_when_the_client_cannot_reach_the_dns_server() {
+    let mut source = example_source();
+    let vms = example_config().join("phoenix_vm_configs.json");
+    source.edit_json(&vms, |value| {
+        let vm = value["vms"].as_array_mut().unwrap().iter_mut().find(|v| v["vmid"] == 1001).unwrap();
+        vm["firewall"]["policy_out"] = serde_json::json!("DROP");
+    });
+    let model = phoenix_model::check(&example_config(), &source).model.unwrap();
+    let flows = judge(&model);
+    let agent =
+        flows.iter().flat_map(|f| &f.hops).find(|h| h.hop.name.as_deref() == Some("portainer-agent.internal.thinkheads.ai")).unwrap();
+    let dns = agent.dns.as_ref().unwrap();
+    assert_eq!(dns.status, Status::Fail);
+    assert!(dns.summary.contains("cannot ask the DNS server 10.0.0.13 (UDP/53)"), "{}", dns.summary);
+    assert!(dns.summary.contains("policy_out: DROP"), "{}", dns.summary);
+}

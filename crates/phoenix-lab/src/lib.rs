@@ -5,8 +5,10 @@
 //! everything, also after a crash. Commands: `ip` (iproute2) and `nft` (nftables).
 //! The lab's data (namespaces, rulesets, listeners, probes) comes from phoenix-core::lab.
 
+pub mod certs;
 pub mod net;
 pub mod probe;
+pub mod tls;
 
 use phoenix_core::lab::LabSpec;
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,8 @@ pub struct LabState {
     pub namespaces: Vec<String>,
     pub pids: Vec<u32>,
     pub spec: Option<LabSpec>,
+    /// The certificate store the TLS stand-ins and the static assessment use.
+    pub store: Option<PathBuf>,
 }
 
 pub fn state_dir(name: &str) -> PathBuf {
@@ -80,14 +84,15 @@ pub fn preflight() -> Result<(), LabError> {
     }
 }
 
-/// Builds the lab. `phoenix` is the binary that serves the stand-in listeners.
-pub fn up(name: &str, spec: &LabSpec, phoenix: &Path) -> Result<LabState, LabError> {
+/// Builds the lab. `phoenix` is the binary that serves the stand-in listeners; `store` holds
+/// the certificates they present.
+pub fn up(name: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Result<LabState, LabError> {
     check_name(name)?;
     preflight()?;
     if read_state(name).is_some() || !net::lab_namespaces(name).is_empty() {
         return Err(LabError(format!("lab {name} is already up (phoenix lab down --name {name} first)")));
     }
-    let mut state = LabState { name: name.to_string(), spec: Some(spec.clone()), ..LabState::default() };
+    let mut state = LabState { name: name.to_string(), spec: Some(spec.clone()), store: Some(store.to_path_buf()), ..LabState::default() };
     let result = net::build(&mut state, spec, phoenix, &mut |s| save(s));
     if let Err(error) = result {
         let _ = down(name);
@@ -97,11 +102,13 @@ pub fn up(name: &str, spec: &LabSpec, phoenix: &Path) -> Result<LabState, LabErr
     Ok(state)
 }
 
-/// Replaces the firewall rulesets and the listeners of a running lab with `spec`'s.
-pub fn reload(name: &str, spec: &LabSpec, phoenix: &Path) -> Result<LabState, LabError> {
+/// Replaces the firewall rulesets, the certificates and the listeners of a running lab with
+/// `spec`'s and `store`'s.
+pub fn reload(name: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Result<LabState, LabError> {
     let mut state = read_state(name).ok_or_else(|| LabError(format!("lab {name} is not up")))?;
     net::stop_processes(&state.pids);
     state.pids.clear();
+    state.store = Some(store.to_path_buf());
     net::configure(&mut state, spec, phoenix, &mut |s| save(s))?;
     state.spec = Some(spec.clone());
     save(&state)?;

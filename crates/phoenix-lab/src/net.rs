@@ -99,41 +99,94 @@ fn wire(switch: &str, name: &str, index: usize, namespace: &Namespace) -> Result
     run("ip", &["-n", name, "route", "add", "default", "dev", &namespace.iface], None)
 }
 
-/// Loads each namespace's ruleset and starts its listeners.
+/// Loads each namespace's ruleset, starts dnsmasq where phoenix's DNS server runs, and the
+/// stand-in listeners (ports dnsmasq serves are left to it).
 pub fn configure(
     state: &mut LabState,
     spec: &LabSpec,
     phoenix: &Path,
     record: &mut dyn FnMut(&LabState) -> Result<(), LabError>,
 ) -> Result<(), LabError> {
+    let dir = crate::state_dir(&state.name);
     for namespace in &spec.namespaces {
         let name = netns(&state.name, &namespace.key);
         run("ip", &["netns", "exec", &name, "nft", "-f", "-"], Some(&namespace.ruleset))?;
-        if namespace.tcp.is_empty() && namespace.udp.is_empty() {
+        let mut serve = crate::probe::ServeConfig {
+            tcp: namespace.tcp.clone(),
+            udp: namespace.udp.clone(),
+            tls: namespace.tls.clone(),
+            store: state.store.clone(),
+        };
+        if let Some(conf) = &namespace.dnsmasq {
+            let pid = start_dnsmasq(&dir, &name, conf)?;
+            state.pids.push(pid);
+            record(state)?;
+            serve.tcp.remove(&53);
+            serve.udp.remove(&53);
+        }
+        if serve.tcp.is_empty() && serve.udp.is_empty() {
             continue;
         }
-        let pid = start_listener(&name, namespace, phoenix)?;
+        let file = dir.join(format!("serve-{}.json", namespace.key));
+        std::fs::write(&file, serde_json::to_string(&serve).map_err(|e| LabError(e.to_string()))?)
+            .map_err(|e| LabError(format!("{}: {e}", file.display())))?;
+        let pid = start_listener(&name, &file, phoenix)?;
         state.pids.push(pid);
         record(state)?;
     }
     Ok(())
 }
 
-fn list(ports: &std::collections::BTreeSet<u16>) -> String {
-    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+/// dnsmasq with phoenix's rendered configuration, in the foreground, as root (the lab has no
+/// dnsmasq user), logging to the lab's folder; ready once it answers on TCP 53.
+fn start_dnsmasq(dir: &Path, name: &str, conf: &str) -> Result<u32, LabError> {
+    let file = dir.join(format!("dnsmasq-{name}.conf"));
+    std::fs::write(&file, conf).map_err(|e| LabError(format!("{}: {e}", file.display())))?;
+    let log = dir.join(format!("dnsmasq-{name}.log"));
+    let program = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .ok_or_else(|| LabError("the lab needs dnsmasq (apt-get install dnsmasq-base)".into()))?;
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            name,
+            program,
+            "--keep-in-foreground",
+            "--user=root",
+            "--pid-file=",
+            &format!("--conf-file={}", file.display()),
+            &format!("--log-facility={}", log.display()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| LabError(format!("cannot start dnsmasq in {name}: {e}")))?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let listening = Command::new("ip")
+            .args(["netns", "exec", name, "ss", "-Hltn", "sport = :53"])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false);
+        if listening {
+            return Ok(pid);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop_processes(&[pid]);
+    Err(LabError(format!("dnsmasq did not start in {name}: see {}", log.display())))
 }
 
 /// `phoenix lab serve` inside the namespace; returns once it printed "ready".
-fn start_listener(name: &str, namespace: &Namespace, phoenix: &Path) -> Result<u32, LabError> {
+fn start_listener(name: &str, config: &Path, phoenix: &Path) -> Result<u32, LabError> {
     let binary = phoenix.to_string_lossy();
-    let mut args = vec!["netns".to_string(), "exec".into(), name.to_string(), binary.to_string(), "lab".into(), "serve".into()];
-    for (flag, ports) in [("--tcp", &namespace.tcp), ("--udp", &namespace.udp)] {
-        if !ports.is_empty() {
-            args.extend([flag.to_string(), list(ports)]);
-        }
-    }
+    let config = config.to_string_lossy();
     let mut child = Command::new("ip")
-        .args(&args)
+        .args(["netns", "exec", name, &binary, "lab", "serve", "--config-file", &config])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

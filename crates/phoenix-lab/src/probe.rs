@@ -1,33 +1,65 @@
-//! The lab's traffic: stand-in listeners (TCP accept, UDP echo) and probes (TCP connect, UDP
-//! request and reply), both bounded in time, and the runner that probes every hop from inside
-//! its source namespace. `serve` and `probe_targets` run inside a namespace (`phoenix lab serve`,
-//! `phoenix lab probe`); `probe_lab` runs outside and enters each namespace with `ip netns exec`.
+//! The lab's traffic: stand-in listeners (TCP accept, TLS with the configured certificates,
+//! UDP echo) and probes (TCP connect, DNS lookup, TLS handshake, UDP request and reply), all
+//! bounded in time, and the runner that probes every hop from inside its source namespace.
+//! `serve` and `probe_targets` run inside a namespace (`phoenix lab serve`, `phoenix lab
+//! probe`); `probe_lab` runs outside and enters each namespace with `ip netns exec`.
 
 use crate::LabError;
 use futures_util::stream::{self, StreamExt};
-use phoenix_core::lab::{LabSpec, Probe};
+use phoenix_core::lab::{LabSpec, Probe, TlsPort};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// How long a probe waits for a connection or a reply: a dropped packet is a failure after this.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(600);
 
-/// Listens on every port given until killed; prints "ready" once all are bound.
-pub async fn serve(tcp: &[u16], udp: &[u16]) -> std::io::Result<()> {
-    let mut tasks = Vec::new();
-    for &port in tcp {
-        let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await?;
-        tasks.push(tokio::spawn(async move {
-            // Accept and close: a completed handshake is what a probe checks.
-            while let Ok((stream, _)) = listener.accept().await {
-                drop(stream);
+/// What one namespace's stand-in serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServeConfig {
+    pub tcp: BTreeSet<u16>,
+    pub udp: BTreeSet<u16>,
+    pub tls: BTreeMap<u16, TlsPort>,
+    pub store: Option<PathBuf>,
+}
+
+async fn serve_tls(listener: TcpListener, config: std::sync::Arc<rustls::ServerConfig>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    while let Ok((stream, _)) = listener.accept().await {
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            // A completed handshake (client certificate checked) is answered with "ok".
+            if let Ok(Ok(mut tls)) = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(stream)).await {
+                let _ = tls.write_all(b"ok\n").await;
+                let _ = tls.shutdown().await;
             }
-        }));
+        });
     }
-    for &port in udp {
+}
+
+/// Listens as `config` says until killed; prints "ready" once every port is bound.
+pub async fn serve(config: &ServeConfig) -> std::io::Result<()> {
+    let mut tasks = Vec::new();
+    for &port in &config.tcp {
+        let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await?;
+        match (config.tls.get(&port), &config.store) {
+            (Some(tls), Some(store)) => {
+                let server = crate::tls::server_config(store, tls)?;
+                tasks.push(tokio::spawn(serve_tls(listener, server)));
+            }
+            _ => tasks.push(tokio::spawn(async move {
+                // Accept and close: a completed handshake is what a TCP probe checks.
+                while let Ok((stream, _)) = listener.accept().await {
+                    drop(stream);
+                }
+            })),
+        }
+    }
+    for &port in &config.udp {
         let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).await?;
         tasks.push(tokio::spawn(async move {
             let mut buffer = [0u8; 512];
@@ -44,80 +76,222 @@ pub async fn serve(tcp: &[u16], udp: &[u16]) -> std::io::Result<()> {
 }
 
 /// One target of a probe run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub address: Ipv4Addr,
     pub port: u16,
     pub proto: u8,
+    /// Look this name up at this server first.
+    pub dns: Option<(String, Ipv4Addr)>,
+    /// Then make a TLS handshake sending this name, presenting this client certificate.
+    pub tls: Option<(String, Option<String>)>,
 }
 
-async fn reachable(target: Target) -> bool {
-    let address = SocketAddr::from((target.address, target.port));
-    if target.proto == 17 {
+/// What a probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub connects: bool,
+    /// Whether the lookup (when one was asked for) answered exactly the target's address.
+    pub dns_answers_ok: Option<bool>,
+    pub tls: Option<bool>,
+}
+
+/// A DNS query for `name`'s A records (RFC 1035), built with hickory-proto.
+fn query(name: &str) -> Option<Vec<u8>> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let mut message = Message::new();
+    message.set_id(0x5eed).set_message_type(MessageType::Query).set_op_code(OpCode::Query).set_recursion_desired(true);
+    message.add_query(Query::query(Name::from_ascii(name).ok()?, RecordType::A));
+    message.to_vec().ok()
+}
+
+/// `version.bind` CHAOS TXT, which DNS servers answer locally.
+fn version_query() -> Option<Vec<u8>> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{DNSClass, Name, RecordType};
+    let mut query = Query::query(Name::from_ascii("version.bind.").ok()?, RecordType::TXT);
+    query.set_query_class(DNSClass::CH);
+    let mut message = Message::new();
+    message.set_id(0x5eee).add_query(query);
+    message.to_vec().ok()
+}
+
+/// The A answers for `name` from `server` (UDP 53).
+async fn lookup(name: &str, server: Ipv4Addr) -> Option<Vec<Ipv4Addr>> {
+    use hickory_proto::rr::RData;
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await.ok()?;
+    socket.send_to(&query(name)?, (server, 53)).await.ok()?;
+    let mut buffer = vec![0u8; 1500];
+    let (n, _) = tokio::time::timeout(PROBE_TIMEOUT, socket.recv_from(&mut buffer)).await.ok()?.ok()?;
+    let message = hickory_proto::op::Message::from_vec(&buffer[..n]).ok()?;
+    Some(message.answers().iter().filter_map(|r| if let RData::A(a) = r.data() { Some(a.0) } else { None }).collect())
+}
+
+async fn handshake(address: SocketAddr, server_name: &str, client: Option<&str>, store: &Path) -> bool {
+    let (Ok(config), Some(name)) = (crate::tls::client_config(store, client), crate::tls::server_name(server_name)) else { return false };
+    let attempt = async {
+        let stream = TcpStream::connect(address).await.ok()?;
+        let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, stream).await.ok()?;
+        let mut answer = [0u8; 3];
+        tls.read_exact(&mut answer).await.ok()?;
+        (&answer == b"ok\n").then_some(())
+    };
+    matches!(tokio::time::timeout(PROBE_TIMEOUT * 3, attempt).await, Ok(Some(())))
+}
+
+async fn reachable(address: SocketAddr, proto: u8) -> bool {
+    if proto == 17 {
         let Ok(socket) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else { return false };
-        if socket.send_to(b"phoenix-probe", address).await.is_err() {
+        // A DNS query dnsmasq answers itself (CHAOS TXT version.bind, whatever its upstreams);
+        // the stand-in echoes it.
+        let Some(packet) = version_query() else { return false };
+        if socket.send_to(&packet, address).await.is_err() {
             return false;
         }
-        let mut buffer = [0u8; 64];
+        let mut buffer = [0u8; 1500];
         return matches!(tokio::time::timeout(PROBE_TIMEOUT, socket.recv_from(&mut buffer)).await, Ok(Ok(_)));
     }
-    matches!(tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await, Ok(Ok(_)))
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(address)).await, Ok(Ok(_)))
 }
 
-/// Probes every target concurrently (at most 64 at once); `true` where the connection (or the
-/// UDP reply) came through.
-pub async fn probe_targets(targets: &[Target]) -> Vec<bool> {
-    stream::iter(targets.iter().map(|t| reachable(*t))).buffered(64).collect().await
+async fn probe_one(target: &Target, store: Option<&Path>) -> Found {
+    let address = SocketAddr::from((target.address, target.port));
+    let dns_answers_ok = match &target.dns {
+        Some((name, server)) => {
+            Some(lookup(name, *server).await.is_some_and(|answers| !answers.is_empty() && answers.iter().all(|a| *a == target.address)))
+        }
+        None => None,
+    };
+    // Port 0: a lookup only, made here for a hop from elsewhere.
+    let connects = target.port != 0 && reachable(address, target.proto).await;
+    let tls = match (&target.tls, store, connects) {
+        (Some((name, client)), Some(store), true) => Some(handshake(address, name, client.as_deref(), store).await),
+        _ => None,
+    };
+    Found { connects, dns_answers_ok, tls }
 }
 
-/// A hop's live result next to its static verdict.
+/// Probes every target concurrently (at most 64 at once).
+pub async fn probe_targets(targets: &[Target], store: Option<&Path>) -> Vec<Found> {
+    stream::iter(targets.iter().map(|t| probe_one(t, store))).buffered(64).collect().await
+}
+
+/// A hop's live results next to its static verdicts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Observation {
     #[serde(flatten)]
     pub probe: Probe,
     pub live: bool,
+    pub live_dns: Option<bool>,
+    /// Only when the connection came through (a blocked hop has no handshake to judge).
+    pub live_tls: Option<bool>,
 }
 
 impl Observation {
     pub fn agrees(&self) -> bool {
-        self.probe.expected == self.live
+        let dns = match (&self.probe.dns, self.live_dns) {
+            (Some(dns), Some(live)) => dns.expected == live,
+            _ => true,
+        };
+        let tls = match (&self.probe.tls, self.live_tls) {
+            (Some(tls), Some(live)) => tls.expected == live,
+            _ => true,
+        };
+        self.probe.expected == self.live && dns && tls
     }
 }
 
 /// Probes every hop of `spec` from inside its source namespace of lab `lab`.
-pub fn probe_lab(lab: &str, spec: &LabSpec, phoenix: &Path) -> Result<Vec<Observation>, LabError> {
-    let mut sources: Vec<&str> = spec.probes.iter().map(|p| p.from.as_str()).collect();
+pub fn probe_lab(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Result<Vec<Observation>, LabError> {
+    let mut sources: Vec<&str> = spec
+        .probes
+        .iter()
+        .map(|p| p.from.as_str())
+        .chain(spec.probes.iter().filter_map(|p| p.dns.as_ref().map(|d| d.from.as_str())))
+        .collect();
     sources.sort();
     sources.dedup();
     // One prober per source namespace, all at once: a dropped packet costs PROBE_TIMEOUT once.
-    let runs: Vec<Result<Vec<Observation>, LabError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = sources.iter().map(|source| scope.spawn(move || probe_from(lab, spec, phoenix, source))).collect();
+    type Run = Result<(Vec<Observation>, Vec<((String, Ipv4Addr), bool)>), LabError>;
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> = sources.iter().map(|source| scope.spawn(move || probe_from(lab, spec, phoenix, store, source))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LabError("a prober panicked".into())))).collect()
     });
     let mut observations = Vec::new();
+    let mut lookups = std::collections::BTreeMap::new();
     for run in runs {
-        observations.extend(run?);
+        let (found, delegated) = run?;
+        observations.extend(found);
+        lookups.extend(delegated);
+    }
+    // Lookups made next to dnsmasq on another namespace's behalf.
+    for observation in observations.iter_mut().filter(|o| o.live_dns.is_none()) {
+        if let Some(dns) = &observation.probe.dns {
+            observation.live_dns = lookups.get(&(dns.name.clone(), dns.want)).copied();
+        }
     }
     Ok(observations)
 }
 
-fn probe_from(lab: &str, spec: &LabSpec, phoenix: &Path, source: &str) -> Result<Vec<Observation>, LabError> {
-    let probes: Vec<&Probe> = spec.probes.iter().filter(|p| p.from == source).collect();
-    let targets: Vec<Target> = probes.iter().map(|p| Target { address: p.address, port: p.port, proto: p.proto }).collect();
-    let name = crate::net::netns(lab, source);
-    let input = serde_json::to_string(&targets).map_err(|e| LabError(e.to_string()))?;
-    let output = run_probe(&name, phoenix, &input)?;
-    let results: Vec<bool> = serde_json::from_str(&output).map_err(|e| LabError(format!("probe output from {name}: {e}")))?;
-    if results.len() != probes.len() {
-        return Err(LabError(format!("probe in {name} answered {} of {} targets", results.len(), probes.len())));
-    }
-    Ok(probes.into_iter().zip(results).map(|(probe, live)| Observation { probe: probe.clone(), live }).collect())
+/// The lookups made in `source` on behalf of hops from elsewhere (the outside client's).
+fn lookups_for(spec: &LabSpec, source: &str) -> Vec<Target> {
+    spec.probes
+        .iter()
+        .filter_map(|p| p.dns.as_ref().filter(|d| d.from == source && p.from != source))
+        .map(|d| Target { address: d.want, port: 0, proto: 0, dns: Some((d.name.clone(), d.server)), tls: None })
+        .collect()
 }
 
-fn run_probe(namespace: &str, phoenix: &Path, input: &str) -> Result<String, LabError> {
+fn probe_from(
+    lab: &str,
+    spec: &LabSpec,
+    phoenix: &Path,
+    store: &Path,
+    source: &str,
+) -> Result<(Vec<Observation>, Vec<((String, Ipv4Addr), bool)>), LabError> {
+    let probes: Vec<&Probe> = spec.probes.iter().filter(|p| p.from == source).collect();
+    let mut targets: Vec<Target> = probes
+        .iter()
+        .map(|p| Target {
+            address: p.address,
+            port: p.port,
+            proto: p.proto,
+            dns: p.dns.as_ref().filter(|d| d.from == source).map(|d| (d.name.clone(), d.server)),
+            tls: p.tls.as_ref().map(|t| (t.server_name.clone(), t.client_certificate.clone())),
+        })
+        .collect();
+    targets.extend(lookups_for(spec, source));
+    let name = crate::net::netns(lab, source);
+    let input = serde_json::to_string(&targets).map_err(|e| LabError(e.to_string()))?;
+    let output = run_probe(&name, phoenix, store, &input)?;
+    let results: Vec<Found> = serde_json::from_str(&output).map_err(|e| LabError(format!("probe output from {name}: {e}")))?;
+    if results.len() != targets.len() {
+        return Err(LabError(format!("probe in {name} answered {} of {} targets", results.len(), targets.len())));
+    }
+    let (own, delegated) = results.split_at(probes.len());
+    let observations = probes
+        .iter()
+        .zip(own)
+        .map(|(probe, found)| Observation {
+            probe: (*probe).clone(),
+            live: found.connects,
+            live_dns: found.dns_answers_ok,
+            live_tls: found.tls,
+        })
+        .collect();
+    let lookups = targets[probes.len()..]
+        .iter()
+        .zip(delegated)
+        .filter_map(|(t, f)| Some(((t.dns.as_ref()?.0.clone(), t.address), f.dns_answers_ok?)))
+        .collect();
+    Ok((observations, lookups))
+}
+
+fn run_probe(namespace: &str, phoenix: &Path, store: &Path, input: &str) -> Result<String, LabError> {
     use std::io::Write;
     let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", namespace, &phoenix.to_string_lossy(), "lab", "probe"])
+        .args(["netns", "exec", namespace, &phoenix.to_string_lossy(), "lab", "probe", "--certs", &store.to_string_lossy()])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

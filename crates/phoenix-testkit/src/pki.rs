@@ -68,22 +68,32 @@ impl TestCa {
 /// Fills a certificate store for `model`'s manifest from one test CA: `root_ca.crt`, and per
 /// entry `<name>.crt` (leaf, then the root as its chain) and `<name>.key`, all valid now.
 pub fn write_manifest_store(store: &std::path::Path, model: &phoenix_model::model::Model) -> std::io::Result<()> {
+    write_manifest_store_from(&TestCa::new("phoenix test root"), store, model)
+}
+
+/// The names (common name first) and usage of a manifest entry, as TestCa takes them.
+pub fn manifest_names(cert: &phoenix_model::model::Certificate) -> (Vec<String>, Usage) {
     use phoenix_model::model::{CertUsage, San};
+    let mut names = vec![cert.common_name.value.clone()];
+    names.extend(cert.sans.iter().map(|s| match &s.value {
+        San::Dns(n) => n.clone(),
+        San::Ip(ip) => ip.to_string(),
+    }));
+    let usage = match cert.usage {
+        CertUsage::Server => Usage::Server,
+        CertUsage::Client => Usage::Client,
+        CertUsage::Both => Usage::Both,
+    };
+    (names, usage)
+}
+
+/// [`write_manifest_store`] with a given CA, so a test can issue variants from the same root.
+pub fn write_manifest_store_from(ca: &TestCa, store: &std::path::Path, model: &phoenix_model::model::Model) -> std::io::Result<()> {
     std::fs::create_dir_all(store)?;
-    let ca = TestCa::new("phoenix test root");
     std::fs::write(store.join("root_ca.crt"), &ca.cert_pem)?;
     for cert in &model.certificates {
-        let mut names = vec![cert.common_name.value.clone()];
-        names.extend(cert.sans.iter().map(|s| match &s.value {
-            San::Dns(n) => n.clone(),
-            San::Ip(ip) => ip.to_string(),
-        }));
+        let (names, usage) = manifest_names(cert);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let usage = match cert.usage {
-            CertUsage::Server => Usage::Server,
-            CertUsage::Client => Usage::Client,
-            CertUsage::Both => Usage::Both,
-        };
         let leaf = ca.issue(&refs, usage);
         std::fs::write(store.join(format!("{}.crt", cert.name)), format!("{}{}", leaf.cert_pem, ca.cert_pem))?;
         std::fs::write(store.join(format!("{}.key", cert.name)), &leaf.key_pem)?;

@@ -108,9 +108,33 @@ impl<'m> Indexes<'m> {
     }
 }
 
-fn dns_check(model: &Model, indexes: &Indexes<'_>, hop: &Hop) -> Option<Check> {
+/// The source's way to phoenix's DNS server: `None` when it passes (or the source is the server
+/// itself, or outside, where another resolver holds the external view), else why not.
+fn resolver_blocked(model: &Model, firewall: &FirewallState, from: Endpoint) -> Option<String> {
+    let server = match model.edge.dns {
+        Some(id) => Endpoint::Guest(id),
+        None => Endpoint::Host,
+    };
+    if from == server || matches!(from, Endpoint::Outside(_)) {
+        return None;
+    }
+    let verdict = evaluate(firewall, model, from, server, Packet { proto: 17, dport: Some(53) });
+    let blocking = verdict.chains.iter().find(|c| !c.passes)?;
+    let address = server.ip(model).map(|ip| ip.to_string()).unwrap_or_else(|| "the DNS server".into());
+    Some(format!(
+        "{} cannot ask the DNS server {address} (UDP/53): {} {}",
+        endpoint_label(model, from),
+        blocking.chain,
+        blocking.decision.describe()
+    ))
+}
+
+fn dns_check(model: &Model, indexes: &Indexes<'_>, firewall: &FirewallState, hop: &Hop) -> Option<Check> {
     let name = hop.name.as_ref()?;
     let want = hop.to.ip(model)?;
+    if let Some(reason) = resolver_blocked(model, firewall, hop.from) {
+        return Some(Check { status: Status::Fail, summary: format!("{name} cannot be resolved: {reason}"), evidence: Vec::new() });
+    }
     let answers: Vec<IpAddr> = indexes.records.get(name.as_str()).cloned().unwrap_or_default();
     let owner = |ip: IpAddr| match indexes.addresses.owner_of(ip) {
         Some(Owner::Guest(g)) => g.label(),
@@ -222,7 +246,7 @@ fn tls_check(model: &Model, edge: &Edge, tls: &TlsHop, options: &Options) -> Che
 }
 
 /// Judges every flow the configuration implies against `firewall` (rendered or deployed).
-pub fn assess(model: &Model, edge: &Edge, firewall: &FirewallState, options: &Options) -> Vec<FlowVerdict> {
+pub fn assess(model: &Model, edge: &Edge, state: &FirewallState, options: &Options) -> Vec<FlowVerdict> {
     let indexes = Indexes::new(model);
     flows(model, edge)
         .into_iter()
@@ -231,9 +255,9 @@ pub fn assess(model: &Model, edge: &Edge, firewall: &FirewallState, options: &Op
                 .hops
                 .into_iter()
                 .map(|hop| {
-                    let verdict = evaluate(firewall, model, hop.from, hop.to, Packet { proto: hop.proto, dport: Some(hop.port) });
+                    let verdict = evaluate(state, model, hop.from, hop.to, Packet { proto: hop.proto, dport: Some(hop.port) });
                     let firewall = firewall_check(&verdict, &hop);
-                    let dns = dns_check(model, &indexes, &hop);
+                    let dns = dns_check(model, &indexes, state, &hop);
                     let tls = hop.tls.as_ref().map(|t| tls_check(model, edge, t, options));
                     let status = [Some(firewall.status), dns.as_ref().map(|c| c.status), tls.as_ref().map(|c| c.status)]
                         .into_iter()
