@@ -99,8 +99,7 @@ pub fn spec_for(dir: &Path, store: &Path) -> Result<LabSpec, Status> {
     let now = crate::parse_now(None)?;
     let options = analyze::assess::Options { certs: Some(analyze::certs::CertStore { files }), now };
     let verdicts = analyze::assess::assess(&model, &phoenix_core::edge::edge(&model), &state, &options);
-    let dnsmasq = rendered.files.iter().find(|f| f.path.starts_with("/etc/dnsmasq")).map(|f| f.content.clone());
-    Ok(phoenix_core::lab::spec(&model, &state, &verdicts, dnsmasq))
+    Ok(phoenix_core::lab::spec(&model, &state, &verdicts, &rendered))
 }
 
 /// The store a lab uses: the one given; else the running lab's; else (for `up`) certificates a

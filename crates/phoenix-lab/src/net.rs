@@ -124,6 +124,13 @@ pub fn configure(
             serve.tcp.remove(&53);
             serve.udp.remove(&53);
         }
+        if let (Some(conf), Some(store)) = (&namespace.nginx, &state.store) {
+            let pid = start_nginx(&dir.join(&namespace.key), &name, conf, &namespace.files, store)?;
+            state.pids.push(pid);
+            record(state)?;
+            serve.tcp.remove(&80);
+            serve.tcp.remove(&443);
+        }
         if serve.tcp.is_empty() && serve.udp.is_empty() {
             continue;
         }
@@ -135,6 +142,62 @@ pub fn configure(
         record(state)?;
     }
     Ok(())
+}
+
+/// Waits (5 s at most) until something listens on TCP `port` inside `name`.
+fn wait_listening(name: &str, port: u16) -> bool {
+    let filter = format!("sport = :{port}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let listening = Command::new("ip")
+            .args(["netns", "exec", name, "ss", "-Hltn", &filter])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false);
+        if listening {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A real nginx with the gateway's rendered configuration, its files (certificates, keys, the
+/// root) copied from the store into the guest's folder `root`; ready once it listens on 443.
+fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], store: &Path) -> Result<u32, LabError> {
+    let io = |e: std::io::Error| LabError(format!("cannot prepare the gateway in {}: {e}", root.display()));
+    let _ = std::fs::remove_dir_all(root);
+    for (path, file) in files {
+        let target = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap_or(root)).map_err(io)?;
+        // A file missing from the store stays missing: nginx then refuses to start, as it would.
+        let _ = std::fs::copy(store.join(file), &target);
+    }
+    for folder in ["run", "var/log/nginx", "etc/nginx"] {
+        std::fs::create_dir_all(root.join(folder)).map_err(io)?;
+    }
+    // Debian's module snippets name `modules/...` relative to the prefix.
+    let _ = std::os::unix::fs::symlink("/usr/lib/nginx/modules", root.join("modules"));
+    let conf_file = root.join("etc/nginx/nginx.conf");
+    std::fs::write(&conf_file, phoenix_core::lab::nginx_for_lab(conf, &root.to_string_lossy())).map_err(io)?;
+    let program = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .ok_or_else(|| LabError("the lab needs nginx (apt-get install nginx)".into()))?;
+    let (conf_arg, prefix) = (conf_file.to_string_lossy().into_owned(), root.to_string_lossy().into_owned());
+    let child = Command::new("ip")
+        .args(["netns", "exec", name, program, "-g", "daemon off;", "-c", &conf_arg, "-p", &prefix])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| LabError(format!("cannot start nginx in {name}: {e}")))?;
+    let pid = child.id();
+    if wait_listening(name, 443) {
+        return Ok(pid);
+    }
+    stop_processes(&[pid]);
+    Err(LabError(format!("nginx did not start in {name}: see {}", root.join("var/log/nginx/error.log").display())))
 }
 
 /// dnsmasq with phoenix's rendered configuration, in the foreground, as root (the lab has no
@@ -165,17 +228,8 @@ fn start_dnsmasq(dir: &Path, name: &str, conf: &str) -> Result<u32, LabError> {
         .spawn()
         .map_err(|e| LabError(format!("cannot start dnsmasq in {name}: {e}")))?;
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let listening = Command::new("ip")
-            .args(["netns", "exec", name, "ss", "-Hltn", "sport = :53"])
-            .output()
-            .map(|o| !o.stdout.is_empty())
-            .unwrap_or(false);
-        if listening {
-            return Ok(pid);
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if wait_listening(name, 53) {
+        return Ok(pid);
     }
     stop_processes(&[pid]);
     Err(LabError(format!("dnsmasq did not start in {name}: see {}", log.display())))

@@ -32,11 +32,23 @@ async fn serve_tls(listener: TcpListener, config: std::sync::Arc<rustls::ServerC
     while let Ok((stream, _)) = listener.accept().await {
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            // A completed handshake (client certificate checked) is answered with "ok".
-            if let Ok(Ok(mut tls)) = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(stream)).await {
-                let _ = tls.write_all(b"ok\n").await;
-                let _ = tls.shutdown().await;
-            }
+            // After the handshake (client certificate checked) it answers one HTTP request with 200,
+            // as the service it stands in for would.
+            let serve = async {
+                let mut tls = acceptor.accept(stream).await.ok()?;
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                    let n = tls.read(&mut buffer).await.ok()?;
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                }
+                tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n").await.ok()?;
+                tls.shutdown().await.ok()
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
         });
     }
 }
@@ -85,6 +97,8 @@ pub struct Target {
     pub dns: Option<(String, Ipv4Addr)>,
     /// Then make a TLS handshake sending this name, presenting this client certificate.
     pub tls: Option<(String, Option<String>)>,
+    /// And ask for `https://<host>/` over it: is the answer 200?
+    pub http: Option<String>,
 }
 
 /// What a probe found.
@@ -94,6 +108,7 @@ pub struct Found {
     /// Whether the lookup (when one was asked for) answered exactly the target's address.
     pub dns_answers_ok: Option<bool>,
     pub tls: Option<bool>,
+    pub http: Option<bool>,
 }
 
 /// A DNS query for `name`'s A records (RFC 1035), built with hickory-proto.
@@ -128,16 +143,31 @@ async fn lookup(name: &str, server: Ipv4Addr) -> Option<Vec<Ipv4Addr>> {
     Some(message.answers().iter().filter_map(|r| if let RData::A(a) = r.data() { Some(a.0) } else { None }).collect())
 }
 
-async fn handshake(address: SocketAddr, server_name: &str, client: Option<&str>, store: &Path) -> bool {
-    let (Ok(config), Some(name)) = (crate::tls::client_config(store, client), crate::tls::server_name(server_name)) else { return false };
-    let attempt = async {
-        let stream = TcpStream::connect(address).await.ok()?;
-        let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, stream).await.ok()?;
-        let mut answer = [0u8; 3];
-        tls.read_exact(&mut answer).await.ok()?;
-        (&answer == b"ok\n").then_some(())
+/// A TLS handshake sending `server_name`, then `GET /` for `host`: whether TLS held and the
+/// answer's status. TLS holds when the handshake completes and no alert follows (TLS 1.3
+/// servers refuse a client certificate with an alert after the handshake); a slow answer (a
+/// proxy still waiting for its upstream) is not a TLS failure, only no status.
+async fn handshake(address: SocketAddr, server_name: &str, client: Option<&str>, store: &Path, host: &str) -> (bool, Option<u16>) {
+    let (Ok(config), Some(name)) = (crate::tls::client_config(store, client), crate::tls::server_name(server_name)) else {
+        return (false, None);
     };
-    matches!(tokio::time::timeout(PROBE_TIMEOUT * 3, attempt).await, Ok(Some(())))
+    let connect = async {
+        let stream = TcpStream::connect(address).await.ok()?;
+        tokio_rustls::TlsConnector::from(config).connect(name, stream).await.ok()
+    };
+    let Ok(Some(mut tls)) = tokio::time::timeout(PROBE_TIMEOUT * 2, connect).await else { return (false, None) };
+    if tls.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.is_err() {
+        return (false, None);
+    }
+    let mut answer = Vec::new();
+    match tokio::time::timeout(PROBE_TIMEOUT * 3, tls.read_to_end(&mut answer)).await {
+        Err(_) => (true, None),
+        Ok(Err(_)) if answer.is_empty() => (false, None),
+        Ok(_) => {
+            let text = String::from_utf8_lossy(&answer);
+            (true, text.strip_prefix("HTTP/1.1 ").and_then(|rest| rest.get(..3)).and_then(|code| code.parse::<u16>().ok()))
+        }
+    }
 }
 
 async fn reachable(address: SocketAddr, proto: u8) -> bool {
@@ -165,11 +195,15 @@ async fn probe_one(target: &Target, store: Option<&Path>) -> Found {
     };
     // Port 0: a lookup only, made here for a hop from elsewhere.
     let connects = target.port != 0 && reachable(address, target.proto).await;
-    let tls = match (&target.tls, store, connects) {
-        (Some((name, client)), Some(store), true) => Some(handshake(address, name, client.as_deref(), store).await),
-        _ => None,
+    let (tls, http) = match (&target.tls, store, connects) {
+        (Some((name, client)), Some(store), true) => {
+            let host = target.http.clone().unwrap_or_else(|| name.clone());
+            let (held, status) = handshake(address, name, client.as_deref(), store, &host).await;
+            (Some(held), target.http.as_ref().map(|_| status == Some(200)))
+        }
+        _ => (None, None),
     };
-    Found { connects, dns_answers_ok, tls }
+    Found { connects, dns_answers_ok, tls, http }
 }
 
 /// Probes every target concurrently (at most 64 at once).
@@ -186,6 +220,8 @@ pub struct Observation {
     pub live_dns: Option<bool>,
     /// Only when the connection came through (a blocked hop has no handshake to judge).
     pub live_tls: Option<bool>,
+    /// The request through the gateway answered 200.
+    pub live_http: Option<bool>,
 }
 
 impl Observation {
@@ -198,7 +234,11 @@ impl Observation {
             (Some(tls), Some(live)) => tls.expected == live,
             _ => true,
         };
-        self.probe.expected == self.live && dns && tls
+        let http = match (&self.probe.http, self.live_http) {
+            (Some(http), Some(live)) => http.expected == live,
+            _ => true,
+        };
+        self.probe.expected == self.live && dns && tls && http
     }
 }
 
@@ -239,7 +279,7 @@ fn lookups_for(spec: &LabSpec, source: &str) -> Vec<Target> {
     spec.probes
         .iter()
         .filter_map(|p| p.dns.as_ref().filter(|d| d.from == source && p.from != source))
-        .map(|d| Target { address: d.want, port: 0, proto: 0, dns: Some((d.name.clone(), d.server)), tls: None })
+        .map(|d| Target { address: d.want, port: 0, proto: 0, dns: Some((d.name.clone(), d.server)), tls: None, http: None })
         .collect()
 }
 
@@ -259,6 +299,7 @@ fn probe_from(
             proto: p.proto,
             dns: p.dns.as_ref().filter(|d| d.from == source).map(|d| (d.name.clone(), d.server)),
             tls: p.tls.as_ref().map(|t| (t.server_name.clone(), t.client_certificate.clone())),
+            http: p.http.as_ref().map(|h| h.host.clone()),
         })
         .collect();
     targets.extend(lookups_for(spec, source));
@@ -278,6 +319,7 @@ fn probe_from(
             live: found.connects,
             live_dns: found.dns_answers_ok,
             live_tls: found.tls,
+            live_http: found.http,
         })
         .collect();
     let lookups = targets[probes.len()..]

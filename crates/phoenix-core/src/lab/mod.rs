@@ -9,6 +9,8 @@ pub mod nft;
 use crate::analyze::assess::{FlowVerdict, HopVerdict, Status};
 use crate::analyze::firewall::{evaluate, Endpoint, FirewallState, Packet};
 use crate::analyze::flows::EXTERNAL_CLIENT;
+use crate::edge::ROOT_CA_PATH;
+use crate::render::{Rendered, Target};
 use phoenix_model::model::{GuestId, Model};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +33,19 @@ pub struct Namespace {
     pub tls: BTreeMap<u16, TlsPort>,
     /// dnsmasq's configuration, when phoenix's DNS server runs here (it then serves port 53).
     pub dnsmasq: Option<String>,
+    /// The rendered nginx.conf, when this is the gateway (a real nginx then serves 80 and 443).
+    pub nginx: Option<String>,
+    /// Files the guest needs in place, from the certificate store: (path in the guest, store file).
+    pub files: Vec<(String, String)>,
+}
+
+/// An HTTPS request through the gateway, as a client makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpProbe {
+    pub host: String,
+    /// Whether the hops that answer it (the client to the gateway, the gateway to Traefik) all
+    /// pass `phoenix assess`: then the answer is 200.
+    pub expected: bool,
 }
 
 /// A TLS stand-in: the certificates it presents (by SNI) and whether it demands a client certificate.
@@ -80,6 +95,7 @@ pub struct Probe {
     pub expected: bool,
     pub dns: Option<DnsProbe>,
     pub tls: Option<TlsProbe>,
+    pub http: Option<HttpProbe>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,8 +122,8 @@ fn v4(model: &Model, endpoint: Endpoint) -> Option<Ipv4Addr> {
 
 /// The lab for `model`, its firewall as `state` says, probing every hop of `verdicts` (from
 /// `phoenix assess`, certificates judged from the lab's store) whose ends are in the lab.
-/// `dnsmasq` is the rendered DNS configuration.
-pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], dnsmasq: Option<String>) -> LabSpec {
+/// `rendered` gives dnsmasq's and the gateway's configurations.
+pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rendered: &Rendered) -> LabSpec {
     let prefix = model.host.subnet.as_ref().map(|s| s.value.prefix_len()).unwrap_or(24);
     let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
     let mut namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
@@ -122,6 +138,8 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], dnsm
             udp: BTreeSet::new(),
             tls: BTreeMap::new(),
             dnsmasq: None,
+            nginx: None,
+            files: Vec::new(),
         };
         namespaces.insert(key, namespace);
     };
@@ -142,8 +160,14 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], dnsm
         None => "host".to_string(),
     };
     let dns_server = namespaces.get(&dns_key).map(|n| n.address);
+    let dnsmasq = rendered.files.iter().find(|f| f.path.starts_with("/etc/dnsmasq")).map(|f| f.content.clone());
     if let (Some(namespace), Some(conf)) = (namespaces.get_mut(&dns_key), dnsmasq) {
         namespace.dnsmasq = Some(conf);
+    }
+    let gateway_key = model.edge.gateway.map(|id| format!("guest-{id}"));
+    if let Some((namespace, id)) = gateway_key.as_ref().and_then(|k| namespaces.get_mut(k)).zip(model.edge.gateway) {
+        namespace.nginx = rendered.files.iter().find(|f| f.target == Target::Guest(id) && f.path == NGINX_CONF).map(|f| f.content.clone());
+        namespace.files = guest_files(model, id);
     }
     let mut probes = Vec::new();
     for flow in verdicts {
@@ -176,6 +200,11 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], dnsm
             } else {
                 target.tcp.insert(hop.port);
             }
+            let first = std::ptr::eq(judged, &flow.hops[0]);
+            let http = (flow.id.starts_with("route:") && first && Some(&to) == gateway_key.as_ref()).then(|| HttpProbe {
+                host: hop.name.clone().unwrap_or_default(),
+                expected: flow.hops.iter().take(2).all(|h| h.status != Status::Fail),
+            });
             probes.push(Probe {
                 flow: flow.id.clone(),
                 from,
@@ -186,6 +215,7 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], dnsm
                 expected: verdict.passes,
                 dns,
                 tls,
+                http,
             });
         }
     }
@@ -223,6 +253,7 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], dnsm
                     expected: verdict.passes,
                     dns: None,
                     tls: None,
+                    http: None,
                 });
             }
         }
@@ -273,4 +304,63 @@ fn tls_probe(model: &Model, judged: &HopVerdict) -> Option<(TlsProbe, Option<Str
         expected: check.status != Status::Fail,
     };
     Some((probe, covering, installed.name.clone()))
+}
+
+/// Where the gateway's rendered configuration lives.
+pub const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
+
+/// The certificate files a guest's services read (its manifest entries' `cert_path` and
+/// `key_path`), and the CA root where the rendered configurations expect it.
+fn guest_files(model: &Model, id: GuestId) -> Vec<(String, String)> {
+    let mut files = vec![(ROOT_CA_PATH.to_string(), crate::analyze::certs::ROOT_FILE.to_string())];
+    for cert in model.certificates.iter().filter(|c| c.guest.as_ref().is_some_and(|g| g.value == id)) {
+        files.extend(cert.cert_path.clone().map(|p| (p, format!("{}.crt", cert.name))));
+        files.extend(cert.key_path.clone().map(|p| (p, format!("{}.key", cert.name))));
+    }
+    files
+}
+
+/// The rendered nginx.conf as the lab runs it: the files it names (certificates, keys, the
+/// root, pid, logs) under `root`, the guest's folder; no `user` switch (the lab runs as root).
+/// Everything else (listen, proxy_pass, verification) is exactly as rendered.
+pub fn nginx_for_lab(conf: &str, root: &str) -> String {
+    const PATHS: &[&str] = &[
+        "ssl_certificate",
+        "ssl_certificate_key",
+        "ssl_client_certificate",
+        "proxy_ssl_trusted_certificate",
+        "proxy_ssl_certificate",
+        "proxy_ssl_certificate_key",
+        "pid",
+        "error_log",
+        "access_log",
+    ];
+    let root = root.trim_end_matches('/');
+    conf.lines()
+        .filter(|line| line.trim() != "user www-data;")
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let directive = trimmed.split_whitespace().next().unwrap_or_default();
+            match (PATHS.contains(&directive), trimmed.split_whitespace().nth(1)) {
+                (true, Some(path)) if path.starts_with('/') => line.replacen(path, &format!("{root}{path}"), 1),
+                _ => line.to_string(),
+            }
+        })
+        .map(|line| line + "\n")
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lab_moves_the_gateways_files_into_its_folder() {
+        let conf = "user www-data;\npid /run/nginx.pid;\n  ssl_certificate /etc/nginx/ssl/gateway.crt;\n  proxy_ssl_trusted_certificate /usr/local/x.crt;\n  proxy_pass https://10.0.0.12:443;\n";
+        let lab = nginx_for_lab(conf, "/run/phoenix-lab/t/guest-101/");
+        assert_eq!(
+            lab,
+            "pid /run/phoenix-lab/t/guest-101/run/nginx.pid;\n  ssl_certificate /run/phoenix-lab/t/guest-101/etc/nginx/ssl/gateway.crt;\n  proxy_ssl_trusted_certificate /run/phoenix-lab/t/guest-101/usr/local/x.crt;\n  proxy_pass https://10.0.0.12:443;\n"
+        );
+    }
 }

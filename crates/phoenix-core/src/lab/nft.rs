@@ -74,12 +74,19 @@ fn ports(set: &PortSet) -> String {
     format!("{{ {} }}", items.join(", "))
 }
 
+/// The nft verdict of a Proxmox action. REJECT answers TCP with a reset and anything else with
+/// ICMP port unreachable, as pve-firewall's PVEFW-reject chain does.
 fn verdict(action: &str) -> &'static str {
     match action {
         "ACCEPT" => "accept",
-        "REJECT" => "reject",
+        "REJECT" => "meta l4proto tcp reject with tcp reset; reject",
         _ => "drop",
     }
+}
+
+/// One nft line per verdict part: `...; reject` after a TCP reset becomes two rules.
+fn with_verdict(head: &str, action: &str) -> Vec<String> {
+    verdict(action).split("; ").map(|v| format!("{head}{v}")).collect()
 }
 
 /// The nft rule lines for one `.fw` rule (a macro can give several); empty when it cannot match.
@@ -103,10 +110,12 @@ fn compile_rule(rule: &FwRule, dir: Dir, guest: Option<&FwSource>, cluster: &FwS
         None => String::new(),
     };
     let (macro_name, action) = split_verdict(&rule.verdict);
-    let tail = verdict(action);
     if let Some(name) = macro_name {
         let Some((_, services)) = MACROS.iter().find(|(m, _)| m.eq_ignore_ascii_case(name)) else { return Vec::new() };
-        return services.iter().map(|(proto, port)| format!("{head}meta l4proto {proto} {sport}th dport {port} {tail}")).collect();
+        return services
+            .iter()
+            .flat_map(|(proto, port)| with_verdict(&format!("{head}meta l4proto {proto} {sport}th dport {port} "), action))
+            .collect();
     }
     let mut line = head;
     let proto = match option(rule, "p").map(Proto::parse) {
@@ -129,8 +138,7 @@ fn compile_rule(rule: &FwRule, dir: Dir, guest: Option<&FwSource>, cluster: &FwS
         Some(_) => return Vec::new(),
         None => {}
     }
-    line.push_str(tail);
-    vec![line]
+    with_verdict(&line, action)
 }
 
 /// The rules of one chain, groups inlined with the referencing guest's scope.
@@ -147,9 +155,9 @@ fn chain_rules(rules: &[FwRule], dir: Dir, guest: Option<&FwSource>, state: &Fir
     }
 }
 
-fn policy(source: &FwSource, dir: Dir) -> &'static str {
+fn policy(source: &FwSource, dir: Dir) -> Vec<String> {
     let (key, default) = if dir == Dir::In { ("policy_in", "DROP") } else { ("policy_out", "ACCEPT") };
-    verdict(source.option(key).unwrap_or(default))
+    with_verdict("", source.option(key).unwrap_or(default))
 }
 
 /// Whether `node`'s chains are in force (the evaluator's conditions).
@@ -182,12 +190,12 @@ pub fn ruleset(state: &FirewallState, node: Node) -> String {
                 Node::Host => {
                     chain_rules(&state.host.file.rules, dir, None, state, &mut rules);
                     chain_rules(&state.cluster.file.rules, dir, None, state, &mut rules);
-                    rules.push(policy(&state.cluster, dir).to_string());
+                    rules.extend(policy(&state.cluster, dir));
                 }
                 Node::Guest(id) => {
                     let source = &state.guests[&id];
                     chain_rules(&source.file.rules, dir, Some(source), state, &mut rules);
-                    rules.push(policy(source, dir).to_string());
+                    rules.extend(policy(source, dir));
                 }
             }
             for rule in rules {
