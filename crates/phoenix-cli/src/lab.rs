@@ -263,15 +263,19 @@ fn pair(expected: Option<bool>, live: Option<bool>) -> String {
 }
 
 fn human(observations: &[Observation], drift: usize) -> String {
-    let mut out = format!("{:<46} {:<17} {:<17} {}\n", "hop (static/live)", "firewall", "dns", "tls");
+    let mut out = format!("{:<46} {:<17} {:<17} {:<17} {}\n", "hop (static/live)", "firewall", "dns", "tls", "https via the gateway");
     for o in observations {
         let p = &o.probe;
         let hop = format!("{} -> {} {}:{}/{}", p.from, p.to, p.address, p.port, if p.proto == 17 { "udp" } else { "tcp" });
         let firewall = pair(Some(p.expected), Some(o.live));
         let dns = pair(p.dns.as_ref().map(|d| d.expected), o.live_dns);
         let tls = pair(p.tls.as_ref().map(|t| t.expected), o.live_tls);
+        let http = match &p.http {
+            Some(h) => format!("{} {}", h.host, pair(Some(h.expected), o.live_http)),
+            None => "-".into(),
+        };
         let mark = if o.agrees() { "" } else { "  DRIFT" };
-        out.push_str(&format!("{hop:<46} {firewall:<17} {dns:<17} {tls}{mark}\n"));
+        out.push_str(&format!("{hop:<46} {firewall:<17} {dns:<17} {tls:<17} {http}{mark}\n"));
     }
     out.push_str(&format!("{} hops, {drift} drift\n", observations.len()));
     out

@@ -80,6 +80,14 @@ enum Command {
         /// IP address; PORT is `443`, `443/tcp`, `53/udp` or `icmp`. Exit 1 when it is blocked.
         #[arg(long, num_args = 3, value_names = ["SRC", "DST", "PORT"])]
         trace: Option<Vec<String>>,
+        /// Also probe every hop for real and show the static and the live verdicts side by
+        /// side; every disagreement is drift (exit 1). Probes run in the lab (`phoenix lab
+        /// up`); probing a Proxmox node from its guests is not built yet.
+        #[arg(long, conflicts_with_all = ["trace", "deployed"])]
+        live: bool,
+        /// The lab to probe with --live.
+        #[arg(long, default_value = "lab", requires = "live")]
+        lab: String,
     },
     /// Bring the system to the described state: observe, plan, confirm, apply.
     ///
@@ -159,7 +167,10 @@ fn main() -> ExitCode {
         Command::Certs(command) => certs::run(command),
         Command::Sync(args) => sync::run(args),
         Command::Lab(command) => lab::run(command),
-        Command::Assess { config, deployed, certs, now, format, trace } => {
+        Command::Assess { config, live: true, lab, format, .. } => {
+            lab::check(&config.config, &lab, if matches!(format, AssessFormat::Json) { Format::Json } else { Format::Human })
+        }
+        Command::Assess { config, deployed, certs, now, format, trace, .. } => {
             assess(&config.config, deployed.as_deref(), certs.as_deref(), now.as_deref(), format, trace.as_deref())
         }
         Command::Render { config, out, diff, allow_errors, format } => {

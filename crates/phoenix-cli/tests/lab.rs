@@ -262,6 +262,11 @@ fn down_cleans_up_after_a_crash_and_up_refuses_a_running_lab() {
     let up = phoenix(&["lab", "up", "--config", &config, "--name", &name]);
     let _lab = Lab(name.clone());
     assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    // assess --live is the lab check: static and live side by side, no drift on the example.
+    let live = phoenix(&["assess", "--config", &config, "--live", "--lab", &name]);
+    assert_eq!(live.status.code(), Some(0), "{}", text(&live));
+    assert!(text(&live).contains(" 0 drift"), "{}", text(&live));
+    assert!(text(&live).contains("portainer.phoenix.thinkheads.ai passes/passes"), "{}", text(&live));
     let again = phoenix(&["lab", "up", "--config", &config, "--name", &name]);
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again).contains("already up"));
@@ -277,4 +282,33 @@ fn down_cleans_up_after_a_crash_and_up_refuses_a_running_lab() {
     assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("phx-{name}-")));
     let status = phoenix(&["lab", "status", "--name", &name]);
     assert_eq!(status.status.code(), Some(1));
+}
+
+#[test]
+fn without_root_the_lab_says_so_and_creates_nothing() {
+    if !Path::new("/usr/bin/setpriv").is_file() {
+        eprintln!("setpriv (util-linux) is not installed: the unprivileged case is not exercised");
+        return;
+    }
+    let name = format!("u{}", std::process::id() % 100_000);
+    let config = phoenix_testkit::workspace_root().join("examples/homelab/etc").to_string_lossy().into_owned();
+    let output = Command::new("/usr/bin/setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_phoenix"),
+            "lab",
+            "up",
+            "--config",
+            &config,
+            "--name",
+            &name,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("the lab needs root"), "{}", text(&output));
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("phx-{name}-")));
 }

@@ -2,7 +2,8 @@
 //! named `phx-<lab>-<key>`; the bridge lives in `phx-<lab>-sw`, so nothing is added to the
 //! host's own namespace and no route leaves the lab. What it created (namespaces, processes) is
 //! recorded in `/run/phoenix-lab/<lab>/state.json` before it is created, so `down` removes
-//! everything, also after a crash. Commands: `ip` (iproute2) and `nft` (nftables).
+//! everything, also after a crash. Programs: `ip` and `ss` (iproute2), `nft` (nftables),
+//! dnsmasq and nginx.
 //! The lab's data (namespaces, rulesets, listeners, probes) comes from phoenix-core::lab.
 
 pub mod certs;
@@ -72,7 +73,7 @@ pub fn preflight() -> Result<(), LabError> {
     if uid.as_deref() != Some("0") {
         return Err(LabError("the lab needs root (it creates network namespaces and loads nftables rules): run it with sudo".into()));
     }
-    let missing: Vec<&str> = [("ip", "iproute2"), ("nft", "nftables")]
+    let missing: Vec<&str> = [("ip", "iproute2"), ("nft", "nftables"), ("dnsmasq", "dnsmasq-base"), ("nginx", "nginx")]
         .into_iter()
         .filter(|(program, _)| !["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(program).is_file()))
         .map(|(_, package)| package)
