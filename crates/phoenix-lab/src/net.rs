@@ -167,11 +167,15 @@ fn wait_listening(name: &str, port: u16) -> bool {
 fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], store: &Path) -> Result<u32, LabError> {
     let io = |e: std::io::Error| LabError(format!("cannot prepare the gateway in {}: {e}", root.display()));
     let _ = std::fs::remove_dir_all(root);
+    let mut missing = Vec::new();
     for (path, file) in files {
         let target = root.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(target.parent().unwrap_or(root)).map_err(io)?;
-        // A file missing from the store stays missing: nginx then refuses to start, as it would.
-        let _ = std::fs::copy(store.join(file), &target);
+        // A server certificate missing from the store stays missing: nginx then refuses to
+        // start, as it would; a missing client certificate is simply not presented.
+        if std::fs::copy(store.join(file), &target).is_err() {
+            missing.push(path.clone());
+        }
     }
     for folder in ["run", "var/log/nginx", "etc/nginx"] {
         std::fs::create_dir_all(root.join(folder)).map_err(io)?;
@@ -179,7 +183,7 @@ fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], 
     // Debian's module snippets name `modules/...` relative to the prefix.
     let _ = std::os::unix::fs::symlink("/usr/lib/nginx/modules", root.join("modules"));
     let conf_file = root.join("etc/nginx/nginx.conf");
-    std::fs::write(&conf_file, phoenix_core::lab::nginx_for_lab(conf, &root.to_string_lossy())).map_err(io)?;
+    std::fs::write(&conf_file, phoenix_core::lab::nginx_for_lab(conf, &root.to_string_lossy(), &missing)).map_err(io)?;
     let program = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
         .find(|p| Path::new(p).is_file())

@@ -34,23 +34,25 @@ async fn serve_tls(listener: TcpListener, config: std::sync::Arc<rustls::ServerC
         tokio::spawn(async move {
             // After the handshake (client certificate checked) it answers one HTTP request with 200,
             // as the service it stands in for would.
-            let serve = async {
-                let mut tls = acceptor.accept(stream).await.ok()?;
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
-                    let n = tls.read(&mut buffer).await.ok()?;
-                    if n == 0 {
-                        break;
-                    }
-                    request.extend_from_slice(&buffer[..n]);
-                }
-                tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n").await.ok()?;
-                tls.shutdown().await.ok()
-            };
+            let serve = async { answer_http(acceptor.accept(stream).await.ok()?).await };
             let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
         });
     }
+}
+
+/// Reads one HTTP request (headers only, bounded) and answers 200, on any stream.
+async fn answer_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S) -> Option<()> {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+        let n = stream.read(&mut buffer).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        request.extend_from_slice(&buffer[..n]);
+    }
+    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n").await.ok()?;
+    stream.shutdown().await.ok()
 }
 
 /// Listens as `config` says until killed; prints "ready" once every port is bound.
@@ -64,9 +66,12 @@ pub async fn serve(config: &ServeConfig) -> std::io::Result<()> {
                 tasks.push(tokio::spawn(serve_tls(listener, server)));
             }
             _ => tasks.push(tokio::spawn(async move {
-                // Accept and close: a completed handshake is what a TCP probe checks.
+                // A completed handshake is what a TCP probe checks; an HTTP request (a proxy
+                // forwarding to a plain-HTTP backend) gets 200.
                 while let Ok((stream, _)) = listener.accept().await {
-                    drop(stream);
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), answer_http(stream)).await;
+                    });
                 }
             })),
         }

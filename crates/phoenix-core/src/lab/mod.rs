@@ -5,6 +5,7 @@
 //! each with the verdict the static analysis gives. phoenix-lab builds and probes it. Pure.
 
 pub mod nft;
+pub mod traefik;
 
 use crate::analyze::assess::{FlowVerdict, HopVerdict, Status};
 use crate::analyze::firewall::{evaluate, Endpoint, FirewallState, Packet};
@@ -43,8 +44,8 @@ pub struct Namespace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpProbe {
     pub host: String,
-    /// Whether the hops that answer it (the client to the gateway, the gateway to Traefik) all
-    /// pass `phoenix assess`: then the answer is 200.
+    /// Whether every hop of the route's flow (client to gateway, gateway to Traefik, Traefik to
+    /// the backend) passes `phoenix assess`: then the answer, from the backend, is 200.
     pub expected: bool,
 }
 
@@ -169,6 +170,13 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
         namespace.nginx = rendered.files.iter().find(|f| f.target == Target::Guest(id) && f.path == NGINX_CONF).map(|f| f.content.clone());
         namespace.files = guest_files(model, id);
     }
+    let edge = crate::edge::edge(model);
+    if let Some(traefik) = edge.traefik.filter(|t| Some(t.id) != model.edge.gateway) {
+        if let Some(namespace) = namespaces.get_mut(&format!("guest-{}", traefik.id)) {
+            namespace.nginx = traefik::proxy(model, &edge);
+            namespace.files = guest_files(model, traefik.id);
+        }
+    }
     let mut probes = Vec::new();
     for flow in verdicts {
         for judged in &flow.hops {
@@ -203,7 +211,7 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
             let first = std::ptr::eq(judged, &flow.hops[0]);
             let http = (flow.id.starts_with("route:") && first && Some(&to) == gateway_key.as_ref()).then(|| HttpProbe {
                 host: hop.name.clone().unwrap_or_default(),
-                expected: flow.hops.iter().take(2).all(|h| h.status != Status::Fail),
+                expected: flow.hops.iter().all(|h| h.status != Status::Fail),
             });
             probes.push(Probe {
                 flow: flow.id.clone(),
@@ -322,8 +330,10 @@ fn guest_files(model: &Model, id: GuestId) -> Vec<(String, String)> {
 
 /// The rendered nginx.conf as the lab runs it: the files it names (certificates, keys, the
 /// root, pid, logs) under `root`, the guest's folder; no `user` switch (the lab runs as root).
-/// Everything else (listen, proxy_pass, verification) is exactly as rendered.
-pub fn nginx_for_lab(conf: &str, root: &str) -> String {
+/// A client certificate whose file is `missing` is not presented (as a proxy that cannot load
+/// it presents none) rather than keeping nginx from starting. Everything else (listen,
+/// proxy_pass, verification) is exactly as rendered.
+pub fn nginx_for_lab(conf: &str, root: &str, missing: &[String]) -> String {
     const PATHS: &[&str] = &[
         "ssl_certificate",
         "ssl_certificate_key",
@@ -336,8 +346,13 @@ pub fn nginx_for_lab(conf: &str, root: &str) -> String {
         "access_log",
     ];
     let root = root.trim_end_matches('/');
+    let client_file = |line: &str| {
+        let mut words = line.split_whitespace();
+        matches!(words.next(), Some("proxy_ssl_certificate" | "proxy_ssl_certificate_key"))
+            && words.next().is_some_and(|p| missing.iter().any(|m| p.trim_end_matches(';') == m))
+    };
     conf.lines()
-        .filter(|line| line.trim() != "user www-data;")
+        .filter(|line| line.trim() != "user www-data;" && !client_file(line))
         .map(|line| {
             let trimmed = line.trim_start();
             let directive = trimmed.split_whitespace().next().unwrap_or_default();
@@ -357,7 +372,7 @@ mod tests {
     #[test]
     fn the_lab_moves_the_gateways_files_into_its_folder() {
         let conf = "user www-data;\npid /run/nginx.pid;\n  ssl_certificate /etc/nginx/ssl/gateway.crt;\n  proxy_ssl_trusted_certificate /usr/local/x.crt;\n  proxy_pass https://10.0.0.12:443;\n";
-        let lab = nginx_for_lab(conf, "/run/phoenix-lab/t/guest-101/");
+        let lab = nginx_for_lab(conf, "/run/phoenix-lab/t/guest-101/", &[]);
         assert_eq!(
             lab,
             "pid /run/phoenix-lab/t/guest-101/run/nginx.pid;\n  ssl_certificate /run/phoenix-lab/t/guest-101/etc/nginx/ssl/gateway.crt;\n  proxy_ssl_trusted_certificate /run/phoenix-lab/t/guest-101/usr/local/x.crt;\n  proxy_pass https://10.0.0.12:443;\n"
