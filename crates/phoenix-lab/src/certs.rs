@@ -47,3 +47,13 @@ pub fn issue_store(model: &Model, dir: &Path, ca_name: &str) -> Result<(), crate
     }
     Ok(())
 }
+
+/// A self-signed serving certificate for `name` (a service of the lab's own, like the Pebble
+/// standing in for Step-CA, whose certificate no hop verifies).
+pub fn serving_certificate(cert: &Path, key: &Path, name: &str) -> Result<(), crate::LabError> {
+    let pair = KeyPair::generate().map_err(error)?;
+    let params = CertificateParams::new(vec![name.to_string(), "localhost".to_string()]).map_err(error)?;
+    let signed = params.self_signed(&pair).map_err(error)?;
+    std::fs::write(cert, signed.pem()).map_err(error)?;
+    std::fs::write(key, pair.serialize_pem()).map_err(error)
+}

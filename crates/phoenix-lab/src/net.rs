@@ -124,6 +124,12 @@ pub fn configure(
             serve.tcp.remove(&53);
             serve.udp.remove(&53);
         }
+        if let Some(port) = namespace.acme_port.filter(|_| pebble_installed()) {
+            let pid = start_pebble(&dir.join(&namespace.key), &name, namespace.address, port)?;
+            state.pids.push(pid);
+            record(state)?;
+            serve.tcp.remove(&port);
+        }
         if let (Some(conf), Some(store)) = (&namespace.nginx, &state.store) {
             let pid = start_nginx(&dir.join(&namespace.key), &name, conf, &namespace.files, store)?;
             state.pids.push(pid);
@@ -202,6 +208,46 @@ fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], 
     }
     stop_processes(&[pid]);
     Err(LabError(format!("nginx did not start in {name}: see {}", root.join("var/log/nginx/error.log").display())))
+}
+
+fn pebble_installed() -> bool {
+    Path::new("/usr/bin/pebble").is_file()
+}
+
+/// Pebble (an ACME server) standing in for Step-CA's ACME endpoint on its address and port,
+/// with a serving certificate of its own; validations are not needed by the lab's probes, so
+/// it answers them as valid (PEBBLE_VA_ALWAYS_VALID) without reaching out.
+fn start_pebble(root: &Path, name: &str, address: std::net::Ipv4Addr, port: u16) -> Result<u32, LabError> {
+    let io = |e: std::io::Error| LabError(format!("cannot prepare Pebble in {}: {e}", root.display()));
+    std::fs::create_dir_all(root).map_err(io)?;
+    crate::certs::serving_certificate(&root.join("pebble.crt"), &root.join("pebble.key"), &address.to_string())?;
+    let config = serde_json::json!({ "pebble": {
+        "listenAddress": format!("{address}:{port}"),
+        "managementListenAddress": "127.0.0.1:15000",
+        "certificate": root.join("pebble.crt"),
+        "privateKey": root.join("pebble.key"),
+        "httpPort": 80,
+        "tlsPort": 443,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": false,
+    }});
+    let file = root.join("pebble.json");
+    std::fs::write(&file, config.to_string()).map_err(io)?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", name, "/usr/bin/pebble", "-config", &file.to_string_lossy(), "-strict", "false"])
+        .env("PEBBLE_VA_ALWAYS_VALID", "1")
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| LabError(format!("cannot start Pebble in {name}: {e}")))?;
+    let pid = child.id();
+    if wait_listening(name, port) {
+        return Ok(pid);
+    }
+    stop_processes(&[pid]);
+    Err(LabError(format!("Pebble did not start in {name}")))
 }
 
 /// dnsmasq with phoenix's rendered configuration, in the foreground, as root (the lab has no

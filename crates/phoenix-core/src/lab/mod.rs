@@ -38,6 +38,8 @@ pub struct Namespace {
     pub nginx: Option<String>,
     /// Files the guest needs in place, from the certificate store: (path in the guest, store file).
     pub files: Vec<(String, String)>,
+    /// When this is Step-CA: the port its ACME directory is served on (Pebble stands in).
+    pub acme_port: Option<u16>,
 }
 
 /// An HTTPS request through the gateway, as a client makes it.
@@ -141,6 +143,7 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
             dnsmasq: None,
             nginx: None,
             files: Vec::new(),
+            acme_port: None,
         };
         namespaces.insert(key, namespace);
     };
@@ -171,6 +174,11 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
         namespace.files = guest_files(model, id);
     }
     let edge = crate::edge::edge(model);
+    if let (Some(ca), Some(settings)) = (edge.step_ca, &model.step_ca) {
+        if let Some(namespace) = namespaces.get_mut(&format!("guest-{}", ca.id)) {
+            namespace.acme_port = Some(settings.port);
+        }
+    }
     if let Some(traefik) = edge.traefik.filter(|t| Some(t.id) != model.edge.gateway) {
         if let Some(namespace) = namespaces.get_mut(&format!("guest-{}", traefik.id)) {
             namespace.nginx = traefik::proxy(model, &edge);
