@@ -1,5 +1,5 @@
-//! The lab against the static analysis: for the bundled example and 22 mutations of it (its
-//! firewall, its DNS, its backends, its certificates), every hop (the declared ones and every
+//! The lab against the static analysis: for the bundled example and 23 mutations of it (its
+//! firewall, its DNS, its gateway's upstream, its backends, its certificates), every hop (the declared ones and every
 //! undeclared connection to a listening port) gets the same verdicts from `phoenix assess` and
 //! from real traffic: connections through nftables compiled from the same Proxmox files,
 //! lookups answered by a real dnsmasq with phoenix's rendered configuration, TLS handshakes
@@ -140,6 +140,9 @@ fn mutations() -> Vec<Mutation> {
             edit(d, LXC, |v| {
                 lxc(v, "103")["firewall"]["rules"].as_array_mut().unwrap().remove(0);
             })
+        }),
+        ("the gateway's upstream is the wrong guest (Step-CA taken for Traefik)", |d| {
+            edit(d, HYPERVISOR, |v| v["edge"] = json!({ "traefik_guest": 103 }))
         }),
         ("Step-CA's policy_in REJECT and a rule from a CIDR", |d| {
             edit(d, LXC, |v| {

@@ -319,3 +319,16 @@ fn tracing_gives_the_same_verdict_and_tells_every_rule() {
     assert!(lines.iter().any(|l| l.ends_with("-- MATCH")));
     assert!(lines.iter().any(|l| l.starts_with("IN of LXC 102 (traefik):")));
 }
+
+#[test]
+fn a_connection_to_ones_own_address_meets_no_chain() {
+    use phoenix_core::analyze::firewall::{evaluate, Endpoint, FirewallState, Packet};
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.unwrap();
+    let state = FirewallState::from_rendered(&phoenix_core::render::render_all(&model), &model);
+    // Step-CA (103) accepts 9000 only from Traefik, the gateway and the host; from itself it is loopback.
+    let verdict = evaluate(&state, &model, Endpoint::Guest(103), Endpoint::Guest(103), Packet { proto: 6, dport: Some(9000) });
+    assert!(verdict.passes && !verdict.unprotected, "{verdict:?}");
+    assert!(evaluate(&state, &model, Endpoint::Guest(1001), Endpoint::Guest(103), Packet { proto: 6, dport: Some(9000) })
+        .passes
+        .eq(&false));
+}

@@ -169,7 +169,7 @@ fn wait_listening(name: &str, port: u16) -> bool {
 }
 
 /// A real nginx with the gateway's rendered configuration, its files (certificates, keys, the
-/// root) copied from the store into the guest's folder `root`; ready once it listens on 443.
+/// root) copied from the store into the guest's folder `root`; ready once it listens.
 fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], store: &Path) -> Result<u32, LabError> {
     let io = |e: std::io::Error| LabError(format!("cannot prepare the gateway in {}: {e}", root.display()));
     let _ = std::fs::remove_dir_all(root);
@@ -203,7 +203,8 @@ fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], 
         .spawn()
         .map_err(|e| LabError(format!("cannot start nginx in {name}: {e}")))?;
     let pid = child.id();
-    if wait_listening(name, 443) {
+    // Both the gateway's and Traefik's configurations listen on 80 (443 needs a certificate).
+    if wait_listening(name, 80) {
         return Ok(pid);
     }
     stop_processes(&[pid]);

@@ -223,6 +223,18 @@ fn run(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoint, packe
     let (Some(src_ip), Some(dst_ip)) = (src.ip(model), dst.ip(model)) else {
         return FirewallVerdict { chains: Vec::new(), passes: false, unprotected: false };
     };
+    if src == dst && !matches!(src, Endpoint::Outside(_)) {
+        // A connection to one's own address goes over loopback and never reaches a Proxmox
+        // firewall chain (those sit on the bridge port and the host's external interfaces).
+        let label = match src {
+            Endpoint::Guest(id) => model.guests.get(&id).map_or(format!("guest {id}"), |g| g.label()),
+            _ => "the host".to_string(),
+        };
+        let reason = format!("the connection stays inside {label} (loopback)");
+        note(trace, || format!("  => not filtered: {reason}"));
+        let chain = ChainVerdict { chain: format!("inside {label}"), decision: Decision::NotInForce { reason }, passes: true };
+        return FirewallVerdict { chains: vec![chain], passes: true, unprotected: false };
+    }
     let mut chains = Vec::new();
     let probe = |iface: &'static str| Probe { src: src_ip, dst: dst_ip, proto: packet.proto, dport: packet.dport, iface };
     let bridge: &str = &state.host_bridge;
