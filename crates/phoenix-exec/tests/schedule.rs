@@ -29,10 +29,11 @@ impl PveApi for Recorder {
             *count += 1;
             *count
         };
-        let mut peak = self.peak.borrow_mut();
-        let max = peak.entry(group.clone()).or_default();
-        *max = (*max).max(now);
-        drop(peak);
+        {
+            let mut peak = self.peak.borrow_mut();
+            let max = peak.entry(group.clone()).or_default();
+            *max = (*max).max(now);
+        }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         *self.running.borrow_mut().get_mut(&group).unwrap() -= 1;
         Ok(Value::Null)

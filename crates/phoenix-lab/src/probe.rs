@@ -258,7 +258,7 @@ pub fn probe_lab(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Res
     sources.sort();
     sources.dedup();
     // One prober per source namespace, all at once: a dropped packet costs PROBE_TIMEOUT once.
-    type Run = Result<(Vec<Observation>, Vec<((String, Ipv4Addr), bool)>), LabError>;
+    type Run = Result<(Vec<Observation>, Vec<Lookup>), LabError>;
     let runs: Vec<Run> = std::thread::scope(|scope| {
         let handles: Vec<_> = sources.iter().map(|source| scope.spawn(move || probe_from(lab, spec, phoenix, store, source))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LabError("a prober panicked".into())))).collect()
@@ -279,6 +279,9 @@ pub fn probe_lab(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Res
     Ok(observations)
 }
 
+/// A lookup made on another namespace's behalf: (name, wanted address) and whether it matched.
+type Lookup = ((String, Ipv4Addr), bool);
+
 /// The lookups made in `source` on behalf of hops from elsewhere (the outside client's).
 fn lookups_for(spec: &LabSpec, source: &str) -> Vec<Target> {
     spec.probes
@@ -288,13 +291,7 @@ fn lookups_for(spec: &LabSpec, source: &str) -> Vec<Target> {
         .collect()
 }
 
-fn probe_from(
-    lab: &str,
-    spec: &LabSpec,
-    phoenix: &Path,
-    store: &Path,
-    source: &str,
-) -> Result<(Vec<Observation>, Vec<((String, Ipv4Addr), bool)>), LabError> {
+fn probe_from(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path, source: &str) -> Result<(Vec<Observation>, Vec<Lookup>), LabError> {
     let probes: Vec<&Probe> = spec.probes.iter().filter(|p| p.from == source).collect();
     let mut targets: Vec<Target> = probes
         .iter()
