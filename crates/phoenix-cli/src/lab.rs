@@ -280,3 +280,49 @@ fn human(observations: &[Observation], drift: usize) -> String {
     out.push_str(&format!("{} hops, {drift} drift\n", observations.len()));
     out
 }
+
+/// `phoenix assess --live --node`: the declared hops probed on this Proxmox node, from the node
+/// itself and from inside each running container's network namespace, with the store's
+/// certificates; hops from VMs and from outside cannot be probed from the node and are listed.
+pub fn check_node(dir: &Path, store: &Path, netns_prefix: Option<&str>, format: Format) -> Status {
+    let mut spec = match spec_for(dir, store) {
+        Ok(spec) => spec,
+        Err(status) => return status,
+    };
+    spec.probes.retain(|p| p.flow != "undeclared");
+    let model = match crate::loaded(dir) {
+        Ok(checked) => checked.model.expect("loaded() returns a model"),
+        Err(status) => return status,
+    };
+    let lxc = |key: &str| {
+        key.strip_prefix("guest-")
+            .and_then(|id| id.parse::<u32>().ok())
+            .and_then(|id| model.guests.get(&id))
+            .is_some_and(|g| g.kind == phoenix_model::model::GuestKind::Lxc)
+    };
+    let enter = |key: &str| probe::node_entry(key, lxc(key), netns_prefix);
+    let mut skipped: Vec<String> = spec.probes.iter().map(|p| p.from.clone()).filter(|from| enter(from).is_none()).collect();
+    skipped.sort();
+    skipped.dedup();
+    let observations = match probe::probe_all(&spec, &enter, &phoenix_binary(), store) {
+        Ok(observations) => observations,
+        Err(error) => return failed(error),
+    };
+    let drift = observations.iter().filter(|o| !o.agrees()).count();
+    let not_probed = spec.probes.len() - observations.len();
+    let text = match format {
+        Format::Json => format!(
+            "{:#}\n",
+            serde_json::json!({ "schema_version": 1, "node": true, "drift": drift, "hops": observations, "not_probed": not_probed, "not_entered": skipped })
+        ),
+        Format::Human => format!(
+            "{}{not_probed} hops not probed: their source cannot be entered from the node ({})\n",
+            human(&observations, drift),
+            skipped.join(", ")
+        ),
+    };
+    match print(&text) {
+        Status::Ok if drift > 0 => Status::Failed,
+        status => status,
+    }
+}

@@ -81,13 +81,22 @@ enum Command {
         #[arg(long, num_args = 3, value_names = ["SRC", "DST", "PORT"])]
         trace: Option<Vec<String>>,
         /// Also probe every hop for real and show the static and the live verdicts side by
-        /// side; every disagreement is drift (exit 1). Probes run in the lab (`phoenix lab
-        /// up`); probing a Proxmox node from its guests is not built yet.
+        /// side; every disagreement is drift (exit 1). In the lab (`phoenix lab up`) by default;
+        /// with --node on this Proxmox node, from the node and inside each running container
+        /// (hops from VMs and from outside are listed as not probed).
         #[arg(long, conflicts_with_all = ["trace", "deployed"])]
         live: bool,
         /// The lab to probe with --live.
         #[arg(long, default_value = "lab", requires = "live")]
         lab: String,
+        /// Probe this Proxmox node instead of the lab; --certs is the certificate store
+        /// (default /var/lib/phoenix/certs).
+        #[arg(long, requires = "live")]
+        node: bool,
+        /// (tests) Enter the named namespaces `<PREFIX>host` and `<PREFIX>guest-<vmid>` instead
+        /// of looking containers up with lxc-info.
+        #[arg(long, hide = true, requires = "node")]
+        netns_prefix: Option<String>,
     },
     /// Bring the system to the described state: observe, plan, confirm, apply.
     ///
@@ -167,6 +176,15 @@ fn main() -> ExitCode {
         Command::Certs(command) => certs::run(command),
         Command::Sync(args) => sync::run(args),
         Command::Lab(command) => lab::run(command),
+        Command::Assess { config, live: true, node: true, certs, netns_prefix, format, .. } => {
+            let store = certs.unwrap_or_else(|| PathBuf::from("/var/lib/phoenix/certs"));
+            lab::check_node(
+                &config.config,
+                &store,
+                netns_prefix.as_deref(),
+                if matches!(format, AssessFormat::Json) { Format::Json } else { Format::Human },
+            )
+        }
         Command::Assess { config, live: true, lab, format, .. } => {
             lab::check(&config.config, &lab, if matches!(format, AssessFormat::Json) { Format::Json } else { Format::Human })
         }

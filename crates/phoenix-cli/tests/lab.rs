@@ -196,6 +196,23 @@ fn check(name: &str, config: &str, what: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `assess --live --node` with the lab standing in for a Proxmox node: the node's own probes
+/// (from the host and inside containers, never from VMs or outside) agree with the static ones.
+fn check_as_node(name: &str, config: &str, store: &str, what: &str) {
+    let prefix = format!("phx-{name}-");
+    let output =
+        phoenix(&["assess", "--config", config, "--live", "--node", "--netns-prefix", &prefix, "--certs", store, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{what} (node): {}", text(&output)));
+    assert_eq!(report["drift"], 0, "{what} (node): {}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{what} (node): {}", text(&output));
+    assert!(report["hops"].as_array().unwrap().len() > 10);
+    let not_entered: Vec<&str> = report["not_entered"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(
+        not_entered.contains(&"guest-1001") && not_entered.contains(&"outside"),
+        "VMs and the outside are not entered: {not_entered:?}"
+    );
+}
+
 struct Lab(String);
 
 impl Drop for Lab {
@@ -227,6 +244,7 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
     let status = phoenix(&["lab", "status", "--name", &name]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
     let baseline = check(&name, &base_config, "the example");
+    check_as_node(&name, &base_config, &store, "the example");
     assert!(baseline.iter().any(|(_, v)| v.starts_with("true")) && baseline.iter().any(|(_, v)| v.starts_with("false")));
     assert!(baseline.iter().any(|(k, _)| !k.ends_with("null null")), "DNS and TLS are probed");
 
@@ -239,6 +257,9 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
         assert_eq!(reload.status.code(), Some(0), "{what}: {}", text(&reload));
         let verdicts = check(&name, &config, what);
         assert_ne!(verdicts, baseline, "{what}: the mutation changes no verdict");
+        if index % 4 == 0 {
+            check_as_node(&name, &config, &store, what);
+        }
     }
     for (index, (what, mutate)) in store_mutations().into_iter().enumerate() {
         let mutated = work.join(format!("store-{index}"));

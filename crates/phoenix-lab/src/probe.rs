@@ -249,6 +249,19 @@ impl Observation {
 
 /// Probes every hop of `spec` from inside its source namespace of lab `lab`.
 pub fn probe_lab(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Result<Vec<Observation>, LabError> {
+    let enter = |source: &str| Some(vec!["ip".to_string(), "netns".into(), "exec".into(), crate::net::netns(lab, source)]);
+    probe_all(spec, &enter, phoenix, store)
+}
+
+/// Probes every hop of `spec` whose source `enter` can reach: it gives the command prefix that
+/// runs a program in that source's network namespace (`ip netns exec NAME`, `nsenter
+/// --net=PATH --`), `None` for sources that cannot be entered (their hops are left out).
+pub fn probe_all(
+    spec: &LabSpec,
+    enter: &(dyn Fn(&str) -> Option<Vec<String>> + Sync),
+    phoenix: &Path,
+    store: &Path,
+) -> Result<Vec<Observation>, LabError> {
     let mut sources: Vec<&str> = spec
         .probes
         .iter()
@@ -257,10 +270,12 @@ pub fn probe_lab(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Res
         .collect();
     sources.sort();
     sources.dedup();
+    let entered: Vec<(&str, Vec<String>)> = sources.iter().filter_map(|s| Some((*s, enter(s)?))).collect();
     // One prober per source namespace, all at once: a dropped packet costs PROBE_TIMEOUT once.
     type Run = Result<(Vec<Observation>, Vec<Lookup>), LabError>;
     let runs: Vec<Run> = std::thread::scope(|scope| {
-        let handles: Vec<_> = sources.iter().map(|source| scope.spawn(move || probe_from(lab, spec, phoenix, store, source))).collect();
+        let handles: Vec<_> =
+            entered.iter().map(|(source, prefix)| scope.spawn(move || probe_from(prefix, spec, phoenix, store, source))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LabError("a prober panicked".into())))).collect()
     });
     let mut observations = Vec::new();
@@ -291,7 +306,13 @@ fn lookups_for(spec: &LabSpec, source: &str) -> Vec<Target> {
         .collect()
 }
 
-fn probe_from(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path, source: &str) -> Result<(Vec<Observation>, Vec<Lookup>), LabError> {
+fn probe_from(
+    prefix: &[String],
+    spec: &LabSpec,
+    phoenix: &Path,
+    store: &Path,
+    source: &str,
+) -> Result<(Vec<Observation>, Vec<Lookup>), LabError> {
     let probes: Vec<&Probe> = spec.probes.iter().filter(|p| p.from == source).collect();
     let mut targets: Vec<Target> = probes
         .iter()
@@ -305,9 +326,9 @@ fn probe_from(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path, source: &
         })
         .collect();
     targets.extend(lookups_for(spec, source));
-    let name = crate::net::netns(lab, source);
+    let name = source;
     let input = serde_json::to_string(&targets).map_err(|e| LabError(e.to_string()))?;
-    let output = run_probe(&name, phoenix, store, &input)?;
+    let output = run_probe(prefix, name, phoenix, store, &input)?;
     let results: Vec<Found> = serde_json::from_str(&output).map_err(|e| LabError(format!("probe output from {name}: {e}")))?;
     if results.len() != targets.len() {
         return Err(LabError(format!("probe in {name} answered {} of {} targets", results.len(), targets.len())));
@@ -332,10 +353,12 @@ fn probe_from(lab: &str, spec: &LabSpec, phoenix: &Path, store: &Path, source: &
     Ok((observations, lookups))
 }
 
-fn run_probe(namespace: &str, phoenix: &Path, store: &Path, input: &str) -> Result<String, LabError> {
+fn run_probe(prefix: &[String], namespace: &str, phoenix: &Path, store: &Path, input: &str) -> Result<String, LabError> {
     use std::io::Write;
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", namespace, &phoenix.to_string_lossy(), "lab", "probe", "--certs", &store.to_string_lossy()])
+    let (program, args) = prefix.split_first().ok_or_else(|| LabError("no way into the namespace".into()))?;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .args([&*phoenix.to_string_lossy(), "lab", "probe", "--certs", &store.to_string_lossy()])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -347,4 +370,24 @@ fn run_probe(namespace: &str, phoenix: &Path, store: &Path, input: &str) -> Resu
         return Err(LabError(format!("probe in {namespace} failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// How the Proxmox node enters a source's network namespace to probe from there: the node
+/// itself in place; a container through its init process (`lxc-info -p`, then `nsenter`); a VM
+/// not at all (its network stack is inside QEMU). `netns_prefix` replaces the lookup with named
+/// namespaces `<prefix><key>` (the lab standing in for a node, in tests).
+pub fn node_entry(key: &str, lxc: bool, netns_prefix: Option<&str>) -> Option<Vec<String>> {
+    let nsenter = |path: String| Some(vec!["nsenter".to_string(), format!("--net={path}"), "--".to_string()]);
+    match (key, netns_prefix) {
+        ("outside", _) => None,
+        (_, Some(prefix)) if key == "host" || lxc => nsenter(format!("/run/netns/{prefix}{key}")),
+        ("host", None) => Some(vec!["env".to_string()]),
+        (guest, None) if lxc => {
+            let id = guest.strip_prefix("guest-")?;
+            let output = std::process::Command::new("lxc-info").args(["-n", id, "-p", "-H"]).output().ok()?;
+            let pid = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            (output.status.success() && !pid.is_empty()).then(|| format!("/proc/{pid}/ns/net")).and_then(nsenter)
+        }
+        _ => None,
+    }
 }
