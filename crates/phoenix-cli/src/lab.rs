@@ -282,8 +282,9 @@ fn human(observations: &[Observation], drift: usize) -> String {
 }
 
 /// `phoenix assess --live --node`: the declared hops probed on this Proxmox node, from the node
-/// itself and from inside each running container's network namespace, with the store's
-/// certificates; hops from VMs and from outside cannot be probed from the node and are listed.
+/// itself and from inside each running container's network namespace with phoenix's prober,
+/// from inside VMs with a shell script through `qm guest exec` (TCP hops), with the store's
+/// certificates; what cannot be probed (UDP from VMs, the outside client) is listed.
 pub fn check_node(dir: &Path, store: &Path, netns_prefix: Option<&str>, format: Format) -> Status {
     let mut spec = match spec_for(dir, store) {
         Ok(spec) => spec,
@@ -304,10 +305,42 @@ pub fn check_node(dir: &Path, store: &Path, netns_prefix: Option<&str>, format: 
     let mut skipped: Vec<String> = spec.probes.iter().map(|p| p.from.clone()).filter(|from| enter(from).is_none()).collect();
     skipped.sort();
     skipped.dedup();
-    let observations = match probe::probe_all(&spec, &enter, &phoenix_binary(), store) {
+    let mut observations = match probe::probe_all(&spec, &enter, &phoenix_binary(), store) {
         Ok(observations) => observations,
         Err(error) => return failed(error),
     };
+    let vms: Vec<String> = skipped.iter().filter(|k| k.starts_with("guest-")).cloned().collect();
+    let client_files =
+        model.certificates.iter().filter_map(|c| Some((c.name.clone(), (c.cert_path.clone()?, c.key_path.clone()?)))).collect();
+    let exec = |key: &str, script: &str| -> Result<String, phoenix_lab::LabError> {
+        let error = |e: String| phoenix_lab::LabError(format!("probing from {key}: {e}"));
+        let output = match netns_prefix {
+            // The lab standing in for the node: the VM is a namespace.
+            Some(prefix) => std::process::Command::new("ip")
+                .args(["netns", "exec", &format!("{prefix}{key}"), "sh", "-c", script])
+                .output()
+                .map(|o| o.stdout)
+                .map_err(|e| error(e.to_string()))?,
+            None => {
+                let id: u32 = key.strip_prefix("guest-").and_then(|i| i.parse().ok()).ok_or_else(|| error("not a guest".into()))?;
+                let target =
+                    phoenix_drivers::host::HostTarget::new(phoenix_drivers::host::GuestAccess::Pve, phoenix_drivers::host::SystemRunner);
+                let place = phoenix_core::certificates::renewal::Place {
+                    guest: Some((id, phoenix_model::model::GuestKind::Vm)),
+                    path: String::new(),
+                };
+                target.shell_at(&place, script, &[], None).map(|o| o.stdout).map_err(|e| error(e.message))?
+            }
+        };
+        Ok(String::from_utf8_lossy(&output).into_owned())
+    };
+    match probe::probe_vms(&spec, &vms, phoenix_core::edge::ROOT_CA_PATH, &client_files, &exec) {
+        Ok(found) => {
+            skipped.retain(|k| k == "outside" || !found.iter().any(|o| &o.probe.from == k));
+            observations.extend(found);
+        }
+        Err(error) => return failed(error),
+    }
     let drift = observations.iter().filter(|o| !o.agrees()).count();
     let not_probed = spec.probes.len() - observations.len();
     let text = match format {
@@ -315,11 +348,9 @@ pub fn check_node(dir: &Path, store: &Path, netns_prefix: Option<&str>, format: 
             "{:#}\n",
             serde_json::json!({ "schema_version": 1, "node": true, "drift": drift, "hops": observations, "not_probed": not_probed, "not_entered": skipped })
         ),
-        Format::Human => format!(
-            "{}{not_probed} hops not probed: their source cannot be entered from the node ({})\n",
-            human(&observations, drift),
-            skipped.join(", ")
-        ),
+        Format::Human => {
+            format!("{}{not_probed} hops not probed (UDP from VMs; every hop from: {})\n", human(&observations, drift), skipped.join(", "))
+        }
     };
     match print(&text) {
         Status::Ok if drift > 0 => Status::Failed,

@@ -46,6 +46,7 @@ pub fn lab_namespaces(lab: &str) -> Vec<String> {
 
 pub fn delete_namespace(name: &str) {
     let _ = run("ip", &["netns", "delete", name], None);
+    let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(name));
 }
 
 pub fn stop_processes(pids: &[u32]) {
@@ -96,7 +97,16 @@ fn wire(switch: &str, name: &str, index: usize, namespace: &Namespace) -> Result
     run("ip", &["-n", name, "addr", "add", &address, "dev", &namespace.iface], None)?;
     run("ip", &["-n", name, "link", "set", &namespace.iface, "up"], None)?;
     // Everything is one hop away on the lab's bridge (the outside client too): no router.
-    run("ip", &["-n", name, "route", "add", "default", "dev", &namespace.iface], None)
+    run("ip", &["-n", name, "route", "add", "default", "dev", &namespace.iface], None)?;
+    // The guest's configured resolvers: `ip netns exec` mounts /etc/netns/<name>/resolv.conf.
+    if !namespace.nameservers.is_empty() {
+        let dir = Path::new("/etc/netns").join(name);
+        let text: String = namespace.nameservers.iter().map(|n| format!("nameserver {n}\n")).collect();
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join("resolv.conf"), text))
+            .map_err(|e| LabError(format!("{}: {e}", dir.display())))?;
+    }
+    Ok(())
 }
 
 /// Loads each namespace's ruleset, starts dnsmasq where phoenix's DNS server runs, and the

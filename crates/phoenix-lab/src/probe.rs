@@ -391,3 +391,102 @@ pub fn node_entry(key: &str, lxc: bool, netns_prefix: Option<&str>) -> Option<Ve
         _ => None,
     }
 }
+
+/// The shell script that probes `targets` from inside a VM (through `qm guest exec`, where
+/// phoenix's prober cannot run): a TCP connection with bash's /dev/tcp, the lookup with
+/// `getent` (the VM's own resolver configuration), the TLS handshake with curl against the CA
+/// root at `root_path` presenting the client certificate files `client_files` names. One line
+/// per target: `<index> <connects 0|1> <answers|none|-> <tls 0|1|->`. UDP targets are not
+/// probed this way (a datagram socket cannot tell a drop from a silence).
+pub fn vm_script(targets: &[Target], root_path: &str, client_files: &BTreeMap<String, (String, String)>) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut script = String::new();
+    for (index, target) in targets.iter().enumerate() {
+        let connect = format!("exec 3<>/dev/tcp/{}/{}", target.address, target.port);
+        script.push_str(&format!("c=0; timeout 2 bash -c {} 2>/dev/null && c=1\n", quote(&connect)));
+        match &target.dns {
+            Some((name, _)) => script.push_str(&format!(
+                "d=$(getent ahostsv4 {} | awk '{{print $1}}' | sort -u | paste -sd, -); [ -n \"$d\" ] || d=none\n",
+                quote(name)
+            )),
+            None => script.push_str("d=-\n"),
+        }
+        match &target.tls {
+            Some((name, client)) => {
+                let mut curl = format!(
+                    "curl -s -o /dev/null --max-time 3 --cacert {} --resolve {}:{}:{}",
+                    quote(root_path),
+                    quote(name),
+                    target.port,
+                    target.address
+                );
+                if let Some((cert, key)) = client.as_ref().and_then(|c| client_files.get(c)) {
+                    curl.push_str(&format!(" --cert {} --key {}", quote(cert), quote(key)));
+                }
+                curl.push_str(&format!(" {}", quote(&format!("https://{name}:{}/", target.port))));
+                script.push_str(&format!("t=-; [ $c = 1 ] && {{ t=0; {curl} && t=1; }}\n"));
+            }
+            None => script.push_str("t=-\n"),
+        }
+        script.push_str(&format!("echo \"{index} $c $d $t\"\n"));
+    }
+    script
+}
+
+/// Reads [`vm_script`]'s output back, `want` being each target's expected address.
+pub fn parse_vm_output(text: &str, targets: &[Target]) -> Vec<Found> {
+    let mut found = vec![Found { connects: false, dns_answers_ok: None, tls: None, http: None }; targets.len()];
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [index, connects, dns, tls] = fields[..] else { continue };
+        let Some(target) = index.parse::<usize>().ok().and_then(|i| targets.get(i).map(|t| (i, t))) else { continue };
+        let (i, target) = target;
+        let answers: Vec<&str> = if dns == "none" { Vec::new() } else { dns.split(',').collect() };
+        found[i] = Found {
+            connects: connects == "1",
+            dns_answers_ok: (dns != "-").then(|| !answers.is_empty() && answers.iter().all(|a| *a == target.address.to_string())),
+            tls: (tls != "-").then_some(tls == "1"),
+            http: None,
+        };
+    }
+    found
+}
+
+/// Probes the TCP hops from each VM in `sources` by running [`vm_script`] through `exec`
+/// (`qm guest exec` on a node), returning their observations.
+pub fn probe_vms(
+    spec: &LabSpec,
+    sources: &[String],
+    root_path: &str,
+    client_files: &BTreeMap<String, (String, String)>,
+    exec: &dyn Fn(&str, &str) -> Result<String, LabError>,
+) -> Result<Vec<Observation>, LabError> {
+    let mut observations = Vec::new();
+    for source in sources {
+        let probes: Vec<&Probe> = spec.probes.iter().filter(|p| &p.from == source && p.proto == 6).collect();
+        let targets: Vec<Target> = probes
+            .iter()
+            .map(|p| Target {
+                address: p.address,
+                port: p.port,
+                proto: p.proto,
+                dns: p.dns.as_ref().filter(|d| &d.from == source).map(|d| (d.name.clone(), d.server)),
+                tls: p.tls.as_ref().map(|t| (t.server_name.clone(), t.client_certificate.clone())),
+                http: None,
+            })
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let output = exec(source, &vm_script(&targets, root_path, client_files))?;
+        let found = parse_vm_output(&output, &targets);
+        observations.extend(probes.into_iter().zip(found).map(|(probe, f)| Observation {
+            probe: Probe { http: None, ..probe.clone() },
+            live: f.connects,
+            live_dns: f.dns_answers_ok,
+            live_tls: f.tls,
+            live_http: None,
+        }));
+    }
+    Ok(observations)
+}

@@ -40,6 +40,8 @@ pub struct Namespace {
     pub files: Vec<(String, String)>,
     /// When this is Step-CA: the port its ACME directory is served on (Pebble stands in).
     pub acme_port: Option<u16>,
+    /// The resolvers the guest is configured with (its resolv.conf in the lab).
+    pub nameservers: Vec<Ipv4Addr>,
 }
 
 /// An HTTPS request through the gateway, as a client makes it.
@@ -144,6 +146,7 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
             nginx: None,
             files: Vec::new(),
             acme_port: None,
+            nameservers: Vec::new(),
         };
         namespaces.insert(key, namespace);
     };
@@ -158,6 +161,19 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
     if let std::net::IpAddr::V4(outside) = EXTERNAL_CLIENT {
         // The outside client has no Proxmox firewall of its own.
         add("outside".into(), "eth0", outside, "flush ruleset\n".into());
+    }
+    for guest in model.guests.values() {
+        if let Some(namespace) = namespaces.get_mut(&format!("guest-{}", guest.id)) {
+            namespace.nameservers = guest
+                .nic
+                .nameservers
+                .iter()
+                .filter_map(|n| match n.value {
+                    std::net::IpAddr::V4(v4) => Some(v4),
+                    std::net::IpAddr::V6(_) => None,
+                })
+                .collect();
+        }
     }
     let dns_key = match model.edge.dns {
         Some(id) => format!("guest-{id}"),

@@ -83,7 +83,7 @@ impl<R: CommandRunner> HostTarget<R> {
 
     /// Runs `script` with `args` by `sh -c` where `place` lives (the node, or a guest); `stdin`
     /// is passed through.
-    fn shell_at(&self, place: &Place, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<CommandOutput, DriverError> {
+    pub fn shell_at(&self, place: &Place, script: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<CommandOutput, DriverError> {
         match place.guest {
             Some((id, kind)) => self.guest_shell(id, kind, script, args, stdin),
             None => {
