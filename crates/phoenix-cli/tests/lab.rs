@@ -249,6 +249,13 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
     check_as_node(&name, &base_config, &store, "the example");
     assert!(baseline.iter().any(|(_, v)| v.starts_with("true")) && baseline.iter().any(|(_, v)| v.starts_with("false")));
     assert!(baseline.iter().any(|(k, _)| !k.ends_with("null null")), "DNS and TLS are probed");
+    // The TLS probe records the chain the gateway presented: its leaf, then the test root.
+    let report = phoenix(&["lab", "check", "--config", &base_config, "--name", &name, "--format", "json"]);
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let presented =
+        report["hops"].as_array().unwrap().iter().find(|h| h["from"] == "host" && !h["live_chain"].is_null()).expect("a recorded chain");
+    assert_eq!(presented["live_chain"][0], "CN=gateway.internal.thinkheads.ai", "{presented}");
+    assert_eq!(presented["live_chain"][1], "CN=phoenix lab test root", "{presented}");
 
     for (index, (what, mutate)) in mutations().into_iter().enumerate() {
         let dir: PathBuf = work.join(format!("m{index}"));

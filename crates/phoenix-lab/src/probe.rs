@@ -107,13 +107,16 @@ pub struct Target {
 }
 
 /// What a probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Found {
     pub connects: bool,
     /// Whether the lookup (when one was asked for) answered exactly the target's address.
     pub dns_answers_ok: Option<bool>,
     pub tls: Option<bool>,
     pub http: Option<bool>,
+    /// The subjects of the chain the server presented, leaf first (when a handshake was made).
+    #[serde(default)]
+    pub chain: Vec<String>,
 }
 
 /// A DNS query for `name`'s A records (RFC 1035), built with hickory-proto.
@@ -152,25 +155,41 @@ async fn lookup(name: &str, server: Ipv4Addr) -> Option<Vec<Ipv4Addr>> {
 /// answer's status. TLS holds when the handshake completes and no alert follows (TLS 1.3
 /// servers refuse a client certificate with an alert after the handshake); a slow answer (a
 /// proxy still waiting for its upstream) is not a TLS failure, only no status.
-async fn handshake(address: SocketAddr, server_name: &str, client: Option<&str>, store: &Path, host: &str) -> (bool, Option<u16>) {
+/// The subjects of a presented chain, leaf first.
+fn subjects(chain: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Vec<String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let read = |der: &rustls::pki_types::CertificateDer<'_>| {
+        X509Certificate::from_der(der.as_ref()).map_or_else(|_| "(unreadable)".to_string(), |(_, c)| c.subject().to_string())
+    };
+    chain.unwrap_or_default().iter().map(read).collect()
+}
+
+async fn handshake(
+    address: SocketAddr,
+    server_name: &str,
+    client: Option<&str>,
+    store: &Path,
+    host: &str,
+) -> (bool, Option<u16>, Vec<String>) {
     let (Ok(config), Some(name)) = (crate::tls::client_config(store, client), crate::tls::server_name(server_name)) else {
-        return (false, None);
+        return (false, None, Vec::new());
     };
     let connect = async {
         let stream = TcpStream::connect(address).await.ok()?;
         tokio_rustls::TlsConnector::from(config).connect(name, stream).await.ok()
     };
-    let Ok(Some(mut tls)) = tokio::time::timeout(PROBE_TIMEOUT * 2, connect).await else { return (false, None) };
+    let Ok(Some(mut tls)) = tokio::time::timeout(PROBE_TIMEOUT * 2, connect).await else { return (false, None, Vec::new()) };
+    let chain = subjects(tls.get_ref().1.peer_certificates());
     if tls.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.is_err() {
-        return (false, None);
+        return (false, None, chain);
     }
     let mut answer = Vec::new();
     match tokio::time::timeout(PROBE_TIMEOUT * 3, tls.read_to_end(&mut answer)).await {
-        Err(_) => (true, None),
-        Ok(Err(_)) if answer.is_empty() => (false, None),
+        Err(_) => (true, None, chain),
+        Ok(Err(_)) if answer.is_empty() => (false, None, chain),
         Ok(_) => {
             let text = String::from_utf8_lossy(&answer);
-            (true, text.strip_prefix("HTTP/1.1 ").and_then(|rest| rest.get(..3)).and_then(|code| code.parse::<u16>().ok()))
+            (true, text.strip_prefix("HTTP/1.1 ").and_then(|rest| rest.get(..3)).and_then(|code| code.parse::<u16>().ok()), chain)
         }
     }
 }
@@ -200,15 +219,15 @@ async fn probe_one(target: &Target, store: Option<&Path>) -> Found {
     };
     // Port 0: a lookup only, made here for a hop from elsewhere.
     let connects = target.port != 0 && reachable(address, target.proto).await;
-    let (tls, http) = match (&target.tls, store, connects) {
+    let (tls, http, chain) = match (&target.tls, store, connects) {
         (Some((name, client)), Some(store), true) => {
             let host = target.http.clone().unwrap_or_else(|| name.clone());
-            let (held, status) = handshake(address, name, client.as_deref(), store, &host).await;
-            (Some(held), target.http.as_ref().map(|_| status == Some(200)))
+            let (held, status, chain) = handshake(address, name, client.as_deref(), store, &host).await;
+            (Some(held), target.http.as_ref().map(|_| status == Some(200)), chain)
         }
-        _ => (None, None),
+        _ => (None, None, Vec::new()),
     };
-    Found { connects, dns_answers_ok, tls, http }
+    Found { connects, dns_answers_ok, tls, http, chain }
 }
 
 /// Probes every target concurrently (at most 64 at once).
@@ -227,6 +246,9 @@ pub struct Observation {
     pub live_tls: Option<bool>,
     /// The request through the gateway answered 200.
     pub live_http: Option<bool>,
+    /// What the server presented (subjects, leaf first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub live_chain: Vec<String>,
 }
 
 impl Observation {
@@ -343,6 +365,7 @@ fn probe_from(
             live_dns: found.dns_answers_ok,
             live_tls: found.tls,
             live_http: found.http,
+            live_chain: found.chain.clone(),
         })
         .collect();
     let lookups = targets[probes.len()..]
@@ -435,7 +458,7 @@ pub fn vm_script(targets: &[Target], root_path: &str, client_files: &BTreeMap<St
 
 /// Reads [`vm_script`]'s output back, `want` being each target's expected address.
 pub fn parse_vm_output(text: &str, targets: &[Target]) -> Vec<Found> {
-    let mut found = vec![Found { connects: false, dns_answers_ok: None, tls: None, http: None }; targets.len()];
+    let mut found = vec![Found { connects: false, dns_answers_ok: None, tls: None, http: None, chain: Vec::new() }; targets.len()];
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [index, connects, dns, tls] = fields[..] else { continue };
@@ -447,6 +470,7 @@ pub fn parse_vm_output(text: &str, targets: &[Target]) -> Vec<Found> {
             dns_answers_ok: (dns != "-").then(|| !answers.is_empty() && answers.iter().all(|a| *a == target.address.to_string())),
             tls: (tls != "-").then_some(tls == "1"),
             http: None,
+            chain: Vec::new(),
         };
     }
     found
@@ -486,6 +510,7 @@ pub fn probe_vms(
             live_dns: f.dns_answers_ok,
             live_tls: f.tls,
             live_http: None,
+            live_chain: Vec::new(),
         }));
     }
     Ok(observations)
