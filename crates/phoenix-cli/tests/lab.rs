@@ -309,10 +309,18 @@ fn down_cleans_up_after_a_crash_and_up_refuses_a_running_lab() {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     std::fs::remove_file(format!("/run/phoenix-lab/{name}/state.json")).unwrap();
+    // Killing the recorded processes left nginx's workers (and nothing else) behind.
+    let gateway = format!("phx-{name}-guest-101");
+    let orphans = Command::new("ip").args(["netns", "pids", &gateway]).output().unwrap();
+    let orphans: Vec<String> = String::from_utf8_lossy(&orphans.stdout).split_whitespace().map(str::to_string).collect();
+    assert!(!orphans.is_empty(), "nginx's workers outlive their master");
     let down = phoenix(&["lab", "down", "--name", &name]);
     assert_eq!(down.status.code(), Some(0), "{}", text(&down));
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("phx-{name}-")));
+    for pid in &orphans {
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "process {pid} of the crashed lab is still running");
+    }
     let status = phoenix(&["lab", "status", "--name", &name]);
     assert_eq!(status.status.code(), Some(1));
 }

@@ -44,7 +44,16 @@ pub fn lab_namespaces(lab: &str) -> Vec<String> {
         .collect()
 }
 
+/// The processes living in a namespace (`ip netns pids`), whoever started them.
+fn namespace_pids(name: &str) -> Vec<u32> {
+    let Ok(output) = Command::new("ip").args(["netns", "pids", name]).output() else { return Vec::new() };
+    String::from_utf8_lossy(&output.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+/// Stops every process still in the namespace (a crashed lab's nginx workers, say), then
+/// deletes it and its /etc/netns folder.
 pub fn delete_namespace(name: &str) {
+    stop_processes(&namespace_pids(name));
     let _ = run("ip", &["netns", "delete", name], None);
     let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(name));
 }
