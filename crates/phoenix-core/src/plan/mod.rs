@@ -103,6 +103,24 @@ pub struct Step {
     pub calls: usize,
 }
 
+impl Step {
+    /// A step that cannot be done: applying it fails with `reason`, and what waits for it is skipped.
+    pub fn blocked(id: String, domain: Domain, title: String, reason: impl Into<String>, after: Vec<String>) -> Step {
+        Step {
+            id,
+            domain,
+            title,
+            reason: reason.into(),
+            diff: String::new(),
+            action: Action::Blocked,
+            after,
+            lock: None,
+            node: None,
+            calls: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Plan {
     pub schema_version: u32,
@@ -228,18 +246,13 @@ fn trust_step(observed: &Observed) -> Option<Step> {
             node: None,
             calls: 1,
         }),
-        None => Some(Step {
+        None => Some(Step::blocked(
             id,
-            domain: Domain::Trust,
+            Domain::Trust,
             title,
-            reason: "there is no CA root in the certificate store: run `phoenix certs trust --root FILE` first".into(),
-            diff: String::new(),
-            action: Action::Blocked,
-            after: Vec::new(),
-            lock: None,
-            node: None,
-            calls: 0,
-        }),
+            "there is no CA root in the certificate store: run `phoenix certs trust --root FILE` first",
+            Vec::new(),
+        )),
     }
 }
 
@@ -382,18 +395,13 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
         options.after = rule_steps;
     }
     for id in missing {
-        steps.push(Step {
-            id: format!("guest:{id}"),
-            domain: Domain::Firewall,
-            title: format!("guest {id} does not exist on node {node}"),
-            reason: "phoenix sync does not create guests; create it (or fix its id and type) first".into(),
-            diff: String::new(),
-            action: Action::Blocked,
-            after: Vec::new(),
-            lock: None,
-            node: None,
-            calls: 0,
-        });
+        steps.push(Step::blocked(
+            format!("guest:{id}"),
+            Domain::Firewall,
+            format!("guest {id} does not exist on node {node}"),
+            "phoenix sync does not create guests; create it (or fix its id and type) first",
+            Vec::new(),
+        ));
     }
     // Dependencies first, for display and for the one-pass critical path.
     let order = |s: &Step| if s.id == "firewall:cluster:options" { 1 } else { 0 };

@@ -114,9 +114,9 @@ pub fn stack_name(stack: &str, environment: &str) -> String {
         .collect()
 }
 
+/// A step making one Portainer call.
 fn step(id: String, domain: Domain, title: String, reason: String, diff: String, action: Action, after: Vec<String>) -> Step {
-    let calls = usize::from(!matches!(action, Action::Blocked));
-    Step { id, domain, title, reason, diff, action, after, lock: None, node: None, calls }
+    Step { id, domain, title, reason, diff, action, after, lock: None, node: None, calls: 1 }
 }
 
 /// The endpoint each guest's stacks deploy to: agents by their agent, the Portainer server by
@@ -224,15 +224,7 @@ pub fn steps(
             }
             if !unresolved.is_empty() {
                 let reason = format!("secret variable(s) {} have no value here (set them in the environment)", unresolved.join(", "));
-                out.push(step(
-                    id,
-                    Domain::Stacks,
-                    format!("stack {name} on {}", guest.name),
-                    reason,
-                    String::new(),
-                    Action::Blocked,
-                    after,
-                ));
+                out.push(Step::blocked(id, Domain::Stacks, format!("stack {name} on {}", guest.name), reason, after));
                 continue;
             }
             let endpoint_id = observed.endpoints.iter().find(|e| e.name == guest.name).map(|e| e.id);
@@ -244,15 +236,7 @@ pub fn steps(
                     let reason = format!(
                         "a stack named {name} exists and phoenix does not own it (its compose file lacks {owned}); phoenix leaves it alone"
                     );
-                    out.push(step(
-                        id,
-                        Domain::Stacks,
-                        format!("stack {name} on {}", guest.name),
-                        reason,
-                        String::new(),
-                        Action::Blocked,
-                        after,
-                    ));
+                    out.push(Step::blocked(id, Domain::Stacks, format!("stack {name} on {}", guest.name), reason, after));
                     continue;
                 }
                 Some(current) => {
