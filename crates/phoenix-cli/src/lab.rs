@@ -6,6 +6,7 @@ use crate::{print, ConfigArg, Format, Status};
 use clap::Subcommand;
 use phoenix_core::lab::LabSpec;
 use phoenix_lab::probe::{self, Observation};
+use phoenix_model::model::Model;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
@@ -84,27 +85,30 @@ fn failed(error: phoenix_lab::LabError) -> Status {
     Status::CouldNotRun
 }
 
-/// The lab's data for a configuration without errors, its certificates judged from `store`.
-pub fn spec_for(dir: &Path, store: &Path) -> Result<LabSpec, Status> {
+/// The configuration's model. Like `phoenix assess`, the lab takes a configuration with
+/// errors too: proving what they break is its point.
+fn lab_model(dir: &Path) -> Result<Model, Status> {
+    Ok(crate::loaded(dir)?.model.expect("loaded() returns a model"))
+}
+
+/// The lab's data for `model`, its certificates judged from `store`.
+pub fn spec_for(model: &Model, store: &Path) -> Result<LabSpec, Status> {
     use phoenix_core::analyze;
-    // Like `phoenix assess`, the lab judges a configuration with errors too: proving what
-    // they break is its point.
-    let model = crate::loaded(dir)?.model.expect("loaded() returns a model");
-    let rendered = phoenix_core::render::render_all(&model);
-    let state = analyze::firewall::FirewallState::from_rendered(&rendered, &model);
+    let rendered = phoenix_core::render::render_all(model);
+    let state = analyze::firewall::FirewallState::from_rendered(&rendered, model);
     let files = phoenix_drivers::host::read_tree(store).map_err(|e| {
         eprintln!("phoenix: cannot read {}: {e}", store.display());
         Status::CouldNotRun
     })?;
     let now = crate::parse_now(None)?;
     let options = analyze::assess::Options { certs: Some(analyze::certs::CertStore { files }), now };
-    let verdicts = analyze::assess::assess(&model, &phoenix_core::edge::edge(&model), &state, &options);
-    Ok(phoenix_core::lab::spec(&model, &state, &verdicts, &rendered))
+    let verdicts = analyze::assess::assess(model, &phoenix_core::edge::edge(model), &state, &options);
+    Ok(phoenix_core::lab::spec(model, &state, &verdicts, &rendered))
 }
 
 /// The store a lab uses: the one given; else the running lab's; else (for `up`) certificates a
 /// lab CA issues now into the lab's folder.
-fn store_for(name: &str, dir: &Path, given: Option<PathBuf>, issue: bool) -> Result<PathBuf, Status> {
+fn store_for(name: &str, model: &Model, given: Option<PathBuf>, issue: bool) -> Result<PathBuf, Status> {
     if let Some(store) = given {
         return std::path::absolute(&store).map_err(|e| {
             eprintln!("phoenix: {}: {e}", store.display());
@@ -118,10 +122,9 @@ fn store_for(name: &str, dir: &Path, given: Option<PathBuf>, issue: bool) -> Res
         });
     }
     phoenix_lab::check_name(name).map_err(failed)?;
-    let model = crate::loaded(dir)?.model.expect("loaded() returns a model");
     let store = phoenix_lab::state_dir(name).join("certs");
     let _ = std::fs::remove_dir_all(&store);
-    phoenix_lab::certs::issue_store(&model, &store, &format!("phoenix lab {name} root")).map_err(failed)?;
+    phoenix_lab::certs::issue_store(model, &store, &format!("phoenix lab {name} root")).map_err(failed)?;
     Ok(store)
 }
 
@@ -132,11 +135,15 @@ fn up(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
     if let Err(error) = phoenix_lab::preflight() {
         return failed(error);
     }
-    let store = match store_for(name, dir, certs, true) {
+    let model = match lab_model(dir) {
+        Ok(model) => model,
+        Err(status) => return status,
+    };
+    let store = match store_for(name, &model, certs, true) {
         Ok(store) => store,
         Err(status) => return status,
     };
-    let spec = match spec_for(dir, &store) {
+    let spec = match spec_for(&model, &store) {
         Ok(spec) => spec,
         Err(status) => return status,
     };
@@ -152,11 +159,15 @@ fn up(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
 }
 
 fn reload(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
-    let store = match store_for(name, dir, certs, false) {
+    let model = match lab_model(dir) {
+        Ok(model) => model,
+        Err(status) => return status,
+    };
+    let store = match store_for(name, &model, certs, false) {
         Ok(store) => store,
         Err(status) => return status,
     };
-    match spec_for(dir, &store).map(|spec| phoenix_lab::reload(name, &spec, &phoenix_binary(), &store)) {
+    match spec_for(&model, &store).map(|spec| phoenix_lab::reload(name, &spec, &phoenix_binary(), &store)) {
         Ok(Ok(_)) => print(&format!("lab {name} reloaded\n")),
         Ok(Err(error)) => failed(error),
         Err(status) => status,
@@ -223,11 +234,15 @@ pub fn run(command: LabCommand) -> Status {
 
 /// Live next to static for every hop, from the lab `name` (also `phoenix assess --live`).
 pub fn check(dir: &Path, name: &str, format: Format) -> Status {
-    let store = match store_for(name, dir, None, false) {
+    let model = match lab_model(dir) {
+        Ok(model) => model,
+        Err(status) => return status,
+    };
+    let store = match store_for(name, &model, None, false) {
         Ok(store) => store,
         Err(status) => return status,
     };
-    let spec = match spec_for(dir, &store) {
+    let spec = match spec_for(&model, &store) {
         Ok(spec) => spec,
         Err(status) => return status,
     };
@@ -286,15 +301,15 @@ fn human(observations: &[Observation], drift: usize) -> String {
 /// from inside VMs with a shell script through `qm guest exec` (TCP hops), with the store's
 /// certificates; what cannot be probed (UDP from VMs, the outside client) is listed.
 pub fn check_node(dir: &Path, store: &Path, netns_prefix: Option<&str>, format: Format) -> Status {
-    let mut spec = match spec_for(dir, store) {
+    let model = match lab_model(dir) {
+        Ok(model) => model,
+        Err(status) => return status,
+    };
+    let mut spec = match spec_for(&model, store) {
         Ok(spec) => spec,
         Err(status) => return status,
     };
     spec.probes.retain(|p| p.flow != "undeclared");
-    let model = match crate::loaded(dir) {
-        Ok(checked) => checked.model.expect("loaded() returns a model"),
-        Err(status) => return status,
-    };
     let lxc = |key: &str| {
         key.strip_prefix("guest-")
             .and_then(|id| id.parse::<u32>().ok())
