@@ -187,6 +187,27 @@ fn wait_listening(name: &str, port: u16) -> bool {
     false
 }
 
+/// Starts `argv` inside namespace `name` with `env` added, its output discarded (each daemon
+/// logs to its own file); ready once something listens on TCP `port`, else stopped and
+/// `failure` returned.
+fn start_daemon(name: &str, argv: &[&str], env: &[(&str, &str)], port: u16, failure: String) -> Result<u32, LabError> {
+    let child = Command::new("ip")
+        .args(["netns", "exec", name])
+        .args(argv)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| LabError(format!("cannot start {} in {name}: {e}", argv.first().copied().unwrap_or_default())))?;
+    let pid = child.id();
+    if wait_listening(name, port) {
+        return Ok(pid);
+    }
+    stop_processes(&[pid]);
+    Err(LabError(failure))
+}
+
 /// A real nginx with the gateway's rendered configuration, its files (certificates, keys, the
 /// root) copied from the store into the guest's folder `root`; ready once it listens.
 fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], store: &Path) -> Result<u32, LabError> {
@@ -214,20 +235,9 @@ fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], 
         .find(|p| Path::new(p).is_file())
         .ok_or_else(|| LabError("the lab needs nginx (apt-get install nginx)".into()))?;
     let (conf_arg, prefix) = (conf_file.to_string_lossy().into_owned(), root.to_string_lossy().into_owned());
-    let child = Command::new("ip")
-        .args(["netns", "exec", name, program, "-g", "daemon off;", "-c", &conf_arg, "-p", &prefix])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| LabError(format!("cannot start nginx in {name}: {e}")))?;
-    let pid = child.id();
     // Both the gateway's and Traefik's configurations listen on 80 (443 needs a certificate).
-    if wait_listening(name, 80) {
-        return Ok(pid);
-    }
-    stop_processes(&[pid]);
-    Err(LabError(format!("nginx did not start in {name}: see {}", root.join("var/log/nginx/error.log").display())))
+    let failure = format!("nginx did not start in {name}: see {}", root.join("var/log/nginx/error.log").display());
+    start_daemon(name, &[program, "-g", "daemon off;", "-c", &conf_arg, "-p", &prefix], &[], 80, failure)
 }
 
 fn pebble_installed() -> bool {
@@ -253,21 +263,10 @@ fn start_pebble(root: &Path, name: &str, address: std::net::Ipv4Addr, port: u16)
     }});
     let file = root.join("pebble.json");
     std::fs::write(&file, config.to_string()).map_err(io)?;
-    let child = Command::new("ip")
-        .args(["netns", "exec", name, "/usr/bin/pebble", "-config", &file.to_string_lossy(), "-strict", "false"])
-        .env("PEBBLE_VA_ALWAYS_VALID", "1")
-        .env("PEBBLE_VA_NOSLEEP", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| LabError(format!("cannot start Pebble in {name}: {e}")))?;
-    let pid = child.id();
-    if wait_listening(name, port) {
-        return Ok(pid);
-    }
-    stop_processes(&[pid]);
-    Err(LabError(format!("Pebble did not start in {name}")))
+    let config_arg = file.to_string_lossy();
+    let argv = ["/usr/bin/pebble", "-config", &config_arg, "-strict", "false"];
+    let env = [("PEBBLE_VA_ALWAYS_VALID", "1"), ("PEBBLE_VA_NOSLEEP", "1")];
+    start_daemon(name, &argv, &env, port, format!("Pebble did not start in {name}"))
 }
 
 /// dnsmasq with phoenix's rendered configuration, in the foreground, as root (the lab has no
@@ -280,29 +279,9 @@ fn start_dnsmasq(dir: &Path, name: &str, conf: &str) -> Result<u32, LabError> {
         .into_iter()
         .find(|p| Path::new(p).is_file())
         .ok_or_else(|| LabError("the lab needs dnsmasq (apt-get install dnsmasq-base)".into()))?;
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            name,
-            program,
-            "--keep-in-foreground",
-            "--user=root",
-            "--pid-file=",
-            &format!("--conf-file={}", file.display()),
-            &format!("--log-facility={}", log.display()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| LabError(format!("cannot start dnsmasq in {name}: {e}")))?;
-    let pid = child.id();
-    if wait_listening(name, 53) {
-        return Ok(pid);
-    }
-    stop_processes(&[pid]);
-    Err(LabError(format!("dnsmasq did not start in {name}: see {}", log.display())))
+    let (conf_arg, log_arg) = (format!("--conf-file={}", file.display()), format!("--log-facility={}", log.display()));
+    let argv = [program, "--keep-in-foreground", "--user=root", "--pid-file=", &conf_arg, &log_arg];
+    start_daemon(name, &argv, &[], 53, format!("dnsmasq did not start in {name}: see {}", log.display()))
 }
 
 /// `phoenix lab serve` inside the namespace; returns once it printed "ready".
