@@ -327,10 +327,7 @@ fn down_cleans_up_after_a_crash_and_up_refuses_a_running_lab() {
 
 #[test]
 fn without_root_the_lab_says_so_and_creates_nothing() {
-    if !Path::new("/usr/bin/setpriv").is_file() {
-        eprintln!("setpriv (util-linux) is not installed: the unprivileged case is not exercised");
-        return;
-    }
+    assert!(Path::new("/usr/bin/setpriv").is_file(), "setpriv is missing: install the Debian package util-linux");
     let name = format!("u{}", std::process::id() % 100_000);
     let config = phoenix_testkit::workspace_root().join("examples/homelab/etc").to_string_lossy().into_owned();
     let output = Command::new("/usr/bin/setpriv")
