@@ -11,7 +11,8 @@ use phoenix_model::diag::render;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-const DEFAULT_STORE: &str = "/var/lib/phoenix/certs";
+/// Where phoenix keeps its certificate store on the node.
+pub const DEFAULT_STORE: &str = "/var/lib/phoenix/certs";
 
 #[derive(Args)]
 pub struct StoreArg {

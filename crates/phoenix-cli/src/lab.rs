@@ -5,6 +5,8 @@
 use crate::{print, ConfigArg, Format, Status};
 use clap::Subcommand;
 use phoenix_core::lab::LabSpec;
+use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
+use phoenix_exec::sync::observe::{self, ObserveInput};
 use phoenix_lab::probe::{self, Observation};
 use phoenix_model::model::Model;
 use std::path::{Path, PathBuf};
@@ -24,8 +26,13 @@ pub enum LabCommand {
         name: String,
         /// A certificate store to use (root_ca.crt, <name>.crt, <name>.key); default: a lab CA
         /// issues every manifest certificate.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "bare")]
         certs: Option<PathBuf>,
+        /// Stand in for a node nothing was deployed to yet: guests without the firewall flag,
+        /// no firewall, DNS, gateway or certificates, only the lab CA's root in the store.
+        /// `phoenix sync --lab NAME` then deploys to it, and the lab runs what was deployed.
+        #[arg(long)]
+        bare: bool,
     },
     /// Load a configuration's firewall, DNS, certificates and services into a running lab.
     Reload {
@@ -93,17 +100,76 @@ fn lab_model(dir: &Path) -> Result<Model, Status> {
 
 /// The lab's data for `model`, its certificates judged from `store`.
 pub fn spec_for(model: &Model, store: &Path) -> Result<LabSpec, Status> {
-    use phoenix_core::analyze;
     let rendered = phoenix_core::render::render_all(model);
-    let state = analyze::firewall::FirewallState::from_rendered(&rendered, model);
+    let state = phoenix_core::analyze::firewall::FirewallState::from_rendered(&rendered, model);
+    spec_with(model, &state, &rendered, store)
+}
+
+/// A bare lab's folder as the node and its guests (see `sync --lab`).
+pub fn lab_target(name: &str) -> HostTarget<SystemRunner> {
+    let folder = phoenix_lab::deployed::folder(name);
+    let mut target = HostTarget::new(GuestAccess::Folders(folder.clone()), SystemRunner);
+    target.host_root = Some(folder.join("host"));
+    target
+}
+
+/// A bare lab's data: the firewall its Proxmox VE API holds and the files deployed to its
+/// folder, observed as `phoenix sync` observes them; certificates judged from `store`.
+fn bare_spec(name: &str, model: &Model, store: &Path) -> Result<LabSpec, Status> {
+    use phoenix_core::lab::deployed;
+    use phoenix_core::plan::Domain;
+    let rendered = phoenix_core::render::render_all(model);
+    let pve = phoenix_lab::deployed::LabPve::open(name).map_err(failed)?;
+    let target = lab_target(name);
+    let domains = [Domain::Firewall, Domain::Dns, Domain::Gateway].into();
+    let input = ObserveInput {
+        model,
+        rendered: &rendered,
+        domains: &domains,
+        pve: &pve,
+        portainer: &phoenix_lab::deployed::NoPortainer,
+        target: &target,
+        node: &model.host.node_name,
+        store_dir: crate::certs::DEFAULT_STORE,
+        host_trust_file: phoenix_core::edge::ROOT_CA_PATH,
+        now: crate::parse_now(None)?,
+    };
+    let cannot = |e: String| failed(phoenix_lab::LabError(format!("cannot read what lab {name} has deployed: {e}")));
+    let observed = runtime()?.block_on(observe::observe(&input)).map_err(|e| cannot(e.message))?;
+    let pve = observed.pve.as_ref().ok_or_else(|| cannot("no firewall observed".into()))?;
+    let state = deployed::firewall(pve, model).map_err(|errors| cannot(format!("{errors:?}")))?;
+    spec_with(model, &state, &deployed::files(&rendered, &observed), store)
+}
+
+/// The lab's data for `model` running `state` and `rendered`, its certificates judged from
+/// `store`.
+fn spec_with(
+    model: &Model,
+    state: &phoenix_core::analyze::firewall::FirewallState,
+    rendered: &phoenix_core::render::Rendered,
+    store: &Path,
+) -> Result<LabSpec, Status> {
+    use phoenix_core::analyze;
     let files = phoenix_drivers::host::read_tree(store).map_err(|e| {
         eprintln!("phoenix: cannot read {}: {e}", store.display());
         Status::CouldNotRun
     })?;
     let now = crate::parse_now(None)?;
     let options = analyze::assess::Options { certs: Some(analyze::certs::CertStore { files }), now };
-    let verdicts = analyze::assess::assess(model, &phoenix_core::edge::edge(model), &state, &options);
-    Ok(phoenix_core::lab::spec(model, &state, &verdicts, &rendered))
+    let verdicts = analyze::assess::assess(model, &phoenix_core::edge::edge(model), state, &options);
+    Ok(phoenix_core::lab::spec(model, state, &verdicts, rendered))
+}
+
+/// Makes a bare lab run what is deployed to it now (after `phoenix sync --lab`).
+pub fn reload_bare(name: &str, model: &Model, store: &Path) -> Status {
+    match bare_spec(name, model, store).map(|spec| phoenix_lab::reload(name, &spec, &phoenix_binary(), store)) {
+        Ok(Ok(_)) => {
+            eprintln!("lab {name} now runs what was deployed to it");
+            Status::Ok
+        }
+        Ok(Err(error)) => failed(error),
+        Err(status) => status,
+    }
 }
 
 /// The store a lab uses: the one given; else the running lab's; else (for `up`) certificates a
@@ -128,7 +194,7 @@ fn store_for(name: &str, model: &Model, given: Option<PathBuf>, issue: bool) -> 
     Ok(store)
 }
 
-fn up(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
+fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool) -> Status {
     if phoenix_lab::read_state(name).is_some() {
         return failed(phoenix_lab::LabError(format!("lab {name} is already up (phoenix lab down --name {name} first)")));
     }
@@ -139,15 +205,21 @@ fn up(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
         Ok(model) => model,
         Err(status) => return status,
     };
-    let store = match store_for(name, &model, certs, true) {
-        Ok(store) => store,
+    let prepared = match bare {
+        true => phoenix_lab::check_name(name)
+            .and_then(|()| {
+                let rendered = phoenix_core::render::render_all(&model);
+                phoenix_lab::deployed::prepare(name, &model, &rendered, crate::certs::DEFAULT_STORE)
+            })
+            .map_err(failed)
+            .and_then(|store| Ok((bare_spec(name, &model, &store)?, store))),
+        false => store_for(name, &model, certs, true).and_then(|store| Ok((spec_for(&model, &store)?, store))),
+    };
+    let (spec, store) = match prepared {
+        Ok(prepared) => prepared,
         Err(status) => return status,
     };
-    let spec = match spec_for(&model, &store) {
-        Ok(spec) => spec,
-        Err(status) => return status,
-    };
-    match phoenix_lab::up(name, &spec, &phoenix_binary(), &store) {
+    match phoenix_lab::up(name, &spec, &phoenix_binary(), &store, bare) {
         Ok(state) => print(&format!(
             "lab {name} is up: {} namespaces, {} processes, {} hops to probe\n",
             state.namespaces.len(),
@@ -163,6 +235,12 @@ fn reload(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
         Ok(model) => model,
         Err(status) => return status,
     };
+    if let Some(state) = phoenix_lab::read_state(name).filter(|s| s.bare) {
+        if certs.is_some() {
+            return failed(phoenix_lab::LabError(format!("lab {name} is bare: its certificates are the ones deployed to it")));
+        }
+        return reload_bare(name, &model, &state.store.unwrap_or_default());
+    }
     let store = match store_for(name, &model, certs, false) {
         Ok(store) => store,
         Err(status) => return status,
@@ -209,7 +287,7 @@ fn probe_here(certs: Option<&Path>) -> Status {
 
 pub fn run(command: LabCommand) -> Status {
     match command {
-        LabCommand::Up { config, name, certs } => up(&config.config, &name, certs),
+        LabCommand::Up { config, name, certs, bare } => up(&config.config, &name, certs, bare),
         LabCommand::Reload { config, name, certs } => reload(&config.config, &name, certs),
         LabCommand::Down { name } => match phoenix_lab::down(&name) {
             Ok(report) => print(&format!(

@@ -177,7 +177,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => sync::run(args),
         Command::Lab(command) => lab::run(command),
         Command::Assess { config, live: true, node: true, certs, netns_prefix, format, .. } => {
-            let store = certs.unwrap_or_else(|| PathBuf::from("/var/lib/phoenix/certs"));
+            let store = certs.unwrap_or_else(|| PathBuf::from(certs::DEFAULT_STORE));
             lab::check_node(
                 &config.config,
                 &store,

@@ -10,7 +10,8 @@ use phoenix_drivers::http::{Backoff, Trust};
 use phoenix_drivers::portainer::{PortainerClient, PortainerSettings};
 use phoenix_drivers::pve::{PveClient, PveSettings};
 use phoenix_exec::sync::observe::ObserveInput;
-use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, Event, StepOutcome};
+use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, Event, PortainerApi, PveApi, StepOutcome};
+use phoenix_exec::{Issuer, Target};
 use phoenix_model::model::Model;
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -74,7 +75,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "FILE")]
     portainer_ca: Option<PathBuf>,
     /// phoenix's certificate store.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/phoenix/certs")]
+    #[arg(long, value_name = "DIR", default_value = crate::certs::DEFAULT_STORE)]
     certs: String,
     /// Where the host keeps local CA certificates.
     #[arg(long, value_name = "FILE", default_value = phoenix_core::edge::ROOT_CA_PATH)]
@@ -96,6 +97,10 @@ pub struct SyncArgs {
     /// Where phoenix answers ACME http-01 challenges when certificates are renewed.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
     http01_listen: std::net::SocketAddr,
+    /// Deploy to the lab NAME (`phoenix lab up --bare`) instead: its folder, its Proxmox VE
+    /// API and its CA; afterwards the lab runs what was deployed. The lab has no Portainer.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["root", "ssh", "pve_url", "portainer_url"])]
+    lab: Option<String>,
 }
 
 fn domains(what: What) -> BTreeSet<Domain> {
@@ -204,11 +209,10 @@ pub fn run(args: SyncArgs) -> Status {
         Ok(model) => model,
         Err(status) => return status,
     };
-    let domains = domains(args.what);
-    let now = match parse_now(None) {
-        Ok(now) => now,
-        Err(status) => return status,
-    };
+    let rendered = phoenix_core::render::render_all(&model);
+    if let Some(name) = args.lab.clone() {
+        return lab(&args, &name, &model, &rendered);
+    }
     let (pve, portainer) = match (pve_client(&args, &model), portainer_client(&args, &model)) {
         (Ok(pve), Ok(portainer)) => (pve, portainer),
         (Err(status), _) | (_, Err(status)) => return status,
@@ -235,18 +239,68 @@ pub fn run(args: SyncArgs) -> Status {
         tls_alpn01_listen: "0.0.0.0:443".parse().expect("a socket address"),
         order_timeout: Duration::from_secs(120),
     });
-    let rendered = phoenix_core::render::render_all(&model);
+    let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &issuer };
+    sync_with(&args, domains(args.what), &rendered, &drivers, args.root.is_none()).0
+}
+
+/// `sync --lab NAME`: the lab's folder, Proxmox VE API and CA; then the lab reloads with what
+/// was deployed, so `phoenix assess --live --lab NAME` probes it.
+fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::render::Rendered) -> Status {
+    use phoenix_lab::deployed;
+    let mut wanted = domains(args.what);
+    if matches!(args.what, What::Portainer | What::Stacks) {
+        return could_not_run("the lab has no Portainer: sync portainer and stacks against a real one");
+    }
+    wanted.retain(|d| !matches!(d, Domain::Portainer | Domain::Stacks));
+    let state = match phoenix_lab::read_state(name) {
+        Some(state) if state.bare => state,
+        Some(_) => {
+            return could_not_run(format!("lab {name} runs the configuration itself: deploy to a lab started with `phoenix lab up --bare`"))
+        }
+        None => return could_not_run(format!("lab {name} is not up (phoenix lab up --bare --name {name})")),
+    };
+    let (pve, issuer) = match (deployed::LabPve::open(name), deployed::LabIssuer::open(name)) {
+        (Ok(pve), Ok(issuer)) => (pve, issuer),
+        (Err(error), _) | (_, Err(error)) => return could_not_run(error),
+    };
+    let folder = deployed::folder(name);
+    let target = crate::lab::lab_target(name);
+    let drivers = Drivers { model, pve: &pve, portainer: &deployed::NoPortainer, target: &target, issuer: &issuer };
+    // Validate and reload commands name the real services: the lab restarts its own instead.
+    let (status, applied) = sync_with(args, wanted, rendered, &drivers, false);
+    if !applied {
+        return status;
+    }
+    match crate::lab::reload_bare(name, model, state.store.as_deref().unwrap_or(&folder)) {
+        Status::Ok => status,
+        failed => failed,
+    }
+}
+
+/// Observes, plans, prints, asks, applies and summarizes; also whether anything was applied.
+fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
+    args: &SyncArgs,
+    domains: BTreeSet<Domain>,
+    rendered: &phoenix_core::render::Rendered,
+    drivers: &Drivers<'_, P, Q, T, I>,
+    run_commands: bool,
+) -> (Status, bool) {
+    let (model, pve, portainer, target) = (drivers.model, drivers.pve, drivers.portainer, drivers.target);
+    let now = match parse_now(None) {
+        Ok(now) => now,
+        Err(status) => return (status, false),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(error) => return could_not_run(format!("cannot start the async runtime: {error}")),
+        Err(error) => return (could_not_run(format!("cannot start the async runtime: {error}")), false),
     };
     let input = ObserveInput {
-        model: &model,
-        rendered: &rendered,
+        model,
+        rendered,
         domains: &domains,
-        pve: &pve,
-        portainer: &portainer,
-        target: &target,
+        pve,
+        portainer,
+        target,
         node: &model.host.node_name,
         store_dir: &args.certs,
         host_trust_file: &args.trust_file,
@@ -254,44 +308,44 @@ pub fn run(args: SyncArgs) -> Status {
     };
     let plan = match runtime.block_on(plan_sync(&input, &resolve_secret)) {
         Ok(plan) => plan,
-        Err(error) => return could_not_run(format!("cannot observe the system: {error}")),
+        Err(error) => return (could_not_run(format!("cannot observe the system: {error}")), false),
     };
     if args.dry_run || plan.is_empty() {
         let text = match args.format {
             SyncFormat::Json => format!("{}\n", serde_json::to_string(&plan).expect("plans serialize")),
             SyncFormat::Human => plan.to_text(),
         };
-        return print(&text);
+        return (print(&text), false);
     }
     if matches!(args.format, SyncFormat::Human) {
         eprint!("{}", plan.to_text());
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            return could_not_run("not applying without confirmation: stdin is not a terminal (pass --yes)");
+            return (could_not_run("not applying without confirmation: stdin is not a terminal (pass --yes)"), false);
         }
         if !confirm(&plan) {
             eprintln!("phoenix: nothing applied");
-            return Status::Failed;
+            return (Status::Failed, false);
         }
     }
-    let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &issuer };
     let options = ApplyOptions {
         parallel: args.parallel,
         node_parallel: args.node_parallel,
-        run_commands: args.root.is_none(),
+        run_commands,
         store_dir: args.certs.clone(),
         host_trust_file: args.trust_file.clone(),
         now,
     };
     let mut events = report(args.format, std::io::stderr().is_terminal());
-    let summary = runtime.block_on(apply(&plan, &drivers, &options, &mut events));
+    let summary = runtime.block_on(apply(&plan, drivers, &options, &mut events));
     let text = match args.format {
         SyncFormat::Json => format!("{}\n", serde_json::json!({ "event": "summary", "summary": summary })),
         SyncFormat::Human => summary.to_text(),
     };
-    match print(&text) {
+    let status = match print(&text) {
         Status::Ok if summary.failed + summary.skipped > 0 => Status::Failed,
         status => status,
-    }
+    };
+    (status, true)
 }

@@ -288,6 +288,52 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// The lab's JSON report: hops and drift.
+fn lab_report(name: &str, config: &str) -> (Value, Output) {
+    let output = phoenix(&["lab", "check", "--config", config, "--name", name, "--format", "json"]);
+    (serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output))), output)
+}
+
+#[test]
+fn sync_deploys_dns_firewall_gateway_and_certificates_to_a_bare_lab_for_real() {
+    let name = format!("s{}", std::process::id() % 100_000);
+    let config = phoenix_testkit::workspace_root().join("examples/homelab/etc").to_string_lossy().into_owned();
+    let up = phoenix(&["lab", "up", "--bare", "--config", &config, "--name", &name]);
+    let _lab = Lab(name.clone());
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    // Nothing deployed yet: the lab lets everything through, answers no name, presents no
+    // certificate, and its gateway serves nothing.
+    let (before, output) = lab_report(&name, &config);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(before["drift"].as_u64().unwrap() > 10, "{before}");
+    let hops = before["hops"].as_array().unwrap();
+    assert!(hops.iter().any(|h| h["expected"] == false && h["live"] == true), "the firewall is off");
+    assert!(hops.iter().all(|h| h["live_dns"] != true), "no DNS is deployed");
+    assert!(hops.iter().all(|h| h["live_tls"] != true), "no certificate is deployed");
+
+    let sync = phoenix(&["sync", "all", "--lab", &name, "--yes", "--config", &config]);
+    assert_eq!(sync.status.code(), Some(0), "{}", text(&sync));
+    assert!(text(&sync).contains("now runs what was deployed"), "{}", text(&sync));
+    let (after, output) = lab_report(&name, &config);
+    assert_eq!(after["drift"], 0, "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0));
+    let hops = after["hops"].as_array().unwrap();
+    assert!(hops.iter().any(|h| h["expected"] == false && h["live"] == false), "the firewall blocks");
+    assert!(hops.iter().any(|h| h["live_dns"] == true), "dnsmasq answers with the deployed records");
+    assert!(hops.iter().any(|h| h["live_tls"] == true), "the deployed certificates are presented");
+    assert!(hops.iter().any(|h| h["live_http"] == true), "the deployed gateway proxies");
+    // The certificates came from the lab's CA, through the sync, into the node's store.
+    let store = format!("/run/phoenix-lab/{name}/deployed/host/var/lib/phoenix/certs");
+    assert!(Path::new(&store).join("gateway.crt").is_file());
+
+    let again = phoenix(&["sync", "all", "--lab", &name, "--dry-run", "--config", &config]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(text(&again).contains("Nothing to do"), "a second sync plans nothing: {}", text(&again));
+    let portainer = phoenix(&["sync", "stacks", "--lab", &name, "--yes", "--config", &config]);
+    assert_eq!(portainer.status.code(), Some(2));
+    assert!(text(&portainer).contains("no Portainer"), "{}", text(&portainer));
+}
+
 #[test]
 fn down_cleans_up_after_a_crash_and_up_refuses_a_running_lab() {
     let name = format!("c{}", std::process::id() % 100_000);

@@ -7,6 +7,7 @@
 //! The lab's data (namespaces, rulesets, listeners, probes) comes from phoenix-core::lab.
 
 pub mod certs;
+pub mod deployed;
 pub mod net;
 pub mod probe;
 pub mod tls;
@@ -34,6 +35,9 @@ pub struct LabState {
     pub spec: Option<LabSpec>,
     /// The certificate store the TLS stand-ins and the static assessment use.
     pub store: Option<PathBuf>,
+    /// A bare lab runs what was deployed to its folder (`deployed`), not the configuration.
+    #[serde(default)]
+    pub bare: bool,
 }
 
 pub fn state_dir(name: &str) -> PathBuf {
@@ -87,13 +91,15 @@ pub fn preflight() -> Result<(), LabError> {
 
 /// Builds the lab. `phoenix` is the binary that serves the stand-in listeners; `store` holds
 /// the certificates they present.
-pub fn up(name: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Result<LabState, LabError> {
+/// `bare`: the lab stands in for a node nothing was deployed to yet (see [`deployed`]).
+pub fn up(name: &str, spec: &LabSpec, phoenix: &Path, store: &Path, bare: bool) -> Result<LabState, LabError> {
     check_name(name)?;
     preflight()?;
     if read_state(name).is_some() || !net::lab_namespaces(name).is_empty() {
         return Err(LabError(format!("lab {name} is already up (phoenix lab down --name {name} first)")));
     }
-    let mut state = LabState { name: name.to_string(), spec: Some(spec.clone()), store: Some(store.to_path_buf()), ..LabState::default() };
+    let mut state =
+        LabState { name: name.to_string(), spec: Some(spec.clone()), store: Some(store.to_path_buf()), bare, ..LabState::default() };
     let result = net::build(&mut state, spec, phoenix, &mut |s| save(s));
     if let Err(error) = result {
         let _ = down(name);

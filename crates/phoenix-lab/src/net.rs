@@ -150,7 +150,13 @@ pub fn configure(
             serve.tcp.remove(&port);
         }
         if let (Some(conf), Some(store)) = (&namespace.nginx, &state.store) {
-            let pid = start_nginx(&dir.join(&namespace.key), &name, conf, &namespace.files, store)?;
+            // A bare lab's guests have the files a sync installed; else the store's are copied in.
+            let deployed = crate::deployed::folder(&state.name).join(&namespace.key);
+            let source = |path: &str, file: &str| match state.bare {
+                true => deployed.join(path.trim_start_matches('/')),
+                false => store.join(file),
+            };
+            let pid = start_nginx(&dir.join(&namespace.key), &name, conf, &namespace.files, &source)?;
             state.pids.push(pid);
             record(state)?;
             serve.tcp.remove(&80);
@@ -209,8 +215,15 @@ fn start_daemon(name: &str, argv: &[&str], env: &[(&str, &str)], port: u16, fail
 }
 
 /// A real nginx with the gateway's rendered configuration, its files (certificates, keys, the
-/// root) copied from the store into the guest's folder `root`; ready once it listens.
-fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], store: &Path) -> Result<u32, LabError> {
+/// root; `(path in the guest, store file)`) copied from `source` into the guest's folder
+/// `root`; ready once it listens.
+fn start_nginx(
+    root: &Path,
+    name: &str,
+    conf: &str,
+    files: &[(String, String)],
+    source: &dyn Fn(&str, &str) -> std::path::PathBuf,
+) -> Result<u32, LabError> {
     let io = |e: std::io::Error| LabError(format!("cannot prepare the gateway in {}: {e}", root.display()));
     let _ = std::fs::remove_dir_all(root);
     let mut missing = Vec::new();
@@ -219,7 +232,7 @@ fn start_nginx(root: &Path, name: &str, conf: &str, files: &[(String, String)], 
         std::fs::create_dir_all(target.parent().unwrap_or(root)).map_err(io)?;
         // A server certificate missing from the store stays missing: nginx then refuses to
         // start, as it would; a missing client certificate is simply not presented.
-        if std::fs::copy(store.join(file), &target).is_err() {
+        if std::fs::copy(source(path, file), &target).is_err() {
             missing.push(path.clone());
         }
     }

@@ -4,6 +4,7 @@
 //! the ports each namespace listens on (every hop's destination); and the probes, one per hop,
 //! each with the verdict the static analysis gives. phoenix-lab builds and probes it. Pure.
 
+pub mod deployed;
 pub mod nft;
 pub mod traefik;
 
@@ -195,7 +196,9 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
             namespace.acme_port = Some(settings.port);
         }
     }
-    if let Some(traefik) = edge.traefik.filter(|t| Some(t.id) != model.edge.gateway) {
+    // Traefik's stand-in runs where Traefik's configuration is (a bare lab has none yet).
+    let configured = |id: GuestId| rendered.files.iter().any(|f| f.target == Target::Guest(id));
+    if let Some(traefik) = edge.traefik.filter(|t| Some(t.id) != model.edge.gateway && configured(t.id)) {
         if let Some(namespace) = namespaces.get_mut(&format!("guest-{}", traefik.id)) {
             namespace.nginx = traefik::proxy(model, &edge);
             namespace.files = guest_files(model, traefik.id);

@@ -1,7 +1,7 @@
 //! [`phoenix_exec::Target`] for the machine phoenix runs on. Host paths are local files. Guest
 //! paths go through `pct` (containers) or `qm guest exec` (VMs, through the QEMU guest agent)
 //! on a Proxmox node, or, for a rehearsal and the tests, to a folder per guest
-//! (`<root>/<vmid>/<path>`). Writes are atomic in every case: a temporary file beside the
+//! (`<root>/guest-<vmid>/<path>`, whose own etc/passwd and etc/group name owners when present). Writes are atomic in every case: a temporary file beside the
 //! target, then a rename inside the same filesystem.
 
 use super::owners::{resolve_owner, Owner};
@@ -72,9 +72,7 @@ impl<R: CommandRunner> HostTarget<R> {
     /// The ids of `owner` on the system that holds `place`.
     fn local_owner(&self, place: &Place, owner: &str) -> Result<Owner, DriverError> {
         let system_root = match (&place.guest, &self.guests) {
-            (Some((id, _)), GuestAccess::Folders(root)) if root.join(id.to_string()).join("etc/passwd").is_file() => {
-                root.join(id.to_string())
-            }
+            (Some((id, _)), GuestAccess::Folders(root)) if guest_folder(root, *id).join("etc/passwd").is_file() => guest_folder(root, *id),
             _ => PathBuf::from("/"),
         };
         let read = |file: &str| std::fs::read_to_string(system_root.join(file)).unwrap_or_default();

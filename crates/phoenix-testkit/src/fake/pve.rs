@@ -15,13 +15,14 @@
 //! does; its status is `stopped`/`OK` when polled.
 
 use super::{form_pairs, Answer, Call, FakeServer, Handler};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 type Params = BTreeMap<String, String>;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Firewall {
     pub options: Params,
     pub rules: Vec<Params>,
@@ -29,7 +30,7 @@ pub struct Firewall {
     pub ipsets: BTreeMap<String, (Option<String>, Vec<Params>)>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PveState {
     pub node: String,
     /// vmid -> ("lxc" | "qemu", config)
@@ -48,15 +49,33 @@ pub struct FakePve {
     pub token: String,
 }
 
-impl FakePve {
-    /// A node named `node` with these guests (vmid, "lxc" | "qemu", net0).
-    pub async fn start(node: &str, guests: &[(u32, &str, &str)]) -> FakePve {
-        let token = "root@pam!phoenix=00000000-1111-2222-3333-444444444444".to_string();
+impl PveState {
+    /// A node named `node` with these guests (vmid, "lxc" | "qemu", net0) and no firewall
+    /// configured, as after installation.
+    pub fn new(node: &str, guests: &[(u32, &str, &str)]) -> PveState {
         let mut state = PveState { node: node.to_string(), ..PveState::default() };
         for (id, kind, net0) in guests {
             state.guests.insert(*id, (kind.to_string(), Params::from([("net0".to_string(), net0.to_string())])));
         }
-        let state = Arc::new(Mutex::new(state));
+        state
+    }
+
+    /// Answers one authenticated request in process: `path` below `/api2/json`, `params` as
+    /// the API would parse them. The status and the JSON body.
+    pub fn request(&mut self, method: &str, path: &str, params: BTreeMap<String, String>) -> (u16, Value) {
+        let answer = route(self, method, path, params);
+        if method != "GET" && (200..300).contains(&answer.status) {
+            self.writes += 1;
+        }
+        (answer.status, serde_json::from_str(&answer.body).unwrap_or(Value::Null))
+    }
+}
+
+impl FakePve {
+    /// A node named `node` with these guests (vmid, "lxc" | "qemu", net0).
+    pub async fn start(node: &str, guests: &[(u32, &str, &str)]) -> FakePve {
+        let token = "root@pam!phoenix=00000000-1111-2222-3333-444444444444".to_string();
+        let state = Arc::new(Mutex::new(PveState::new(node, guests)));
         let (shared, expected) = (state.clone(), token.clone());
         let handler: Handler = Arc::new(move |call: &Call| handle(&shared, &expected, call));
         FakePve { server: FakeServer::start("pve", handler).await, state, token }
@@ -166,12 +185,8 @@ fn handle(state: &Mutex<PveState>, token: &str, call: &Call) -> Answer {
         return error(401, "authentication failure");
     }
     let Some(path) = call.path.strip_prefix("/api2/json") else { return error(404, "no such path") };
-    let mut state = state.lock().unwrap();
-    let answer = route(&mut state, &call.method, path, params(call));
-    if call.method != "GET" && (200..300).contains(&answer.status) {
-        state.writes += 1;
-    }
-    answer
+    let (status, body) = state.lock().unwrap().request(&call.method, path, params(call));
+    Answer::json(status, body)
 }
 
 fn route(state: &mut PveState, method: &str, path: &str, params: Params) -> Answer {

@@ -13,7 +13,7 @@ pub(crate) mod matching;
 mod state;
 
 pub use evaluate::{evaluate, trace, ChainVerdict, Decision, Endpoint, FirewallVerdict, Packet};
-pub use state::{FirewallState, FwSource, StateError};
+pub use state::{nic_has_firewall, FirewallState, FwSource, StateError};
 
 use phoenix_model::model::Model;
 

@@ -1,0 +1,96 @@
+//! What a lab runs when it stands in for a deployed system (`phoenix lab up --bare`, then
+//! `phoenix sync --lab`): the firewall as the Proxmox API holds it, and the files as they were
+//! written, instead of what the configuration renders. Pure: the observation comes from
+//! phoenix-exec's observe, the same one `phoenix sync` plans from.
+
+use crate::analyze::firewall::{nic_has_firewall, FirewallState, StateError};
+use crate::plan::pve::FwScope;
+use crate::plan::{Observed, PveObserved};
+use crate::render::Rendered;
+use phoenix_model::model::Model;
+use std::collections::BTreeMap;
+
+/// The firewall as pve-firewall would compile it from what the API holds: each scope's file at
+/// its /etc/pve path, and each NIC's `firewall=1`.
+pub fn firewall(pve: &PveObserved, model: &Model) -> Result<FirewallState, Vec<StateError>> {
+    let texts: BTreeMap<String, String> = pve
+        .firewalls
+        .iter()
+        .map(|(scope, file)| {
+            let path = match scope {
+                FwScope::Cluster => "/etc/pve/firewall/cluster.fw".to_string(),
+                FwScope::Host => format!("/etc/pve/nodes/{}/host.fw", pve.node),
+                FwScope::Guest(id, _) => format!("/etc/pve/firewall/{id}.fw"),
+            };
+            (path, file.to_text())
+        })
+        .collect();
+    let nic = model.guests.keys().map(|id| (*id, pve.nics.get(id).is_some_and(|net| nic_has_firewall(net)))).collect();
+    let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
+    FirewallState::from_texts(&texts, &pve.node, model.guests.keys().copied(), nic, &bridge, "the Proxmox VE API (the lab's)")
+}
+
+/// The rendered files as deployed: each one's content replaced by its deployed copy, the ones
+/// not deployed left out (their service then runs without them, or not at all).
+pub fn files(rendered: &Rendered, observed: &Observed) -> Rendered {
+    let mut deployed = rendered.clone();
+    deployed.files = rendered
+        .files
+        .iter()
+        .filter_map(|file| {
+            let content = observed.files.get(&(file.target, file.path.clone()))?.clone()?;
+            let mut file = file.clone();
+            file.content = content;
+            Some(file)
+        })
+        .collect();
+    deployed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::firewall::{evaluate, Endpoint, Packet};
+    use crate::render::pve_firewall::format::{FwFile, FwRule};
+
+    fn model() -> Model {
+        phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.expect("the example loads")
+    }
+
+    #[test]
+    fn an_api_without_firewall_configuration_lets_everything_pass() {
+        let model = model();
+        let pve = PveObserved { node: model.host.node_name.clone(), ..PveObserved::default() };
+        let state = firewall(&pve, &model).unwrap();
+        assert!(state.nic_firewall.values().all(|on| !on));
+        for guest in model.guests.values().filter(|g| g.address().is_some()) {
+            let packet = Packet { proto: 6, dport: Some(12345) };
+            assert!(evaluate(&state, &model, Endpoint::Host, Endpoint::Guest(guest.id), packet).passes, "guest {}", guest.id);
+        }
+    }
+
+    #[test]
+    fn the_api_s_rules_and_nic_flags_become_the_state() {
+        let model = model();
+        let guest = *model.guests.keys().next().unwrap();
+        let mut cluster = FwFile::default();
+        cluster.options.insert("enable".into(), "1".into());
+        cluster.rules.push(FwRule {
+            enabled: true,
+            direction: "IN".into(),
+            verdict: "ACCEPT".into(),
+            options: vec![("p".into(), "tcp".into()), ("dport".into(), "22".into())],
+            comment: None,
+        });
+        let pve = PveObserved {
+            node: model.host.node_name.clone(),
+            firewalls: [(FwScope::Cluster, cluster)].into(),
+            nics: [(guest, "name=eth0,bridge=vmbr0,firewall=1".to_string())].into(),
+            ..PveObserved::default()
+        };
+        let state = firewall(&pve, &model).unwrap();
+        assert_eq!(state.cluster.option("enable"), Some("1"));
+        assert_eq!(state.cluster.file.rules.len(), 1);
+        assert_eq!(state.nic_firewall.get(&guest), Some(&true));
+    }
+}

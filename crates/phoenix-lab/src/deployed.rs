@@ -1,0 +1,226 @@
+//! The lab as a system to deploy to (`phoenix lab up --bare`, then `phoenix sync --lab`).
+//! Its folder `deployed/` has the layout of a rehearsal (`host/`, `guest-<vmid>/`); its Proxmox
+//! VE API is testkit's fake of it, held in process and kept in `deployed/pve.json`; a lab CA
+//! stands in for Step-CA as the issuer. After a sync the lab reloads with what was written:
+//! the firewall compiled from what the API holds, dnsmasq and nginx with the deployed files,
+//! the TLS stand-ins with the deployed store. What it must not do: read the configuration's
+//! rendering as if it were deployed.
+
+use crate::certs::LabCa;
+use crate::LabError;
+use phoenix_core::certificates::renewal::OrderRequest;
+use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
+use phoenix_core::plan::pve::{ApiRequest, Method};
+use phoenix_core::render::Rendered;
+use phoenix_exec::sync::{PortainerApi, PveApi};
+use phoenix_exec::{DriverError, Issued, Issuer};
+use phoenix_model::model::{GuestId, GuestKind, Model};
+use phoenix_testkit::fake::pve::PveState;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The folder standing in for the node and its guests.
+pub fn folder(name: &str) -> PathBuf {
+    crate::state_dir(name).join("deployed")
+}
+
+fn ca_dir(name: &str) -> PathBuf {
+    crate::state_dir(name).join("ca")
+}
+
+fn pve_file(name: &str) -> PathBuf {
+    folder(name).join("pve.json")
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LabError + '_ {
+    move |e| LabError(format!("{}: {e}", path.display()))
+}
+
+/// The store as phoenix finds it on the lab's node: `<folder>/host/<store_dir>`.
+pub fn store(name: &str, store_dir: &str) -> PathBuf {
+    folder(name).join("host").join(store_dir.trim_start_matches('/'))
+}
+
+/// A node as after installation: the guests exist (with their `net0`, but without the
+/// firewall flag), no firewall is configured, nothing of phoenix's is deployed, and the lab
+/// CA's root sits in the store (as `step ca root` would put it there). Returns the store.
+pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) -> Result<PathBuf, LabError> {
+    let dir = folder(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let ca = LabCa::new(&format!("phoenix lab {name} root"))?;
+    ca.save(&ca_dir(name), &format!("phoenix lab {name} root"))?;
+    let store = store(name, store_dir);
+    std::fs::create_dir_all(&store).map_err(io(&store))?;
+    let root = store.join(phoenix_core::analyze::certs::ROOT_FILE);
+    std::fs::write(&root, ca.root_pem()).map_err(io(&root))?;
+    let guests: Vec<(u32, &str, String)> = model
+        .guests
+        .values()
+        .map(|guest| {
+            let kind = match guest.kind {
+                GuestKind::Lxc => "lxc",
+                GuestKind::Vm => "qemu",
+            };
+            let net0 = rendered
+                .settings
+                .iter()
+                .find(|s| s.guest == guest.id && s.key == "net0")
+                .map(|s| s.value.split(',').filter(|part| part.trim() != "firewall=1").collect::<Vec<_>>().join(","))
+                .unwrap_or_default();
+            (guest.id, kind, net0)
+        })
+        .collect();
+    let guests: Vec<(u32, &str, &str)> = guests.iter().map(|(id, kind, net0)| (*id, *kind, net0.as_str())).collect();
+    save_pve(name, &PveState::new(&model.host.node_name, &guests))?;
+    for (id, owners) in accounts(model, rendered, store_dir) {
+        let etc = dir.join(format!("guest-{id}")).join("etc");
+        std::fs::create_dir_all(&etc).map_err(io(&etc))?;
+        let (passwd, group) = account_files(&owners);
+        std::fs::write(etc.join("passwd"), passwd).map_err(io(&etc))?;
+        std::fs::write(etc.join("group"), group).map_err(io(&etc))?;
+    }
+    Ok(store)
+}
+
+/// The owners (`user:group`) of the files phoenix writes into each guest: the rendered files
+/// and the installed certificates. A guest has these accounts once its services are installed.
+fn accounts(model: &Model, rendered: &Rendered, store_dir: &str) -> BTreeMap<GuestId, BTreeSet<String>> {
+    let mut owners: BTreeMap<GuestId, BTreeSet<String>> = BTreeMap::new();
+    for file in &rendered.files {
+        if let phoenix_core::render::Target::Guest(id) = file.target {
+            owners.entry(id).or_default().insert(file.owner.clone());
+        }
+    }
+    for cert in &model.certificates {
+        for file in phoenix_core::certificates::renewal::files_for(cert, store_dir, "", "") {
+            if let (Some((id, _)), Some(owner)) = (file.place.guest, file.owner) {
+                owners.entry(id).or_default().insert(owner);
+            }
+        }
+    }
+    owners
+}
+
+/// `/etc/passwd` and `/etc/group` with root and these owners' users and groups, numbered from
+/// 100 in name order.
+fn account_files(owners: &BTreeSet<String>) -> (String, String) {
+    let users: BTreeSet<&str> = owners.iter().map(|o| o.split(':').next().unwrap_or_default()).filter(|u| *u != "root").collect();
+    let groups: BTreeSet<&str> = owners.iter().map(|o| o.split(':').nth(1).unwrap_or(o.as_str())).filter(|g| *g != "root").collect();
+    let group_id = |g: &str| groups.iter().position(|x| *x == g).map_or(0, |i| 100 + i);
+    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
+    for (index, user) in users.iter().enumerate() {
+        let primary = owners.iter().find_map(|o| o.strip_prefix(&format!("{user}:"))).unwrap_or(user);
+        passwd.push_str(&format!("{user}:x:{}:{}::/nonexistent:/usr/sbin/nologin\n", 100 + index, group_id(primary)));
+    }
+    let mut group = String::from("root:x:0:\n");
+    for (index, name) in groups.iter().enumerate() {
+        group.push_str(&format!("{name}:x:{}:\n", 100 + index));
+    }
+    (passwd, group)
+}
+
+fn save_pve(name: &str, state: &PveState) -> Result<(), LabError> {
+    let file = pve_file(name);
+    let text = serde_json::to_string_pretty(state).map_err(|e| LabError(e.to_string()))?;
+    std::fs::write(&file, text).map_err(io(&file))
+}
+
+/// The lab's Proxmox VE API: every request answered by the fake's rules, every change saved.
+pub struct LabPve {
+    name: String,
+    state: Mutex<PveState>,
+}
+
+impl LabPve {
+    pub fn open(name: &str) -> Result<LabPve, LabError> {
+        let file = pve_file(name);
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            LabError(format!("lab {name} has no Proxmox VE of its own ({}: {e}); start it with `phoenix lab up --bare`", file.display()))
+        })?;
+        let state = serde_json::from_str(&text).map_err(|e| LabError(format!("{}: {e}", file.display())))?;
+        Ok(LabPve { name: name.to_string(), state: Mutex::new(state) })
+    }
+}
+
+impl PveApi for LabPve {
+    async fn call(&self, request: &ApiRequest) -> Result<Value, DriverError> {
+        let method = match request.method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        };
+        // The API sees the path percent-decoded (an ipset entry's CIDR carries %2F).
+        let path = percent_encoding::percent_decode_str(&request.path).decode_utf8_lossy().into_owned();
+        let mut state = self.state.lock().map_err(|_| DriverError::new("the lab's Proxmox VE state is poisoned"))?;
+        let (status, body) = state.request(method, &path, request.params.iter().cloned().collect());
+        if !(200..300).contains(&status) {
+            let message = body.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string());
+            return Err(DriverError::new(format!("{method} {}: {status} {message}", request.path)));
+        }
+        if method != "GET" {
+            save_pve(&self.name, &state).map_err(|e| DriverError::new(e.0))?;
+        }
+        Ok(body.get("data").cloned().unwrap_or(Value::Null))
+    }
+}
+
+/// The lab CA as an issuer: it signs what the order asks for, as Step-CA would after the
+/// challenge (the lab's own traffic has nothing to prove).
+pub struct LabIssuer(LabCa);
+
+impl LabIssuer {
+    pub fn open(name: &str) -> Result<LabIssuer, LabError> {
+        LabCa::load(&ca_dir(name)).map(LabIssuer)
+    }
+}
+
+impl Issuer for LabIssuer {
+    async fn issue(&self, order: &OrderRequest) -> Result<Issued, DriverError> {
+        let (chain_pem, key_pem) = self.0.sign(&order.common_name, &order.sans(), order.usage).map_err(|e| DriverError::new(e.0))?;
+        Ok(Issued { chain_pem, key_pem })
+    }
+}
+
+/// The lab runs no Portainer; a sync against it leaves Portainer and stacks out, so these are
+/// never asked.
+pub struct NoPortainer;
+
+fn no_portainer<T>() -> Result<T, DriverError> {
+    Err(DriverError::new("the lab has no Portainer"))
+}
+
+impl PortainerApi for NoPortainer {
+    async fn initialized(&self) -> Result<bool, DriverError> {
+        no_portainer()
+    }
+    async fn endpoints(&self) -> Result<Vec<EndpointObserved>, DriverError> {
+        no_portainer()
+    }
+    async fn stacks(&self) -> Result<Vec<StackObserved>, DriverError> {
+        no_portainer()
+    }
+    async fn apply(&self, _: &Operation) -> Result<(), DriverError> {
+        no_portainer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_owner_gets_an_account_and_its_group() {
+        let owners: BTreeSet<String> = ["root:root", "traefik:traefik", "www-data:ssl-cert", "nginx"].map(String::from).into();
+        let (passwd, group) = account_files(&owners);
+        assert_eq!(
+            passwd,
+            "root:x:0:0:root:/root:/bin/sh\nnginx:x:100:100::/nonexistent:/usr/sbin/nologin\n\
+             traefik:x:101:102::/nonexistent:/usr/sbin/nologin\nwww-data:x:102:101::/nonexistent:/usr/sbin/nologin\n"
+        );
+        assert_eq!(group, "root:x:0:\nnginx:x:100:\nssl-cert:x:101:\ntraefik:x:102:\n");
+    }
+}
