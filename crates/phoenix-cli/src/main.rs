@@ -3,6 +3,7 @@
 
 mod certs;
 mod lab;
+mod progress;
 mod sync;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -10,7 +10,7 @@ use phoenix_drivers::http::{Backoff, Trust};
 use phoenix_drivers::portainer::{PortainerClient, PortainerSettings};
 use phoenix_drivers::pve::{PveClient, PveSettings};
 use phoenix_exec::sync::observe::ObserveInput;
-use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, Event, PortainerApi, PveApi, StepOutcome};
+use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, PortainerApi, PveApi};
 use phoenix_exec::{Issuer, Target};
 use phoenix_model::model::Model;
 use std::collections::BTreeSet;
@@ -188,22 +188,6 @@ fn confirm(plan: &Plan) -> bool {
     std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
-/// Progress on stderr for people; JSON Lines on stdout for machines.
-fn report(format: SyncFormat, terminal: bool) -> impl FnMut(&Event) {
-    move |event: &Event| match format {
-        SyncFormat::Json => println!("{}", serde_json::to_string(event).expect("events serialize")),
-        SyncFormat::Human => match event {
-            Event::Started { title, .. } if terminal => eprintln!("  ... {title}"),
-            Event::Started { .. } => {}
-            Event::Finished { title, outcome, millis, .. } => match outcome {
-                StepOutcome::Done { .. } => eprintln!("  ok  {title} ({millis} ms)"),
-                StepOutcome::Failed { message } => eprintln!("  FAILED {title}: {message}"),
-                StepOutcome::Skipped { because } => eprintln!("  skipped {title}: {because}"),
-            },
-        },
-    }
-}
-
 pub fn run(args: SyncArgs) -> Status {
     let model = match crate::certs::valid_model(&args.config.config) {
         Ok(model) => model,
@@ -337,8 +321,10 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         host_trust_file: args.trust_file.clone(),
         now,
     };
-    let mut events = report(args.format, std::io::stderr().is_terminal());
-    let summary = runtime.block_on(apply(&plan, drivers, &options, &mut events));
+    let json = matches!(args.format, SyncFormat::Json);
+    let mut progress = crate::progress::Progress::new(json, std::io::stderr().is_terminal(), plan.steps.len());
+    let summary = runtime.block_on(apply(&plan, drivers, &options, &mut |event| progress.event(event)));
+    progress.finish();
     let text = match args.format {
         SyncFormat::Json => format!("{}\n", serde_json::json!({ "event": "summary", "summary": summary })),
         SyncFormat::Human => summary.to_text(),
