@@ -6,17 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn phoenix(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_phoenix"));
-    command.args(args).env_remove("PHOENIX_CONFIG_DIR");
-    for name in phoenix_testkit::EXAMPLE_ENV {
-        command.env(name, "x");
-    }
-    command.output().expect("phoenix runs")
+    phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("x")).args(args).output().expect("phoenix runs")
 }
 
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
+use phoenix_testkit::output_text as text;
 
 /// The example copied to `dir`, its manifest replaced by one loopback-only certificate.
 fn example_with_loopback_manifest(dir: &Path) -> PathBuf {

@@ -2,7 +2,7 @@
 //! and the bundled example, exit codes, and that no secret value ever reaches the output.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const REFERENCE: &str = "../shared/reference/phoenix-2025-10-27/etc";
 const EXAMPLE: &str = "examples/homelab/etc";
@@ -14,16 +14,8 @@ const REFERENCE_SECRETS: &[&str] = &["ExamplePlaintextPassword1", "PROD_SECRET_P
 const SENTINEL: &str = "sentinel-secret-value-7f3a";
 
 fn phoenix(args: &[&str], example_env: bool) -> Output {
-    let root = phoenix_testkit::workspace_root();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_phoenix"));
-    command.current_dir(&root).args(args).env_remove("PHOENIX_CONFIG_DIR").env_remove("NO_COLOR");
-    for name in phoenix_testkit::EXAMPLE_ENV {
-        command.env_remove(name);
-        if example_env {
-            command.env(name, SENTINEL);
-        }
-    }
-    command.output().expect("phoenix runs")
+    let mut command = phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), example_env.then_some(SENTINEL));
+    command.args(args).env_remove("NO_COLOR").output().expect("phoenix runs")
 }
 
 fn stdout(output: &Output) -> String {

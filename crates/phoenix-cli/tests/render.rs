@@ -3,15 +3,10 @@
 //! and a configuration with errors is refused unless --allow-errors.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn phoenix(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_phoenix"));
-    command.current_dir(phoenix_testkit::workspace_root()).args(args).env_remove("PHOENIX_CONFIG_DIR");
-    for name in phoenix_testkit::EXAMPLE_ENV {
-        command.env(name, "x");
-    }
-    command.output().expect("phoenix runs")
+    phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("x")).args(args).output().expect("phoenix runs")
 }
 
 /// Writes test-CA certificates for every entry of the example's manifest into `dir`, with

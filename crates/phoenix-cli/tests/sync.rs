@@ -40,18 +40,12 @@ impl Drop for Fakes {
 }
 
 async fn phoenix(fakes: &Fakes, args: &[&str], token: bool) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_phoenix"));
-    command.current_dir(phoenix_testkit::workspace_root()).args(args);
+    let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
+    command.args(args);
     command.args(["--config", CONFIG, "--root", fakes.root.to_str().unwrap()]);
     command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
     command.args(["--portainer-url", &fakes.portainer.server.url(), "--portainer-ca", fakes.portainer.server.ca_file.to_str().unwrap()]);
-    command
-        .env_remove("PHOENIX_CONFIG_DIR")
-        .env_remove("PHOENIX_PVE_TOKEN")
-        .env("PHOENIX_PORTAINER_ADMIN_PASSWORD", "a-long-test-password");
-    for name in phoenix_testkit::EXAMPLE_ENV {
-        command.env(name, "test-value");
-    }
+    command.env_remove("PHOENIX_PVE_TOKEN").env("PHOENIX_PORTAINER_ADMIN_PASSWORD", "a-long-test-password");
     // Set, it is the key phoenix uses; here phoenix bootstraps the fake and keeps its own.
     command.env_remove("PHOENIX_PORTAINER_API_KEY");
     if token {
@@ -61,9 +55,7 @@ async fn phoenix(fakes: &Fakes, args: &[&str], token: bool) -> Output {
     command.output().await.expect("phoenix runs")
 }
 
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
+use phoenix_testkit::output_text as text;
 
 fn writes(fakes: &Fakes) -> usize {
     fakes.pve.state.lock().unwrap().writes + fakes.portainer.state.lock().unwrap().writes

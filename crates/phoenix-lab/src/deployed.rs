@@ -6,7 +6,6 @@
 //! the TLS stand-ins with the deployed store. What it must not do: read the configuration's
 //! rendering as if it were deployed.
 
-use crate::certs::LabCa;
 use crate::LabError;
 use phoenix_core::certificates::renewal::OrderRequest;
 use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
@@ -16,6 +15,7 @@ use phoenix_exec::sync::{PortainerApi, PveApi};
 use phoenix_exec::{DriverError, Issued, Issuer};
 use phoenix_model::model::{GuestId, GuestKind, Model};
 use phoenix_testkit::fake::pve::PveState;
+use phoenix_testkit::pki::TestCa;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -50,12 +50,13 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) 
     let dir = folder(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let ca = LabCa::new(&format!("phoenix lab {name} root"))?;
-    ca.save(&ca_dir(name), &format!("phoenix lab {name} root"))?;
+    let ca_name = format!("phoenix lab {name} root");
+    let ca = crate::certs::new_ca(&ca_name)?;
+    ca.save(&ca_dir(name), &ca_name).map_err(io(&ca_dir(name)))?;
     let store = store(name, store_dir);
     std::fs::create_dir_all(&store).map_err(io(&store))?;
     let root = store.join(phoenix_core::analyze::certs::ROOT_FILE);
-    std::fs::write(&root, ca.root_pem()).map_err(io(&root))?;
+    std::fs::write(&root, &ca.cert_pem).map_err(io(&root))?;
     let guests: Vec<(u32, &str, String)> = model
         .guests
         .values()
@@ -170,18 +171,23 @@ impl PveApi for LabPve {
 
 /// The lab CA as an issuer: it signs what the order asks for, as Step-CA would after the
 /// challenge (the lab's own traffic has nothing to prove).
-pub struct LabIssuer(LabCa);
+pub struct LabIssuer(TestCa);
 
 impl LabIssuer {
     pub fn open(name: &str) -> Result<LabIssuer, LabError> {
-        LabCa::load(&ca_dir(name)).map(LabIssuer)
+        let dir = ca_dir(name);
+        TestCa::load(&dir).map(LabIssuer).map_err(|e| LabError(format!("lab {name} has no CA of its own ({}: {e})", dir.display())))
     }
 }
 
 impl Issuer for LabIssuer {
     async fn issue(&self, order: &OrderRequest) -> Result<Issued, DriverError> {
-        let (chain_pem, key_pem) = self.0.sign(&order.common_name, &order.sans(), order.usage).map_err(|e| DriverError::new(e.0))?;
-        Ok(Issued { chain_pem, key_pem })
+        let names: Vec<&str> = order.identifiers.iter().map(String::as_str).collect();
+        let leaf = self
+            .0
+            .try_issue(&names, order.usage.into())
+            .map_err(|e| DriverError::new(format!("the lab CA cannot issue {}: {e}", order.name)))?;
+        Ok(Issued { chain_pem: format!("{}{}", leaf.cert_pem, self.0.cert_pem), key_pem: leaf.key_pem })
     }
 }
 

@@ -110,3 +110,23 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A command running `program` (a phoenix binary) as the CLI tests run it: from the workspace
+/// root, without `PHOENIX_CONFIG_DIR`, with the example's secret variables set to `secrets`
+/// (removed when `None`).
+pub fn cli_command(program: &str, secrets: Option<&str>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command.current_dir(workspace_root()).env_remove("PHOENIX_CONFIG_DIR");
+    for name in EXAMPLE_ENV {
+        match secrets {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command
+}
+
+/// What a command printed, stdout then stderr (for assertion messages).
+pub fn output_text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
