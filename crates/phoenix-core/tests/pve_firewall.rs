@@ -114,7 +114,7 @@ fn a_real_proxmox_file_parses() {
     assert_eq!(file.rules.len(), 3);
     assert!(!file.rules[1].enabled);
     assert_eq!(file.rules[0].direction, "GROUP");
-    assert_eq!(file.ipsets[0].entries[1].negated, true);
+    assert!(file.ipsets[0].entries[1].negated);
     assert_eq!(file.groups[0].rules[0].options, vec![("p".to_string(), "tcp".to_string()), ("dport".to_string(), "80,443".to_string())]);
 }
 

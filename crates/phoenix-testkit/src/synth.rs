@@ -60,7 +60,7 @@ fn guest_common(i: usize, n: usize) -> serde_json::Map<String, Value> {
         "mac_address".into(),
         json!(format!("52:54:{:02X}:{:02X}:{:02X}:{:02X}", (i >> 24) & 0xff, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)),
     );
-    if i > 0 && i % 3 == 0 {
+    if i > 0 && i.is_multiple_of(3) {
         guest.insert("dependencies".into(), json!([guest_id(i - 1).to_string()]));
     }
     guest.insert("firewall".into(), json!({"enabled": true, "rules": rules(i, n)}));

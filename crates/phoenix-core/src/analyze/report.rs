@@ -119,7 +119,7 @@ fn mermaid(model: &Model, hops: &[&HopVerdict]) -> String {
                     out,
                     "    participant {} as {}",
                     participant(endpoint),
-                    endpoint_label(model, endpoint).replace(['(', ')'], "").replace(" - ", " - ")
+                    endpoint_label(model, endpoint).replace(['(', ')'], "")
                 );
             }
         }
@@ -174,7 +174,7 @@ fn guest_analysis(model: &Model, flows: &[FlowVerdict]) -> String {
             continue;
         }
         let line = |peer: Endpoint, direction: &str| {
-            let chain = hop.firewall_chains.chains.iter().find(|c| c.chain.starts_with(direction)).map(|c| c.clone());
+            let chain = hop.firewall_chains.chains.iter().find(|c| c.chain.starts_with(direction)).cloned();
             let decided = chain.map_or("no chain".to_string(), |c| match c.decision {
                 super::firewall::Decision::Rule { path, line, text } => format!("{path}:{line} `{}`", text.replace('|', "\\|")),
                 super::firewall::Decision::Policy { path, option, action } => format!("{path} {option}: {action}"),

@@ -109,7 +109,7 @@ impl Excerpt {
     }
 
     fn snippet(&self) -> Snippet<'_, annotate_snippets::Annotation<'_>> {
-        let mut annotation = self.kind.clone().span(self.range.clone());
+        let mut annotation = self.kind.span(self.range.clone());
         if !self.label.is_empty() {
             annotation = annotation.label(self.label.as_str());
         }
