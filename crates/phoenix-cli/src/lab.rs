@@ -16,9 +16,10 @@ pub enum LabCommand {
     /// Build the lab for a configuration: one network namespace per guest with a static
     /// address, one for the Proxmox host and one for an outside client, on one bridge; the
     /// Proxmox firewall compiled to nftables in each; dnsmasq with phoenix's rendered DNS
-    /// configuration; stand-in services on every port a hop connects to, speaking TLS with the
-    /// manifest's certificates (and demanding client certificates) where the hop model says.
-    /// Needs root, iproute2, nftables and dnsmasq.
+    /// configuration; nginx as the gateway and in Traefik's place; Pebble as Step-CA's ACME
+    /// endpoint (when installed); stand-in services on every other port a hop connects to,
+    /// speaking TLS with the manifest's certificates (and demanding client certificates) where
+    /// the hop model says. Needs root, iproute2, nftables, dnsmasq and nginx.
     Up {
         #[command(flatten)]
         config: ConfigArg,

@@ -134,6 +134,17 @@ fn exit_code_two_when_phoenix_cannot_run() {
 }
 
 #[test]
+fn sync_refuses_a_lab_that_is_not_up_and_changes_nothing() {
+    let output = phoenix(&["sync", "all", "--lab", "nosuchlab", "--yes", "--config", EXAMPLE], true);
+    assert_eq!(output.status.code(), Some(2));
+    let text = phoenix_testkit::output_text(&output);
+    assert!(text.contains("lab nosuchlab is not up") && text.contains("lab up --bare"), "{text}");
+    assert!(!std::path::Path::new("/run/phoenix-lab/nosuchlab").exists());
+    let output = phoenix(&["sync", "all", "--lab", "nosuchlab", "--root", "/tmp/x", "--config", EXAMPLE], true);
+    assert_eq!(output.status.code(), Some(2), "--lab and --root exclude each other");
+}
+
+#[test]
 fn a_syntax_error_is_exit_one_with_file_line_and_column() {
     let dir = std::env::temp_dir().join(format!("phoenix-cli-syntax-{}", std::process::id()));
     let etc = dir.join("etc");
