@@ -248,16 +248,16 @@ fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::rend
         (Err(error), _) | (_, Err(error)) => return could_not_run(error),
     };
     let folder = deployed::folder(name);
-    let target = crate::lab::lab_target(name);
+    let target = phoenix_lab::target::LabTarget::new(crate::lab::lab_target(name), name, model);
     let drivers = Drivers { model, pve: &pve, portainer: &deployed::NoPortainer, target: &target, issuer: &issuer };
-    // Validate and reload commands name the real services: the lab restarts its own instead.
-    let (status, applied) = sync_with(args, wanted, rendered, &drivers, false);
+    let (status, applied) = sync_with(args, wanted, rendered, &drivers, true);
     if !applied {
         return status;
     }
-    match crate::lab::reload_bare(name, model, state.store.as_deref().unwrap_or(&folder)) {
-        Status::Ok => status,
-        failed => failed,
+    // A failed step is the first thing to tell; a service the lab could not start is printed.
+    match (status, crate::lab::reload_bare(name, model, state.store.as_deref().unwrap_or(&folder))) {
+        (Status::Ok, reloaded) => reloaded,
+        (status, _) => status,
     }
 }
 

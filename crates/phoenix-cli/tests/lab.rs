@@ -322,6 +322,22 @@ fn sync_deploys_dns_firewall_gateway_and_certificates_to_a_bare_lab_for_real() {
     let again = phoenix(&["sync", "all", "--lab", &name, "--dry-run", "--config", &config]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(text(&again).contains("Nothing to do"), "a second sync plans nothing: {}", text(&again));
+    // A file the real service would refuse is refused in the lab too, and put back: the
+    // gateway's certificate deleted by hand, its configuration edited so the sync rewrites it.
+    let gateway = format!("/run/phoenix-lab/{name}/deployed/guest-101/etc/nginx");
+    std::fs::remove_file(format!("{gateway}/ssl/gateway.crt")).unwrap();
+    let edited = std::fs::read_to_string(format!("{gateway}/nginx.conf")).unwrap() + "# edited by hand\n";
+    std::fs::write(format!("{gateway}/nginx.conf"), &edited).unwrap();
+    let refused = phoenix(&["sync", "gateway", "--lab", &name, "--yes", "--config", &config]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("`nginx -t` in guest 101 failed"), "{}", text(&refused));
+    assert!(text(&refused).contains("the previous files were restored"), "{}", text(&refused));
+    assert_eq!(std::fs::read_to_string(format!("{gateway}/nginx.conf")).unwrap(), edited);
+    // The gateway is down; the rest of the lab still runs.
+    let (broken, _) = lab_report(&name, &config);
+    let hops = broken["hops"].as_array().unwrap();
+    assert!(hops.iter().any(|h| h["to"] == "guest-101" && h["port"] == 443 && h["live"] == false && h["expected"] == true));
+    assert!(hops.iter().any(|h| h["live_dns"] == true), "dnsmasq still answers");
     let portainer = phoenix(&["sync", "stacks", "--lab", &name, "--yes", "--config", &config]);
     assert_eq!(portainer.status.code(), Some(2));
     assert!(text(&portainer).contains("no Portainer"), "{}", text(&portainer));

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod deployed;
 pub mod net;
 pub mod probe;
+pub mod target;
 pub mod tls;
 
 use phoenix_core::lab::LabSpec;
@@ -110,16 +111,17 @@ pub fn up(name: &str, spec: &LabSpec, phoenix: &Path, store: &Path, bare: bool) 
 }
 
 /// Replaces the firewall rulesets, the certificates and the listeners of a running lab with
-/// `spec`'s and `store`'s.
+/// `spec`'s and `store`'s. A service that refuses to start is reported, and the rest of the lab
+/// runs on (as a node does with one service down).
 pub fn reload(name: &str, spec: &LabSpec, phoenix: &Path, store: &Path) -> Result<LabState, LabError> {
     let mut state = read_state(name).ok_or_else(|| LabError(format!("lab {name} is not up")))?;
     net::stop_processes(&state.pids);
     state.pids.clear();
     state.store = Some(store.to_path_buf());
-    net::configure(&mut state, spec, phoenix, &mut |s| save(s))?;
+    let configured = net::configure(&mut state, spec, phoenix, &mut |s| save(s));
     state.spec = Some(spec.clone());
     save(&state)?;
-    Ok(state)
+    configured.map(|()| state)
 }
 
 /// What `down` removed.

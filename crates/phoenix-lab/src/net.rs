@@ -127,6 +127,9 @@ pub fn configure(
     record: &mut dyn FnMut(&LabState) -> Result<(), LabError>,
 ) -> Result<(), LabError> {
     let dir = crate::state_dir(&state.name);
+    // A service that refuses to start (nginx without its certificate, say) leaves its ports
+    // closed, as on a real node; the others still start, and the refusals are reported at the end.
+    let mut refused = Vec::new();
     for namespace in &spec.namespaces {
         let name = netns(&state.name, &namespace.key);
         run("ip", &["netns", "exec", &name, "nft", "-f", "-"], Some(&namespace.ruleset))?;
@@ -137,16 +140,12 @@ pub fn configure(
             store: state.store.clone(),
         };
         if let Some(conf) = &namespace.dnsmasq {
-            let pid = start_dnsmasq(&dir, &name, conf)?;
-            state.pids.push(pid);
-            record(state)?;
+            started(state, record, &mut refused, start_dnsmasq(&dir, &name, conf))?;
             serve.tcp.remove(&53);
             serve.udp.remove(&53);
         }
         if let Some(port) = namespace.acme_port.filter(|_| pebble_installed()) {
-            let pid = start_pebble(&dir.join(&namespace.key), &name, namespace.address, port)?;
-            state.pids.push(pid);
-            record(state)?;
+            started(state, record, &mut refused, start_pebble(&dir.join(&namespace.key), &name, namespace.address, port))?;
             serve.tcp.remove(&port);
         }
         if let (Some(conf), Some(store)) = (&namespace.nginx, &state.store) {
@@ -156,9 +155,8 @@ pub fn configure(
                 true => deployed.join(path.trim_start_matches('/')),
                 false => store.join(file),
             };
-            let pid = start_nginx(&dir.join(&namespace.key), &name, conf, &namespace.files, &source)?;
-            state.pids.push(pid);
-            record(state)?;
+            let result = start_nginx(&dir.join(&namespace.key), &name, conf, &namespace.files, &source);
+            started(state, record, &mut refused, result)?;
             serve.tcp.remove(&80);
             serve.tcp.remove(&443);
         }
@@ -172,14 +170,40 @@ pub fn configure(
         state.pids.push(pid);
         record(state)?;
     }
-    Ok(())
+    match refused.is_empty() {
+        true => Ok(()),
+        false => Err(LabError(refused.join("; "))),
+    }
 }
 
-/// Waits (5 s at most) until something listens on TCP `port` inside `name`.
-fn wait_listening(name: &str, port: u16) -> bool {
+/// Records a started service; a refusal is kept in `refused` and the lab goes on.
+fn started(
+    state: &mut LabState,
+    record: &mut dyn FnMut(&LabState) -> Result<(), LabError>,
+    refused: &mut Vec<String>,
+    result: Result<u32, LabError>,
+) -> Result<(), LabError> {
+    match result {
+        Ok(pid) => {
+            state.pids.push(pid);
+            record(state)
+        }
+        Err(error) => {
+            refused.push(error.0);
+            Ok(())
+        }
+    }
+}
+
+/// Waits (5 s at most) until something listens on TCP `port` inside `name`; false at once
+/// when `child` has exited (a daemon refusing its configuration).
+fn wait_listening(name: &str, port: u16, child: &mut std::process::Child) -> bool {
     let filter = format!("sport = :{port}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
         let listening = Command::new("ip")
             .args(["netns", "exec", name, "ss", "-Hltn", &filter])
             .output()
@@ -197,7 +221,7 @@ fn wait_listening(name: &str, port: u16) -> bool {
 /// logs to its own file); ready once something listens on TCP `port`, else stopped and
 /// `failure` returned.
 fn start_daemon(name: &str, argv: &[&str], env: &[(&str, &str)], port: u16, failure: String) -> Result<u32, LabError> {
-    let child = Command::new("ip")
+    let mut child = Command::new("ip")
         .args(["netns", "exec", name])
         .args(argv)
         .envs(env.iter().copied())
@@ -207,7 +231,7 @@ fn start_daemon(name: &str, argv: &[&str], env: &[(&str, &str)], port: u16, fail
         .spawn()
         .map_err(|e| LabError(format!("cannot start {} in {name}: {e}", argv.first().copied().unwrap_or_default())))?;
     let pid = child.id();
-    if wait_listening(name, port) {
+    if wait_listening(name, port, &mut child) {
         return Ok(pid);
     }
     stop_processes(&[pid]);
@@ -224,7 +248,51 @@ fn start_nginx(
     files: &[(String, String)],
     source: &dyn Fn(&str, &str) -> std::path::PathBuf,
 ) -> Result<u32, LabError> {
-    let io = |e: std::io::Error| LabError(format!("cannot prepare the gateway in {}: {e}", root.display()));
+    let [program, conf_arg, prefix] = prepare_nginx(root, conf, files, source)?;
+    // Both the gateway's and Traefik's configurations listen on 80 (443 needs a certificate).
+    let failure = format!("nginx did not start in {name}: see {}", root.join("var/log/nginx/error.log").display());
+    start_daemon(name, &[&program, "-g", "daemon off;", "-c", &conf_arg, "-p", &prefix], &[], 80, failure)
+}
+
+/// `nginx -t` on `conf` laid out in `root` as the lab would run it (see [`start_nginx`]); the
+/// error carries nginx's own words.
+pub fn check_nginx(
+    root: &Path,
+    conf: &str,
+    files: &[(String, String)],
+    source: &dyn Fn(&str, &str) -> std::path::PathBuf,
+) -> Result<(), LabError> {
+    let [program, conf_arg, prefix] = prepare_nginx(root, conf, files, source)?;
+    run(&program, &["-t", "-q", "-c", &conf_arg, "-p", &prefix], None)
+}
+
+/// `dnsmasq --test` on `conf`, kept in `dir` for the checking.
+pub fn check_dnsmasq(dir: &Path, conf: &str) -> Result<(), LabError> {
+    std::fs::create_dir_all(dir).map_err(|e| LabError(format!("{}: {e}", dir.display())))?;
+    let file = dir.join("dnsmasq-check.conf");
+    std::fs::write(&file, conf).map_err(|e| LabError(format!("{}: {e}", file.display())))?;
+    run(&program("dnsmasq", "dnsmasq-base")?, &["--test", &format!("--conf-file={}", file.display())], None)
+}
+
+/// Where a program the lab runs is installed.
+fn program(name: &str, package: &str) -> Result<String, LabError> {
+    ["/usr/sbin", "/usr/bin"]
+        .into_iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.is_file())
+        .map(|path| path.to_string_lossy().into_owned())
+        .ok_or_else(|| LabError(format!("the lab needs {name} (apt-get install {package})")))
+}
+
+/// Lays out an nginx prefix in `root`: the files copied from `source`, the configuration with
+/// its paths moved there. The program, the configuration file and the prefix.
+fn prepare_nginx(
+    root: &Path,
+    conf: &str,
+    files: &[(String, String)],
+    source: &dyn Fn(&str, &str) -> std::path::PathBuf,
+) -> Result<[String; 3], LabError> {
+    let io = |e: std::io::Error| LabError(format!("cannot prepare nginx in {}: {e}", root.display()));
     let _ = std::fs::remove_dir_all(root);
     let mut missing = Vec::new();
     for (path, file) in files {
@@ -243,14 +311,7 @@ fn start_nginx(
     let _ = std::os::unix::fs::symlink("/usr/lib/nginx/modules", root.join("modules"));
     let conf_file = root.join("etc/nginx/nginx.conf");
     std::fs::write(&conf_file, phoenix_core::lab::nginx_for_lab(conf, &root.to_string_lossy(), &missing)).map_err(io)?;
-    let program = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .ok_or_else(|| LabError("the lab needs nginx (apt-get install nginx)".into()))?;
-    let (conf_arg, prefix) = (conf_file.to_string_lossy().into_owned(), root.to_string_lossy().into_owned());
-    // Both the gateway's and Traefik's configurations listen on 80 (443 needs a certificate).
-    let failure = format!("nginx did not start in {name}: see {}", root.join("var/log/nginx/error.log").display());
-    start_daemon(name, &[program, "-g", "daemon off;", "-c", &conf_arg, "-p", &prefix], &[], 80, failure)
+    Ok([program("nginx", "nginx")?, conf_file.to_string_lossy().into_owned(), root.to_string_lossy().into_owned()])
 }
 
 fn pebble_installed() -> bool {
@@ -288,12 +349,9 @@ fn start_dnsmasq(dir: &Path, name: &str, conf: &str) -> Result<u32, LabError> {
     let file = dir.join(format!("dnsmasq-{name}.conf"));
     std::fs::write(&file, conf).map_err(|e| LabError(format!("{}: {e}", file.display())))?;
     let log = dir.join(format!("dnsmasq-{name}.log"));
-    let program = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .ok_or_else(|| LabError("the lab needs dnsmasq (apt-get install dnsmasq-base)".into()))?;
+    let program = program("dnsmasq", "dnsmasq-base")?;
     let (conf_arg, log_arg) = (format!("--conf-file={}", file.display()), format!("--log-facility={}", log.display()));
-    let argv = [program, "--keep-in-foreground", "--user=root", "--pid-file=", &conf_arg, &log_arg];
+    let argv = [program.as_str(), "--keep-in-foreground", "--user=root", "--pid-file=", &conf_arg, &log_arg];
     start_daemon(name, &argv, &[], 53, format!("dnsmasq did not start in {name}: see {}", log.display()))
 }
 

@@ -346,7 +346,7 @@ pub const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
 
 /// The certificate files a guest's services read (its manifest entries' `cert_path` and
 /// `key_path`), and the CA root where the rendered configurations expect it.
-fn guest_files(model: &Model, id: GuestId) -> Vec<(String, String)> {
+pub fn guest_files(model: &Model, id: GuestId) -> Vec<(String, String)> {
     let mut files = vec![(ROOT_CA_PATH.to_string(), crate::analyze::certs::ROOT_FILE.to_string())];
     for cert in model.certificates.iter().filter(|c| c.guest.as_ref().is_some_and(|g| g.value == id)) {
         files.extend(cert.cert_path.clone().map(|p| (p, format!("{}.crt", cert.name))));
