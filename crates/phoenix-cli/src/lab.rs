@@ -5,8 +5,6 @@
 use crate::{print, ConfigArg, Format, Status};
 use clap::Subcommand;
 use phoenix_core::lab::LabSpec;
-use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
-use phoenix_exec::sync::observe::{self, ObserveInput};
 use phoenix_lab::probe::{self, Observation};
 use phoenix_model::model::Model;
 use std::path::{Path, PathBuf};
@@ -101,64 +99,13 @@ fn lab_model(dir: &Path) -> Result<Model, Status> {
 
 /// The lab's data for `model`, its certificates judged from `store`.
 pub fn spec_for(model: &Model, store: &Path) -> Result<LabSpec, Status> {
-    let rendered = phoenix_core::render::render_all(model);
-    let state = phoenix_core::analyze::firewall::FirewallState::from_rendered(&rendered, model);
-    spec_with(model, &state, &rendered, store)
+    phoenix_lab::spec::for_config(model, store, crate::parse_now(None)?).map_err(failed)
 }
 
-/// A bare lab's folder as the node and its guests (see `sync --lab`).
-pub fn lab_target(name: &str) -> HostTarget<SystemRunner> {
-    let folder = phoenix_lab::deployed::folder(name);
-    let mut target = HostTarget::new(GuestAccess::Folders(folder.clone()), SystemRunner);
-    target.host_root = Some(folder.join("host"));
-    target
-}
-
-/// A bare lab's data: the firewall its Proxmox VE API holds and the files deployed to its
-/// folder, observed as `phoenix sync` observes them; certificates judged from `store`.
+/// A bare lab's data: what was deployed to it (see `sync --lab`).
 fn bare_spec(name: &str, model: &Model, store: &Path) -> Result<LabSpec, Status> {
-    use phoenix_core::lab::deployed;
-    use phoenix_core::plan::Domain;
-    let rendered = phoenix_core::render::render_all(model);
-    let pve = phoenix_lab::deployed::LabPve::open(name).map_err(failed)?;
-    let target = lab_target(name);
-    let domains = [Domain::Firewall, Domain::Dns, Domain::Gateway].into();
-    let input = ObserveInput {
-        model,
-        rendered: &rendered,
-        domains: &domains,
-        pve: &pve,
-        portainer: &phoenix_lab::deployed::NoPortainer,
-        target: &target,
-        node: &model.host.node_name,
-        store_dir: crate::certs::DEFAULT_STORE,
-        host_trust_file: phoenix_core::edge::ROOT_CA_PATH,
-        now: crate::parse_now(None)?,
-    };
-    let cannot = |e: String| failed(phoenix_lab::LabError(format!("cannot read what lab {name} has deployed: {e}")));
-    let observed = runtime()?.block_on(observe::observe(&input)).map_err(|e| cannot(e.message))?;
-    let pve = observed.pve.as_ref().ok_or_else(|| cannot("no firewall observed".into()))?;
-    let state = deployed::firewall(pve, model).map_err(|errors| cannot(format!("{errors:?}")))?;
-    spec_with(model, &state, &deployed::files(&rendered, &observed), store)
-}
-
-/// The lab's data for `model` running `state` and `rendered`, its certificates judged from
-/// `store`.
-fn spec_with(
-    model: &Model,
-    state: &phoenix_core::analyze::firewall::FirewallState,
-    rendered: &phoenix_core::render::Rendered,
-    store: &Path,
-) -> Result<LabSpec, Status> {
-    use phoenix_core::analyze;
-    let files = phoenix_drivers::host::read_tree(store).map_err(|e| {
-        eprintln!("phoenix: cannot read {}: {e}", store.display());
-        Status::CouldNotRun
-    })?;
     let now = crate::parse_now(None)?;
-    let options = analyze::assess::Options { certs: Some(analyze::certs::CertStore { files }), now };
-    let verdicts = analyze::assess::assess(model, &phoenix_core::edge::edge(model), state, &options);
-    Ok(phoenix_core::lab::spec(model, state, &verdicts, rendered))
+    runtime()?.block_on(phoenix_lab::spec::for_bare(name, model, store, crate::certs::DEFAULT_STORE, now)).map_err(failed)
 }
 
 /// Makes a bare lab run what is deployed to it now (after `phoenix sync --lab`).

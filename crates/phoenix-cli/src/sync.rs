@@ -248,7 +248,7 @@ fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::rend
         (Err(error), _) | (_, Err(error)) => return could_not_run(error),
     };
     let folder = deployed::folder(name);
-    let target = phoenix_lab::target::LabTarget::new(crate::lab::lab_target(name), name, model);
+    let target = phoenix_lab::target::LabTarget::new(phoenix_lab::spec::deploy_target(name), name, model);
     let drivers = Drivers { model, pve: &pve, portainer: &deployed::NoPortainer, target: &target, issuer: &issuer };
     let (status, applied) = sync_with(args, wanted, rendered, &drivers, true);
     if !applied {

@@ -1,0 +1,64 @@
+//! What a lab runs, assembled from a configuration: its rendering and firewall (a lab that
+//! runs the configuration), or what was deployed to a bare lab, observed as `phoenix sync`
+//! observes a node. The lab's data itself is phoenix-core's; this only gathers the inputs
+//! (the store's files, the bare lab's folder and API).
+
+use crate::deployed::{self, LabPve, NoPortainer};
+use crate::LabError;
+use phoenix_core::analyze::{self, firewall::FirewallState};
+use phoenix_core::lab::LabSpec;
+use phoenix_core::plan::Domain;
+use phoenix_core::render::Rendered;
+use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
+use phoenix_exec::sync::observe::{observe, ObserveInput};
+use phoenix_model::model::Model;
+use std::path::Path;
+
+/// The lab running `model`'s configuration, its certificates judged from `store` at `now`.
+pub fn for_config(model: &Model, store: &Path, now: u64) -> Result<LabSpec, LabError> {
+    let rendered = phoenix_core::render::render_all(model);
+    let state = FirewallState::from_rendered(&rendered, model);
+    with(model, &state, &rendered, store, now)
+}
+
+/// A bare lab's folder as the node and its guests (where `phoenix sync --lab` writes).
+pub fn deploy_target(name: &str) -> HostTarget<SystemRunner> {
+    let folder = deployed::folder(name);
+    let mut target = HostTarget::new(GuestAccess::Folders(folder.clone()), SystemRunner);
+    target.host_root = Some(folder.join("host"));
+    target
+}
+
+/// A bare lab running what was deployed to it: the firewall its Proxmox VE API holds and the
+/// files in its folder; certificates judged from `store` (the one deployed, under `store_dir`).
+pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, now: u64) -> Result<LabSpec, LabError> {
+    let rendered = phoenix_core::render::render_all(model);
+    let pve = LabPve::open(name)?;
+    let target = deploy_target(name);
+    let domains = [Domain::Firewall, Domain::Dns, Domain::Gateway].into();
+    let input = ObserveInput {
+        model,
+        rendered: &rendered,
+        domains: &domains,
+        pve: &pve,
+        portainer: &NoPortainer,
+        target: &target,
+        node: &model.host.node_name,
+        store_dir,
+        host_trust_file: phoenix_core::edge::ROOT_CA_PATH,
+        now,
+    };
+    let cannot = |e: String| LabError(format!("cannot read what lab {name} has deployed: {e}"));
+    let observed = observe(&input).await.map_err(|e| cannot(e.message))?;
+    let pve = observed.pve.as_ref().ok_or_else(|| cannot("no firewall observed".into()))?;
+    let state = phoenix_core::lab::deployed::firewall(pve, model).map_err(|errors| cannot(format!("{errors:?}")))?;
+    with(model, &state, &phoenix_core::lab::deployed::files(&rendered, &observed), store, now)
+}
+
+/// The lab for `model` running `state` and `rendered`, its certificates judged from `store`.
+fn with(model: &Model, state: &FirewallState, rendered: &Rendered, store: &Path, now: u64) -> Result<LabSpec, LabError> {
+    let files = phoenix_drivers::host::read_tree(store).map_err(|e| LabError(format!("cannot read {}: {e}", store.display())))?;
+    let options = analyze::assess::Options { certs: Some(analyze::certs::CertStore { files }), now };
+    let verdicts = analyze::assess::assess(model, &phoenix_core::edge::edge(model), state, &options);
+    Ok(phoenix_core::lab::spec(model, state, &verdicts, rendered))
+}
