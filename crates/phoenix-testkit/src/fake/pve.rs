@@ -63,11 +63,16 @@ impl PveState {
     /// Answers one authenticated request in process: `path` below `/api2/json`, `params` as
     /// the API would parse them. The status and the JSON body.
     pub fn request(&mut self, method: &str, path: &str, params: BTreeMap<String, String>) -> (u16, Value) {
+        let answer = self.answer(method, path, params);
+        (answer.status, serde_json::from_str(&answer.body).unwrap_or(Value::Null))
+    }
+
+    fn answer(&mut self, method: &str, path: &str, params: Params) -> Answer {
         let answer = route(self, method, path, params);
         if method != "GET" && (200..300).contains(&answer.status) {
             self.writes += 1;
         }
-        (answer.status, serde_json::from_str(&answer.body).unwrap_or(Value::Null))
+        answer
     }
 }
 
@@ -185,8 +190,7 @@ fn handle(state: &Mutex<PveState>, token: &str, call: &Call) -> Answer {
         return error(401, "authentication failure");
     }
     let Some(path) = call.path.strip_prefix("/api2/json") else { return error(404, "no such path") };
-    let (status, body) = state.lock().unwrap().request(&call.method, path, params(call));
-    Answer::json(status, body)
+    state.lock().unwrap().answer(&call.method, path, params(call))
 }
 
 fn route(state: &mut PveState, method: &str, path: &str, params: Params) -> Answer {
