@@ -119,6 +119,39 @@ async fn locks_serialize_node_limits_cap_and_the_rest_overlaps() {
 }
 
 #[tokio::test]
+async fn the_longest_remaining_chain_starts_first() {
+    // In plan order the short steps come first; with one step at a time, the chain's head
+    // still goes first, so the critical path is not queued behind work that can wait.
+    let steps = vec![
+        step("short-1", "/g/x/ok", &[], None, None),
+        step("short-2", "/g/x/ok", &[], None, None),
+        step("chain-1", "/g/x/ok", &[], None, None),
+        step("chain-2", "/g/x/ok", &["chain-1"], None, None),
+        step("chain-3", "/g/x/ok", &["chain-2"], None, None),
+    ];
+    let recorder = Recorder::default();
+    let drivers = Drivers { model: &Default::default(), pve: &recorder, portainer: &Unused, target: &Unused, issuer: &Unused };
+    let options = ApplyOptions {
+        parallel: 1,
+        node_parallel: 1,
+        run_commands: false,
+        store_dir: String::new(),
+        host_trust_file: String::new(),
+        now: 0,
+    };
+    let mut started = Vec::new();
+    let summary = apply(&Plan { schema_version: 1, steps }, &drivers, &options, &mut |event| {
+        if let phoenix_exec::sync::Event::Started { id, .. } = event {
+            started.push(id.clone());
+        }
+    })
+    .await;
+    assert_eq!(summary.done, 5);
+    // Once the chain's last step is as short as the rest, plan order decides.
+    assert_eq!(started, ["chain-1", "chain-2", "short-1", "short-2", "chain-3"]);
+}
+
+#[tokio::test]
 async fn a_failure_skips_its_dependents_transitively_and_nothing_else() {
     let steps = vec![
         step("a", "/g/x/fail", &[], None, None),

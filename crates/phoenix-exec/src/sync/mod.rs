@@ -135,8 +135,11 @@ struct Schedule<'p> {
     waiting_on: Vec<usize>,
     dependents: Vec<Vec<usize>>,
     outcomes: Vec<Option<StepOutcome>>,
-    /// Ready steps (dependencies done), in plan order.
-    ready: BTreeSet<usize>,
+    /// Calls from each step's start to the end of the longest chain it begins.
+    rank: Vec<usize>,
+    /// Ready steps (dependencies done), longest remaining chain first, then in plan order: the
+    /// critical path is never queued behind work that can wait.
+    ready: BTreeSet<(std::cmp::Reverse<usize>, usize)>,
     locks: BTreeSet<&'p str>,
     per_node: BTreeMap<&'p str, usize>,
 }
@@ -153,9 +156,16 @@ impl<'p> Schedule<'p> {
                 dependents[*j].push(i);
             }
         }
-        let ready = (0..plan.steps.len()).filter(|i| waiting_on[*i] == 0).collect();
+        // Steps come after their dependencies, so one pass from the end suffices.
+        let mut rank = vec![0; plan.steps.len()];
+        for i in (0..plan.steps.len()).rev() {
+            let after = dependents[i].iter().map(|d| rank[*d]).max().unwrap_or(0);
+            rank[i] = plan.steps[i].calls.max(1) + after;
+        }
+        let ready = (0..plan.steps.len()).filter(|i| waiting_on[*i] == 0).map(|i| (std::cmp::Reverse(rank[i]), i)).collect();
         Schedule {
             plan,
+            rank,
             waiting_on,
             dependents,
             outcomes: vec![None; plan.steps.len()],
@@ -168,12 +178,12 @@ impl<'p> Schedule<'p> {
     /// The next ready step whose lock and node slot are free, taking them.
     fn take_startable(&mut self, node_parallel: usize) -> Option<usize> {
         let steps = &self.plan.steps;
-        let found = self.ready.iter().copied().find(|i| {
+        let (rank, found) = self.ready.iter().copied().find(|(_, i)| {
             let step = &steps[*i];
             step.lock.as_deref().is_none_or(|l| !self.locks.contains(l))
                 && step.node.as_deref().is_none_or(|n| self.per_node.get(n).copied().unwrap_or(0) < node_parallel.max(1))
         })?;
-        self.ready.remove(&found);
+        self.ready.remove(&(rank, found));
         let step = &steps[found];
         if let Some(lock) = step.lock.as_deref() {
             self.locks.insert(lock);
@@ -199,7 +209,7 @@ impl<'p> Schedule<'p> {
             for &d in &self.dependents[i] {
                 self.waiting_on[d] -= 1;
                 if self.waiting_on[d] == 0 && self.outcomes[d].is_none() {
-                    self.ready.insert(d);
+                    self.ready.insert((std::cmp::Reverse(self.rank[d]), d));
                 }
             }
             return Vec::new();
@@ -212,7 +222,7 @@ impl<'p> Schedule<'p> {
                 if self.outcomes[d].is_none() {
                     let outcome = StepOutcome::Skipped { because: format!("{} did not succeed", self.plan.steps[failed].id) };
                     self.outcomes[d] = Some(outcome.clone());
-                    self.ready.remove(&d);
+                    self.ready.remove(&(std::cmp::Reverse(self.rank[d]), d));
                     skipped.push((d, outcome));
                     stack.push(d);
                 }
