@@ -239,16 +239,14 @@ fn issuer(args: &RenewArgs, model: &phoenix_model::model::Model) -> Result<AcmeI
         eprintln!("phoenix: no ACME directory: the configuration names no Step-CA (set --acme-directory)");
         return Err(Status::CouldNotRun);
     };
-    let store = &args.store.certs;
-    let server_root = args.acme_root.clone().unwrap_or_else(|| store.join(phoenix_core::analyze::certs::ROOT_FILE));
-    Ok(AcmeIssuer::new(AcmeSettings {
-        directory,
-        server_root: Some(server_root),
-        account_file: args.account.clone().unwrap_or_else(|| store.join("acme-account.json")),
-        http01_listen: args.http01_listen,
-        tls_alpn01_listen: args.tls_alpn01_listen,
-        order_timeout: std::time::Duration::from_secs(120),
-    }))
+    let mut settings = AcmeSettings::for_store(directory, &args.store.certs, args.http01_listen, args.tls_alpn01_listen);
+    if let Some(root) = &args.acme_root {
+        settings.server_root = Some(root.clone());
+    }
+    if let Some(account) = &args.account {
+        settings.account_file = account.clone();
+    }
+    Ok(AcmeIssuer::new(settings))
 }
 
 fn renew(args: RenewArgs) -> Status {

@@ -109,8 +109,9 @@ fn bare_spec(name: &str, model: &Model, store: &Path) -> Result<LabSpec, Status>
 }
 
 /// Makes a bare lab run what is deployed to it now (after `phoenix sync --lab`).
-pub fn reload_bare(name: &str, model: &Model, store: &Path) -> Status {
-    match bare_spec(name, model, store).map(|spec| phoenix_lab::reload(name, &spec, &phoenix_binary(), store)) {
+pub fn reload_bare(name: &str, model: &Model) -> Status {
+    let store = phoenix_lab::deployed::store(name, crate::certs::DEFAULT_STORE);
+    match bare_spec(name, model, &store).map(|spec| phoenix_lab::reload(name, &spec, &phoenix_binary(), &store)) {
         Ok(Ok(_)) => {
             eprintln!("lab {name} now runs what was deployed to it");
             Status::Ok
@@ -183,11 +184,11 @@ fn reload(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
         Ok(model) => model,
         Err(status) => return status,
     };
-    if let Some(state) = phoenix_lab::read_state(name).filter(|s| s.bare) {
+    if phoenix_lab::read_state(name).is_some_and(|s| s.bare) {
         if certs.is_some() {
             return failed(phoenix_lab::LabError(format!("lab {name} is bare: its certificates are the ones deployed to it")));
         }
-        return reload_bare(name, &model, &state.store.unwrap_or_default());
+        return reload_bare(name, &model);
     }
     let store = match store_for(name, &model, certs, false) {
         Ok(store) => store,

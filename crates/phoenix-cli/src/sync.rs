@@ -99,7 +99,7 @@ pub struct SyncArgs {
     http01_listen: std::net::SocketAddr,
     /// Deploy to the lab NAME (`phoenix lab up --bare`) instead: its folder, its Proxmox VE
     /// API and its CA; afterwards the lab runs what was deployed. The lab has no Portainer.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["root", "ssh", "pve_url", "portainer_url"])]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["root", "ssh", "pve_url", "portainer_url", "certs"])]
     lab: Option<String>,
 }
 
@@ -148,15 +148,7 @@ fn pve_client(args: &SyncArgs, model: &Model) -> Result<PveClient, Status> {
             ))
         }
     };
-    let settings = PveSettings {
-        url,
-        token,
-        trust,
-        timeout: Duration::from_secs(30),
-        backoff: Backoff::default(),
-        task_timeout: Duration::from_secs(300),
-    };
-    PveClient::new(settings).map_err(could_not_run)
+    PveClient::new(PveSettings::new(url, token, trust)).map_err(could_not_run)
 }
 
 fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, Status> {
@@ -214,15 +206,12 @@ pub fn run(args: SyncArgs) -> Status {
     );
     target.host_root = args.root.as_ref().map(|root| root.join("host"));
     target.remote_host = args.ssh.is_some();
-    let store = local_store(&args);
-    let issuer = AcmeIssuer::new(AcmeSettings {
-        directory: phoenix_core::render::traefik::acme_directory(&model).unwrap_or_default(),
-        server_root: Some(store.join(phoenix_core::analyze::certs::ROOT_FILE)),
-        account_file: store.join("acme-account.json"),
-        http01_listen: args.http01_listen,
-        tls_alpn01_listen: "0.0.0.0:443".parse().expect("a socket address"),
-        order_timeout: Duration::from_secs(120),
-    });
+    let issuer = AcmeIssuer::new(AcmeSettings::for_store(
+        phoenix_core::render::traefik::acme_directory(&model).unwrap_or_default(),
+        &local_store(&args),
+        args.http01_listen,
+        "0.0.0.0:443".parse().expect("a socket address"),
+    ));
     let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &issuer };
     sync_with(&args, domains(args.what), &rendered, &drivers, args.root.is_none()).0
 }
@@ -236,18 +225,17 @@ fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::rend
         return could_not_run("the lab has no Portainer: sync portainer and stacks against a real one");
     }
     wanted.retain(|d| !matches!(d, Domain::Portainer | Domain::Stacks));
-    let state = match phoenix_lab::read_state(name) {
-        Some(state) if state.bare => state,
+    match phoenix_lab::read_state(name) {
+        Some(state) if state.bare => {}
         Some(_) => {
             return could_not_run(format!("lab {name} runs the configuration itself: deploy to a lab started with `phoenix lab up --bare`"))
         }
         None => return could_not_run(format!("lab {name} is not up (phoenix lab up --bare --name {name})")),
-    };
+    }
     let (pve, issuer) = match (deployed::LabPve::open(name), deployed::LabIssuer::open(name)) {
         (Ok(pve), Ok(issuer)) => (pve, issuer),
         (Err(error), _) | (_, Err(error)) => return could_not_run(error),
     };
-    let folder = deployed::folder(name);
     let target = phoenix_lab::target::LabTarget::new(phoenix_lab::spec::deploy_target(name), name, model);
     let drivers = Drivers { model, pve: &pve, portainer: &deployed::NoPortainer, target: &target, issuer: &issuer };
     let (status, applied) = sync_with(args, wanted, rendered, &drivers, true);
@@ -255,7 +243,7 @@ fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::rend
         return status;
     }
     // A failed step is the first thing to tell; a service the lab could not start is printed.
-    match (status, crate::lab::reload_bare(name, model, state.store.as_deref().unwrap_or(&folder))) {
+    match (status, crate::lab::reload_bare(name, model)) {
         (Status::Ok, reloaded) => reloaded,
         (status, _) => status,
     }

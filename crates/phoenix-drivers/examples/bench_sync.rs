@@ -62,15 +62,7 @@ fn start_fake(model: &Model, latency: Duration) -> Fake {
 }
 
 fn clients(fake: &Fake) -> (PveClient, PortainerClient) {
-    let pve = PveClient::new(PveSettings {
-        url: fake.url.clone(),
-        token: fake.token.clone(),
-        trust: Trust::Ca(fake.ca.clone()),
-        timeout: Duration::from_secs(30),
-        backoff: Backoff::default(),
-        task_timeout: Duration::from_secs(60),
-    })
-    .expect("client");
+    let pve = PveClient::new(PveSettings::new(fake.url.clone(), fake.token.clone(), Trust::Ca(fake.ca.clone()))).expect("client");
     // Not used by the firewall domain.
     let portainer = PortainerClient::new(PortainerSettings {
         url: "https://127.0.0.1:1".into(),

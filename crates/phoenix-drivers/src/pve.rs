@@ -26,6 +26,20 @@ pub struct PveSettings {
     pub task_timeout: Duration,
 }
 
+impl PveSettings {
+    /// phoenix's defaults: 30 s per request, the default backoff, 5 minutes per task.
+    pub fn new(url: String, token: String, trust: Trust) -> PveSettings {
+        PveSettings {
+            url,
+            token,
+            trust,
+            timeout: Duration::from_secs(30),
+            backoff: Backoff::default(),
+            task_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
 pub struct PveClient {
     http: reqwest::Client,
     settings: PveSettings,

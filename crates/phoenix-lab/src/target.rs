@@ -1,8 +1,8 @@
 //! A bare lab's node and guests as the place `phoenix sync --lab` deploys to. Files go to the
 //! lab's folder through the inner target. A rendered file's validate command is carried out
-//! the lab's way on the file just written (`nginx -t` on the configuration laid out as the lab
-//! runs it, `dnsmasq --test`), so a file the real service would refuse fails its step and is
-//! put back. Reloads, restarts and post-renewal actions are left to the lab, which restarts its
+//! the lab's way on the file it validates, as written (`nginx -t` on the guest's nginx.conf laid
+//! out as the lab runs it, `dnsmasq --test` on dnsmasq's file), so a file the real service
+//! would refuse fails its step and is put back. Reloads, restarts and post-renewal actions are left to the lab, which restarts its
 //! services once the sync is done; a host command from the manifest is meant for the real node
 //! and never runs here.
 
@@ -11,26 +11,21 @@ use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
 use phoenix_core::render::{dnsmasq, nginx};
 use phoenix_exec::{DriverError, Target};
 use phoenix_model::model::{GuestId, GuestKind, Model};
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 pub struct LabTarget<'m, T> {
     inner: T,
     name: String,
     model: &'m Model,
-    /// The file last written on each system (`None`: the host), which a validate command checks.
-    written: Mutex<BTreeMap<Option<GuestId>, Place>>,
 }
 
 impl<'m, T: Target> LabTarget<'m, T> {
     pub fn new(inner: T, name: &str, model: &'m Model) -> LabTarget<'m, T> {
-        LabTarget { inner, name: name.to_string(), model, written: Mutex::new(BTreeMap::new()) }
+        LabTarget { inner, name: name.to_string(), model }
     }
 
-    /// The content of the file last written where `guest` says.
-    fn just_written(&self, guest: Option<(GuestId, GuestKind)>) -> Result<String, DriverError> {
-        let place = self.written.lock().ok().and_then(|w| w.get(&guest.map(|(id, _)| id)).cloned());
-        let place = place.ok_or_else(|| DriverError::new("nothing was written to validate"))?;
+    /// The content of the file at `path` where `guest` says, as written.
+    fn written(&self, guest: Option<(GuestId, GuestKind)>, path: &str) -> Result<String, DriverError> {
+        let place = Place { guest, path: path.to_string() };
         let content = self.inner.read(&place)?.ok_or_else(|| DriverError::new(format!("{place} is missing")))?;
         Ok(String::from_utf8_lossy(&content).into_owned())
     }
@@ -42,12 +37,12 @@ impl<'m, T: Target> LabTarget<'m, T> {
         let source = |path: &str, _: &str| installed.join(path.trim_start_matches('/'));
         let scratch = crate::state_dir(&self.name).join(format!("check-{key}"));
         let files = phoenix_core::lab::guest_files(self.model, id);
-        net::check_nginx(&scratch, &self.just_written(guest)?, &files, &source).map_err(|e| DriverError::new(e.0))
+        net::check_nginx(&scratch, &self.written(guest, nginx::PATH)?, &files, &source).map_err(|e| DriverError::new(e.0))
     }
 
     fn check_dnsmasq(&self, guest: Option<(GuestId, GuestKind)>) -> Result<(), DriverError> {
         let scratch = crate::state_dir(&self.name).join("check-dns");
-        net::check_dnsmasq(&scratch, &self.just_written(guest)?).map_err(|e| DriverError::new(e.0))
+        net::check_dnsmasq(&scratch, &self.written(guest, dnsmasq::PATH)?).map_err(|e| DriverError::new(e.0))
     }
 }
 
@@ -57,11 +52,7 @@ impl<T: Target> Target for LabTarget<'_, T> {
     }
 
     fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
-        self.inner.write(file)?;
-        if let Ok(mut written) = self.written.lock() {
-            written.insert(file.place.guest.map(|(id, _)| id), file.place.clone());
-        }
-        Ok(())
+        self.inner.write(file)
     }
 
     fn remove(&self, place: &Place) -> Result<(), DriverError> {

@@ -187,7 +187,11 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
     }
     let gateway_key = model.edge.gateway.map(|id| format!("guest-{id}"));
     if let Some((namespace, id)) = gateway_key.as_ref().and_then(|k| namespaces.get_mut(k)).zip(model.edge.gateway) {
-        namespace.nginx = rendered.files.iter().find(|f| f.target == Target::Guest(id) && f.path == NGINX_CONF).map(|f| f.content.clone());
+        namespace.nginx = rendered
+            .files
+            .iter()
+            .find(|f| f.target == Target::Guest(id) && f.path == crate::render::nginx::PATH)
+            .map(|f| f.content.clone());
         namespace.files = guest_files(model, id);
     }
     let edge = crate::edge::edge(model);
@@ -340,9 +344,6 @@ fn tls_probe(model: &Model, judged: &HopVerdict) -> Option<(TlsProbe, Option<Str
     };
     Some((probe, covering, installed.name.clone()))
 }
-
-/// Where the gateway's rendered configuration lives.
-pub const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
 
 /// The certificate files a guest's services read (its manifest entries' `cert_path` and
 /// `key_path`), and the CA root where the rendered configurations expect it.

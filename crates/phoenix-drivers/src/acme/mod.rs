@@ -37,6 +37,21 @@ pub struct AcmeSettings {
     pub order_timeout: Duration,
 }
 
+impl AcmeSettings {
+    /// The settings phoenix uses with a certificate store: Step-CA's root and the account kept
+    /// in `store`, and two minutes for an order.
+    pub fn for_store(directory: String, store: &std::path::Path, http01_listen: SocketAddr, tls_alpn01_listen: SocketAddr) -> AcmeSettings {
+        AcmeSettings {
+            directory,
+            server_root: Some(store.join(phoenix_core::analyze::certs::ROOT_FILE)),
+            account_file: store.join("acme-account.json"),
+            http01_listen,
+            tls_alpn01_listen,
+            order_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
 pub struct AcmeIssuer {
     settings: AcmeSettings,
 }

@@ -189,63 +189,51 @@ impl<R: CommandRunner> Target for HostTarget<R> {
 
     fn run(&self, action: &PostAction) -> Result<(), DriverError> {
         match action {
-            PostAction::Shell { command } => {
-                let output = self.runner.run(&argv(&["sh", "-c", command]), None)?;
-                if output.success() {
-                    Ok(())
-                } else {
-                    Err(DriverError::new(format!("`{command}`: {}", output.summary())))
-                }
+            PostAction::Shell { command } | PostAction::Command { guest: None, command } => {
+                self.on_node(&["sh", "-c", command], &format!("`{command}`"))
             }
-            PostAction::Reload { guest, guest_kind, service } => match &self.guests {
-                GuestAccess::Pve => {
-                    let place = Place { guest: Some((*guest, *guest_kind)), path: String::new() };
-                    self.guest_checked(&place, r#"systemctl reload -- "$1""#, &[service], None).map(drop)
-                }
-                GuestAccess::Folders(root) => Err(DriverError::new(format!(
-                    "cannot reload {service} in guest {guest}: guests are folders under {} here (--skip-post-actions rehearses without it)",
-                    root.display()
-                ))),
-            },
-            PostAction::UpdateTrust { guest: None } => {
-                let output = self.runner.run(&argv(&["update-ca-certificates"]), None)?;
-                if output.success() {
-                    Ok(())
-                } else {
-                    Err(DriverError::new(format!("update-ca-certificates: {}", output.summary())))
-                }
+            PostAction::UpdateTrust { guest: None } => self.on_node(&["update-ca-certificates"], "update-ca-certificates"),
+            PostAction::Reload { guest, guest_kind, service } => self.in_guest(
+                (*guest, *guest_kind),
+                r#"systemctl reload -- "$1""#,
+                &[service],
+                &format!("reload {service}"),
+                " (--skip-post-actions rehearses without it)",
+            ),
+            PostAction::UpdateTrust { guest: Some(guest) } => {
+                self.in_guest(*guest, "update-ca-certificates", &[], "run update-ca-certificates", "")
             }
-            PostAction::UpdateTrust { guest: Some((id, kind)) } => match &self.guests {
-                GuestAccess::Pve => {
-                    let place = Place { guest: Some((*id, *kind)), path: String::new() };
-                    self.guest_checked(&place, "update-ca-certificates", &[], None).map(drop)
-                }
-                GuestAccess::Folders(root) => Err(DriverError::new(format!(
-                    "cannot run update-ca-certificates in guest {id}: guests are folders under {} here",
-                    root.display()
-                ))),
-            },
-            PostAction::Command { guest: None, command } => {
-                let output = self.runner.run(&argv(&["sh", "-c", command]), None)?;
-                if output.success() {
-                    Ok(())
-                } else {
-                    Err(DriverError::new(format!("`{command}`: {}", output.summary())))
-                }
-            }
-            PostAction::Command { guest: Some((id, kind)), command } => match &self.guests {
-                GuestAccess::Pve => {
-                    let place = Place { guest: Some((*id, *kind)), path: String::new() };
-                    self.guest_checked(&place, command, &[], None).map(drop)
-                }
-                GuestAccess::Folders(root) => {
-                    Err(DriverError::new(format!("cannot run `{command}` in guest {id}: guests are folders under {} here", root.display())))
-                }
-            },
+            PostAction::Command { guest: Some(guest), command } => self.in_guest(*guest, command, &[], &format!("run `{command}`"), ""),
             PostAction::Touch { place } => match self.local_path(place) {
                 Some(path) => touch(&path).map_err(|e| error(place, e)),
                 None => self.guest_checked(place, r#"touch -c -- "$1""#, &[&place.path], None).map(drop),
             },
+        }
+    }
+}
+
+impl<R: CommandRunner> HostTarget<R> {
+    /// Runs `command` on the node (here, or through the runner's SSH); `what` names it in the error.
+    fn on_node(&self, command: &[&str], what: &str) -> Result<(), DriverError> {
+        let output = self.runner.run(&argv(command), None)?;
+        if output.success() {
+            Ok(())
+        } else {
+            Err(DriverError::new(format!("{what}: {}", output.summary())))
+        }
+    }
+
+    /// Runs `script` with `args` inside a guest. Guests that are folders run nothing: the error
+    /// says what was asked (`what`) and `hint`.
+    fn in_guest(&self, guest: (GuestId, GuestKind), script: &str, args: &[&str], what: &str, hint: &str) -> Result<(), DriverError> {
+        match &self.guests {
+            GuestAccess::Pve => {
+                let place = Place { guest: Some(guest), path: String::new() };
+                self.guest_checked(&place, script, args, None).map(drop)
+            }
+            GuestAccess::Folders(root) => {
+                Err(DriverError::new(format!("cannot {what} in guest {}: guests are folders under {} here{hint}", guest.0, root.display())))
+            }
         }
     }
 }
