@@ -224,12 +224,17 @@ fn snapshot(rig: &Rig) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
+/// Issues `web` once and returns its installed files: the state a failed renewal must keep.
+async fn installed(rig: &Rig, model: &Model) -> Vec<(PathBuf, String)> {
+    assert!(matches!(outcome(&rig.renew(model, false, now()).await, "web"), Outcome::Renewed { .. }));
+    snapshot(rig)
+}
+
 #[tokio::test]
 async fn a_failing_post_renewal_action_restores_the_previous_files() {
     let rig = Rig::new("rollback").await;
     let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
-    assert!(matches!(outcome(&rig.renew(&model, false, now()).await, "web"), Outcome::Renewed { .. }));
-    let before = snapshot(&rig);
+    let before = installed(&rig, &model).await;
 
     let failing =
         model_with(serde_json::json!([web_entry(serde_json::json!({ "post_renewal_command": "echo reload refused >&2; exit 7" }))]));
@@ -251,8 +256,7 @@ async fn a_failing_post_renewal_action_restores_the_previous_files() {
 async fn a_failed_validation_installs_nothing_and_keeps_the_old_certificate() {
     let rig = Rig::new("invalid").await;
     let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
-    assert!(matches!(outcome(&rig.renew(&model, false, now()).await, "web"), Outcome::Renewed { .. }));
-    let before = snapshot(&rig);
+    let before = installed(&rig, &model).await;
     // phoenix answers on another port than the one Pebble validates: the order becomes invalid.
     let elsewhere: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let report = rig.renew_via(&model, true, now(), elsewhere).await;
@@ -267,8 +271,7 @@ async fn a_failed_validation_installs_nothing_and_keeps_the_old_certificate() {
 async fn the_acme_server_dying_mid_order_installs_nothing() {
     let rig = Rig::new("dies").await;
     let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
-    assert!(matches!(outcome(&rig.renew(&model, false, now()).await, "web"), Outcome::Renewed { .. }));
-    let before = snapshot(&rig);
+    let before = installed(&rig, &model).await;
 
     // The test, not phoenix, holds the port Pebble validates on. When Pebble's validation
     // connection arrives (the order exists, its challenge is being checked), Pebble is killed.

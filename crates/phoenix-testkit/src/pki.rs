@@ -21,6 +21,24 @@ pub struct Leaf {
     pub key_pem: String,
 }
 
+impl Leaf {
+    /// A TLS server (rustls, ring) presenting this leaf, without client authentication.
+    pub fn tls_acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()).collect::<Result<_, _>>().expect("the leaf's PEM");
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).expect("the leaf's key");
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring's protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("a leaf and its key");
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+    }
+}
+
 /// A test root CA.
 pub struct TestCa {
     pub cert_pem: String,

@@ -163,17 +163,7 @@ impl FakeServer {
         let leaf = ca.issue(&["localhost", "127.0.0.1"], Usage::Server);
         let ca_file = std::env::temp_dir().join(format!("phoenix-fake-{tag}-{}-{}.crt", std::process::id(), rand_suffix()));
         std::fs::write(&ca_file, &ca.cert_pem).unwrap();
-        let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
-            rustls::pki_types::pem::PemObject::pem_slice_iter(leaf.cert_pem.as_bytes()).map(|c| c.unwrap()).collect();
-        let key: rustls::pki_types::PrivateKeyDer<'static> =
-            rustls::pki_types::pem::PemObject::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = leaf.tls_acceptor();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let controls = Arc::new(Controls::default());
