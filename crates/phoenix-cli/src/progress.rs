@@ -5,7 +5,6 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use phoenix_exec::sync::{Event, StepOutcome};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Running steps shown with a line of their own; more are counted on the bar.
@@ -20,9 +19,8 @@ pub enum Progress {
 pub struct Live {
     multi: MultiProgress,
     overall: ProgressBar,
-    /// Running steps by id, in the order they started: their line, when they have one.
-    running: BTreeMap<String, (String, Option<ProgressBar>)>,
-    started: Vec<String>,
+    /// Running steps in the order they started: id, title, and their line when they have one.
+    running: Vec<(String, String, Option<ProgressBar>)>,
 }
 
 /// How an ended step is told, the same in every mode for people.
@@ -69,7 +67,7 @@ impl Live {
         let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(steps as u64));
         overall.set_style(ProgressStyle::with_template("[{bar:30}] {pos}/{len} steps ended {msg}").expect("a valid template"));
-        Live { multi, overall, running: BTreeMap::new(), started: Vec::new() }
+        Live { multi, overall, running: Vec::new() }
     }
 
     fn spinner(&self, title: &str) -> ProgressBar {
@@ -82,48 +80,35 @@ impl Live {
 
     fn event(&mut self, event: &Event) {
         match event {
-            Event::Started { id, title } => {
-                let shown = self.running.values().filter(|(_, bar)| bar.is_some()).count();
-                let bar = (shown < SHOWN).then(|| self.spinner(title));
-                self.running.insert(id.clone(), (title.clone(), bar));
-                self.started.push(id.clone());
-            }
+            Event::Started { id, title } => self.running.push((id.clone(), title.clone(), None)),
             Event::Finished { id, title, outcome, millis } => {
-                if let Some((_, Some(bar))) = self.running.remove(id) {
-                    bar.finish_and_clear();
-                    self.multi.remove(&bar);
+                if let Some(at) = self.running.iter().position(|(running, _, _)| running == id) {
+                    if let (_, _, Some(bar)) = self.running.remove(at) {
+                        bar.finish_and_clear();
+                        self.multi.remove(&bar);
+                    }
                 }
-                self.started.retain(|s| s != id);
                 let _ = self.multi.println(ended_line(title, outcome, *millis));
                 self.overall.inc(1);
-                self.promote();
             }
         }
-        let hidden = self.running.values().filter(|(_, bar)| bar.is_none()).count();
+        self.show_first();
+        let hidden = self.running.iter().filter(|(_, _, bar)| bar.is_none()).count();
         self.overall.set_message(if hidden > 0 { format!("({hidden} more running)") } else { String::new() });
     }
 
-    /// Gives the longest-running steps without a line one, up to [`SHOWN`].
-    fn promote(&mut self) {
-        let mut shown = self.running.values().filter(|(_, bar)| bar.is_some()).count();
-        for id in &self.started {
-            if shown >= SHOWN {
-                break;
+    /// Gives the longest-running steps a line each, up to [`SHOWN`].
+    fn show_first(&mut self) {
+        for at in 0..self.running.len().min(SHOWN) {
+            if self.running[at].2.is_none() {
+                let bar = self.spinner(&self.running[at].1);
+                self.running[at].2 = Some(bar);
             }
-            let title = match self.running.get(id) {
-                Some((title, None)) => title.clone(),
-                _ => continue,
-            };
-            let bar = self.spinner(&title);
-            if let Some(entry) = self.running.get_mut(id) {
-                entry.1 = Some(bar);
-            }
-            shown += 1;
         }
     }
 
     fn clear(self) {
-        for (_, bar) in self.running.into_values() {
+        for (_, _, bar) in self.running {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -146,7 +131,7 @@ mod tests {
     }
 
     fn lines(live: &Live) -> Vec<String> {
-        live.started.iter().filter(|id| live.running[*id].1.is_some()).cloned().collect()
+        live.running.iter().filter(|(_, _, bar)| bar.is_some()).map(|(id, _, _)| id.clone()).collect()
     }
 
     #[test]
