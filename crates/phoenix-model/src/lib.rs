@@ -10,6 +10,7 @@ pub mod graph;
 pub mod json;
 pub mod load;
 pub mod model;
+pub mod pve;
 pub mod raw;
 pub mod schema;
 pub mod source;

@@ -1,12 +1,14 @@
 //! phoenix-testkit: what phoenix's tests share. Sources that serve configuration from memory
 //! or from fixture folders, the paths of the bundled example and the reference system, a
 //! helper that loads a mutated copy of a configuration, and synthetic inventories of any size.
-//! Test support may do I/O; nothing here is linked into the `phoenix` binary.
+//! Test support may do I/O; nothing here is linked into the `phoenix` binary (scripts/test
+//! checks that). The simulators themselves live in phoenix-sim.
 
-pub mod fake;
 pub mod pebble;
-pub mod pki;
 pub mod synth;
+
+/// The throw-away CA (phoenix-sim's, which the lab shares).
+pub use phoenix_sim::ca as pki;
 
 use phoenix_model::Source;
 use std::collections::{BTreeMap, BTreeSet};

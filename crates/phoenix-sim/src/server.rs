@@ -1,13 +1,9 @@
-//! Fakes of the HTTP APIs phoenix drives that cannot run here (Proxmox VE, Portainer): real
-//! HTTPS servers on loopback, with a certificate from a test CA, that keep state, implement the
-//! documented contract and refuse what the real service refuses (each refusal names its
-//! source). Faults can be injected per request (latency, 5xx, Proxmox lock errors, a request
-//! that hangs, a connection reset), and every request is counted.
+//! The HTTPS front of the simulators: a real server on loopback with a certificate from a
+//! throw-away CA, handing each parsed request to a simulator's handler. Faults can be injected
+//! per request (latency, 5xx, Proxmox lock errors, a request that hangs, a connection reset),
+//! and every request is counted. What it must not do: decide answers (the simulators do).
 
-pub mod portainer;
-pub mod pve;
-
-use crate::pki::{TestCa, Usage};
+use crate::ca::{TestCa, Usage};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
@@ -45,6 +41,8 @@ pub struct Call {
     /// Percent-decoded path, without the query.
     pub path: String,
     pub query: Vec<(String, String)>,
+    /// The query string as sent (for servers that decode it their own way).
+    pub query_text: Option<String>,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
@@ -62,17 +60,28 @@ impl Call {
 /// A handler's answer.
 pub struct Answer {
     pub status: u16,
-    /// Reason phrase override (Proxmox puts its error messages there).
+    /// The status line's reason phrase, when not the standard one (Proxmox puts its error
+    /// message there).
+    pub reason: Option<String>,
     pub body: String,
 }
 
 impl Answer {
     pub fn json(status: u16, value: serde_json::Value) -> Answer {
-        Answer { status, body: value.to_string() }
+        Answer { status, reason: None, body: value.to_string() }
     }
 }
 
-pub type Handler = Arc<dyn Fn(&Call) -> Answer + Send + Sync>;
+pub type AnswerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send>>;
+pub type Handler = Arc<dyn Fn(Call) -> AnswerFuture + Send + Sync>;
+
+/// A handler that answers at once.
+pub fn sync_handler(handle: impl Fn(&Call) -> Answer + Send + Sync + 'static) -> Handler {
+    Arc::new(move |call: Call| {
+        let answer = handle(&call);
+        Box::pin(async move { answer })
+    })
+}
 
 /// Shared fault controls and counters of a fake.
 #[derive(Default)]
@@ -218,7 +227,8 @@ async fn serve(
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let query = parts.uri.query().map(form_pairs).unwrap_or_default();
-    let call = Call { method: parts.method.to_string(), path: percent_decode(parts.uri.path()), query, headers: parts.headers, body };
+    let query_text = parts.uri.query().map(str::to_string);
+    let call = Call { method: parts.method.to_string(), path: percent_decode(parts.uri.path()), query, query_text, headers: parts.headers, body };
     let answer = match controls.take_fault(&call.method, &call.path) {
         Some(Fault::Reset) => return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")),
         Some(Fault::Hang(duration)) => {
@@ -230,10 +240,13 @@ async fn serve(
             serde_json::json!({ "data": null, "message": "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout\n" }),
         ),
         Some(Fault::Status(status, message)) => Answer::json(status, serde_json::json!({ "data": null, "message": message })),
-        None => handler(&call),
+        None => handler(call).await,
     };
     let mut response = Response::new(Full::new(Bytes::from(answer.body)));
     *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(reason) = answer.reason.filter(|r| !r.contains(['\r', '\n'])) {
+        response.extensions_mut().insert(hyper::ext::ReasonPhrase::try_from(reason.into_bytes()).unwrap_or(hyper::ext::ReasonPhrase::from_static(b"Error")));
+    }
     response.headers_mut().insert("content-type", "application/json".parse().unwrap());
     Ok(response)
 }

@@ -11,7 +11,7 @@
 //! - `PUT /api/stacks/{id}` without `endpointId`: 400 "Unable to find the environment
 //!   associated to the stack inside the database" (portainer #8584, #9210).
 
-use super::{Answer, Call, FakeServer, Handler};
+use crate::server::{sync_handler, Answer, Call, FakeServer};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,7 +52,7 @@ impl FakePortainer {
         }
         let state = Arc::new(Mutex::new(state));
         let shared = state.clone();
-        let handler: Handler = Arc::new(move |call: &Call| {
+        let handler = sync_handler(move |call: &Call| {
             let mut state = shared.lock().unwrap();
             let answer = handle(&mut state, call);
             if call.method != "GET" && (200..300).contains(&answer.status) {
@@ -104,7 +104,7 @@ fn handle(state: &mut PortainerState, call: &Call) -> Answer {
     let body: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
     match (call.method.as_str(), segments.as_slice()) {
         ("GET", ["api", "users", "admin", "check"]) => match state.admin {
-            Some(_) => Answer { status: 204, body: String::new() },
+            Some(_) => Answer { status: 204, reason: None, body: String::new() },
             None => message(404, "No administrator account found inside the database"),
         },
         ("POST", ["api", "users", "admin", "init"]) => {

@@ -1,0 +1,134 @@
+//! The registered formats (`PVE::JSONSchema::register_format` in pve-common, and those
+//! pve-firewall registers in `src/PVE/Firewall.pm`) that phoenix's requests meet, each with
+//! its verifier's rule and message. A `NAME-list` format checks every item of a
+//! comma/semicolon/space separated list (`PVE::Tools::split_list`); `NAME-opt` also takes the
+//! empty string. Any other format is `Unknown`, which the validator reports as a gap.
+
+use super::fw::{addr, rule};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub enum Checked {
+    Ok,
+    Refused(String),
+    Unknown,
+}
+
+/// `PVE::JSONSchema::parse_boolean`.
+pub fn parse_boolean(text: &str) -> Option<&'static str> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "on" | "yes" | "true" => Some("1"),
+        "0" | "off" | "no" | "false" => Some("0"),
+        _ => None,
+    }
+}
+
+fn verdict(result: Result<(), String>) -> Checked {
+    match result {
+        Ok(()) => Checked::Ok,
+        Err(message) => Checked::Refused(message),
+    }
+}
+
+fn refuse_unless(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(message())
+    }
+}
+
+/// `pve_verify_configid`.
+pub fn configid(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && id.len() >= 2 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `pve_verify_node_name`: a DNS label sequence.
+fn node_name(name: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-') && !l.ends_with('-')
+    };
+    !name.is_empty() && name.split('.').all(label)
+}
+
+fn mac(text: &str) -> bool {
+    let parts: Vec<&str> = text.split(':').collect();
+    parts.len() == 6
+        && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && u8::from_str_radix(parts[0], 16).is_ok_and(|first| first & 1 == 0)
+}
+
+fn cidr_v4(text: &str, min: u8) -> bool {
+    text.split_once('/').is_some_and(|(a, p)| a.parse::<Ipv4Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| (min..=32).contains(&p)))
+}
+
+fn cidr_v6(text: &str, min: u8) -> bool {
+    text.split_once('/').is_some_and(|(a, p)| a.parse::<Ipv6Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| (min..=128).contains(&p)))
+}
+
+/// The verifier of format `name` applied to `text`.
+pub fn check(name: &str, text: &str) -> Checked {
+    if let Some(base) = name.strip_suffix("-list") {
+        for item in text.split([',', ';', ' ', '\0']).filter(|i| !i.is_empty()) {
+            match check(base, item) {
+                Checked::Ok => {}
+                other => return other,
+            }
+        }
+        return Checked::Ok;
+    }
+    if let Some(base) = name.strip_suffix("-opt") {
+        return if text.is_empty() { Checked::Ok } else { check(base, text) };
+    }
+    verdict(match name {
+        "pve-configid" => refuse_unless(configid(text), || format!("invalid configuration ID '{text}'")),
+        "pve-node" => refuse_unless(node_name(text), || format!("value does not look like a valid node name")),
+        "pve-vmid" => refuse_unless(
+            text.len() >= 3 && text.len() <= 9 && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit()),
+            || "value does not look like a valid VM ID".into(),
+        ),
+        "pve-iface" => refuse_unless(rule::iface_valid(text), || format!("invalid network interface name '{text}'")),
+        "pve-bridge-id" => refuse_unless(
+            !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)),
+            || format!("invalid bridge ID '{text}'"),
+        ),
+        "mac-addr" => refuse_unless(mac(text), || "value does not look like a valid unicast MAC address".into()),
+        "ipv4" => refuse_unless(text.parse::<Ipv4Addr>().is_ok(), || "value does not look like a valid IPv4 address".into()),
+        "ipv6" => refuse_unless(text.parse::<Ipv6Addr>().is_ok(), || "value does not look like a valid IPv6 address".into()),
+        "ip" => refuse_unless(text.parse::<std::net::IpAddr>().is_ok(), || "value does not look like a valid IP address".into()),
+        "CIDRv4" => refuse_unless(cidr_v4(text, 0), || "value does not look like a valid IPv4 CIDR network".into()),
+        "CIDR" => refuse_unless(cidr_v4(text, 0) || cidr_v6(text, 0), || "value does not look like a valid CIDR network".into()),
+        "pve-ipv4-config" => refuse_unless(matches!(text, "dhcp" | "manual") || cidr_v4(text, 8), || "invalid IPv4 configuration".into()),
+        "pve-ipv6-config" => refuse_unless(matches!(text, "auto" | "dhcp" | "manual") || cidr_v6(text, 8), || "invalid IPv6 configuration".into()),
+        "IPorCIDR" => addr::verify_ip_or_cidr(text),
+        "IPorCIDRorAlias" => addr::verify_ip_or_cidr_or_alias(text),
+        "pve-fw-addr-spec" => addr::parse_address_list(text).map(|_| ()),
+        "pve-fw-dport-spec" => addr::parse_ports(text, true).map(|_| ()),
+        "pve-fw-sport-spec" => addr::parse_ports(text, false).map(|_| ()),
+        "pve-fw-protocol-spec" => addr::verify_protocol(text),
+        "pve-fw-icmp-type-spec" => refuse_unless(
+            text.is_empty() || addr::ICMP_TYPES.contains(&text) || addr::ICMPV6_TYPES.contains(&text),
+            || format!("invalid icmp-type value '{text}'"),
+        ),
+        _ => return Checked::Unknown,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(name: &str, text: &str) -> bool {
+        matches!(check(name, text), Checked::Ok)
+    }
+
+    #[test]
+    fn the_verifiers_phoenix_meets() {
+        assert!(ok("pve-vmid", "101") && !ok("pve-vmid", "99") && !ok("pve-vmid", "0101"));
+        assert!(ok("pve-configid-list", "proto,comment") && !ok("pve-configid-list", "proto,9x"));
+        assert!(ok("mac-addr", "BC:24:11:00:00:01") && !ok("mac-addr", "01:00:00:00:00:00"), "multicast is refused");
+        assert!(ok("pve-fw-addr-spec", "10.0.0.0/24") && !ok("pve-fw-addr-spec", "10.0.0.1/24"));
+        assert!(ok("pve-ipv4-config", "10.0.0.5/24") && ok("pve-ipv4-config", "dhcp") && !ok("pve-ipv4-config", "10.0.0.5"));
+        assert!(matches!(check("pve-storage-id", "local"), Checked::Unknown));
+    }
+}
