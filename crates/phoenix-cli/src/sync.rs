@@ -232,7 +232,7 @@ fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::rend
         }
         None => return could_not_run(format!("lab {name} is not up (phoenix lab up --bare --name {name})")),
     }
-    let (pve, issuer) = match (deployed::LabPve::open(name), deployed::LabIssuer::open(name)) {
+    let (pve, issuer) = match (deployed::LabPve::open(name, &model.host.node_name), deployed::LabIssuer::open(name)) {
         (Ok(pve), Ok(issuer)) => (pve, issuer),
         (Err(error), _) | (_, Err(error)) => return could_not_run(error),
     };

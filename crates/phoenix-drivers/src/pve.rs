@@ -1,14 +1,19 @@
 //! The Proxmox VE API (`/api2/json`) with an API token: `Authorization: PVEAPIToken=
 //! USER@REALM!TOKENID=SECRET`, form-encoded parameters, the answer in `data`. Long operations
 //! answer with a task UPID, which is polled at `/nodes/{node}/tasks/{upid}/status` until the
-//! task has `status: stopped`; its `exitstatus` is `OK` on success. "can't lock file" errors
-//! (another operation holds the guest's or the firewall's lock) and 5xx answers are retried
-//! with backoff; a request that timed out is retried only when repeating it is harmless (GET,
-//! PUT, DELETE).
+//! task has `status: stopped`; its `exitstatus` is `OK` or `WARNINGS: n` on success (pve-common
+//! `upid_status_is_error`), the warnings then read from the task log's `WARN:` lines.
+//!
+//! Retries: a handler's refusal is a `die`, which the server answers 500 (pve-manager
+//! `PVE/HTTPServer.pm`), so a 500 is permanent, and a POST after one is never repeated (it may
+//! have been made). Repeated, with backoff: lock timeouts (`can't lock file ... got timeout`,
+//! `cfs-lock ... got lock request timeout`: the lock was not taken, nothing was changed), 502,
+//! 503, pveproxy's 595/596 (the node was not reached), and connection failures; a request that
+//! timed out only when repeating it is harmless (not a POST).
 
 use crate::http::{self, Backoff, Trust};
 use phoenix_core::plan::pve::{ApiRequest, Method};
-use phoenix_exec::sync::PveApi;
+use phoenix_exec::sync::{PveApi, PveReply};
 use phoenix_exec::DriverError;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -75,18 +80,19 @@ impl PveClient {
             Err(error) => return Attempt::Fail(describe(&error)),
         };
         let status = response.status();
-        // pve-http-server puts the error in the status line's reason phrase and in `errors`.
-        let reason = status.canonical_reason().unwrap_or_default().to_string();
         let body = response.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         if status.is_success() {
             return Attempt::Done(value.get("data").cloned().unwrap_or(Value::Null));
         }
+        // pve-http-server: the message in the body (and the status line), parameter errors in `errors`.
+        let text = value.get("message").and_then(Value::as_str).unwrap_or(body.trim()).trim_end();
+        let text = if text.is_empty() { status.canonical_reason().unwrap_or_default() } else { text };
         let message = match value.get("errors") {
-            Some(errors) if !errors.is_null() => format!("{status}: {errors}"),
-            _ => format!("{status} {reason} {}", value.get("message").and_then(Value::as_str).unwrap_or(body.trim())),
+            Some(errors) if !errors.is_null() => format!("{} {text} {errors}", status.as_u16()),
+            _ => format!("{} {text}", status.as_u16()),
         };
-        if message.contains("can't lock file") || status.is_server_error() {
+        if transient(status.as_u16(), &message) {
             Attempt::Retry(message)
         } else {
             Attempt::Fail(message)
@@ -109,7 +115,7 @@ impl PveClient {
     }
 
     /// Waits for a task to stop and checks its exit status.
-    async fn wait_for_task(&self, upid: &str) -> Result<Value, DriverError> {
+    async fn wait_for_task(&self, upid: &str) -> Result<PveReply, DriverError> {
         // UPID:<node>:<pid>:<pstart>:<starttime>:<type>:<id>:<user>:
         let node = upid.split(':').nth(1).ok_or_else(|| DriverError::new(format!("malformed task id {upid}")))?;
         let status = ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks/{}/status", upid_path(upid)), Vec::new());
@@ -118,8 +124,12 @@ impl PveClient {
         loop {
             let state = self.with_retries(&status).await?;
             if state.get("status").and_then(Value::as_str) == Some("stopped") {
+                let done = PveReply::from(Value::String(upid.to_string()));
                 return match state.get("exitstatus").and_then(Value::as_str) {
-                    Some("OK") => Ok(Value::String(upid.to_string())),
+                    Some("OK") => Ok(done),
+                    Some(warned) if warned.strip_prefix("WARNINGS: ").is_some_and(|n| n.parse::<u32>().is_ok()) => {
+                        Ok(PveReply { warnings: self.task_warnings(node, upid, warned).await, ..done })
+                    }
                     other => Err(DriverError::new(format!("task {upid} failed: {}", other.unwrap_or("no exit status")))),
                 };
             }
@@ -130,6 +140,27 @@ impl PveClient {
             delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
+}
+
+impl PveClient {
+    /// The `WARN:` lines of a task's log (its status line when the log cannot be read).
+    async fn task_warnings(&self, node: &str, upid: &str, status: &str) -> Vec<String> {
+        let log = ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks/{}/log", upid_path(upid)), Vec::new());
+        let lines: Vec<String> = match self.with_retries(&log).await {
+            Ok(Value::Array(lines)) => lines.iter().filter_map(|l| l.get("t")?.as_str()?.strip_prefix("WARN: ").map(str::to_string)).collect(),
+            _ => Vec::new(),
+        };
+        if lines.is_empty() {
+            vec![format!("task {upid}: {status}")]
+        } else {
+            lines
+        }
+    }
+}
+
+/// Whether a failed answer is worth repeating (see the module's notes).
+fn transient(status: u16, message: &str) -> bool {
+    matches!(status, 502 | 503 | 595 | 596) || message.contains("can't lock file") || message.contains("got lock request timeout")
 }
 
 /// A UPID in a URL path (its `:` and `@` are fine; `!` of token users too).
@@ -146,11 +177,25 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 impl PveApi for PveClient {
-    async fn call(&self, request: &ApiRequest) -> Result<Value, DriverError> {
+    async fn call(&self, request: &ApiRequest) -> Result<PveReply, DriverError> {
         let data = self.with_retries(request).await.map_err(|e| DriverError::new(format!("{:?} {}: {e}", request.method, request.path)))?;
         match data.as_str() {
             Some(upid) if upid.starts_with("UPID:") => self.wait_for_task(upid).await,
-            _ => Ok(data),
+            _ => Ok(data.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lock_timeouts_and_unreached_nodes_are_repeated() {
+        assert!(transient(500, "500 can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout"));
+        assert!(transient(500, "500 cfs-lock 'firewall-cluster' error: got lock request timeout"));
+        assert!(transient(596, "596 Connection refused") && transient(503, "") && transient(502, ""));
+        assert!(!transient(500, "500 no such security group 'web'"), "a handler's refusal is permanent");
+        assert!(!transient(400, "400 Parameter verification failed."));
     }
 }

@@ -1,7 +1,7 @@
-//! `phoenix sync` end to end against the fake Proxmox VE and Portainer APIs (real HTTPS,
-//! phoenix's real clients), with the host and the guests as folders: the first sync applies
-//! everything, a second plan is empty, faults leave independent steps done and a rerun
-//! converges, and the fakes' contract refusals are what the real services refuse.
+//! `phoenix sync` end to end against the Proxmox VE simulator and the Portainer fake (real
+//! HTTPS, phoenix's real clients), with the host and the guests as folders: the first sync
+//! applies everything, a second plan is empty, faults leave independent steps done and a rerun
+//! converges, and the servers refuse what the real services refuse.
 
 use phoenix_core::plan::{Domain, Plan};
 use phoenix_core::render::Rendered;
@@ -13,9 +13,9 @@ use phoenix_exec::sync::observe::ObserveInput;
 use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, Event, StepOutcome, Summary};
 use phoenix_exec::{DriverError, Issued, Issuer};
 use phoenix_model::model::{Model, SecretRef};
-use phoenix_testkit::fake::portainer::FakePortainer;
-use phoenix_testkit::fake::pve::FakePve;
-use phoenix_testkit::fake::Fault;
+use phoenix_sim::portainer::FakePortainer;
+use phoenix_sim::pve_server::SimPve;
+use phoenix_sim::server::Fault;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,7 +33,7 @@ impl Issuer for NoAcme {
 }
 
 struct Rig {
-    pve: FakePve,
+    pve: SimPve,
     portainer: FakePortainer,
     root: PathBuf,
     model: Model,
@@ -56,19 +56,8 @@ fn write_store(root: &std::path::Path, model: &Model) {
 impl Rig {
     async fn new(tag: &str) -> Rig {
         let model = example();
-        let guests: Vec<(u32, &str, String)> = model
-            .guests
-            .values()
-            .map(|g| {
-                (
-                    g.id,
-                    if g.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" },
-                    format!("name=eth0,bridge=vmbr0,ip={}/24", g.address().map(|a| a.to_string()).unwrap_or_default()),
-                )
-            })
-            .collect();
-        let guest_refs: Vec<(u32, &str, &str)> = guests.iter().map(|(id, kind, net0)| (*id, *kind, net0.as_str())).collect();
-        let pve = FakePve::start(&model.host.node_name, &guest_refs).await;
+        let rendered = phoenix_core::render::render_all(&model);
+        let pve = SimPve::serve(phoenix_lab::deployed::simulated_node(&model, &rendered).unwrap()).await;
         let portainer = FakePortainer::start(None).await;
         let root = std::env::temp_dir().join(format!("phoenix-sync-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -96,7 +85,6 @@ impl Rig {
         .unwrap();
         let mut target = HostTarget::new(GuestAccess::Folders(root.clone()), SystemRunner);
         target.host_root = Some(root.join("host"));
-        let rendered = phoenix_core::render::render_all(&model);
         Rig { pve, portainer, root, model, rendered, pve_client, portainer_client, target }
     }
 
@@ -154,14 +142,14 @@ async fn the_first_sync_applies_everything_and_the_second_plans_nothing() {
     assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
     assert_eq!(events.iter().filter(|e| matches!(e, Event::Started { .. })).count(), plan.steps.len());
 
-    // The fake holds what was rendered: the cluster firewall on, guest rules, NIC flags.
-    {
-        let state = rig.pve.state.lock().unwrap();
-        assert_eq!(state.firewalls["/cluster/firewall"].options.get("enable").map(String::as_str), Some("1"));
-        assert!(!state.firewalls["/nodes/pve/lxc/101/firewall"].rules.is_empty());
-        assert!(state.guests[&101].1["net0"].contains("firewall=1"));
-        assert!(state.tasks > 0, "VM config changes went through tasks");
-    }
+    // The node holds what was rendered: the cluster firewall on, guest rules, NIC flags.
+    rig.pve.with(|sim| {
+        assert!(sim.files["firewall/cluster.fw"].contains("enable: 1"));
+        assert!(sim.files["firewall/101.fw"].contains("[RULES]"));
+        assert!(sim.guest_key(101, "net0").unwrap().contains("firewall=1"));
+        assert!(sim.tasks.count("qmconfig") > 0, "VM config changes went through tasks");
+        assert!(sim.gaps.is_empty(), "{:?}", sim.gaps);
+    });
     {
         let state = rig.portainer.state.lock().unwrap();
         assert!(!state.endpoints.is_empty());
@@ -191,7 +179,7 @@ async fn a_dry_run_plan_changes_nothing() {
     let rig = Rig::new("dry").await;
     let plan = rig.plan(&all()).await.unwrap();
     assert!(!plan.is_empty());
-    assert_eq!(rig.pve.state.lock().unwrap().writes, 0);
+    assert_eq!(rig.pve.with(|sim| sim.writes), 0);
     assert_eq!(rig.portainer.state.lock().unwrap().writes, 0);
     assert!(!rig.root.join("host/etc/dnsmasq.d/phoenix.conf").exists());
 }
@@ -200,8 +188,8 @@ async fn a_dry_run_plan_changes_nothing() {
 async fn faults_fail_their_steps_only_and_a_rerun_converges() {
     let rig = Rig::new("faults").await;
     let controls = &rig.pve.server.controls;
-    // Retried and absorbed: 500s and lock errors on writes.
-    controls.inject(Some("PUT"), "/options", Fault::Status(500, "internal error".into()), 2);
+    // Retried and absorbed: pveproxy's "node not reached" and lock timeouts on writes.
+    controls.inject(Some("PUT"), "/options", Fault::Status(596, "Connection refused".into()), 2);
     controls.inject(Some("POST"), "/rules", Fault::Lock, 3);
     // Not absorbed: guest 102's rules see a reset connection on every attempt, and guest 103's
     // hang past the client's timeout.
@@ -261,7 +249,8 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&rig.pve.server.ca_file).unwrap()).unwrap())
         .build()
         .unwrap();
-    // Proxmox: a wrong token, an unknown parameter, a JSON body.
+    // Proxmox: a wrong token, an unknown parameter; a JSON body is accepted (pve-http-server
+    // since 3.0-6), as the real server accepts it.
     let rules = format!("{}/cluster/firewall/rules", rig.pve.url());
     let wrong = client.get(&rules).header("Authorization", "PVEAPIToken=root@pam!x=wrong").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
@@ -282,7 +271,7 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
         .send()
         .await
         .unwrap();
-    assert_eq!(json_body.status(), 400, "a JSON body carries no form parameters");
+    assert_eq!(json_body.status(), 200, "a JSON body is read as parameters");
 
     // Portainer: a JSON body for environment creation, a stack update without endpointId.
     rig.portainer.state.lock().unwrap().api_keys.push("ptr_test".into());

@@ -4,7 +4,7 @@
 
 use phoenix_core::plan::pve::{ApiRequest, Method};
 use phoenix_core::plan::{Action, Domain, Plan, Step};
-use phoenix_exec::sync::{apply, ApplyOptions, Drivers, PortainerApi, PveApi, StepOutcome};
+use phoenix_exec::sync::{apply, ApplyOptions, Drivers, PortainerApi, PveApi, PveReply, StepOutcome};
 use phoenix_exec::{DriverError, Issued, Issuer, Target};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -17,7 +17,7 @@ struct Recorder {
 }
 
 impl PveApi for Recorder {
-    async fn call(&self, request: &ApiRequest) -> Result<Value, DriverError> {
+    async fn call(&self, request: &ApiRequest) -> Result<PveReply, DriverError> {
         // The path names the group the request belongs to: /group/<name>/...
         let group = request.path.split('/').nth(2).unwrap_or_default().to_string();
         if request.path.ends_with("/fail") {
@@ -36,7 +36,7 @@ impl PveApi for Recorder {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         *self.running.borrow_mut().get_mut(&group).unwrap() -= 1;
-        Ok(Value::Null)
+        Ok(Value::Null.into())
     }
 }
 

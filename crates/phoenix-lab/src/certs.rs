@@ -1,11 +1,11 @@
-//! The lab's certificates. A lab CA (testkit's [`TestCa`]) stands in for Step-CA: at `lab up`
+//! The lab's certificates. A lab CA (phoenix-sim's [`TestCa`]) stands in for Step-CA: at `lab up`
 //! it issues every entry of the certificate manifest, laid out as phoenix's store
 //! (`root_ca.crt`, `<name>.crt` with the chain, `<name>.key`), so the static assessment
 //! (`--certs`) and the lab's TLS stand-ins use the very same files; a bare lab keeps it to
 //! answer `phoenix sync --lab` as its issuer.
 
 use phoenix_model::model::Model;
-use phoenix_testkit::pki::TestCa;
+use phoenix_sim::ca::TestCa;
 use rcgen::{CertificateParams, KeyPair};
 use std::path::Path;
 
@@ -20,7 +20,7 @@ pub fn new_ca(name: &str) -> Result<TestCa, crate::LabError> {
 
 /// Issues every manifest certificate from a new CA named `ca_name` into `dir`.
 pub fn issue_store(model: &Model, dir: &Path, ca_name: &str) -> Result<(), crate::LabError> {
-    phoenix_testkit::pki::write_manifest_store_from(&new_ca(ca_name)?, dir, model).map_err(error)
+    phoenix_sim::ca::write_manifest_store_from(&new_ca(ca_name)?, dir, model).map_err(error)
 }
 
 /// A self-signed serving certificate for `name` (a service of the lab's own, like the Pebble

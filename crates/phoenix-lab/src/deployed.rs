@@ -1,7 +1,7 @@
 //! The lab as a system to deploy to (`phoenix lab up --bare`, then `phoenix sync --lab`).
 //! Its folder `deployed/` has the layout of a rehearsal (`host/`, `guest-<vmid>/`); its Proxmox
-//! VE API is testkit's fake of it, held in process and kept in `deployed/pve.json`; a lab CA
-//! stands in for Step-CA as the issuer. After a sync the lab reloads with what was written:
+//! VE API is phoenix-sim's simulator, in process, its cluster file system kept in
+//! `deployed/host/etc/pve`; a lab CA stands in for Step-CA as the issuer. After a sync the lab reloads with what was written:
 //! the firewall compiled from what the API holds, dnsmasq and nginx with the deployed files,
 //! the TLS stand-ins with the deployed store. What it must not do: read the configuration's
 //! rendering as if it were deployed.
@@ -11,11 +11,12 @@ use phoenix_core::certificates::renewal::OrderRequest;
 use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
 use phoenix_core::plan::pve::{ApiRequest, Method};
 use phoenix_core::render::Rendered;
-use phoenix_exec::sync::{PortainerApi, PveApi};
+use phoenix_exec::sync::{PortainerApi, PveApi, PveReply};
 use phoenix_exec::{DriverError, Issued, Issuer};
 use phoenix_model::model::{GuestId, GuestKind, Model};
-use phoenix_testkit::fake::pve::PveState;
-use phoenix_testkit::pki::TestCa;
+use phoenix_sim::ca::TestCa;
+use phoenix_sim::pve::guest::GuestKind as SimKind;
+use phoenix_sim::pve::PveSim;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,8 +31,9 @@ fn ca_dir(name: &str) -> PathBuf {
     crate::state_dir(name).join("ca")
 }
 
-fn pve_file(name: &str) -> PathBuf {
-    folder(name).join("pve.json")
+/// The simulated node's `/etc/pve`.
+fn pve_dir(name: &str) -> PathBuf {
+    folder(name).join("host/etc/pve")
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LabError + '_ {
@@ -57,25 +59,7 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) 
     std::fs::create_dir_all(&store).map_err(io(&store))?;
     let root = store.join(phoenix_core::analyze::certs::ROOT_FILE);
     std::fs::write(&root, &ca.cert_pem).map_err(io(&root))?;
-    let guests: Vec<(u32, &str, String)> = model
-        .guests
-        .values()
-        .map(|guest| {
-            let kind = match guest.kind {
-                GuestKind::Lxc => "lxc",
-                GuestKind::Vm => "qemu",
-            };
-            let net0 = rendered
-                .settings
-                .iter()
-                .find(|s| s.guest == guest.id && s.key == "net0")
-                .map(|s| s.value.split(',').filter(|part| part.trim() != "firewall=1").collect::<Vec<_>>().join(","))
-                .unwrap_or_default();
-            (guest.id, kind, net0)
-        })
-        .collect();
-    let guests: Vec<(u32, &str, &str)> = guests.iter().map(|(id, kind, net0)| (*id, *kind, net0.as_str())).collect();
-    save_pve(name, &PveState::new(&model.host.node_name, &guests))?;
+    save_pve(name, &simulated_node(model, rendered).map_err(LabError)?)?;
     for (id, owners) in accounts(model, rendered, store_dir) {
         let etc = dir.join(format!("guest-{id}")).join("etc");
         std::fs::create_dir_all(&etc).map_err(io(&etc))?;
@@ -123,31 +107,48 @@ fn account_files(owners: &BTreeSet<String>) -> (String, String) {
     (passwd, group)
 }
 
-fn save_pve(name: &str, state: &PveState) -> Result<(), LabError> {
-    let file = pve_file(name);
-    let text = serde_json::to_string_pretty(state).map_err(|e| LabError(e.to_string()))?;
-    std::fs::write(&file, text).map_err(io(&file))
+/// The node with the configuration's guests, their NICs as before a firewall (see
+/// `nics_before_firewall`), and nothing else configured.
+pub fn simulated_node(model: &Model, rendered: &Rendered) -> Result<PveSim, String> {
+    let nics = phoenix_core::render::pve_firewall::nics_before_firewall(rendered);
+    let mut sim = PveSim::new(&model.host.node_name);
+    for guest in model.guests.values() {
+        let kind = match guest.kind {
+            GuestKind::Lxc => SimKind::Lxc,
+            GuestKind::Vm => SimKind::Qemu,
+        };
+        let net0 = nics.get(&guest.id).map(String::as_str).unwrap_or_default();
+        sim.add_guest(guest.id, kind, net0, &[]).map_err(|e| format!("guest {}: {e}", guest.id))?;
+    }
+    Ok(sim)
 }
 
-/// The lab's Proxmox VE API: every request answered by the fake's rules, every change saved.
+fn save_pve(name: &str, sim: &PveSim) -> Result<(), LabError> {
+    let dir = pve_dir(name);
+    sim.save_dir(&dir).map_err(io(&dir))
+}
+
+/// The lab's Proxmox VE API: every request answered by the simulator, every change saved.
 pub struct LabPve {
     name: String,
-    state: Mutex<PveState>,
+    state: Mutex<PveSim>,
 }
 
 impl LabPve {
-    pub fn open(name: &str) -> Result<LabPve, LabError> {
-        let file = pve_file(name);
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            LabError(format!("lab {name} has no Proxmox VE of its own ({}: {e}); start it with `phoenix lab up --bare`", file.display()))
-        })?;
-        let state = serde_json::from_str(&text).map_err(|e| LabError(format!("{}: {e}", file.display())))?;
-        Ok(LabPve { name: name.to_string(), state: Mutex::new(state) })
+    pub fn open(name: &str, node: &str) -> Result<LabPve, LabError> {
+        let dir = pve_dir(name);
+        if !dir.is_dir() {
+            return Err(LabError(format!("lab {name} has no Proxmox VE of its own ({} is missing); start it with `phoenix lab up --bare`", dir.display())));
+        }
+        let mut sim = PveSim::load_dir(node, &dir).map_err(io(&dir))?;
+        // In process, tasks end at once: nothing else waits on the lab's node.
+        sim.settings.task_duration = std::time::Duration::ZERO;
+        Ok(LabPve { name: name.to_string(), state: Mutex::new(sim) })
     }
 }
 
 impl PveApi for LabPve {
-    async fn call(&self, request: &ApiRequest) -> Result<Value, DriverError> {
+    async fn call(&self, request: &ApiRequest) -> Result<PveReply, DriverError> {
         let method = match request.method {
             Method::Get => "GET",
             Method::Post => "POST",
@@ -157,15 +158,17 @@ impl PveApi for LabPve {
         // The API sees the path percent-decoded (an ipset entry's CIDR carries %2F).
         let path = percent_encoding::percent_decode_str(&request.path).decode_utf8_lossy().into_owned();
         let mut state = self.state.lock().map_err(|_| DriverError::new("the lab's Proxmox VE state is poisoned"))?;
-        let (status, body) = state.request(method, &path, request.params.iter().cloned().collect());
-        if !(200..300).contains(&status) {
-            let message = body.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string());
-            return Err(DriverError::new(format!("{method} {}: {status} {message}", request.path)));
+        let params = request.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let reply = state.request(method, &path, params);
+        if !(200..300).contains(&reply.status) {
+            let message = reply.body.get("message").and_then(Value::as_str).unwrap_or_default().trim_end().to_string();
+            let errors = reply.body.get("errors").map(|e| format!(" {e}")).unwrap_or_default();
+            return Err(DriverError::new(format!("{method} {}: {} {message}{errors}", request.path, reply.status)));
         }
         if method != "GET" {
             save_pve(&self.name, &state).map_err(|e| DriverError::new(e.0))?;
         }
-        Ok(body.get("data").cloned().unwrap_or(Value::Null))
+        Ok(reply.data().clone().into())
     }
 }
 

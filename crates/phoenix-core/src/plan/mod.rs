@@ -56,6 +56,9 @@ pub struct PveObserved {
     pub firewalls: BTreeMap<FwScope, FwFile>,
     /// Each guest's `net0` as configured.
     pub nics: BTreeMap<GuestId, String>,
+    /// The digest of each non-empty rule list, by its API path (`{base}/rules`,
+    /// `/cluster/firewall/groups/{group}`), as observed.
+    pub rule_digests: BTreeMap<String, String>,
 }
 
 /// What a step does.
@@ -278,7 +281,7 @@ fn requests_step(
         return None;
     }
     let diff = requests.iter().map(|r| format!("{r}\n")).collect();
-    let calls = requests.len();
+    let calls = requests.iter().map(ApiRequest::calls).sum();
     Some(Step {
         id,
         domain: Domain::Firewall,
@@ -330,7 +333,7 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
         if !matches!(scope, FwScope::Cluster) && cluster_refs {
             after.push("firewall:cluster:refs".to_string());
         }
-        let refs = pve::reference_requests(*scope, node, desired, observed);
+        let refs = pve::reference_requests(*scope, node, desired, observed, &pve.rule_digests);
         if let Some(step) = requests_step(
             format!("{key}:refs"),
             format!("firewall {label}: aliases, ipsets, groups"),
@@ -343,8 +346,10 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
             after.push(step.id.clone());
             steps.push(step);
         }
-        let mut rules = pve::rules_requests(&format!("{}/rules", scope.base(node)), &desired.rules, &observed.rules);
-        rules.extend(pve::cleanup_requests(*scope, node, desired, observed));
+        let rules_path = format!("{}/rules", scope.base(node));
+        let digest = pve.rule_digests.get(&rules_path).map(String::as_str);
+        let mut rules = pve::rules_requests(&rules_path, &desired.rules, &observed.rules, digest);
+        rules.extend(pve::cleanup_requests(*scope, node, desired, observed, &pve.rule_digests));
         if let Some(step) = requests_step(
             format!("{key}:rules"),
             format!("firewall {label}: rules"),
@@ -372,13 +377,13 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
         }
         if let FwScope::Guest(id, kind) = scope {
             let current = pve.nics.get(id);
-            if let Some(net0) = nics.get(id).filter(|w| current.map(|c| pve::nic_parts(c)) != Some(pve::nic_parts(w))) {
+            if let Some(net0) = nics.get(id).and_then(|rendered| pve::nic_update(current.map(String::as_str), rendered)) {
                 // The change takes only this guest's config lock (pct/qm set lock the guest).
-                let request = pve::nic_request(node, *id, *kind, net0);
+                let request = pve::nic_request(node, *id, *kind, &net0);
                 if let Some(mut step) = requests_step(
                     format!("nic:{id}"),
                     format!("guest {id}: net0 (firewall flag)"),
-                    "the NIC differs from the rendered one",
+                    "a key phoenix renders differs in the NIC (the MAC and other keys stay as they are)",
                     vec![request],
                     after.clone(),
                     lock,

@@ -1,14 +1,20 @@
-//! The Proxmox VE API side of the firewall: where each scope lives in the API, how a parsed
-//! `.fw` rule maps to the API's rule object and back, and the requests that turn an observed
-//! firewall into the rendered one with as few changes as possible (rules are replaced in
-//! place by position, so the order of first-match rules never passes through a wrong state
-//! longer than one request). Pure: observed data in, requests out.
+//! The Proxmox VE API side of the firewall and the NICs: where each scope lives in the API, how
+//! a parsed `.fw` rule maps to the API's rule object and back, and the requests that turn an
+//! observed firewall into the rendered one. Pure: observed data in, requests out.
 //!
-//! API facts (pve-docs api-viewer, PVE::API2::Firewall::*): rules are `GET/POST
-//! {base}/rules`, `PUT/DELETE {base}/rules/{pos}`; options `GET/PUT {base}/options` with
-//! `delete=a,b` to unset; aliases `{base}/aliases[/{name}]`; ipsets `{base}/ipset[/{name}[/{cidr}]]`;
-//! security groups `/cluster/firewall/groups[/{group}[/{pos}]]`. A rule line's `|` prefix is
-//! `enable=0`; a macro rule `HTTPS(ACCEPT)` is `macro=HTTPS action=ACCEPT`.
+//! What the requests rely on (pve-firewall `src/PVE/API2/Firewall/Rules.pm`, `Firewall.pm`):
+//! `POST {base}/rules` ignores `pos` and puts the new rule on top, disabled unless `enable` is
+//! sent; `PUT {base}/rules/{pos}` with `moveto=N` moves the rule in front of the rule that had
+//! index N (to the end when N is the count); `PUT` copies the keys sent, then removes those in
+//! `delete`; `PUT`/`DELETE` refuse a `digest` other than the list's (`assert_if_modified`);
+//! `POST` checks no digest. So a rule list is changed in place where positions exist, new rules
+//! are created on top disabled, moved to their place and then enabled (an empty list is filled
+//! in reverse instead), surplus rules are deleted from the end, and every positional write
+//! carries the digest of the list it was planned from: the observed one for the first write,
+//! else the one re-read just before it (which must show exactly phoenix's own earlier writes).
+//! A `net0` is edited as a property string: only the keys phoenix renders change; the MAC
+//! (qemu-server and pve-container generate a new one for a NIC written without it) and every
+//! other key stay as observed.
 
 use crate::render::pve_firewall::format::{FwAlias, FwFile, FwIpSet, FwIpSetEntry, FwRule};
 use phoenix_model::model::{GuestId, GuestKind};
@@ -31,11 +37,39 @@ pub struct ApiRequest {
     pub method: Method,
     pub path: String,
     pub params: Vec<(String, String)>,
+    /// A positional edit of a rule list: the digest that goes with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Guard>,
+}
+
+/// Where a positional edit's `digest` comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "kebab-case")]
+pub enum Guard {
+    /// The list's digest as observed (the step's first write to the list).
+    Observed { digest: String },
+    /// Re-read the list (`list`, a GET path) just before: it must hold exactly `expected`,
+    /// the result of phoenix's own earlier writes, and its digest goes with the write.
+    Reread {
+        list: String,
+        #[serde(skip)]
+        expected: Vec<FwRule>,
+    },
 }
 
 impl ApiRequest {
     pub fn new(method: Method, path: impl Into<String>, params: Vec<(String, String)>) -> ApiRequest {
-        ApiRequest { method, path: path.into(), params }
+        ApiRequest { method, path: path.into(), params, guard: None }
+    }
+
+    fn guarded(mut self, guard: Guard) -> ApiRequest {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Remote calls this request costs (a re-read is one more).
+    pub fn calls(&self) -> usize {
+        1 + usize::from(matches!(self.guard, Some(Guard::Reread { .. })))
     }
 }
 
@@ -45,7 +79,11 @@ impl std::fmt::Display for ApiRequest {
         for (key, value) in &self.params {
             write!(f, " {key}={value}")?;
         }
-        Ok(())
+        match &self.guard {
+            Some(Guard::Observed { digest }) => write!(f, " digest={digest}"),
+            Some(Guard::Reread { .. }) => write!(f, " digest=(re-read)"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -154,6 +192,12 @@ pub fn rules_from_api(list: &Value) -> Vec<FwRule> {
     rules.into_iter().map(|(_, rule)| rule).collect()
 }
 
+/// The digest a rule list's entries carry (`copy_list_with_digest`: the same on every entry);
+/// `None` for an empty list.
+pub fn list_digest(list: &Value) -> Option<String> {
+    list.as_array()?.first()?.get("digest")?.as_str().map(str::to_string)
+}
+
 /// Options as the API returns them (`digest` is bookkeeping, not an option).
 pub fn options_from_api(value: &Value) -> BTreeMap<String, String> {
     value
@@ -196,33 +240,63 @@ pub fn ipset_from_api(summary: &Value, entries: &Value) -> Option<FwIpSet> {
     Some(FwIpSet { name: text(summary, "name")?, comment: text(summary, "comment"), entries })
 }
 
-/// Requests that turn the `observed` rule list at `path` into `desired`, position by position:
-/// changed rules are replaced in place, missing ones appended, surplus ones deleted from the end.
-pub fn rules_requests(path: &str, desired: &[FwRule], observed: &[FwRule]) -> Vec<ApiRequest> {
+/// Requests that turn the `observed` rule list at `path` (whose digest was `digest`) into
+/// `desired`, keeping first-match order right at every step: an empty list is filled in
+/// reverse (each new rule lands on top); otherwise differing positions are edited in place,
+/// missing rules are created on top disabled, moved to their place and enabled, and surplus
+/// rules are deleted from the end.
+pub fn rules_requests(path: &str, desired: &[FwRule], observed: &[FwRule], digest: Option<&str>) -> Vec<ApiRequest> {
     let mut requests = Vec::new();
-    for (pos, rule) in desired.iter().enumerate() {
-        match observed.get(pos) {
-            Some(current) if current == rule => {}
-            Some(current) => {
-                let mut params = rule_params(rule);
-                // Fields the old rule had and the new one lacks must be unset explicitly.
-                let kept: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
-                let cleared: Vec<&str> =
-                    rule_params(current).iter().map(|(k, _)| k.as_str()).filter(|k| !kept.contains(k)).map(clear_name).collect();
-                if !cleared.is_empty() {
-                    params.push(pair("delete", cleared.join(",")));
-                }
-                requests.push(ApiRequest::new(Method::Put, format!("{path}/{pos}"), params));
-            }
-            None => {
-                let mut params = rule_params(rule);
-                params.push(pair("pos", pos.to_string()));
-                requests.push(ApiRequest::new(Method::Post, path, params));
-            }
+    if observed.is_empty() {
+        for rule in desired.iter().rev() {
+            requests.push(ApiRequest::new(Method::Post, path, rule_params(rule)));
+        }
+        return requests;
+    }
+    // The list as it will be after the requests so far (phoenix's model of its own writes).
+    let mut list = observed.to_vec();
+    let mut wrote = false;
+    let guard = |list: &[FwRule], wrote: &mut bool| {
+        let guard = match (*wrote, digest) {
+            (false, Some(digest)) => Guard::Observed { digest: digest.to_string() },
+            _ => Guard::Reread { list: path.to_string(), expected: list.to_vec() },
+        };
+        *wrote = true;
+        guard
+    };
+    for (pos, rule) in desired.iter().enumerate().take(observed.len()) {
+        if list[pos] == *rule {
+            continue;
+        }
+        let mut params = rule_params(rule);
+        // Fields the old rule had and the new one lacks must be unset explicitly.
+        let kept: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+        let cleared: Vec<&str> = rule_params(&list[pos]).iter().map(|(k, _)| k.as_str()).filter(|k| !kept.contains(k)).map(clear_name).collect();
+        if !cleared.is_empty() {
+            params.push(pair("delete", cleared.join(",")));
+        }
+        requests.push(ApiRequest::new(Method::Put, format!("{path}/{pos}"), params).guarded(guard(&list, &mut wrote)));
+        list[pos] = rule.clone();
+    }
+    for rule in desired.iter().skip(observed.len()) {
+        // Created without `enable`: stored disabled, so it matches nothing while on top.
+        let params: Vec<(String, String)> = rule_params(rule).into_iter().filter(|(k, _)| k != "enable").collect();
+        requests.push(ApiRequest::new(Method::Post, path, params));
+        wrote = true;
+        list.insert(0, FwRule { enabled: false, ..rule.clone() });
+        let end = list.len();
+        requests.push(ApiRequest::new(Method::Put, format!("{path}/0"), vec![pair("moveto", end.to_string())]).guarded(guard(&list, &mut wrote)));
+        let moved = list.remove(0);
+        list.push(moved);
+        if rule.enabled {
+            let last = list.len() - 1;
+            requests.push(ApiRequest::new(Method::Put, format!("{path}/{last}"), vec![pair("enable", "1")]).guarded(guard(&list, &mut wrote)));
+            list[last].enabled = true;
         }
     }
     for pos in (desired.len()..observed.len()).rev() {
-        requests.push(ApiRequest::new(Method::Delete, format!("{path}/{pos}"), Vec::new()));
+        requests.push(ApiRequest::new(Method::Delete, format!("{path}/{pos}"), Vec::new()).guarded(guard(&list, &mut wrote)));
+        list.remove(pos);
     }
     requests
 }
@@ -256,7 +330,7 @@ fn cidr_segment(cidr: &str) -> String {
 }
 
 /// Aliases, ipsets and (cluster) security groups that must exist before rules refer to them.
-pub fn reference_requests(scope: FwScope, node: &str, desired: &FwFile, observed: &FwFile) -> Vec<ApiRequest> {
+pub fn reference_requests(scope: FwScope, node: &str, desired: &FwFile, observed: &FwFile, digests: &BTreeMap<String, String>) -> Vec<ApiRequest> {
     let base = scope.base(node);
     let mut requests = Vec::new();
     for alias in &desired.aliases {
@@ -306,25 +380,26 @@ pub fn reference_requests(scope: FwScope, node: &str, desired: &FwFile, observed
             requests.push(ApiRequest::new(Method::Post, "/cluster/firewall/groups", params));
         }
         let have = current.map(|g| g.rules.as_slice()).unwrap_or(&[]);
-        requests.extend(rules_requests(&format!("/cluster/firewall/groups/{}", group.name), &group.rules, have));
+        let path = format!("/cluster/firewall/groups/{}", group.name);
+        requests.extend(rules_requests(&path, &group.rules, have, digests.get(&path).map(String::as_str)));
     }
     requests
 }
 
 /// References no longer wanted, removed once no rule uses them (after the rules changed).
-pub fn cleanup_requests(scope: FwScope, node: &str, desired: &FwFile, observed: &FwFile) -> Vec<ApiRequest> {
+pub fn cleanup_requests(scope: FwScope, node: &str, desired: &FwFile, observed: &FwFile, digests: &BTreeMap<String, String>) -> Vec<ApiRequest> {
     let base = scope.base(node);
     let mut requests = Vec::new();
     for group in observed.groups.iter().filter(|g| !desired.groups.iter().any(|d| d.name == g.name)) {
         // pve-firewall refuses to delete a group that still has rules.
-        requests.extend(rules_requests(&format!("/cluster/firewall/groups/{}", group.name), &[], &group.rules));
+        let path = format!("/cluster/firewall/groups/{}", group.name);
+        requests.extend(rules_requests(&path, &[], &group.rules, digests.get(&path).map(String::as_str)));
         requests.push(ApiRequest::new(Method::Delete, format!("/cluster/firewall/groups/{}", group.name), Vec::new()));
     }
     for set in observed.ipsets.iter().filter(|s| !desired.ipsets.iter().any(|d| d.name == s.name)) {
-        for entry in &set.entries {
-            requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}/{}", set.name, cidr_segment(&entry.cidr)), Vec::new()));
-        }
-        requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}", set.name), Vec::new()));
+        // IPSet.pm delete_ipset: `force` deletes the members too (without it, a non-empty set is refused).
+        let force = if set.entries.is_empty() { Vec::new() } else { vec![pair("force", "1")] };
+        requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}", set.name), force));
     }
     for alias in observed.aliases.iter().filter(|a| !desired.aliases.iter().any(|d| d.name == a.name)) {
         requests.push(ApiRequest::new(Method::Delete, format!("{base}/aliases/{}", alias.name), Vec::new()));
@@ -332,11 +407,66 @@ pub fn cleanup_requests(scope: FwScope, node: &str, desired: &FwFile, observed: 
     requests
 }
 
-/// A `net0` value as an order-free set of its `key=value` parts.
-pub fn nic_parts(value: &str) -> Vec<String> {
-    let mut parts: Vec<String> = value.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
-    parts.sort();
-    parts
+/// A `net0` value's parts in order: `key` and, when given, `value` (`virtio` alone has none).
+fn nic_parts(value: &str) -> Vec<(String, Option<String>)> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (p.to_string(), None),
+        })
+        .collect()
+}
+
+/// NIC model keys of a qemu `net0` (`$nic_model_list`, qemu-server Network.pm): their value is the MAC.
+const NIC_MODELS: &[&str] = &[
+    "e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551", "i82557b", "i82559er", "ne2k_isa", "ne2k_pci",
+    "pcnet", "rtl8139", "virtio", "vmxnet3",
+];
+
+/// The `net0` to write, if the observed one differs from the rendered one in a key phoenix
+/// owns (a key the rendered value states; a model without a MAC owns the model only): the
+/// observed value with those keys set, everything else (the MAC, a VLAN tag, an MTU, ...)
+/// as it is. `None` when nothing phoenix owns differs.
+pub fn nic_update(observed: Option<&str>, rendered: &str) -> Option<String> {
+    let Some(observed) = observed else { return Some(rendered.to_string()) };
+    let mut parts = nic_parts(observed);
+    let mut changed = false;
+    for (key, value) in nic_parts(rendered) {
+        if NIC_MODELS.contains(&key.as_str()) {
+            // The model key carries the MAC: keep the observed MAC unless one is rendered.
+            let current = parts.iter().position(|(k, _)| NIC_MODELS.contains(&k.as_str()));
+            let mac = value.clone().or_else(|| current.and_then(|i| parts[i].1.clone()));
+            match current {
+                Some(i) if parts[i].0 == key && (value.is_none() || parts[i].1 == value) => {}
+                Some(i) => {
+                    parts[i] = (key, mac);
+                    changed = true;
+                }
+                None => {
+                    parts.insert(0, (key, mac));
+                    changed = true;
+                }
+            }
+            continue;
+        }
+        match parts.iter_mut().find(|(k, _)| *k == key) {
+            Some(part) if part.1 == value => {}
+            Some(part) => {
+                part.1 = value;
+                changed = true;
+            }
+            None => {
+                parts.push((key, value));
+                changed = true;
+            }
+        }
+    }
+    changed.then(|| {
+        parts.iter().map(|(k, v)| v.as_ref().map_or_else(|| k.clone(), |v| format!("{k}={v}"))).collect::<Vec<_>>().join(",")
+    })
 }
 
 /// The request that sets a guest's `net0` (LXC: `PUT .../config`, synchronous; VM: `POST
@@ -368,25 +498,61 @@ mod tests {
         }
     }
 
+    fn rules(lines: &[&str]) -> Vec<FwRule> {
+        lines.iter().map(|l| parse_rule(l).unwrap()).collect()
+    }
+
+    fn shown(requests: &[ApiRequest]) -> Vec<String> {
+        requests.iter().map(|r| r.to_string()).collect()
+    }
+
     #[test]
-    fn rules_are_replaced_in_place_appended_and_trimmed() {
-        let rules = |lines: &[&str]| lines.iter().map(|l| parse_rule(l).unwrap()).collect::<Vec<_>>();
+    fn rules_are_replaced_in_place_and_trimmed_with_the_lists_digest() {
         let observed = rules(&["IN ACCEPT -p tcp -dport 22 # ssh", "IN ACCEPT -p tcp -dport 80", "IN DROP", "IN DROP -p udp"]);
         let desired = rules(&["IN ACCEPT -p tcp -dport 22 # ssh", "IN ACCEPT -p tcp -dport 443"]);
-        let requests: Vec<String> = rules_requests("/cluster/firewall/rules", &desired, &observed).iter().map(|r| r.to_string()).collect();
         assert_eq!(
-            requests,
+            shown(&rules_requests("/cluster/firewall/rules", &desired, &observed, Some("d1"))),
             [
-                "Put /cluster/firewall/rules/1 type=in action=ACCEPT enable=1 proto=tcp dport=443",
-                "Delete /cluster/firewall/rules/3",
-                "Delete /cluster/firewall/rules/2",
+                "Put /cluster/firewall/rules/1 type=in action=ACCEPT enable=1 proto=tcp dport=443 digest=d1",
+                "Delete /cluster/firewall/rules/3 digest=(re-read)",
+                "Delete /cluster/firewall/rules/2 digest=(re-read)",
             ]
         );
-        let grown = rules_requests("/r", &observed, &desired);
-        assert_eq!(grown[1].to_string(), "Post /r type=in action=DROP enable=1 pos=2");
-        let cleared = rules_requests("/r", &rules(&["IN ACCEPT"]), &rules(&["IN ACCEPT -p tcp # x"]));
-        assert_eq!(cleared[0].to_string(), "Put /r/0 type=in action=ACCEPT enable=1 delete=proto,comment");
-        assert!(rules_requests("/r", &desired, &desired).is_empty());
+        let cleared = rules_requests("/r", &rules(&["IN ACCEPT"]), &rules(&["IN ACCEPT -p tcp # x"]), Some("d"));
+        assert_eq!(cleared[0].to_string(), "Put /r/0 type=in action=ACCEPT enable=1 delete=proto,comment digest=d");
+        assert!(rules_requests("/r", &desired, &desired, Some("d")).is_empty());
+    }
+
+    #[test]
+    fn an_empty_list_is_filled_in_reverse_and_a_new_rule_is_placed_disabled() {
+        let desired = rules(&["IN ACCEPT -p tcp -dport 22", "IN DROP"]);
+        assert_eq!(
+            shown(&rules_requests("/r", &desired, &[], None)),
+            ["Post /r type=in action=DROP enable=1", "Post /r type=in action=ACCEPT enable=1 proto=tcp dport=22"],
+            "POST puts each rule on top"
+        );
+        let grown = rules_requests("/r", &desired, &desired[..1], Some("d"));
+        assert_eq!(
+            shown(&grown),
+            ["Post /r type=in action=DROP", "Put /r/0 moveto=2 digest=(re-read)", "Put /r/1 enable=1 digest=(re-read)"]
+        );
+        // The re-read before the move expects the new rule on top, disabled.
+        let Some(Guard::Reread { expected, .. }) = &grown[1].guard else { panic!("a re-read") };
+        assert_eq!((expected.len(), expected[0].enabled, expected[0].verdict.as_str()), (2, false, "DROP"));
+    }
+
+    #[test]
+    fn a_nic_keeps_its_mac_and_the_keys_phoenix_does_not_own() {
+        let observed = "virtio=BC:24:11:00:00:01,bridge=vmbr0,queues=4,tag=20";
+        assert_eq!(nic_update(Some(observed), "virtio,bridge=vmbr0,firewall=1").as_deref(), Some("virtio=BC:24:11:00:00:01,bridge=vmbr0,queues=4,tag=20,firewall=1"));
+        assert_eq!(nic_update(Some(&format!("{observed},firewall=1")), "virtio,bridge=vmbr0,firewall=1"), None, "nothing owned differs");
+        assert_eq!(nic_update(Some(observed), "e1000,bridge=vmbr0").as_deref(), Some("e1000=BC:24:11:00:00:01,bridge=vmbr0,queues=4,tag=20"));
+        let lxc = "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AA:BB:CC,ip=10.0.0.11/24,mtu=1450,type=veth";
+        assert_eq!(
+            nic_update(Some(lxc), "name=eth0,bridge=vmbr0,firewall=1,ip=10.0.0.11/24,type=veth").as_deref(),
+            Some("name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AA:BB:CC,ip=10.0.0.11/24,mtu=1450,type=veth,firewall=1")
+        );
+        assert_eq!(nic_update(None, "virtio,bridge=vmbr0").as_deref(), Some("virtio,bridge=vmbr0"));
     }
 
     #[test]

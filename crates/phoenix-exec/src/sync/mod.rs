@@ -5,6 +5,9 @@
 //! else, and every start and end is reported as an event.
 
 pub mod observe;
+mod pve;
+
+pub use pve::PveReply;
 
 use crate::certs::{self, apply_change, RenewRequest};
 use crate::traits::{DriverError, Issuer, Target};
@@ -17,7 +20,6 @@ use phoenix_core::plan::{Action, Plan, Step};
 use phoenix_core::render::RenderedFile;
 use phoenix_model::model::Model;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -25,8 +27,9 @@ use std::time::Instant;
 
 /// The Proxmox VE API (phoenix-drivers: HTTPS with an API token, retries, task polling).
 pub trait PveApi {
-    /// Runs one request and returns its `data`; a task's UPID is waited for until it ends.
-    fn call(&self, request: &ApiRequest) -> impl Future<Output = Result<Value, DriverError>>;
+    /// Runs one request and returns its `data`; a task's UPID is waited for until it ends
+    /// (its warnings, when it ended `WARNINGS: n`, come with the reply).
+    fn call(&self, request: &ApiRequest) -> impl Future<Output = Result<PveReply, DriverError>>;
 }
 
 /// The Portainer API (phoenix-drivers: X-API-Key, bootstrap on a fresh instance).
@@ -291,14 +294,7 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
 ) -> StepOutcome {
     match &step.action {
         Action::Blocked => failed(step.reason.clone()),
-        Action::Pve { requests } => {
-            for (n, request) in requests.iter().enumerate() {
-                if let Err(error) = drivers.pve.call(request).await {
-                    return failed(format!("{request}: {error} ({n} of {} requests done; a rerun continues from there)", requests.len()));
-                }
-            }
-            StepOutcome::Done { note: None }
-        }
+        Action::Pve { requests } => pve::run(drivers.pve, requests).await,
         Action::File { file } => write_file(file, drivers.model, drivers.target, options.run_commands),
         Action::Certs { names } => {
             let request = RenewRequest {

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const CONCURRENT_READS: usize = 256;
 
 async fn get(api: &impl PveApi, path: String) -> Result<Value, DriverError> {
-    api.call(&ApiRequest::new(Method::Get, path, Vec::new())).await
+    Ok(api.call(&ApiRequest::new(Method::Get, path, Vec::new())).await?.data)
 }
 
 fn vmids(list: &Value) -> Vec<GuestId> {
@@ -36,14 +36,19 @@ fn vmids(list: &Value) -> Vec<GuestId> {
         .unwrap_or_default()
 }
 
+/// A scope's firewall and the digests of its rule lists (by API path).
+type ScopeFirewall = (FwFile, Vec<(String, String)>);
+
 /// One scope's firewall: options and rules everywhere; aliases and ipsets on the cluster and
 /// guests; security groups on the cluster.
-async fn firewall(api: &impl PveApi, scope: FwScope, node: &str) -> Result<FwFile, DriverError> {
+async fn firewall(api: &impl PveApi, scope: FwScope, node: &str) -> Result<ScopeFirewall, DriverError> {
     let base = scope.base(node);
-    let (options, rules) = futures_util::try_join!(get(api, format!("{base}/options")), get(api, format!("{base}/rules")))?;
+    let rules_path = format!("{base}/rules");
+    let (options, rules) = futures_util::try_join!(get(api, format!("{base}/options")), get(api, rules_path.clone()))?;
+    let mut digests: Vec<(String, String)> = pve::list_digest(&rules).map(|d| (rules_path, d)).into_iter().collect();
     let mut file = FwFile { options: pve::options_from_api(&options), rules: pve::rules_from_api(&rules), ..FwFile::default() };
     if matches!(scope, FwScope::Host) {
-        return Ok(file);
+        return Ok((file, digests));
     }
     let (aliases, sets) = futures_util::try_join!(get(api, format!("{base}/aliases")), get(api, format!("{base}/ipset")))?;
     file.aliases = pve::aliases_from_api(&aliases);
@@ -56,12 +61,15 @@ async fn firewall(api: &impl PveApi, scope: FwScope, node: &str) -> Result<FwFil
         let groups = get(api, "/cluster/firewall/groups".to_string()).await?;
         for group in groups.as_array().into_iter().flatten() {
             let Some(name) = group.get("group").and_then(Value::as_str) else { continue };
-            let rules = pve::rules_from_api(&get(api, format!("/cluster/firewall/groups/{name}")).await?);
+            let path = format!("/cluster/firewall/groups/{name}");
+            let list = get(api, path.clone()).await?;
+            digests.extend(pve::list_digest(&list).map(|d| (path, d)));
+            let rules = pve::rules_from_api(&list);
             let comment = group.get("comment").and_then(Value::as_str).map(str::to_string);
             file.groups.push(FwGroup { name: name.to_string(), comment, rules });
         }
     }
-    Ok(file)
+    Ok((file, digests))
 }
 
 pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
@@ -73,12 +81,15 @@ pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObse
     }
     let mut scopes = vec![FwScope::Cluster, FwScope::Host];
     scopes.extend(model.guests.values().filter(|g| observed.guests.get(&g.id) == Some(&g.kind)).map(|g| FwScope::Guest(g.id, g.kind)));
-    let firewalls: Vec<(FwScope, FwFile)> =
+    let firewalls: Vec<(FwScope, ScopeFirewall)> =
         stream::iter(scopes.into_iter().map(|scope| async move { firewall(api, scope, node).await.map(|f| (scope, f)) }))
             .buffer_unordered(CONCURRENT_READS)
             .try_collect()
             .await?;
-    observed.firewalls = firewalls.into_iter().collect();
+    for (scope, (file, digests)) in firewalls {
+        observed.firewalls.insert(scope, file);
+        observed.rule_digests.extend(digests);
+    }
     let guests: Vec<(GuestId, GuestKind)> =
         observed.guests.iter().filter(|(id, _)| model.guests.contains_key(id)).map(|(id, kind)| (*id, *kind)).collect();
     let nics: Vec<(GuestId, Option<String>)> = stream::iter(guests.into_iter().map(|(id, kind)| async move {

@@ -129,6 +129,20 @@ pub const CODES: &[CodeInfo] = &[
        In Proxmox VE, cluster.fw rules apply to the host only; guest traffic is filtered by the guest's own <vmid>.fw \
        rules and policy. This rule therefore protects or allows nothing for that guest.\n\
        Fix: move the rule into the firewall.rules of the guest(s) concerned."),
+    c("PHX-FW-010", Error, "firewall rule Proxmox VE refuses",
+      "The rule would be refused by Proxmox VE's API (pve-firewall's verify_rule answers 400), so sync could never write it, \
+       and in a hand-written .fw file Proxmox would skip it. The message says which check: a guest rule's interface must be \
+       netN; a security group rule cannot name an interface or another group; a port needs a protocol even with a macro \
+       (the protocol is checked before the macro is applied), and may not contradict the macro's own; the macro must be one \
+       pve-firewall knows (phoenix writes its canonical spelling); at most 15 ports per list (a range counts two); an address \
+       list holds only addresses and networks (an alias or +ipset stands alone), no range among others, one IP version, and \
+       no host bits below the prefix (10.0.0.5/24: write 10.0.0.0/24 or 10.0.0.5).\n\
+       Fix: change the rule as the message and help say."),
+    c("PHX-FW-011", Error, "firewall name Proxmox VE refuses",
+      "An alias, ipset or security group name that pve-firewall refuses: a letter followed by letters, digits, `-` or `_`, \
+       at least 2 characters; at most 64 characters for aliases and ipsets and 18 for security groups. pve-firewall reads \
+       ipset and group names in lower case, so phoenix writes them (and the rules naming them) in lower case, and two names \
+       that differ only in case are the same name.\nFix: rename it."),
     c("PHX-DNS-001", Error, "DNS record points at an unknown address",
       "A record's address is owned by no guest, the host, or a declared external system.\n\
        Fix: correct the address or declare the system under `external_systems`."),

@@ -2,6 +2,7 @@
 //! host-level firewall, DNS, Step-CA, Portainer API, external systems, NFS, secrets, and the
 //! edge roles.
 
+use crate::pve::fw_names::NameKind;
 use super::{build_rules, Ctx};
 use crate::diag::Diagnostic;
 use crate::json::{join, JsonDoc};
@@ -144,6 +145,7 @@ fn build_firewall(model: &mut Model, raw: &raw::RawFirewall, doc: &JsonDoc, ctx:
     model.firewall.host_rules = build_rules::build_at(doc, "/firewall/host_rules", &raw.host_rules, &Scope::Host, ctx);
     for (name, value) in &raw.aliases {
         let pointer = join("/firewall/aliases", name);
+        firewall_name(NameKind::Alias, name, doc.key_span(&pointer), ctx);
         match value.parse::<IpNet>().or_else(|_| value.parse::<IpAddr>().map(IpNet::from)) {
             Ok(net) => {
                 model.firewall.aliases.insert(name.to_ascii_lowercase(), (net, doc.span(&pointer)));
@@ -153,6 +155,7 @@ fn build_firewall(model: &mut Model, raw: &raw::RawFirewall, doc: &JsonDoc, ctx:
     }
     for (name, entries) in &raw.ipsets {
         let pointer = join("/firewall/ipsets", name);
+        firewall_name(NameKind::IpSet, name, doc.key_span(&pointer), ctx);
         let mut nets = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             match entry.parse::<IpNet>().or_else(|_| entry.parse::<IpAddr>().map(IpNet::from)) {
@@ -168,9 +171,24 @@ fn build_firewall(model: &mut Model, raw: &raw::RawFirewall, doc: &JsonDoc, ctx:
     }
     for (name, rules) in &raw.security_groups {
         let pointer = join("/firewall/security_groups", name);
-        let scope = Scope::Group(name.clone());
+        firewall_name(NameKind::SecurityGroup, name, doc.key_span(&pointer), ctx);
+        // pve-firewall reads group names in lower case (generic_fw_config_parser).
+        let lower = name.to_ascii_lowercase();
+        let scope = Scope::Group(lower.clone());
         let built = build_rules::build_at(doc, &pointer, rules, &scope, ctx);
-        model.firewall.groups.insert(name.clone(), built);
+        if model.firewall.groups.insert(lower.clone(), built).is_some() {
+            ctx.push(
+                Diagnostic::at("PHX-FW-011", doc.key_span(&pointer), format!("security group `{name}` is `{lower}` to pve-firewall, like another one"))
+                    .help("give the groups names that differ in more than case"),
+            );
+        }
+    }
+}
+
+/// PHX-FW-011 for a name pve-firewall refuses.
+fn firewall_name(kind: NameKind, name: &str, span: Span, ctx: &mut Ctx<'_>) {
+    if let Some(problem) = crate::pve::fw_names::refusal(kind, name) {
+        ctx.push(Diagnostic::at("PHX-FW-011", span, problem).help("a letter, then letters, digits, `-` or `_`; see `phoenix explain PHX-FW-011`"));
     }
 }
 

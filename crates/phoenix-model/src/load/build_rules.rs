@@ -45,7 +45,8 @@ fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Sc
 
     let (direction, verdict) = match raw.direction.as_deref() {
         Some("group") => match raw.action.as_deref() {
-            Some(group) if !group.is_empty() => (Direction::In, Verdict::Group(group.to_string())),
+            // pve-firewall reads group names in lower case (generic_fw_config_parser).
+            Some(group) if !group.is_empty() => (Direction::In, Verdict::Group(group.to_ascii_lowercase())),
             _ => {
                 report(
                     ctx,
@@ -146,10 +147,7 @@ fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Sc
     let source = address(raw.source.as_ref(), spans.source, ctx);
     let dest = address(raw.dest.as_ref(), spans.dest, ctx);
 
-    if (raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some())
-        && !proto.as_ref().is_some_and(Proto::has_ports)
-        && raw.macro_name.is_none()
-    {
+    if (raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some()) && !proto.as_ref().is_some_and(Proto::has_ports) && proto.is_some() {
         let at = spans.proto.or(spans.dport).unwrap_or(span);
         let what = proto.as_ref().map_or("no protocol".to_string(), |p| format!("protocol {}", p.name));
         report(
@@ -158,6 +156,31 @@ fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Sc
                 .help("set \"proto\": \"tcp\" or \"udp\""),
         );
     }
+
+    let macro_span = field("macro", raw.macro_name.is_some());
+    let iface_span = field("iface", raw.iface.is_some());
+    let parts = super::rule_refusals::Parts {
+        scope: &scope,
+        verdict: &verdict,
+        iface: raw.iface.as_deref().map(|i| (i, iface_span)),
+        macro_name: raw.macro_name.as_deref().map(|m| (m, macro_span)),
+        proto: proto.as_ref(),
+        proto_span: spans.proto,
+        ports: [("dport", dport.as_ref(), spans.dport), ("sport", sport.as_ref(), spans.sport)],
+        addresses: [("source", source.as_ref(), spans.source), ("dest", dest.as_ref(), spans.dest)],
+    };
+    for refused in super::rule_refusals::check(&parts) {
+        report(ctx, Diagnostic::at("PHX-FW-010", refused.span.unwrap_or(span), refused.message).help(refused.help));
+    }
+    if (raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some()) && proto.is_none() && raw.macro_name.is_none() {
+        report(
+            ctx,
+            Diagnostic::at("PHX-FW-003", spans.dport.unwrap_or(span), "a port is given with no protocol; pve-firewall refuses it")
+                .help("set \"proto\": \"tcp\" or \"udp\""),
+        );
+    }
+    // verify_rule rewrites a known macro to its canonical spelling.
+    let macro_name = raw.macro_name.as_deref().map(|m| super::rule_refusals::canonical_macro(m).unwrap_or(m).to_string());
 
     Rule {
         scope,
@@ -170,7 +193,7 @@ fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Sc
         source,
         dest,
         iface: raw.iface.clone(),
-        macro_name: raw.macro_name.clone(),
+        macro_name,
         comment: raw.comment.clone(),
         enabled: raw.enabled.unwrap_or(true),
         log: raw.log.clone(),

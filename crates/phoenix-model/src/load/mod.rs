@@ -11,6 +11,7 @@ mod build_rules;
 mod build_stacks;
 mod decode;
 mod misplaced;
+mod rule_refusals;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::json::{self, JsonDoc};

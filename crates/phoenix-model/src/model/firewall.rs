@@ -266,8 +266,9 @@ impl AddrSpec {
         }
         if let Some(set) = part.strip_prefix('+') {
             let (scope, name) = scoped(set);
+            // pve-firewall reads ipset names in lower case and compares references exactly.
             return if is_name(name) {
-                Ok(AddrEntry::IpSet { scope, name: name.to_string() })
+                Ok(AddrEntry::IpSet { scope, name: name.to_ascii_lowercase() })
             } else {
                 Err(format!("`{part}` is not a valid ipset name"))
             };

@@ -3,5 +3,6 @@
 //! limits its API puts on names. Owns facts only; what phoenix does with them lives with the
 //! checks that use them.
 
+pub mod addresses;
 pub mod fw_names;
 pub mod macros;

@@ -8,8 +8,10 @@
 //! body `{"data":null,"errors":{..},"message":"Parameter verification failed.\n"}`), a
 //! handler's `die` 500 with its first line as the reason phrase (pve-manager
 //! `PVE/HTTPServer.pm` `rest_handler`), no such path or method 501.
-//! What it must not do: network I/O (the HTTPS front is `crate::server`).
+//! What it must not do: network I/O (the HTTPS front is `crate::pve_server`); files only in
+//! `disk`, where a node's state is kept in a folder.
 
+mod disk;
 pub mod fw;
 pub mod formats;
 pub mod guest;
@@ -159,6 +161,10 @@ impl PveSim {
         }
         self.files.insert(kind.config_path(&self.node, vmid), conf.to_text());
         Ok(())
+    }
+
+    fn reseed(&mut self, macs: MacSource) {
+        self.macs = macs;
     }
 
     /// A guest's config key as stored.

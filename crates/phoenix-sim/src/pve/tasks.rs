@@ -61,6 +61,11 @@ impl Tasks {
         (upid, outcome)
     }
 
+    /// How many tasks of this type were started.
+    pub fn count(&self, kind: &str) -> usize {
+        self.by_upid.values().filter(|t| t.kind == kind).count()
+    }
+
     pub fn get(&self, upid: &str) -> Option<&Task> {
         self.by_upid.get(upid)
     }

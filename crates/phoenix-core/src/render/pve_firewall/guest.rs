@@ -25,6 +25,17 @@ pub fn render(model: &Model, out: &mut Rendered) {
     }
 }
 
+/// Each guest's `net0` as a node has it before phoenix deploys a firewall: the rendered value
+/// without `firewall=1` (a bare lab, and the simulated nodes of tests, start so).
+pub fn nics_before_firewall(rendered: &Rendered) -> std::collections::BTreeMap<u32, String> {
+    rendered
+        .settings
+        .iter()
+        .filter(|s| s.key == "net0")
+        .map(|s| (s.guest, s.value.split(',').filter(|part| part.trim() != "firewall=1").collect::<Vec<_>>().join(",")))
+        .collect()
+}
+
 /// Whether phoenix sets `firewall=1` on the guest's NIC: as stated, else when its firewall is on.
 pub fn nic_firewall(guest: &Guest) -> bool {
     guest.nic.firewall.unwrap_or(guest.firewall.enabled)

@@ -5,6 +5,8 @@
 mod cluster;
 pub mod format;
 mod guest;
+
+pub use guest::nics_before_firewall;
 mod host;
 
 use super::Rendered;

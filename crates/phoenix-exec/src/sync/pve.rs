@@ -1,0 +1,78 @@
+//! Applying a step's Proxmox VE requests in order. A positional edit of a rule list carries
+//! the list's digest: the observed one, or the one of a re-read made just before it, which must
+//! show exactly what phoenix's own earlier writes left; when the list changed under phoenix
+//! (someone edited it in the GUI), the step stops before editing a rule it did not plan for.
+//! A task that ends `WARNINGS: n` is a success whose warnings are reported.
+
+use super::{PveApi, StepOutcome};
+use phoenix_core::plan::pve::{self, ApiRequest, Guard, Method};
+use serde_json::Value;
+
+/// What pve-firewall's `assert_if_modified` and qemu-server's digest check answer.
+const MODIFIED: &[&str] = &["detected modified configuration", "checksum mismatch"];
+
+/// Why a list is not what the plan was made from.
+fn conflict(path: &str, what: &str) -> StepOutcome {
+    StepOutcome::Failed {
+        message: format!(
+            "{path} changed since phoenix observed it ({what}); nothing more was changed: run phoenix sync again to plan from what is there now"
+        ),
+    }
+}
+
+/// The request as sent: with its digest, read again first when the guard says so.
+async fn with_digest(api: &impl PveApi, request: &ApiRequest) -> Result<ApiRequest, StepOutcome> {
+    let digest = match &request.guard {
+        None => return Ok(request.clone()),
+        Some(Guard::Observed { digest }) => digest.clone(),
+        Some(Guard::Reread { list, expected }) => {
+            let read = api.call(&ApiRequest::new(Method::Get, list.clone(), Vec::new())).await;
+            let data = read.map_err(|e| StepOutcome::Failed { message: format!("GET {list}: {e}") })?.data;
+            if pve::rules_from_api(&data) != *expected {
+                return Err(conflict(list, "its rules are not the ones phoenix's own writes left"));
+            }
+            pve::list_digest(&data).unwrap_or_default()
+        }
+    };
+    let mut sent = request.clone();
+    if !digest.is_empty() {
+        sent.params.push(("digest".into(), digest));
+    }
+    Ok(sent)
+}
+
+pub async fn run(api: &impl PveApi, requests: &[ApiRequest]) -> StepOutcome {
+    let mut warnings = Vec::new();
+    for (n, request) in requests.iter().enumerate() {
+        let sent = match with_digest(api, request).await {
+            Ok(sent) => sent,
+            Err(outcome) => return outcome,
+        };
+        match api.call(&sent).await {
+            Ok(reply) => warnings.extend(reply.warnings),
+            Err(error) if MODIFIED.iter().any(|m| error.message.contains(m)) => {
+                let list = request.path.rsplit_once('/').map_or(request.path.as_str(), |(list, _)| list);
+                return conflict(list, "Proxmox VE refused the digest phoenix planned with");
+            }
+            Err(error) => {
+                return StepOutcome::Failed {
+                    message: format!("{request}: {error} ({n} of {} requests done; a rerun continues from there)", requests.len()),
+                };
+            }
+        }
+    }
+    StepOutcome::Done { note: (!warnings.is_empty()).then(|| format!("with warnings: {}", warnings.join("; "))) }
+}
+
+/// A successful answer: its `data`, and the warnings of the task it waited for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PveReply {
+    pub data: Value,
+    pub warnings: Vec<String>,
+}
+
+impl From<Value> for PveReply {
+    fn from(data: Value) -> PveReply {
+        PveReply { data, warnings: Vec::new() }
+    }
+}
