@@ -1,18 +1,18 @@
-//! `phoenix sync` end to end: the binary against the fake Proxmox VE and Portainer APIs
+//! `phoenix sync` end to end: the binary against the Proxmox VE simulator and the Portainer fake
 //! (started here, on loopback), rehearsing in a folder. Refusals without a token or without
 //! confirmation, a dry run that writes nothing, JSON Lines progress, convergence, and exit 1
 //! when a step fails.
 
-use phoenix_testkit::fake::portainer::FakePortainer;
-use phoenix_testkit::fake::pve::FakePve;
-use phoenix_testkit::fake::Fault;
+use phoenix_sim::portainer::FakePortainer;
+use phoenix_sim::pve_server::SimPve;
+use phoenix_sim::server::Fault;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 const CONFIG: &str = "examples/homelab/etc";
 
 struct Fakes {
-    pve: FakePve,
+    pve: SimPve,
     portainer: FakePortainer,
     root: PathBuf,
 }
@@ -20,12 +20,8 @@ struct Fakes {
 async fn fakes(tag: &str) -> Fakes {
     let source = phoenix_testkit::example_source();
     let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
-    let guests: Vec<(u32, &str, &str)> = model
-        .guests
-        .values()
-        .map(|g| (g.id, if g.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" }, "bridge=vmbr0"))
-        .collect();
-    let pve = FakePve::start(&model.host.node_name, &guests).await;
+    let rendered = phoenix_core::render::render_all(&model);
+    let pve = SimPve::serve(phoenix_lab::deployed::simulated_node(&model, &rendered).unwrap()).await;
     let portainer = FakePortainer::start(None).await;
     let root = std::env::temp_dir().join(format!("phoenix-cli-sync-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
@@ -58,7 +54,7 @@ async fn phoenix(fakes: &Fakes, args: &[&str], token: bool) -> Output {
 use phoenix_testkit::output_text as text;
 
 fn writes(fakes: &Fakes) -> usize {
-    fakes.pve.state.lock().unwrap().writes + fakes.portainer.state.lock().unwrap().writes
+    fakes.pve.with(|sim| sim.writes) + fakes.portainer.state.lock().unwrap().writes
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
-//! Benchmark of `phoenix sync firewall` against the fake Proxmox VE API with injected latency:
+//! Benchmark of `phoenix sync firewall` against the Proxmox VE simulator with injected latency:
 //! `cargo run --release -p phoenix-drivers --example bench_sync -- [GUESTS] [LATENCY_MS] [PLAN_GUESTS]`
 //! (defaults 500, 50, 5000). Prints the plan's critical path (its longest chain of API calls
 //! times the latency), the time the apply took and their ratio; then observing and planning a
 //! PLAN_GUESTS inventory without latency. The fake runs on its own thread (the second core),
-//! as a real Proxmox node would not share phoenix's CPU.
+//! as a real Proxmox node would not share phoenix's CPU. The guests start with their NICs as
+//! before a firewall (`phoenix_lab::deployed::simulated_node`).
 
 use phoenix_core::plan::Domain;
 use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
@@ -13,8 +14,8 @@ use phoenix_drivers::pve::{PveClient, PveSettings};
 use phoenix_exec::sync::observe::{observe, ObserveInput};
 use phoenix_exec::sync::{apply, ApplyOptions, Drivers};
 use phoenix_exec::{DriverError, Issued, Issuer};
-use phoenix_model::model::{GuestKind, Model};
-use phoenix_testkit::fake::pve::FakePve;
+use phoenix_model::model::Model;
+use phoenix_sim::pve_server::SimPve;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -43,15 +44,12 @@ struct Fake {
 
 /// Starts the fake on its own thread and runtime; it lives until the process ends.
 fn start_fake(model: &Model, latency: Duration) -> Fake {
-    let node = model.host.node_name.clone();
-    let guests: Vec<(u32, String)> =
-        model.guests.values().map(|g| (g.id, if g.kind == GuestKind::Lxc { "lxc".to_string() } else { "qemu".to_string() })).collect();
+    let sim = phoenix_lab::deployed::simulated_node(model, &phoenix_core::render::render_all(model)).expect("a simulated node");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async move {
-            let refs: Vec<(u32, &str, &str)> = guests.iter().map(|(id, kind)| (*id, kind.as_str(), "bridge=vmbr0")).collect();
-            let fake = FakePve::start(&node, &refs).await;
+            let fake = SimPve::serve(sim).await;
             fake.server.controls.set_latency(latency);
             tx.send(Fake { url: fake.url(), token: fake.token.clone(), ca: fake.server.ca_file.clone() }).expect("send");
             std::future::pending::<()>().await;

@@ -436,6 +436,26 @@ impl PveSim {
     }
 }
 
+/// Whether the API would take this request as far as its schema decides: a path and method it
+/// has, every parameter known and valid (types, formats, patterns, ranges, required ones). The
+/// same router and validator the simulator answers with, without a node or HTTP: for checking
+/// every request a planner emits.
+pub fn check_request(method: &str, path: &str, params: &[(String, String)]) -> Result<(), String> {
+    let route = schema::ApiSchema::get().route(method, path).map_err(|e| format!("{method} {path}: no such API ({e:?})"))?;
+    let mut values: BTreeMap<String, Value> = params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    for (name, value) in &route.path_params {
+        values.insert(name.clone(), Value::String(value.clone()));
+    }
+    let verdict = jsonschema::validate(&route.method["parameters"], &mut values);
+    if !verdict.gaps.is_empty() {
+        return Err(format!("{method} {path}: phoenix-sim cannot check it: {:?}", verdict.gaps));
+    }
+    if !verdict.errors.is_empty() {
+        return Err(format!("{method} {path}: refused (400): {:?}", verdict.errors));
+    }
+    Ok(())
+}
+
 fn guest_kind(segment: &str) -> GuestKind {
     if segment == "lxc" {
         GuestKind::Lxc
