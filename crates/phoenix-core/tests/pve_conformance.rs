@@ -1,5 +1,6 @@
 //! Every request the sync planner emits is one Proxmox VE 9.1.3 takes: checked, without HTTP,
-//! by the simulator's router and parameter validator (the real API schema) for the bundled
+//! by the simulator's router and parameter validator (the real API schema), and each rule it
+//! writes by the simulator's port of pve-firewall's `verify_rule`, for the bundled
 //! example, the reference configuration and synthetic inventories of 50 and 5,000 guests, from
 //! a fresh node (everything created) and from a drifted one (rules reordered, added and
 //! removed, aliases and options changed, stray ipsets and groups, NICs of another model).
@@ -111,12 +112,47 @@ fn drifted(model: &Model, rendered: &Rendered) -> Observed {
     node(model, rendered, firewalls, nics)
 }
 
+/// pve-firewall's `verify_rule` (the simulator's port) on a rule a request writes, with the
+/// aliases and ipsets of the rendered files as the simulator's parser reads them.
+fn verify_rule(files: &BTreeMap<&str, &str>, cluster: &phoenix_sim::pve::fw::FwConf, path: &str, params: &[(String, String)]) -> Result<(), String> {
+    use phoenix_sim::pve::fw::{rule, FwConf, FwKind};
+    if !params.iter().any(|(k, _)| k == "type") {
+        return Ok(());
+    }
+    let text = |file: &str| files.get(file).copied().unwrap_or_default();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (env, local) = match parts.as_slice() {
+        ["cluster", "firewall", "groups", ..] => (rule::RuleEnv::Group, FwConf::default()),
+        ["cluster", ..] => (rule::RuleEnv::Cluster, FwConf::default()),
+        ["nodes", _, "firewall", ..] => (rule::RuleEnv::Host, FwConf::default()),
+        ["nodes", _, kind, vmid, ..] => {
+            let env = if *kind == "lxc" { rule::RuleEnv::Ct } else { rule::RuleEnv::Vm };
+            (env, FwConf::parse(text(&format!("/etc/pve/firewall/{vmid}.fw")), FwKind::Guest(env), Some(cluster)).0)
+        }
+        _ => return Ok(()),
+    };
+    let mut candidate = rule::Rule::default();
+    rule::copy_data(&mut candidate, &params.iter().cloned().collect());
+    let (aliases, ipsets) = (cluster.alias_versions(), cluster.ipset_names());
+    let (local_aliases, local_ipsets) = (local.alias_versions(), local.ipset_names());
+    let names = rule::Names {
+        cluster_aliases: Some(&aliases),
+        local_aliases: Some(&local_aliases),
+        cluster_ipsets: Some(&ipsets),
+        local_ipsets: Some(&local_ipsets),
+    };
+    rule::verify(&mut candidate, env, &names).map_err(|refusals| format!("{path} {params:?}: verify_rule refuses it: {refusals:?}"))
+}
+
 /// Checks every Proxmox request of the plan; returns how many there were.
 fn conform(model: &Model, rendered: &Rendered, observed: &Observed) -> usize {
     let domains = [Domain::Firewall].into();
     let plan = plan(&PlanInput { model, rendered, observed, domains: &domains, secret: &|_| None });
     let mut checked = 0;
     let mut refused = Vec::new();
+    let files: BTreeMap<&str, &str> = rendered.files.iter().map(|f| (f.path.as_str(), f.content.as_str())).collect();
+    let cluster_text = files.get("/etc/pve/firewall/cluster.fw").copied().unwrap_or_default();
+    let cluster = phoenix_sim::pve::fw::FwConf::parse(cluster_text, phoenix_sim::pve::fw::FwKind::Cluster, None).0;
     for step in &plan.steps {
         let Action::Pve { requests } = &step.action else { continue };
         for request in requests {
@@ -131,6 +167,9 @@ fn conform(model: &Model, rendered: &Rendered, observed: &Observed) -> usize {
             let path = request.path.replace("%2F", "/");
             let method = format!("{:?}", request.method).to_ascii_uppercase();
             refused.extend(phoenix_sim::pve::check_request(&method, &path, &params).err());
+            if path.contains("/rules") || path.contains("/groups/") {
+                refused.extend(verify_rule(&files, &cluster, &path, &request.params).err());
+            }
             checked += 1;
         }
     }
