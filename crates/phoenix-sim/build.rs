@@ -11,7 +11,9 @@ const PROSE: &[&str] = &["description", "verbose_description", "text", "format_d
 
 fn strip(value: Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.into_iter().filter(|(k, _)| !PROSE.contains(&k.as_str())).map(|(k, v)| (k, strip(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(k, _)| !PROSE.contains(&k.as_str())).map(|(k, v)| (k, strip(v))).collect())
+        }
         Value::Array(items) => Value::Array(items.into_iter().map(strip).collect()),
         other => other,
     }

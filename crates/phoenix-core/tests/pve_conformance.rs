@@ -28,7 +28,12 @@ fn scopes(model: &Model) -> Vec<FwScope> {
 }
 
 fn rendered_file(rendered: &Rendered, path: &str) -> FwFile {
-    rendered.files.iter().find(|f| f.path == path).map(|f| format::parse(&f.content).expect("phoenix parses its own files")).unwrap_or_default()
+    rendered
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| format::parse(&f.content).expect("phoenix parses its own files"))
+        .unwrap_or_default()
 }
 
 fn node(model: &Model, rendered: &Rendered, firewalls: BTreeMap<FwScope, FwFile>, nics: BTreeMap<u32, String>) -> Observed {
@@ -114,7 +119,12 @@ fn drifted(model: &Model, rendered: &Rendered) -> Observed {
 
 /// pve-firewall's `verify_rule` (the simulator's port) on a rule a request writes, with the
 /// aliases and ipsets of the rendered files as the simulator's parser reads them.
-fn verify_rule(files: &BTreeMap<&str, &str>, cluster: &phoenix_sim::pve::fw::FwConf, path: &str, params: &[(String, String)]) -> Result<(), String> {
+fn verify_rule(
+    files: &BTreeMap<&str, &str>,
+    cluster: &phoenix_sim::pve::fw::FwConf,
+    path: &str,
+    params: &[(String, String)],
+) -> Result<(), String> {
     use phoenix_sim::pve::fw::{rule, FwConf, FwKind};
     if !params.iter().any(|(k, _)| k == "type") {
         return Ok(());
@@ -173,7 +183,12 @@ fn conform(model: &Model, rendered: &Rendered, observed: &Observed) -> usize {
             checked += 1;
         }
     }
-    assert!(refused.is_empty(), "{} of {checked} requests would be refused:\n{}", refused.len(), refused[..refused.len().min(20)].join("\n"));
+    assert!(
+        refused.is_empty(),
+        "{} of {checked} requests would be refused:\n{}",
+        refused.len(),
+        refused[..refused.len().min(20)].join("\n")
+    );
     checked
 }
 

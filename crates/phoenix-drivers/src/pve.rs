@@ -147,7 +147,9 @@ impl PveClient {
     async fn task_warnings(&self, node: &str, upid: &str, status: &str) -> Vec<String> {
         let log = ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks/{}/log", upid_path(upid)), Vec::new());
         let lines: Vec<String> = match self.with_retries(&log).await {
-            Ok(Value::Array(lines)) => lines.iter().filter_map(|l| l.get("t")?.as_str()?.strip_prefix("WARN: ").map(str::to_string)).collect(),
+            Ok(Value::Array(lines)) => {
+                lines.iter().filter_map(|l| l.get("t")?.as_str()?.strip_prefix("WARN: ").map(str::to_string)).collect()
+            }
             _ => Vec::new(),
         };
         if lines.is_empty() {

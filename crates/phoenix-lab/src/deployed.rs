@@ -138,7 +138,10 @@ impl LabPve {
     pub fn open(name: &str, node: &str) -> Result<LabPve, LabError> {
         let dir = pve_dir(name);
         if !dir.is_dir() {
-            return Err(LabError(format!("lab {name} has no Proxmox VE of its own ({} is missing); start it with `phoenix lab up --bare`", dir.display())));
+            return Err(LabError(format!(
+                "lab {name} has no Proxmox VE of its own ({} is missing); start it with `phoenix lab up --bare`",
+                dir.display()
+            )));
         }
         let mut sim = PveSim::load_dir(node, &dir).map_err(io(&dir))?;
         // In process, tasks end at once: nothing else waits on the lab's node.

@@ -133,7 +133,12 @@ async fn handle(state: Arc<Mutex<PveSim>>, call: Call) -> Answer {
         let outcome = state.lock().unwrap_or_else(|p| p.into_inner()).try_request(&call.method, path, params.clone(), started);
         match outcome {
             Ok(reply) => return answer(reply),
-            Err(busy) => tokio::time::sleep(busy.until.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), Duration::from_millis(50))).await,
+            Err(busy) => {
+                tokio::time::sleep(
+                    busy.until.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), Duration::from_millis(50)),
+                )
+                .await
+            }
         }
     }
 }

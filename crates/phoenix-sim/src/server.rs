@@ -24,6 +24,9 @@ pub enum Fault {
     Hang(Duration),
     /// Close the connection without answering.
     Reset,
+    /// Handle the request, then answer this status and message instead of its answer (the
+    /// change was made, the client is told otherwise: a proxy failing on the way back).
+    AfterHandling(u16, String),
 }
 
 #[derive(Debug, Clone)]
@@ -228,7 +231,8 @@ async fn serve(
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let query = parts.uri.query().map(form_pairs).unwrap_or_default();
     let query_text = parts.uri.query().map(str::to_string);
-    let call = Call { method: parts.method.to_string(), path: percent_decode(parts.uri.path()), query, query_text, headers: parts.headers, body };
+    let call =
+        Call { method: parts.method.to_string(), path: percent_decode(parts.uri.path()), query, query_text, headers: parts.headers, body };
     let answer = match controls.take_fault(&call.method, &call.path) {
         Some(Fault::Reset) => return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")),
         Some(Fault::Hang(duration)) => {
@@ -240,12 +244,18 @@ async fn serve(
             serde_json::json!({ "data": null, "message": "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout\n" }),
         ),
         Some(Fault::Status(status, message)) => Answer::json(status, serde_json::json!({ "data": null, "message": message })),
+        Some(Fault::AfterHandling(status, message)) => {
+            let _ = handler(call).await;
+            Answer::json(status, serde_json::json!({ "data": null, "message": message }))
+        }
         None => handler(call).await,
     };
     let mut response = Response::new(Full::new(Bytes::from(answer.body)));
     *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Some(reason) = answer.reason.filter(|r| !r.contains(['\r', '\n'])) {
-        response.extensions_mut().insert(hyper::ext::ReasonPhrase::try_from(reason.into_bytes()).unwrap_or(hyper::ext::ReasonPhrase::from_static(b"Error")));
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::try_from(reason.into_bytes()).unwrap_or(hyper::ext::ReasonPhrase::from_static(b"Error")));
     }
     response.headers_mut().insert("content-type", "application/json".parse().unwrap());
     Ok(response)

@@ -116,8 +116,12 @@ fn addresses_and_names_read_back_in_pve_normal_form() {
     assert_eq!(call(&mut sim, "GET", "/cluster/firewall/ipset/Mgmt", &[]).status, 500, "the spelling it was created with is gone");
     ok(&mut sim, "POST", "/cluster/firewall/ipset/mgmt", &[("cidr", "10.0.1.7/24")]);
     ok(&mut sim, "POST", "/cluster/firewall/ipset/mgmt", &[("cidr", "10.0.0.5/32")]);
-    let entries: Vec<String> =
-        ok(&mut sim, "GET", "/cluster/firewall/ipset/mgmt", &[]).as_array().unwrap().iter().map(|e| e["cidr"].as_str().unwrap().to_string()).collect();
+    let entries: Vec<String> = ok(&mut sim, "GET", "/cluster/firewall/ipset/mgmt", &[])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cidr"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(entries, ["10.0.0.5", "10.0.1.0/24"], "masked, bare, and sorted as the writer sorts");
     let again = call(&mut sim, "POST", "/cluster/firewall/ipset/mgmt", &[("cidr", "10.0.1.9/24")]);
     assert_eq!(again.status, 400);

@@ -271,7 +271,8 @@ pub fn rules_requests(path: &str, desired: &[FwRule], observed: &[FwRule], diges
         let mut params = rule_params(rule);
         // Fields the old rule had and the new one lacks must be unset explicitly.
         let kept: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
-        let cleared: Vec<&str> = rule_params(&list[pos]).iter().map(|(k, _)| k.as_str()).filter(|k| !kept.contains(k)).map(clear_name).collect();
+        let cleared: Vec<&str> =
+            rule_params(&list[pos]).iter().map(|(k, _)| k.as_str()).filter(|k| !kept.contains(k)).map(clear_name).collect();
         if !cleared.is_empty() {
             params.push(pair("delete", cleared.join(",")));
         }
@@ -285,12 +286,15 @@ pub fn rules_requests(path: &str, desired: &[FwRule], observed: &[FwRule], diges
         wrote = true;
         list.insert(0, FwRule { enabled: false, ..rule.clone() });
         let end = list.len();
-        requests.push(ApiRequest::new(Method::Put, format!("{path}/0"), vec![pair("moveto", end.to_string())]).guarded(guard(&list, &mut wrote)));
+        requests.push(
+            ApiRequest::new(Method::Put, format!("{path}/0"), vec![pair("moveto", end.to_string())]).guarded(guard(&list, &mut wrote)),
+        );
         let moved = list.remove(0);
         list.push(moved);
         if rule.enabled {
             let last = list.len() - 1;
-            requests.push(ApiRequest::new(Method::Put, format!("{path}/{last}"), vec![pair("enable", "1")]).guarded(guard(&list, &mut wrote)));
+            requests
+                .push(ApiRequest::new(Method::Put, format!("{path}/{last}"), vec![pair("enable", "1")]).guarded(guard(&list, &mut wrote)));
             list[last].enabled = true;
         }
     }
@@ -330,7 +334,13 @@ fn cidr_segment(cidr: &str) -> String {
 }
 
 /// Aliases, ipsets and (cluster) security groups that must exist before rules refer to them.
-pub fn reference_requests(scope: FwScope, node: &str, desired: &FwFile, observed: &FwFile, digests: &BTreeMap<String, String>) -> Vec<ApiRequest> {
+pub fn reference_requests(
+    scope: FwScope,
+    node: &str,
+    desired: &FwFile,
+    observed: &FwFile,
+    digests: &BTreeMap<String, String>,
+) -> Vec<ApiRequest> {
     let base = scope.base(node);
     let mut requests = Vec::new();
     for alias in &desired.aliases {
@@ -387,7 +397,13 @@ pub fn reference_requests(scope: FwScope, node: &str, desired: &FwFile, observed
 }
 
 /// References no longer wanted, removed once no rule uses them (after the rules changed).
-pub fn cleanup_requests(scope: FwScope, node: &str, desired: &FwFile, observed: &FwFile, digests: &BTreeMap<String, String>) -> Vec<ApiRequest> {
+pub fn cleanup_requests(
+    scope: FwScope,
+    node: &str,
+    desired: &FwFile,
+    observed: &FwFile,
+    digests: &BTreeMap<String, String>,
+) -> Vec<ApiRequest> {
     let base = scope.base(node);
     let mut requests = Vec::new();
     for group in observed.groups.iter().filter(|g| !desired.groups.iter().any(|d| d.name == g.name)) {
@@ -422,8 +438,20 @@ fn nic_parts(value: &str) -> Vec<(String, Option<String>)> {
 
 /// NIC model keys of a qemu `net0` (`$nic_model_list`, qemu-server Network.pm): their value is the MAC.
 const NIC_MODELS: &[&str] = &[
-    "e1000", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "e1000e", "i82551", "i82557b", "i82559er", "ne2k_isa", "ne2k_pci",
-    "pcnet", "rtl8139", "virtio", "vmxnet3",
+    "e1000",
+    "e1000-82540em",
+    "e1000-82544gc",
+    "e1000-82545em",
+    "e1000e",
+    "i82551",
+    "i82557b",
+    "i82559er",
+    "ne2k_isa",
+    "ne2k_pci",
+    "pcnet",
+    "rtl8139",
+    "virtio",
+    "vmxnet3",
 ];
 
 /// The `net0` to write, if the observed one differs from the rendered one in a key phoenix
@@ -464,9 +492,7 @@ pub fn nic_update(observed: Option<&str>, rendered: &str) -> Option<String> {
             }
         }
     }
-    changed.then(|| {
-        parts.iter().map(|(k, v)| v.as_ref().map_or_else(|| k.clone(), |v| format!("{k}={v}"))).collect::<Vec<_>>().join(",")
-    })
+    changed.then(|| parts.iter().map(|(k, v)| v.as_ref().map_or_else(|| k.clone(), |v| format!("{k}={v}"))).collect::<Vec<_>>().join(","))
 }
 
 /// The request that sets a guest's `net0` (LXC: `PUT .../config`, synchronous; VM: `POST
@@ -544,9 +570,15 @@ mod tests {
     #[test]
     fn a_nic_keeps_its_mac_and_the_keys_phoenix_does_not_own() {
         let observed = "virtio=BC:24:11:00:00:01,bridge=vmbr0,queues=4,tag=20";
-        assert_eq!(nic_update(Some(observed), "virtio,bridge=vmbr0,firewall=1").as_deref(), Some("virtio=BC:24:11:00:00:01,bridge=vmbr0,queues=4,tag=20,firewall=1"));
+        assert_eq!(
+            nic_update(Some(observed), "virtio,bridge=vmbr0,firewall=1").as_deref(),
+            Some("virtio=BC:24:11:00:00:01,bridge=vmbr0,queues=4,tag=20,firewall=1")
+        );
         assert_eq!(nic_update(Some(&format!("{observed},firewall=1")), "virtio,bridge=vmbr0,firewall=1"), None, "nothing owned differs");
-        assert_eq!(nic_update(Some(observed), "e1000,bridge=vmbr0").as_deref(), Some("e1000=BC:24:11:00:00:01,bridge=vmbr0,queues=4,tag=20"));
+        assert_eq!(
+            nic_update(Some(observed), "e1000,bridge=vmbr0").as_deref(),
+            Some("e1000=BC:24:11:00:00:01,bridge=vmbr0,queues=4,tag=20")
+        );
         let lxc = "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AA:BB:CC,ip=10.0.0.11/24,mtu=1450,type=veth";
         assert_eq!(
             nic_update(Some(lxc), "name=eth0,bridge=vmbr0,firewall=1,ip=10.0.0.11/24,type=veth").as_deref(),

@@ -2,12 +2,12 @@
 //! host-level firewall, DNS, Step-CA, Portainer API, external systems, NFS, secrets, and the
 //! edge roles.
 
-use crate::pve::fw_names::NameKind;
 use super::{build_rules, Ctx};
 use crate::diag::Diagnostic;
 use crate::json::{join, JsonDoc};
 use crate::model::edge::discover_role;
 use crate::model::*;
+use crate::pve::fw_names::NameKind;
 use crate::raw::{self, RawHypervisorConfig, SecretValue, StrOrNum};
 use crate::source::Span;
 use ipnet::{IpNet, Ipv4Net};
@@ -178,8 +178,12 @@ fn build_firewall(model: &mut Model, raw: &raw::RawFirewall, doc: &JsonDoc, ctx:
         let built = build_rules::build_at(doc, &pointer, rules, &scope, ctx);
         if model.firewall.groups.insert(lower.clone(), built).is_some() {
             ctx.push(
-                Diagnostic::at("PHX-FW-011", doc.key_span(&pointer), format!("security group `{name}` is `{lower}` to pve-firewall, like another one"))
-                    .help("give the groups names that differ in more than case"),
+                Diagnostic::at(
+                    "PHX-FW-011",
+                    doc.key_span(&pointer),
+                    format!("security group `{name}` is `{lower}` to pve-firewall, like another one"),
+                )
+                .help("give the groups names that differ in more than case"),
             );
         }
     }
@@ -188,7 +192,10 @@ fn build_firewall(model: &mut Model, raw: &raw::RawFirewall, doc: &JsonDoc, ctx:
 /// PHX-FW-011 for a name pve-firewall refuses.
 fn firewall_name(kind: NameKind, name: &str, span: Span, ctx: &mut Ctx<'_>) {
     if let Some(problem) = crate::pve::fw_names::refusal(kind, name) {
-        ctx.push(Diagnostic::at("PHX-FW-011", span, problem).help("a letter, then letters, digits, `-` or `_`; see `phoenix explain PHX-FW-011`"));
+        ctx.push(
+            Diagnostic::at("PHX-FW-011", span, problem)
+                .help("a letter, then letters, digits, `-` or `_`; see `phoenix explain PHX-FW-011`"),
+        );
     }
 }
 

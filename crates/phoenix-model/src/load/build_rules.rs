@@ -147,7 +147,10 @@ fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Sc
     let source = address(raw.source.as_ref(), spans.source, ctx);
     let dest = address(raw.dest.as_ref(), spans.dest, ctx);
 
-    if (raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some()) && !proto.as_ref().is_some_and(Proto::has_ports) && proto.is_some() {
+    if (raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some())
+        && !proto.as_ref().is_some_and(Proto::has_ports)
+        && proto.is_some()
+    {
         let at = spans.proto.or(spans.dport).unwrap_or(span);
         let what = proto.as_ref().map_or("no protocol".to_string(), |p| format!("protocol {}", p.name));
         report(

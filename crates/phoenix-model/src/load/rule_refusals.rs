@@ -42,28 +42,48 @@ pub fn check(parts: &Parts<'_>) -> Vec<Refusal> {
     let mut out = Vec::new();
     let group_scope = matches!(parts.scope, Scope::Group(_));
     if group_scope && matches!(parts.verdict, Verdict::Group(_)) {
-        out.push(refusal(None, "a security group cannot include another group (pve-firewall: invalid rule type 'group' for rule_env 'group')", "inline the other group's rules"));
+        out.push(refusal(
+            None,
+            "a security group cannot include another group (pve-firewall: invalid rule type 'group' for rule_env 'group')",
+            "inline the other group's rules",
+        ));
     }
     if let Some((iface, span)) = parts.iface {
         match parts.scope {
-            Scope::Group(_) => out.push(refusal(span, "a security group rule cannot name an interface (pve-firewall: parameter -i not allowed)", "put the interface on the GROUP rule in the guest that uses the group")),
-            Scope::Guest(_) if !is_netn(iface) => {
-                out.push(refusal(span, format!("guest rule interface `{iface}` is not a NIC key netN"), "use the guest's NIC key, e.g. net0"))
+            Scope::Group(_) => out.push(refusal(
+                span,
+                "a security group rule cannot name an interface (pve-firewall: parameter -i not allowed)",
+                "put the interface on the GROUP rule in the guest that uses the group",
+            )),
+            Scope::Guest(_) if !is_netn(iface) => out.push(refusal(
+                span,
+                format!("guest rule interface `{iface}` is not a NIC key netN"),
+                "use the guest's NIC key, e.g. net0",
+            )),
+            _ if !iface_valid(iface) => {
+                out.push(refusal(span, format!("invalid network interface name `{iface}`"), "a letter, then letters, digits or `_`"))
             }
-            _ if !iface_valid(iface) => out.push(refusal(span, format!("invalid network interface name `{iface}`"), "a letter, then letters, digits or `_`")),
             _ => {}
         }
     }
     if let Some((name, span)) = parts.macro_name {
         if macros::find(name).is_none() {
-            out.push(refusal(span, format!("pve-firewall has no macro `{name}`"), "use one of its macros (`phoenix explain PHX-FW-010`) or write proto and dport"));
+            out.push(refusal(
+                span,
+                format!("pve-firewall has no macro `{name}`"),
+                "use one of its macros (`phoenix explain PHX-FW-010`) or write proto and dport",
+            ));
         }
     }
     for (field, ports, span) in parts.ports {
         let Some(ports) = ports else { continue };
         let count: usize = ports.0.iter().map(|(a, b)| if a == b { 1 } else { 2 }).sum();
         if count > 15 {
-            out.push(refusal(span, format!("{field} lists {count} ports; pve-firewall takes at most 15 (a range counts two)"), "split the rule"));
+            out.push(refusal(
+                span,
+                format!("{field} lists {count} ports; pve-firewall takes at most 15 (a range counts two)"),
+                "split the rule",
+            ));
         }
         if parts.proto.is_none() && parts.macro_name.is_some() {
             out.push(refusal(
@@ -80,7 +100,11 @@ pub fn check(parts: &Parts<'_>) -> Vec<Refusal> {
     for (field, spec, span) in parts.addresses {
         let Some(spec) = spec else { continue };
         if let Some(problem) = address_problem(spec, &mut version) {
-            out.push(refusal(span, format!("{field} {}: {problem}", spec.to_pve()), "write one reference, or a list of addresses and networks"));
+            out.push(refusal(
+                span,
+                format!("{field} {}: {problem}", spec.to_pve()),
+                "write one reference, or a list of addresses and networks",
+            ));
         }
     }
     out
@@ -95,7 +119,10 @@ fn iface_valid(name: &str) -> bool {
     let base = name.split([':', '.']).next().unwrap_or_default();
     let suffix_ok = name.len() == base.len() || name[base.len() + 1..].bytes().all(|b| b.is_ascii_digit()) && name.len() > base.len() + 1;
     let mut chars = base.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && (2..=21).contains(&base.len()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') && suffix_ok
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && (2..=21).contains(&base.len())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && suffix_ok
 }
 
 /// `$apply_macro`: a protocol or port the rule sets that a macro rule sets otherwise.
@@ -108,7 +135,11 @@ fn macro_conflict(name: &str, span: Option<Span>, parts: &Parts<'_>) -> Option<R
         let differs = |own: &Option<String>, theirs: Option<&str>| matches!((own, theirs), (Some(own), Some(theirs)) if own != theirs);
         if proto_differs || differs(&dport, template.dport) || differs(&sport, template.sport) {
             let theirs = format!("{} {}", template.proto, template.dport.unwrap_or_default()).trim().to_string();
-            return Some(refusal(span, format!("macro {} already sets {theirs}; the rule's own protocol or port contradicts it", known.name), "drop the rule's proto and ports, or the macro"));
+            return Some(refusal(
+                span,
+                format!("macro {} already sets {theirs}; the rule's own protocol or port contradicts it", known.name),
+                "drop the rule's proto and ports, or the macro",
+            ));
         }
     }
     None

@@ -42,9 +42,8 @@ pub fn refusal(kind: NameKind, name: &str) -> Option<String> {
     if name.len() > kind.max_len() {
         return Some(format!("{} name `{name}` is longer than {} characters", kind.label(), kind.max_len()));
     }
-    (!matches_pattern(name)).then(|| {
-        format!("{} name `{name}` is not a letter followed by letters, digits, `-` or `_` (at least 2 characters)", kind.label())
-    })
+    (!matches_pattern(name))
+        .then(|| format!("{} name `{name}` is not a letter followed by letters, digits, `-` or `_` (at least 2 characters)", kind.label()))
 }
 
 #[cfg(test)]

@@ -40,13 +40,19 @@ fn refuse_unless(ok: bool, message: impl FnOnce() -> String) -> Result<(), Strin
 /// `pve_verify_configid`.
 pub fn configid(id: &str) -> bool {
     let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && id.len() >= 2 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && id.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// `pve_verify_node_name`: a DNS label sequence.
 fn node_name(name: &str) -> bool {
     let label = |l: &str| {
-        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-') && !l.ends_with('-')
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
     };
     !name.is_empty() && name.split('.').all(label)
 }
@@ -83,15 +89,15 @@ pub fn check(name: &str, text: &str) -> Checked {
     verdict(match name {
         "pve-configid" => refuse_unless(configid(text), || format!("invalid configuration ID '{text}'")),
         "pve-node" => refuse_unless(node_name(text), || format!("value does not look like a valid node name")),
-        "pve-vmid" => refuse_unless(
-            text.len() >= 3 && text.len() <= 9 && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit()),
-            || "value does not look like a valid VM ID".into(),
-        ),
+        "pve-vmid" => {
+            refuse_unless(text.len() >= 3 && text.len() <= 9 && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit()), || {
+                "value does not look like a valid VM ID".into()
+            })
+        }
         "pve-iface" => refuse_unless(rule::iface_valid(text), || format!("invalid network interface name '{text}'")),
-        "pve-bridge-id" => refuse_unless(
-            !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)),
-            || format!("invalid bridge ID '{text}'"),
-        ),
+        "pve-bridge-id" => refuse_unless(!text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)), || {
+            format!("invalid bridge ID '{text}'")
+        }),
         "mac-addr" => refuse_unless(mac(text), || "value does not look like a valid unicast MAC address".into()),
         "ipv4" => refuse_unless(text.parse::<Ipv4Addr>().is_ok(), || "value does not look like a valid IPv4 address".into()),
         "ipv6" => refuse_unless(text.parse::<Ipv6Addr>().is_ok(), || "value does not look like a valid IPv6 address".into()),
@@ -99,17 +105,20 @@ pub fn check(name: &str, text: &str) -> Checked {
         "CIDRv4" => refuse_unless(cidr_v4(text, 0), || "value does not look like a valid IPv4 CIDR network".into()),
         "CIDR" => refuse_unless(cidr_v4(text, 0) || cidr_v6(text, 0), || "value does not look like a valid CIDR network".into()),
         "pve-ipv4-config" => refuse_unless(matches!(text, "dhcp" | "manual") || cidr_v4(text, 8), || "invalid IPv4 configuration".into()),
-        "pve-ipv6-config" => refuse_unless(matches!(text, "auto" | "dhcp" | "manual") || cidr_v6(text, 8), || "invalid IPv6 configuration".into()),
+        "pve-ipv6-config" => {
+            refuse_unless(matches!(text, "auto" | "dhcp" | "manual") || cidr_v6(text, 8), || "invalid IPv6 configuration".into())
+        }
         "IPorCIDR" => addr::verify_ip_or_cidr(text),
         "IPorCIDRorAlias" => addr::verify_ip_or_cidr_or_alias(text),
         "pve-fw-addr-spec" => addr::parse_address_list(text).map(|_| ()),
         "pve-fw-dport-spec" => addr::parse_ports(text, true).map(|_| ()),
         "pve-fw-sport-spec" => addr::parse_ports(text, false).map(|_| ()),
         "pve-fw-protocol-spec" => addr::verify_protocol(text),
-        "pve-fw-icmp-type-spec" => refuse_unless(
-            text.is_empty() || addr::ICMP_TYPES.contains(&text) || addr::ICMPV6_TYPES.contains(&text),
-            || format!("invalid icmp-type value '{text}'"),
-        ),
+        "pve-fw-icmp-type-spec" => {
+            refuse_unless(text.is_empty() || addr::ICMP_TYPES.contains(&text) || addr::ICMPV6_TYPES.contains(&text), || {
+                format!("invalid icmp-type value '{text}'")
+            })
+        }
         _ => return Checked::Unknown,
     })
 }

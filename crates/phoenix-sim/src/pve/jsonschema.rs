@@ -64,7 +64,9 @@ fn is_number(text: &str) -> bool {
 fn scalar_or_ref(value: &Value) -> Result<String, &'static str> {
     match value {
         Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| (f as i64).to_string()).unwrap_or_else(|| n.to_string())),
+        Value::Number(n) => {
+            Ok(n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| (f as i64).to_string()).unwrap_or_else(|| n.to_string()))
+        }
         Value::Bool(_) => Err("JSON::PP::Boolean"),
         Value::Array(_) => Err("ARRAY"),
         Value::Object(_) => Err("HASH"),

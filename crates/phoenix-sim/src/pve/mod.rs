@@ -12,8 +12,8 @@
 //! `disk`, where a node's state is kept in a folder.
 
 mod disk;
-pub mod fw;
 pub mod formats;
+pub mod fw;
 pub mod guest;
 pub mod jsonschema;
 pub mod propstr;
@@ -221,7 +221,8 @@ impl PveSim {
         for (name, value) in &route.path_params {
             if let Some(given) = params.get(name).and_then(jsonschema::scalar) {
                 if &given != value {
-                    let errors = BTreeMap::from([(name.clone(), "duplicate parameter (already defined in URI) with conflicting values!".into())]);
+                    let errors =
+                        BTreeMap::from([(name.clone(), "duplicate parameter (already defined in URI) with conflicting values!".into())]);
                     return Ok(Reply::error(400, "Parameter verification failed.\n", Some(&errors)));
                 }
             }
@@ -314,7 +315,9 @@ impl PveSim {
         let now = self.epoch();
         match parts.as_slice() {
             ["nodes", "{node}", kind @ ("lxc" | "qemu")] if method == "GET" => Ok(self.list_guests(guest_kind(kind))),
-            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "config"] => self.guest_config(guest_kind(kind), vmid(), method, params, definition),
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "config"] => {
+                self.guest_config(guest_kind(kind), vmid(), method, params, definition)
+            }
             ["nodes", "{node}", "tasks", "{upid}", leaf @ ("status" | "log")] if method == "GET" => {
                 let upid = params.get("upid").cloned().unwrap_or_default();
                 match self.tasks.get(&upid) {
@@ -332,7 +335,9 @@ impl PveSim {
                 fw::api::rules(&mut self.files, &list, method, if rest.is_empty() { None } else { pos() }, params)
             }
             ["cluster", "firewall", rest @ ..] => self.firewall(Scope::Cluster, method, rest, params, definition, now),
-            ["nodes", "{node}", "firewall", rest @ ..] => self.firewall(Scope::Host(self.node.clone()), method, rest, params, definition, now),
+            ["nodes", "{node}", "firewall", rest @ ..] => {
+                self.firewall(Scope::Host(self.node.clone()), method, rest, params, definition, now)
+            }
             ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "firewall", rest @ ..] => {
                 let env = if *kind == "lxc" { RuleEnv::Ct } else { RuleEnv::Vm };
                 self.firewall(Scope::Guest(vmid(), env), method, rest, params, definition, now)
@@ -341,7 +346,15 @@ impl PveSim {
         }
     }
 
-    fn firewall(&mut self, scope: Scope, method: &str, rest: &[&str], params: &Params, definition: &Value, now: u64) -> Result<Value, Failure> {
+    fn firewall(
+        &mut self,
+        scope: Scope,
+        method: &str,
+        rest: &[&str],
+        params: &Params,
+        definition: &Value,
+        now: u64,
+    ) -> Result<Value, Failure> {
         let name = params.get("name").map(String::as_str);
         let store = &mut self.files;
         match rest {
@@ -398,8 +411,12 @@ impl PveSim {
             return Ok(guest::config_json(&conf, &digest, &definition["returns"]));
         }
         let bookkeeping = ["node", "vmid", "digest", "delete", "revert", "skiplock", "force", "background_delay"];
-        let changes: Params = params.iter().filter(|(k, _)| !bookkeeping.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let deletes: Vec<String> = params.get("delete").map(|d| d.split([',', ';', ' ']).filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+        let changes: Params =
+            params.iter().filter(|(k, _)| !bookkeeping.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let deletes: Vec<String> = params
+            .get("delete")
+            .map(|d| d.split([',', ';', ' ']).filter(|x| !x.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default();
         if changes.is_empty() && deletes.is_empty() && params.get("revert").is_none() {
             return Err(Failure::Die("no options specified".into()));
         }
@@ -412,20 +429,23 @@ impl PveSim {
         let properties = definition["parameters"]["properties"].as_object().cloned().unwrap_or_default();
         for key in &deletes {
             if changes.contains_key(key) {
-                let errors = BTreeMap::from([("delete".to_string(), format!("you can't use '-{key}' and -delete {key}' at the same time"))]);
+                let errors =
+                    BTreeMap::from([("delete".to_string(), format!("you can't use '-{key}' and -delete {key}' at the same time"))]);
                 return Err(Failure::Param(errors));
             }
             conf.keys.remove(key);
         }
         for (key, value) in &changes {
             let stored = match nic_format_of(&properties, key) {
-                Some(format) => guest::normalise_nic(kind, &format, key, value, &mut self.macs).map_err(|e| Failure::Param(BTreeMap::from([(key.clone(), e)])))?,
+                Some(format) => guest::normalise_nic(kind, &format, key, value, &mut self.macs)
+                    .map_err(|e| Failure::Param(BTreeMap::from([(key.clone(), e)])))?,
                 None => value.clone(),
             };
             conf.keys.insert(key.clone(), stored);
         }
         if kind == GuestKind::Qemu && method == "POST" {
-            let (upid, outcome) = self.tasks.start(&self.node, "qmconfig", &vmid.to_string(), TASK_USER, self.settings.task_duration, self.epoch());
+            let (upid, outcome) =
+                self.tasks.start(&self.node, "qmconfig", &vmid.to_string(), TASK_USER, self.settings.task_duration, self.epoch());
             if !matches!(outcome, tasks::TaskOutcome::Error(_)) {
                 self.files.insert(path, conf.to_text());
             }
@@ -485,7 +505,12 @@ pub fn typed(value: &str, schema: Option<&Value>) -> Value {
     let kind = schema.and_then(|s| s.get("type")).and_then(Value::as_str).unwrap_or("string");
     match kind {
         "integer" | "boolean" => value.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(value.to_string())),
-        "number" => value.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or_else(|| Value::String(value.to_string())),
+        "number" => value
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(value.to_string())),
         _ => Value::String(value.to_string()),
     }
 }
@@ -531,7 +556,9 @@ fn check_answer(value: &Value, schema: &Value, path: &str) -> Result<(), String>
         }
     }
     match value {
-        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| check_answer(item, &schema["items"], &format!("{path}[{i}]"))),
+        Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, item)| check_answer(item, &schema["items"], &format!("{path}[{i}]")))
+        }
         Value::Object(object) => {
             let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return Ok(()) };
             for (key, sub) in properties {

@@ -56,7 +56,9 @@ pub fn parse(format: &Map<String, Value>, text: &str, path: &str, gaps: &mut Vec
             }
             Some(_) => return Err("missing key in comma-separated list property\n".into()),
             None => {
-                let Some(key) = default_key(format) else { return Err("value without key, but schema does not define a default key\n".into()) };
+                let Some(key) = default_key(format) else {
+                    return Err("value without key, but schema does not define a default key\n".into());
+                };
                 if values.contains_key(key) {
                     return Err(format!("duplicate key in comma-separated list property: {key}\n"));
                 }

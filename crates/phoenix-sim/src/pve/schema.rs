@@ -56,7 +56,11 @@ impl Node {
             None => Part::Fixed(last.to_string()),
         };
         let children = value.get("children").and_then(Value::as_array).map(|c| c.iter().map(Node::from_json).collect()).unwrap_or_default();
-        let methods = value.get("info").and_then(Value::as_object).map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        let methods = value
+            .get("info")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
         Node { path, part, children, methods }
     }
 
@@ -90,7 +94,10 @@ impl ApiSchema {
             if node.path == template {
                 return Some(node);
             }
-            node.children.iter().find(|c| template.starts_with(&c.path)).and_then(|c| find(c, template))
+            node.children
+                .iter()
+                .find(|c| template.starts_with(&c.path))
+                .and_then(|c| find(c, template))
                 .or_else(|| node.children.iter().find_map(|c| find(c, template)))
         }
         find(&self.root, template)

@@ -25,11 +25,7 @@ pub fn render(model: &Model, out: &mut Rendered) {
     file.ipsets = firewall
         .ipsets
         .iter()
-        .map(|(name, (nets, _))| FwIpSet {
-            name: name.clone(),
-            comment: None,
-            entries: ipset_entries(nets),
-        })
+        .map(|(name, (nets, _))| FwIpSet { name: name.clone(), comment: None, entries: ipset_entries(nets) })
         .collect();
     file.rules = rule_lines(&firewall.cluster_rules);
     file.groups =

@@ -378,7 +378,14 @@ fn ipset_entry_json(entry: &IpsetEntry, digest: &str) -> Value {
 }
 
 /// `IPSet.pm`: the list of sets, one set's entries, one entry.
-pub fn ipsets(store: &mut dyn Store, scope: &Scope, method: &str, name: Option<&str>, cidr: Option<&str>, params: &Params) -> Result<Value, Failure> {
+pub fn ipsets(
+    store: &mut dyn Store,
+    scope: &Scope,
+    method: &str,
+    name: Option<&str>,
+    cidr: Option<&str>,
+    params: &Params,
+) -> Result<Value, Failure> {
     let (mut conf, cluster) = load(store, scope);
     let Some(name) = name else {
         let entries: Vec<BTreeMap<String, String>> = conf
@@ -482,11 +489,21 @@ pub fn ipsets(store: &mut dyn Store, scope: &Scope, method: &str, name: Option<&
 /// The option keys a scope's `PUT .../options` takes (those of its schema, less bookkeeping).
 fn option_keys(schema: &Value) -> Vec<String> {
     let bookkeeping = ["delete", "digest", "node", "vmid"];
-    schema["parameters"]["properties"].as_object().map(|p| p.keys().filter(|k| !bookkeeping.contains(&k.as_str())).cloned().collect()).unwrap_or_default()
+    schema["parameters"]["properties"]
+        .as_object()
+        .map(|p| p.keys().filter(|k| !bookkeeping.contains(&k.as_str())).cloned().collect())
+        .unwrap_or_default()
 }
 
 /// `get_options` / `set_options` of Cluster.pm, Host.pm and VM.pm.
-pub fn options(store: &mut dyn Store, scope: &Scope, method: &str, params: &Params, definition: &Value, now: u64) -> Result<Value, Failure> {
+pub fn options(
+    store: &mut dyn Store,
+    scope: &Scope,
+    method: &str,
+    params: &Params,
+    definition: &Value,
+    now: u64,
+) -> Result<Value, Failure> {
     let (mut conf, _) = load(store, scope);
     let digest = object_digest(&conf.options);
     match method {
@@ -494,7 +511,9 @@ pub fn options(store: &mut dyn Store, scope: &Scope, method: &str, params: &Para
         "PUT" => {
             assert_if_modified(&digest, params.get("digest"))?;
             let keys = option_keys(definition);
-            for name in params.get("delete").map(|d| d.split([',', ';', ' ']).filter(|n| !n.is_empty()).collect::<Vec<_>>()).unwrap_or_default() {
+            for name in
+                params.get("delete").map(|d| d.split([',', ';', ' ']).filter(|n| !n.is_empty()).collect::<Vec<_>>()).unwrap_or_default()
+            {
                 if !keys.iter().any(|k| k == name) {
                     return param("delete", format!("no such option '{name}'"));
                 }
@@ -524,7 +543,10 @@ mod tests {
     use super::*;
 
     fn rule(action: &str) -> Rule {
-        Rule { keys: BTreeMap::from([("type".to_string(), "in".to_string()), ("action".to_string(), action.to_string())]), ..Rule::default() }
+        Rule {
+            keys: BTreeMap::from([("type".to_string(), "in".to_string()), ("action".to_string(), action.to_string())]),
+            ..Rule::default()
+        }
     }
 
     fn actions(rules: &[Rule]) -> String {

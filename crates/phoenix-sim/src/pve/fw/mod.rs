@@ -92,26 +92,25 @@ impl FwConf {
                     Header::Options => Section::Options,
                     Header::Aliases => Section::Aliases,
                     Header::Rules => Section::Rules,
-                    Header::Group(name, comment) => match phoenix_model::pve::fw_names::refusal(
-                        phoenix_model::pve::fw_names::NameKind::SecurityGroup,
-                        &name,
-                    ) {
-                        Some(_) if name.len() > 18 => {
-                            warn("security group name too long".into());
-                            Section::Skip
-                        }
-                        Some(_) => {
-                            warn(format!("invalid security group name '{name}'"));
-                            Section::Skip
-                        }
-                        None => {
-                            conf.groups.insert(name.clone(), Vec::new());
-                            if let Some(comment) = comment {
-                                conf.group_comments.insert(name.clone(), comment);
+                    Header::Group(name, comment) => {
+                        match phoenix_model::pve::fw_names::refusal(phoenix_model::pve::fw_names::NameKind::SecurityGroup, &name) {
+                            Some(_) if name.len() > 18 => {
+                                warn("security group name too long".into());
+                                Section::Skip
                             }
-                            Section::Group(name)
+                            Some(_) => {
+                                warn(format!("invalid security group name '{name}'"));
+                                Section::Skip
+                            }
+                            None => {
+                                conf.groups.insert(name.clone(), Vec::new());
+                                if let Some(comment) = comment {
+                                    conf.group_comments.insert(name.clone(), comment);
+                                }
+                                Section::Group(name)
+                            }
                         }
-                    },
+                    }
                     Header::IpSet(name, comment) => {
                         match phoenix_model::pve::fw_names::refusal(phoenix_model::pve::fw_names::NameKind::IpSet, &name) {
                             Some(_) if name.len() > 64 => {
@@ -317,11 +316,17 @@ fn parse_option(line: &str, kind: FwKind) -> Result<(String, String), String> {
             value.to_ascii_uppercase()
         }
         (FwKind::Cluster, "log_ratelimit") if !value.is_empty() && line.trim_start().starts_with("log_ratelimit") => value.to_string(),
-        (FwKind::Host, "enable" | "nosmurfs" | "tcpflags" | "ndp" | "log_nf_conntrack" | "nf_conntrack_allow_invalid" | "protection_synflood" | "nftables")
-            if flag(value) =>
-        {
-            value.to_string()
-        }
+        (
+            FwKind::Host,
+            "enable"
+            | "nosmurfs"
+            | "tcpflags"
+            | "ndp"
+            | "log_nf_conntrack"
+            | "nf_conntrack_allow_invalid"
+            | "protection_synflood"
+            | "nftables",
+        ) if flag(value) => value.to_string(),
         (FwKind::Host, "log_level_in" | "log_level_out" | "log_level_forward" | "tcp_flags_log_level" | "smurf_log_level")
             if level(value) =>
         {
@@ -329,8 +334,12 @@ fn parse_option(line: &str, kind: FwKind) -> Result<(String, String), String> {
         }
         (
             FwKind::Host,
-            "nf_conntrack_max" | "nf_conntrack_tcp_timeout_established" | "nf_conntrack_tcp_timeout_syn_recv" | "protection_synflood_rate"
-            | "protection_synflood_burst" | "protection_limit",
+            "nf_conntrack_max"
+            | "nf_conntrack_tcp_timeout_established"
+            | "nf_conntrack_tcp_timeout_syn_recv"
+            | "protection_synflood_rate"
+            | "protection_synflood_burst"
+            | "protection_limit",
         ) if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => value.to_string(),
         (FwKind::Host, "nf_conntrack_helpers") if !value.is_empty() => value.to_ascii_lowercase(),
         (FwKind::Guest(_), "enable" | "dhcp" | "ndp" | "radv" | "macfilter" | "ipfilter" | "ips") if flag(value) => value.to_string(),
@@ -453,7 +462,8 @@ mod tests {
 
     #[test]
     fn bad_lines_are_skipped_with_a_warning() {
-        let (conf, warnings) = FwConf::parse("[RULES]\n\nIN ACCEPT -bogus 1\nIN DROP\n[group this-name-is-far-too-long]\nIN DROP\n", FwKind::Cluster, None);
+        let (conf, warnings) =
+            FwConf::parse("[RULES]\n\nIN ACCEPT -bogus 1\nIN DROP\n[group this-name-is-far-too-long]\nIN DROP\n", FwKind::Cluster, None);
         assert_eq!(conf.rules.len(), 1);
         assert_eq!(warnings.len(), 3, "{warnings:?}");
     }

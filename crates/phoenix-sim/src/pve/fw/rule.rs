@@ -44,8 +44,23 @@ impl RuleEnv {
 }
 
 /// The keys `copy_rule_data` copies and `delete_rule_properties` accepts (`$rule_properties`).
-pub const RULE_PROPERTIES: &[&str] =
-    &["pos", "digest", "type", "action", "macro", "iface", "source", "dest", "proto", "enable", "log", "sport", "dport", "comment", "icmp-type"];
+pub const RULE_PROPERTIES: &[&str] = &[
+    "pos",
+    "digest",
+    "type",
+    "action",
+    "macro",
+    "iface",
+    "source",
+    "dest",
+    "proto",
+    "enable",
+    "log",
+    "sport",
+    "dport",
+    "comment",
+    "icmp-type",
+];
 
 /// A rule: its keys as Firewall.pm's hash holds them, and the errors `verify_rule` found
 /// when the rule was read from a file (an API write refuses instead).
@@ -385,7 +400,8 @@ pub fn format_line(rule: &Rule, allow_iface: bool) -> String {
         }
     }
     if kind != "group" {
-        for (key, flag) in [("source", "source"), ("dest", "dest"), ("proto", "p"), ("dport", "dport"), ("sport", "sport"), ("log", "log")] {
+        for (key, flag) in [("source", "source"), ("dest", "dest"), ("proto", "p"), ("dport", "dport"), ("sport", "sport"), ("log", "log")]
+        {
             if let Some(value) = rule.truthy(key) {
                 line.push_str(&format!(" -{flag} {value}"));
             }
