@@ -335,6 +335,64 @@ fn malformed_rules_name_the_bad_field() {
 }
 
 #[test]
+fn rules_proxmox_would_refuse_are_reported_where_written() {
+    // Each is a 400 from pve-firewall's verify_rule on a real PVE 9.
+    let checked = mutated(LXC, |v| {
+        let rules = lxc(v, "103")["firewall"]["rules"].as_array_mut().unwrap();
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "iface": "eth0" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "macro": "SSH", "port": "22" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "macro": "NFS" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "macro": "SSH", "proto": "udp" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "source": "10.0.0.12,dc/lan" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "source": "10.0.0.1-10.0.0.9,10.0.0.20" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "source": "10.0.0.12/24" }));
+        let ports: Vec<String> = (9000..9016).map(|p| p.to_string()).collect();
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "proto": "tcp", "port": ports.join(",") }));
+    });
+    assert_code(&checked, "PHX-FW-010", LXC, "interface `eth0` is not a NIC key");
+    assert_code(&checked, "PHX-FW-010", LXC, "a dport with a macro needs a protocol");
+    assert_code(&checked, "PHX-FW-010", LXC, "no macro `NFS`");
+    assert_code(&checked, "PHX-FW-010", LXC, "macro SSH already sets tcp 22");
+    assert_code(&checked, "PHX-FW-010", LXC, "must stand alone");
+    assert_code(&checked, "PHX-FW-010", LXC, "a range cannot be part of a list");
+    assert_code(&checked, "PHX-FW-010", LXC, "host bits below its prefix");
+    assert_code(&checked, "PHX-FW-010", LXC, "16 ports");
+    // Located at the offending value, on its own line.
+    let lines: std::collections::BTreeSet<usize> = found(&checked, "PHX-FW-010").iter().map(|(_, line, _)| *line).collect();
+    assert!(lines.len() >= 8, "{lines:?}");
+}
+
+#[test]
+fn security_groups_follow_pve_firewalls_names_and_nesting() {
+    let checked = mutated(HV, |v| {
+        v["firewall"]["security_groups"] = json!({
+            "a-name-longer-than-18": [],
+            "Outer": [{ "type": "group", "action": "inner" }, { "type": "in", "action": "ACCEPT", "iface": "net0" }],
+            "outer": []
+        });
+        v["firewall"]["ipsets"] = json!({ "9lives": ["10.0.0.0/24"] });
+    });
+    assert_code(&checked, "PHX-FW-011", HV, "longer than 18 characters");
+    assert_code(&checked, "PHX-FW-011", HV, "`outer` to pve-firewall");
+    assert_code(&checked, "PHX-FW-011", HV, "ipset name `9lives`");
+    assert_code(&checked, "PHX-FW-010", HV, "cannot include another group");
+    assert_code(&checked, "PHX-FW-010", HV, "cannot name an interface");
+}
+
+#[test]
+fn a_mis_cased_macro_is_written_as_pve_firewall_spells_it() {
+    let mut source = example_source();
+    source.edit_json(&file(LXC), |v| {
+        lxc(v, "103")["firewall"]["rules"].as_array_mut().unwrap().push(json!({ "type": "in", "action": "ACCEPT", "macro": "ssh" }));
+    });
+    let checked = run(&source);
+    assert!(found(&checked, "PHX-FW-010").is_empty());
+    let model = checked.model.unwrap();
+    let rule = model.guests[&103].firewall.rules.last().unwrap();
+    assert_eq!(rule.macro_name.as_deref(), Some("SSH"));
+}
+
+#[test]
 fn rules_and_records_must_name_owned_addresses() {
     let checked = mutated(LXC, |v| {
         lxc(v, "103")["firewall"]["rules"][0]["source"] = json!("10.0.0.99");
