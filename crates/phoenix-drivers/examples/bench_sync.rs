@@ -1,8 +1,11 @@
 //! Benchmark of `phoenix sync firewall` against the Proxmox VE simulator with injected latency:
 //! `cargo run --release -p phoenix-drivers --example bench_sync -- [GUESTS] [LATENCY_MS] [PLAN_GUESTS]`
 //! (defaults 500, 50, 5000). Prints the plan's critical path (its longest chain of API calls
-//! times the latency), the time the apply took and their ratio; then observing and planning a
-//! PLAN_GUESTS inventory without latency. The fake runs on its own thread (the second core),
+//! times the latency), the time the apply took and their ratio, for a first sync (every list
+//! empty: rules created in reverse) and a resync after drift (a rule added on top of every
+//! guest's list, as the GUI adds it: every position edited with its digest, a re-read before
+//! each, the surplus deleted); then observing and planning a PLAN_GUESTS inventory without
+//! latency. The fake runs on its own thread (the second core),
 //! as a real Proxmox node would not share phoenix's CPU. The guests start with their NICs as
 //! before a firewall (`phoenix_lab::deployed::simulated_node`).
 
@@ -40,6 +43,7 @@ struct Fake {
     url: String,
     token: String,
     ca: std::path::PathBuf,
+    state: std::sync::Arc<std::sync::Mutex<phoenix_sim::pve::PveSim>>,
 }
 
 /// Starts the fake on its own thread and runtime; it lives until the process ends.
@@ -51,7 +55,8 @@ fn start_fake(model: &Model, latency: Duration) -> Fake {
         runtime.block_on(async move {
             let fake = SimPve::serve(sim).await;
             fake.server.controls.set_latency(latency);
-            tx.send(Fake { url: fake.url(), token: fake.token.clone(), ca: fake.server.ca_file.clone() }).expect("send");
+            tx.send(Fake { url: fake.url(), token: fake.token.clone(), ca: fake.server.ca_file.clone(), state: fake.state.clone() })
+                .expect("send");
             std::future::pending::<()>().await;
             drop(fake);
         });
@@ -96,40 +101,21 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         host_trust_file: "/nonexistent",
         now: 0,
     };
-    let clock = Instant::now();
-    let observed = observe(&input).await.expect("observe");
-    let observing = clock.elapsed();
-    let plan = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
-        model: &model,
-        rendered: &rendered,
-        observed: &observed,
-        domains: &domains,
-        secret: &|_| None,
-    });
-    let calls: usize = plan.steps.iter().map(|s| s.calls).sum();
-    let critical = Duration::from_millis(plan.critical_path_calls() as u64 * latency_ms);
-    let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &NoAcme };
-    let options = ApplyOptions {
-        parallel: 512,
-        node_parallel: std::env::var("NODE_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(8),
-        run_commands: false,
-        store_dir: String::new(),
-        host_trust_file: String::new(),
-        now: 0,
-    };
-    let clock = Instant::now();
-    let summary = apply(&plan, &drivers, &options, &mut |_| {}).await;
-    let applying = clock.elapsed();
-    assert_eq!(summary.failed + summary.skipped, 0, "{}", summary.to_text());
-    println!("sync firewall, {guests} guests, {latency_ms} ms per API call:");
-    println!("  observe: {:.2} s", observing.as_secs_f64());
-    println!(
-        "  plan: {} steps, {calls} API calls, critical path {} calls = {:.2} s",
-        plan.steps.len(),
-        plan.critical_path_calls(),
-        critical.as_secs_f64()
-    );
-    println!("  apply: {:.2} s = {:.2} x the critical path", applying.as_secs_f64(), applying.as_secs_f64() / critical.as_secs_f64());
+    sync_once("first sync", &input, latency_ms).await;
+    // The GUI adds a rule on top of every guest's list.
+    {
+        let mut sim = fake.state.lock().expect("the simulator");
+        for guest in model.guests.values() {
+            let kind = if guest.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" };
+            let params = [("type", "in"), ("action", "ACCEPT"), ("enable", "1"), ("comment", "added in the GUI")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+                .collect();
+            let reply = sim.request("POST", &format!("/nodes/{}/{kind}/{}/firewall/rules", model.host.node_name, guest.id), params);
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+    }
+    sync_once("resync after drift", &input, latency_ms).await;
 
     let big = synthetic(plan_guests);
     let rendered = phoenix_core::render::render_all(&big);
@@ -154,6 +140,48 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         planning.as_secs_f64(),
         plan.steps.len()
     );
+}
+
+/// Observes, plans and applies once, and prints the figures.
+async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::PortainerApi, T: phoenix_exec::Target>(
+    label: &str,
+    input: &ObserveInput<'_, P, Q, T>,
+    latency_ms: u64,
+) {
+    let clock = Instant::now();
+    let observed = observe(input).await.expect("observe");
+    let observing = clock.elapsed();
+    let plan = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
+        model: input.model,
+        rendered: input.rendered,
+        observed: &observed,
+        domains: input.domains,
+        secret: &|_| None,
+    });
+    let calls: usize = plan.steps.iter().map(|s| s.calls).sum();
+    let critical = Duration::from_millis(plan.critical_path_calls() as u64 * latency_ms);
+    let drivers = Drivers { model: input.model, pve: input.pve, portainer: input.portainer, target: input.target, issuer: &NoAcme };
+    let options = ApplyOptions {
+        parallel: 512,
+        node_parallel: std::env::var("NODE_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(8),
+        run_commands: false,
+        store_dir: String::new(),
+        host_trust_file: String::new(),
+        now: 0,
+    };
+    let clock = Instant::now();
+    let summary = apply(&plan, &drivers, &options, &mut |_| {}).await;
+    let applying = clock.elapsed();
+    assert_eq!(summary.failed + summary.skipped, 0, "{}", summary.to_text());
+    println!("{label}, {} guests, {latency_ms} ms per API call:", input.model.guests.len());
+    println!("  observe: {:.2} s", observing.as_secs_f64());
+    println!(
+        "  plan: {} steps, {calls} API calls, critical path {} calls = {:.2} s",
+        plan.steps.len(),
+        plan.critical_path_calls(),
+        critical.as_secs_f64()
+    );
+    println!("  apply: {:.2} s = {:.2} x the critical path", applying.as_secs_f64(), applying.as_secs_f64() / critical.as_secs_f64());
 }
 
 fn main() {

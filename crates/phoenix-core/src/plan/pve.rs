@@ -67,9 +67,11 @@ impl ApiRequest {
         self
     }
 
-    /// Remote calls this request costs (a re-read is one more).
+    /// Remote calls this request costs: a re-read is one more, and a VM config change is a
+    /// task whose status is read at least once.
     pub fn calls(&self) -> usize {
-        1 + usize::from(matches!(self.guard, Some(Guard::Reread { .. })))
+        let task = self.method == Method::Post && self.path.contains("/qemu/") && self.path.ends_with("/config");
+        1 + usize::from(matches!(self.guard, Some(Guard::Reread { .. }))) + usize::from(task)
     }
 }
 

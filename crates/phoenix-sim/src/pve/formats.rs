@@ -88,7 +88,7 @@ pub fn check(name: &str, text: &str) -> Checked {
     }
     verdict(match name {
         "pve-configid" => refuse_unless(configid(text), || format!("invalid configuration ID '{text}'")),
-        "pve-node" => refuse_unless(node_name(text), || format!("value does not look like a valid node name")),
+        "pve-node" => refuse_unless(node_name(text), || "value does not look like a valid node name".to_string()),
         "pve-vmid" => {
             refuse_unless(text.len() >= 3 && text.len() <= 9 && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit()), || {
                 "value does not look like a valid VM ID".into()

@@ -104,7 +104,7 @@ impl MacSource {
         MacSource(seed | 1)
     }
 
-    pub fn next(&mut self) -> String {
+    pub fn next_mac(&mut self) -> String {
         // xorshift64*: enough to make MACs differ, not a secret.
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -128,7 +128,7 @@ pub fn normalise_nic(kind: GuestKind, format: &Map<String, Value>, key: &str, va
         // parse_lxc_network always sets the type.
         values.insert("type".into(), "veth".into());
     }
-    values.entry(kind.mac_key().to_string()).or_insert_with(|| macs.next());
+    values.entry(kind.mac_key().to_string()).or_insert_with(|| macs.next_mac());
     Ok(propstr::print(format, &values))
 }
 
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn macs_carry_proxmoxs_prefix_and_differ() {
         let mut macs = MacSource::new(7);
-        let (a, b) = (macs.next(), macs.next());
+        let (a, b) = (macs.next_mac(), macs.next_mac());
         assert!(a.starts_with("BC:24:11:") && a.len() == 17);
         assert_ne!(a, b);
     }

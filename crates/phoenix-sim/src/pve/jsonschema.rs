@@ -23,15 +23,19 @@ pub struct Verdict {
     pub gaps: Vec<Gap>,
 }
 
-/// A Perl pattern from the schema as a Rust regex, anchored as `check_prop` anchors it:
+/// Whether `text` matches the schema's Perl `pattern`, anchored as `check_prop` anchors it:
 /// `m/^$pattern$/`, without a group (so a top-level `|` is only half-anchored, as in Perl);
 /// Perl's stringified `qr//` groups `(?^i:...)` / `(?^:...)` become `(?i:...)` / `(?:...)`.
-fn pattern(text: &str) -> Option<Regex> {
+/// `None` when it does not compile as a Rust regex.
+fn pattern_matches(pattern: &str, text: &str) -> Option<bool> {
     static CACHE: OnceLock<Mutex<BTreeMap<String, Option<Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    let rust = text.replace("(?^i:", "(?i:").replace("(?^:", "(?:");
-    cache.entry(text.to_string()).or_insert_with(|| Regex::new(&format!("^{rust}$")).ok()).clone()
+    if !cache.contains_key(pattern) {
+        let rust = pattern.replace("(?^i:", "(?i:").replace("(?^:", "(?:");
+        cache.insert(pattern.to_string(), Regex::new(&format!("^{rust}$")).ok());
+    }
+    cache.get(pattern).and_then(Option::as_ref).map(|regex| regex.is_match(text))
 }
 
 /// `is_integer`: `^[+-]?\d+$`.
@@ -123,9 +127,9 @@ pub fn check_value(path: &str, schema: &Value, value: &mut Value, gaps: &mut Vec
         _ => {}
     }
     if let Some(regex) = schema.get("pattern").and_then(Value::as_str) {
-        match pattern(regex) {
-            Some(compiled) if compiled.is_match(&text) => {}
-            Some(_) => return Err("value does not match the regex pattern".into()),
+        match pattern_matches(regex, &text) {
+            Some(true) => {}
+            Some(false) => return Err("value does not match the regex pattern".into()),
             None => gaps.push(Gap(format!("pattern /{regex}/ does not compile as a Rust regex"))),
         }
     }

@@ -154,7 +154,7 @@ impl PveSim {
         let mut conf = GuestConf::default();
         if !net0.is_empty() {
             let format = nic_format(kind).ok_or("the schema has no net[n] format")?;
-            conf.keys.insert("net0".into(), guest::normalise_nic(kind, &format, "net0", net0, &mut self.macs)?);
+            conf.keys.insert("net0".into(), guest::normalise_nic(kind, format, "net0", net0, &mut self.macs)?);
         }
         for (key, value) in extra {
             conf.keys.insert(key.to_string(), value.to_string());
@@ -255,19 +255,19 @@ impl PveSim {
                 }
             }
         }
-        let template = route.template.to_string();
-        let definition = route.method.clone();
-        Ok(match self.handle(method, &template, &params, &definition) {
+        // The schema is static: its templates and definitions outlive the request.
+        let (template, definition): (&'static str, &'static Value) = (route.template, route.method);
+        Ok(match self.handle(method, template, &params, definition) {
             Ok(data) => {
                 let data = typed_tree(data, &definition["returns"]);
                 match check_answer(&data, &definition["returns"], "") {
                     Ok(()) => Reply::ok(data),
-                    Err(problem) => self.gap(&template, format!("the answer does not match the schema's returns: {problem}")),
+                    Err(problem) => self.gap(template, format!("the answer does not match the schema's returns: {problem}")),
                 }
             }
             Err(Failure::Param(errors)) => Reply::error(400, "Parameter verification failed.\n", Some(&errors)),
             Err(Failure::Die(message)) => Reply::error(500, &format!("{}\n", message.trim_end_matches('\n')), None),
-            Err(Failure::NotImplemented) => self.gap(&template, format!("{method} is not simulated")),
+            Err(Failure::NotImplemented) => self.gap(template, format!("{method} is not simulated")),
         })
     }
 
@@ -426,7 +426,8 @@ impl PveSim {
         if params.get("digest").is_some_and(|d| !d.is_empty() && *d != digest) {
             return Err(Failure::Die(kind.digest_mismatch().into()));
         }
-        let properties = definition["parameters"]["properties"].as_object().cloned().unwrap_or_default();
+        let empty = Map::new();
+        let properties = definition["parameters"]["properties"].as_object().unwrap_or(&empty);
         for key in &deletes {
             if changes.contains_key(key) {
                 let errors =
@@ -436,8 +437,8 @@ impl PveSim {
             conf.keys.remove(key);
         }
         for (key, value) in &changes {
-            let stored = match nic_format_of(&properties, key) {
-                Some(format) => guest::normalise_nic(kind, &format, key, value, &mut self.macs)
+            let stored = match nic_format_of(properties, key) {
+                Some(format) => guest::normalise_nic(kind, format, key, value, &mut self.macs)
                     .map_err(|e| Failure::Param(BTreeMap::from([(key.clone(), e)])))?,
                 None => value.clone(),
             };
@@ -485,19 +486,19 @@ fn guest_kind(segment: &str) -> GuestKind {
 }
 
 /// The inline property-string format of `net[n]` for a guest kind, from the schema.
-pub fn nic_format(kind: GuestKind) -> Option<Map<String, Value>> {
+pub fn nic_format(kind: GuestKind) -> Option<&'static Map<String, Value>> {
     let template = format!("/nodes/{{node}}/{}/{{vmid}}/config", kind.segment());
     let method = if kind == GuestKind::Lxc { "PUT" } else { "POST" };
-    let properties = schema::ApiSchema::get().node(&template)?.method(method)?["parameters"]["properties"].as_object()?.clone();
-    nic_format_of(&properties, "net0")
+    let properties = schema::ApiSchema::get().node(&template)?.method(method)?["parameters"]["properties"].as_object()?;
+    nic_format_of(properties, "net0")
 }
 
-fn nic_format_of(properties: &Map<String, Value>, key: &str) -> Option<Map<String, Value>> {
+fn nic_format_of<'s>(properties: &'s Map<String, Value>, key: &str) -> Option<&'s Map<String, Value>> {
     let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
     if base != "net" || base.len() == key.len() {
         return None;
     }
-    jsonschema::property(properties, key)?.get("format")?.as_object().cloned()
+    jsonschema::property(properties, key)?.get("format")?.as_object()
 }
 
 /// A stored scalar as the JSON type the schema gives it (Perl's numbers print as numbers).

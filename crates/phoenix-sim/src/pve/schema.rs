@@ -111,7 +111,7 @@ impl ApiSchema {
         let mut index = 0;
         while index < parts.len() {
             let part = parts[index];
-            let fixed = node.children.iter().find(|c| c.part == Part::Fixed(part.to_string()));
+            let fixed = node.children.iter().find(|c| matches!(&c.part, Part::Fixed(name) if name == part));
             let next = match fixed {
                 Some(child) => child,
                 None => {

@@ -422,7 +422,7 @@ pub fn ipsets(
         return die(format!("no such IPSet '{name}'"));
     }
     if method == "DELETE" && cidr.is_none() {
-        if !conf.ipsets[name].is_empty() && !params.get("force").is_some_and(|f| f == "1") {
+        if !conf.ipsets[name].is_empty() && params.get("force").is_none_or(|f| f != "1") {
             return die(format!("IPSet '{name}' is not empty"));
         }
         conf.ipsets.remove(name);

@@ -433,7 +433,7 @@ pub fn copy_data(rule: &mut Rule, params: &BTreeMap<String, String>) {
 
 /// `delete_rule_properties`: refusals are parameter exceptions on `delete`.
 pub fn delete_properties(rule: &mut Rule, list: &str) -> Result<(), (String, String)> {
-    for name in list.split(|c: char| c == ',' || c == ';' || c == ' ' || c == '\0').filter(|n| !n.is_empty()) {
+    for name in list.split([',', ';', ' ', '\0']).filter(|n| !n.is_empty()) {
         if !RULE_PROPERTIES.contains(&name) {
             return Err(("delete".into(), format!("no such property ('{name}')")));
         }
