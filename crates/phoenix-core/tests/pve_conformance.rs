@@ -197,15 +197,6 @@ fn both(model: &Model) -> (usize, usize) {
     (conform(model, &rendered, &fresh(model, &rendered)), conform(model, &rendered, &drifted(model, &rendered)))
 }
 
-fn synthetic(guests: usize) -> Model {
-    let root = std::path::PathBuf::from("/synthetic");
-    let mut source = MemorySource::default();
-    for (relative, text) in phoenix_testkit::synth::inventory(guests) {
-        source.files.insert(root.join(relative), text);
-    }
-    phoenix_model::check(&root.join("etc"), &source).model.expect("the synthetic inventory loads")
-}
-
 #[test]
 fn the_examples_requests_are_all_ones_pve_takes() {
     let model = phoenix_model::check(&example_config(), &example_source()).model.unwrap();
@@ -224,7 +215,7 @@ fn the_reference_configurations_requests_are_all_ones_pve_takes() {
 #[test]
 fn synthetic_inventories_requests_are_all_ones_pve_takes() {
     for guests in [50, 5000] {
-        let (fresh, drifted) = both(&synthetic(guests));
+        let (fresh, drifted) = both(&phoenix_testkit::synth::model(guests));
         assert!(fresh > guests * 5 && drifted > guests * 5, "{guests} guests: {fresh} and {drifted} requests");
     }
 }

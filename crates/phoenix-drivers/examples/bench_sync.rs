@@ -30,15 +30,6 @@ impl Issuer for NoAcme {
     }
 }
 
-fn synthetic(guests: usize) -> Model {
-    let root = std::path::PathBuf::from("/synthetic");
-    let mut source = phoenix_testkit::MemorySource::default();
-    for (relative, text) in phoenix_testkit::synth::inventory(guests) {
-        source.files.insert(root.join(relative), text);
-    }
-    phoenix_model::check(&root.join("etc"), &source).model.expect("the synthetic inventory loads")
-}
-
 struct Fake {
     url: String,
     token: String,
@@ -85,7 +76,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
     let domains: BTreeSet<Domain> = [Domain::Firewall].into();
     let target = HostTarget::new(GuestAccess::Folders("/nonexistent".into()), SystemRunner);
 
-    let model = synthetic(guests);
+    let model = phoenix_testkit::synth::model(guests);
     let rendered = phoenix_core::render::render_all(&model);
     let fake = start_fake(&model, Duration::from_millis(latency_ms));
     let (pve, portainer) = clients(&fake);
@@ -117,7 +108,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
     }
     sync_once("resync after drift", &input, latency_ms).await;
 
-    let big = synthetic(plan_guests);
+    let big = phoenix_testkit::synth::model(plan_guests);
     let rendered = phoenix_core::render::render_all(&big);
     let fake = start_fake(&big, Duration::ZERO);
     let (pve, portainer) = clients(&fake);

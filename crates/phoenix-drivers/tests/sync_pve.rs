@@ -204,18 +204,9 @@ async fn a_lock_held_by_someone_else_is_waited_out() {
     assert_eq!((summary.failed, summary.skipped), (0, 0), "lock timeouts are retried: {}", summary.to_text());
 }
 
-fn synthetic(guests: usize) -> Model {
-    let root = std::path::PathBuf::from("/synthetic");
-    let mut source = phoenix_testkit::MemorySource::default();
-    for (relative, text) in phoenix_testkit::synth::inventory(guests) {
-        source.files.insert(root.join(relative), text);
-    }
-    phoenix_model::check(&root.join("etc"), &source).model.expect("the synthetic inventory loads")
-}
-
 #[tokio::test]
 async fn a_500_guest_node_converges_in_one_run_with_its_macs() {
-    let rig = Rig::with("synth", synthetic(500), |_| {}).await;
+    let rig = Rig::with("synth", phoenix_testkit::synth::model(500), |_| {}).await;
     let macs = |sim: &PveSim| -> Vec<Option<String>> {
         (0..=2000)
             .filter_map(|id| sim.guest_key(id, "net0"))

@@ -8,7 +8,7 @@
 //! requests.
 
 use crate::pve::{guest::GuestKind, PveSim, Reply};
-use crate::server::{Answer, AnswerFuture, Call, FakeServer, Handler};
+use crate::server::{percent_decode, Answer, AnswerFuture, Call, FakeServer, Handler};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -58,30 +58,11 @@ pub fn decode_urlencoded(text: &str) -> BTreeMap<String, String> {
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     for pair in text.split(['&', ';']).filter(|p| !p.is_empty()) {
         let mut parts = pair.split('=');
-        let key = decode(parts.next().unwrap_or_default());
-        let Some(value) = parts.next().map(decode) else { continue };
+        let key = percent_decode(parts.next().unwrap_or_default());
+        let Some(value) = parts.next().map(percent_decode) else { continue };
         params.entry(key).and_modify(|v| *v = format!("{v}\0{value}")).or_insert(value);
     }
     params
-}
-
-fn decode(text: &str) -> String {
-    let spaced = text.replace('+', " ");
-    let bytes = spaced.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&spaced[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn answer(reply: Reply) -> Answer {

@@ -142,7 +142,8 @@ impl Drop for FakeServer {
     }
 }
 
-fn percent_decode(text: &str) -> String {
+/// `%XX` decoded, `+` as a space.
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -160,3 +160,13 @@ pub fn write_inventory(root: &Path, n: usize) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The synthetic inventory of `n` guests, loaded (from memory, under `/synthetic`).
+pub fn model(n: usize) -> phoenix_model::Model {
+    let root = std::path::PathBuf::from("/synthetic");
+    let mut source = crate::MemorySource::default();
+    for (relative, text) in inventory(n) {
+        source.files.insert(root.join(relative), text);
+    }
+    phoenix_model::check(&root.join("etc"), &source).model.expect("the synthetic inventory loads")
+}

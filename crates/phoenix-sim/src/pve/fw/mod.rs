@@ -10,6 +10,7 @@ pub mod addr;
 pub mod api;
 pub mod rule;
 
+use phoenix_model::pve::fw_names::NameKind;
 use rule::{Names, Rule, RuleEnv};
 use std::collections::BTreeMap;
 
@@ -92,44 +93,32 @@ impl FwConf {
                     Header::Options => Section::Options,
                     Header::Aliases => Section::Aliases,
                     Header::Rules => Section::Rules,
-                    Header::Group(name, comment) => {
-                        match phoenix_model::pve::fw_names::refusal(phoenix_model::pve::fw_names::NameKind::SecurityGroup, &name) {
-                            Some(_) if name.len() > 18 => {
-                                warn("security group name too long".into());
-                                Section::Skip
-                            }
-                            Some(_) => {
-                                warn(format!("invalid security group name '{name}'"));
-                                Section::Skip
-                            }
-                            None => {
-                                conf.groups.insert(name.clone(), Vec::new());
-                                if let Some(comment) = comment {
-                                    conf.group_comments.insert(name.clone(), comment);
-                                }
-                                Section::Group(name)
-                            }
+                    Header::Group(name, comment) => match named_section(NameKind::SecurityGroup, &name) {
+                        Err(message) => {
+                            warn(message);
+                            Section::Skip
                         }
-                    }
-                    Header::IpSet(name, comment) => {
-                        match phoenix_model::pve::fw_names::refusal(phoenix_model::pve::fw_names::NameKind::IpSet, &name) {
-                            Some(_) if name.len() > 64 => {
-                                warn("ipset name too long".into());
-                                Section::Skip
+                        Ok(()) => {
+                            conf.groups.insert(name.clone(), Vec::new());
+                            if let Some(comment) = comment {
+                                conf.group_comments.insert(name.clone(), comment);
                             }
-                            Some(_) => {
-                                warn(format!("invalid ipset name '{name}'"));
-                                Section::Skip
-                            }
-                            None => {
-                                conf.ipsets.insert(name.clone(), Vec::new());
-                                if let Some(comment) = comment {
-                                    conf.ipset_comments.insert(name.clone(), comment);
-                                }
-                                Section::IpSet(name)
-                            }
+                            Section::Group(name)
                         }
-                    }
+                    },
+                    Header::IpSet(name, comment) => match named_section(NameKind::IpSet, &name) {
+                        Err(message) => {
+                            warn(message);
+                            Section::Skip
+                        }
+                        Ok(()) => {
+                            conf.ipsets.insert(name.clone(), Vec::new());
+                            if let Some(comment) = comment {
+                                conf.ipset_comments.insert(name.clone(), comment);
+                            }
+                            Section::IpSet(name)
+                        }
+                    },
                 };
                 continue;
             }
@@ -252,6 +241,20 @@ impl NameTables {
             cluster_ipsets: self.cluster_ipsets.as_deref(),
             local_ipsets: Some(&self.local_ipsets),
         }
+    }
+}
+
+/// A `[group name]` or `[IPSET name]` header's name checked as the parser checks it, with its
+/// warning ("... name too long", "invalid ... name '...'").
+fn named_section(kind: NameKind, name: &str) -> Result<(), String> {
+    let what = match kind {
+        NameKind::SecurityGroup => "security group",
+        _ => "ipset",
+    };
+    match phoenix_model::pve::fw_names::refusal(kind, name) {
+        None => Ok(()),
+        Some(_) if name.len() > kind.max_len() => Err(format!("{what} name too long")),
+        Some(_) => Err(format!("invalid {what} name '{name}'")),
     }
 }
 
