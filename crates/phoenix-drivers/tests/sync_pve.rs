@@ -205,7 +205,10 @@ async fn a_lock_held_by_someone_else_is_waited_out() {
 }
 
 #[tokio::test]
-async fn a_500_guest_node_converges_in_one_run_with_its_macs() {
+async fn sync_of_500_guests_converges_in_one_run_with_their_macs() {
+    // Every domain but Portainer's: the synthetic inventory runs stacks on guests it gives no
+    // Portainer agent.
+    let domains: BTreeSet<Domain> = rig::all().into_iter().filter(|d| !matches!(d, Domain::Portainer | Domain::Stacks)).collect();
     let rig = Rig::with("synth", phoenix_testkit::synth::model(500), |_| {}).await;
     let macs = |sim: &PveSim| -> Vec<Option<String>> {
         (0..=2000)
@@ -214,9 +217,10 @@ async fn a_500_guest_node_converges_in_one_run_with_its_macs() {
             .collect()
     };
     let before = rig.pve.with(|sim| macs(sim));
-    let summary = sync_once(&rig, &firewall()).await;
+    let summary = sync_once(&rig, &domains).await;
     assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
-    assert!(rig.plan(&firewall()).await.unwrap().is_empty());
+    let again = rig.plan(&domains).await.unwrap();
+    assert!(again.is_empty(), "{}", again.to_text());
     assert_eq!(rig.pve.with(|sim| macs(sim)), before, "no MAC changed");
     let rendered = rendered_files(&rig);
     rig.pve.with(|sim| {
