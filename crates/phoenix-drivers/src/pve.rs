@@ -180,10 +180,20 @@ fn describe(error: &reqwest::Error) -> String {
 
 impl PveApi for PveClient {
     async fn call(&self, request: &ApiRequest) -> Result<PveReply, DriverError> {
-        let data = self.with_retries(request).await.map_err(|e| DriverError::new(format!("{:?} {}: {e}", request.method, request.path)))?;
-        match data.as_str() {
-            Some(upid) if upid.starts_with("UPID:") => self.wait_for_task(upid).await,
-            _ => Ok(data.into()),
+        let mut attempt = 0;
+        loop {
+            let data =
+                self.with_retries(request).await.map_err(|e| DriverError::new(format!("{:?} {}: {e}", request.method, request.path)))?;
+            let Some(upid) = data.as_str().filter(|d| d.starts_with("UPID:")) else { return Ok(data.into()) };
+            match self.wait_for_task(upid).await {
+                // A worker that could not take its lock changed nothing (qemu-server takes the
+                // config lock inside the task): the request is sent again, as for a lock error.
+                Err(error) if error.message.contains("can't lock file") && attempt + 1 < self.settings.backoff.attempts => {
+                    tokio::time::sleep(self.settings.backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 }

@@ -195,13 +195,19 @@ async fn a_task_ending_with_warnings_succeeds_and_says_so() {
 
 #[tokio::test]
 async fn a_lock_held_by_someone_else_is_waited_out() {
-    let rig = Rig::with("lock", example(), |sim| {
+    let rig = Rig::new("lock").await;
+    let plan = rig.plan(&firewall()).await.unwrap();
+    // Someone else holds the cluster firewall's lock and a VM's config lock for longer than a
+    // writer waits: the first attempts time out, the retries get through.
+    rig.pve.with(|sim| {
         sim.settings.lock_timeout = Duration::from_millis(40);
         sim.hold_lock("firewall-cluster", Duration::from_millis(120));
-    })
-    .await;
-    let summary = sync_once(&rig, &firewall()).await;
+        sim.hold_lock("config-1001", Duration::from_millis(120));
+    });
+    let (summary, _) = rig.apply(&plan).await;
     assert_eq!((summary.failed, summary.skipped), (0, 0), "lock timeouts are retried: {}", summary.to_text());
+    assert!(rig.pve.with(|sim| sim.lock_timeouts) >= 2, "locks timed out on the way (cfs lock and the VM task's flock)");
+    assert!(rig.plan(&firewall()).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -348,6 +348,8 @@ fn rules_proxmox_would_refuse_are_reported_where_written() {
         rules.push(json!({ "type": "in", "action": "ACCEPT", "source": "10.0.0.12/24" }));
         let ports: Vec<String> = (9000..9016).map(|p| p.to_string()).collect();
         rules.push(json!({ "type": "in", "action": "ACCEPT", "proto": "tcp", "port": ports.join(",") }));
+        rules.push(json!({ "type": "group", "action": "web", "source": "10.0.0.0/24" }));
+        rules.push(json!({ "type": "in", "action": "ACCEPT", "proto": "icmp", "source": "2001:db8::/64" }));
     });
     assert_code(&checked, "PHX-FW-010", LXC, "interface `eth0` is not a NIC key");
     assert_code(&checked, "PHX-FW-010", LXC, "a dport with a macro needs a protocol");
@@ -357,6 +359,8 @@ fn rules_proxmox_would_refuse_are_reported_where_written() {
     assert_code(&checked, "PHX-FW-010", LXC, "a range cannot be part of a list");
     assert_code(&checked, "PHX-FW-010", LXC, "host bits below its prefix");
     assert_code(&checked, "PHX-FW-010", LXC, "16 ports");
+    assert_code(&checked, "PHX-FW-010", LXC, "a GROUP rule takes only an interface");
+    assert_code(&checked, "PHX-FW-010", LXC, "mixes IPv4 and IPv6");
     // Located at the offending value, on its own line.
     let lines: std::collections::BTreeSet<usize> = found(&checked, "PHX-FW-010").iter().map(|(_, line, _)| *line).collect();
     assert!(lines.len() >= 8, "{lines:?}");

@@ -164,7 +164,7 @@ fn tasks_run_for_a_while_and_may_end_with_warnings_or_an_error() {
     let mut sim = sim();
     sim.settings.task_duration = Duration::from_millis(100);
     sim.tasks.injected.push_back(TaskOutcome::Warnings(vec!["hotplug problem".into()]));
-    sim.tasks.injected.push_back(TaskOutcome::Error("VM 1001 is locked (backup)".into()));
+    sim.tasks.injected.push_back(TaskOutcome::Error("hotplug problem - injected".into()));
     let first = ok(&mut sim, "POST", "/nodes/pve/qemu/1001/config", &[("net0", "virtio,bridge=vmbr1")]);
     let status = format!("/nodes/pve/tasks/{}/status", first.as_str().unwrap());
     assert_eq!(ok(&mut sim, "GET", &status, &[])["status"], "running");
@@ -174,7 +174,7 @@ fn tasks_run_for_a_while_and_may_end_with_warnings_or_an_error() {
     let second = ok(&mut sim, "POST", "/nodes/pve/qemu/1001/config", &[("net0", "virtio,bridge=vmbr2")]);
     std::thread::sleep(Duration::from_millis(120));
     let ended = ok(&mut sim, "GET", &format!("/nodes/pve/tasks/{}/status", second.as_str().unwrap()), &[]);
-    assert_eq!(ended["exitstatus"], "VM 1001 is locked (backup)");
+    assert_eq!(ended["exitstatus"], "hotplug problem - injected");
     assert_eq!(sim.guest_key(1001, "net0"), before, "a failed task changes nothing");
 }
 
@@ -189,6 +189,24 @@ fn a_writer_waits_for_a_held_lock_and_times_out() {
     sim.hold_lock("firewall-cluster", Duration::from_secs(5));
     let timed_out = call(&mut sim, "PUT", "/cluster/firewall/options", &[("enable", "0")]);
     assert_eq!((timed_out.status, timed_out.reason.as_str()), (500, "cfs-lock 'firewall-cluster' error: got lock request timeout"));
+}
+
+#[test]
+fn a_vm_config_change_waits_for_its_lock_inside_the_task() {
+    // qemu-server: the qmconfig worker takes lock_config; a timeout ends the task, not the POST.
+    let mut sim = sim();
+    sim.settings.lock_timeout = Duration::from_millis(20);
+    sim.hold_lock("config-1001", Duration::from_secs(5));
+    let upid = ok(&mut sim, "POST", "/nodes/pve/qemu/1001/config", &[("net0", "virtio,bridge=vmbr1")]);
+    std::thread::sleep(Duration::from_millis(60));
+    let status = ok(&mut sim, "GET", &format!("/nodes/pve/tasks/{}/status", upid.as_str().unwrap()), &[]);
+    assert_eq!(status["exitstatus"], "can't lock file '/var/lock/qemu-server/lock-1001.conf' - got timeout");
+    assert!(!sim.guest_key(1001, "net0").unwrap().contains("vmbr1"), "nothing was changed");
+    // A config with a `lock:` key refuses writes at once (check_lock).
+    let mut locked = PveSim::new("pve");
+    locked.add_guest(1002, GuestKind::Qemu, "virtio,bridge=vmbr0", &[("lock", "backup")]).unwrap();
+    let refused = call(&mut locked, "POST", "/nodes/pve/qemu/1002/config", &[("net0", "virtio,bridge=vmbr1")]);
+    assert_eq!((refused.status, refused.reason.as_str()), (500, "VM is locked (backup)"));
 }
 
 #[test]

@@ -47,24 +47,40 @@ fn program(name: &str) -> PathBuf {
     panic!("{name} is not installed: install the Debian package `pebble` (scripts/test does)");
 }
 
-fn wait_for_port(address: SocketAddr, child: &mut Child, what: &str) {
+/// Waits until `child` listens on `address`; `Err` when it exited first (a port another test
+/// took between our pick and its bind).
+fn wait_for_port(address: SocketAddr, child: &mut Child, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
+            return Err(format!("{what} exited early with {status}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{what} did not listen on {address} within 15 s");
 }
 
+/// How often Pebble is started with fresh ports when one was taken meanwhile.
+const START_ATTEMPTS: usize = 3;
+
 impl Pebble {
     /// Starts Pebble with `env` added (e.g. `PEBBLE_VA_ALWAYS_VALID`). Validation does not sleep,
     /// no nonce is rejected and no authorization is reused unless `env` says otherwise.
     pub fn start(tag: &str, env: &[(&str, &str)]) -> Pebble {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Pebble::try_start(tag, env) {
+                Ok(pebble) => return pebble,
+                Err(why) => last = why,
+            }
+        }
+        panic!("{last} ({START_ATTEMPTS} attempts with fresh ports)");
+    }
+
+    fn try_start(tag: &str, env: &[(&str, &str)]) -> Result<Pebble, String> {
         let dir = std::env::temp_dir().join(format!("phoenix-pebble-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("pebble folder");
@@ -94,7 +110,14 @@ impl Pebble {
             .stderr(log("challtestsrv.err"))
             .spawn()
             .expect("start pebble-challtestsrv");
-        wait_for_port(format!("127.0.0.1:{dns_management}").parse().unwrap(), &mut challtestsrv, "pebble-challtestsrv");
+        let stop = |mut child: Child| {
+            let _ = child.kill();
+            let _ = child.wait();
+        };
+        if let Err(why) = wait_for_port(format!("127.0.0.1:{dns_management}").parse().unwrap(), &mut challtestsrv, "pebble-challtestsrv") {
+            stop(challtestsrv);
+            return Err(why);
+        }
         let mut command = Command::new(program("pebble"));
         command
             .args(["-config", &dir.join("pebble.json").to_string_lossy(), "-dnsserver", &format!("127.0.0.1:{dns}"), "-strict", "false"])
@@ -108,11 +131,15 @@ impl Pebble {
             command.env(key, value);
         }
         let mut pebble = command.spawn().expect("start pebble");
-        let mut children = vec![challtestsrv];
-        wait_for_port(format!("127.0.0.1:{acme}").parse().unwrap(), &mut pebble, "pebble");
-        wait_for_port(format!("127.0.0.1:{management}").parse().unwrap(), &mut pebble, "pebble management");
-        children.push(pebble);
-        Pebble {
+        let ready = wait_for_port(format!("127.0.0.1:{acme}").parse().unwrap(), &mut pebble, "pebble")
+            .and_then(|()| wait_for_port(format!("127.0.0.1:{management}").parse().unwrap(), &mut pebble, "pebble management"));
+        if let Err(why) = ready {
+            stop(pebble);
+            stop(challtestsrv);
+            return Err(why);
+        }
+        let children = vec![challtestsrv, pebble];
+        Ok(Pebble {
             directory: format!("https://127.0.0.1:{acme}/dir"),
             management: format!("127.0.0.1:{management}").parse().unwrap(),
             server_root: dir.join("server-root.crt"),
@@ -120,7 +147,7 @@ impl Pebble {
             tls_alpn01: format!("127.0.0.1:{tls_alpn01}").parse().unwrap(),
             dir,
             children: std::sync::Mutex::new(children),
-        }
+        })
     }
 
     /// Stops the ACME server (a CA failing in the middle of an order).

@@ -243,68 +243,149 @@ pub fn ipset_from_api(summary: &Value, entries: &Value) -> Option<FwIpSet> {
 }
 
 /// Requests that turn the `observed` rule list at `path` (whose digest was `digest`) into
-/// `desired`, keeping first-match order right at every step: an empty list is filled in
-/// reverse (each new rule lands on top); otherwise differing positions are edited in place,
-/// missing rules are created on top disabled, moved to their place and enabled, and surplus
-/// rules are deleted from the end.
+/// `desired`, keeping first-match order right at every step. An empty list is filled in reverse
+/// (each new rule lands on top). Otherwise the cheaper of two edits: position by position
+/// (differing rules replaced in place, missing ones inserted, surplus ones deleted from the
+/// end), or keeping the longest run of rules both lists share in order and deleting and
+/// inserting around it (one rule added on top in the GUI costs one delete, not an edit of
+/// every rule below it).
 pub fn rules_requests(path: &str, desired: &[FwRule], observed: &[FwRule], digest: Option<&str>) -> Vec<ApiRequest> {
-    let mut requests = Vec::new();
     if observed.is_empty() {
-        for rule in desired.iter().rev() {
-            requests.push(ApiRequest::new(Method::Post, path, rule_params(rule)));
-        }
-        return requests;
+        return desired.iter().rev().map(|rule| ApiRequest::new(Method::Post, path, rule_params(rule))).collect();
     }
-    // The list as it will be after the requests so far (phoenix's model of its own writes).
-    let mut list = observed.to_vec();
-    let mut wrote = false;
-    let guard = |list: &[FwRule], wrote: &mut bool| {
-        let guard = match (*wrote, digest) {
+    let positional = positional_edit(path, desired, observed, digest);
+    let Some(shared) = shared_edit(path, desired, observed, digest) else { return positional };
+    let calls = |requests: &[ApiRequest]| requests.iter().map(ApiRequest::calls).sum::<usize>();
+    if calls(&shared) < calls(&positional) {
+        shared
+    } else {
+        positional
+    }
+}
+
+/// A rule list being edited: the requests so far and the list they leave (phoenix's model of
+/// its own writes, which each re-read must find).
+struct ListEdit<'p> {
+    path: &'p str,
+    digest: Option<&'p str>,
+    list: Vec<FwRule>,
+    requests: Vec<ApiRequest>,
+    wrote: bool,
+}
+
+impl<'p> ListEdit<'p> {
+    fn new(path: &'p str, observed: &[FwRule], digest: Option<&'p str>) -> ListEdit<'p> {
+        ListEdit { path, digest, list: observed.to_vec(), requests: Vec::new(), wrote: false }
+    }
+
+    /// The digest of a positional write: the observed one first, re-read after any write.
+    fn guard(&mut self) -> Guard {
+        let guard = match (self.wrote, self.digest) {
             (false, Some(digest)) => Guard::Observed { digest: digest.to_string() },
-            _ => Guard::Reread { list: path.to_string(), expected: list.to_vec() },
+            _ => Guard::Reread { list: self.path.to_string(), expected: self.list.clone() },
         };
-        *wrote = true;
+        self.wrote = true;
         guard
-    };
-    for (pos, rule) in desired.iter().enumerate().take(observed.len()) {
-        if list[pos] == *rule {
-            continue;
-        }
+    }
+
+    fn positional(&mut self, method: Method, pos: usize, params: Vec<(String, String)>) {
+        let guard = self.guard();
+        self.requests.push(ApiRequest::new(method, format!("{}/{pos}", self.path), params).guarded(guard));
+    }
+
+    /// Replaces the rule at `pos` in place, unsetting the fields the new one lacks.
+    fn replace(&mut self, pos: usize, rule: &FwRule) {
         let mut params = rule_params(rule);
-        // Fields the old rule had and the new one lacks must be unset explicitly.
         let kept: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
         let cleared: Vec<&str> =
-            rule_params(&list[pos]).iter().map(|(k, _)| k.as_str()).filter(|k| !kept.contains(k)).map(clear_name).collect();
+            rule_params(&self.list[pos]).iter().map(|(k, _)| k.as_str()).filter(|k| !kept.contains(k)).map(clear_name).collect();
         if !cleared.is_empty() {
             params.push(pair("delete", cleared.join(",")));
         }
-        requests.push(ApiRequest::new(Method::Put, format!("{path}/{pos}"), params).guarded(guard(&list, &mut wrote)));
-        list[pos] = rule.clone();
+        self.positional(Method::Put, pos, params);
+        self.list[pos] = rule.clone();
     }
-    for rule in desired.iter().skip(observed.len()) {
-        // Created without `enable`: stored disabled, so it matches nothing while on top.
+
+    /// Inserts `rule` at `pos`: created on top without `enable` (stored disabled, so it matches
+    /// nothing there), moved in front of the rule now at `pos` (`moveto` counts positions before
+    /// the move), then enabled.
+    fn insert(&mut self, pos: usize, rule: &FwRule) {
         let params: Vec<(String, String)> = rule_params(rule).into_iter().filter(|(k, _)| k != "enable").collect();
-        requests.push(ApiRequest::new(Method::Post, path, params));
-        wrote = true;
-        list.insert(0, FwRule { enabled: false, ..rule.clone() });
-        let end = list.len();
-        requests.push(
-            ApiRequest::new(Method::Put, format!("{path}/0"), vec![pair("moveto", end.to_string())]).guarded(guard(&list, &mut wrote)),
-        );
-        let moved = list.remove(0);
-        list.push(moved);
+        self.requests.push(ApiRequest::new(Method::Post, self.path, params));
+        self.wrote = true;
+        self.list.insert(0, FwRule { enabled: false, ..rule.clone() });
+        if pos > 0 {
+            self.positional(Method::Put, 0, vec![pair("moveto", (pos + 1).to_string())]);
+            let moved = self.list.remove(0);
+            self.list.insert(pos, moved);
+        }
         if rule.enabled {
-            let last = list.len() - 1;
-            requests
-                .push(ApiRequest::new(Method::Put, format!("{path}/{last}"), vec![pair("enable", "1")]).guarded(guard(&list, &mut wrote)));
-            list[last].enabled = true;
+            self.positional(Method::Put, pos, vec![pair("enable", "1")]);
+            self.list[pos].enabled = true;
         }
     }
-    for pos in (desired.len()..observed.len()).rev() {
-        requests.push(ApiRequest::new(Method::Delete, format!("{path}/{pos}"), Vec::new()).guarded(guard(&list, &mut wrote)));
-        list.remove(pos);
+
+    fn delete(&mut self, pos: usize) {
+        self.positional(Method::Delete, pos, Vec::new());
+        self.list.remove(pos);
     }
-    requests
+}
+
+fn positional_edit(path: &str, desired: &[FwRule], observed: &[FwRule], digest: Option<&str>) -> Vec<ApiRequest> {
+    let mut edit = ListEdit::new(path, observed, digest);
+    for (pos, rule) in desired.iter().enumerate().take(observed.len()) {
+        if edit.list[pos] != *rule {
+            edit.replace(pos, rule);
+        }
+    }
+    for (pos, rule) in desired.iter().enumerate().skip(observed.len()) {
+        edit.insert(pos, rule);
+    }
+    for pos in (desired.len()..observed.len()).rev() {
+        edit.delete(pos);
+    }
+    edit.requests
+}
+
+/// Above this many rule pairs, the shared-run edit is not considered (it is quadratic).
+const SHARED_EDIT_LIMIT: usize = 4_000_000;
+
+/// Deletes the observed rules outside the longest common subsequence (from the end), then
+/// inserts the desired ones outside it, in order.
+fn shared_edit(path: &str, desired: &[FwRule], observed: &[FwRule], digest: Option<&str>) -> Option<Vec<ApiRequest>> {
+    if desired.len().saturating_mul(observed.len()) > SHARED_EDIT_LIMIT {
+        return None;
+    }
+    let (n, m) = (observed.len(), desired.len());
+    // lengths[i][j]: the longest shared run of observed[i..] and desired[j..].
+    let mut lengths = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lengths[i][j] = if observed[i] == desired[j] { lengths[i + 1][j + 1] + 1 } else { lengths[i + 1][j].max(lengths[i][j + 1]) };
+        }
+    }
+    let (mut kept_observed, mut kept_desired) = (vec![false; n], vec![false; m]);
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        if observed[i] == desired[j] {
+            kept_observed[i] = true;
+            kept_desired[j] = true;
+            i += 1;
+            j += 1;
+        } else if lengths[i + 1][j] >= lengths[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    let mut edit = ListEdit::new(path, observed, digest);
+    for pos in (0..n).rev().filter(|p| !kept_observed[*p]) {
+        edit.delete(pos);
+    }
+    for (pos, rule) in desired.iter().enumerate().filter(|(p, _)| !kept_desired[*p]) {
+        edit.insert(pos, rule);
+    }
+    Some(edit.requests)
 }
 
 /// The names `delete=` takes for rule fields (as returned by rule_params, static strings).
@@ -346,8 +427,9 @@ pub fn reference_requests(
     let base = scope.base(node);
     let mut requests = Vec::new();
     for alias in &desired.aliases {
-        match observed.aliases.iter().find(|a| a.name == alias.name) {
-            Some(current) if current == alias => {}
+        // pve-firewall keeps an alias's spelling and finds it in any case.
+        match observed.aliases.iter().find(|a| a.name.eq_ignore_ascii_case(&alias.name)) {
+            Some(current) if current.cidr == alias.cidr && current.comment == alias.comment => {}
             Some(_) => {
                 let mut params = vec![pair("cidr", alias.cidr.clone())];
                 params.extend(comment_param(&alias.comment));
@@ -369,14 +451,15 @@ pub fn reference_requests(
         }
         let have: &[FwIpSetEntry] = current.map(|c| c.entries.as_slice()).unwrap_or(&[]);
         for entry in set.entries.iter().filter(|e| !have.contains(e)) {
+            let nomatch = pair("nomatch", if entry.negated { "1" } else { "0" });
             if have.iter().any(|h| h.cidr == entry.cidr) {
-                requests.push(ApiRequest::new(
-                    Method::Delete,
-                    format!("{base}/ipset/{}/{}", set.name, cidr_segment(&entry.cidr)),
-                    Vec::new(),
-                ));
+                // IPSet.pm update_ip: sets `nomatch` and `comment` both (one not sent is cleared).
+                let mut params = vec![nomatch];
+                params.extend(comment_param(&entry.comment));
+                requests.push(ApiRequest::new(Method::Put, format!("{base}/ipset/{}/{}", set.name, cidr_segment(&entry.cidr)), params));
+                continue;
             }
-            let mut params = vec![pair("cidr", entry.cidr.clone()), pair("nomatch", if entry.negated { "1" } else { "0" })];
+            let mut params = vec![pair("cidr", entry.cidr.clone()), nomatch];
             params.extend(comment_param(&entry.comment));
             requests.push(ApiRequest::new(Method::Post, format!("{base}/ipset/{}", set.name), params));
         }
@@ -419,7 +502,7 @@ pub fn cleanup_requests(
         let force = if set.entries.is_empty() { Vec::new() } else { vec![pair("force", "1")] };
         requests.push(ApiRequest::new(Method::Delete, format!("{base}/ipset/{}", set.name), force));
     }
-    for alias in observed.aliases.iter().filter(|a| !desired.aliases.iter().any(|d| d.name == a.name)) {
+    for alias in observed.aliases.iter().filter(|a| !desired.aliases.iter().any(|d| d.name.eq_ignore_ascii_case(&a.name))) {
         requests.push(ApiRequest::new(Method::Delete, format!("{base}/aliases/{}", alias.name), Vec::new()));
     }
     requests
@@ -563,6 +646,20 @@ mod tests {
         assert_eq!(
             shown(&grown),
             ["Post /r type=in action=DROP", "Put /r/0 moveto=2 digest=(re-read)", "Put /r/1 enable=1 digest=(re-read)"]
+        );
+        // A rule inserted on top (as the GUI does) is one delete, not an edit of every position.
+        let gui = rules(&["IN ACCEPT # from the GUI", "IN ACCEPT -p tcp -dport 22", "IN DROP"]);
+        assert_eq!(shown(&rules_requests("/r", &desired, &gui, Some("d"))), ["Delete /r/0 digest=d"]);
+        // A rule missing in the middle is inserted there.
+        let middle = rules(&["IN ACCEPT -p tcp -dport 22", "IN ACCEPT -p tcp -dport 80", "IN DROP"]);
+        let holed = [middle[0].clone(), middle[2].clone()];
+        assert_eq!(
+            shown(&rules_requests("/r", &middle, &holed, Some("d"))),
+            [
+                "Post /r type=in action=ACCEPT proto=tcp dport=80",
+                "Put /r/0 moveto=2 digest=(re-read)",
+                "Put /r/1 enable=1 digest=(re-read)"
+            ]
         );
         // The re-read before the move expects the new rule on top, disabled.
         let Some(Guard::Reread { expected, .. }) = &grown[1].guard else { panic!("a re-read") };

@@ -171,6 +171,13 @@ fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Sc
         proto_span: spans.proto,
         ports: [("dport", dport.as_ref(), spans.dport), ("sport", sport.as_ref(), spans.sport)],
         addresses: [("source", source.as_ref(), spans.source), ("dest", dest.as_ref(), spans.dest)],
+        match_options: raw.proto.is_some()
+            || raw.dport.is_some()
+            || raw.port.is_some()
+            || raw.sport.is_some()
+            || raw.source.is_some()
+            || raw.dest.is_some()
+            || raw.log.is_some(),
     };
     for refused in super::rule_refusals::check(&parts) {
         report(ctx, Diagnostic::at("PHX-FW-010", refused.span.unwrap_or(span), refused.message).help(refused.help));

@@ -31,6 +31,8 @@ pub struct Parts<'r> {
     pub proto_span: Option<Span>,
     pub ports: [(&'static str, Option<&'r PortSet>, Option<Span>); 2],
     pub addresses: [(&'static str, Option<&'r AddrSpec>, Option<Span>); 2],
+    /// Whether a protocol, port, address or log level is written (a GROUP rule keeps none).
+    pub match_options: bool,
 }
 
 /// The macro's canonical spelling, when pve-firewall knows it.
@@ -46,6 +48,13 @@ pub fn check(parts: &Parts<'_>) -> Vec<Refusal> {
             None,
             "a security group cannot include another group (pve-firewall: invalid rule type 'group' for rule_env 'group')",
             "inline the other group's rules",
+        ));
+    }
+    if matches!(parts.verdict, Verdict::Group(_)) && parts.match_options {
+        out.push(refusal(
+            None,
+            "a GROUP rule takes only an interface and a comment: pve-firewall drops its protocol, ports, addresses and log level",
+            "put those conditions on the group's own rules",
         ));
     }
     if let Some((iface, span)) = parts.iface {
@@ -93,10 +102,13 @@ pub fn check(parts: &Parts<'_>) -> Vec<Refusal> {
             ));
         }
     }
-    if let (Some((name, span)), None) = (parts.macro_name, out.iter().find(|r| r.message.contains("has no macro"))) {
-        out.extend(macro_conflict(name, span, parts));
-    }
-    let mut version = None;
+    // The IP version the rule's protocol and literal addresses give it (verify_rule's
+    // `ipversion`): true for IPv4.
+    let mut version = parts.proto.and_then(|p| match p.name.as_str() {
+        "icmp" => Some(true),
+        "icmpv6" | "ipv6-icmp" => Some(false),
+        _ => None,
+    });
     for (field, spec, span) in parts.addresses {
         let Some(spec) = spec else { continue };
         if let Some(problem) = address_problem(spec, &mut version) {
@@ -106,6 +118,9 @@ pub fn check(parts: &Parts<'_>) -> Vec<Refusal> {
                 "write one reference, or a list of addresses and networks",
             ));
         }
+    }
+    if let (Some((name, span)), None) = (parts.macro_name, out.iter().find(|r| r.message.contains("has no macro"))) {
+        out.extend(macro_conflict(name, span, parts, version == Some(false)));
     }
     out
 }
@@ -126,11 +141,16 @@ fn iface_valid(name: &str) -> bool {
 }
 
 /// `$apply_macro`: a protocol or port the rule sets that a macro rule sets otherwise.
-fn macro_conflict(name: &str, span: Option<Span>, parts: &Parts<'_>) -> Option<Refusal> {
+fn macro_conflict(name: &str, span: Option<Span>, parts: &Parts<'_>, ipv6: bool) -> Option<Refusal> {
     let known = macros::find(name)?;
+    // An IPv4-bound rule skips an IPv6-only macro; IPv6 rules use its IPv6 expansion.
+    if known.ipv6_only && !ipv6 {
+        return None;
+    }
+    let rules = if ipv6 { known.ipv6_rules.unwrap_or(known.rules) } else { known.rules };
     let dport = parts.ports[0].1.map(PortSet::to_pve);
     let sport = parts.ports[1].1.map(PortSet::to_pve);
-    for template in known.rules {
+    for template in rules {
         let proto_differs = parts.proto.is_some_and(|p| p.name != template.proto && p.number.to_string() != template.proto);
         let differs = |own: &Option<String>, theirs: Option<&str>| matches!((own, theirs), (Some(own), Some(theirs)) if own != theirs);
         if proto_differs || differs(&dport, template.dport) || differs(&sport, template.sport) {
@@ -162,7 +182,7 @@ fn address_problem(spec: &AddrSpec, version: &mut Option<bool>) -> Option<String
             _ => continue,
         };
         if version.is_some_and(|known| known != v4) {
-            return Some("mixes IPv4 and IPv6".into());
+            return Some("mixes IPv4 and IPv6 (within the rule: its addresses and protocol)".into());
         }
         *version = Some(v4);
         if let Some(net) = net.filter(|n| n.trunc() != **n) {

@@ -128,6 +128,8 @@ pub struct PveSim {
     pub writes: usize,
     /// What the simulator could not check or do; a test that meets one fails.
     pub gaps: Vec<String>,
+    /// Writers that gave up waiting for a lock ("got timeout").
+    pub lock_timeouts: usize,
 }
 
 /// The token user recorded in tasks.
@@ -145,6 +147,7 @@ impl PveSim {
             macs: MacSource::new(0x5eed),
             writes: 0,
             gaps: Vec::new(),
+            lock_timeouts: 0,
         }
     }
 
@@ -241,12 +244,16 @@ impl PveSim {
             return Ok(Reply::error(400, "Parameter verification failed.\n", Some(&verdict.errors)));
         }
         let params: Params = params.iter().filter_map(|(k, v)| Some((k.clone(), jsonschema::scalar(v)?))).collect();
-        if method != "GET" {
+        // qemu-server forks the config worker first and takes the lock inside it (a task that
+        // ends "can't lock file"); every other write waits for its lock here.
+        let in_task = method == "POST" && route.template == "/nodes/{node}/qemu/{vmid}/config";
+        if method != "GET" && !in_task {
             if let Some((key, message)) = self.lock_for(route.template, &params) {
                 let until = self.lock_busy_until(&key);
                 if let Some(until) = until.filter(|u| *u > Instant::now()) {
                     if until.saturating_duration_since(started) > self.settings.lock_timeout {
                         if started.elapsed() >= self.settings.lock_timeout {
+                            self.lock_timeouts += 1;
                             return Ok(Reply::error(500, &message, None));
                         }
                         return Err(Busy { until: started + self.settings.lock_timeout });
@@ -426,6 +433,11 @@ impl PveSim {
         if params.get("digest").is_some_and(|d| !d.is_empty() && *d != digest) {
             return Err(Failure::Die(kind.digest_mismatch().into()));
         }
+        // AbstractConfig check_lock (unless skiplock).
+        if let Some(lock) = conf.keys.get("lock").filter(|_| params.get("skiplock").is_none_or(|s| s != "1")) {
+            let guest = if kind == GuestKind::Qemu { "VM" } else { "CT" };
+            return Err(Failure::Die(format!("{guest} is locked ({lock})")));
+        }
         let empty = Map::new();
         let properties = definition["parameters"]["properties"].as_object().unwrap_or(&empty);
         for key in &deletes {
@@ -445,8 +457,16 @@ impl PveSim {
             conf.keys.insert(key.clone(), stored);
         }
         if kind == GuestKind::Qemu && method == "POST" {
-            let (upid, outcome) =
-                self.tasks.start(&self.node, "qmconfig", &vmid.to_string(), TASK_USER, self.settings.task_duration, self.epoch());
+            // The worker waits for the config lock (lock_config, 10 s), then writes.
+            let busy = self.lock_busy_until(&format!("config-{vmid}"));
+            let wait = busy.map(|until| until.saturating_duration_since(Instant::now())).unwrap_or_default();
+            if wait > self.settings.lock_timeout {
+                let message = format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout");
+                self.tasks.injected.push_front(tasks::TaskOutcome::Error(message));
+                self.lock_timeouts += 1;
+            }
+            let duration = self.settings.task_duration + wait.min(self.settings.lock_timeout);
+            let (upid, outcome) = self.tasks.start(&self.node, "qmconfig", &vmid.to_string(), TASK_USER, duration, self.epoch());
             if !matches!(outcome, tasks::TaskOutcome::Error(_)) {
                 self.files.insert(path, conf.to_text());
             }
