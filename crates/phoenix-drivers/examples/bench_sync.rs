@@ -2,10 +2,10 @@
 //! `cargo run --release -p phoenix-drivers --example bench_sync -- [GUESTS] [LATENCY_MS] [PLAN_GUESTS]`
 //! (defaults 500, 50, 5000). Prints the plan's critical path (its longest chain of API calls
 //! times the latency), the time the apply took and their ratio, for a first sync (every list
-//! empty: rules created in reverse) and a resync after drift (a rule added on top of every
-//! guest's list, as the GUI adds it: every position edited with its digest, a re-read before
-//! each, the surplus deleted); then observing and planning a PLAN_GUESTS inventory without
-//! latency. The fake runs on its own thread (the second core),
+//! empty: rules created in reverse) and a resync after drift (in every guest's list, the GUI
+//! deleted the second rule and disabled the first: the first edited in place with the observed
+//! digest, the second created on top, moved back with `moveto` and enabled, each after a
+//! re-read); then observing and planning a PLAN_GUESTS inventory without latency. The fake runs on its own thread (the second core),
 //! as a real Proxmox node would not share phoenix's CPU. The guests start with their NICs as
 //! before a firewall (`phoenix_lab::deployed::simulated_node`).
 
@@ -93,17 +93,17 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         now: 0,
     };
     sync_once("first sync", &input, latency_ms).await;
-    // The GUI adds a rule on top of every guest's list.
+    // In the GUI, someone deletes the second rule of every guest and disables the first.
     {
         let mut sim = fake.state.lock().expect("the simulator");
         for guest in model.guests.values() {
             let kind = if guest.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" };
-            let params = [("type", "in"), ("action", "ACCEPT"), ("enable", "1"), ("comment", "added in the GUI")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
-                .collect();
-            let reply = sim.request("POST", &format!("/nodes/{}/{kind}/{}/firewall/rules", model.host.node_name, guest.id), params);
-            assert_eq!(reply.status, 200, "{}", reply.body);
+            let rules = format!("/nodes/{}/{kind}/{}/firewall/rules", model.host.node_name, guest.id);
+            let enable = [("enable".to_string(), serde_json::Value::String("0".into()))].into();
+            for (method, path, params) in [("DELETE", format!("{rules}/1"), Default::default()), ("PUT", format!("{rules}/0"), enable)] {
+                let reply = sim.request(method, &path, params);
+                assert_eq!(reply.status, 200, "{}", reply.body);
+            }
         }
     }
     sync_once("resync after drift", &input, latency_ms).await;
