@@ -140,9 +140,7 @@ impl PveClient {
             delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
-}
 
-impl PveClient {
     /// The `WARN:` lines of a task's log (its status line when the log cannot be read).
     async fn task_warnings(&self, node: &str, upid: &str, status: &str) -> Vec<String> {
         let log = ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks/{}/log", upid_path(upid)), Vec::new());

@@ -7,11 +7,12 @@
 //! sent; `PUT {base}/rules/{pos}` with `moveto=N` moves the rule in front of the rule that had
 //! index N (to the end when N is the count); `PUT` copies the keys sent, then removes those in
 //! `delete`; `PUT`/`DELETE` refuse a `digest` other than the list's (`assert_if_modified`);
-//! `POST` checks no digest. So a rule list is changed in place where positions exist, new rules
-//! are created on top disabled, moved to their place and then enabled (an empty list is filled
-//! in reverse instead), surplus rules are deleted from the end, and every positional write
-//! carries the digest of the list it was planned from: the observed one for the first write,
-//! else the one re-read just before it (which must show exactly phoenix's own earlier writes).
+//! `POST` checks no digest. So an empty list is filled in reverse; otherwise a list is edited
+//! position by position or around the rules it shares with the rendered one, whichever costs
+//! fewer calls, new rules are created on top disabled, moved to their place and then enabled,
+//! and every positional write carries the digest of the list it was planned from: the observed
+//! one for the first write, else the one re-read just before it (which must show exactly
+//! phoenix's own earlier writes).
 //! A `net0` is edited as a property string: only the keys phoenix renders change; the MAC
 //! (qemu-server and pve-container generate a new one for a NIC written without it) and every
 //! other key stay as observed.
@@ -495,7 +496,7 @@ pub fn cleanup_requests(
         // pve-firewall refuses to delete a group that still has rules.
         let path = format!("/cluster/firewall/groups/{}", group.name);
         requests.extend(rules_requests(&path, &[], &group.rules, digests.get(&path).map(String::as_str)));
-        requests.push(ApiRequest::new(Method::Delete, format!("/cluster/firewall/groups/{}", group.name), Vec::new()));
+        requests.push(ApiRequest::new(Method::Delete, path, Vec::new()));
     }
     for set in observed.ipsets.iter().filter(|s| !desired.ipsets.iter().any(|d| d.name == s.name)) {
         // IPSet.pm delete_ipset: `force` deletes the members too (without it, a non-empty set is refused).

@@ -147,10 +147,9 @@ fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Sc
     let source = address(raw.source.as_ref(), spans.source, ctx);
     let dest = address(raw.dest.as_ref(), spans.dest, ctx);
 
-    if (raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some())
-        && !proto.as_ref().is_some_and(Proto::has_ports)
-        && proto.is_some()
-    {
+    // Without a protocol but with a macro, the refusal is PHX-FW-010's (the macro does not help).
+    let ports_written = raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some();
+    if ports_written && !proto.as_ref().is_some_and(Proto::has_ports) && (proto.is_some() || raw.macro_name.is_none()) {
         let at = spans.proto.or(spans.dport).unwrap_or(span);
         let what = proto.as_ref().map_or("no protocol".to_string(), |p| format!("protocol {}", p.name));
         report(
@@ -171,23 +170,10 @@ fn build_rule(node: Option<Cursor<'_>>, fallback: Span, raw: &RawRule, scope: Sc
         proto_span: spans.proto,
         ports: [("dport", dport.as_ref(), spans.dport), ("sport", sport.as_ref(), spans.sport)],
         addresses: [("source", source.as_ref(), spans.source), ("dest", dest.as_ref(), spans.dest)],
-        match_options: raw.proto.is_some()
-            || raw.dport.is_some()
-            || raw.port.is_some()
-            || raw.sport.is_some()
-            || raw.source.is_some()
-            || raw.dest.is_some()
-            || raw.log.is_some(),
+        match_options: ports_written || raw.proto.is_some() || raw.source.is_some() || raw.dest.is_some() || raw.log.is_some(),
     };
     for refused in super::rule_refusals::check(&parts) {
         report(ctx, Diagnostic::at("PHX-FW-010", refused.span.unwrap_or(span), refused.message).help(refused.help));
-    }
-    if (raw.dport.is_some() || raw.port.is_some() || raw.sport.is_some()) && proto.is_none() && raw.macro_name.is_none() {
-        report(
-            ctx,
-            Diagnostic::at("PHX-FW-003", spans.dport.unwrap_or(span), "a port is given with no protocol; pve-firewall refuses it")
-                .help("set \"proto\": \"tcp\" or \"udp\""),
-        );
     }
     // verify_rule rewrites a known macro to its canonical spelling.
     let macro_name = raw.macro_name.as_deref().map(|m| super::rule_refusals::canonical_macro(m).unwrap_or(m).to_string());

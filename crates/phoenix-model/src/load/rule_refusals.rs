@@ -6,7 +6,7 @@
 //! spelling, as `verify_rule` rewrites it.
 
 use crate::model::{AddrEntry, AddrSpec, PortSet, Proto, Scope, Verdict};
-use crate::pve::macros;
+use crate::pve::{fw_names, macros};
 use crate::source::Span;
 use ipnet::IpNet;
 
@@ -64,12 +64,12 @@ pub fn check(parts: &Parts<'_>) -> Vec<Refusal> {
                 "a security group rule cannot name an interface (pve-firewall: parameter -i not allowed)",
                 "put the interface on the GROUP rule in the guest that uses the group",
             )),
-            Scope::Guest(_) if !is_netn(iface) => out.push(refusal(
+            Scope::Guest(_) if !fw_names::is_nic_key(iface) => out.push(refusal(
                 span,
                 format!("guest rule interface `{iface}` is not a NIC key netN"),
                 "use the guest's NIC key, e.g. net0",
             )),
-            _ if !iface_valid(iface) => {
+            _ if !fw_names::iface_valid(iface) => {
                 out.push(refusal(span, format!("invalid network interface name `{iface}`"), "a letter, then letters, digits or `_`"))
             }
             _ => {}
@@ -123,21 +123,6 @@ pub fn check(parts: &Parts<'_>) -> Vec<Refusal> {
         out.extend(macro_conflict(name, span, parts, version == Some(false)));
     }
     out
-}
-
-fn is_netn(name: &str) -> bool {
-    name.strip_prefix("net").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `pve_verify_iface`: `^[a-z][a-z0-9_]{1,20}([:\.]\d+)?$`, any case.
-fn iface_valid(name: &str) -> bool {
-    let base = name.split([':', '.']).next().unwrap_or_default();
-    let suffix_ok = name.len() == base.len() || name[base.len() + 1..].bytes().all(|b| b.is_ascii_digit()) && name.len() > base.len() + 1;
-    let mut chars = base.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && (2..=21).contains(&base.len())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && suffix_ok
 }
 
 /// `$apply_macro`: a protocol or port the rule sets that a macro rule sets otherwise.

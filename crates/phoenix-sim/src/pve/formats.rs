@@ -4,7 +4,7 @@
 //! comma/semicolon/space separated list (`PVE::Tools::split_list`); `NAME-opt` also takes the
 //! empty string. Any other format is `Unknown`, which the validator reports as a gap.
 
-use super::fw::{addr, rule};
+use super::fw::addr;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub enum Checked {
@@ -94,7 +94,9 @@ pub fn check(name: &str, text: &str) -> Checked {
                 "value does not look like a valid VM ID".into()
             })
         }
-        "pve-iface" => refuse_unless(rule::iface_valid(text), || format!("invalid network interface name '{text}'")),
+        "pve-iface" => {
+            refuse_unless(phoenix_model::pve::fw_names::iface_valid(text), || format!("invalid network interface name '{text}'"))
+        }
         "pve-bridge-id" => refuse_unless(!text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)), || {
             format!("invalid bridge ID '{text}'")
         }),

@@ -215,34 +215,17 @@ impl PveSim {
     }
 
     fn answer(&mut self, method: &str, path: &str, mut params: BTreeMap<String, Value>, started: Instant) -> Result<Reply, Busy> {
-        let schema = schema::ApiSchema::get();
-        let route = match schema.route(method, path) {
+        let route = match admit(method, path, &mut params, Some(&self.node)) {
             Ok(route) => route,
-            Err(_) => return Ok(Reply::error(501, &format!("Method '{method} {path}' not implemented"), None)),
-        };
-        // pve-manager rest_handler: a body key repeating a path parameter with another value.
-        for (name, value) in &route.path_params {
-            if let Some(given) = params.get(name).and_then(jsonschema::scalar) {
-                if &given != value {
-                    let errors =
-                        BTreeMap::from([(name.clone(), "duplicate parameter (already defined in URI) with conflicting values!".into())]);
-                    return Ok(Reply::error(400, "Parameter verification failed.\n", Some(&errors)));
-                }
+            Err(Refused::NoRoute) => return Ok(Reply::error(501, &format!("Method '{method} {path}' not implemented"), None)),
+            Err(Refused::Invalid(errors)) => return Ok(Reply::error(400, "Parameter verification failed.\n", Some(&errors))),
+            Err(Refused::UnknownNode(node)) => {
+                let message =
+                    format!("hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known\n");
+                return Ok(Reply::error(500, &message, None));
             }
-            params.insert(name.clone(), Value::String(value.clone()));
-        }
-        // proxyto resolution comes before validation: an unknown node fails its lookup.
-        if let Some(node) = route.path_params.get("node").filter(|n| **n != self.node) {
-            let message = format!("hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known\n");
-            return Ok(Reply::error(500, &message, None));
-        }
-        let verdict = jsonschema::validate(&route.method["parameters"], &mut params);
-        if !verdict.gaps.is_empty() {
-            return Ok(self.gap(route.template, verdict.gaps.iter().map(|g| g.0.clone()).collect::<Vec<_>>().join("; ")));
-        }
-        if !verdict.errors.is_empty() {
-            return Ok(Reply::error(400, "Parameter verification failed.\n", Some(&verdict.errors)));
-        }
+            Err(Refused::Gaps(template, gaps)) => return Ok(self.gap(template, gaps.join("; "))),
+        };
         let params: Params = params.iter().filter_map(|(k, v)| Some((k.clone(), jsonschema::scalar(v)?))).collect();
         // qemu-server forks the config worker first and takes the lock inside it (a task that
         // ends "can't lock file"); every other write waits for its lock here.
@@ -477,24 +460,59 @@ impl PveSim {
     }
 }
 
-/// Whether the API would take this request as far as its schema decides: a path and method it
-/// has, every parameter known and valid (types, formats, patterns, ranges, required ones). The
-/// same router and validator the simulator answers with, without a node or HTTP: for checking
-/// every request a planner emits.
-pub fn check_request(method: &str, path: &str, params: &[(String, String)]) -> Result<(), String> {
-    let route = schema::ApiSchema::get().route(method, path).map_err(|e| format!("{method} {path}: no such API ({e:?})"))?;
-    let mut values: BTreeMap<String, Value> = params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+/// Why the API refuses a request before any handler runs.
+enum Refused {
+    /// No path and method of the schema: 501.
+    NoRoute,
+    /// Parameter errors (or a body key repeating a path parameter with another value): 400.
+    Invalid(BTreeMap<String, String>),
+    /// A node other than this one (proxyto's hostname lookup fails): 500.
+    UnknownNode(String),
+    /// A check the simulator cannot make: a loud 501.
+    Gaps(&'static str, Vec<String>),
+}
+
+/// What pve-manager's `rest_handler` checks before the handler runs, in its order: the route
+/// (`find_handler`), a body key repeating a path parameter with another value, the node
+/// (`proxyto`, when `node` is given), then the parameters (`PVE::JSONSchema::validate`).
+/// The path parameters are added to `params`.
+fn admit(method: &str, path: &str, params: &mut BTreeMap<String, Value>, node: Option<&str>) -> Result<schema::Route<'static>, Refused> {
+    let route = schema::ApiSchema::get().route(method, path).map_err(|_| Refused::NoRoute)?;
     for (name, value) in &route.path_params {
-        values.insert(name.clone(), Value::String(value.clone()));
+        if params.get(name).and_then(jsonschema::scalar).is_some_and(|given| &given != value) {
+            let message = "duplicate parameter (already defined in URI) with conflicting values!".to_string();
+            return Err(Refused::Invalid(BTreeMap::from([(name.clone(), message)])));
+        }
+        params.insert(name.clone(), Value::String(value.clone()));
     }
-    let verdict = jsonschema::validate(&route.method["parameters"], &mut values);
+    if let (Some(here), Some(asked)) = (node, route.path_params.get("node")) {
+        if asked != here {
+            return Err(Refused::UnknownNode(asked.clone()));
+        }
+    }
+    let verdict = jsonschema::validate(&route.method["parameters"], params);
     if !verdict.gaps.is_empty() {
-        return Err(format!("{method} {path}: phoenix-sim cannot check it: {:?}", verdict.gaps));
+        return Err(Refused::Gaps(route.template, verdict.gaps.into_iter().map(|g| g.0).collect()));
     }
     if !verdict.errors.is_empty() {
-        return Err(format!("{method} {path}: refused (400): {:?}", verdict.errors));
+        return Err(Refused::Invalid(verdict.errors));
     }
-    Ok(())
+    Ok(route)
+}
+
+/// Whether the API would take this request as far as its schema decides: a path and method it
+/// has, every parameter known and valid (types, formats, patterns, ranges, required ones). The
+/// same admission the simulator answers with, without a node or HTTP: for checking every
+/// request a planner emits.
+pub fn check_request(method: &str, path: &str, params: &[(String, String)]) -> Result<(), String> {
+    let mut values: BTreeMap<String, Value> = params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    match admit(method, path, &mut values, None) {
+        Ok(_) => Ok(()),
+        Err(Refused::NoRoute) => Err(format!("{method} {path}: no such API")),
+        Err(Refused::Invalid(errors)) => Err(format!("{method} {path}: refused (400): {errors:?}")),
+        Err(Refused::UnknownNode(node)) => Err(format!("{method} {path}: no node {node}")),
+        Err(Refused::Gaps(_, gaps)) => Err(format!("{method} {path}: phoenix-sim cannot check it: {gaps:?}")),
+    }
 }
 
 fn guest_kind(segment: &str) -> GuestKind {

@@ -90,17 +90,12 @@ impl ApiSchema {
     /// The node at exactly this template (`/cluster/firewall/rules`), for tests and the
     /// conformance check.
     pub fn node(&self, template: &str) -> Option<&Node> {
-        fn find<'n>(node: &'n Node, template: &str) -> Option<&'n Node> {
-            if node.path == template {
-                return Some(node);
-            }
-            node.children
-                .iter()
-                .find(|c| template.starts_with(&c.path))
-                .and_then(|c| find(c, template))
-                .or_else(|| node.children.iter().find_map(|c| find(c, template)))
+        let mut node = &self.root;
+        while node.path != template {
+            let below = |c: &&Node| template.strip_prefix(c.path.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            node = node.children.iter().find(below)?;
         }
-        find(&self.root, template)
+        Some(node)
     }
 
     /// Matches `method path` (path below `/api2/json`, percent-decoded).

@@ -5,9 +5,9 @@
 mod cluster;
 pub mod format;
 mod guest;
+mod host;
 
 pub use guest::nics_before_firewall;
-mod host;
 
 use super::Rendered;
 use format::FwRule;

@@ -141,8 +141,7 @@ fn verify_strict(rule: &mut Rule, env: RuleEnv, conf: &FwConf, cluster: Option<&
 pub fn rules(store: &mut dyn Store, list: &RuleList, method: &str, pos: Option<usize>, params: &Params) -> Result<Value, Failure> {
     let scope = list_scope(list);
     let (mut conf, cluster) = load(store, &scope);
-    let keys: Vec<BTreeMap<String, String>> = rules_of(&mut conf, list)?.iter().map(|r| r.keys.clone()).collect();
-    let digest = list_digest(&keys);
+    let digest = list_digest(rules_of(&mut conf, list)?.iter().map(|r| &r.keys));
     match (method, pos) {
         ("GET", None) => {
             let rules = rules_of(&mut conf, list)?;
@@ -172,16 +171,11 @@ pub fn rules(store: &mut dyn Store, list: &RuleList, method: &str, pos: Option<u
         }
         ("PUT", Some(pos)) => {
             assert_if_modified(&digest, params.get("digest"))?;
-            let env = list_env(list);
-            let snapshot = conf.clone();
-            let rules = rules_of(&mut conf, list)?;
-            if pos >= rules.len() {
-                return die(format!("no rule at position {pos}"));
-            }
+            let Some(current) = rules_of(&mut conf, list)?.get(pos).cloned() else { return die(format!("no rule at position {pos}")) };
             match params.get("moveto").and_then(|m| m.parse::<usize>().ok()).filter(|m| *m != pos) {
-                Some(moveto) => move_rule(rules, pos, moveto),
+                Some(moveto) => move_rule(rules_of(&mut conf, list)?, pos, moveto),
                 None => {
-                    let mut rule = rules[pos].clone();
+                    let mut rule = current;
                     rule::copy_data(&mut rule, params);
                     rule.keys.remove("pos");
                     rule.keys.remove("digest");
@@ -190,7 +184,7 @@ pub fn rules(store: &mut dyn Store, list: &RuleList, method: &str, pos: Option<u
                             return param(&key, message);
                         }
                     }
-                    verify_strict(&mut rule, env, &snapshot, cluster.as_ref())?;
+                    verify_strict(&mut rule, list_env(list), &conf, cluster.as_ref())?;
                     rules_of(&mut conf, list)?[pos] = rule;
                 }
             }
@@ -236,17 +230,7 @@ pub fn groups(store: &mut dyn Store, method: &str, group: Option<&str>, params: 
     let (mut conf, _) = load(store, &Scope::Cluster);
     match (method, group) {
         ("GET", None) => {
-            let entries: Vec<BTreeMap<String, String>> = conf
-                .groups
-                .keys()
-                .map(|name| {
-                    let mut entry = BTreeMap::from([("group".to_string(), name.clone())]);
-                    if let Some(comment) = conf.group_comments.get(name) {
-                        entry.insert("comment".into(), comment.clone());
-                    }
-                    entry
-                })
-                .collect();
+            let entries = name_list("group", conf.groups.keys(), &conf.group_comments);
             let digest = list_digest(&entries);
             Ok(Value::Array(entries.iter().map(|e| with_digest(e, &digest)).collect()))
         }
@@ -278,6 +262,20 @@ pub fn groups(store: &mut dyn Store, method: &str, group: Option<&str>, params: 
         }
         _ => Err(Failure::NotImplemented),
     }
+}
+
+/// The list of security groups or ipsets as their index returns it: `{<key>: name, comment?}`
+/// each, by name (the digest is computed over these).
+fn name_list<'n>(key: &str, names: impl Iterator<Item = &'n String>, comments: &BTreeMap<String, String>) -> Vec<BTreeMap<String, String>> {
+    names
+        .map(|name| {
+            let mut entry = BTreeMap::from([(key.to_string(), name.clone())]);
+            if let Some(comment) = comments.get(name) {
+                entry.insert("comment".into(), comment.clone());
+            }
+            entry
+        })
+        .collect()
 }
 
 fn with_digest(entry: &BTreeMap<String, String>, digest: &str) -> Value {
@@ -388,17 +386,7 @@ pub fn ipsets(
 ) -> Result<Value, Failure> {
     let (mut conf, cluster) = load(store, scope);
     let Some(name) = name else {
-        let entries: Vec<BTreeMap<String, String>> = conf
-            .ipsets
-            .keys()
-            .map(|n| {
-                let mut entry = BTreeMap::from([("name".to_string(), n.clone())]);
-                if let Some(comment) = conf.ipset_comments.get(n) {
-                    entry.insert("comment".into(), comment.clone());
-                }
-                entry
-            })
-            .collect();
+        let entries = name_list("name", conf.ipsets.keys(), &conf.ipset_comments);
         let digest = list_digest(&entries);
         return match method {
             "GET" => Ok(Value::Array(entries.iter().map(|e| with_digest(e, &digest)).collect())),

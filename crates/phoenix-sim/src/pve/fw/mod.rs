@@ -93,31 +93,12 @@ impl FwConf {
                     Header::Options => Section::Options,
                     Header::Aliases => Section::Aliases,
                     Header::Rules => Section::Rules,
-                    Header::Group(name, comment) => match named_section(NameKind::SecurityGroup, &name) {
+                    Header::Named(named, name, comment) => match named_section(named, &name) {
                         Err(message) => {
                             warn(message);
                             Section::Skip
                         }
-                        Ok(()) => {
-                            conf.groups.insert(name.clone(), Vec::new());
-                            if let Some(comment) = comment {
-                                conf.group_comments.insert(name.clone(), comment);
-                            }
-                            Section::Group(name)
-                        }
-                    },
-                    Header::IpSet(name, comment) => match named_section(NameKind::IpSet, &name) {
-                        Err(message) => {
-                            warn(message);
-                            Section::Skip
-                        }
-                        Ok(()) => {
-                            conf.ipsets.insert(name.clone(), Vec::new());
-                            if let Some(comment) = comment {
-                                conf.ipset_comments.insert(name.clone(), comment);
-                            }
-                            Section::IpSet(name)
-                        }
+                        Ok(()) => conf.open(named, name, comment),
                     },
                 };
                 continue;
@@ -158,6 +139,24 @@ impl FwConf {
             }
         }
         (conf, warnings)
+    }
+
+    /// Starts a `[group name]` or `[IPSET name]` section (a repeated header starts it afresh).
+    fn open(&mut self, named: NameKind, name: String, comment: Option<String>) -> Section {
+        let (comments, section) = match named {
+            NameKind::SecurityGroup => {
+                self.groups.insert(name.clone(), Vec::new());
+                (&mut self.group_comments, Section::Group(name.clone()))
+            }
+            _ => {
+                self.ipsets.insert(name.clone(), Vec::new());
+                (&mut self.ipset_comments, Section::IpSet(name.clone()))
+            }
+        };
+        if let Some(comment) = comment {
+            comments.insert(name, comment);
+        }
+        section
     }
 
     /// What rules of this file are checked against: for the cluster, its own entries so far.
@@ -266,8 +265,8 @@ enum Header {
     Options,
     Aliases,
     Rules,
-    Group(String, Option<String>),
-    IpSet(String, Option<String>),
+    /// `[group name]` or `[IPSET name]`, with the header's comment.
+    Named(NameKind, String, Option<String>),
 }
 
 /// A section header the file's kind allows (case-insensitive); others are ordinary lines.
@@ -297,8 +296,8 @@ fn header(line: &str, kind: FwKind) -> Option<Header> {
         return None;
     }
     match word.as_str() {
-        "group" if kind == FwKind::Cluster => Some(Header::Group(name, comment)),
-        "ipset" if kind != FwKind::Host => Some(Header::IpSet(name, comment)),
+        "group" if kind == FwKind::Cluster => Some(Header::Named(NameKind::SecurityGroup, name, comment)),
+        "ipset" if kind != FwKind::Host => Some(Header::Named(NameKind::IpSet, name, comment)),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@
 //! `copy_rule_data` and `delete_rule_properties`.
 
 use super::addr;
+use phoenix_model::pve::fw_names;
 use std::collections::BTreeMap;
 
 /// Which rule list a rule belongs to (`$rule_env` in Firewall.pm).
@@ -203,7 +204,7 @@ pub fn verify(rule: &mut Rule, env: RuleEnv, names: &Names<'_>) -> Result<(), Ve
         if !env.types().contains(&kind.as_str()) {
             error("type", format!("invalid rule type '{kind}' for rule_env '{}'", env.name()));
         } else if kind == "group" {
-            if !phoenix_model::pve::fw_names::matches_pattern(action) {
+            if !fw_names::matches_pattern(action) {
                 error("action", "invalid characters in security group name".into());
             }
         } else if kind == "forward" && action == "REJECT" {
@@ -215,9 +216,9 @@ pub fn verify(rule: &mut Rule, env: RuleEnv, names: &Names<'_>) -> Result<(), Ve
     if let Some(iface) = rule.get("iface").map(str::to_string) {
         if !env.iface_allowed() {
             error("type", "parameter -i not allowed for this rule type".into());
-        } else if !iface_valid(&iface) {
+        } else if !fw_names::iface_valid(&iface) {
             error("iface", format!("invalid network interface name '{iface}'"));
-        } else if matches!(env, RuleEnv::Vm | RuleEnv::Ct) && !is_netn(&iface) {
+        } else if matches!(env, RuleEnv::Vm | RuleEnv::Ct) && !fw_names::is_nic_key(&iface) {
             error("iface", "value does not match the regex pattern 'net\\d+'".into());
         }
     }
@@ -309,23 +310,6 @@ pub fn verify(rule: &mut Rule, env: RuleEnv, names: &Names<'_>) -> Result<(), Ve
     }
 }
 
-/// `pve_verify_iface` (pve-common `PVE::JSONSchema`): `^[a-z][a-z0-9_]{1,20}([:\.]\d+)?$`, any case.
-pub fn iface_valid(name: &str) -> bool {
-    let (base, suffix) = match name.find([':', '.']) {
-        Some(at) => (&name[..at], Some(&name[at + 1..])),
-        None => (name, None),
-    };
-    let mut chars = base.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && (2..=21).contains(&base.len())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && suffix.is_none_or(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn is_netn(name: &str) -> bool {
-    name.strip_prefix("net").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
 enum Reference {
     Missing(String),
     /// An alias, with its IP version when known.
@@ -338,7 +322,7 @@ enum Reference {
 fn reference(value: &str, names: &Names<'_>) -> Reference {
     if let Some(set) = value.strip_prefix('+') {
         let name = ["guest/", "dc/", "sdn/"].iter().find_map(|p| set.strip_prefix(p)).unwrap_or(set);
-        if !phoenix_model::pve::fw_names::matches_pattern(name) {
+        if !fw_names::matches_pattern(name) {
             return Reference::Missing(format!("invalid ipset name '{value}'"));
         }
         let known = [names.cluster_ipsets, names.local_ipsets].iter().flatten().any(|sets| sets.iter().any(|s| s == name));
