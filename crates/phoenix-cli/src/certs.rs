@@ -3,7 +3,7 @@
 
 use crate::{loaded, parse_now, print, rfc3339, ConfigArg, Format, Status};
 use clap::{Args, Subcommand};
-use phoenix_core::certificates::{renewal, timer};
+use phoenix_core::certificates::timer;
 use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
 use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
 use phoenix_exec::certs::{self, RenewRequest};
@@ -12,13 +12,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Where phoenix keeps its certificate store on the node.
-pub const DEFAULT_STORE: &str = "/var/lib/phoenix/certs";
 
 #[derive(Args)]
 pub struct StoreArg {
     /// phoenix's certificate store: `<name>.crt` (certificate, then chain), `<name>.key`, and
     /// `root_ca.crt`, the CA root.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
+    #[arg(long, value_name = "DIR", default_value = phoenix_model::paths::DEFAULT_STORE)]
     certs: PathBuf,
 }
 
@@ -68,7 +67,7 @@ pub enum CertsCommand {
         #[arg(long, value_name = "FILE")]
         root: PathBuf,
         /// Where the host keeps local CA certificates.
-        #[arg(long, value_name = "FILE", default_value = phoenix_core::edge::ROOT_CA_PATH)]
+        #[arg(long, value_name = "FILE", default_value = phoenix_model::paths::TRUSTED_ROOT_PATH)]
         trust_file: String,
         /// Only copy the files; do not run update-ca-certificates.
         #[arg(long)]
@@ -337,10 +336,10 @@ fn install_timer(dir: &Path, store: &Path, unit_dir: &str, enable: bool) -> Stat
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).to_string_lossy().into_owned();
     let phoenix = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/usr/local/bin/phoenix".into());
     let files = timer::units(unit_dir, &phoenix, &absolute(dir), &absolute(store));
-    let actions: Vec<renewal::PostAction> = if enable {
+    let actions: Vec<phoenix_core::deploy::PostAction> = if enable {
         ["systemctl daemon-reload", &format!("systemctl enable --now {}", timer::TIMER)]
             .iter()
-            .map(|command| renewal::PostAction::Shell { command: command.to_string() })
+            .map(|command| phoenix_core::deploy::PostAction::Shell { command: command.to_string() })
             .collect()
     } else {
         Vec::new()

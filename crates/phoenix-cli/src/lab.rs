@@ -6,6 +6,7 @@ use crate::{print, ConfigArg, Format, Status};
 use clap::Subcommand;
 use phoenix_core::lab::LabSpec;
 use phoenix_lab::probe::{self, Observation};
+use phoenix_lab::serve;
 use phoenix_model::model::Model;
 use std::path::{Path, PathBuf};
 
@@ -105,12 +106,12 @@ pub fn spec_for(model: &Model, store: &Path) -> Result<LabSpec, Status> {
 /// A bare lab's data: what was deployed to it (see `sync --lab`).
 fn bare_spec(name: &str, model: &Model, store: &Path) -> Result<LabSpec, Status> {
     let now = crate::parse_now(None)?;
-    runtime()?.block_on(phoenix_lab::spec::for_bare(name, model, store, crate::certs::DEFAULT_STORE, now)).map_err(failed)
+    runtime()?.block_on(phoenix_lab::spec::for_bare(name, model, store, phoenix_model::paths::DEFAULT_STORE, now)).map_err(failed)
 }
 
 /// Makes a bare lab run what is deployed to it now (after `phoenix sync --lab`).
 pub fn reload_bare(name: &str, model: &Model) -> Status {
-    let store = phoenix_lab::deployed::store(name, crate::certs::DEFAULT_STORE);
+    let store = phoenix_lab::deployed::store(name, phoenix_model::paths::DEFAULT_STORE);
     match bare_spec(name, model, &store).map(|spec| phoenix_lab::reload(name, &spec, &phoenix_binary(), &store)) {
         Ok(Ok(_)) => {
             eprintln!("lab {name} now runs what was deployed to it");
@@ -158,7 +159,7 @@ fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool) -> Status {
         true => phoenix_lab::check_name(name)
             .and_then(|()| {
                 let rendered = phoenix_core::render::render_all(&model);
-                phoenix_lab::deployed::prepare(name, &model, &rendered, crate::certs::DEFAULT_STORE)
+                phoenix_lab::deployed::prepare(name, &model, &rendered, phoenix_model::paths::DEFAULT_STORE)
             })
             .map_err(failed)
             .and_then(|store| Ok((bare_spec(name, &model, &store)?, store))),
@@ -202,11 +203,11 @@ fn reload(dir: &Path, name: &str, certs: Option<PathBuf>) -> Status {
 }
 
 fn serve(config_file: &Path) -> Status {
-    let Some(config) = std::fs::read_to_string(config_file).ok().and_then(|t| serde_json::from_str::<probe::ServeConfig>(&t).ok()) else {
+    let Some(config) = std::fs::read_to_string(config_file).ok().and_then(|t| serde_json::from_str::<serve::ServeConfig>(&t).ok()) else {
         println!("error: cannot read {}", config_file.display());
         return Status::CouldNotRun;
     };
-    match runtime().map(|runtime| runtime.block_on(probe::serve(&config))) {
+    match runtime().map(|runtime| runtime.block_on(phoenix_lab::serve::serve(&config))) {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(error)) => {
             println!("error: {error}");
@@ -221,7 +222,7 @@ fn probe_here(certs: Option<&Path>) -> Status {
     if std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).is_err() {
         return Status::CouldNotRun;
     }
-    let Ok(targets) = serde_json::from_str::<Vec<probe::Target>>(&input) else {
+    let Ok(targets) = serde_json::from_str::<Vec<probe::ProbeTarget>>(&input) else {
         eprintln!("phoenix: lab probe reads a JSON list of targets on stdin");
         return Status::CouldNotRun;
     };
@@ -367,7 +368,7 @@ pub fn check_node(dir: &Path, store: &Path, netns_prefix: Option<&str>, format: 
                 let id: u32 = key.strip_prefix("guest-").and_then(|i| i.parse().ok()).ok_or_else(|| error("not a guest".into()))?;
                 let target =
                     phoenix_drivers::host::HostTarget::new(phoenix_drivers::host::GuestAccess::Pve, phoenix_drivers::host::SystemRunner);
-                let place = phoenix_core::certificates::renewal::Place {
+                let place = phoenix_core::deploy::Place {
                     guest: Some((id, phoenix_model::model::GuestKind::Vm)),
                     path: String::new(),
                 };
@@ -376,7 +377,7 @@ pub fn check_node(dir: &Path, store: &Path, netns_prefix: Option<&str>, format: 
         };
         Ok(String::from_utf8_lossy(&output).into_owned())
     };
-    match probe::probe_vms(&spec, &vms, phoenix_core::edge::ROOT_CA_PATH, &client_files, &exec) {
+    match probe::probe_vms(&spec, &vms, phoenix_model::paths::TRUSTED_ROOT_PATH, &client_files, &exec) {
         Ok(found) => {
             skipped.retain(|k| k == "outside" || !found.iter().any(|o| &o.probe.from == k));
             observations.extend(found);

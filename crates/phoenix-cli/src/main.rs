@@ -25,7 +25,7 @@ struct Cli {
 #[derive(clap::Args)]
 pub(crate) struct ConfigArg {
     /// The configuration folder (the original's etc folder).
-    #[arg(long, env = "PHOENIX_CONFIG_DIR", default_value = "/usr/local/phoenix_hypervisor/etc")]
+    #[arg(long, env = "PHOENIX_CONFIG_DIR", default_value = phoenix_model::paths::DEFAULT_CONFIG_DIR)]
     pub(crate) config: PathBuf,
 }
 
@@ -178,7 +178,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => sync::run(args),
         Command::Lab(command) => lab::run(command),
         Command::Assess { config, live: true, node: true, certs, netns_prefix, format, .. } => {
-            let store = certs.unwrap_or_else(|| PathBuf::from(certs::DEFAULT_STORE));
+            let store = certs.unwrap_or_else(|| PathBuf::from(phoenix_model::paths::DEFAULT_STORE));
             lab::check_node(
                 &config.config,
                 &store,
@@ -403,8 +403,8 @@ fn assess(
         }
         AssessFormat::Human => report::to_human(model, &flows, &state.origin),
     };
-    let failing = flows.iter().any(|f| f.status == assess::Status::Fail)
-        || report::dns_findings(model).iter().any(|(s, _)| *s == assess::Status::Fail);
+    let failing = flows.iter().any(|f| f.status == phoenix_core::analyze::verdict::Status::Fail)
+        || report::dns_findings(model).iter().any(|(s, _)| *s == phoenix_core::analyze::verdict::Status::Fail);
     match print(&text) {
         Status::Ok if failing => Status::Failed,
         status => status,

@@ -75,10 +75,10 @@ pub struct SyncArgs {
     #[arg(long, value_name = "FILE")]
     portainer_ca: Option<PathBuf>,
     /// phoenix's certificate store.
-    #[arg(long, value_name = "DIR", default_value = crate::certs::DEFAULT_STORE)]
+    #[arg(long, value_name = "DIR", default_value = phoenix_model::paths::DEFAULT_STORE)]
     certs: String,
     /// Where the host keeps local CA certificates.
-    #[arg(long, value_name = "FILE", default_value = phoenix_core::edge::ROOT_CA_PATH)]
+    #[arg(long, value_name = "FILE", default_value = phoenix_model::paths::TRUSTED_ROOT_PATH)]
     trust_file: String,
     /// Rehearse in a folder: host files under DIR/host (the store too), guests as
     /// DIR/guest-<vmid>; validate and reload commands do not run.
@@ -162,7 +162,7 @@ fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, S
     let store = local_store(args);
     let settings = PortainerSettings {
         url,
-        trust: Trust::Ca(args.portainer_ca.clone().unwrap_or_else(|| store.join(phoenix_core::analyze::certs::ROOT_FILE))),
+        trust: Trust::Ca(args.portainer_ca.clone().unwrap_or_else(|| store.join(phoenix_model::paths::STORE_ROOT_FILE))),
         api_key: std::env::var("PHOENIX_PORTAINER_API_KEY").ok().filter(|k| !k.is_empty()),
         key_file: store.join("portainer-api-key"),
         admin_user: "admin".into(),

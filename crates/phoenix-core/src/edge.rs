@@ -12,9 +12,6 @@ use phoenix_model::validate::duplicate_route;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-/// Where phoenix installs the Step-CA root on every guest (Debian's trust store folder).
-pub const ROOT_CA_PATH: &str = "/usr/local/share/ca-certificates/phoenix-root-ca.crt";
-
 /// Files of a certificate as installed on its guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFiles {

@@ -4,7 +4,9 @@
 
 pub mod analyze;
 pub mod certificates;
+pub mod deploy;
 pub mod edge;
 pub mod lab;
 pub mod plan;
+pub mod pve_fw;
 pub mod render;

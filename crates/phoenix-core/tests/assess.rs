@@ -2,11 +2,13 @@
 //! it must contradict the hand-written assessment wherever the configuration does; and the
 //! reference as its scripts really deployed it (every rule in cluster.fw, no <vmid>.fw).
 
-use phoenix_core::analyze::assess::{assess, FlowVerdict, Options, Status};
+use phoenix_core::analyze::assess::{assess, FlowVerdict, Options};
+use phoenix_core::analyze::verdict::Status;
 use phoenix_core::analyze::firewall::{Decision, FirewallState};
 use phoenix_core::analyze::report;
 use phoenix_core::edge::edge;
-use phoenix_core::render::pve_firewall::{format::FwFile, rule_lines};
+use phoenix_core::pve_fw::FwFile;
+use phoenix_core::render::pve_firewall::rule_lines;
 use phoenix_core::render::render_all;
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use std::collections::BTreeMap;
@@ -151,7 +153,7 @@ fn judge_with(store: CertStore, now: u64) -> Vec<FlowVerdict> {
     assess(&model, &edge(&model), &state, &Options { certs: Some(store), now })
 }
 
-fn portainer_hop_tls(flows: &[FlowVerdict]) -> phoenix_core::analyze::assess::Check {
+fn portainer_hop_tls(flows: &[FlowVerdict]) -> phoenix_core::analyze::verdict::Check {
     hop(flows, "route:portainer.phoenix.thinkheads.ai:host", 2).tls.clone().unwrap()
 }
 

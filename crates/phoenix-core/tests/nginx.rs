@@ -5,7 +5,7 @@
 //! The test moves listen ports and the upstream to loopback; nothing else in the file changes.
 //! Needs nginx with the stream module (scripts/test installs nginx and libnginx-mod-stream).
 
-use phoenix_core::edge::ROOT_CA_PATH;
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_core::render::{nginx, render_all};
 use phoenix_testkit::pki::{TestCa, Usage};
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
@@ -37,7 +37,7 @@ fn rendered(source: &MemorySource, config: &Path) -> String {
 /// Moves every path of the rendered file into `dir` and writes the certificates it names.
 fn install(text: &str, dir: &Path, ca: &TestCa, gateway_names: &[&str]) -> String {
     let leaf = ca.issue(gateway_names, Usage::Server);
-    let mut text = text.replace(ROOT_CA_PATH, &dir.join("root.crt").display().to_string());
+    let mut text = text.replace(TRUSTED_ROOT_PATH, &dir.join("root.crt").display().to_string());
     for line in text.clone().lines() {
         for directive in ["ssl_certificate ", "ssl_certificate_key "] {
             if let Some(path) = line.trim().strip_prefix(directive) {

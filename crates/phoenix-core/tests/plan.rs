@@ -4,7 +4,7 @@
 use phoenix_core::plan::portainer::PortainerObserved;
 use phoenix_core::plan::pve::FwScope;
 use phoenix_core::plan::{plan, Domain, Observed, PlanInput, PveObserved};
-use phoenix_core::render::pve_firewall::format::parse;
+use phoenix_core::pve_fw::parse;
 use phoenix_model::model::Model;
 use std::collections::BTreeSet;
 

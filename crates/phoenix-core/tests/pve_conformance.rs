@@ -7,7 +7,7 @@
 
 use phoenix_core::plan::pve::{FwScope, Guard};
 use phoenix_core::plan::{plan, Action, Domain, Observed, PlanInput, PveObserved};
-use phoenix_core::render::pve_firewall::format::{self, FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry};
+use phoenix_core::pve_fw::{self, FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry};
 use phoenix_core::render::{render_all, Rendered};
 use phoenix_model::model::Model;
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
@@ -32,7 +32,7 @@ fn rendered_file(rendered: &Rendered, path: &str) -> FwFile {
         .files
         .iter()
         .find(|f| f.path == path)
-        .map(|f| format::parse(&f.content).expect("phoenix parses its own files"))
+        .map(|f| pve_fw::parse(&f.content).expect("phoenix parses its own files"))
         .unwrap_or_default()
 }
 
@@ -75,8 +75,8 @@ fn drifted(model: &Model, rendered: &Rendered) -> Observed {
         if file.rules.len() > 1 {
             file.rules.remove(0);
         }
-        file.rules.push(format::parse_rule("IN DROP -p tcp -dport 9 # stray").unwrap());
-        file.rules.push(format::parse_rule("|OUT ACCEPT -source 10.9.9.0/24 -p udp -dport 53").unwrap());
+        file.rules.push(pve_fw::parse_rule("IN DROP -p tcp -dport 9 # stray").unwrap());
+        file.rules.push(pve_fw::parse_rule("|OUT ACCEPT -source 10.9.9.0/24 -p udp -dport 53").unwrap());
         file.options.insert("policy_in".into(), "REJECT".into());
         file.options.insert("log_level_in".into(), "info".into());
         if !matches!(scope, FwScope::Host) {
@@ -94,9 +94,9 @@ fn drifted(model: &Model, rendered: &Rendered) -> Observed {
         if matches!(scope, FwScope::Cluster) {
             for group in &mut file.groups {
                 group.rules.reverse();
-                group.rules.push(format::parse_rule("IN DROP -p tcp -dport 7").unwrap());
+                group.rules.push(pve_fw::parse_rule("IN DROP -p tcp -dport 7").unwrap());
             }
-            let rules = vec![format::parse_rule("IN SSH(ACCEPT)").unwrap()];
+            let rules = vec![pve_fw::parse_rule("IN SSH(ACCEPT)").unwrap()];
             file.groups.push(FwGroup { name: "stray-group".into(), comment: None, rules });
         }
         firewalls.insert(scope, file);

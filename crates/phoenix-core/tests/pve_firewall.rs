@@ -1,8 +1,9 @@
 //! The Proxmox firewall files: the format round-trips (render, parse, same rules), the parser
 //! reports bad lines by number, and the renderer puts every rule in the file of its scope.
 
-use phoenix_core::render::pve_firewall::format::{self, FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry, FwRule};
-use phoenix_core::render::{render_all, Target};
+use phoenix_core::pve_fw::{self, FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry, FwRule};
+use phoenix_core::deploy::Machine;
+use phoenix_core::render::render_all;
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use proptest::prelude::*;
 
@@ -53,7 +54,8 @@ fn rule() -> impl Strategy<Value = FwRule> {
                     options.push((key.to_string(), value));
                 }
             }
-            FwRule { enabled, direction: direction.to_string(), verdict: verdict.to_string(), options, comment }
+            let direction = pve_fw::Direction::parse(direction).expect("IN or OUT");
+            FwRule { enabled, direction, verdict: pve_fw::Verdict::parse(direction, verdict), options, comment }
         })
 }
 
@@ -92,7 +94,7 @@ proptest! {
     #[test]
     fn render_then_parse_gives_the_same_file(file in fw_file()) {
         let text = file.to_text();
-        let parsed = format::parse(&text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
+        let parsed = pve_fw::parse(&text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
         prop_assert_eq!(parsed, file);
     }
 }
@@ -100,7 +102,7 @@ proptest! {
 #[test]
 fn the_parser_names_the_bad_line() {
     let text = "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -p tcp -dport 22\nSIDEWAYS ACCEPT\nIN ACCEPT -bogus 1\n[NONSENSE]\n";
-    let errors = format::parse(text).unwrap_err();
+    let errors = pve_fw::parse(text).unwrap_err();
     let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![6, 7, 8], "{errors:?}");
     assert!(errors[0].message.contains("SIDEWAYS"));
@@ -110,10 +112,10 @@ fn the_parser_names_the_bad_line() {
 fn a_real_proxmox_file_parses() {
     // Written as pve-firewall writes files (cf. proxmox-firewall's tests/input fixtures).
     let text = "[OPTIONS]\n\nenable: 1\npolicy_in: DROP\n\n[ALIASES]\n\nmgmt 10.0.0.0/24 # management LAN\n\n[IPSET admins] # who may SSH\n\n10.0.0.50\n!10.0.0.51\n\n[RULES]\n\nGROUP web -i net0\n|IN SSH(ACCEPT) -source +admins -log nolog # disabled\nOUT ACCEPT -dest 10.0.0.10 -p tcp -dport 9000\n\n[group web]\n\nIN ACCEPT -p tcp -dport 80,443\n";
-    let file = format::parse(text).unwrap();
+    let file = pve_fw::parse(text).unwrap();
     assert_eq!(file.rules.len(), 3);
     assert!(!file.rules[1].enabled);
-    assert_eq!(file.rules[0].direction, "GROUP");
+    assert_eq!(file.rules[0].direction, pve_fw::Direction::Group);
     assert!(file.ipsets[0].entries[1].negated);
     assert_eq!(file.groups[0].rules[0].options, vec![("p".to_string(), "tcp".to_string()), ("dport".to_string(), "80,443".to_string())]);
 }
@@ -130,13 +132,13 @@ fn every_guest_gets_its_own_file_with_its_own_rules() {
     let model = checked.model.unwrap();
     for guest in model.guests.values() {
         let path = format!("/etc/pve/firewall/{}.fw", guest.id);
-        let file = rendered.files.iter().find(|f| f.path == path && f.target == Target::Host).unwrap_or_else(|| panic!("{path} missing"));
-        let parsed = format::parse(&file.content).unwrap();
+        let file = rendered.files.iter().find(|f| f.path == path && f.target == Machine::Host).unwrap_or_else(|| panic!("{path} missing"));
+        let parsed = pve_fw::parse(&file.content).unwrap();
         assert_eq!(parsed.rules.len(), guest.firewall.rules.len(), "{path}");
         assert_eq!(parsed.options.get("enable").map(String::as_str), Some(if guest.firewall.enabled { "1" } else { "0" }));
     }
     let cluster = rendered.files.iter().find(|f| f.path == "/etc/pve/firewall/cluster.fw").unwrap();
-    assert_eq!(format::parse(&cluster.content).unwrap().rules.len(), model.firewall.cluster_rules.len());
+    assert_eq!(pve_fw::parse(&cluster.content).unwrap().rules.len(), model.firewall.cluster_rules.len());
     assert!(rendered.files.iter().any(|f| f.path == "/etc/pve/nodes/pve/host.fw"));
     // Every guest with a firewall gets firewall=1 on its NIC.
     for setting in &rendered.settings {

@@ -2,6 +2,7 @@
 //! owner and mode, which actions follow, and where the CA root is installed.
 
 use phoenix_core::certificates::renewal::*;
+use phoenix_core::deploy::{Place, PostAction};
 use phoenix_model::model::{GuestKind, Model, San};
 
 fn example() -> Model {

@@ -2,7 +2,7 @@
 //! runner answers like `pct exec` (the command's own exit status) and `qm guest exec` (the
 //! guest agent's JSON with exitcode, out-data and err-data, as `qm guest exec` prints it).
 
-use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
+use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_drivers::host::{CommandOutput, CommandRunner, GuestAccess, HostTarget};
 use phoenix_exec::{DriverError, Target};
 use phoenix_model::model::GuestKind;

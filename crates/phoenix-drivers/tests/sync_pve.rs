@@ -8,7 +8,7 @@
 mod rig;
 
 use phoenix_core::plan::{Action, Domain};
-use phoenix_core::render::pve_firewall::format::{self, FwFile};
+use phoenix_core::pve_fw::{self, FwFile};
 use phoenix_exec::sync::StepOutcome;
 use phoenix_model::model::Model;
 use phoenix_sim::pve::tasks::TaskOutcome;
@@ -47,11 +47,11 @@ fn example_with_names() -> Model {
 /// The node's file for a rendered `.fw` path, parsed by phoenix's reader.
 fn on_node(sim: &PveSim, rendered_path: &str) -> FwFile {
     let path = rendered_path.trim_start_matches("/etc/pve/");
-    sim.files.get(path).map(|text| format::parse(text).expect("phoenix reads PVE's file")).unwrap_or_default()
+    sim.files.get(path).map(|text| pve_fw::parse(text).expect("phoenix reads PVE's file")).unwrap_or_default()
 }
 
 fn rendered_files(rig: &Rig) -> BTreeMap<String, FwFile> {
-    rig.rendered.files.iter().filter(|f| f.path.ends_with(".fw")).map(|f| (f.path.clone(), format::parse(&f.content).unwrap())).collect()
+    rig.rendered.files.iter().filter(|f| f.path.ends_with(".fw")).map(|f| (f.path.clone(), pve_fw::parse(&f.content).unwrap())).collect()
 }
 
 async fn sync_once(rig: &Rig, domains: &BTreeSet<Domain>) -> phoenix_exec::sync::Summary {

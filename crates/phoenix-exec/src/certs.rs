@@ -5,8 +5,10 @@
 
 use crate::install::Installation;
 use crate::traits::{Issuer, Target};
-use phoenix_core::analyze::certs::{CertStore, ROOT_FILE};
-use phoenix_core::certificates::renewal::{self, Due, Place, PostAction};
+use phoenix_core::analyze::certs::CertStore;
+use phoenix_model::paths::STORE_ROOT_FILE;
+use phoenix_core::certificates::renewal::{self, Due};
+use phoenix_core::deploy::{Place, PostAction};
 use phoenix_core::certificates::Reason;
 use phoenix_model::model::{Certificate, Model};
 use serde::Serialize;
@@ -136,7 +138,7 @@ pub fn read_installed(cert: &Certificate, store_dir: &str, target: &impl Target)
             .into_iter()
             .filter_map(|(file, path)| Some((file, Place { guest, path: path.clone()? })))
             .collect();
-    places.extend(renewal::store_places(cert, store_dir).into_iter().filter(|(file, _)| file == ROOT_FILE));
+    places.extend(renewal::store_places(cert, store_dir).into_iter().filter(|(file, _)| file == STORE_ROOT_FILE));
     read_files(places, target)
 }
 
@@ -151,10 +153,10 @@ async fn renew_one(model: &Model, cert: &Certificate, request: &RenewRequest, is
         Due::Renew { reasons } => (reasons, false),
         Due::Forced { reasons } => (reasons, true),
     };
-    let Some(root) = store.files.get(ROOT_FILE) else {
+    let Some(root) = store.files.get(STORE_ROOT_FILE) else {
         return failed(
             Stage::Read,
-            format!("{ROOT_FILE} is not in {}: install the CA root first (phoenix certs trust)", request.store_dir),
+            format!("{STORE_ROOT_FILE} is not in {}: install the CA root first (phoenix certs trust)", request.store_dir),
         );
     };
     let issued = match issuer.issue(&renewal::order_for(cert)).await {
@@ -257,7 +259,7 @@ pub struct ChangeError {
 
 /// Installs `files` as one change, then runs `actions`; when a write or an action fails, the
 /// previous files are put back.
-pub fn apply_change(target: &impl Target, files: &[renewal::FileWrite], actions: &[PostAction]) -> Result<(), ChangeError> {
+pub fn apply_change(target: &impl Target, files: &[phoenix_core::deploy::FileWrite], actions: &[PostAction]) -> Result<(), ChangeError> {
     let installation = Installation::apply(target, files).map_err(|e| ChangeError {
         stage: Stage::Install,
         message: format!("cannot write {}: {}{}", e.place, e.error, unrestored_note(&e.unrestored)),

@@ -3,7 +3,7 @@
 //! when a later file or the post-renewal action fails.
 
 use crate::traits::{DriverError, Target};
-use phoenix_core::certificates::renewal::{FileWrite, Place};
+use phoenix_core::deploy::{FileWrite, Place};
 
 /// Files replaced so far, with what was there before.
 #[derive(Debug, Default)]

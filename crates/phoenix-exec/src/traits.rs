@@ -1,7 +1,8 @@
 //! The driver traits. Implementations live in phoenix-drivers (real systems) and in tests
 //! (fakes); nothing here does I/O.
 
-use phoenix_core::certificates::renewal::{FileWrite, OrderRequest, Place, PostAction};
+use phoenix_core::certificates::renewal::OrderRequest;
+use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use std::future::Future;
 
 /// A failure reported by a driver, in words for the user.

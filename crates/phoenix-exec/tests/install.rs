@@ -2,7 +2,7 @@
 //! failing half-way or an action failing puts every earlier file back, and a file that did
 //! not exist before is removed again.
 
-use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
+use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_exec::certs::{apply_change, Stage};
 use phoenix_exec::{DriverError, Target};
 use std::cell::RefCell;

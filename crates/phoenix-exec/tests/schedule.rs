@@ -58,16 +58,16 @@ impl PortainerApi for Unused {
 }
 
 impl Target for Unused {
-    fn read(&self, _: &phoenix_core::certificates::renewal::Place) -> Result<Option<Vec<u8>>, DriverError> {
+    fn read(&self, _: &phoenix_core::deploy::Place) -> Result<Option<Vec<u8>>, DriverError> {
         unreachable!()
     }
-    fn write(&self, _: &phoenix_core::certificates::renewal::FileWrite) -> Result<(), DriverError> {
+    fn write(&self, _: &phoenix_core::deploy::FileWrite) -> Result<(), DriverError> {
         unreachable!()
     }
-    fn remove(&self, _: &phoenix_core::certificates::renewal::Place) -> Result<(), DriverError> {
+    fn remove(&self, _: &phoenix_core::deploy::Place) -> Result<(), DriverError> {
         unreachable!()
     }
-    fn run(&self, _: &phoenix_core::certificates::renewal::PostAction) -> Result<(), DriverError> {
+    fn run(&self, _: &phoenix_core::deploy::PostAction) -> Result<(), DriverError> {
         unreachable!()
     }
 }
@@ -176,24 +176,25 @@ mod files {
     //! A rendered file step on the local machine: validated and reloaded by real commands, and
     //! put back when either fails.
     use super::*;
-    use phoenix_core::render::{RenderedFile, Target as FileTarget};
+    use phoenix_core::deploy::Machine;
+    use phoenix_core::render::RenderedFile;
 
     /// Local files, commands by `sh -c` (the host side of phoenix-drivers' target, minimal).
     struct Local;
 
     impl Target for Local {
-        fn read(&self, place: &phoenix_core::certificates::renewal::Place) -> Result<Option<Vec<u8>>, DriverError> {
+        fn read(&self, place: &phoenix_core::deploy::Place) -> Result<Option<Vec<u8>>, DriverError> {
             Ok(std::fs::read(&place.path).ok())
         }
-        fn write(&self, file: &phoenix_core::certificates::renewal::FileWrite) -> Result<(), DriverError> {
+        fn write(&self, file: &phoenix_core::deploy::FileWrite) -> Result<(), DriverError> {
             std::fs::write(&file.place.path, &file.content).map_err(|e| DriverError::new(e.to_string()))
         }
-        fn remove(&self, place: &phoenix_core::certificates::renewal::Place) -> Result<(), DriverError> {
+        fn remove(&self, place: &phoenix_core::deploy::Place) -> Result<(), DriverError> {
             let _ = std::fs::remove_file(&place.path);
             Ok(())
         }
-        fn run(&self, action: &phoenix_core::certificates::renewal::PostAction) -> Result<(), DriverError> {
-            let phoenix_core::certificates::renewal::PostAction::Command { command, .. } = action else { unreachable!() };
+        fn run(&self, action: &phoenix_core::deploy::PostAction) -> Result<(), DriverError> {
+            let phoenix_core::deploy::PostAction::Command { command, .. } = action else { unreachable!() };
             let status = std::process::Command::new("sh").args(["-c", command]).status().map_err(|e| DriverError::new(e.to_string()))?;
             if status.success() {
                 Ok(())
@@ -204,7 +205,7 @@ mod files {
     }
 
     async fn write(path: &std::path::Path, validate: &str, reload: &str) -> StepOutcome {
-        let mut file = RenderedFile::new(FileTarget::Host, path.to_string_lossy(), "new\n".into());
+        let mut file = RenderedFile::new(Machine::Host, path.to_string_lossy(), "new\n".into());
         file.validate = Some(validate.replace("{}", &path.to_string_lossy()));
         file.reload = Some(reload.into());
         let step = Step { action: Action::File { file }, ..step("file", "/", &[], None, None) };

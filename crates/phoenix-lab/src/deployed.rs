@@ -57,7 +57,7 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) 
     ca.save(&ca_dir(name), &ca_name).map_err(io(&ca_dir(name)))?;
     let store = store(name, store_dir);
     std::fs::create_dir_all(&store).map_err(io(&store))?;
-    let root = store.join(phoenix_core::analyze::certs::ROOT_FILE);
+    let root = store.join(phoenix_model::paths::STORE_ROOT_FILE);
     std::fs::write(&root, &ca.cert_pem).map_err(io(&root))?;
     save_pve(name, &simulated_node(model, rendered).map_err(LabError)?)?;
     for (id, owners) in accounts(model, rendered, store_dir) {
@@ -75,7 +75,7 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) 
 fn accounts(model: &Model, rendered: &Rendered, store_dir: &str) -> BTreeMap<GuestId, BTreeSet<String>> {
     let mut owners: BTreeMap<GuestId, BTreeSet<String>> = BTreeMap::new();
     for file in &rendered.files {
-        if let phoenix_core::render::Target::Guest(id) = file.target {
+        if let phoenix_core::deploy::Machine::Guest(id) = file.target {
             owners.entry(id).or_default().insert(file.owner.clone());
         }
     }

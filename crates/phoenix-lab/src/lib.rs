@@ -10,6 +10,7 @@ pub mod certs;
 pub mod deployed;
 pub mod net;
 pub mod probe;
+pub mod serve;
 pub mod spec;
 pub mod target;
 pub mod tls;

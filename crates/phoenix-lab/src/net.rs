@@ -133,7 +133,7 @@ pub fn configure(
     for namespace in &spec.namespaces {
         let name = netns(&state.name, &namespace.key);
         run("ip", &["netns", "exec", &name, "nft", "-f", "-"], Some(&namespace.ruleset))?;
-        let mut serve = crate::probe::ServeConfig {
+        let mut serve = crate::serve::ServeConfig {
             tcp: namespace.tcp.clone(),
             udp: namespace.udp.clone(),
             tls: namespace.tls.clone(),

@@ -1,100 +1,24 @@
-//! The lab's traffic: stand-in listeners (TCP accept, TLS with the configured certificates,
-//! UDP echo) and probes (TCP connect, DNS lookup, TLS handshake, UDP request and reply), all
+//! The lab's probes (TCP connect, DNS lookup, TLS handshake, UDP request and reply), all
 //! bounded in time, and the runner that probes every hop from inside its source namespace.
-//! `serve` and `probe_targets` run inside a namespace (`phoenix lab serve`, `phoenix lab
-//! probe`); `probe_lab` runs outside and enters each namespace with `ip netns exec`.
+//! `probe_targets` runs inside a namespace (`phoenix lab probe`); `probe_lab` runs outside and enters each namespace with `ip netns exec`.
 
 use crate::LabError;
 use futures_util::stream::{self, StreamExt};
-use phoenix_core::lab::{LabSpec, Probe, TlsPort};
+use phoenix_core::lab::{LabSpec, Probe};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
 
 /// How long a probe waits for a connection or a reply: a dropped packet is a failure after this.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(600);
 
-/// What one namespace's stand-in serves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServeConfig {
-    pub tcp: BTreeSet<u16>,
-    pub udp: BTreeSet<u16>,
-    pub tls: BTreeMap<u16, TlsPort>,
-    pub store: Option<PathBuf>,
-}
-
-async fn serve_tls(listener: TcpListener, config: std::sync::Arc<rustls::ServerConfig>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    while let Ok((stream, _)) = listener.accept().await {
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            // After the handshake (client certificate checked) it answers one HTTP request with 200,
-            // as the service it stands in for would.
-            let serve = async { answer_http(acceptor.accept(stream).await.ok()?).await };
-            let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
-        });
-    }
-}
-
-/// Reads one HTTP request (headers only, bounded) and answers 200, on any stream.
-async fn answer_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S) -> Option<()> {
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
-        let n = stream.read(&mut buffer).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        request.extend_from_slice(&buffer[..n]);
-    }
-    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n").await.ok()?;
-    stream.shutdown().await.ok()
-}
-
-/// Listens as `config` says until killed; prints "ready" once every port is bound.
-pub async fn serve(config: &ServeConfig) -> std::io::Result<()> {
-    let mut tasks = Vec::new();
-    for &port in &config.tcp {
-        let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await?;
-        match (config.tls.get(&port), &config.store) {
-            (Some(tls), Some(store)) => {
-                let server = crate::tls::server_config(store, tls)?;
-                tasks.push(tokio::spawn(serve_tls(listener, server)));
-            }
-            _ => tasks.push(tokio::spawn(async move {
-                // A completed handshake is what a TCP probe checks; an HTTP request (a proxy
-                // forwarding to a plain-HTTP backend) gets 200.
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(Duration::from_secs(5), answer_http(stream)).await;
-                    });
-                }
-            })),
-        }
-    }
-    for &port in &config.udp {
-        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).await?;
-        tasks.push(tokio::spawn(async move {
-            let mut buffer = [0u8; 512];
-            while let Ok((n, from)) = socket.recv_from(&mut buffer).await {
-                let _ = socket.send_to(&buffer[..n], from).await;
-            }
-        }));
-    }
-    println!("ready");
-    for task in tasks {
-        let _ = task.await;
-    }
-    Ok(())
-}
-
-/// One target of a probe run.
+/// One destination of a probe run: address, port and protocol, and what to ask there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Target {
+pub struct ProbeTarget {
     pub address: Ipv4Addr,
     pub port: u16,
     pub proto: u8,
@@ -209,7 +133,7 @@ async fn reachable(address: SocketAddr, proto: u8) -> bool {
     matches!(tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(address)).await, Ok(Ok(_)))
 }
 
-async fn probe_one(target: &Target, store: Option<&Path>) -> Found {
+async fn probe_one(target: &ProbeTarget, store: Option<&Path>) -> Found {
     let address = SocketAddr::from((target.address, target.port));
     let dns_answers_ok = match &target.dns {
         Some((name, server)) => {
@@ -231,7 +155,7 @@ async fn probe_one(target: &Target, store: Option<&Path>) -> Found {
 }
 
 /// Probes every target concurrently (at most 64 at once).
-pub async fn probe_targets(targets: &[Target], store: Option<&Path>) -> Vec<Found> {
+pub async fn probe_targets(targets: &[ProbeTarget], store: Option<&Path>) -> Vec<Found> {
     stream::iter(targets.iter().map(|t| probe_one(t, store))).buffered(64).collect().await
 }
 
@@ -320,11 +244,11 @@ pub fn probe_all(
 type Lookup = ((String, Ipv4Addr), bool);
 
 /// The lookups made in `source` on behalf of hops from elsewhere (the outside client's).
-fn lookups_for(spec: &LabSpec, source: &str) -> Vec<Target> {
+fn lookups_for(spec: &LabSpec, source: &str) -> Vec<ProbeTarget> {
     spec.probes
         .iter()
         .filter_map(|p| p.dns.as_ref().filter(|d| d.from == source && p.from != source))
-        .map(|d| Target { address: d.want, port: 0, proto: 0, dns: Some((d.name.clone(), d.server)), tls: None, http: None })
+        .map(|d| ProbeTarget { address: d.want, port: 0, proto: 0, dns: Some((d.name.clone(), d.server)), tls: None, http: None })
         .collect()
 }
 
@@ -336,9 +260,9 @@ fn probe_from(
     source: &str,
 ) -> Result<(Vec<Observation>, Vec<Lookup>), LabError> {
     let probes: Vec<&Probe> = spec.probes.iter().filter(|p| p.from == source).collect();
-    let mut targets: Vec<Target> = probes
+    let mut targets: Vec<ProbeTarget> = probes
         .iter()
-        .map(|p| Target {
+        .map(|p| ProbeTarget {
             address: p.address,
             port: p.port,
             proto: p.proto,
@@ -421,7 +345,7 @@ pub fn node_entry(key: &str, lxc: bool, netns_prefix: Option<&str>) -> Option<Ve
 /// root at `root_path` presenting the client certificate files `client_files` names. One line
 /// per target: `<index> <connects 0|1> <answers|none|-> <tls 0|1|->`. UDP targets are not
 /// probed this way (a datagram socket cannot tell a drop from a silence).
-pub fn vm_script(targets: &[Target], root_path: &str, client_files: &BTreeMap<String, (String, String)>) -> String {
+pub fn vm_script(targets: &[ProbeTarget], root_path: &str, client_files: &BTreeMap<String, (String, String)>) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let mut script = String::new();
     for (index, target) in targets.iter().enumerate() {
@@ -457,7 +381,7 @@ pub fn vm_script(targets: &[Target], root_path: &str, client_files: &BTreeMap<St
 }
 
 /// Reads [`vm_script`]'s output back, `want` being each target's expected address.
-pub fn parse_vm_output(text: &str, targets: &[Target]) -> Vec<Found> {
+pub fn parse_vm_output(text: &str, targets: &[ProbeTarget]) -> Vec<Found> {
     let mut found = vec![Found { connects: false, dns_answers_ok: None, tls: None, http: None, chain: Vec::new() }; targets.len()];
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -488,9 +412,9 @@ pub fn probe_vms(
     let mut observations = Vec::new();
     for source in sources {
         let probes: Vec<&Probe> = spec.probes.iter().filter(|p| &p.from == source && p.proto == 6).collect();
-        let targets: Vec<Target> = probes
+        let targets: Vec<ProbeTarget> = probes
             .iter()
-            .map(|p| Target {
+            .map(|p| ProbeTarget {
                 address: p.address,
                 port: p.port,
                 proto: p.proto,

@@ -45,7 +45,7 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
         target: &target,
         node: &model.host.node_name,
         store_dir,
-        host_trust_file: phoenix_core::edge::ROOT_CA_PATH,
+        host_trust_file: phoenix_model::paths::TRUSTED_ROOT_PATH,
         now,
     };
     let cannot = |e: String| LabError(format!("cannot read what lab {name} has deployed: {e}"));

@@ -7,7 +7,7 @@
 //! and never runs here.
 
 use crate::net;
-use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
+use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_core::render::{dnsmasq, nginx};
 use phoenix_exec::{DriverError, Target};
 use phoenix_model::model::{GuestId, GuestKind, Model};

@@ -28,7 +28,7 @@ fn key(store: &Path, name: &str) -> std::io::Result<PrivateKeyDer<'static>> {
 
 fn roots(store: &Path) -> std::io::Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&std::fs::read(store.join("root_ca.crt"))?).filter_map(Result::ok) {
+    for cert in CertificateDer::pem_slice_iter(&std::fs::read(store.join(phoenix_model::paths::STORE_ROOT_FILE))?).filter_map(Result::ok) {
         roots.add(cert).map_err(std::io::Error::other)?;
     }
     Ok(roots)

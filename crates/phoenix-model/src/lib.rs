@@ -6,10 +6,12 @@
 //! environment come in through [`load::Source`].
 
 pub mod diag;
+pub mod facts;
 pub mod graph;
 pub mod json;
 pub mod load;
 pub mod model;
+pub mod paths;
 pub mod pve;
 pub mod raw;
 pub mod schema;

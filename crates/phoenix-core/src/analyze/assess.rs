@@ -11,31 +11,7 @@ use phoenix_model::model::{CertUsage, Model, Owner};
 use serde::Serialize;
 use std::net::IpAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Warning,
-    Fail,
-}
-
-impl Status {
-    pub fn word(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::Warning => "WARNING",
-            Status::Fail => "FAIL",
-        }
-    }
-}
-
-/// One judged aspect of a hop.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub status: Status,
-    pub summary: String,
-    pub evidence: Vec<String>,
-}
+use super::verdict::{Check, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HopVerdict {

@@ -5,14 +5,12 @@
 //! Verification is rustls-webpki's; x509-parser supplies the details shown as evidence.
 //! Must not read files: the caller hands in their texts.
 
-use super::assess::{Check, Status};
+use phoenix_model::paths::STORE_ROOT_FILE;
+use super::verdict::{Check, Status};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// The configured root.
-pub const ROOT_FILE: &str = "root_ca.crt";
 
 /// PEM texts found in the certificates folder, by file name.
 #[derive(Debug, Clone, Default)]
@@ -100,18 +98,18 @@ pub fn check(store: &CertStore, name: &str, purpose: Purpose<'_>, now: u64) -> C
     if !store.files.contains_key(&format!("{name}.key")) {
         return fail(format!("certificate {name}: its key {name}.key is missing"), Vec::new());
     }
-    let Some(root_pem) = store.files.get(ROOT_FILE) else {
-        return fail(format!("certificate {name} cannot be verified: {ROOT_FILE} (the configured root) is missing"), Vec::new());
+    let Some(root_pem) = store.files.get(STORE_ROOT_FILE) else {
+        return fail(format!("certificate {name} cannot be verified: {STORE_ROOT_FILE} (the configured root) is missing"), Vec::new());
     };
     let chain = parse_chain(pem);
     let roots = parse_chain(root_pem);
     let (Some(leaf), Some(root)) = (chain.first(), roots.first()) else {
-        return fail(format!("certificate {name}: no PEM certificate in {name}.crt or {ROOT_FILE}"), Vec::new());
+        return fail(format!("certificate {name}: no PEM certificate in {name}.crt or {STORE_ROOT_FILE}"), Vec::new());
     };
     let evidence = vec![format!("{name}.crt: {}", describe(leaf))];
     let end_entity = match verify_chain(&chain, root, matches!(purpose, Purpose::Client), now) {
         Ok(end_entity) => end_entity,
-        Err(ChainError::BadRoot) => return fail(format!("{ROOT_FILE} is not a usable trust anchor"), evidence),
+        Err(ChainError::BadRoot) => return fail(format!("{STORE_ROOT_FILE} is not a usable trust anchor"), evidence),
         Err(ChainError::BadLeaf) => return fail(format!("certificate {name} cannot be parsed"), evidence),
         Err(ChainError::Rejected(error)) => return fail(format!("certificate {name} {}", explain(&error, purpose)), evidence),
     };

@@ -6,3 +6,4 @@ pub mod certs;
 pub mod firewall;
 pub mod flows;
 pub mod report;
+pub mod verdict;

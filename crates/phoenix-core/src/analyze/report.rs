@@ -3,7 +3,8 @@
 //! guest, certificate and DNS matching, a conclusion listing blocking findings), versioned
 //! JSON, and a compact human view. Every status shown is computed and carries its evidence.
 
-use super::assess::{endpoint_label, Check, FlowVerdict, HopVerdict, Status};
+use super::assess::{endpoint_label, FlowVerdict, HopVerdict};
+use super::verdict::{Check, Status};
 use super::firewall::Endpoint;
 use phoenix_model::model::Model;
 use std::collections::{BTreeMap, BTreeSet};

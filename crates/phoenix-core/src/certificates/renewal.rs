@@ -5,20 +5,16 @@
 //! clock come in; phoenix-exec carries the plan out.
 
 use super::status::{status, Reason};
-use crate::analyze::certs::{CertStore, ROOT_FILE};
-use crate::edge::ROOT_CA_PATH;
+use crate::analyze::certs::CertStore;
+use phoenix_model::paths::STORE_ROOT_FILE;
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use crate::render::traefik::DYNAMIC_PATH;
 use phoenix_model::model::{AcmeChallenge, CertUsage, Certificate, GuestId, GuestKind, Model, San};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
-/// Mode of certificate files: public.
-pub const CERT_MODE: u32 = 0o644;
-/// Mode of a key installed for a service: its owner and group may read it, others never.
-pub const KEY_MODE: u32 = 0o640;
-/// Mode of the keys in phoenix's own store: only phoenix's user.
-pub const STORE_KEY_MODE: u32 = 0o600;
+use crate::deploy::{FileWrite, Place, PostAction, CERT_MODE, KEY_MODE, STORE_KEY_MODE};
 
 /// What phoenix asks the ACME server for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,39 +81,6 @@ pub fn due(cert: &Certificate, store: &CertStore, now: u64, force: bool) -> Due 
     }
 }
 
-/// Where a file lives: on the machine phoenix runs on, or in a guest.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Place {
-    pub guest: Option<(GuestId, GuestKind)>,
-    pub path: String,
-}
-
-impl Place {
-    pub fn host(path: impl Into<String>) -> Place {
-        Place { guest: None, path: path.into() }
-    }
-}
-
-impl std::fmt::Display for Place {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.guest {
-            Some((id, kind)) => write!(f, "{kind:?} {id}:{}", self.path),
-            None => write!(f, "{}", self.path),
-        }
-    }
-}
-
-/// One file to install.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FileWrite {
-    pub place: Place,
-    #[serde(skip)]
-    pub content: Vec<u8>,
-    /// `user:group`; `None` keeps the writer's.
-    pub owner: Option<String>,
-    pub mode: u32,
-}
-
 /// The store's file names for a certificate.
 pub fn store_cert_file(name: &str) -> String {
     format!("{name}.crt")
@@ -133,7 +96,7 @@ fn join(dir: &str, file: &str) -> String {
 
 /// The store's place for each file a status needs, by file name: `<name>.crt`, `<name>.key` and the root.
 pub fn store_places(cert: &Certificate, store_dir: &str) -> Vec<(String, Place)> {
-    [store_cert_file(&cert.name), store_key_file(&cert.name), ROOT_FILE.to_string()]
+    [store_cert_file(&cert.name), store_key_file(&cert.name), STORE_ROOT_FILE.to_string()]
         .into_iter()
         .map(|file| (file.clone(), Place::host(join(store_dir, &file))))
         .collect()
@@ -186,23 +149,6 @@ fn leaf_only(chain_pem: &str) -> String {
     }
 }
 
-/// What runs after a certificate's files are installed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum PostAction {
-    /// The manifest's `post_renewal_command`, run by `sh -c` on the Proxmox host.
-    Shell { command: String },
-    /// The structured alternative: reload a service in the guest.
-    Reload { guest: GuestId, guest_kind: GuestKind, service: String },
-    /// Rewrite a file's timestamp: Traefik watches its configuration files, not the
-    /// certificates they name, so a renewed certificate is only served once the file changes.
-    Touch { place: Place },
-    /// Rebuild the system trust store (`update-ca-certificates`) on the host or in a guest.
-    UpdateTrust { guest: Option<(GuestId, GuestKind)> },
-    /// A rendered file's validate or reload command, run by `sh -c` where the file lives.
-    Command { guest: Option<(GuestId, GuestKind)>, command: String },
-}
-
 /// The actions after installing `cert`: `reload_service` when given (the structured form
 /// replaces the shell string), otherwise `post_renewal_command`; plus touching Traefik's
 /// dynamic file when the certificate lives in the Traefik guest.
@@ -228,7 +174,7 @@ pub fn verify_issued(cert: &Certificate, chain_pem: &str, key_pem: &str, root_pe
     let mut store = CertStore::default();
     store.files.insert(store_cert_file(&cert.name), chain_pem.to_string());
     store.files.insert(store_key_file(&cert.name), key_pem.to_string());
-    store.files.insert(ROOT_FILE.to_string(), root_pem.to_string());
+    store.files.insert(STORE_ROOT_FILE.to_string(), root_pem.to_string());
     let mut checked = status(cert, &store, now);
     checked.reasons.retain(|r| *r != Reason::ExpiresSoon);
     if CertificateDer::pem_slice_iter(chain_pem.as_bytes()).next().is_none() {
@@ -257,17 +203,17 @@ pub fn check_root(pem: &str) -> Result<String, String> {
 
 /// Where the CA root goes so that phoenix, the host and the edge guests trust it: the store's
 /// `root_ca.crt`, the host's trust folder (`host_trust_file`), and the gateway's and Traefik's
-/// [`ROOT_CA_PATH`], which their rendered configurations name for verifying upstreams; then the
+/// [`TRUSTED_ROOT_PATH`], which their rendered configurations name for verifying upstreams; then the
 /// trust stores are rebuilt.
 pub fn trust_plan(model: &Model, root_pem: &str, store_dir: &str, host_trust_file: &str) -> (Vec<FileWrite>, Vec<PostAction>) {
     let file = |place: Place| FileWrite { place, content: root_pem.as_bytes().to_vec(), owner: None, mode: CERT_MODE };
-    let mut files = vec![file(Place::host(join(store_dir, ROOT_FILE))), file(Place::host(host_trust_file))];
+    let mut files = vec![file(Place::host(join(store_dir, STORE_ROOT_FILE))), file(Place::host(host_trust_file))];
     let mut actions = vec![PostAction::UpdateTrust { guest: None }];
     let mut edge: Vec<GuestId> = [model.edge.gateway, model.edge.traefik].into_iter().flatten().collect();
     edge.dedup();
     for id in edge {
         let Some(guest) = model.guests.get(&id) else { continue };
-        let place = Place { guest: Some((id, guest.kind)), path: ROOT_CA_PATH.to_string() };
+        let place = Place { guest: Some((id, guest.kind)), path: TRUSTED_ROOT_PATH.to_string() };
         files.push(file(place));
         actions.push(PostAction::UpdateTrust { guest: Some((id, guest.kind)) });
     }

@@ -3,7 +3,8 @@
 //! as stable reason codes, with the time the next renewal is due (two thirds of the lifetime,
 //! Step-CA's and cert-manager's default). Pure: file contents and the clock come in.
 
-use crate::analyze::certs::{parse_chain, verify_chain, CertStore, ChainError, ROOT_FILE};
+use crate::analyze::certs::{parse_chain, verify_chain, CertStore, ChainError};
+use phoenix_model::paths::STORE_ROOT_FILE;
 use phoenix_model::model::{CertUsage, Certificate, San};
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
@@ -203,7 +204,7 @@ pub fn status(cert: &Certificate, files: &CertStore, now: u64) -> CertStatus {
     if wanted.iter().any(|n| !installed.sans.contains(n)) {
         reasons.push(Reason::SanMismatch);
     }
-    if !chains_to_root(&chain, files.files.get(ROOT_FILE), cert.usage) {
+    if !chains_to_root(&chain, files.files.get(STORE_ROOT_FILE), cert.usage) {
         reasons.push(Reason::IssuerChanged);
     }
     if key.is_some() && !installed.key_matches {

@@ -3,7 +3,7 @@
 //! Step-CA's certificates live 24 hours and are renewed at two thirds, so a check every 15
 //! minutes leaves about 8 hours to recover from a failure. Pure text.
 
-use super::renewal::{FileWrite, Place};
+use crate::deploy::{FileWrite, Place};
 
 pub const SERVICE: &str = "phoenix-certs-renew.service";
 pub const TIMER: &str = "phoenix-certs-renew.timer";

@@ -18,9 +18,9 @@ pub fn firewall(pve: &PveObserved, model: &Model) -> Result<FirewallState, Vec<S
         .iter()
         .map(|(scope, file)| {
             let path = match scope {
-                FwScope::Cluster => "/etc/pve/firewall/cluster.fw".to_string(),
-                FwScope::Host => format!("/etc/pve/nodes/{}/host.fw", pve.node),
-                FwScope::Guest(id, _) => format!("/etc/pve/firewall/{id}.fw"),
+                FwScope::Cluster => phoenix_model::paths::CLUSTER_FW.to_string(),
+                FwScope::Host => phoenix_model::paths::host_fw(&pve.node),
+                FwScope::Guest(id, _) => phoenix_model::paths::guest_fw(id),
             };
             (path, file.to_text())
         })
@@ -51,7 +51,7 @@ pub fn files(rendered: &Rendered, observed: &Observed) -> Rendered {
 mod tests {
     use super::*;
     use crate::analyze::firewall::{evaluate, Endpoint, Packet};
-    use crate::render::pve_firewall::format::{FwFile, FwRule};
+    use crate::pve_fw::{Action, Direction, FwFile, FwRule, Verdict};
 
     fn model() -> Model {
         phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.expect("the example loads")
@@ -76,11 +76,8 @@ mod tests {
         let mut cluster = FwFile::default();
         cluster.options.insert("enable".into(), "1".into());
         cluster.rules.push(FwRule {
-            enabled: true,
-            direction: "IN".into(),
-            verdict: "ACCEPT".into(),
             options: vec![("p".into(), "tcp".into()), ("dport".into(), "22".into())],
-            comment: None,
+            ..FwRule::new(Direction::In, Verdict::Action { macro_name: None, action: Action::Accept })
         });
         let pve = PveObserved {
             node: model.host.node_name.clone(),

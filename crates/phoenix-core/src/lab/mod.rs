@@ -8,11 +8,13 @@ pub mod deployed;
 pub mod nft;
 pub mod traefik;
 
-use crate::analyze::assess::{FlowVerdict, HopVerdict, Status};
+use crate::analyze::assess::{FlowVerdict, HopVerdict};
+use crate::analyze::verdict::Status;
 use crate::analyze::firewall::{evaluate, Endpoint, FirewallState, Packet};
 use crate::analyze::flows::EXTERNAL_CLIENT;
-use crate::edge::ROOT_CA_PATH;
-use crate::render::{Rendered, Target};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
+use crate::deploy::Machine;
+use crate::render::Rendered;
 use phoenix_model::model::{GuestId, Model};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -190,7 +192,7 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
         namespace.nginx = rendered
             .files
             .iter()
-            .find(|f| f.target == Target::Guest(id) && f.path == crate::render::nginx::PATH)
+            .find(|f| f.target == Machine::Guest(id) && f.path == crate::render::nginx::PATH)
             .map(|f| f.content.clone());
         namespace.files = guest_files(model, id);
     }
@@ -201,7 +203,7 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
         }
     }
     // Traefik's stand-in runs where Traefik's configuration is (a bare lab has none yet).
-    let configured = |id: GuestId| rendered.files.iter().any(|f| f.target == Target::Guest(id));
+    let configured = |id: GuestId| rendered.files.iter().any(|f| f.target == Machine::Guest(id));
     if let Some(traefik) = edge.traefik.filter(|t| Some(t.id) != model.edge.gateway && configured(t.id)) {
         if let Some(namespace) = namespaces.get_mut(&format!("guest-{}", traefik.id)) {
             namespace.nginx = traefik::proxy(model, &edge);
@@ -348,7 +350,7 @@ fn tls_probe(model: &Model, judged: &HopVerdict) -> Option<(TlsProbe, Option<Str
 /// The certificate files a guest's services read (its manifest entries' `cert_path` and
 /// `key_path`), and the CA root where the rendered configurations expect it.
 pub fn guest_files(model: &Model, id: GuestId) -> Vec<(String, String)> {
-    let mut files = vec![(ROOT_CA_PATH.to_string(), crate::analyze::certs::ROOT_FILE.to_string())];
+    let mut files = vec![(TRUSTED_ROOT_PATH.to_string(), phoenix_model::paths::STORE_ROOT_FILE.to_string())];
     for cert in model.certificates.iter().filter(|c| c.guest.as_ref().is_some_and(|g| g.value == id)) {
         files.extend(cert.cert_path.clone().map(|p| (p, format!("{}.crt", cert.name))));
         files.extend(cert.key_path.clone().map(|p| (p, format!("{}.key", cert.name))));

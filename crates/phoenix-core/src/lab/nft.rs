@@ -8,9 +8,9 @@
 //! A rule whose address cannot be resolved, or whose macro phoenix does not know, matches
 //! nothing, as in the evaluator. Pure text out.
 
-use crate::analyze::firewall::matching::{alias, ipset, split_verdict, MACROS};
+use crate::analyze::firewall::matching::{alias, ipset, MACROS};
 use crate::analyze::firewall::{FirewallState, FwSource};
-use crate::render::pve_firewall::format::FwRule;
+use crate::pve_fw::{Direction, FwRule};
 use phoenix_model::model::{AddrEntry, AddrSpec, GuestId, PortSet, Proto};
 use std::fmt::Write;
 
@@ -65,10 +65,6 @@ fn set(items: &[String]) -> String {
     format!("{{ {} }}", items.join(", "))
 }
 
-fn option<'r>(rule: &'r FwRule, key: &str) -> Option<&'r str> {
-    rule.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
 fn ports(set: &PortSet) -> String {
     let items: Vec<String> = set.0.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
     format!("{{ {} }}", items.join(", "))
@@ -92,11 +88,11 @@ fn with_verdict(head: &str, action: &str) -> Vec<String> {
 /// The nft rule lines for one `.fw` rule (a macro can give several); empty when it cannot match.
 fn compile_rule(rule: &FwRule, dir: Dir, guest: Option<&FwSource>, cluster: &FwSource) -> Vec<String> {
     let mut head = String::new();
-    if let Some(iface) = option(rule, "i") {
+    if let Some(iface) = rule.option("i") {
         let _ = write!(head, "{} \"{iface}\" ", if dir == Dir::In { "iifname" } else { "oifname" });
     }
     for (key, field) in [("source", "saddr"), ("dest", "daddr")] {
-        if let Some(value) = option(rule, key) {
+        if let Some(value) = rule.option(key) {
             let Some((positive, negative)) = elements(value, guest, cluster) else { return Vec::new() };
             let _ = write!(head, "ip {field} {} ", set(&positive));
             if !negative.is_empty() {
@@ -104,12 +100,14 @@ fn compile_rule(rule: &FwRule, dir: Dir, guest: Option<&FwSource>, cluster: &FwS
             }
         }
     }
-    let sport = match option(rule, "sport").map(PortSet::parse) {
+    let sport = match rule.option("sport").map(PortSet::parse) {
         Some(Ok(set)) => format!("th sport {} ", ports(&set)),
         Some(Err(_)) => return Vec::new(),
         None => String::new(),
     };
-    let (macro_name, action) = split_verdict(&rule.verdict);
+    // pve-firewall skips a rule whose action verify_rule rejects; so does the lab.
+    let Some(action) = rule.verdict.action().map(|a| a.as_pve()) else { return Vec::new() };
+    let macro_name = rule.verdict.macro_name();
     if let Some(name) = macro_name {
         let Some((_, services)) = MACROS.iter().find(|(m, _)| m.eq_ignore_ascii_case(name)) else { return Vec::new() };
         return services
@@ -118,7 +116,7 @@ fn compile_rule(rule: &FwRule, dir: Dir, guest: Option<&FwSource>, cluster: &FwS
             .collect();
     }
     let mut line = head;
-    let proto = match option(rule, "p").map(Proto::parse) {
+    let proto = match rule.option("p").map(Proto::parse) {
         Some(Ok(proto)) => Some(proto.number),
         Some(Err(_)) => return Vec::new(),
         None => None,
@@ -127,7 +125,7 @@ fn compile_rule(rule: &FwRule, dir: Dir, guest: Option<&FwSource>, cluster: &FwS
         let _ = write!(line, "meta l4proto {number} ");
     }
     line.push_str(&sport);
-    match option(rule, "dport").map(PortSet::parse) {
+    match rule.option("dport").map(PortSet::parse) {
         Some(Ok(set)) if matches!(proto, Some(6 | 17 | 132 | 33)) => {
             let _ = write!(line, "th dport {} ", ports(&set));
         }
@@ -143,13 +141,13 @@ fn compile_rule(rule: &FwRule, dir: Dir, guest: Option<&FwSource>, cluster: &FwS
 
 /// The rules of one chain, groups inlined with the referencing guest's scope.
 fn chain_rules(rules: &[FwRule], dir: Dir, guest: Option<&FwSource>, state: &FirewallState, out: &mut Vec<String>) {
-    let word = if dir == Dir::In { "IN" } else { "OUT" };
+    let direction = if dir == Dir::In { Direction::In } else { Direction::Out };
     for rule in rules.iter().filter(|r| r.enabled) {
-        if rule.direction == "GROUP" {
-            if let Some(group) = state.cluster.file.groups.iter().find(|g| g.name.eq_ignore_ascii_case(&rule.verdict)) {
+        if let Some(name) = rule.group() {
+            if let Some(group) = state.cluster.file.groups.iter().find(|g| g.name.eq_ignore_ascii_case(name)) {
                 chain_rules(&group.rules, dir, guest, state, out);
             }
-        } else if rule.direction == word {
+        } else if rule.direction == direction {
             out.extend(compile_rule(rule, dir, guest, &state.cluster));
         }
     }

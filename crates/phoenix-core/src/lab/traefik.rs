@@ -5,7 +5,8 @@
 //! certificate presented (mTLS). Pure text, with the guest's own paths; the lab moves them
 //! into the guest's folder (super::nginx_for_lab).
 
-use crate::edge::{server_certificate_for, Edge, ROOT_CA_PATH};
+use crate::edge::{server_certificate_for, Edge};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_model::model::{Model, Scheme};
 use std::fmt::Write;
 
@@ -35,7 +36,7 @@ pub fn proxy(model: &Model, edge: &Edge) -> Option<String> {
             let name = backend.server_name.clone().unwrap_or_else(|| route.hosts.first().cloned().unwrap_or_default());
             let _ = write!(
                 out,
-                "            proxy_ssl_server_name on;\n            proxy_ssl_name {name};\n            proxy_ssl_verify on;\n            proxy_ssl_verify_depth 2;\n            proxy_ssl_trusted_certificate {ROOT_CA_PATH};\n"
+                "            proxy_ssl_server_name on;\n            proxy_ssl_name {name};\n            proxy_ssl_verify on;\n            proxy_ssl_verify_depth 2;\n            proxy_ssl_trusted_certificate {TRUSTED_ROOT_PATH};\n"
             );
             if let Some(client) = &backend.client_certificate {
                 let _ = write!(

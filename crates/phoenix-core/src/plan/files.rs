@@ -31,8 +31,8 @@ pub fn file_steps(rendered: &Rendered, observed: &Observed, domain: Domain, afte
             _ => format!("file:{}:{}", file.target, file.path).replace(' ', "-"),
         };
         let lock = match file.target {
-            crate::render::Target::Guest(id) => Some(format!("guest:{id}")),
-            crate::render::Target::Host => None,
+            crate::deploy::Machine::Guest(id) => Some(format!("guest:{id}")),
+            crate::deploy::Machine::Host => None,
         };
         steps.push(Step {
             id,

@@ -9,7 +9,7 @@ pub mod files;
 pub mod portainer;
 pub mod pve;
 
-use crate::render::pve_firewall::format::FwFile;
+use crate::pve_fw::FwFile;
 use crate::render::{Rendered, RenderedFile};
 use phoenix_model::model::{GuestId, GuestKind, Model};
 use pve::{ApiRequest, FwScope};
@@ -40,7 +40,7 @@ pub struct Observed {
     /// Proxmox VE: the node's guests and every firewall scope.
     pub pve: Option<PveObserved>,
     /// Files on the host and in guests, by (target, path); `None` when absent.
-    pub files: BTreeMap<(crate::render::Target, String), Option<String>>,
+    pub files: BTreeMap<(crate::deploy::Machine, String), Option<String>>,
     /// Certificates due for renewal, with their reason codes.
     pub certs_due: BTreeMap<String, Vec<String>>,
     /// Whether the CA root is where `phoenix certs trust` puts it (None: no root in the store).
@@ -265,7 +265,7 @@ fn rendered_firewalls(rendered: &Rendered) -> BTreeMap<&str, FwFile> {
         .files
         .iter()
         .filter(|f| f.path.ends_with(".fw"))
-        .filter_map(|f| Some((f.path.as_str(), crate::render::pve_firewall::format::parse(&f.content).ok()?)))
+        .filter_map(|f| Some((f.path.as_str(), crate::pve_fw::parse(&f.content).ok()?)))
         .collect()
 }
 
@@ -303,14 +303,14 @@ fn requests_step(
 fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<Step> {
     let node = pve.node.as_str();
     let mut scopes = vec![
-        (FwScope::Cluster, "/etc/pve/firewall/cluster.fw".to_string()),
-        (FwScope::Host, format!("/etc/pve/nodes/{}/host.fw", model.host.node_name)),
+        (FwScope::Cluster, phoenix_model::paths::CLUSTER_FW.to_string()),
+        (FwScope::Host, phoenix_model::paths::host_fw(&model.host.node_name)),
     ];
     let mut steps = Vec::new();
     let mut missing = Vec::new();
     for guest in model.guests.values() {
         if pve.guests.get(&guest.id) == Some(&guest.kind) {
-            scopes.push((FwScope::Guest(guest.id, guest.kind), format!("/etc/pve/firewall/{}.fw", guest.id)));
+            scopes.push((FwScope::Guest(guest.id, guest.kind), phoenix_model::paths::guest_fw(guest.id)));
         } else {
             missing.push(guest.id);
         }

@@ -201,7 +201,7 @@ pub fn steps(
                 continue;
             };
             let path = format!("{}/docker-compose.yml", stack_dir(&stack.name, &environment.name));
-            let Some(file) = rendered.files.iter().find(|f| f.target == crate::render::Target::Guest(guest.id) && f.path == path) else {
+            let Some(file) = rendered.files.iter().find(|f| f.target == crate::deploy::Machine::Guest(guest.id) && f.path == path) else {
                 continue;
             };
             let name = stack_name(&stack.name, &environment.name);

@@ -17,7 +17,7 @@
 //! (qemu-server and pve-container generate a new one for a NIC written without it) and every
 //! other key stay as observed.
 
-use crate::render::pve_firewall::format::{FwAlias, FwFile, FwIpSet, FwIpSetEntry, FwRule};
+use crate::pve_fw::{Direction, FwAlias, FwFile, FwIpSet, FwIpSetEntry, FwRule, Verdict};
 use phoenix_model::model::{GuestId, GuestKind};
 use serde::Serialize;
 use serde_json::Value;
@@ -142,12 +142,10 @@ const RULE_FIELDS: &[(&str, &str)] = &[
 
 /// The API parameters of a rule (without `pos`).
 pub fn rule_params(rule: &FwRule) -> Vec<(String, String)> {
-    let (kind, action, macro_name) = match rule.direction.as_str() {
-        "GROUP" => ("group".to_string(), rule.verdict.clone(), None),
-        direction => match rule.verdict.split_once('(') {
-            Some((name, action)) => (direction.to_ascii_lowercase(), action.trim_end_matches(')').to_string(), Some(name.to_string())),
-            None => (direction.to_ascii_lowercase(), rule.verdict.clone(), None),
-        },
+    let kind = rule.direction.word().to_ascii_lowercase();
+    let (action, macro_name) = match &rule.verdict {
+        Verdict::Action { macro_name, action } => (action.as_pve().to_string(), macro_name.clone()),
+        Verdict::Group(name) | Verdict::Invalid(name) => (name.clone(), None),
     };
     let mut params = vec![pair("type", kind), pair("action", action), pair("enable", if rule.enabled { "1" } else { "0" })];
     if let Some(name) = macro_name {
@@ -175,14 +173,22 @@ fn text(value: &Value, key: &str) -> Option<String> {
 /// A rule as the API returns it, in the `.fw` form. A missing `enable` is enabled, as
 /// pve-firewall writes a rule without `|` unless `enable` is 0.
 pub fn rule_from_api(value: &Value) -> FwRule {
-    let kind = text(value, "type").unwrap_or_default().to_ascii_uppercase();
+    // The API lists only rules pve-firewall parsed, so the type is IN, OUT or GROUP
+    // (`parse_fw_rule`); anything else is kept as an unreadable IN rule that matches nothing.
+    let kind = text(value, "type").unwrap_or_default();
     let action = text(value, "action").unwrap_or_default();
-    let verdict = match text(value, "macro") {
-        Some(name) if kind != "GROUP" => format!("{name}({action})"),
-        _ => action,
+    let (direction, verdict) = match Direction::parse(&kind) {
+        Some(direction) => {
+            let word = match text(value, "macro") {
+                Some(name) if direction != Direction::Group => format!("{name}({action})"),
+                _ => action,
+            };
+            (direction, Verdict::parse(direction, &word))
+        }
+        None => (Direction::In, Verdict::Invalid(format!("{kind} {action}"))),
     };
     let options = RULE_FIELDS.iter().filter_map(|(file, api)| Some((file.to_string(), text(value, api)?))).collect();
-    FwRule { enabled: text(value, "enable").is_none_or(|e| e != "0"), direction: kind, verdict, options, comment: text(value, "comment") }
+    FwRule { enabled: text(value, "enable").is_none_or(|e| e != "0"), direction, verdict, options, comment: text(value, "comment") }
 }
 
 /// Rules as the API lists them, in position order.
@@ -594,7 +600,7 @@ pub fn nic_request(node: &str, id: GuestId, kind: GuestKind, net0: &str) -> ApiR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::pve_firewall::format::parse_rule;
+    use crate::pve_fw::parse_rule;
 
     #[test]
     fn rules_round_trip_through_the_api_form() {
@@ -664,7 +670,7 @@ mod tests {
         );
         // The re-read before the move expects the new rule on top, disabled.
         let Some(Guard::Reread { expected, .. }) = &grown[1].guard else { panic!("a re-read") };
-        assert_eq!((expected.len(), expected[0].enabled, expected[0].verdict.as_str()), (2, false, "DROP"));
+        assert_eq!((expected.len(), expected[0].enabled, expected[0].verdict.to_string()), (2, false, "DROP".to_string()));
     }
 
     #[test]

@@ -36,14 +36,14 @@ pub fn diff(files: &[RenderedFile], deployed: &BTreeMap<String, Option<String>>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::Target;
+    use crate::deploy::Machine;
 
     #[test]
     fn only_changed_or_missing_files_are_reported() {
         let files = vec![
-            RenderedFile::new(Target::Host, "/etc/a", "one\ntwo\n".into()),
-            RenderedFile::new(Target::Guest(101), "/etc/b", "same\n".into()),
-            RenderedFile::new(Target::Host, "/etc/c", "new\n".into()),
+            RenderedFile::new(Machine::Host, "/etc/a", "one\ntwo\n".into()),
+            RenderedFile::new(Machine::Guest(101), "/etc/b", "same\n".into()),
+            RenderedFile::new(Machine::Host, "/etc/c", "new\n".into()),
         ];
         let deployed = BTreeMap::from([
             ("host/etc/a".to_string(), Some("one\nthree\n".to_string())),

@@ -3,7 +3,7 @@
 //! one `host-record` per name and address, the upstream resolvers, and the listen addresses.
 //! Internal and external views are kept in separate, labelled blocks as the config separates them.
 
-use super::{Rendered, RenderedFile, Target};
+use super::{Rendered, RenderedFile, Machine};
 use phoenix_model::model::{DnsView, Model};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -60,6 +60,6 @@ pub fn render(model: &Model, out: &mut Rendered) {
             }
         }
     }
-    let target = model.edge.dns.map_or(Target::Host, Target::Guest);
+    let target = model.edge.dns.map_or(Machine::Host, Machine::Guest);
     out.files.push(RenderedFile::new(target, PATH, text).validated_by(VALIDATE).reloaded_by(RELOAD));
 }

@@ -13,28 +13,12 @@ use phoenix_model::diag::Diagnostic;
 use phoenix_model::model::{GuestId, Model};
 use serde::Serialize;
 
-/// Where a rendered file goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase", tag = "kind", content = "id")]
-pub enum Target {
-    /// The Proxmox node (including /etc/pve, which the cluster file system shares).
-    Host,
-    Guest(GuestId),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Host => f.write_str("host"),
-            Target::Guest(id) => write!(f, "guest {id}"),
-        }
-    }
-}
+use crate::deploy::Machine;
 
 /// One file phoenix deploys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RenderedFile {
-    pub target: Target,
+    pub target: Machine,
     /// Absolute path on the target.
     pub path: String,
     /// `user:group`.
@@ -49,7 +33,7 @@ pub struct RenderedFile {
 }
 
 impl RenderedFile {
-    pub fn new(target: Target, path: impl Into<String>, content: String) -> Self {
+    pub fn new(target: Machine, path: impl Into<String>, content: String) -> Self {
         RenderedFile { target, path: path.into(), owner: "root:root".into(), mode: 0o644, validate: None, reload: None, content }
     }
 
@@ -66,8 +50,8 @@ impl RenderedFile {
     /// Where the file sits in a tree laid out as on the real system: `host/<path>` or `guest-<id>/<path>`.
     pub fn tree_path(&self) -> String {
         let root = match self.target {
-            Target::Host => "host".to_string(),
-            Target::Guest(id) => format!("guest-{id}"),
+            Machine::Host => "host".to_string(),
+            Machine::Guest(id) => format!("guest-{id}"),
         };
         format!("{root}{}", self.path)
     }

@@ -9,8 +9,9 @@
 //! - A `passthrough` route: a stream server on 443 reads the SNI (ssl_preread) and forwards the
 //!   TLS stream untouched to Traefik; terminated routes then listen on loopback behind it.
 
-use super::{Rendered, RenderedFile, Target};
-use crate::edge::{server_certificate_for, Edge, EdgeRoute, ROOT_CA_PATH};
+use super::{Rendered, RenderedFile, Machine};
+use crate::edge::{server_certificate_for, Edge, EdgeRoute};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_model::model::{GatewayTls, Model};
 use std::fmt::Write;
 
@@ -36,7 +37,7 @@ fn terminate_server(out: &mut String, model: &Model, edge: &Edge, route: &EdgeRo
     let (cert, key) = certificate(model, gateway.id, route);
     let _ = write!(
         out,
-        "\n    # {name}: TLS ends here; a new, verified TLS connection goes to Traefik.\n    server {{\n        listen {listen} ssl;\n        server_name {hosts};\n        ssl_certificate {cert};\n        ssl_certificate_key {key};\n\n        location / {{\n            proxy_pass https://{traefik}:443;\n            proxy_set_header Host $host;\n            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n            proxy_set_header X-Forwarded-Proto https;\n            proxy_ssl_server_name on;\n            proxy_ssl_name $host;\n            proxy_ssl_verify on;\n            proxy_ssl_verify_depth 2;\n            proxy_ssl_trusted_certificate {ROOT_CA_PATH};\n        }}\n    }}\n",
+        "\n    # {name}: TLS ends here; a new, verified TLS connection goes to Traefik.\n    server {{\n        listen {listen} ssl;\n        server_name {hosts};\n        ssl_certificate {cert};\n        ssl_certificate_key {key};\n\n        location / {{\n            proxy_pass https://{traefik}:443;\n            proxy_set_header Host $host;\n            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n            proxy_set_header X-Forwarded-Proto https;\n            proxy_ssl_server_name on;\n            proxy_ssl_name $host;\n            proxy_ssl_verify on;\n            proxy_ssl_verify_depth 2;\n            proxy_ssl_trusted_certificate {TRUSTED_ROOT_PATH};\n        }}\n    }}\n",
         name = route.name,
         hosts = route.hosts.join(" "),
         traefik = traefik.address,
@@ -83,5 +84,5 @@ pub fn config(model: &Model, edge: &Edge) -> Option<String> {
 
 pub fn render(model: &Model, edge: &Edge, out: &mut Rendered) {
     let (Some(gateway), Some(text)) = (edge.gateway, config(model, edge)) else { return };
-    out.files.push(RenderedFile::new(Target::Guest(gateway.id), PATH, text).validated_by(VALIDATE).reloaded_by(RELOAD));
+    out.files.push(RenderedFile::new(Machine::Guest(gateway.id), PATH, text).validated_by(VALIDATE).reloaded_by(RELOAD));
 }

@@ -4,7 +4,7 @@
 //! and unknown keys stay as written; and the environment's variables as an env file (secret
 //! values are references resolved at sync, never written here).
 
-use super::{Rendered, RenderedFile, Target};
+use super::{Rendered, RenderedFile, Machine};
 use phoenix_model::diag::Diagnostic;
 use phoenix_model::model::{GuestId, Model, Stack, StackEnvironment, VariableValue};
 use std::borrow::Cow;
@@ -133,8 +133,8 @@ fn render_one(guest: GuestId, stack: &Stack, environment: &StackEnvironment, spa
         Ok(text) => {
             let path = format!("{dir}/docker-compose.yml");
             let validate = VALIDATE.replace("{file}", &path);
-            out.files.push(RenderedFile::new(Target::Guest(guest), path, text).validated_by(&validate));
-            let mut env = RenderedFile::new(Target::Guest(guest), format!("{dir}/stack.env"), env_file(environment));
+            out.files.push(RenderedFile::new(Machine::Guest(guest), path, text).validated_by(&validate));
+            let mut env = RenderedFile::new(Machine::Guest(guest), format!("{dir}/stack.env"), env_file(environment));
             env.mode = 0o600;
             out.files.push(env);
         }

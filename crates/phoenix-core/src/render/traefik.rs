@@ -5,8 +5,9 @@
 //! A custom serversTransport does not inherit the static rootCAs (traefik#10612), so every
 //! transport names the root itself; backends addressed by IP need serverName (traefik#9732).
 
-use super::{Rendered, RenderedFile, Target};
-use crate::edge::{server_certificate_for, Edge, ROOT_CA_PATH};
+use super::{Rendered, RenderedFile, Machine};
+use crate::edge::{server_certificate_for, Edge};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_model::model::{Model, Scheme};
 use serde_json::{json, Map, Value};
 
@@ -30,7 +31,7 @@ pub fn static_config(model: &Model) -> Value {
             "websecure": { "address": ":443" },
         },
         "providers": { "file": { "directory": "/etc/traefik/dynamic", "watch": true } },
-        "serversTransport": { "rootCAs": [ROOT_CA_PATH] },
+        "serversTransport": { "rootCAs": [TRUSTED_ROOT_PATH] },
         "log": { "level": "INFO" },
         "api": { "dashboard": false },
     });
@@ -72,7 +73,7 @@ pub fn dynamic_config(model: &Model, edge: &Edge) -> Value {
         let mut load_balancer = json!({ "servers": [{ "url": format!("{}://{}:{}", backend.scheme.as_str(), backend.address, backend.port) }], "passHostHeader": true });
         if backend.scheme == Scheme::Https {
             let transport = format!("{}-transport", route.name);
-            let mut entry = json!({ "rootCAs": [ROOT_CA_PATH] });
+            let mut entry = json!({ "rootCAs": [TRUSTED_ROOT_PATH] });
             if let Some(name) = &backend.server_name {
                 entry["serverName"] = json!(name);
             }
@@ -102,7 +103,7 @@ fn yaml(header: &str, value: &Value) -> String {
 
 pub fn render(model: &Model, edge: &Edge, out: &mut Rendered) {
     let Some(traefik) = edge.traefik else { return };
-    let target = Target::Guest(traefik.id);
+    let target = Machine::Guest(traefik.id);
     let header = "Rendered by phoenix; do not edit: phoenix sync overwrites it.";
     out.files.push(RenderedFile::new(target, STATIC_PATH, yaml(header, &static_config(model))).reloaded_by(RESTART));
     // The file provider watches this file; rewriting it also makes Traefik reload renewed certificates.

@@ -43,7 +43,7 @@ impl AcmeSettings {
     pub fn for_store(directory: String, store: &std::path::Path, http01_listen: SocketAddr, tls_alpn01_listen: SocketAddr) -> AcmeSettings {
         AcmeSettings {
             directory,
-            server_root: Some(store.join(phoenix_core::analyze::certs::ROOT_FILE)),
+            server_root: Some(store.join(phoenix_model::paths::STORE_ROOT_FILE)),
             account_file: store.join("acme-account.json"),
             http01_listen,
             tls_alpn01_listen,

@@ -6,7 +6,7 @@
 
 use super::owners::{resolve_owner, Owner};
 use super::runner::{CommandOutput, CommandRunner};
-use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
+use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_exec::{DriverError, Target};
 use phoenix_model::model::{GuestId, GuestKind};
 use std::path::{Path, PathBuf};

@@ -12,8 +12,8 @@ pub use pve::PveReply;
 use crate::certs::{self, apply_change, RenewRequest};
 use crate::traits::{DriverError, Issuer, Target};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use phoenix_core::analyze::certs::ROOT_FILE;
-use phoenix_core::certificates::renewal::{FileWrite, Place, PostAction};
+use phoenix_model::paths::STORE_ROOT_FILE;
+use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
 use phoenix_core::plan::pve::ApiRequest;
 use phoenix_core::plan::{Action, Plan, Step};
@@ -311,7 +311,7 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
             }
         }
         Action::Trust => {
-            let root_place = Place::host(format!("{}/{ROOT_FILE}", options.store_dir.trim_end_matches('/')));
+            let root_place = Place::host(format!("{}/{STORE_ROOT_FILE}", options.store_dir.trim_end_matches('/')));
             let root = match drivers.target.read(&root_place) {
                 Ok(Some(root)) => String::from_utf8_lossy(&root).into_owned(),
                 Ok(None) => return failed(format!("{root_place} is missing")),

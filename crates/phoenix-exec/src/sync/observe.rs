@@ -6,13 +6,15 @@ use super::{PortainerApi, PveApi};
 use crate::certs;
 use crate::traits::{DriverError, Target};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use phoenix_core::analyze::certs::ROOT_FILE;
-use phoenix_core::certificates::renewal::{self, Due, Place};
+use phoenix_model::paths::STORE_ROOT_FILE;
+use phoenix_core::certificates::renewal::{self, Due};
+use phoenix_core::deploy::Place;
 use phoenix_core::plan::files::file_domain;
 use phoenix_core::plan::pve::{self, ApiRequest, FwScope, Method};
 use phoenix_core::plan::{Domain, Observed, PveObserved};
-use phoenix_core::render::pve_firewall::format::{FwFile, FwGroup};
-use phoenix_core::render::{Rendered, Target as FileTarget};
+use phoenix_core::pve_fw::{FwFile, FwGroup};
+use phoenix_core::deploy::Machine;
+use phoenix_core::render::Rendered;
 use phoenix_model::model::{GuestId, GuestKind, Model};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -103,10 +105,10 @@ pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObse
     Ok(observed)
 }
 
-fn place_of(model: &Model, target: FileTarget, path: &str) -> Place {
+fn place_of(model: &Model, target: Machine, path: &str) -> Place {
     let guest = match target {
-        FileTarget::Host => None,
-        FileTarget::Guest(id) => Some((id, model.guests.get(&id).map_or(GuestKind::Lxc, |g| g.kind))),
+        Machine::Host => None,
+        Machine::Guest(id) => Some((id, model.guests.get(&id).map_or(GuestKind::Lxc, |g| g.kind))),
     };
     Place { guest, path: path.to_string() }
 }
@@ -117,7 +119,7 @@ pub fn files(
     rendered: &Rendered,
     domains: &BTreeSet<Domain>,
     target: &impl Target,
-) -> Result<BTreeMap<(FileTarget, String), Option<String>>, DriverError> {
+) -> Result<BTreeMap<(Machine, String), Option<String>>, DriverError> {
     let mut found = BTreeMap::new();
     for file in rendered.files.iter().filter(|f| file_domain(f).is_some_and(|d| domains.contains(&d))) {
         let content = target.read(&place_of(model, file.target, &file.path))?.map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -127,7 +129,7 @@ pub fn files(
 }
 
 /// Where rendered files go, as the target names places.
-pub fn file_place(model: &Model, target: FileTarget, path: &str) -> Place {
+pub fn file_place(model: &Model, target: Machine, path: &str) -> Place {
     place_of(model, target, path)
 }
 
@@ -146,7 +148,7 @@ pub fn certs_due(model: &Model, store_dir: &str, now: u64, target: &impl Target)
 /// Whether the store's CA root is everywhere `phoenix certs trust` puts it; `None` when the
 /// store has no root.
 pub fn trust_in_place(model: &Model, store_dir: &str, host_trust_file: &str, target: &impl Target) -> Result<Option<bool>, DriverError> {
-    let Some(root) = target.read(&Place::host(format!("{}/{ROOT_FILE}", store_dir.trim_end_matches('/'))))? else { return Ok(None) };
+    let Some(root) = target.read(&Place::host(format!("{}/{STORE_ROOT_FILE}", store_dir.trim_end_matches('/'))))? else { return Ok(None) };
     let root_text = String::from_utf8_lossy(&root).into_owned();
     let (files, _) = renewal::trust_plan(model, &root_text, store_dir, host_trust_file);
     for file in files {

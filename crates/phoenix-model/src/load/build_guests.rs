@@ -11,7 +11,7 @@ use crate::model::*;
 use crate::raw::{self, RawGuestCommon, StrOrNum};
 use crate::schema::FileKind;
 use crate::source::Span;
-use crate::validate::{application_script_candidates, feature_script, KNOWN_FEATURES};
+use crate::paths::{application_script_candidates, feature_script, KNOWN_FEATURES};
 
 /// Proxmox's VMID range.
 const VMID_RANGE: std::ops::RangeInclusive<u64> = 100..=999_999_999;

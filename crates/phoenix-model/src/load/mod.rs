@@ -19,8 +19,8 @@ use crate::model::Model;
 use crate::raw;
 use crate::schema::{self, FileKind};
 use crate::source::{SourceMap, Span};
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use crate::facts::Facts;
+use std::path::Path;
 
 pub use build_stacks::compose_errors;
 pub use decode::decode;
@@ -43,13 +43,6 @@ pub struct Loaded {
     pub diagnostics: Diagnostics,
     /// Facts the loader probed for validation: files found, environment variables set.
     pub facts: Facts,
-}
-
-/// Results of the loader's probes, so validation needs no I/O.
-#[derive(Debug, Default, Clone)]
-pub struct Facts {
-    pub existing_files: BTreeSet<PathBuf>,
-    pub env_set: BTreeSet<String>,
 }
 
 /// The parsed documents, by kind.

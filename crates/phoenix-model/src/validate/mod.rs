@@ -13,11 +13,10 @@ mod stacks;
 mod traefik;
 
 use crate::diag::Diagnostic;
-use crate::load::Facts;
+use crate::facts::Facts;
 use crate::model::Model;
 
 pub use firewall::cluster_rules_for_guests;
-pub use scripts::{application_script_candidates, feature_script, KNOWN_FEATURES};
 pub use traefik::duplicate_route;
 
 /// The DNS findings alone (records no one owns, names with two addresses, service names that

@@ -1,39 +1,10 @@
 //! Application scripts and features a guest names but the installation lacks.
 
 use crate::diag::Diagnostic;
-use crate::load::Facts;
-use crate::model::{GuestKind, Model};
+use crate::facts::Facts;
+use crate::paths::{application_script_candidates, feature_script, KNOWN_FEATURES};
+use crate::model::Model;
 use crate::schema::did_you_mean;
-use std::path::{Path, PathBuf};
-
-/// Features the original phoenix_hypervisor scripts provide.
-pub const KNOWN_FEATURES: &[&str] = &[
-    "base_setup",
-    "docker",
-    "nvidia",
-    "ollama",
-    "portainer",
-    "python_api_service",
-    "step_ca",
-    "step_cli",
-    "traefik",
-    "trusted_ca",
-    "vllm",
-];
-
-/// Where an application script may be installed, relative to the installation root.
-pub fn application_script_candidates(root: &Path, kind: GuestKind, script: &str) -> Vec<PathBuf> {
-    let folder = match kind {
-        GuestKind::Lxc => "lxc_setup",
-        GuestKind::Vm => "vm_setup",
-    };
-    vec![root.join("bin").join(folder).join(script), root.join("bin").join(script)]
-}
-
-/// Where a feature's installer lives.
-pub fn feature_script(root: &Path, feature: &str) -> PathBuf {
-    root.join("bin/lxc_setup").join(format!("phoenix_hypervisor_feature_install_{feature}.sh"))
-}
 
 pub fn check(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
     let mut out = Vec::new();

@@ -2,7 +2,7 @@
 //! Messages name where a secret is, never what it is.
 
 use crate::diag::Diagnostic;
-use crate::load::Facts;
+use crate::facts::Facts;
 use crate::model::{Model, SecretRef};
 
 pub fn check(model: &Model, facts: &Facts) -> Vec<Diagnostic> {

@@ -1,7 +1,7 @@
 //! Stacks: assignments to undefined stacks or environments, missing compose and stack files.
 
 use crate::diag::Diagnostic;
-use crate::load::Facts;
+use crate::facts::Facts;
 use crate::model::Model;
 use crate::schema::did_you_mean;
 

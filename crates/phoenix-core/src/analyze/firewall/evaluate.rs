@@ -1,8 +1,9 @@
 //! Walking one new connection through the chains it meets, rule by rule.
 
-use super::matching::{matches, split_verdict, Probe};
+use super::matching::{matches, Probe};
+use crate::pve_fw::{Action, Direction};
 use super::state::{FirewallState, FwSource};
-use crate::render::pve_firewall::format::FwRule;
+use crate::pve_fw::FwRule;
 use phoenix_model::model::{GuestId, Model};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -83,6 +84,14 @@ enum Dir {
 }
 
 impl Dir {
+    /// The rules of this chain's direction.
+    fn rule_direction(self) -> Direction {
+        match self {
+            Dir::In => Direction::In,
+            Dir::Out => Direction::Out,
+        }
+    }
+
     fn word(self) -> &'static str {
         match self {
             Dir::In => "IN",
@@ -117,12 +126,12 @@ fn first_match(
             note(trace, || format!("    {}:{line}: {} -- disabled", source.path, rule.to_line()));
             continue;
         }
-        if rule.direction == "GROUP" {
-            let Some(index) = state.cluster.file.groups.iter().position(|g| g.name.eq_ignore_ascii_case(&rule.verdict)) else {
+        if let Some(name) = rule.group() {
+            let Some(index) = state.cluster.file.groups.iter().position(|g| g.name.eq_ignore_ascii_case(name)) else {
                 note(trace, || format!("    {}:{line}: {} -- no such security group", source.path, rule.to_line()));
                 continue;
             };
-            note(trace, || format!("    {}:{line}: {} -- entering group {}", source.path, rule.to_line(), rule.verdict));
+            note(trace, || format!("    {}:{line}: {} -- entering group {name}", source.path, rule.to_line()));
             let group = &state.cluster.file.groups[index];
             if let Some(found) =
                 first_match(&state.cluster, &group.rules, &state.cluster.lines.groups[index], dir, probe, guest, state, trace)
@@ -131,17 +140,20 @@ fn first_match(
             }
             continue;
         }
-        if rule.direction != dir.word() {
+        if rule.direction != dir.rule_direction() {
             note(trace, || format!("    {}:{line}: {} -- other direction", source.path, rule.to_line()));
             continue;
         }
+        let Some(action) = rule.verdict.action() else {
+            note(trace, || format!("    {}:{line}: {} -- not an action pve-firewall accepts; it skips the rule", source.path, rule.to_line()));
+            continue;
+        };
         if !matches(rule, probe, guest, &state.cluster) {
             note(trace, || format!("    {}:{line}: {} -- no match", source.path, rule.to_line()));
             continue;
         }
         note(trace, || format!("    {}:{line}: {} -- MATCH", source.path, rule.to_line()));
-        let (_, action) = split_verdict(&rule.verdict);
-        return Some((Decision::Rule { path: source.path.clone(), line: *line, text: rule.to_line() }, action == "ACCEPT"));
+        return Some((Decision::Rule { path: source.path.clone(), line: *line, text: rule.to_line() }, action == Action::Accept));
     }
     None
 }
@@ -190,7 +202,7 @@ fn guest_chain(state: &FirewallState, model: &Model, id: GuestId, dir: Dir, prob
         return verdict;
     }
     let Some(source) = state.guests.get(&id).filter(|s| s.present) else {
-        return not_in_force(chain, format!("/etc/pve/firewall/{id}.fw does not exist, so the guest firewall is disabled"));
+        return not_in_force(chain, format!("{} does not exist, so the guest firewall is disabled", phoenix_model::paths::guest_fw(id)));
     };
     if source.option("enable") != Some("1") {
         return not_in_force(

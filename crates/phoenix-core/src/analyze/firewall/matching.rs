@@ -3,7 +3,7 @@
 //! ports, protocols, interfaces and pve-firewall's common macros.
 
 use super::state::FwSource;
-use crate::render::pve_firewall::format::{FwIpSet, FwRule};
+use crate::pve_fw::{FwIpSet, FwRule};
 use ipnet::IpNet;
 use phoenix_model::model::{AddrEntry, AddrSpec, PortSet, Proto};
 use std::net::IpAddr;
@@ -29,18 +29,6 @@ pub struct Probe<'a> {
     pub dport: Option<u16>,
     /// The interface the chain sees (net0 for guests, the bridge for the host).
     pub iface: &'a str,
-}
-
-/// A rule's verdict word split into macro and action: `SSH(ACCEPT)` or `ACCEPT`.
-pub fn split_verdict(verdict: &str) -> (Option<&str>, &str) {
-    match verdict.split_once('(') {
-        Some((name, rest)) => (Some(name), rest.trim_end_matches(')')),
-        None => (None, verdict),
-    }
-}
-
-fn option<'r>(rule: &'r FwRule, key: &str) -> Option<&'r str> {
-    rule.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Addresses of an alias, looked up in the guest's file, then the cluster's.
@@ -89,37 +77,37 @@ fn address_matches(value: &str, ip: IpAddr, guest: Option<&FwSource>, cluster: &
 
 /// Whether `rule` (already known to be of the right direction and enabled) matches `probe`.
 pub fn matches(rule: &FwRule, probe: &Probe<'_>, guest: Option<&FwSource>, cluster: &FwSource) -> bool {
-    if let Some(iface) = option(rule, "i") {
+    if let Some(iface) = rule.option("i") {
         if iface != probe.iface {
             return false;
         }
     }
-    if let Some(source) = option(rule, "source") {
+    if let Some(source) = rule.option("source") {
         if !address_matches(source, probe.src, guest, cluster) {
             return false;
         }
     }
-    if let Some(dest) = option(rule, "dest") {
+    if let Some(dest) = rule.option("dest") {
         if !address_matches(dest, probe.dst, guest, cluster) {
             return false;
         }
     }
     // A source port is chosen by the client; phoenix cannot know it, so such rules never match.
-    if option(rule, "sport").is_some() {
+    if rule.option("sport").is_some() {
         return false;
     }
-    let (macro_name, _) = split_verdict(&rule.verdict);
+    let macro_name = rule.verdict.macro_name();
     if let Some(name) = macro_name {
         let Some((_, services)) = MACROS.iter().find(|(m, _)| m.eq_ignore_ascii_case(name)) else { return false };
         return services.iter().any(|&(proto, port)| proto == probe.proto && probe.dport == Some(port));
     }
-    if let Some(proto) = option(rule, "p") {
+    if let Some(proto) = rule.option("p") {
         match Proto::parse(proto) {
             Ok(p) if p.number == probe.proto => {}
             _ => return false,
         }
     }
-    if let Some(dport) = option(rule, "dport") {
+    if let Some(dport) = rule.option("dport") {
         match (PortSet::parse(dport), probe.dport) {
             (Ok(set), Some(port)) if set.contains(port) => {}
             _ => return false,

@@ -1,7 +1,7 @@
 //! What the evaluator reads: cluster.fw, the node's host.fw, each guest's `.fw`, and each
 //! guest's NIC flag, from rendered files or from a copy of /etc/pve.
 
-use crate::render::pve_firewall::format::{parse_with_lines, FwFile, ParseError, RuleLines};
+use crate::pve_fw::{parse_with_lines, FwFile, ParseError, RuleLines};
 use crate::render::Rendered;
 use phoenix_model::model::GuestId;
 use std::collections::BTreeMap;
@@ -76,9 +76,9 @@ impl FirewallState {
                 FwSource { path, ..FwSource::default() }
             }
         };
-        let cluster = load("/etc/pve/firewall/cluster.fw".to_string());
-        let host = load(format!("/etc/pve/nodes/{node}/host.fw"));
-        let guests = guests.into_iter().map(|id| (id, load(format!("/etc/pve/firewall/{id}.fw")))).collect();
+        let cluster = load(phoenix_model::paths::CLUSTER_FW.to_string());
+        let host = load(phoenix_model::paths::host_fw(&node));
+        let guests = guests.into_iter().map(|id| (id, load(phoenix_model::paths::guest_fw(id)))).collect();
         if !errors.is_empty() {
             return Err(errors);
         }

@@ -2,13 +2,14 @@
 //! only) and security groups. Rules that can only concern guests are rendered where declared
 //! and reported (PHX-FW-009), because moving them would change what the user wrote.
 
-use super::format::{FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry};
+use crate::pve_fw::{FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry};
 use super::{flag, rule_lines, VALIDATE};
-use crate::render::{Rendered, RenderedFile, Target};
+use crate::deploy::Machine;
+use crate::render::{Rendered, RenderedFile};
 use phoenix_model::model::Model;
 use phoenix_model::pve::addresses;
 
-pub const PATH: &str = "/etc/pve/firewall/cluster.fw";
+pub const PATH: &str = phoenix_model::paths::CLUSTER_FW;
 
 pub fn render(model: &Model, out: &mut Rendered) {
     let firewall = &model.firewall;
@@ -30,7 +31,7 @@ pub fn render(model: &Model, out: &mut Rendered) {
     file.rules = rule_lines(&firewall.cluster_rules);
     file.groups =
         firewall.groups.iter().map(|(name, rules)| FwGroup { name: name.clone(), comment: None, rules: rule_lines(rules) }).collect();
-    out.files.push(RenderedFile::new(Target::Host, PATH, file.to_text()).validated_by(VALIDATE));
+    out.files.push(RenderedFile::new(Machine::Host, PATH, file.to_text()).validated_by(VALIDATE));
     out.notes.extend(phoenix_model::validate::cluster_rules_for_guests(model));
 }
 

@@ -2,13 +2,14 @@
 //! with `firewall=1` wherever the guest's firewall is enabled: without the flag Proxmox filters
 //! nothing for that NIC, whatever the rules say.
 
-use super::format::FwFile;
+use crate::pve_fw::FwFile;
 use super::{flag, rule_lines, VALIDATE};
-use crate::render::{GuestSetting, Rendered, RenderedFile, Target};
+use crate::deploy::Machine;
+use crate::render::{GuestSetting, Rendered, RenderedFile};
 use phoenix_model::model::{Guest, GuestKind, Model};
 
 pub fn path(id: u32) -> String {
-    format!("/etc/pve/firewall/{id}.fw")
+    phoenix_model::paths::guest_fw(id)
 }
 
 pub fn render(model: &Model, out: &mut Rendered) {
@@ -18,7 +19,7 @@ pub fn render(model: &Model, out: &mut Rendered) {
         file.options.insert("policy_in".into(), guest.firewall.policy_in.as_pve().into());
         file.options.insert("policy_out".into(), guest.firewall.policy_out.as_pve().into());
         file.rules = rule_lines(&guest.firewall.rules);
-        out.files.push(RenderedFile::new(Target::Host, path(guest.id), file.to_text()).validated_by(VALIDATE));
+        out.files.push(RenderedFile::new(Machine::Host, path(guest.id), file.to_text()).validated_by(VALIDATE));
         if let Some(setting) = nic_setting(guest, model) {
             out.settings.push(setting);
         }

@@ -3,15 +3,14 @@
 //! pve-firewall splits its configuration. Must not decide what traffic passes: the analyzer does.
 
 mod cluster;
-pub mod format;
 mod guest;
 mod host;
 
 pub use guest::nics_before_firewall;
 
 use super::Rendered;
-use format::FwRule;
-use phoenix_model::model::{Model, Rule, Verdict};
+use crate::pve_fw::{self, FwRule};
+use phoenix_model::model::{Direction, Model, Rule, Verdict};
 
 /// Validation on the node compiles the whole ruleset; the daemon picks changes up by itself.
 pub const VALIDATE: &str = "pve-firewall compile";
@@ -28,13 +27,13 @@ pub fn rule_line(rule: &Rule) -> Option<FwRule> {
         return None;
     }
     let (direction, verdict) = match &rule.verdict {
-        Verdict::Group(name) => ("GROUP".to_string(), name.clone()),
+        Verdict::Group(name) => (pve_fw::Direction::Group, pve_fw::Verdict::Group(name.clone())),
         Verdict::Action(action) => {
-            let verdict = match &rule.macro_name {
-                Some(name) => format!("{name}({})", action.as_pve()),
-                None => action.as_pve().to_string(),
+            let direction = match rule.direction {
+                Direction::In => pve_fw::Direction::In,
+                Direction::Out => pve_fw::Direction::Out,
             };
-            (rule.direction.as_pve().to_string(), verdict)
+            (direction, pve_fw::Verdict::Action { macro_name: rule.macro_name.clone(), action: *action })
         }
     };
     let mut options = Vec::new();

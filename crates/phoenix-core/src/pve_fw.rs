@@ -1,23 +1,136 @@
 //! pve-firewall's file format as data: `[OPTIONS]`, `[ALIASES]`, `[IPSET name]`, `[RULES]` and
 //! `[group name]` sections, and rule lines such as
-//! `IN ACCEPT -source 10.0.0.12 -p tcp -dport 9443 -log nolog # comment`.
+//! `IN ACCEPT -source 10.0.0.12 -p tcp -dport 9443 -log nolog # comment`, with a rule's type
+//! ([`Direction`]) and what it does ([`Verdict`]) typed. The renderers, the analyzer, the
+//! planner, the lab and the drivers all read and write `.fw` text through this module.
 //! Printing and parsing live here together so they cannot drift apart; the round trip is
-//! property-tested. Must not know about phoenix's model: conversion lives in the renderers.
+//! property-tested. Must not know about phoenix's model beyond the shared [`Action`] word:
+//! conversion lives in the renderers.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// One rule line. `verdict` is `ACCEPT`/`DROP`/`REJECT`, a macro call such as `SSH(ACCEPT)`,
-/// or, for `GROUP` lines, the group name.
+pub use phoenix_model::model::Action;
+
+/// A rule's type, the first word of its line (`type` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    In,
+    Out,
+    /// `GROUP name`: the security group's rules are evaluated at this point.
+    Group,
+}
+
+impl Direction {
+    /// The word as pve-firewall writes it in a `.fw` file.
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::In => "IN",
+            Direction::Out => "OUT",
+            Direction::Group => "GROUP",
+        }
+    }
+
+    /// Read case-insensitively, as phoenix has always read rule lines.
+    pub fn parse(word: &str) -> Option<Direction> {
+        match word.to_ascii_uppercase().as_str() {
+            "IN" => Some(Direction::In),
+            "OUT" => Some(Direction::Out),
+            "GROUP" => Some(Direction::Group),
+            _ => None,
+        }
+    }
+}
+
+/// What a rule does when it matches: the second word of its line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// `ACCEPT`, `DROP` or `REJECT`, directly or through a macro: `SSH(ACCEPT)`.
+    Action { macro_name: Option<String>, action: Action },
+    /// The group a `GROUP` rule enters.
+    Group(String),
+    /// A word pve-firewall's `verify_rule` rejects (`accept`, `ALLOW`, `SSH(ok)`): the rule keeps
+    /// its place in the list (its position counts for the API) but never matches, as
+    /// pve-firewall's generators skip rules with errors (`next if $rule->{errors}`).
+    Invalid(String),
+}
+
+impl Verdict {
+    /// Reads the verdict word of a rule of `direction`. Actions are upper case only, as
+    /// `verify_rule` in PVE/Firewall.pm checks them (`m/^(ACCEPT|DROP|REJECT)$/`).
+    pub fn parse(direction: Direction, word: &str) -> Verdict {
+        if direction == Direction::Group {
+            return Verdict::Group(word.to_string());
+        }
+        let (macro_name, action) = match word.split_once('(') {
+            Some((name, rest)) => match rest.strip_suffix(')') {
+                Some(action) => (Some(name.to_string()), action),
+                None => return Verdict::Invalid(word.to_string()),
+            },
+            None => (None, word),
+        };
+        match Action::parse(action) {
+            Some(action) => Verdict::Action { macro_name, action },
+            None => Verdict::Invalid(word.to_string()),
+        }
+    }
+
+    /// The action a matching rule takes (none for groups and invalid words).
+    pub fn action(&self) -> Option<Action> {
+        match self {
+            Verdict::Action { action, .. } => Some(*action),
+            _ => None,
+        }
+    }
+
+    pub fn macro_name(&self) -> Option<&str> {
+        match self {
+            Verdict::Action { macro_name, .. } => macro_name.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Action { macro_name: Some(name), action } => write!(f, "{name}({})", action.as_pve()),
+            Verdict::Action { macro_name: None, action } => f.write_str(action.as_pve()),
+            Verdict::Group(name) | Verdict::Invalid(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One rule line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FwRule {
     pub enabled: bool,
-    /// `IN`, `OUT` or `GROUP`.
-    pub direction: String,
-    pub verdict: String,
+    pub direction: Direction,
+    /// [`Verdict::Group`] exactly when `direction` is [`Direction::Group`].
+    pub verdict: Verdict,
     /// Options in pve-firewall's order: -i, -source, -dest, -p, -dport, -sport, -log, -icmp-type.
     pub options: Vec<(String, String)>,
     pub comment: Option<String>,
+}
+
+impl FwRule {
+    /// An enabled rule without options or comment.
+    pub fn new(direction: Direction, verdict: Verdict) -> FwRule {
+        FwRule { enabled: true, direction, verdict, options: Vec::new(), comment: None }
+    }
+
+    /// The group a `GROUP` rule enters.
+    pub fn group(&self) -> Option<&str> {
+        match &self.verdict {
+            Verdict::Group(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The value of option `key` (`-key value`).
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
 }
 
 /// The order pve-firewall writes rule options in.
@@ -71,7 +184,7 @@ impl FwRule {
         if !self.enabled {
             line.push('|');
         }
-        let _ = write!(line, "{} {}", self.direction, self.verdict);
+        let _ = write!(line, "{} {}", self.direction.word(), self.verdict);
         for (key, value) in &self.options {
             let _ = write!(line, " -{key} {value}");
         }
@@ -253,11 +366,10 @@ pub fn parse_rule(line: &str) -> Result<FwRule, String> {
         None => (true, body),
     };
     let mut words = body.split_whitespace();
-    let direction = words.next().ok_or("empty rule")?.to_ascii_uppercase();
-    if !matches!(direction.as_str(), "IN" | "OUT" | "GROUP") {
-        return Err(format!("rule direction `{direction}` is not IN, OUT or GROUP"));
-    }
-    let verdict = words.next().ok_or_else(|| format!("rule `{body}` has no action"))?.to_string();
+    let word = words.next().ok_or("empty rule")?;
+    let direction = Direction::parse(word)
+        .ok_or_else(|| format!("rule direction `{}` is not IN, OUT or GROUP", word.to_ascii_uppercase()))?;
+    let verdict = Verdict::parse(direction, words.next().ok_or_else(|| format!("rule `{body}` has no action"))?);
     let mut options = Vec::new();
     while let Some(word) = words.next() {
         let key = word.strip_prefix('-').ok_or_else(|| format!("`{word}` is not an option (options start with -)"))?;

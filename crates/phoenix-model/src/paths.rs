@@ -1,0 +1,63 @@
+//! Paths and defaults phoenix shares across crates: the configuration folder and the
+//! certificate store phoenix uses when none is given, the store's file names, where the CA root
+//! is installed in guests, where Proxmox VE keeps the firewall files, and where the original's
+//! installation keeps its scripts. One home, so the CLI's defaults, the renderers, the lab and
+//! the drivers cannot disagree. Constants and pure path arithmetic only.
+
+use crate::model::GuestKind;
+use std::path::{Path, PathBuf};
+
+/// The original's configuration folder, phoenix's default `--config`.
+pub const DEFAULT_CONFIG_DIR: &str = "/usr/local/phoenix_hypervisor/etc";
+
+/// phoenix's certificate store on the Proxmox host, the default `--store`.
+pub const DEFAULT_STORE: &str = "/var/lib/phoenix/certs";
+
+/// The CA root's file name in the store (and in `assess --certs DIR`).
+pub const STORE_ROOT_FILE: &str = "root_ca.crt";
+
+/// Where phoenix installs the Step-CA root in a Debian trust store folder: on every guest,
+/// and on the host unless `--trust-file` says otherwise.
+pub const TRUSTED_ROOT_PATH: &str = "/usr/local/share/ca-certificates/phoenix-root-ca.crt";
+
+/// The cluster-wide firewall file (pmxcfs; `PVE::Firewall::cluster_fw_conf_filename`).
+pub const CLUSTER_FW: &str = "/etc/pve/firewall/cluster.fw";
+
+/// A node's host firewall file (`PVE::Firewall::host_fw_conf_filename`).
+pub fn host_fw(node: &str) -> String {
+    format!("/etc/pve/nodes/{node}/host.fw")
+}
+
+/// A guest's firewall file (`$pvefw_conf_dir/<vmid>.fw` in PVE::Firewall).
+pub fn guest_fw(id: impl std::fmt::Display) -> String {
+    format!("/etc/pve/firewall/{id}.fw")
+}
+
+/// Features the original phoenix_hypervisor scripts provide.
+pub const KNOWN_FEATURES: &[&str] = &[
+    "base_setup",
+    "docker",
+    "nvidia",
+    "ollama",
+    "portainer",
+    "python_api_service",
+    "step_ca",
+    "step_cli",
+    "traefik",
+    "trusted_ca",
+    "vllm",
+];
+
+/// Where an application script may be installed, relative to the installation root.
+pub fn application_script_candidates(root: &Path, kind: GuestKind, script: &str) -> Vec<PathBuf> {
+    let folder = match kind {
+        GuestKind::Lxc => "lxc_setup",
+        GuestKind::Vm => "vm_setup",
+    };
+    vec![root.join("bin").join(folder).join(script), root.join("bin").join(script)]
+}
+
+/// Where a feature's installer lives.
+pub fn feature_script(root: &Path, feature: &str) -> PathBuf {
+    root.join("bin/lxc_setup").join(format!("phoenix_hypervisor_feature_install_{feature}.sh"))
+}
