@@ -120,8 +120,9 @@ fn explain_documents_codes() {
     insta::assert_snapshot!(stdout(&output));
     let list = phoenix(&["explain"], false);
     assert!(stdout(&list).lines().count() >= 40);
+    // An unknown code is a wrong argument: phoenix could not run (issue 12's exit table).
     let unknown = phoenix(&["explain", "PHX-NOPE-001"], false);
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(unknown.status.code(), Some(2));
 }
 
 #[test]

@@ -238,6 +238,7 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
     assert_eq!(up.status.code(), Some(0), "{}", text(&up));
     let status = phoenix(&["lab", "status", "--name", &name]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(String::from_utf8_lossy(&status.stdout).starts_with(&format!("lab {name} is up\n")), "{}", text(&status));
     let baseline = check(&name, &base_config, "the example");
     check_as_node(&name, &base_config, &store, "the example");
     assert!(baseline.iter().any(|(_, v)| v.starts_with("true")) && baseline.iter().any(|(_, v)| v.starts_with("false")));

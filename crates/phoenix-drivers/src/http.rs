@@ -86,7 +86,7 @@ pub fn client(trust: &Trust, timeout: Duration) -> Result<reqwest::Client, Drive
         .map_err(|e| DriverError::new(e.to_string()))?;
     let config = match trust {
         Trust::Ca(path) => {
-            let pem = std::fs::read(path).map_err(|e| DriverError::new(format!("cannot read {}: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| DriverError::caused_by(format!("cannot read the CA certificate {}", path.display()), e))?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| DriverError::new(format!("{}: {e:?}", path.display())))?;
@@ -144,4 +144,22 @@ mod tests {
         assert!(parse_fingerprint("abcd").is_err());
         assert_eq!(Backoff::default().delay(3), Duration::from_millis(800));
     }
+}
+
+/// An error with every cause after it: reqwest's "error sending request for url (...)" says
+/// neither that the connection failed nor why; its sources do (hyper's "client error
+/// (Connect)", then the I/O error or rustls's reason, e.g. "invalid peer certificate:
+/// UnknownIssuer").
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let said = next.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = next.source();
+    }
+    text
 }

@@ -78,7 +78,7 @@ impl PortainerClient {
             let response = match make()?.send().await {
                 Ok(response) => response,
                 Err(e) => {
-                    last = e.to_string();
+                    last = http::with_causes(&e);
                     continue;
                 }
             };
@@ -152,7 +152,7 @@ impl PortainerApi for PortainerClient {
     async fn initialized(&self) -> Result<bool, DriverError> {
         // 204: an administrator exists; 404: a fresh instance.
         let response =
-            self.http.get(self.url("/api/users/admin/check")).send().await.map_err(|e| error("checking for an administrator", e))?;
+            self.http.get(self.url("/api/users/admin/check")).send().await.map_err(|e| error("checking for an administrator", http::with_causes(&e)))?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),

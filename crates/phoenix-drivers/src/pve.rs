@@ -75,7 +75,7 @@ impl PveClient {
         let response = match builder.header("Authorization", format!("PVEAPIToken={}", self.settings.token)).send().await {
             Ok(response) => response,
             // Nothing reached the server: always safe to repeat.
-            Err(error) if error.is_connect() => return Attempt::Retry(format!("cannot connect: {error}")),
+            Err(error) if error.is_connect() => return Attempt::Retry(format!("cannot connect: {}", http::with_causes(&error))),
             Err(error) if repeatable => return Attempt::Retry(describe(&error)),
             Err(error) => return Attempt::Fail(describe(&error)),
         };
@@ -170,9 +170,9 @@ fn upid_path(upid: &str) -> String {
 
 fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
-        format!("timed out: {error}")
+        format!("timed out: {}", http::with_causes(error))
     } else {
-        format!("{error}")
+        http::with_causes(error)
     }
 }
 

@@ -5,21 +5,62 @@ use phoenix_core::certificates::renewal::OrderRequest;
 use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use std::future::Future;
 
-/// A failure reported by a driver, in words for the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A failure reported by a driver, in words for the user: what failed, the error that caused
+/// it (a TLS or connection error, an I/O error; printed as `caused by:`), and what to do.
+/// phoenix-exec's one error type: the operations pass it on with their own words in front.
+#[derive(Debug, Clone)]
 pub struct DriverError {
     pub message: String,
+    pub hint: Option<String>,
+    cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl DriverError {
     pub fn new(message: impl Into<String>) -> DriverError {
-        DriverError { message: message.into() }
+        DriverError { message: message.into(), hint: None, cause: None }
+    }
+
+    /// `message`, caused by `cause`.
+    pub fn caused_by(message: impl Into<String>, cause: impl std::error::Error + Send + Sync + 'static) -> DriverError {
+        DriverError { message: message.into(), hint: None, cause: Some(std::sync::Arc::new(cause)) }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> DriverError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The message with every cause after it, on one line (for step summaries and logs).
+    pub fn full(&self) -> String {
+        let mut text = self.message.clone();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        text
     }
 }
+
+/// Equal when they say the same (the cause is an explanation, not an identity).
+impl PartialEq for DriverError {
+    fn eq(&self, other: &DriverError) -> bool {
+        (&self.message, &self.hint) == (&other.message, &other.hint)
+    }
+}
+
+impl Eq for DriverError {}
 
 impl std::fmt::Display for DriverError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -9,7 +9,9 @@
 pub mod certs;
 pub mod deployed;
 pub mod net;
+pub mod node;
 pub mod probe;
+pub mod report;
 pub mod serve;
 pub mod spec;
 pub mod target;

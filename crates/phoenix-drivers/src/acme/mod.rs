@@ -73,7 +73,7 @@ impl AcmeIssuer {
     async fn account(&self, fresh: bool) -> Result<Account, DriverError> {
         if !fresh {
             if let Some(credentials) = self.stored_credentials() {
-                return self.builder()?.from_credentials(credentials).await.map_err(|e| acme_error("restoring the ACME account", e));
+                return self.builder()?.from_credentials(credentials).await.map_err(|e| acme_error(&format!("restoring the ACME account at {}", self.settings.directory), e));
             }
         }
         let new = NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };
@@ -81,7 +81,7 @@ impl AcmeIssuer {
             .builder()?
             .create(&new, self.settings.directory.clone(), None)
             .await
-            .map_err(|e| acme_error("creating an ACME account", e))?;
+            .map_err(|e| acme_error(&format!("creating an ACME account at {}", self.settings.directory), e))?;
         let stored = serde_json::json!({ "directory": self.settings.directory, "credentials": credentials });
         let text = serde_json::to_vec_pretty(&stored).map_err(|e| DriverError::new(e.to_string()))?;
         crate::host::write_atomic(&self.settings.account_file, &text, 0o600)
@@ -180,7 +180,7 @@ impl Issuer for AcmeIssuer {
 }
 
 fn acme_error(doing: &str, error: instant_acme::Error) -> DriverError {
-    DriverError::new(format!("{doing}: {error}"))
+    DriverError::new(format!("{doing}: {}", crate::http::with_causes(&error)))
 }
 
 /// A fresh ECDSA P-256 key and a CSR for the order's names and usage.

@@ -128,3 +128,46 @@ pub fn resolve_secret(secret: &phoenix_model::model::SecretRef) -> Option<String
         SecretRef::Literal => None,
     }
 }
+
+/// A file under a tree folder that could not be read or written, and why.
+#[derive(Debug)]
+pub struct TreeError {
+    pub path: std::path::PathBuf,
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for TreeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())
+    }
+}
+
+impl std::error::Error for TreeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// `render --out DIR`: every rendered file written atomically under `out`, laid out as on the
+/// real system (`host/...`, `guest-<id>/...`).
+pub fn write_rendered(out: &Path, files: &[phoenix_core::render::RenderedFile]) -> Result<(), TreeError> {
+    for file in files {
+        let path = out.join(file.tree_path());
+        write_atomic(&path, file.content.as_bytes(), file.mode).map_err(|error| TreeError { path, error })?;
+    }
+    Ok(())
+}
+
+/// `render --diff DIR`: what `tree` holds at each rendered file's place (`None`: absent).
+pub fn read_rendered_places(
+    tree: &Path,
+    files: &[phoenix_core::render::RenderedFile],
+) -> Result<std::collections::BTreeMap<String, Option<String>>, TreeError> {
+    let mut deployed = std::collections::BTreeMap::new();
+    for file in files {
+        let path = tree.join(file.tree_path());
+        let content = read_optional(&path).map_err(|error| TreeError { path, error })?;
+        deployed.insert(file.tree_path(), content);
+    }
+    Ok(deployed)
+}

@@ -49,3 +49,34 @@ pub fn parse_packet(text: &str) -> Result<Packet, String> {
     let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{port}` is not a port"))?;
     Ok(Packet { proto, dport: Some(port) })
 }
+
+/// `phoenix assess --trace`: one connection judged rule by rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    /// What was judged, every rule looked at, and the outcome word last.
+    pub text: String,
+    pub passes: bool,
+}
+
+/// Traces SRC to DST on PORT as users write them (see [`parse_endpoint`], [`parse_packet`]);
+/// every argument that cannot be read is reported.
+pub fn trace_connection(state: &FirewallState, model: &Model, src: &str, dst: &str, port: &str) -> Result<Traced, Vec<String>> {
+    let (src, dst, packet) = match (parse_endpoint(model, src), parse_endpoint(model, dst), parse_packet(port)) {
+        (Ok(s), Ok(d), Ok(p)) => (s, d, p),
+        (s, d, p) => return Err([s.err(), d.err(), p.err()].into_iter().flatten().collect()),
+    };
+    let (verdict, lines) = trace(state, model, src, dst, packet);
+    let mut text = format!("Judged: {}\n", state.origin);
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let outcome = match (verdict.passes, verdict.unprotected) {
+        (false, _) => "BLOCKED",
+        (true, true) => "PASSES, UNPROTECTED",
+        (true, false) => "PASSES",
+    };
+    text.push_str(outcome);
+    text.push('\n');
+    Ok(Traced { text, passes: verdict.passes })
+}

@@ -1,17 +1,15 @@
 //! `phoenix certs status|renew|trust|timer`: arguments, wiring of the drivers, printing and
 //! exit codes. The decisions are phoenix-core's, the operations phoenix-exec's.
 
-use crate::{loaded, parse_now, print, rfc3339, ConfigArg, Format, Status};
+use crate::context::{self, parse_now, rfc3339, valid_model, ConfigArg, Format};
+use crate::exit::{Failure, Outcome};
 use clap::{Args, Subcommand};
 use phoenix_core::certificates::timer;
 use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
 use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
 use phoenix_exec::certs::{self, RenewRequest};
-use phoenix_model::diag::render;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-/// Where phoenix keeps its certificate store on the node.
 
 #[derive(Args)]
 pub struct StoreArg {
@@ -134,7 +132,7 @@ pub struct RenewArgs {
     format: Format,
 }
 
-pub fn run(command: CertsCommand) -> Status {
+pub fn run(command: CertsCommand) -> Result<Outcome, Failure> {
     match command {
         CertsCommand::Status { config, store, now, installed, guests, format } => {
             status(&config.config, &store.certs, now.as_deref(), installed.then_some(guests), format)
@@ -155,30 +153,17 @@ fn target(guests: GuestsArg) -> HostTarget<SystemRunner> {
     HostTarget::new(guests, SystemRunner)
 }
 
-/// The model of a configuration without errors (renewing from a broken one is refused).
-pub(crate) fn valid_model(dir: &Path) -> Result<phoenix_model::model::Model, Status> {
-    let checked = loaded(dir)?;
-    if checked.has_errors() {
-        eprint!("{}", render::to_human(&checked.diagnostics, &checked.sources, false));
-        eprintln!("phoenix: the configuration has errors; fix them first (phoenix validate)");
-        return Err(Status::Failed);
-    }
-    Ok(checked.model.expect("loaded() returns a model"))
-}
-
 fn store_text(store: &Path) -> String {
     store.to_string_lossy().into_owned()
 }
 
 /// `installed`: read the guests' files (reached as `GuestsArg` says) instead of the store's.
-fn status(dir: &Path, store: &Path, now: Option<&str>, installed: Option<GuestsArg>, format: Format) -> Status {
-    let (model, now) = match (loaded(dir), parse_now(now)) {
-        (Ok(checked), Ok(now)) => (checked.model.expect("loaded() returns a model"), now),
-        (Err(status), _) | (_, Err(status)) => return status,
-    };
+fn status(dir: &Path, store: &Path, now: Option<&str>, installed: Option<GuestsArg>, format: Format) -> Result<Outcome, Failure> {
+    let model = context::loaded(dir)?.model.expect("loaded() returns a model");
+    let now = parse_now(now)?;
     if !store.is_dir() {
-        eprintln!("phoenix: certificate store {} does not exist (set --certs)", store.display());
-        return Status::CouldNotRun;
+        return Err(Failure::could_not_run(format!("certificate store {} does not exist", store.display()))
+            .hint("give phoenix's store with --certs DIR"));
     }
     let from_guests = installed.is_some();
     let target = target(installed.unwrap_or(GuestsArg { guests_root: None }));
@@ -189,22 +174,14 @@ fn status(dir: &Path, store: &Path, now: Option<&str>, installed: Option<GuestsA
         } else {
             certs::read_store(cert, &store_text(store), &target)
         };
-        match files {
-            Ok(files) => statuses.push(phoenix_core::certificates::status(cert, &files, now)),
-            Err(message) => {
-                eprintln!("phoenix: {message}");
-                return Status::CouldNotRun;
-            }
-        }
+        let files = files.map_err(|error| Failure::could_not_run(format!("cannot read certificate {}", cert.name)).because(error))?;
+        statuses.push(phoenix_core::certificates::status(cert, &files, now));
     }
     let text = match format {
         Format::Json => format!("{:#}\n", serde_json::json!({ "schema_version": 1, "now": rfc3339(now as i64), "certificates": statuses })),
         Format::Human => statuses.iter().map(status_text).collect(),
     };
-    match print(&text) {
-        Status::Ok if statuses.iter().any(|s| s.needs_renewal()) => Status::Failed,
-        status => status,
-    }
+    context::report(&text, statuses.iter().any(|s| s.needs_renewal()))
 }
 
 fn status_text(s: &phoenix_core::certificates::CertStatus) -> String {
@@ -233,10 +210,9 @@ fn status_text(s: &phoenix_core::certificates::CertStatus) -> String {
     out
 }
 
-fn issuer(args: &RenewArgs, model: &phoenix_model::model::Model) -> Result<AcmeIssuer, Status> {
+fn issuer(args: &RenewArgs, model: &phoenix_model::model::Model) -> Result<AcmeIssuer, Failure> {
     let Some(directory) = args.acme_directory.clone().or_else(|| phoenix_core::render::traefik::acme_directory(model)) else {
-        eprintln!("phoenix: no ACME directory: the configuration names no Step-CA (set --acme-directory)");
-        return Err(Status::CouldNotRun);
+        return Err(Failure::could_not_run("no ACME directory: the configuration names no Step-CA").hint("set --acme-directory URL"));
     };
     let mut settings = AcmeSettings::for_store(directory, &args.store.certs, args.http01_listen, args.tls_alpn01_listen);
     if let Some(root) = &args.acme_root {
@@ -248,27 +224,15 @@ fn issuer(args: &RenewArgs, model: &phoenix_model::model::Model) -> Result<AcmeI
     Ok(AcmeIssuer::new(settings))
 }
 
-fn renew(args: RenewArgs) -> Status {
-    let model = match valid_model(&args.config.config) {
-        Ok(model) => model,
-        Err(status) => return status,
-    };
+fn renew(args: RenewArgs) -> Result<Outcome, Failure> {
+    let model = valid_model(&args.config.config)?;
     if let Err(certs::UnknownNames(names)) = certs::select(&model, &args.names) {
         let known: Vec<&str> = model.certificates.iter().map(|c| c.name.as_str()).collect();
-        eprintln!("phoenix: not in the certificate manifest: {} (known: {})", names.join(", "), known.join(", "));
-        return Status::CouldNotRun;
+        return Err(Failure::could_not_run(format!("not in the certificate manifest: {} (known: {})", names.join(", "), known.join(", ")))
+            .hint("name manifest entries (`name` in phoenix_certificates_manifest.json), or none to renew every one that is due"));
     }
-    let issuer = match issuer(&args, &model) {
-        Ok(issuer) => issuer,
-        Err(status) => return status,
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("phoenix: cannot start the async runtime: {error}");
-            return Status::CouldNotRun;
-        }
-    };
+    let issuer = issuer(&args, &model)?;
+    let runtime = context::runtime()?;
     let target = target(GuestsArg { guests_root: args.guests.guests_root.clone() });
     let mut request = RenewRequest {
         store_dir: store_text(&args.store.certs),
@@ -278,22 +242,16 @@ fn renew(args: RenewArgs) -> Status {
         skip_post_actions: args.skip_post_actions,
     };
     loop {
-        request.now = match parse_now(args.now.as_deref()) {
-            Ok(now) => now,
-            Err(status) => return status,
-        };
+        request.now = parse_now(args.now.as_deref())?;
         let report = runtime.block_on(certs::renew(&model, &request, &issuer, &target)).expect("names were checked");
         let text = match args.format {
             Format::Json => format!("{}\n", serde_json::to_string(&report).expect("report serializes")),
             Format::Human => certs::to_human(&report),
         };
-        let printed = print(&text);
         if !args.watch {
-            return match printed {
-                Status::Ok if report.failed() => Status::Failed,
-                status => status,
-            };
+            return context::report(&text, report.failed());
         }
+        context::print(&text)?;
         // --force applies to the first pass only; after that, renew when due.
         request.force = false;
         let wake = certs::next_wake(&report, request.now, 300, 3600);
@@ -301,38 +259,27 @@ fn renew(args: RenewArgs) -> Status {
     }
 }
 
-fn trust(dir: &Path, store: &Path, root: &Path, trust_file: &str, update: bool, guests: GuestsArg, format: Format) -> Status {
-    let model = match valid_model(dir) {
-        Ok(model) => model,
-        Err(status) => return status,
-    };
-    let root_pem = match std::fs::read_to_string(root) {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!("phoenix: cannot read {}: {error}", root.display());
-            return Status::CouldNotRun;
-        }
-    };
+fn trust(dir: &Path, store: &Path, root: &Path, trust_file: &str, update: bool, guests: GuestsArg, format: Format) -> Result<Outcome, Failure> {
+    let model = valid_model(dir)?;
+    let root_pem = std::fs::read_to_string(root)
+        .map_err(|error| Failure::could_not_run(format!("cannot read {}", root.display())).because(error))?;
     match certs::trust(&model, &root_pem, &store_text(store), trust_file, update, &target(guests)) {
-        Ok(report) => print(&match format {
+        Ok(report) => context::report(&match format {
             Format::Json => format!("{}\n", serde_json::to_string(&report).expect("report serializes")),
             Format::Human => {
                 let places: Vec<String> = report.installed.iter().map(|p| p.to_string()).collect();
                 format!("trusted {}: {}; ran {} trust-store update(s)\n", report.subject, places.join(", "), report.actions.len())
             }
-        }),
+        }, false),
         Err(error) => {
             let state = if error.restored { "previous files in place" } else { "PREVIOUS FILES NOT ALL RESTORED" };
-            eprintln!("phoenix: {} [{state}]", error.message);
-            Status::Failed
+            Err(Failure::wrong(format!("{} [{state}]", error.message)))
         }
     }
 }
 
-fn install_timer(dir: &Path, store: &Path, unit_dir: &str, enable: bool) -> Status {
-    if let Err(status) = valid_model(dir) {
-        return status;
-    }
+fn install_timer(dir: &Path, store: &Path, unit_dir: &str, enable: bool) -> Result<Outcome, Failure> {
+    valid_model(dir)?;
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).to_string_lossy().into_owned();
     let phoenix = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/usr/local/bin/phoenix".into());
     let files = timer::units(unit_dir, &phoenix, &absolute(dir), &absolute(store));
@@ -352,11 +299,8 @@ fn install_timer(dir: &Path, store: &Path, unit_dir: &str, enable: bool) -> Stat
             } else {
                 format!("enable with: systemctl daemon-reload && systemctl enable --now {}", timer::TIMER)
             };
-            print(&format!("wrote {}; {next}\n", places.join(", ")))
+            context::report(&format!("wrote {}; {next}\n", places.join(", ")), false)
         }
-        Err(error) => {
-            eprintln!("phoenix: {}", error.message);
-            Status::Failed
-        }
+        Err(error) => Err(Failure::wrong(error.message)),
     }
 }

@@ -1,7 +1,8 @@
 //! `phoenix sync`: arguments, the drivers' settings, confirmation, progress and the summary.
 //! Observing, planning and applying are phoenix-exec's.
 
-use crate::{parse_now, print, Status};
+use crate::context::{self, parse_now};
+use crate::exit::{Failure, Outcome};
 use clap::{Args, ValueEnum};
 use phoenix_core::plan::{Domain, Plan};
 use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
@@ -47,7 +48,7 @@ pub struct SyncArgs {
     #[arg(value_enum)]
     what: What,
     #[command(flatten)]
-    config: crate::ConfigArg,
+    config: crate::context::ConfigArg,
     /// Print the plan and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -59,7 +60,8 @@ pub struct SyncArgs {
     /// The Proxmox VE API; default https://<the host's address>:8006/api2/json.
     #[arg(long, env = "PHOENIX_PVE_URL", value_name = "URL")]
     pve_url: Option<String>,
-    /// The API token, `USER@REALM!TOKENID=SECRET` (from the environment only).
+    /// The API token, `USER@REALM!TOKENID=SECRET`. Prefer the environment variable: a flag's
+    /// value is visible to every user of the machine in the process list.
     #[arg(long, env = "PHOENIX_PVE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pve_token: Option<String>,
     /// The CA that signed the node's certificate (PEM) ...
@@ -116,10 +118,6 @@ fn domains(what: What) -> BTreeSet<Domain> {
     }
 }
 
-fn could_not_run(message: impl std::fmt::Display) -> Status {
-    eprintln!("phoenix: {message}");
-    Status::CouldNotRun
-}
 
 /// The store as the target sees it (under DIR/host in a rehearsal).
 fn local_store(args: &SyncArgs) -> PathBuf {
@@ -129,40 +127,41 @@ fn local_store(args: &SyncArgs) -> PathBuf {
     }
 }
 
-fn pve_client(args: &SyncArgs, model: &Model) -> Result<PveClient, Status> {
+fn pve_client(args: &SyncArgs, model: &Model) -> Result<PveClient, Failure> {
     let url = match (&args.pve_url, model.host.ip()) {
         (Some(url), _) => url.clone(),
         (None, Some(ip)) => format!("https://{ip}:8006/api2/json"),
-        (None, None) => return Err(could_not_run("no Proxmox VE API address: set --pve-url")),
+        (None, None) => return Err(Failure::could_not_run("no Proxmox VE API address").hint("set --pve-url or the host's address in the configuration")),
     };
     let token = args
         .pve_token
         .clone()
-        .ok_or_else(|| could_not_run("no Proxmox VE API token: set PHOENIX_PVE_TOKEN (USER@REALM!TOKENID=SECRET)"))?;
+        .ok_or_else(|| Failure::could_not_run("no Proxmox VE API token").hint("set PHOENIX_PVE_TOKEN to USER@REALM!TOKENID=SECRET"))?;
     let trust = match (&args.pve_ca, &args.pve_fingerprint) {
         (Some(ca), _) => Trust::Ca(ca.clone()),
         (None, Some(fingerprint)) => Trust::Fingerprint(fingerprint.clone()),
         (None, None) => {
-            return Err(could_not_run(
-                "how to verify the Proxmox VE node: set --pve-ca FILE or --pve-fingerprint HEX (TLS verification is never off)",
-            ))
+            return Err(Failure::could_not_run("no way to verify the Proxmox VE node's certificate (TLS verification is never off)")
+                .hint("set --pve-ca FILE or --pve-fingerprint HEX (`pvenode cert info`)"))
         }
     };
-    PveClient::new(PveSettings::new(url, token, trust)).map_err(could_not_run)
+    PveClient::new(PveSettings::new(url, token, trust))
+        .map_err(|error| Failure::could_not_run("cannot set up the Proxmox VE client").because(error))
 }
 
-fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, Status> {
+fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, Failure> {
     let url = match (&args.portainer_url, model.portainer.as_ref()) {
         (Some(url), _) => url.clone(),
         (None, Some(p)) if p.server_ip.is_some() => {
             format!("https://{}:{}", p.server_ip.as_ref().map(|i| i.value.to_string()).unwrap_or_default(), p.server_port)
         }
-        _ => return Err(could_not_run("no Portainer address: set --portainer-url")),
+        _ => return Err(Failure::could_not_run("no Portainer address").hint("set --portainer-url or portainer.server_ip in the configuration")),
     };
     let store = local_store(args);
+    let ca = args.portainer_ca.clone().unwrap_or_else(|| store.join(phoenix_model::paths::STORE_ROOT_FILE));
     let settings = PortainerSettings {
         url,
-        trust: Trust::Ca(args.portainer_ca.clone().unwrap_or_else(|| store.join(phoenix_model::paths::STORE_ROOT_FILE))),
+        trust: Trust::Ca(ca.clone()),
         api_key: std::env::var("PHOENIX_PORTAINER_API_KEY").ok().filter(|k| !k.is_empty()),
         key_file: store.join("portainer-api-key"),
         admin_user: "admin".into(),
@@ -170,7 +169,11 @@ fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, S
         timeout: Duration::from_secs(60),
         backoff: Backoff::default(),
     };
-    PortainerClient::new(settings).map_err(could_not_run)
+    PortainerClient::new(settings).map_err(|error| {
+        Failure::could_not_run("cannot set up the Portainer client")
+            .because(error)
+            .hint(format!("Portainer's certificate is verified with {}; give its CA with --portainer-ca FILE", ca.display()))
+    })
 }
 
 fn confirm(plan: &Plan) -> bool {
@@ -180,19 +183,13 @@ fn confirm(plan: &Plan) -> bool {
     std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
-pub fn run(args: SyncArgs) -> Status {
-    let model = match crate::certs::valid_model(&args.config.config) {
-        Ok(model) => model,
-        Err(status) => return status,
-    };
+pub fn run(args: SyncArgs) -> Result<Outcome, Failure> {
+    let model = context::valid_model(&args.config.config)?;
     let rendered = phoenix_core::render::render_all(&model);
     if let Some(name) = args.lab.clone() {
         return lab(&args, &name, &model, &rendered);
     }
-    let (pve, portainer) = match (pve_client(&args, &model), portainer_client(&args, &model)) {
-        (Ok(pve), Ok(portainer)) => (pve, portainer),
-        (Err(status), _) | (_, Err(status)) => return status,
-    };
+    let (pve, portainer) = (pve_client(&args, &model)?, portainer_client(&args, &model)?);
     let runner = match &args.ssh {
         Some(destination) => NodeRunner::Ssh(SshRunner::new(destination.clone())),
         None => NodeRunner::Local(SystemRunner),
@@ -213,39 +210,38 @@ pub fn run(args: SyncArgs) -> Status {
         "0.0.0.0:443".parse().expect("a socket address"),
     ));
     let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &issuer };
-    sync_with(&args, domains(args.what), &rendered, &drivers, args.root.is_none()).0
+    sync_with(&args, domains(args.what), &rendered, &drivers, args.root.is_none()).map(|(outcome, _)| outcome)
 }
 
 /// `sync --lab NAME`: the lab's folder, Proxmox VE API and CA; then the lab reloads with what
 /// was deployed, so `phoenix assess --live --lab NAME` probes it.
-fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::render::Rendered) -> Status {
+fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::render::Rendered) -> Result<Outcome, Failure> {
     use phoenix_lab::deployed;
     let mut wanted = domains(args.what);
     if matches!(args.what, What::Portainer | What::Stacks) {
-        return could_not_run("the lab has no Portainer: sync portainer and stacks against a real one");
+        return Err(Failure::could_not_run("the lab has no Portainer").hint("sync portainer and stacks against a real one"));
     }
     wanted.retain(|d| !matches!(d, Domain::Portainer | Domain::Stacks));
     match phoenix_lab::read_state(name) {
         Some(state) if state.bare => {}
         Some(_) => {
-            return could_not_run(format!("lab {name} runs the configuration itself: deploy to a lab started with `phoenix lab up --bare`"))
+            return Err(Failure::could_not_run(format!("lab {name} runs the configuration itself"))
+                .hint("deploy to a lab started with `phoenix lab up --bare`"))
         }
-        None => return could_not_run(format!("lab {name} is not up (phoenix lab up --bare --name {name})")),
+        None => return Err(Failure::could_not_run(format!("lab {name} is not up")).hint(format!("phoenix lab up --bare --name {name}"))),
     }
-    let (pve, issuer) = match (deployed::LabPve::open(name, &model.host.node_name), deployed::LabIssuer::open(name)) {
-        (Ok(pve), Ok(issuer)) => (pve, issuer),
-        (Err(error), _) | (_, Err(error)) => return could_not_run(error),
-    };
+    let opened = deployed::LabPve::open(name, &model.host.node_name).and_then(|pve| Ok((pve, deployed::LabIssuer::open(name)?)));
+    let (pve, issuer) = opened.map_err(|error| Failure::could_not_run(format!("cannot reach lab {name}")).because(error.0))?;
     let target = phoenix_lab::target::LabTarget::new(phoenix_lab::spec::deploy_target(name), name, model);
     let drivers = Drivers { model, pve: &pve, portainer: &deployed::NoPortainer, target: &target, issuer: &issuer };
-    let (status, applied) = sync_with(args, wanted, rendered, &drivers, true);
+    let (outcome, applied) = sync_with(args, wanted, rendered, &drivers, true)?;
     if !applied {
-        return status;
+        return Ok(outcome);
     }
     // A failed step is the first thing to tell; a service the lab could not start is printed.
-    match (status, crate::lab::reload_bare(name, model)) {
-        (Status::Ok, reloaded) => reloaded,
-        (status, _) => status,
+    match (outcome, super::lab::reload_bare(name, model)) {
+        (Outcome::Ok, reloaded) => reloaded,
+        (outcome, _) => Ok(outcome),
     }
 }
 
@@ -256,16 +252,10 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     rendered: &phoenix_core::render::Rendered,
     drivers: &Drivers<'_, P, Q, T, I>,
     run_commands: bool,
-) -> (Status, bool) {
+) -> Result<(Outcome, bool), Failure> {
     let (model, pve, portainer, target) = (drivers.model, drivers.pve, drivers.portainer, drivers.target);
-    let now = match parse_now(None) {
-        Ok(now) => now,
-        Err(status) => return (status, false),
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => return (could_not_run(format!("cannot start the async runtime: {error}")), false),
-    };
+    let now = parse_now(None)?;
+    let runtime = context::runtime()?;
     let input = ObserveInput {
         model,
         rendered,
@@ -278,27 +268,26 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         host_trust_file: &args.trust_file,
         now,
     };
-    let plan = match runtime.block_on(plan_sync(&input, &resolve_secret)) {
-        Ok(plan) => plan,
-        Err(error) => return (could_not_run(format!("cannot observe the system: {error}")), false),
-    };
+    let plan = runtime
+        .block_on(plan_sync(&input, &resolve_secret))
+        .map_err(|error| Failure::could_not_run("cannot observe the system").because(error))?;
     if args.dry_run || plan.is_empty() {
         let text = match args.format {
             SyncFormat::Json => format!("{}\n", serde_json::to_string(&plan).expect("plans serialize")),
             SyncFormat::Human => plan.to_text(),
         };
-        return (print(&text), false);
+        context::print(&text)?;
+        return Ok((Outcome::Ok, false));
     }
     if matches!(args.format, SyncFormat::Human) {
         eprint!("{}", plan.to_text());
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            return (could_not_run("not applying without confirmation: stdin is not a terminal (pass --yes)"), false);
+            return Err(Failure::could_not_run("not applying without confirmation: stdin is not a terminal").hint("pass --yes"));
         }
         if !confirm(&plan) {
-            eprintln!("phoenix: nothing applied");
-            return (Status::Failed, false);
+            return Err(Failure::wrong("nothing applied"));
         }
     }
     let options = ApplyOptions {
@@ -317,9 +306,6 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         SyncFormat::Json => format!("{}\n", serde_json::json!({ "event": "summary", "summary": summary })),
         SyncFormat::Human => summary.to_text(),
     };
-    let status = match print(&text) {
-        Status::Ok if summary.failed + summary.skipped > 0 => Status::Failed,
-        status => status,
-    };
-    (status, true)
+    let outcome = context::report(&text, summary.failed + summary.skipped > 0)?;
+    Ok((outcome, true))
 }
