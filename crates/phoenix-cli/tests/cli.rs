@@ -183,3 +183,36 @@ fn the_published_schemas_match_the_types() {
     assert_eq!(count, 5);
     assert!(Path::new(&root.join("schema/phoenix_lxc_configs.phoenix.schema.json")).exists());
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_parser() {
+    let commands = ["validate", "render", "assess", "sync", "lab", "certs", "explain", "graph", "schema", "completions", "man"];
+    let bash = stdout(&phoenix(&["completions", "bash"], false));
+    assert!(bash.contains("complete -F _phoenix"), "{bash}");
+    for command in commands {
+        assert!(bash.contains(command), "bash completion lacks {command}");
+    }
+    assert!(bash.contains("--pve-fingerprint") && bash.contains("--dry-run"), "flags are completed");
+    assert!(stdout(&phoenix(&["completions", "zsh"], false)).starts_with("#compdef phoenix"));
+    assert!(stdout(&phoenix(&["completions", "fish"], false)).contains("complete -c phoenix"));
+    let page = stdout(&phoenix(&["man"], false));
+    assert!(page.contains(".TH phoenix 1"), "{page}");
+    assert!(page.contains("Run a Proxmox VE homelab or cluster from one declarative description"), "{page}");
+    let dir = std::env::temp_dir().join(format!("phoenix-man-{}", std::process::id()));
+    let output = phoenix(&["man", "--out", dir.to_str().unwrap()], false);
+    assert_eq!(output.status.code(), Some(0));
+    for command in commands {
+        let page = std::fs::read_to_string(dir.join(format!("phoenix-{command}.1"))).unwrap_or_default();
+        assert!(page.contains(&format!(".TH phoenix-{command} 1")), "no manual page for {command}");
+    }
+    assert!(dir.join("phoenix-sync.1").is_file() && dir.join("phoenix.1").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_starts_with_what_phoenix_is_for() {
+    let help = stdout(&phoenix(&["--help"], false));
+    assert!(help.starts_with("Run a Proxmox VE homelab or cluster from one declarative description"), "{help}");
+    let sync = stdout(&phoenix(&["sync", "--help"], false));
+    assert!(!sync.contains("environment only"), "--pve-token is a flag too: its help must not say otherwise");
+}

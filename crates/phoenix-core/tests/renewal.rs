@@ -85,3 +85,21 @@ fn the_root_goes_to_the_store_the_host_and_the_edge_guests() {
     assert_eq!(actions.len(), 3);
     assert!(check_root("not pem").is_err());
 }
+
+/// The Debian package ships the renewal units for the default paths (not enabled): they are
+/// exactly what `phoenix certs timer` writes for those paths.
+#[test]
+fn the_packaged_timer_units_are_the_ones_phoenix_writes() {
+    use phoenix_core::certificates::timer;
+    use phoenix_model::paths::{DEFAULT_CONFIG_DIR, DEFAULT_STORE};
+    let packaging = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/systemd");
+    for file in timer::units("/usr/lib/systemd/system", "/usr/bin/phoenix", DEFAULT_CONFIG_DIR, DEFAULT_STORE) {
+        let name = file.place.path.rsplit('/').next().unwrap().to_string();
+        let shipped = std::fs::read(packaging.join(&name)).unwrap_or_default();
+        if std::env::var_os("PHOENIX_WRITE_UNITS").is_some() {
+            std::fs::write(packaging.join(&name), &file.content).unwrap();
+            continue;
+        }
+        assert_eq!(String::from_utf8_lossy(&shipped), String::from_utf8_lossy(&file.content), "packaging/systemd/{name} is stale (PHOENIX_WRITE_UNITS=1 rewrites it)");
+    }
+}

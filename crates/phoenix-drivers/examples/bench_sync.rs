@@ -56,7 +56,7 @@ fn start_fake(model: &Model, latency: Duration) -> Fake {
 }
 
 fn clients(fake: &Fake) -> (PveClient, PortainerClient) {
-    let pve = PveClient::new(PveSettings::new(fake.url.clone(), fake.token.clone(), Trust::Ca(fake.ca.clone()))).expect("client");
+    let pve = PveClient::new(PveSettings::new(fake.url.clone(), fake.token.clone().into(), Trust::Ca(fake.ca.clone()))).expect("client");
     // Not used by the firewall domain.
     let portainer = PortainerClient::new(PortainerSettings {
         url: "https://127.0.0.1:1".into(),

@@ -11,6 +11,7 @@ use crate::http::{self, Backoff, Trust};
 use phoenix_core::plan::portainer::{EndpointObserved, EnvVar, Operation, StackObserved};
 use phoenix_exec::sync::PortainerApi;
 use phoenix_exec::DriverError;
+use phoenix_model::secret::Secret;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -23,12 +24,12 @@ pub struct PortainerSettings {
     pub url: String,
     pub trust: Trust,
     /// The API key, when given (PHOENIX_PORTAINER_API_KEY); otherwise read from `key_file`.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Where the key phoenix bootstrapped is kept.
     pub key_file: PathBuf,
     pub admin_user: String,
     /// Needed only to bootstrap a fresh Portainer (PHOENIX_PORTAINER_ADMIN_PASSWORD).
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     pub timeout: Duration,
     pub backoff: Backoff,
 }
@@ -36,7 +37,7 @@ pub struct PortainerSettings {
 pub struct PortainerClient {
     http: reqwest::Client,
     settings: PortainerSettings,
-    key: Mutex<Option<String>>,
+    key: Mutex<Option<Secret>>,
 }
 
 fn error(what: &str, message: impl std::fmt::Display) -> DriverError {
@@ -45,7 +46,7 @@ fn error(what: &str, message: impl std::fmt::Display) -> DriverError {
 
 impl PortainerClient {
     pub fn new(settings: PortainerSettings) -> Result<PortainerClient, DriverError> {
-        let key = settings.api_key.clone().or_else(|| std::fs::read_to_string(&settings.key_file).ok().map(|k| k.trim().to_string()));
+        let key = settings.api_key.clone().or_else(|| std::fs::read_to_string(&settings.key_file).ok().map(|k| Secret::new(k.trim())));
         Ok(PortainerClient { http: http::client(&settings.trust, settings.timeout)?, settings, key: Mutex::new(key) })
     }
 
@@ -53,7 +54,7 @@ impl PortainerClient {
         format!("{}{path}", self.settings.url.trim_end_matches('/'))
     }
 
-    fn key(&self) -> Result<String, DriverError> {
+    fn key(&self) -> Result<Secret, DriverError> {
         self.key.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| {
             DriverError::new(format!(
                 "no Portainer API key: set PHOENIX_PORTAINER_API_KEY or let phoenix bootstrap a fresh Portainer (key kept in {})",
@@ -100,7 +101,7 @@ impl PortainerClient {
     }
 
     fn authed(&self, method: Method, path: &str) -> Result<RequestBuilder, DriverError> {
-        Ok(self.http.request(method, self.url(path)).header("X-API-Key", self.key()?))
+        Ok(self.http.request(method, self.url(path)).header("X-API-Key", self.key()?.expose()))
     }
 
     async fn endpoint_id(&self, name: &str) -> Result<u64, DriverError> {
@@ -119,14 +120,14 @@ impl PortainerClient {
             )
         })?;
         let user = self.settings.admin_user.clone();
-        let credentials = json!({ "Username": user, "Password": password });
+        let credentials = json!({ "Username": user, "Password": password.expose() });
         let admin = self
             .send("creating the administrator", false, || Ok(self.http.post(self.url("/api/users/admin/init")).json(&credentials)))
             .await?;
         let auth = self.send("logging in", false, || Ok(self.http.post(self.url("/api/auth")).json(&credentials))).await?;
         let jwt = auth.get("jwt").and_then(Value::as_str).ok_or_else(|| DriverError::new("logging in: no jwt in the answer"))?.to_string();
         let id = admin.get("Id").and_then(Value::as_u64).unwrap_or(1);
-        let body = json!({ "description": "phoenix", "password": password });
+        let body = json!({ "description": "phoenix", "password": password.expose() });
         let token = self
             .send("creating an API key", false, || {
                 Ok(self.http.post(self.url(&format!("/api/users/{id}/tokens"))).bearer_auth(&jwt).json(&body))
@@ -139,7 +140,7 @@ impl PortainerClient {
             .to_string();
         crate::host::write_atomic(&self.settings.key_file, format!("{key}\n").as_bytes(), 0o600)
             .map_err(|e| DriverError::new(format!("cannot keep the API key in {}: {e}", self.settings.key_file.display())))?;
-        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(Secret::new(key));
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ use crate::http::{self, Backoff, Trust};
 use phoenix_core::plan::pve::{ApiRequest, Method};
 use phoenix_exec::sync::{PveApi, PveReply};
 use phoenix_exec::DriverError;
+use phoenix_model::secret::Secret;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -22,8 +23,8 @@ use std::time::{Duration, Instant};
 pub struct PveSettings {
     /// e.g. `https://10.0.0.13:8006/api2/json`.
     pub url: String,
-    /// `USER@REALM!TOKENID=SECRET` (a secret: never printed).
-    pub token: String,
+    /// `USER@REALM!TOKENID=SECRET`.
+    pub token: Secret,
     pub trust: Trust,
     pub timeout: Duration,
     pub backoff: Backoff,
@@ -33,7 +34,7 @@ pub struct PveSettings {
 
 impl PveSettings {
     /// phoenix's defaults: 30 s per request, the default backoff, 5 minutes per task.
-    pub fn new(url: String, token: String, trust: Trust) -> PveSettings {
+    pub fn new(url: String, token: Secret, trust: Trust) -> PveSettings {
         PveSettings {
             url,
             token,
@@ -72,7 +73,7 @@ impl PveClient {
             Method::Put => self.http.put(&url).form(&request.params),
         };
         let repeatable = request.method != Method::Post;
-        let response = match builder.header("Authorization", format!("PVEAPIToken={}", self.settings.token)).send().await {
+        let response = match builder.header("Authorization", format!("PVEAPIToken={}", self.settings.token.expose())).send().await {
             Ok(response) => response,
             // Nothing reached the server: always safe to repeat.
             Err(error) if error.is_connect() => return Attempt::Retry(format!("cannot connect: {}", http::with_causes(&error))),

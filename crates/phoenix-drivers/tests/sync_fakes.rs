@@ -212,7 +212,7 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
     // A pinned fingerprint that does not match is refused before anything is sent.
     let pinned = PveClient::new(PveSettings {
         url: rig.pve.url(),
-        token: rig.pve.token.clone(),
+        token: rig.pve.token.clone().into(),
         trust: Trust::Fingerprint("00".repeat(32)),
         timeout: Duration::from_secs(2),
         backoff: Backoff { attempts: 1, first_delay: Duration::from_millis(5) },

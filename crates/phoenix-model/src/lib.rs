@@ -15,6 +15,7 @@ pub mod paths;
 pub mod pve;
 pub mod raw;
 pub mod schema;
+pub mod secret;
 pub mod source;
 pub mod validate;
 

@@ -14,6 +14,7 @@ use phoenix_exec::sync::observe::ObserveInput;
 use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, PortainerApi, PveApi};
 use phoenix_exec::{Issuer, Target};
 use phoenix_model::model::Model;
+use phoenix_model::secret::Secret;
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -63,7 +64,7 @@ pub struct SyncArgs {
     /// The API token, `USER@REALM!TOKENID=SECRET`. Prefer the environment variable: a flag's
     /// value is visible to every user of the machine in the process list.
     #[arg(long, env = "PHOENIX_PVE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    pve_token: Option<String>,
+    pve_token: Option<Secret>,
     /// The CA that signed the node's certificate (PEM) ...
     #[arg(long, value_name = "FILE", conflicts_with = "pve_fingerprint")]
     pve_ca: Option<PathBuf>,
@@ -162,10 +163,10 @@ fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, F
     let settings = PortainerSettings {
         url,
         trust: Trust::Ca(ca.clone()),
-        api_key: std::env::var("PHOENIX_PORTAINER_API_KEY").ok().filter(|k| !k.is_empty()),
+        api_key: std::env::var("PHOENIX_PORTAINER_API_KEY").ok().filter(|k| !k.is_empty()).map(Secret::new),
         key_file: store.join("portainer-api-key"),
         admin_user: "admin".into(),
-        admin_password: std::env::var("PHOENIX_PORTAINER_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+        admin_password: std::env::var("PHOENIX_PORTAINER_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new),
         timeout: Duration::from_secs(60),
         backoff: Backoff::default(),
     };

@@ -71,7 +71,7 @@ impl Rig {
         let backoff = Backoff { attempts: 4, first_delay: Duration::from_millis(10) };
         let pve_client = PveClient::new(PveSettings {
             url: pve.url(),
-            token: pve.token.clone(),
+            token: pve.token.clone().into(),
             trust: Trust::Ca(pve.server.ca_file.clone()),
             timeout: Duration::from_secs(2),
             backoff,
