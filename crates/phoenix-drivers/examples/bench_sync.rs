@@ -1,4 +1,6 @@
-//! Benchmark of `phoenix sync firewall` against the Proxmox VE simulator with injected latency:
+//! Benchmark of `phoenix sync firewall dns gateway` against the Proxmox VE simulator with
+//! injected latency, the files written into a rehearsal folder (on tokio's blocking pool, as
+//! the real target does, while the API steps go on):
 //! `cargo run --release -p phoenix-drivers --example bench_sync -- [GUESTS] [LATENCY_MS] [PLAN_GUESTS]`
 //! (defaults 500, 50, 5000). Prints the plan's critical path (its longest chain of API calls
 //! times the latency), the time the apply took and their ratio, for a first sync (every list
@@ -73,8 +75,11 @@ fn clients(fake: &Fake) -> (PveClient, PortainerClient) {
 }
 
 async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
-    let domains: BTreeSet<Domain> = [Domain::Firewall].into();
-    let target = HostTarget::new(GuestAccess::Folders("/nonexistent".into()), SystemRunner);
+    let domains: BTreeSet<Domain> = [Domain::Firewall, Domain::Dns, Domain::Gateway].into();
+    let root = std::env::temp_dir().join(format!("phoenix-bench-sync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut target = HostTarget::new(GuestAccess::Folders(root.clone()), SystemRunner);
+    target.host_root = Some(root.join("host"));
 
     let model = phoenix_testkit::synth::model(guests);
     let rendered = phoenix_core::render::render_all(&model);
@@ -131,6 +136,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         planning.as_secs_f64(),
         plan.steps.len()
     );
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// Observes, plans and applies once, and prints the figures.
@@ -150,6 +156,7 @@ async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::Portain
         secret: &|_| None,
     });
     let calls: usize = plan.steps.iter().map(|s| s.calls).sum();
+    let files = plan.steps.iter().filter(|s| matches!(s.action, phoenix_core::plan::Action::File { .. })).count();
     let critical = Duration::from_millis(plan.critical_path_calls() as u64 * latency_ms);
     let drivers = Drivers { model: input.model, pve: input.pve, portainer: input.portainer, target: input.target, issuer: &NoAcme };
     let options = ApplyOptions {
@@ -167,7 +174,7 @@ async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::Portain
     println!("{label}, {} guests, {latency_ms} ms per API call:", input.model.guests.len());
     println!("  observe: {:.2} s", observing.as_secs_f64());
     println!(
-        "  plan: {} steps, {calls} API calls, critical path {} calls = {:.2} s",
+        "  plan: {} steps ({files} file writes), {calls} API calls, critical path {} calls = {:.2} s",
         plan.steps.len(),
         plan.critical_path_calls(),
         critical.as_secs_f64()

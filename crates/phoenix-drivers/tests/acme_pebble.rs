@@ -136,7 +136,7 @@ async fn issues_installs_and_renews_only_when_due() {
 
     // status: the issued certificate is clean, and its renewal is due at two thirds.
     let cert = &model.certificates[0];
-    let store = read_store(cert, &rig.store(), &rig.target()).unwrap();
+    let store = read_store(cert, &rig.store(), &rig.target()).await.unwrap();
     let clean = status(cert, &store, now());
     assert!(clean.reasons.is_empty(), "{clean:#?}");
     let installed = clean.installed.clone().unwrap();
@@ -155,7 +155,7 @@ async fn issues_installs_and_renews_only_when_due() {
     let Outcome::Renewed { reasons, .. } = outcome(&later, "web") else { panic!("{later:#?}") };
     assert_eq!(reasons, &[Reason::ExpiresSoon]);
     assert_ne!(read(&store_key), key_before, "a new key");
-    let renewed = status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), now());
+    let renewed = status(cert, &read_store(cert, &rig.store(), &rig.target()).await.unwrap(), now());
     assert!(renewed.reasons.is_empty());
 
     // --force renews whatever the status says.
@@ -171,13 +171,13 @@ async fn a_changed_manifest_is_a_san_mismatch_and_is_reissued() {
 
     let after = model_with(serde_json::json!([web_entry(serde_json::json!({ "sans": ["127.0.0.1", "api.lab.phoenix.test"] }))]));
     let cert = &after.certificates[0];
-    let judged = status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), now());
+    let judged = status(cert, &read_store(cert, &rig.store(), &rig.target()).await.unwrap(), now());
     assert_eq!(judged.reasons, vec![Reason::SanMismatch]);
 
     let report = rig.renew(&after, false, now()).await;
     let Outcome::Renewed { reasons, .. } = outcome(&report, "web") else { panic!("{report:#?}") };
     assert_eq!(reasons, &[Reason::SanMismatch]);
-    let fixed = status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), now());
+    let fixed = status(cert, &read_store(cert, &rig.store(), &rig.target()).await.unwrap(), now());
     assert!(fixed.installed.unwrap().sans.contains(&"api.lab.phoenix.test".to_string()));
     assert!(fixed.reasons.is_empty());
 }
@@ -188,9 +188,9 @@ async fn an_expired_certificate_is_detected_and_replaced() {
     let model = model_with(serde_json::json!([web_entry(serde_json::json!({}))]));
     assert!(matches!(outcome(&rig.renew(&model, false, now()).await, "web"), Outcome::Renewed { .. }));
     let cert = &model.certificates[0];
-    let installed = status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), now()).installed.unwrap();
+    let installed = status(cert, &read_store(cert, &rig.store(), &rig.target()).await.unwrap(), now()).installed.unwrap();
     let after_expiry = installed.not_after as u64 + 60;
-    assert_eq!(status(cert, &read_store(cert, &rig.store(), &rig.target()).unwrap(), after_expiry).reasons, vec![Reason::ExpiresSoon]);
+    assert_eq!(status(cert, &read_store(cert, &rig.store(), &rig.target()).await.unwrap(), after_expiry).reasons, vec![Reason::ExpiresSoon]);
     let report = rig.renew(&model, false, after_expiry).await;
     assert!(matches!(outcome(&report, "web"), Outcome::Renewed { reasons, .. } if reasons == &[Reason::ExpiresSoon]), "{report:#?}");
 }
@@ -209,7 +209,7 @@ async fn tls_alpn_01_and_client_certificates() {
     assert!(matches!(outcome(&report, "web"), Outcome::Renewed { .. }), "{report:#?}\n{}", rig.pebble.log());
     assert!(matches!(outcome(&report, "web-client"), Outcome::Renewed { .. }), "{report:#?}");
     let client = &model.certificates[1];
-    let installed = status(client, &read_store(client, &rig.store(), &rig.target()).unwrap(), now()).installed.unwrap();
+    let installed = status(client, &read_store(client, &rig.store(), &rig.target()).await.unwrap(), now()).installed.unwrap();
     assert!(installed.eku.contains(&"clientAuth".to_string()), "{installed:#?}");
     // include_ca false: the guest gets the leaf alone; the store keeps the chain.
     assert_eq!(read(&rig.guest_file(101, "/etc/nginx/ssl/client.crt")).matches("BEGIN CERTIFICATE").count(), 1);

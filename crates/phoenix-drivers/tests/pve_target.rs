@@ -4,7 +4,7 @@
 
 use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_drivers::host::{CommandOutput, CommandRunner, GuestAccess, HostTarget};
-use phoenix_exec::{DriverError, Target};
+use phoenix_exec::DriverError;
 use phoenix_model::model::GuestKind;
 use std::cell::RefCell;
 
@@ -41,7 +41,7 @@ fn container_writes_go_through_a_staged_file_renamed_in_place() {
         owner: Some("root:www-data".into()),
         mode: 0o640,
     };
-    pve.write(&file).unwrap();
+    pve.write_now(&file).unwrap();
     let calls = pve.runner.calls.borrow();
     let (argv, stdin) = &calls[0];
     assert_eq!(&argv[..6], ["pct", "exec", "101", "--", "sh", "-c"]);
@@ -54,9 +54,9 @@ fn container_writes_go_through_a_staged_file_renamed_in_place() {
 
 #[test]
 fn absent_files_read_as_none_and_failures_are_errors() {
-    assert_eq!(target(3, "").read(&in_guest(101, GuestKind::Lxc, "/x")).unwrap(), None);
-    assert_eq!(target(0, "text").read(&in_guest(101, GuestKind::Lxc, "/x")).unwrap(), Some(b"text".to_vec()));
-    let error = target(255, "").read(&in_guest(101, GuestKind::Lxc, "/x")).unwrap_err();
+    assert_eq!(target(3, "").read_now(&in_guest(101, GuestKind::Lxc, "/x")).unwrap(), None);
+    assert_eq!(target(0, "text").read_now(&in_guest(101, GuestKind::Lxc, "/x")).unwrap(), Some(b"text".to_vec()));
+    let error = target(255, "").read_now(&in_guest(101, GuestKind::Lxc, "/x")).unwrap_err();
     assert!(error.message.contains("exit status 255"), "{error}");
 }
 
@@ -64,14 +64,14 @@ fn absent_files_read_as_none_and_failures_are_errors() {
 fn vm_commands_use_the_guest_agent_and_its_exit_code() {
     let ok = target(0, r#"{"exitcode":0,"exited":1,"out-data":"PEM"}"#);
     assert_eq!(
-        ok.read(&in_guest(1001, GuestKind::Vm, "/persistent-storage/portainer/certs/portainer.crt")).unwrap(),
+        ok.read_now(&in_guest(1001, GuestKind::Vm, "/persistent-storage/portainer/certs/portainer.crt")).unwrap(),
         Some(b"PEM".to_vec())
     );
     assert_eq!(&ok.runner.calls.borrow()[0].0[..6], ["qm", "guest", "exec", "1001", "--", "sh"]);
 
     let refused = target(0, r#"{"exitcode":1,"exited":1,"err-data":"mv: cannot move: Permission denied\n"}"#);
     let file = FileWrite { place: in_guest(1001, GuestKind::Vm, "/etc/x.crt"), content: b"C".to_vec(), owner: None, mode: 0o644 };
-    let error = refused.write(&file).unwrap_err();
+    let error = refused.write_now(&file).unwrap_err();
     assert!(error.message.contains("Permission denied"), "{error}");
     let calls = refused.runner.calls.borrow();
     assert_eq!(&calls[0].0[..6], ["qm", "guest", "exec", "1001", "--pass-stdin", "1"], "the content goes through stdin");
@@ -81,13 +81,13 @@ fn vm_commands_use_the_guest_agent_and_its_exit_code() {
 #[test]
 fn reloads_and_trust_updates_run_in_the_guest() {
     let pve = target(0, "");
-    pve.run(&PostAction::Reload { guest: 102, guest_kind: GuestKind::Lxc, service: "traefik".into() }).unwrap();
-    pve.run(&PostAction::UpdateTrust { guest: Some((101, GuestKind::Lxc)) }).unwrap();
+    pve.run_now(&PostAction::Reload { guest: 102, guest_kind: GuestKind::Lxc, service: "traefik".into() }).unwrap();
+    pve.run_now(&PostAction::UpdateTrust { guest: Some((101, GuestKind::Lxc)) }).unwrap();
     let calls = pve.runner.calls.borrow();
     assert_eq!(calls[0].0, ["pct", "exec", "102", "--", "sh", "-c", r#"systemctl reload -- "$1""#, "sh", "traefik"]);
     assert_eq!(calls[1].0, ["pct", "exec", "101", "--", "sh", "-c", "update-ca-certificates", "sh"]);
     let failing = target(1, "");
-    let error = failing.run(&PostAction::Shell { command: "pct exec 101 -- systemctl reload nginx".into() }).unwrap_err();
+    let error = failing.run_now(&PostAction::Shell { command: "pct exec 101 -- systemctl reload nginx".into() }).unwrap_err();
     assert!(error.message.contains("exit status 1"), "{error}");
 }
 
@@ -105,13 +105,13 @@ fn a_remote_node_is_reached_through_its_runner() {
     node.remote_host = true;
     let path = dir.join("etc/dnsmasq.d/phoenix.conf").to_string_lossy().into_owned();
     let place = Place::host(path.clone());
-    assert_eq!(node.read(&place).unwrap(), None);
+    assert_eq!(node.read_now(&place).unwrap(), None);
     let file = FileWrite { place: place.clone(), content: b"local=/lab/\n".to_vec(), owner: None, mode: 0o640 };
-    node.write(&file).unwrap();
-    assert_eq!(node.read(&place).unwrap(), Some(b"local=/lab/\n".to_vec()));
+    node.write_now(&file).unwrap();
+    assert_eq!(node.read_now(&place).unwrap(), Some(b"local=/lab/\n".to_vec()));
     assert_eq!(std::fs::metadata(&path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o640);
-    node.run(&PostAction::Command { guest: None, command: format!("test -s {path}") }).unwrap();
-    node.remove(&place).unwrap();
+    node.run_now(&PostAction::Command { guest: None, command: format!("test -s {path}") }).unwrap();
+    node.remove_now(&place).unwrap();
     assert!(!std::path::Path::new(&path).exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

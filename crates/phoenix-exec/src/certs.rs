@@ -109,10 +109,10 @@ fn failed(stage: Stage, message: impl Into<String>) -> Outcome {
 }
 
 /// Reads `places` into a [`CertStore`] keyed by the given file names; absent files are left out.
-fn read_files(places: Vec<(String, Place)>, target: &impl Target) -> Result<CertStore, String> {
+async fn read_files(places: Vec<(String, Place)>, target: &impl Target) -> Result<CertStore, String> {
     let mut store = CertStore::default();
     for (file, place) in places {
-        match target.read(&place) {
+        match target.read(&place).await {
             Ok(Some(bytes)) => {
                 store.files.insert(file, String::from_utf8_lossy(&bytes).into_owned());
             }
@@ -124,14 +124,14 @@ fn read_files(places: Vec<(String, Place)>, target: &impl Target) -> Result<Cert
 }
 
 /// The store's files for `cert`, as [`status`](phoenix_core::certificates::status) reads them.
-pub fn read_store(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
-    read_files(renewal::store_places(cert, store_dir), target)
+pub async fn read_store(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
+    read_files(renewal::store_places(cert, store_dir), target).await
 }
 
 /// The files installed in the guest for `cert` (`cert_path`, `key_path`), named as the store
 /// names them, with the store's root, so [`status`](phoenix_core::certificates::status) judges
 /// what the service really uses. An entry without paths reads as missing.
-pub fn read_installed(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
+pub async fn read_installed(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
     let guest = cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(phoenix_model::model::GuestKind::Lxc)));
     let mut places: Vec<(String, Place)> =
         [(renewal::store_cert_file(&cert.name), &cert.cert_path), (renewal::store_key_file(&cert.name), &cert.key_path)]
@@ -139,11 +139,11 @@ pub fn read_installed(cert: &Certificate, store_dir: &str, target: &impl Target)
             .filter_map(|(file, path)| Some((file, Place { guest, path: path.clone()? })))
             .collect();
     places.extend(renewal::store_places(cert, store_dir).into_iter().filter(|(file, _)| file == STORE_ROOT_FILE));
-    read_files(places, target)
+    read_files(places, target).await
 }
 
 async fn renew_one(model: &Model, cert: &Certificate, request: &RenewRequest, issuer: &impl Issuer, target: &impl Target) -> Outcome {
-    let store = match read_store(cert, &request.store_dir, target) {
+    let store = match read_store(cert, &request.store_dir, target).await {
         Ok(store) => store,
         Err(message) => return failed(Stage::Read, message),
     };
@@ -172,7 +172,7 @@ async fn renew_one(model: &Model, cert: &Certificate, request: &RenewRequest, is
     }
     let files = renewal::files_for(cert, &request.store_dir, &issued.chain_pem, &issued.key_pem);
     let actions = if request.skip_post_actions { Vec::new() } else { renewal::post_actions(model, cert) };
-    if let Err(error) = apply_change(target, &files, &actions) {
+    if let Err(error) = apply_change(target, &files, &actions).await {
         return Outcome::Failed { stage: error.stage, message: error.message, restored: error.restored };
     }
     let not_after = phoenix_core::certificates::validity(&issued.chain_pem).map(|(_, end)| end).unwrap_or_default();
@@ -259,15 +259,15 @@ pub struct ChangeError {
 
 /// Installs `files` as one change, then runs `actions`; when a write or an action fails, the
 /// previous files are put back.
-pub fn apply_change(target: &impl Target, files: &[phoenix_core::deploy::FileWrite], actions: &[PostAction]) -> Result<(), ChangeError> {
-    let installation = Installation::apply(target, files).map_err(|e| ChangeError {
+pub async fn apply_change(target: &impl Target, files: &[phoenix_core::deploy::FileWrite], actions: &[PostAction]) -> Result<(), ChangeError> {
+    let installation = Installation::apply(target, files).await.map_err(|e| ChangeError {
         stage: Stage::Install,
         message: format!("cannot write {}: {}{}", e.place, e.error, unrestored_note(&e.unrestored)),
         restored: e.unrestored.is_empty(),
     })?;
     for action in actions {
-        if let Err(error) = target.run(action) {
-            let unrestored = installation.roll_back(target);
+        if let Err(error) = target.run(action).await {
+            let unrestored = installation.roll_back(target).await;
             return Err(ChangeError {
                 stage: Stage::PostAction,
                 message: format!("{} failed: {error}; the previous files were restored{}", describe(action), unrestored_note(&unrestored)),
@@ -296,7 +296,7 @@ pub struct TrustError {
 
 /// Installs the CA root where [`renewal::trust_plan`] says, as one change: when rebuilding a
 /// trust store fails, the previous files are put back.
-pub fn trust(
+pub async fn trust(
     model: &Model,
     root_pem: &str,
     store_dir: &str,
@@ -309,7 +309,7 @@ pub fn trust(
     if !update_stores {
         actions.clear();
     }
-    apply_change(target, &files, &actions).map_err(|e| TrustError { message: e.message, restored: e.restored })?;
+    apply_change(target, &files, &actions).await.map_err(|e| TrustError { message: e.message, restored: e.restored })?;
     Ok(TrustReport { schema_version: 1, subject, installed: files.into_iter().map(|f| f.place).collect(), actions })
 }
 

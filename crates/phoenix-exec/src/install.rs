@@ -14,14 +14,17 @@ pub struct Installation {
 impl Installation {
     /// Writes `files` in order. On the first failure the files already written are restored
     /// and the error is returned with what the rollback could not restore.
-    pub fn apply(target: &impl Target, files: &[FileWrite]) -> Result<Installation, InstallError> {
+    pub async fn apply(target: &impl Target, files: &[FileWrite]) -> Result<Installation, InstallError> {
         let mut done = Installation::default();
         for file in files {
-            let step = target.read(&file.place).and_then(|before| target.write(file).map(|()| before));
+            let step = match target.read(&file.place).await {
+                Ok(before) => target.write(file).await.map(|()| before),
+                Err(error) => Err(error),
+            };
             match step {
                 Ok(before) => done.replaced.push((file.clone(), before)),
                 Err(error) => {
-                    let unrestored = done.roll_back(target);
+                    let unrestored = done.roll_back(target).await;
                     return Err(InstallError { place: file.place.clone(), error, unrestored });
                 }
             }
@@ -30,12 +33,12 @@ impl Installation {
     }
 
     /// Restores every replaced file, last first. Returns the places it could not restore.
-    pub fn roll_back(self, target: &impl Target) -> Vec<(Place, DriverError)> {
+    pub async fn roll_back(self, target: &impl Target) -> Vec<(Place, DriverError)> {
         let mut failed = Vec::new();
         for (file, before) in self.replaced.into_iter().rev() {
             let restored = match before {
-                Some(content) => target.write(&FileWrite { content, ..file.clone() }),
-                None => target.remove(&file.place),
+                Some(content) => target.write(&FileWrite { content, ..file.clone() }).await,
+                None => target.remove(&file.place).await,
             };
             if let Err(error) = restored {
                 failed.push((file.place, error));

@@ -8,4 +8,4 @@ pub mod install;
 pub mod sync;
 pub mod traits;
 
-pub use traits::{DriverError, Issued, Issuer, Target};
+pub use traits::{DriverError, Issued, Issuer, PortainerApi, PveApi, Target};

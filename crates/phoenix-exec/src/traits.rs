@@ -1,8 +1,14 @@
-//! The driver traits. Implementations live in phoenix-drivers (real systems) and in tests
-//! (fakes); nothing here does I/O.
+//! The driver traits, all in one place: where files go and commands run ([`Target`]), who
+//! issues certificates ([`Issuer`]), the Proxmox VE API ([`PveApi`]) and the Portainer API
+//! ([`PortainerApi`]), and the error they report ([`DriverError`]). Implementations live in
+//! phoenix-drivers (real systems), phoenix-lab and tests (fakes); nothing here does I/O.
+//! Every method is asynchronous, so a driver that must block (a file write, an ssh or pct
+//! process) does it off the applier's thread and concurrent API steps go on meanwhile.
 
 use phoenix_core::certificates::renewal::OrderRequest;
 use phoenix_core::deploy::{FileWrite, Place, PostAction};
+use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
+use phoenix_core::plan::pve::ApiRequest;
 use std::future::Future;
 
 /// A failure reported by a driver, in words for the user: what failed, the error that caused
@@ -68,12 +74,12 @@ impl std::error::Error for DriverError {
 /// guests.
 pub trait Target {
     /// The file's content, `None` when it does not exist.
-    fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError>;
+    fn read(&self, place: &Place) -> impl Future<Output = Result<Option<Vec<u8>>, DriverError>>;
     /// Replaces the file atomically (a reader sees the old or the new content), with the owner
     /// and mode given; the content is never readable with looser permissions on the way.
-    fn write(&self, file: &FileWrite) -> Result<(), DriverError>;
-    fn remove(&self, place: &Place) -> Result<(), DriverError>;
-    fn run(&self, action: &PostAction) -> Result<(), DriverError>;
+    fn write(&self, file: &FileWrite) -> impl Future<Output = Result<(), DriverError>>;
+    fn remove(&self, place: &Place) -> impl Future<Output = Result<(), DriverError>>;
+    fn run(&self, action: &PostAction) -> impl Future<Output = Result<(), DriverError>>;
 }
 
 /// A certificate and its key, as PEM.
@@ -94,4 +100,21 @@ impl std::fmt::Debug for Issued {
 /// Obtains certificates (over ACME in phoenix-drivers).
 pub trait Issuer {
     fn issue(&self, order: &OrderRequest) -> impl Future<Output = Result<Issued, DriverError>>;
+}
+
+/// The Proxmox VE API (phoenix-drivers: HTTPS with an API token, retries, task polling).
+pub trait PveApi {
+    /// Runs one request and returns its `data`; a task's UPID is waited for until it ends
+    /// (its warnings, when it ended `WARNINGS: n`, come with the reply).
+    fn call(&self, request: &ApiRequest) -> impl Future<Output = Result<crate::sync::PveReply, DriverError>>;
+}
+
+/// The Portainer API (phoenix-drivers: X-API-Key, bootstrap on a fresh instance).
+pub trait PortainerApi {
+    /// Whether an administrator exists.
+    fn initialized(&self) -> impl Future<Output = Result<bool, DriverError>>;
+    fn endpoints(&self) -> impl Future<Output = Result<Vec<EndpointObserved>, DriverError>>;
+    /// Stacks with their compose file content.
+    fn stacks(&self) -> impl Future<Output = Result<Vec<StackObserved>, DriverError>>;
+    fn apply(&self, operation: &Operation) -> impl Future<Output = Result<(), DriverError>>;
 }

@@ -4,6 +4,11 @@
 
 use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_exec::certs::{apply_change, Stage};
+
+/// The fakes never wait: a current-thread runtime runs each change to its end.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().expect("a runtime").block_on(future)
+}
 use phoenix_exec::{DriverError, Target};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -17,10 +22,10 @@ struct Memory {
 }
 
 impl Target for Memory {
-    fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
+    async fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
         Ok(self.files.borrow().get(&place.path).cloned())
     }
-    fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
+    async fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
         *self.writes.borrow_mut() += 1;
         if self.fail_writes_to.as_deref() == Some(file.place.path.as_str()) {
             return Err(DriverError::new("disk full"));
@@ -31,11 +36,11 @@ impl Target for Memory {
         self.files.borrow_mut().insert(file.place.path.clone(), file.content.clone());
         Ok(())
     }
-    fn remove(&self, place: &Place) -> Result<(), DriverError> {
+    async fn remove(&self, place: &Place) -> Result<(), DriverError> {
         self.files.borrow_mut().remove(&place.path);
         Ok(())
     }
-    fn run(&self, action: &PostAction) -> Result<(), DriverError> {
+    async fn run(&self, action: &PostAction) -> Result<(), DriverError> {
         match action {
             PostAction::Shell { command } if command == "fail" => Err(DriverError::new("exit status 1")),
             _ => Ok(()),
@@ -55,7 +60,7 @@ fn initial() -> BTreeMap<String, Vec<u8>> {
 fn a_failing_write_restores_earlier_files_and_removes_new_ones() {
     let target = Memory { files: RefCell::new(initial()), fail_writes_to: Some("/d".into()), ..Default::default() };
     let files = [write("/a", "new a"), write("/c", "new c"), write("/d", "new d")];
-    let error = apply_change(&target, &files, &[]).unwrap_err();
+    let error = block_on(apply_change(&target, &files, &[])).unwrap_err();
     assert_eq!(error.stage, Stage::Install);
     assert!(error.message.contains("disk full"), "{}", error.message);
     assert!(error.restored);
@@ -66,12 +71,12 @@ fn a_failing_write_restores_earlier_files_and_removes_new_ones() {
 fn a_failing_action_restores_every_file() {
     let target = Memory { files: RefCell::new(initial()), ..Default::default() };
     let files = [write("/a", "new a"), write("/b", "new b")];
-    let error = apply_change(&target, &files, &[PostAction::Shell { command: "fail".into() }]).unwrap_err();
+    let error = block_on(apply_change(&target, &files, &[PostAction::Shell { command: "fail".into() }])).unwrap_err();
     assert_eq!(error.stage, Stage::PostAction);
     assert!(error.restored);
     assert_eq!(*target.files.borrow(), initial());
     // And without a failure the new contents stay.
-    apply_change(&target, &files, &[PostAction::Shell { command: "true".into() }]).unwrap();
+    block_on(apply_change(&target, &files, &[PostAction::Shell { command: "true".into() }])).unwrap();
     assert_eq!(target.files.borrow()["/a"], b"new a");
 }
 
@@ -79,7 +84,7 @@ fn a_failing_action_restores_every_file() {
 fn a_rollback_that_cannot_restore_says_so() {
     let target = Memory { files: RefCell::new(initial()), fail_restores: true, ..Default::default() };
     let files = [write("/a", "new a"), write("/b", "new b")];
-    let error = apply_change(&target, &files, &[PostAction::Shell { command: "fail".into() }]).unwrap_err();
+    let error = block_on(apply_change(&target, &files, &[PostAction::Shell { command: "fail".into() }])).unwrap_err();
     assert!(!error.restored);
     assert!(error.message.contains("could NOT restore"), "{}", error.message);
 }

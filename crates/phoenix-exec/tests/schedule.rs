@@ -58,16 +58,16 @@ impl PortainerApi for Unused {
 }
 
 impl Target for Unused {
-    fn read(&self, _: &phoenix_core::deploy::Place) -> Result<Option<Vec<u8>>, DriverError> {
+    async fn read(&self, _: &phoenix_core::deploy::Place) -> Result<Option<Vec<u8>>, DriverError> {
         unreachable!()
     }
-    fn write(&self, _: &phoenix_core::deploy::FileWrite) -> Result<(), DriverError> {
+    async fn write(&self, _: &phoenix_core::deploy::FileWrite) -> Result<(), DriverError> {
         unreachable!()
     }
-    fn remove(&self, _: &phoenix_core::deploy::Place) -> Result<(), DriverError> {
+    async fn remove(&self, _: &phoenix_core::deploy::Place) -> Result<(), DriverError> {
         unreachable!()
     }
-    fn run(&self, _: &phoenix_core::deploy::PostAction) -> Result<(), DriverError> {
+    async fn run(&self, _: &phoenix_core::deploy::PostAction) -> Result<(), DriverError> {
         unreachable!()
     }
 }
@@ -183,17 +183,17 @@ mod files {
     struct Local;
 
     impl Target for Local {
-        fn read(&self, place: &phoenix_core::deploy::Place) -> Result<Option<Vec<u8>>, DriverError> {
+        async fn read(&self, place: &phoenix_core::deploy::Place) -> Result<Option<Vec<u8>>, DriverError> {
             Ok(std::fs::read(&place.path).ok())
         }
-        fn write(&self, file: &phoenix_core::deploy::FileWrite) -> Result<(), DriverError> {
+        async fn write(&self, file: &phoenix_core::deploy::FileWrite) -> Result<(), DriverError> {
             std::fs::write(&file.place.path, &file.content).map_err(|e| DriverError::new(e.to_string()))
         }
-        fn remove(&self, place: &phoenix_core::deploy::Place) -> Result<(), DriverError> {
+        async fn remove(&self, place: &phoenix_core::deploy::Place) -> Result<(), DriverError> {
             let _ = std::fs::remove_file(&place.path);
             Ok(())
         }
-        fn run(&self, action: &phoenix_core::deploy::PostAction) -> Result<(), DriverError> {
+        async fn run(&self, action: &phoenix_core::deploy::PostAction) -> Result<(), DriverError> {
             let phoenix_core::deploy::PostAction::Command { command, .. } = action else { unreachable!() };
             let status = std::process::Command::new("sh").args(["-c", command]).status().map_err(|e| DriverError::new(e.to_string()))?;
             if status.success() {

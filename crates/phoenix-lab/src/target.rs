@@ -24,46 +24,48 @@ impl<'m, T: Target> LabTarget<'m, T> {
     }
 
     /// The content of the file at `path` where `guest` says, as written.
-    fn written(&self, guest: Option<(GuestId, GuestKind)>, path: &str) -> Result<String, DriverError> {
+    async fn written(&self, guest: Option<(GuestId, GuestKind)>, path: &str) -> Result<String, DriverError> {
         let place = Place { guest, path: path.to_string() };
-        let content = self.inner.read(&place)?.ok_or_else(|| DriverError::new(format!("{place} is missing")))?;
+        let content = self.inner.read(&place).await?.ok_or_else(|| DriverError::new(format!("{place} is missing")))?;
         Ok(String::from_utf8_lossy(&content).into_owned())
     }
 
-    fn check_nginx(&self, guest: Option<(GuestId, GuestKind)>) -> Result<(), DriverError> {
+    async fn check_nginx(&self, guest: Option<(GuestId, GuestKind)>) -> Result<(), DriverError> {
         let Some((id, _)) = guest else { return Err(DriverError::new("nginx runs in a guest")) };
         let key = format!("guest-{id}");
         let installed = crate::deployed::folder(&self.name).join(&key);
         let source = |path: &str, _: &str| installed.join(path.trim_start_matches('/'));
         let scratch = crate::state_dir(&self.name).join(format!("check-{key}"));
         let files = phoenix_core::lab::guest_files(self.model, id);
-        net::check_nginx(&scratch, &self.written(guest, nginx::PATH)?, &files, &source).map_err(|e| DriverError::new(e.0))
+        net::check_nginx(&scratch, &self.written(guest, nginx::PATH).await?, &files, &source).map_err(|e| DriverError::new(e.0))
     }
 
-    fn check_dnsmasq(&self, guest: Option<(GuestId, GuestKind)>) -> Result<(), DriverError> {
+    async fn check_dnsmasq(&self, guest: Option<(GuestId, GuestKind)>) -> Result<(), DriverError> {
         let scratch = crate::state_dir(&self.name).join("check-dns");
-        net::check_dnsmasq(&scratch, &self.written(guest, dnsmasq::PATH)?).map_err(|e| DriverError::new(e.0))
+        net::check_dnsmasq(&scratch, &self.written(guest, dnsmasq::PATH).await?).map_err(|e| DriverError::new(e.0))
     }
 }
 
+/// The lab's validation (nginx -t, dnsmasq --test in a scratch folder) blocks the thread: the
+/// lab is a rehearsal on one machine, and its steps wait for the files they check anyway.
 impl<T: Target> Target for LabTarget<'_, T> {
-    fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
-        self.inner.read(place)
+    async fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
+        self.inner.read(place).await
     }
 
-    fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
-        self.inner.write(file)
+    async fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
+        self.inner.write(file).await
     }
 
-    fn remove(&self, place: &Place) -> Result<(), DriverError> {
-        self.inner.remove(place)
+    async fn remove(&self, place: &Place) -> Result<(), DriverError> {
+        self.inner.remove(place).await
     }
 
-    fn run(&self, action: &PostAction) -> Result<(), DriverError> {
+    async fn run(&self, action: &PostAction) -> Result<(), DriverError> {
         match action {
-            PostAction::Command { guest, command } if command == nginx::VALIDATE => self.check_nginx(*guest),
-            PostAction::Command { guest, command } if command == dnsmasq::VALIDATE => self.check_dnsmasq(*guest),
-            PostAction::Touch { .. } => self.inner.run(action),
+            PostAction::Command { guest, command } if command == nginx::VALIDATE => self.check_nginx(*guest).await,
+            PostAction::Command { guest, command } if command == dnsmasq::VALIDATE => self.check_dnsmasq(*guest).await,
+            PostAction::Touch { .. } => self.inner.run(action).await,
             _ => Ok(()),
         }
     }

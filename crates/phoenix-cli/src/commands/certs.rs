@@ -167,12 +167,13 @@ fn status(dir: &Path, store: &Path, now: Option<&str>, installed: Option<GuestsA
     }
     let from_guests = installed.is_some();
     let target = target(installed.unwrap_or(GuestsArg { guests_root: None }));
+    let runtime = context::runtime()?;
     let mut statuses = Vec::new();
     for cert in &model.certificates {
         let files = if from_guests {
-            certs::read_installed(cert, &store_text(store), &target)
+            runtime.block_on(certs::read_installed(cert, &store_text(store), &target))
         } else {
-            certs::read_store(cert, &store_text(store), &target)
+            runtime.block_on(certs::read_store(cert, &store_text(store), &target))
         };
         let files = files.map_err(|error| Failure::could_not_run(format!("cannot read certificate {}", cert.name)).because(error))?;
         statuses.push(phoenix_core::certificates::status(cert, &files, now));
@@ -263,7 +264,8 @@ fn trust(dir: &Path, store: &Path, root: &Path, trust_file: &str, update: bool, 
     let model = valid_model(dir)?;
     let root_pem = std::fs::read_to_string(root)
         .map_err(|error| Failure::could_not_run(format!("cannot read {}", root.display())).because(error))?;
-    match certs::trust(&model, &root_pem, &store_text(store), trust_file, update, &target(guests)) {
+    let trusted = context::runtime()?.block_on(certs::trust(&model, &root_pem, &store_text(store), trust_file, update, &target(guests)));
+    match trusted {
         Ok(report) => context::report(&match format {
             Format::Json => format!("{}\n", serde_json::to_string(&report).expect("report serializes")),
             Format::Human => {
@@ -291,7 +293,7 @@ fn install_timer(dir: &Path, store: &Path, unit_dir: &str, enable: bool) -> Resu
     } else {
         Vec::new()
     };
-    match certs::apply_change(&target(GuestsArg { guests_root: None }), &files, &actions) {
+    match context::runtime()?.block_on(certs::apply_change(&target(GuestsArg { guests_root: None }), &files, &actions)) {
         Ok(()) => {
             let places: Vec<String> = files.iter().map(|f| f.place.to_string()).collect();
             let next = if enable {

@@ -21,6 +21,7 @@ pub enum GuestAccess {
     Folders(PathBuf),
 }
 
+#[derive(Debug, Clone)]
 pub struct HostTarget<R: CommandRunner> {
     pub guests: GuestAccess,
     /// When set, host paths live under this folder instead of `/` (a rehearsal).
@@ -146,8 +147,38 @@ fn qm_exec_result(output: &CommandOutput) -> Result<CommandOutput, DriverError> 
     })
 }
 
-impl<R: CommandRunner> Target for HostTarget<R> {
-    fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
+/// Each operation is blocking file I/O or a process (`pct`, `qm`, `ssh`): it runs on tokio's
+/// blocking pool, on a copy of the target, so the applier's other steps go on meanwhile.
+impl<R: CommandRunner + Clone + Send + Sync + 'static> Target for HostTarget<R> {
+    async fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
+        let (target, place) = (self.clone(), place.clone());
+        off_thread(move || target.read_now(&place)).await
+    }
+
+    async fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
+        let (target, file) = (self.clone(), file.clone());
+        off_thread(move || target.write_now(&file)).await
+    }
+
+    async fn remove(&self, place: &Place) -> Result<(), DriverError> {
+        let (target, place) = (self.clone(), place.clone());
+        off_thread(move || target.remove_now(&place)).await
+    }
+
+    async fn run(&self, action: &PostAction) -> Result<(), DriverError> {
+        let (target, action) = (self.clone(), action.clone());
+        off_thread(move || target.run_now(&action)).await
+    }
+}
+
+/// Runs blocking `work` on tokio's blocking pool.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T, DriverError> + Send + 'static) -> Result<T, DriverError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|error| Err(DriverError::new(format!("a file operation stopped: {error}"))))
+}
+
+/// The operations themselves, blocking.
+impl<R: CommandRunner> HostTarget<R> {
+    pub fn read_now(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
         if let Some(path) = self.local_path(place) {
             return match std::fs::read(&path) {
                 Ok(bytes) => Ok(Some(bytes)),
@@ -164,7 +195,7 @@ impl<R: CommandRunner> Target for HostTarget<R> {
         }
     }
 
-    fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
+    pub fn write_now(&self, file: &FileWrite) -> Result<(), DriverError> {
         let place = &file.place;
         if let Some(path) = self.local_path(place) {
             let owner = file.owner.as_deref().map(|o| self.local_owner(place, o)).transpose()?;
@@ -177,7 +208,7 @@ impl<R: CommandRunner> Target for HostTarget<R> {
         self.guest_checked(place, script, &[&place.path, &staging(&place.path), &owner, &mode], Some(&file.content)).map(drop)
     }
 
-    fn remove(&self, place: &Place) -> Result<(), DriverError> {
+    pub fn remove_now(&self, place: &Place) -> Result<(), DriverError> {
         if let Some(path) = self.local_path(place) {
             return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(error(place, e)),
@@ -187,7 +218,7 @@ impl<R: CommandRunner> Target for HostTarget<R> {
         self.guest_checked(place, r#"rm -f -- "$1""#, &[&place.path], None).map(drop)
     }
 
-    fn run(&self, action: &PostAction) -> Result<(), DriverError> {
+    pub fn run_now(&self, action: &PostAction) -> Result<(), DriverError> {
         match action {
             PostAction::Shell { command } | PostAction::Command { guest: None, command } => {
                 self.on_node(&["sh", "-c", command], &format!("`{command}`"))

@@ -10,12 +10,11 @@ mod pve;
 pub use pve::PveReply;
 
 use crate::certs::{self, apply_change, RenewRequest};
+pub use crate::traits::{PortainerApi, PveApi};
 use crate::traits::{DriverError, Issuer, Target};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use phoenix_model::paths::STORE_ROOT_FILE;
 use phoenix_core::deploy::{FileWrite, Place, PostAction};
-use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
-use phoenix_core::plan::pve::ApiRequest;
 use phoenix_core::plan::{Action, Plan, Step};
 use phoenix_core::render::RenderedFile;
 use phoenix_model::model::Model;
@@ -24,23 +23,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
-
-/// The Proxmox VE API (phoenix-drivers: HTTPS with an API token, retries, task polling).
-pub trait PveApi {
-    /// Runs one request and returns its `data`; a task's UPID is waited for until it ends
-    /// (its warnings, when it ended `WARNINGS: n`, come with the reply).
-    fn call(&self, request: &ApiRequest) -> impl Future<Output = Result<PveReply, DriverError>>;
-}
-
-/// The Portainer API (phoenix-drivers: X-API-Key, bootstrap on a fresh instance).
-pub trait PortainerApi {
-    /// Whether an administrator exists.
-    fn initialized(&self) -> impl Future<Output = Result<bool, DriverError>>;
-    fn endpoints(&self) -> impl Future<Output = Result<Vec<EndpointObserved>, DriverError>>;
-    /// Stacks with their compose file content.
-    fn stacks(&self) -> impl Future<Output = Result<Vec<StackObserved>, DriverError>>;
-    fn apply(&self, operation: &Operation) -> impl Future<Output = Result<(), DriverError>>;
-}
 
 /// The drivers a sync uses.
 pub struct Drivers<'a, P, Q, T, I> {
@@ -295,7 +277,7 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     match &step.action {
         Action::Blocked => failed(step.reason.clone()),
         Action::Pve { requests } => pve::run(drivers.pve, requests).await,
-        Action::File { file } => write_file(file, drivers.model, drivers.target, options.run_commands),
+        Action::File { file } => write_file(file, drivers.model, drivers.target, options.run_commands).await,
         Action::Certs { names } => {
             let request = RenewRequest {
                 store_dir: options.store_dir.clone(),
@@ -312,12 +294,12 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         }
         Action::Trust => {
             let root_place = Place::host(format!("{}/{STORE_ROOT_FILE}", options.store_dir.trim_end_matches('/')));
-            let root = match drivers.target.read(&root_place) {
+            let root = match drivers.target.read(&root_place).await {
                 Ok(Some(root)) => String::from_utf8_lossy(&root).into_owned(),
                 Ok(None) => return failed(format!("{root_place} is missing")),
                 Err(error) => return failed(error.message),
             };
-            match certs::trust(drivers.model, &root, &options.store_dir, &options.host_trust_file, options.run_commands, drivers.target) {
+            match certs::trust(drivers.model, &root, &options.store_dir, &options.host_trust_file, options.run_commands, drivers.target).await {
                 Ok(_) => StepOutcome::Done { note: (!options.run_commands).then(|| "trust stores not rebuilt (rehearsal)".to_string()) },
                 Err(error) => failed(error.message),
             }
@@ -331,7 +313,7 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
 
 /// Writes a rendered file, validates it in place and reloads its service; a failure puts the
 /// previous file back.
-fn write_file(file: &RenderedFile, model: &Model, target: &impl Target, run_commands: bool) -> StepOutcome {
+async fn write_file(file: &RenderedFile, model: &Model, target: &impl Target, run_commands: bool) -> StepOutcome {
     let place = observe::file_place(model, file.target, &file.path);
     let write =
         FileWrite { place: place.clone(), content: file.content.as_bytes().to_vec(), owner: Some(file.owner.clone()), mode: file.mode };
@@ -344,7 +326,7 @@ fn write_file(file: &RenderedFile, model: &Model, target: &impl Target, run_comm
     } else {
         Vec::new()
     };
-    match apply_change(target, &[write], &commands) {
+    match apply_change(target, &[write], &commands).await {
         Ok(()) => StepOutcome::Done {
             note: (!run_commands && (file.validate.is_some() || file.reload.is_some()))
                 .then(|| "written; validate and reload not run (rehearsal)".to_string()),

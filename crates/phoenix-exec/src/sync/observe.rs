@@ -114,7 +114,7 @@ fn place_of(model: &Model, target: Machine, path: &str) -> Place {
 }
 
 /// The deployed copies of the files the asked-for domains write.
-pub fn files(
+pub async fn files(
     model: &Model,
     rendered: &Rendered,
     domains: &BTreeSet<Domain>,
@@ -122,7 +122,7 @@ pub fn files(
 ) -> Result<BTreeMap<(Machine, String), Option<String>>, DriverError> {
     let mut found = BTreeMap::new();
     for file in rendered.files.iter().filter(|f| file_domain(f).is_some_and(|d| domains.contains(&d))) {
-        let content = target.read(&place_of(model, file.target, &file.path))?.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let content = target.read(&place_of(model, file.target, &file.path)).await?.map(|b| String::from_utf8_lossy(&b).into_owned());
         found.insert((file.target, file.path.clone()), content);
     }
     Ok(found)
@@ -134,10 +134,10 @@ pub fn file_place(model: &Model, target: Machine, path: &str) -> Place {
 }
 
 /// Certificates due for renewal (by the store), with their reason codes.
-pub fn certs_due(model: &Model, store_dir: &str, now: u64, target: &impl Target) -> Result<BTreeMap<String, Vec<String>>, DriverError> {
+pub async fn certs_due(model: &Model, store_dir: &str, now: u64, target: &impl Target) -> Result<BTreeMap<String, Vec<String>>, DriverError> {
     let mut due = BTreeMap::new();
     for cert in &model.certificates {
-        let store = certs::read_store(cert, store_dir, target).map_err(DriverError::new)?;
+        let store = certs::read_store(cert, store_dir, target).await.map_err(DriverError::new)?;
         if let Due::Renew { reasons } = renewal::due(cert, &store, now, false) {
             due.insert(cert.name.clone(), reasons.iter().map(|r| r.code().to_string()).collect());
         }
@@ -147,12 +147,14 @@ pub fn certs_due(model: &Model, store_dir: &str, now: u64, target: &impl Target)
 
 /// Whether the store's CA root is everywhere `phoenix certs trust` puts it; `None` when the
 /// store has no root.
-pub fn trust_in_place(model: &Model, store_dir: &str, host_trust_file: &str, target: &impl Target) -> Result<Option<bool>, DriverError> {
-    let Some(root) = target.read(&Place::host(format!("{}/{STORE_ROOT_FILE}", store_dir.trim_end_matches('/'))))? else { return Ok(None) };
+pub async fn trust_in_place(model: &Model, store_dir: &str, host_trust_file: &str, target: &impl Target) -> Result<Option<bool>, DriverError> {
+    let Some(root) = target.read(&Place::host(format!("{}/{STORE_ROOT_FILE}", store_dir.trim_end_matches('/')))).await? else {
+        return Ok(None);
+    };
     let root_text = String::from_utf8_lossy(&root).into_owned();
     let (files, _) = renewal::trust_plan(model, &root_text, store_dir, host_trust_file);
     for file in files {
-        if target.read(&file.place)?.as_deref() != Some(file.content.as_slice()) {
+        if target.read(&file.place).await?.as_deref() != Some(file.content.as_slice()) {
             return Ok(Some(false));
         }
     }
@@ -191,12 +193,12 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
     if wants(Domain::Firewall) {
         observed.pve = Some(pve(input.pve, input.model, input.node).await.map_err(|e| DriverError::new(format!("Proxmox VE: {e}")))?);
     }
-    observed.files = files(input.model, input.rendered, input.domains, input.target)?;
+    observed.files = files(input.model, input.rendered, input.domains, input.target).await?;
     if wants(Domain::Certs) {
-        observed.certs_due = certs_due(input.model, input.store_dir, input.now, input.target)?;
+        observed.certs_due = certs_due(input.model, input.store_dir, input.now, input.target).await?;
     }
     if wants(Domain::Trust) {
-        observed.trust_in_place = trust_in_place(input.model, input.store_dir, input.host_trust_file, input.target)?;
+        observed.trust_in_place = trust_in_place(input.model, input.store_dir, input.host_trust_file, input.target).await?;
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
         observed.portainer = Some(portainer(input.portainer).await.map_err(|e| DriverError::new(format!("Portainer: {e}")))?);
