@@ -80,3 +80,25 @@ pub enum PostAction {
     /// A rendered file's validate or reload command, run by `sh -c` where the file lives.
     Command { guest: Option<(GuestId, GuestKind)>, command: String },
 }
+
+/// The action in words (the plan, reports and errors say it so).
+impl std::fmt::Display for PostAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PostAction::Shell { command } => write!(f, "post_renewal_command `{command}`"),
+            PostAction::Reload { guest, service, .. } => write!(f, "reloading {service} in guest {guest}"),
+            PostAction::Touch { place } => write!(f, "touching {place}"),
+            PostAction::UpdateTrust { guest: None } => f.write_str("update-ca-certificates on the host"),
+            PostAction::UpdateTrust { guest: Some((id, _)) } => write!(f, "update-ca-certificates in guest {id}"),
+            PostAction::Command { guest: None, command } => write!(f, "`{command}` on the host"),
+            PostAction::Command { guest: Some((id, _)), command } => write!(f, "`{command}` in guest {id}"),
+        }
+    }
+}
+
+impl FileWrite {
+    /// For people: the place, owner and mode (never the content).
+    pub fn to_text(&self) -> String {
+        format!("{} ({}, {:04o})", self.place, self.owner.as_deref().unwrap_or("phoenix's user"), self.mode)
+    }
+}

@@ -1,6 +1,7 @@
 //! The sync plan for the bundled example against a node whose guests exist with nothing
 //! configured, and against a node already as described (then the plan is empty).
 
+use phoenix_model::paths::{DEFAULT_STORE, TRUSTED_ROOT_PATH};
 use phoenix_core::plan::portainer::PortainerObserved;
 use phoenix_core::plan::pve::FwScope;
 use phoenix_core::plan::{plan, Domain, Observed, PlanInput, PveObserved};
@@ -36,7 +37,7 @@ fn the_first_plan_orders_references_rules_options_and_switches_the_firewall_on_l
     };
     let domains = all();
     let secret = |_: &phoenix_model::model::SecretRef| Some("s3cret".to_string());
-    let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &secret });
+    let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &secret, store_dir: DEFAULT_STORE, host_trust_file: TRUSTED_ROOT_PATH });
     let cluster = plan.steps.iter().find(|s| s.id == "firewall:cluster:options").unwrap();
     let rule_steps = plan.steps.iter().filter(|s| s.id.ends_with(":rules")).count();
     assert_eq!(cluster.after.len(), rule_steps, "the cluster firewall is switched on after every rule set");
@@ -71,7 +72,49 @@ fn a_node_as_described_plans_nothing() {
     }
     let observed = Observed { pve: Some(node), ..Observed::default() };
     let domains = BTreeSet::from([Domain::Firewall]);
-    let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &|_| None });
+    let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &|_| None, store_dir: DEFAULT_STORE, host_trust_file: TRUSTED_ROOT_PATH });
     assert!(plan.is_empty(), "{}", plan.to_text());
     assert_eq!(plan.critical_path_calls(), 0);
+}
+
+/// Certificate and trust steps are planned like the others: the plan a user approves shows each
+/// file with its owner and mode, and the actions after them; the applier gets exactly these.
+#[test]
+fn certificate_and_trust_steps_show_their_files_owners_modes_and_actions() {
+    use phoenix_core::plan::Action;
+    let model = example();
+    let rendered = phoenix_core::render::render_all(&model);
+    let observed = Observed {
+        certs_due: [("gateway".to_string(), vec!["expires-soon".to_string()])].into(),
+        trust_in_place: Some(false),
+        trust_root: Some("-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n".into()),
+        ..Observed::default()
+    };
+    let domains: BTreeSet<Domain> = [Domain::Trust, Domain::Certs, Domain::Gateway].into();
+    let plan = plan(&PlanInput {
+        model: &model,
+        rendered: &rendered,
+        observed: &observed,
+        domains: &domains,
+        secret: &|_| None,
+        store_dir: DEFAULT_STORE,
+        host_trust_file: TRUSTED_ROOT_PATH,
+    });
+    let cert = plan.steps.iter().find(|s| s.id == "cert:gateway").expect("a step for the certificate due");
+    let Action::Certificate { renewal } = &cert.action else { panic!("{:?}", cert.action) };
+    let key = renewal.files.iter().find(|f| f.place.path == "/etc/nginx/ssl/gateway.key").expect("the installed key is planned");
+    assert_eq!((key.owner.as_deref(), key.mode), (Some("root:www-data"), 0o640));
+    assert!(cert.diff.contains("install Lxc 101:/etc/nginx/ssl/gateway.key (Key, root:www-data, 0640)"), "{}", cert.diff);
+    assert!(cert.diff.contains("install /var/lib/phoenix/certs/gateway.key (Key, phoenix's user, 0600)"), "{}", cert.diff);
+    let trust = plan.steps.iter().find(|s| s.id == "trust").expect("a trust step");
+    let Action::Trust { files, actions } = &trust.action else { panic!("{:?}", trust.action) };
+    assert!(files.iter().any(|f| f.place.path == TRUSTED_ROOT_PATH && f.place.guest.is_none()));
+    assert!(actions.iter().any(|a| a.to_string() == "update-ca-certificates on the host"));
+    assert!(trust.diff.contains("then update-ca-certificates on the host"), "{}", trust.diff);
+    let gateway_files: Vec<_> = plan.steps.iter().filter(|s| s.domain == Domain::Gateway).collect();
+    assert!(gateway_files.iter().all(|s| s.after.contains(&"cert:gateway".to_string()) && s.after.contains(&"trust".to_string())));
+    // The JSON plan carries them too (the root's and keys' contents never).
+    let json = serde_json::to_string(&plan).unwrap();
+    assert!(json.contains("\"mode\":416") && !json.contains("BEGIN CERTIFICATE"), "{json}");
+    insta::assert_snapshot!(cert.diff);
 }

@@ -128,6 +128,8 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         observed: &observed,
         domains: &domains,
         secret: &|_| None,
+        store_dir: "/nonexistent",
+        host_trust_file: "/nonexistent",
     });
     let planning = clock.elapsed();
     println!(
@@ -154,6 +156,8 @@ async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::Portain
         observed: &observed,
         domains: input.domains,
         secret: &|_| None,
+        store_dir: input.store_dir,
+        host_trust_file: input.host_trust_file,
     });
     let calls: usize = plan.steps.iter().map(|s| s.calls).sum();
     let files = plan.steps.iter().filter(|s| matches!(s.action, phoenix_core::plan::Action::File { .. })).count();

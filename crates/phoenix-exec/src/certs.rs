@@ -147,36 +147,84 @@ async fn renew_one(model: &Model, cert: &Certificate, request: &RenewRequest, is
         Ok(store) => store,
         Err(message) => return failed(Stage::Read, message),
     };
-    let due = renewal::due(cert, &store, request.now, request.force);
-    let (reasons, forced) = match due {
+    let (reasons, forced) = match renewal::due(cert, &store, request.now, request.force) {
         Due::UpToDate { renew_at } => return Outcome::UpToDate { renew_at },
         Due::Renew { reasons } => (reasons, false),
         Due::Forced { reasons } => (reasons, true),
     };
+    let mut plan = renewal::renewal_plan(model, cert, &request.store_dir);
+    if request.skip_post_actions {
+        plan.actions.clear();
+    }
+    carry_out(cert, &plan, &store, request, issuer, target).await.map_or_else(|failed| failed, |done| done.outcome(reasons, forced))
+}
+
+/// The plan's renewal of `cert`, which is due: reads the store (its root judges the issued
+/// certificate), then orders, checks and installs exactly what `plan` says.
+pub async fn renew_planned(
+    model: &Model,
+    plan: &renewal::RenewalPlan,
+    request: &RenewRequest,
+    issuer: &impl Issuer,
+    target: &impl Target,
+) -> Outcome {
+    let Some(cert) = model.certificates.iter().find(|c| c.name == plan.name) else {
+        return failed(Stage::Read, format!("{} is not in the certificate manifest", plan.name));
+    };
+    let store = match read_store(cert, &request.store_dir, target).await {
+        Ok(store) => store,
+        Err(message) => return failed(Stage::Read, message),
+    };
+    let mut plan = plan.clone();
+    if request.skip_post_actions {
+        plan.actions.clear();
+    }
+    carry_out(cert, &plan, &store, request, issuer, target).await.map_or_else(|failed| failed, |done| done.outcome(Vec::new(), false))
+}
+
+/// What a renewal installed.
+struct Installed {
+    not_after: i64,
+    places: Vec<Place>,
+    actions: Vec<PostAction>,
+}
+
+impl Installed {
+    fn outcome(self, reasons: Vec<phoenix_core::certificates::Reason>, forced: bool) -> Outcome {
+        Outcome::Renewed { reasons, forced, not_after: self.not_after, installed: self.places, actions: self.actions }
+    }
+}
+
+/// Orders the certificate, checks it against the manifest and the store's root, installs the
+/// planned files as one change and runs the planned actions.
+async fn carry_out(
+    cert: &Certificate,
+    plan: &renewal::RenewalPlan,
+    store: &CertStore,
+    request: &RenewRequest,
+    issuer: &impl Issuer,
+    target: &impl Target,
+) -> Result<Installed, Outcome> {
     let Some(root) = store.files.get(STORE_ROOT_FILE) else {
-        return failed(
+        return Err(failed(
             Stage::Read,
             format!("{STORE_ROOT_FILE} is not in {}: install the CA root first (phoenix certs trust)", request.store_dir),
-        );
+        ));
     };
-    let issued = match issuer.issue(&renewal::order_for(cert)).await {
-        Ok(issued) => issued,
-        Err(error) => return failed(Stage::Issue, format!("ACME order failed, nothing installed: {error}")),
-    };
+    let issued = issuer.issue(&plan.order).await.map_err(|error| failed(Stage::Issue, format!("ACME order failed, nothing installed: {error}")))?;
     if let Err(problems) = renewal::verify_issued(cert, &issued.chain_pem, &issued.key_pem, root, request.now) {
         let codes: Vec<&str> = problems.iter().map(|r| r.code()).collect();
-        return failed(
+        return Err(failed(
             Stage::Verify,
             format!("the issued certificate is not what the manifest asks for ({}); nothing installed", codes.join(", ")),
-        );
+        ));
     }
-    let files = renewal::files_for(cert, &request.store_dir, &issued.chain_pem, &issued.key_pem);
-    let actions = if request.skip_post_actions { Vec::new() } else { renewal::post_actions(model, cert) };
-    if let Err(error) = apply_change(target, &files, &actions).await {
-        return Outcome::Failed { stage: error.stage, message: error.message, restored: error.restored };
-    }
+    let files = renewal::fill(&plan.files, &issued.chain_pem, &issued.key_pem);
+    apply_change(target, &files, &plan.actions)
+        .await
+        .map_err(|error| Outcome::Failed { stage: error.stage, message: error.message, restored: error.restored })?;
     let not_after = phoenix_core::certificates::validity(&issued.chain_pem).map(|(_, end)| end).unwrap_or_default();
-    Outcome::Renewed { reasons, forced, not_after, installed: files.into_iter().map(|f| f.place).collect(), actions }
+    Ok(Installed { not_after, places: files.into_iter().map(|f| f.place).collect(), actions: plan.actions.clone() })
 }
 
 fn unrestored_note(unrestored: &[(Place, crate::DriverError)]) -> String {
@@ -185,19 +233,6 @@ fn unrestored_note(unrestored: &[(Place, crate::DriverError)]) -> String {
     }
     let places: Vec<String> = unrestored.iter().map(|(place, error)| format!("{place} ({error})")).collect();
     format!("; could NOT restore: {}", places.join(", "))
-}
-
-/// The action in words.
-pub fn describe(action: &PostAction) -> String {
-    match action {
-        PostAction::Shell { command } => format!("post_renewal_command `{command}`"),
-        PostAction::Reload { guest, service, .. } => format!("reloading {service} in guest {guest}"),
-        PostAction::Touch { place } => format!("touching {place}"),
-        PostAction::UpdateTrust { guest: None } => "update-ca-certificates on the host".to_string(),
-        PostAction::UpdateTrust { guest: Some((id, _)) } => format!("update-ca-certificates in guest {id}"),
-        PostAction::Command { guest: None, command } => format!("`{command}` on the host"),
-        PostAction::Command { guest: Some((id, _)), command } => format!("`{command}` in guest {id}"),
-    }
 }
 
 /// The report for a terminal.
@@ -270,7 +305,7 @@ pub async fn apply_change(target: &impl Target, files: &[phoenix_core::deploy::F
             let unrestored = installation.roll_back(target).await;
             return Err(ChangeError {
                 stage: Stage::PostAction,
-                message: format!("{} failed: {error}; the previous files were restored{}", describe(action), unrestored_note(&unrestored)),
+                message: format!("{action} failed: {error}; the previous files were restored{}", unrestored_note(&unrestored)),
                 restored: unrestored.is_empty(),
             });
         }

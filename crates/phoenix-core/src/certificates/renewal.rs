@@ -102,42 +102,93 @@ pub fn store_places(cert: &Certificate, store_dir: &str) -> Vec<(String, Place)>
         .collect()
 }
 
-/// The files an issued certificate becomes. phoenix's store keeps the whole chain (so status can
+/// What an issued certificate puts into one of its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Content {
+    /// The leaf, then the intermediates.
+    Chain,
+    /// The leaf alone.
+    Leaf,
+    Key,
+}
+
+/// A file a renewal will write: where, with which owner and mode, holding what. Known before
+/// the certificate is issued, so the plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedFile {
+    pub place: Place,
+    /// `user:group`; `None` keeps the writer's.
+    pub owner: Option<String>,
+    pub mode: u32,
+    pub content: Content,
+}
+
+/// The files a renewal of `cert` writes. phoenix's store keeps the whole chain (so status can
 /// verify it to the root); the guest gets the chain when `include_ca` is set, the leaf otherwise.
-pub fn files_for(cert: &Certificate, store_dir: &str, chain_pem: &str, key_pem: &str) -> Vec<FileWrite> {
-    let mut files = vec![
-        FileWrite {
-            place: Place::host(join(store_dir, &store_cert_file(&cert.name))),
-            content: chain_pem.as_bytes().to_vec(),
-            owner: None,
-            mode: CERT_MODE,
-        },
-        FileWrite {
-            place: Place::host(join(store_dir, &store_key_file(&cert.name))),
-            content: key_pem.as_bytes().to_vec(),
-            owner: None,
-            mode: STORE_KEY_MODE,
-        },
-    ];
+pub fn planned_files(cert: &Certificate, store_dir: &str) -> Vec<PlannedFile> {
+    let store = |file: String, mode, content| PlannedFile { place: Place::host(join(store_dir, &file)), owner: None, mode, content };
+    let mut files =
+        vec![store(store_cert_file(&cert.name), CERT_MODE, Content::Chain), store(store_key_file(&cert.name), STORE_KEY_MODE, Content::Key)];
     let guest = cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(GuestKind::Lxc)));
-    let installed_chain = if cert.include_ca { chain_pem.to_string() } else { leaf_only(chain_pem) };
-    if let Some(path) = &cert.cert_path {
-        files.push(FileWrite {
-            place: Place { guest, path: path.clone() },
-            content: installed_chain.into_bytes(),
-            owner: cert.owner.clone(),
-            mode: CERT_MODE,
-        });
-    }
-    if let Some(path) = &cert.key_path {
-        files.push(FileWrite {
-            place: Place { guest, path: path.clone() },
-            content: key_pem.as_bytes().to_vec(),
-            owner: cert.owner.clone(),
-            mode: KEY_MODE,
-        });
+    let installed = if cert.include_ca { Content::Chain } else { Content::Leaf };
+    for (path, mode, content) in [(&cert.cert_path, CERT_MODE, installed), (&cert.key_path, KEY_MODE, Content::Key)] {
+        if let Some(path) = path {
+            files.push(PlannedFile { place: Place { guest, path: path.clone() }, owner: cert.owner.clone(), mode, content });
+        }
     }
     files
+}
+
+/// The planned files with the issued certificate's content.
+pub fn fill(planned: &[PlannedFile], chain_pem: &str, key_pem: &str) -> Vec<FileWrite> {
+    planned
+        .iter()
+        .map(|file| FileWrite {
+            place: file.place.clone(),
+            content: match file.content {
+                Content::Chain => chain_pem.as_bytes().to_vec(),
+                Content::Leaf => leaf_only(chain_pem).into_bytes(),
+                Content::Key => key_pem.as_bytes().to_vec(),
+            },
+            owner: file.owner.clone(),
+            mode: file.mode,
+        })
+        .collect()
+}
+
+/// The files an issued certificate becomes (see [`planned_files`]).
+pub fn files_for(cert: &Certificate, store_dir: &str, chain_pem: &str, key_pem: &str) -> Vec<FileWrite> {
+    fill(&planned_files(cert, store_dir), chain_pem, key_pem)
+}
+
+/// One certificate's renewal, decided before anything is ordered: the ACME order, the files it
+/// becomes and the actions after them. The plan shows it; the applier carries out exactly it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenewalPlan {
+    pub name: String,
+    pub order: OrderRequest,
+    pub files: Vec<PlannedFile>,
+    pub actions: Vec<PostAction>,
+}
+
+pub fn renewal_plan(model: &Model, cert: &Certificate, store_dir: &str) -> RenewalPlan {
+    RenewalPlan { name: cert.name.clone(), order: order_for(cert), files: planned_files(cert, store_dir), actions: post_actions(model, cert) }
+}
+
+impl RenewalPlan {
+    /// For people: the order, each file with its owner and mode, then the actions.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("order {} ({:?}, {:?})\n", self.order.identifiers.join(", "), self.order.usage, self.order.challenge);
+        for file in &self.files {
+            let owner = file.owner.as_deref().unwrap_or("phoenix's user");
+            out.push_str(&format!("install {} ({:?}, {owner}, {:04o})\n", file.place, file.content, file.mode));
+        }
+        for action in &self.actions {
+            out.push_str(&format!("then {action}\n"));
+        }
+        out
+    }
 }
 
 /// The first PEM block of a chain (ACME returns the leaf first, RFC 8555 section 7.4.2).

@@ -1,6 +1,7 @@
 //! `phoenix sync`'s planner: (valid model, rendered files, observed state) in, a plan out. A
 //! plan is a graph of steps, each with the reason it exists, the change it makes (API requests,
-//! a file diff, certificates to renew, a Portainer operation) and the steps it waits for.
+//! a file diff, a certificate's order, files and actions, the trust root's files, a Portainer
+//! operation) and the steps it waits for.
 //! Nothing that is already as described becomes a step, so a plan made right after a
 //! successful sync is empty. Pure: the observation is data, secrets are resolved by a function
 //! the caller passes in.
@@ -9,6 +10,8 @@ pub mod files;
 pub mod portainer;
 pub mod pve;
 
+use crate::certificates::renewal::{renewal_plan, trust_plan, RenewalPlan};
+use crate::deploy::{FileWrite, PostAction};
 use crate::pve_fw::FwFile;
 use crate::render::{Rendered, RenderedFile};
 use phoenix_model::model::{GuestId, GuestKind, Model};
@@ -45,6 +48,8 @@ pub struct Observed {
     pub certs_due: BTreeMap<String, Vec<String>>,
     /// Whether the CA root is where `phoenix certs trust` puts it (None: no root in the store).
     pub trust_in_place: Option<bool>,
+    /// The store's CA root (PEM), when there is one.
+    pub trust_root: Option<String>,
     pub portainer: Option<portainer::PortainerObserved>,
 }
 
@@ -73,12 +78,17 @@ pub enum Action {
     File {
         file: RenderedFile,
     },
-    /// Renew these certificates (`phoenix certs renew`).
-    Certs {
-        names: Vec<String>,
+    /// Renew one certificate (`phoenix certs renew`): its order, the files it becomes (place,
+    /// owner, mode), then its post-renewal actions, exactly as planned.
+    Certificate {
+        renewal: RenewalPlan,
     },
-    /// Install the store's CA root (`phoenix certs trust`).
-    Trust,
+    /// Install the store's CA root (`phoenix certs trust`): these files (the root's content,
+    /// never shown), then these trust-store rebuilds.
+    Trust {
+        files: Vec<FileWrite>,
+        actions: Vec<PostAction>,
+    },
     Portainer {
         operation: portainer::Operation,
     },
@@ -174,6 +184,10 @@ pub struct PlanInput<'a> {
     pub domains: &'a BTreeSet<Domain>,
     /// The value of a secret (from the environment or a file), for stack environments.
     pub secret: &'a dyn Fn(&phoenix_model::model::SecretRef) -> Option<String>,
+    /// phoenix's certificate store and the host's trust file: where renewals and the trust
+    /// step write.
+    pub store_dir: &'a str,
+    pub host_trust_file: &'a str,
 }
 
 /// The plan: every difference between the described and the observed system, as steps.
@@ -181,7 +195,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut steps = Vec::new();
     let wants = |d: Domain| input.domains.contains(&d);
     if wants(Domain::Trust) {
-        steps.extend(trust_step(input.observed));
+        steps.extend(trust_step(input));
     }
     if wants(Domain::Dns) {
         steps.extend(files::file_steps(input.rendered, input.observed, Domain::Dns, &[]));
@@ -191,25 +205,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             steps.extend(firewall_steps(input.model, input.rendered, pve));
         }
     }
-    if wants(Domain::Certs) && !input.observed.certs_due.is_empty() {
+    if wants(Domain::Certs) {
         let after = present(&steps, &["dns"]);
-        let names: Vec<String> = input.observed.certs_due.keys().cloned().collect();
-        let reasons: Vec<String> = input.observed.certs_due.iter().map(|(n, r)| format!("{n}: {}", r.join(", "))).collect();
-        steps.push(Step {
-            id: "certs".into(),
-            domain: Domain::Certs,
-            title: format!("renew {} certificate(s)", names.len()),
-            reason: reasons.join("; "),
-            diff: names.iter().map(|n| format!("renew {n}\n")).collect(),
-            action: Action::Certs { names },
-            after,
-            lock: None,
-            node: None,
-            calls: 1,
-        });
+        steps.extend(certificate_steps(input, &after));
     }
     if wants(Domain::Gateway) {
-        let after = present(&steps, &["certs", "trust"]);
+        let after: Vec<String> =
+            steps.iter().filter(|s| matches!(s.action, Action::Certificate { .. } | Action::Trust { .. })).map(|s| s.id.clone()).collect();
         steps.extend(files::file_steps(input.rendered, input.observed, Domain::Gateway, &after));
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
@@ -233,30 +235,52 @@ fn present(steps: &[Step], wanted: &[&str]) -> Vec<String> {
     wanted.iter().filter(|w| steps.iter().any(|s| s.id == **w)).map(|w| w.to_string()).collect()
 }
 
-fn trust_step(observed: &Observed) -> Option<Step> {
-    let (id, title) = ("trust".to_string(), "install the CA root on the host and the edge guests".to_string());
-    match observed.trust_in_place {
-        Some(true) => None,
-        Some(false) => Some(Step {
-            id,
-            domain: Domain::Trust,
-            title,
-            reason: "the store's root_ca.crt is missing from a trust store".into(),
-            diff: String::new(),
-            action: Action::Trust,
-            after: Vec::new(),
+/// One step per certificate due: its renewal as planned, shown file by file.
+fn certificate_steps(input: &PlanInput<'_>, after: &[String]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (name, reasons) in &input.observed.certs_due {
+        let Some(cert) = input.model.certificates.iter().find(|c| &c.name == name) else { continue };
+        let renewal = renewal_plan(input.model, cert, input.store_dir);
+        steps.push(Step {
+            id: format!("cert:{name}"),
+            domain: Domain::Certs,
+            title: format!("renew certificate {name}"),
+            reason: reasons.join(", "),
+            diff: renewal.to_text(),
+            action: Action::Certificate { renewal },
+            after: after.to_vec(),
             lock: None,
             node: None,
             calls: 1,
-        }),
-        None => Some(Step::blocked(
-            id,
-            Domain::Trust,
-            title,
-            "there is no CA root in the certificate store: run `phoenix certs trust --root FILE` first",
-            Vec::new(),
-        )),
+        });
     }
+    steps
+}
+
+fn trust_step(input: &PlanInput<'_>) -> Option<Step> {
+    let (id, title) = ("trust".to_string(), "install the CA root on the host and the edge guests".to_string());
+    let root = match (input.observed.trust_in_place, &input.observed.trust_root) {
+        (Some(true), _) => return None,
+        (Some(false), Some(root)) => root,
+        _ => {
+            let reason = "there is no CA root in the certificate store: run `phoenix certs trust --root FILE` first";
+            return Some(Step::blocked(id, Domain::Trust, title, reason, Vec::new()));
+        }
+    };
+    let (files, actions) = trust_plan(input.model, root, input.store_dir, input.host_trust_file);
+    let diff = files.iter().map(|f| format!("install {}\n", f.to_text())).chain(actions.iter().map(|a| format!("then {a}\n"))).collect();
+    Some(Step {
+        id,
+        domain: Domain::Trust,
+        title,
+        reason: "the store's root_ca.crt is missing from a trust store".into(),
+        diff,
+        action: Action::Trust { files, actions },
+        after: Vec::new(),
+        lock: None,
+        node: None,
+        calls: 1,
+    })
 }
 
 /// The rendered `.fw` files, parsed, by path.

@@ -13,8 +13,7 @@ use crate::certs::{self, apply_change, RenewRequest};
 pub use crate::traits::{PortainerApi, PveApi};
 use crate::traits::{DriverError, Issuer, Target};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use phoenix_model::paths::STORE_ROOT_FILE;
-use phoenix_core::deploy::{FileWrite, Place, PostAction};
+use phoenix_core::deploy::{FileWrite, PostAction};
 use phoenix_core::plan::{Action, Plan, Step};
 use phoenix_core::render::RenderedFile;
 use phoenix_model::model::Model;
@@ -278,29 +277,26 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         Action::Blocked => failed(step.reason.clone()),
         Action::Pve { requests } => pve::run(drivers.pve, requests).await,
         Action::File { file } => write_file(file, drivers.model, drivers.target, options.run_commands).await,
-        Action::Certs { names } => {
+        Action::Certificate { renewal } => {
             let request = RenewRequest {
                 store_dir: options.store_dir.clone(),
-                names: names.clone(),
+                names: vec![renewal.name.clone()],
                 force: false,
                 now: options.now,
                 skip_post_actions: !options.run_commands,
             };
-            match certs::renew(drivers.model, &request, drivers.issuer, drivers.target).await {
-                Ok(report) if report.failed() => failed(certs::to_human(&report).trim_end().replace('\n', "; ")),
-                Ok(_) => StepOutcome::Done { note: None },
-                Err(certs::UnknownNames(names)) => failed(format!("unknown certificates {}", names.join(", "))),
+            match certs::renew_planned(drivers.model, renewal, &request, drivers.issuer, drivers.target).await {
+                certs::Outcome::Failed { stage, message, restored } => {
+                    let state = if restored { "previous files in place" } else { "PREVIOUS FILES NOT ALL RESTORED" };
+                    failed(format!("{stage:?}: {message} [{state}]"))
+                }
+                _ => StepOutcome::Done { note: None },
             }
         }
-        Action::Trust => {
-            let root_place = Place::host(format!("{}/{STORE_ROOT_FILE}", options.store_dir.trim_end_matches('/')));
-            let root = match drivers.target.read(&root_place).await {
-                Ok(Some(root)) => String::from_utf8_lossy(&root).into_owned(),
-                Ok(None) => return failed(format!("{root_place} is missing")),
-                Err(error) => return failed(error.message),
-            };
-            match certs::trust(drivers.model, &root, &options.store_dir, &options.host_trust_file, options.run_commands, drivers.target).await {
-                Ok(_) => StepOutcome::Done { note: (!options.run_commands).then(|| "trust stores not rebuilt (rehearsal)".to_string()) },
+        Action::Trust { files, actions } => {
+            let actions = if options.run_commands { actions.as_slice() } else { &[] };
+            match apply_change(drivers.target, files, actions).await {
+                Ok(()) => StepOutcome::Done { note: (!options.run_commands).then(|| "trust stores not rebuilt (rehearsal)".to_string()) },
                 Err(error) => failed(error.message),
             }
         }
@@ -348,5 +344,7 @@ pub async fn plan_sync<P: PveApi, Q: PortainerApi, T: Target>(
         observed: &observed,
         domains: input.domains,
         secret,
+        store_dir: input.store_dir,
+        host_trust_file: input.host_trust_file,
     }))
 }

@@ -145,9 +145,14 @@ pub async fn certs_due(model: &Model, store_dir: &str, now: u64, target: &impl T
     Ok(due)
 }
 
-/// Whether the store's CA root is everywhere `phoenix certs trust` puts it; `None` when the
-/// store has no root.
-pub async fn trust_in_place(model: &Model, store_dir: &str, host_trust_file: &str, target: &impl Target) -> Result<Option<bool>, DriverError> {
+/// The store's CA root, and whether it is everywhere `phoenix certs trust` puts it; `None`
+/// when the store has no root.
+pub async fn trust_in_place(
+    model: &Model,
+    store_dir: &str,
+    host_trust_file: &str,
+    target: &impl Target,
+) -> Result<Option<(String, bool)>, DriverError> {
     let Some(root) = target.read(&Place::host(format!("{}/{STORE_ROOT_FILE}", store_dir.trim_end_matches('/')))).await? else {
         return Ok(None);
     };
@@ -155,10 +160,10 @@ pub async fn trust_in_place(model: &Model, store_dir: &str, host_trust_file: &st
     let (files, _) = renewal::trust_plan(model, &root_text, store_dir, host_trust_file);
     for file in files {
         if target.read(&file.place).await?.as_deref() != Some(file.content.as_slice()) {
-            return Ok(Some(false));
+            return Ok(Some((root_text, false)));
         }
     }
-    Ok(Some(true))
+    Ok(Some((root_text, true)))
 }
 
 /// Portainer's environments and stacks (with each stack's compose file).
@@ -198,7 +203,9 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
         observed.certs_due = certs_due(input.model, input.store_dir, input.now, input.target).await?;
     }
     if wants(Domain::Trust) {
-        observed.trust_in_place = trust_in_place(input.model, input.store_dir, input.host_trust_file, input.target).await?;
+        let trust = trust_in_place(input.model, input.store_dir, input.host_trust_file, input.target).await?;
+        observed.trust_in_place = trust.as_ref().map(|(_, in_place)| *in_place);
+        observed.trust_root = trust.map(|(root, _)| root);
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
         observed.portainer = Some(portainer(input.portainer).await.map_err(|e| DriverError::new(format!("Portainer: {e}")))?);
