@@ -1,5 +1,8 @@
-//! phoenix-core: the pure middle of phoenix's pipeline. Today: rendering every file phoenix
-//! manages from the model. Later: the hop model's analysis, planning and reports.
+//! phoenix-core: the pure middle of phoenix's pipeline: the edge as hops ([`edge`]), every
+//! file phoenix manages rendered from the model ([`render`]), the assessment of every flow
+//! ([`analyze`]), certificate status and renewal plans ([`certificates`]), the sync planner
+//! ([`plan`]) and the lab as data ([`lab`]); and the vocabulary they share: where files go and
+//! what runs after them ([`deploy`]), pve-firewall's `.fw` format ([`pve_fw`]).
 //! Nothing here does I/O; the clock, file contents and observations come in as arguments.
 
 pub mod analyze;

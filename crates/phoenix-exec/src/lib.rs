@@ -1,6 +1,7 @@
-//! phoenix-exec: the traits phoenix's drivers implement (where files go and commands run, who
-//! issues certificates) and the operations that carry a decision of the pure core out through
-//! them. It decides nothing the core can decide, and it touches the world only through the
+//! phoenix-exec: the traits phoenix's drivers implement ([`traits`]: where files go and
+//! commands run, who issues certificates, the Proxmox VE and Portainer APIs) and the operations
+//! that carry a decision of the pure core out through them (sync's observe and apply,
+//! certificate renewal and trust, installs with rollback). It decides nothing the core can decide, and it touches the world only through the
 //! traits, so every operation runs against fakes in tests.
 
 pub mod certs;

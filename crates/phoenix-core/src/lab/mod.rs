@@ -132,10 +132,33 @@ fn v4(model: &Model, endpoint: Endpoint) -> Option<Ipv4Addr> {
 /// `phoenix assess`, certificates judged from the lab's store) whose ends are in the lab.
 /// `rendered` gives dnsmasq's and the gateway's configurations.
 pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rendered: &Rendered) -> LabSpec {
+    let mut namespaces = namespaces(model, state);
+    let services = place_services(model, rendered, &mut namespaces);
+    let mut probes = declared_probes(model, state, verdicts, &services, &mut namespaces);
+    probes.retain(|p| namespaces.contains_key(&p.from));
+    probes.extend(undeclared_probes(model, state, &namespaces, &probes));
+    let identity = |p: &Probe| {
+        (
+            p.from.clone(),
+            p.to.clone(),
+            p.port,
+            p.proto,
+            p.dns.as_ref().map(|d| d.name.clone()),
+            p.tls.as_ref().map(|t| (t.server_name.clone(), t.client_certificate.clone())),
+        )
+    };
+    probes.sort_by_key(identity);
+    probes.dedup_by_key(|p| identity(p));
+    LabSpec { namespaces: namespaces.into_values().collect(), probes }
+}
+
+/// One namespace per addressed guest, the host and the outside client, each with its
+/// compiled ruleset and the guest's name servers; nothing listens yet.
+fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespace> {
     let prefix = model.host.subnet.as_ref().map(|s| s.value.prefix_len()).unwrap_or(24);
     let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
     let mut namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
-    let mut add = |key: String, iface: &str, address: Ipv4Addr, ruleset: String| {
+    let mut add = |key: String, iface: &str, address: Ipv4Addr, ruleset: String, nameservers: Vec<Ipv4Addr>| {
         let namespace = Namespace {
             key: key.clone(),
             iface: iface.to_string(),
@@ -149,25 +172,16 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
             nginx: None,
             files: Vec::new(),
             acme_port: None,
-            nameservers: Vec::new(),
+            nameservers,
         };
         namespaces.insert(key, namespace);
     };
     if let Some(ip) = model.host.ip() {
-        add("host".into(), &bridge, ip, nft::ruleset(state, nft::Node::Host));
+        add("host".into(), &bridge, ip, nft::ruleset(state, nft::Node::Host), Vec::new());
     }
     for guest in model.guests.values() {
         if let Some(ip) = guest.address() {
-            add(format!("guest-{}", guest.id), nft::GUEST_IFACE, ip, nft::ruleset(state, nft::Node::Guest(guest.id)));
-        }
-    }
-    if let std::net::IpAddr::V4(outside) = EXTERNAL_CLIENT {
-        // The outside client has no Proxmox firewall of its own.
-        add("outside".into(), "eth0", outside, "flush ruleset\n".into());
-    }
-    for guest in model.guests.values() {
-        if let Some(namespace) = namespaces.get_mut(&format!("guest-{}", guest.id)) {
-            namespace.nameservers = guest
+            let nameservers = guest
                 .nic
                 .nameservers
                 .iter()
@@ -176,8 +190,28 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
                     std::net::IpAddr::V6(_) => None,
                 })
                 .collect();
+            add(format!("guest-{}", guest.id), nft::GUEST_IFACE, ip, nft::ruleset(state, nft::Node::Guest(guest.id)), nameservers);
         }
     }
+    if let std::net::IpAddr::V4(outside) = EXTERNAL_CLIENT {
+        // The outside client has no Proxmox firewall of its own.
+        add("outside".into(), "eth0", outside, "flush ruleset\n".into(), Vec::new());
+    }
+    namespaces
+}
+
+/// Where the lab's real services run.
+struct Services {
+    /// The namespace serving DNS and its address.
+    dns_key: String,
+    dns_server: Option<Ipv4Addr>,
+    /// The gateway's namespace.
+    gateway_key: Option<String>,
+}
+
+/// Puts dnsmasq, the gateway's nginx, Step-CA's ACME port and Traefik's stand-in into their
+/// namespaces.
+fn place_services(model: &Model, rendered: &Rendered, namespaces: &mut BTreeMap<String, Namespace>) -> Services {
     let dns_key = match model.edge.dns {
         Some(id) => format!("guest-{id}"),
         None => "host".to_string(),
@@ -210,6 +244,18 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
             namespace.files = guest_files(model, traefik.id);
         }
     }
+    Services { dns_key, dns_server, gateway_key }
+}
+
+/// A probe per judged hop, with the static verdicts it must agree with; each destination
+/// namespace learns the ports (and TLS certificates) it must listen with.
+fn declared_probes(
+    model: &Model,
+    state: &FirewallState,
+    verdicts: &[FlowVerdict],
+    services: &Services,
+    namespaces: &mut BTreeMap<String, Namespace>,
+) -> Vec<Probe> {
     let mut probes = Vec::new();
     for flow in verdicts {
         for judged in &flow.hops {
@@ -220,9 +266,9 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
                 continue;
             }
             let verdict = evaluate(state, model, hop.from, hop.to, Packet { proto: hop.proto, dport: Some(hop.port) });
-            let dns = match (&hop.name, &judged.dns, dns_server) {
+            let dns = match (&hop.name, &judged.dns, services.dns_server) {
                 (Some(name), Some(check), Some(server)) => {
-                    let from = if from == "outside" { dns_key.clone() } else { from.clone() };
+                    let from = if from == "outside" { services.dns_key.clone() } else { from.clone() };
                     Some(DnsProbe { name: name.clone(), server, want: address, from, expected: check.status == Status::Ok })
                 }
                 _ => None,
@@ -242,27 +288,20 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
                 target.tcp.insert(hop.port);
             }
             let first = std::ptr::eq(judged, &flow.hops[0]);
-            let http = (flow.id.starts_with("route:") && first && Some(&to) == gateway_key.as_ref()).then(|| HttpProbe {
+            let http = (flow.id.starts_with("route:") && first && Some(&to) == services.gateway_key.as_ref()).then(|| HttpProbe {
                 host: hop.name.clone().unwrap_or_default(),
                 expected: flow.hops.iter().all(|h| h.status != Status::Fail),
             });
-            probes.push(Probe {
-                flow: flow.id.clone(),
-                from,
-                to,
-                address,
-                port: hop.port,
-                proto: hop.proto,
-                expected: verdict.passes,
-                dns,
-                tls,
-                http,
-            });
+            let (port, proto, expected) = (hop.port, hop.proto, verdict.passes);
+            probes.push(Probe { flow: flow.id.clone(), from, to, address, port, proto, expected, dns, tls, http });
         }
     }
-    probes.retain(|p| namespaces.contains_key(&p.from));
-    // Every other namespace tries every port a namespace listens on: connections nobody
-    // declared, which the firewall should mostly refuse, so both verdicts get tested.
+    probes
+}
+
+/// Every other namespace tries every port a namespace listens on: connections nobody
+/// declared, which the firewall should mostly refuse, so both verdicts get tested.
+fn undeclared_probes(model: &Model, state: &FirewallState, namespaces: &BTreeMap<String, Namespace>, declared: &[Probe]) -> Vec<Probe> {
     let endpoints: BTreeMap<String, Endpoint> = namespaces
         .keys()
         .filter_map(|k| {
@@ -274,44 +313,21 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
             Some((k.clone(), endpoint))
         })
         .collect();
-    for (to, target) in &namespaces {
+    let mut probes = Vec::new();
+    for (to, target) in namespaces {
         for (from, source) in endpoints.iter().filter(|(from, _)| *from != to) {
             let listening = target.tcp.iter().map(|p| (*p, 6u8)).chain(target.udp.iter().map(|p| (*p, 17u8)));
             for (port, proto) in listening {
-                let declared = probes.iter().any(|p| &p.from == from && &p.to == to && p.port == port && p.proto == proto);
-                if declared {
+                if declared.iter().any(|p| &p.from == from && &p.to == to && p.port == port && p.proto == proto) {
                     continue;
                 }
                 let verdict = evaluate(state, model, *source, endpoints[to], Packet { proto, dport: Some(port) });
-                let (from, to, address) = (from.clone(), to.clone(), target.address);
-                probes.push(Probe {
-                    flow: "undeclared".into(),
-                    from,
-                    to,
-                    address,
-                    port,
-                    proto,
-                    expected: verdict.passes,
-                    dns: None,
-                    tls: None,
-                    http: None,
-                });
+                let (from, to, address, expected) = (from.clone(), to.clone(), target.address, verdict.passes);
+                probes.push(Probe { flow: "undeclared".into(), from, to, address, port, proto, expected, dns: None, tls: None, http: None });
             }
         }
     }
-    let identity = |p: &Probe| {
-        (
-            p.from.clone(),
-            p.to.clone(),
-            p.port,
-            p.proto,
-            p.dns.as_ref().map(|d| d.name.clone()),
-            p.tls.as_ref().map(|t| (t.server_name.clone(), t.client_certificate.clone())),
-        )
-    };
-    probes.sort_by_key(identity);
-    probes.dedup_by_key(|p| identity(p));
-    LabSpec { namespaces: namespaces.into_values().collect(), probes }
+    probes
 }
 
 /// Whether a probe source is one of the lab's kinds of namespace.

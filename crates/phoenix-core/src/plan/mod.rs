@@ -325,12 +325,10 @@ fn requests_step(
 /// can switch the whole firewall on) wait for every scope's rules; a NIC's firewall flag
 /// waits for its guest's rules and options.
 fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<Step> {
-    let node = pve.node.as_str();
     let mut scopes = vec![
         (FwScope::Cluster, phoenix_model::paths::CLUSTER_FW.to_string()),
         (FwScope::Host, phoenix_model::paths::host_fw(&model.host.node_name)),
     ];
-    let mut steps = Vec::new();
     let mut missing = Vec::new();
     for guest in model.guests.values() {
         if pve.guests.get(&guest.id) == Some(&guest.kind) {
@@ -339,84 +337,17 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
             missing.push(guest.id);
         }
     }
-    let mut rule_steps = Vec::new();
-    let empty = FwFile::default();
-    let firewalls = rendered_firewalls(rendered);
-    let nics: BTreeMap<GuestId, &str> = rendered.settings.iter().filter(|s| s.key == "net0").map(|s| (s.guest, s.value.as_str())).collect();
-    let mut cluster_refs = false;
+    let context = ScopeContext {
+        pve,
+        firewalls: rendered_firewalls(rendered),
+        nics: rendered.settings.iter().filter(|s| s.key == "net0").map(|s| (s.guest, s.value.as_str())).collect(),
+    };
+    let (mut steps, mut rule_steps, mut cluster_refs) = (Vec::new(), Vec::new(), false);
     for (scope, path) in &scopes {
-        let desired = firewalls.get(path.as_str()).unwrap_or(&empty);
-        let observed = pve.firewalls.get(scope).unwrap_or(&empty);
-        let label = scope.label();
-        let key = format!("firewall:{}", label.replace(' ', ":"));
-        let lock = Some(match scope {
-            FwScope::Guest(id, _) => format!("guest:{id}"),
-            _ => "cluster-firewall".to_string(),
-        });
-        let mut after = Vec::new();
-        if !matches!(scope, FwScope::Cluster) && cluster_refs {
-            after.push("firewall:cluster:refs".to_string());
-        }
-        let refs = pve::reference_requests(*scope, node, desired, observed, &pve.rule_digests);
-        if let Some(step) = requests_step(
-            format!("{key}:refs"),
-            format!("firewall {label}: aliases, ipsets, groups"),
-            "references differ from the rendered firewall",
-            refs,
-            after.clone(),
-            lock.clone(),
-        ) {
-            cluster_refs |= matches!(scope, FwScope::Cluster);
-            after.push(step.id.clone());
-            steps.push(step);
-        }
-        let rules_path = format!("{}/rules", scope.base(node));
-        let digest = pve.rule_digests.get(&rules_path).map(String::as_str);
-        let mut rules = pve::rules_requests(&rules_path, &desired.rules, &observed.rules, digest);
-        rules.extend(pve::cleanup_requests(*scope, node, desired, observed, &pve.rule_digests));
-        if let Some(step) = requests_step(
-            format!("{key}:rules"),
-            format!("firewall {label}: rules"),
-            "rules differ from the rendered firewall",
-            rules,
-            after.clone(),
-            lock.clone(),
-        ) {
-            after.push(step.id.clone());
-            rule_steps.push(step.id.clone());
-            steps.push(step);
-        }
-        let options = pve::options_request(&scope.base(node), &desired.options, &observed.options).into_iter().collect();
-        let option_after = if matches!(scope, FwScope::Cluster) { Vec::new() } else { after.clone() };
-        if let Some(step) = requests_step(
-            format!("{key}:options"),
-            format!("firewall {label}: options"),
-            "options differ from the rendered firewall",
-            options,
-            option_after,
-            lock.clone(),
-        ) {
-            after.push(step.id.clone());
-            steps.push(step);
-        }
-        if let FwScope::Guest(id, kind) = scope {
-            let current = pve.nics.get(id);
-            if let Some(net0) = nics.get(id).and_then(|rendered| pve::nic_update(current.map(String::as_str), rendered)) {
-                // The change takes only this guest's config lock (pct/qm set lock the guest).
-                let request = pve::nic_request(node, *id, *kind, &net0);
-                if let Some(mut step) = requests_step(
-                    format!("nic:{id}"),
-                    format!("guest {id}: net0 (firewall flag)"),
-                    "a key phoenix renders differs in the NIC (the MAC and other keys stay as they are)",
-                    vec![request],
-                    after.clone(),
-                    lock,
-                ) {
-                    step.diff = format!("- net0: {}\n+ net0: {net0}\n", current.map(String::as_str).unwrap_or("(none)"));
-                    steps.push(step);
-                }
-            }
-        }
+        let found = scope_steps(&context, *scope, path, cluster_refs);
+        cluster_refs |= matches!(scope, FwScope::Cluster) && found.steps.iter().any(|s| s.id.ends_with(":refs"));
+        rule_steps.extend(found.rules);
+        steps.extend(found.steps);
     }
     // The cluster options (enable, policies) go last: switching the firewall on before the
     // rules are in place would cut guests off.
@@ -427,7 +358,7 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
         steps.push(Step::blocked(
             format!("guest:{id}"),
             Domain::Firewall,
-            format!("guest {id} does not exist on node {node}"),
+            format!("guest {id} does not exist on node {}", pve.node),
             "phoenix sync does not create guests; create it (or fix its id and type) first",
             Vec::new(),
         ));
@@ -436,4 +367,85 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
     let order = |s: &Step| if s.id == "firewall:cluster:options" { 1 } else { 0 };
     steps.sort_by_key(order);
     steps
+}
+
+/// What every scope's steps are planned from.
+struct ScopeContext<'a> {
+    pve: &'a PveObserved,
+    /// The rendered `.fw` files, parsed, by path.
+    firewalls: BTreeMap<&'a str, FwFile>,
+    /// Each guest's rendered `net0`.
+    nics: BTreeMap<GuestId, &'a str>,
+}
+
+/// The steps of one scope, and the id of its rules step (the cluster options wait for it).
+struct ScopeSteps {
+    steps: Vec<Step>,
+    rules: Option<String>,
+}
+
+/// One firewall scope: its references (aliases, ipsets, groups), its rules and the references
+/// no longer used, its options, and for a guest its NIC flag, each waiting for the one before.
+/// Other scopes' references wait for the cluster's (`cluster_refs`), which they may name.
+fn scope_steps(context: &ScopeContext<'_>, scope: FwScope, path: &str, cluster_refs: bool) -> ScopeSteps {
+    let (pve, node) = (context.pve, context.pve.node.as_str());
+    let empty = FwFile::default();
+    let desired = context.firewalls.get(path).unwrap_or(&empty);
+    let observed = pve.firewalls.get(&scope).unwrap_or(&empty);
+    let label = scope.label();
+    let key = format!("firewall:{}", label.replace(' ', ":"));
+    let lock = Some(match scope {
+        FwScope::Guest(id, _) => format!("guest:{id}"),
+        _ => "cluster-firewall".to_string(),
+    });
+    let mut found = ScopeSteps { steps: Vec::new(), rules: None };
+    let mut after = Vec::new();
+    if !matches!(scope, FwScope::Cluster) && cluster_refs {
+        after.push("firewall:cluster:refs".to_string());
+    }
+    let refs = pve::reference_requests(scope, node, desired, observed, &pve.rule_digests);
+    let what = (format!("{key}:refs"), format!("firewall {label}: aliases, ipsets, groups"));
+    if let Some(step) = requests_step(what.0, what.1, "references differ from the rendered firewall", refs, after.clone(), lock.clone()) {
+        after.push(step.id.clone());
+        found.steps.push(step);
+    }
+    let rules_path = format!("{}/rules", scope.base(node));
+    let digest = pve.rule_digests.get(&rules_path).map(String::as_str);
+    let mut rules = pve::rules_requests(&rules_path, &desired.rules, &observed.rules, digest);
+    rules.extend(pve::cleanup_requests(scope, node, desired, observed, &pve.rule_digests));
+    let what = (format!("{key}:rules"), format!("firewall {label}: rules"));
+    if let Some(step) = requests_step(what.0, what.1, "rules differ from the rendered firewall", rules, after.clone(), lock.clone()) {
+        after.push(step.id.clone());
+        found.rules = Some(step.id.clone());
+        found.steps.push(step);
+    }
+    let options = pve::options_request(&scope.base(node), &desired.options, &observed.options).into_iter().collect();
+    let option_after = if matches!(scope, FwScope::Cluster) { Vec::new() } else { after.clone() };
+    let what = (format!("{key}:options"), format!("firewall {label}: options"));
+    if let Some(step) = requests_step(what.0, what.1, "options differ from the rendered firewall", options, option_after, lock.clone()) {
+        after.push(step.id.clone());
+        found.steps.push(step);
+    }
+    if let FwScope::Guest(id, kind) = scope {
+        found.steps.extend(nic_step(context, id, kind, after, lock));
+    }
+    found
+}
+
+/// A guest's `net0` when a key phoenix renders (its firewall flag) differs.
+fn nic_step(context: &ScopeContext<'_>, id: GuestId, kind: GuestKind, after: Vec<String>, lock: Option<String>) -> Option<Step> {
+    let current = context.pve.nics.get(&id);
+    let net0 = context.nics.get(&id).and_then(|rendered| pve::nic_update(current.map(String::as_str), rendered))?;
+    // The change takes only this guest's config lock (pct/qm set lock the guest).
+    let request = pve::nic_request(&context.pve.node, id, kind, &net0);
+    let mut step = requests_step(
+        format!("nic:{id}"),
+        format!("guest {id}: net0 (firewall flag)"),
+        "a key phoenix renders differs in the NIC (the MAC and other keys stay as they are)",
+        vec![request],
+        after,
+        lock,
+    )?;
+    step.diff = format!("- net0: {}\n+ net0: {net0}\n", current.map(String::as_str).unwrap_or("(none)"));
+    Some(step)
 }

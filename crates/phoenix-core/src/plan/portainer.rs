@@ -7,7 +7,7 @@
 use super::{Action, Domain, Step};
 use crate::render::stacks::{ownership_labels, stack_dir};
 use crate::render::Rendered;
-use phoenix_model::model::{Model, PortainerRole, SecretRef, VariableValue};
+use phoenix_model::model::{Guest, Model, PortainerRole, SecretRef, StackAssignment, Variable, VariableValue};
 use serde::{Serialize, Serializer};
 
 /// Portainer's EndpointCreationType for a local Docker socket and for an agent.
@@ -194,90 +194,91 @@ pub fn steps(
     }
     for guest in model.guests.values() {
         for assignment in &guest.stacks {
-            let (Some(stack), Some(environment)) = (
-                model.stacks.get(&assignment.name.value),
-                model.stacks.get(&assignment.name.value).and_then(|s| s.environments.get(&assignment.environment.value)),
-            ) else {
-                continue;
-            };
-            let path = format!("{}/docker-compose.yml", stack_dir(&stack.name, &environment.name));
-            let Some(file) = rendered.files.iter().find(|f| f.target == crate::deploy::Machine::Guest(guest.id) && f.path == path) else {
-                continue;
-            };
-            let name = stack_name(&stack.name, &environment.name);
-            let id = format!("stack:{}:{name}", guest.name);
             let mut after = base_after.clone();
             after.extend(endpoint_steps.get(&guest.name).filter(|_| endpoints).cloned());
-            let mut env = Vec::new();
-            let mut unresolved = Vec::new();
-            for variable in &environment.variables {
-                match &variable.value {
-                    Some(VariableValue::Plain(value)) => {
-                        env.push(EnvVar { name: variable.name.clone(), value: value.clone(), secret: false })
-                    }
-                    Some(VariableValue::Secret(reference)) => match secret(reference) {
-                        Some(value) => env.push(EnvVar { name: variable.name.clone(), value, secret: true }),
-                        None => unresolved.push(variable.name.clone()),
-                    },
-                    None => env.push(EnvVar { name: variable.name.clone(), value: String::new(), secret: false }),
-                }
-            }
-            if !unresolved.is_empty() {
-                let reason = format!("secret variable(s) {} have no value here (set them in the environment)", unresolved.join(", "));
-                out.push(Step::blocked(id, Domain::Stacks, format!("stack {name} on {}", guest.name), reason, after));
-                continue;
-            }
-            let endpoint_id = observed.endpoints.iter().find(|e| e.name == guest.name).map(|e| e.id);
-            let current = observed.stacks.iter().find(|s| s.name == name && Some(s.endpoint_id) == endpoint_id);
-            let owned = ownership_labels(&stack.name, &environment.name)[0].clone();
-            let operation = match current {
-                None => Operation::CreateStack { endpoint: guest.name.clone(), name: name.clone(), content: file.content.clone(), env },
-                Some(current) if !current.file.contains(&owned) => {
-                    let reason = format!(
-                        "a stack named {name} exists and phoenix does not own it (its compose file lacks {owned}); phoenix leaves it alone"
-                    );
-                    out.push(Step::blocked(id, Domain::Stacks, format!("stack {name} on {}", guest.name), reason, after));
-                    continue;
-                }
-                Some(current) => {
-                    let env_now: Vec<(String, String)> = env.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
-                    let mut observed_env = current.env.clone();
-                    observed_env.sort();
-                    let mut wanted_env = env_now.clone();
-                    wanted_env.sort();
-                    if current.file == file.content && observed_env == wanted_env {
-                        continue;
-                    }
-                    Operation::UpdateStack {
-                        id: current.id,
-                        endpoint: guest.name.clone(),
-                        name: name.clone(),
-                        content: file.content.clone(),
-                        env,
-                    }
-                }
-            };
-            let (reason, diff) = match (&operation, current) {
-                (Operation::UpdateStack { .. }, Some(current)) => (
-                    "the deployed stack differs".to_string(),
-                    similar::TextDiff::from_lines(&current.file, &file.content)
-                        .unified_diff()
-                        .context_radius(2)
-                        .header("deployed", "rendered")
-                        .to_string(),
-                ),
-                _ => ("the stack is not deployed".to_string(), format!("+ stack {name} on {}\n", guest.name)),
-            };
-            out.push(step(
-                id,
-                Domain::Stacks,
-                format!("stack {name} on {}", guest.name),
-                reason,
-                diff,
-                Action::Portainer { operation },
-                after,
-            ));
+            out.extend(stack_step(model, rendered, observed, guest, assignment, secret, after));
         }
     }
     out
+}
+
+/// A stack's environment: plain variables, and secrets resolved; the names of secrets that
+/// have no value here are the error.
+fn stack_env(variables: &[Variable], secret: &dyn Fn(&SecretRef) -> Option<String>) -> Result<Vec<EnvVar>, Vec<String>> {
+    let mut env = Vec::new();
+    let mut unresolved = Vec::new();
+    for variable in variables {
+        match &variable.value {
+            Some(VariableValue::Plain(value)) => env.push(EnvVar { name: variable.name.clone(), value: value.clone(), secret: false }),
+            Some(VariableValue::Secret(reference)) => match secret(reference) {
+                Some(value) => env.push(EnvVar { name: variable.name.clone(), value, secret: true }),
+                None => unresolved.push(variable.name.clone()),
+            },
+            None => env.push(EnvVar { name: variable.name.clone(), value: String::new(), secret: false }),
+        }
+    }
+    if unresolved.is_empty() {
+        Ok(env)
+    } else {
+        Err(unresolved)
+    }
+}
+
+/// The step that creates or updates one stack of a guest, when it is not as rendered; a
+/// same-named stack phoenix does not own, or a secret without a value, blocks it.
+fn stack_step(
+    model: &Model,
+    rendered: &Rendered,
+    observed: &PortainerObserved,
+    guest: &Guest,
+    assignment: &StackAssignment,
+    secret: &dyn Fn(&SecretRef) -> Option<String>,
+    after: Vec<String>,
+) -> Option<Step> {
+    let stack = model.stacks.get(&assignment.name.value)?;
+    let environment = stack.environments.get(&assignment.environment.value)?;
+    let path = format!("{}/docker-compose.yml", stack_dir(&stack.name, &environment.name));
+    let file = rendered.files.iter().find(|f| f.target == crate::deploy::Machine::Guest(guest.id) && f.path == path)?;
+    let name = stack_name(&stack.name, &environment.name);
+    let (id, title) = (format!("stack:{}:{name}", guest.name), format!("stack {name} on {}", guest.name));
+    let env = match stack_env(&environment.variables, secret) {
+        Ok(env) => env,
+        Err(unresolved) => {
+            let reason = format!("secret variable(s) {} have no value here (set them in the environment)", unresolved.join(", "));
+            return Some(Step::blocked(id, Domain::Stacks, title, reason, after));
+        }
+    };
+    let endpoint_id = observed.endpoints.iter().find(|e| e.name == guest.name).map(|e| e.id);
+    let current = observed.stacks.iter().find(|s| s.name == name && Some(s.endpoint_id) == endpoint_id);
+    let owned = ownership_labels(&stack.name, &environment.name)[0].clone();
+    let (operation, reason, diff) = match current {
+        None => (
+            Operation::CreateStack { endpoint: guest.name.clone(), name: name.clone(), content: file.content.clone(), env },
+            "the stack is not deployed".to_string(),
+            format!("+ stack {name} on {}\n", guest.name),
+        ),
+        Some(current) if !current.file.contains(&owned) => {
+            let reason =
+                format!("a stack named {name} exists and phoenix does not own it (its compose file lacks {owned}); phoenix leaves it alone");
+            return Some(Step::blocked(id, Domain::Stacks, title, reason, after));
+        }
+        Some(current) => {
+            let mut observed_env = current.env.clone();
+            observed_env.sort();
+            let mut wanted_env: Vec<(String, String)> = env.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
+            wanted_env.sort();
+            if current.file == file.content && observed_env == wanted_env {
+                return None;
+            }
+            let diff = similar::TextDiff::from_lines(&current.file, &file.content)
+                .unified_diff()
+                .context_radius(2)
+                .header("deployed", "rendered")
+                .to_string();
+            let operation =
+                Operation::UpdateStack { id: current.id, endpoint: guest.name.clone(), name: name.clone(), content: file.content.clone(), env };
+            (operation, "the deployed stack differs".to_string(), diff)
+        }
+    };
+    Some(step(id, Domain::Stacks, title, reason, diff, Action::Portainer { operation }, after))
 }
