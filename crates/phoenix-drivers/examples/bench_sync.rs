@@ -117,7 +117,18 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
     let rendered = phoenix_core::render::render_all(&big);
     let fake = start_fake(&big, Duration::ZERO);
     let (pve, portainer) = clients(&fake);
-    let input = ObserveInput { model: &big, rendered: &rendered, pve: &pve, portainer: &portainer, node: &big.host.node_name, ..input };
+    // The firewall alone, as before file steps were benchmarked; the files' plan (a diff of
+    // each whole new file) is timed separately below.
+    let firewall: BTreeSet<Domain> = [Domain::Firewall].into();
+    let input = ObserveInput {
+        model: &big,
+        rendered: &rendered,
+        pve: &pve,
+        portainer: &portainer,
+        node: &big.host.node_name,
+        domains: &firewall,
+        ..input
+    };
     let clock = Instant::now();
     let observed = observe(&input).await.expect("observe");
     let observing = clock.elapsed();
@@ -126,12 +137,43 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         model: &big,
         rendered: &rendered,
         observed: &observed,
-        domains: &domains,
+        domains: &firewall,
         secret: &|_| None,
         store_dir: "/nonexistent",
         host_trust_file: "/nonexistent",
     });
     let planning = clock.elapsed();
+    let files: BTreeSet<Domain> = [Domain::Dns, Domain::Gateway].into();
+    // Against the 500-guest files the first sync wrote: each file's diff is a real one.
+    let observed_files = phoenix_exec::sync::observe::files(&big, &rendered, &files, &target).await.expect("observe files");
+    let clock = Instant::now();
+    let new_files = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
+        model: &big,
+        rendered: &rendered,
+        observed: &phoenix_core::plan::Observed::default(),
+        domains: &files,
+        secret: &|_| None,
+        store_dir: "/nonexistent",
+        host_trust_file: "/nonexistent",
+    });
+    println!("plan {plan_guests} guests' DNS and gateway files, none deployed: {:.3} s ({} steps)", clock.elapsed().as_secs_f64(), new_files.steps.len());
+    let clock = Instant::now();
+    let file_plan = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
+        model: &big,
+        rendered: &rendered,
+        observed: &phoenix_core::plan::Observed { files: observed_files, ..Default::default() },
+        domains: &files,
+        secret: &|_| None,
+        store_dir: "/nonexistent",
+        host_trust_file: "/nonexistent",
+    });
+    let bytes: usize = file_plan.steps.iter().map(|s| s.diff.len()).sum();
+    println!(
+        "plan {plan_guests} guests' DNS and gateway files over the 500 guests' ones: {:.3} s ({} steps, {:.1} MB of diff)",
+        clock.elapsed().as_secs_f64(),
+        file_plan.steps.len(),
+        bytes as f64 / 1e6
+    );
     println!(
         "plan {plan_guests} guests (no latency): observe {:.2} s, plan {:.3} s ({} steps)",
         observing.as_secs_f64(),

@@ -23,9 +23,7 @@ pub fn file_steps(rendered: &Rendered, observed: &Observed, domain: Domain, afte
         if current.as_deref() == Some(file.content.as_str()) {
             continue;
         }
-        let old = current.clone().unwrap_or_default();
-        let diff =
-            similar::TextDiff::from_lines(&old, &file.content).unified_diff().context_radius(2).header("deployed", "rendered").to_string();
+        let diff = crate::render::diff::unified(current.as_deref().unwrap_or_default(), &file.content, "deployed", "rendered", 2);
         let id = match domain {
             Domain::Dns => "dns".to_string(),
             _ => format!("file:{}:{}", file.target, file.path).replace(' ', "-"),

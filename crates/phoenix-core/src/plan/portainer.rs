@@ -270,11 +270,7 @@ fn stack_step(
             if current.file == file.content && observed_env == wanted_env {
                 return None;
             }
-            let diff = similar::TextDiff::from_lines(&current.file, &file.content)
-                .unified_diff()
-                .context_radius(2)
-                .header("deployed", "rendered")
-                .to_string();
+            let diff = crate::render::diff::unified(&current.file, &file.content, "deployed", "rendered", 2);
             let operation =
                 Operation::UpdateStack { id: current.id, endpoint: guest.name.clone(), name: name.clone(), content: file.content.clone(), env };
             (operation, "the deployed stack differs".to_string(), diff)
