@@ -107,7 +107,20 @@ fn a_configuration_with_errors_is_not_rendered_unless_asked() {
     let forced = phoenix(&["render", "--config", reference, "--allow-errors", "--out", dir.to_str().unwrap()]);
     assert_eq!(forced.status.code(), Some(0));
     assert!(dir.join("host/etc/pve/firewall/cluster.fw").exists());
+    // The errors it rendered despite are counted (the reference has 14).
+    let said = String::from_utf8_lossy(&forced.stderr);
+    assert!(said.contains("rendering despite 14 error(s) in the configuration (--allow-errors)"), "{said}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn diff_against_a_missing_folder_says_so_instead_of_listing_every_file_as_new() {
+    let output = phoenix(&["render", "--config", "examples/homelab/etc", "--diff", "/nonexistent/deployed"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "no diff is printed");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("/nonexistent/deployed does not exist: there is nothing to compare with"), "{said}");
+    assert!(said.contains("hint: "), "{said}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod certificates;
 pub mod deploy;
 pub mod edge;
 pub mod lab;
+pub mod pki;
 pub mod plan;
 pub mod pve_fw;
 pub mod render;

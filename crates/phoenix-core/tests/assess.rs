@@ -111,7 +111,7 @@ fn the_reference_as_deployed_filters_no_guest_traffic() {
 
 // ---- certificate files (--certs) ----------------------------------------------------------
 
-use phoenix_core::analyze::certs::CertStore;
+use phoenix_core::pki::CertStore;
 use phoenix_testkit::pki::{rcgen, TestCa, Usage};
 
 /// Certificates for every manifest entry of the example, signed by `ca`, with `adjust` able to

@@ -220,7 +220,22 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
     })
     .unwrap();
     let before = rig.pve.server.controls.requests.load(std::sync::atomic::Ordering::SeqCst);
-    let input = ObserveInput { pve: &pinned, ..input };
-    assert!(plan_sync(&input, &|_| None).await.is_err());
+    let pinned_input = ObserveInput { pve: &pinned, ..input };
+    let error = plan_sync(&pinned_input, &|_| None).await.unwrap_err();
     assert_eq!(rig.pve.server.controls.requests.load(std::sync::atomic::Ordering::SeqCst), before);
+    // The refusal names its cause: the verifier's words, not only reqwest's "error sending request".
+    assert!(error.message.contains("does not match the pinned fingerprint"), "{error}");
+
+    // A node certificate from another CA: rustls's reason is in the message.
+    let other_ca = PveClient::new(PveSettings {
+        url: rig.pve.url(),
+        token: rig.pve.token.clone().into(),
+        trust: Trust::Ca(rig.portainer.server.ca_file.clone()),
+        timeout: Duration::from_secs(2),
+        backoff: Backoff { attempts: 1, first_delay: Duration::from_millis(5) },
+        task_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let error = plan_sync(&ObserveInput { pve: &other_ca, ..input }, &|_| None).await.unwrap_err();
+    assert!(error.message.contains("invalid peer certificate") && error.message.contains("UnknownIssuer"), "{error}");
 }

@@ -5,7 +5,7 @@
 
 use crate::install::Installation;
 use crate::traits::{Issuer, Target};
-use phoenix_core::analyze::certs::CertStore;
+use phoenix_core::pki::CertStore;
 use phoenix_model::paths::STORE_ROOT_FILE;
 use phoenix_core::certificates::renewal::{self, Due};
 use phoenix_core::deploy::{Place, PostAction};
@@ -312,6 +312,14 @@ pub async fn apply_change(target: &impl Target, files: &[phoenix_core::deploy::F
     }
     Ok(())
 }
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ChangeError {}
 
 /// What `phoenix certs trust` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,6 +9,7 @@ use phoenix_core::certificates::renewal::OrderRequest;
 use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
 use phoenix_core::plan::pve::ApiRequest;
+use serde_json::Value;
 use std::future::Future;
 
 /// A failure reported by a driver, in words for the user: what failed, the error that caused
@@ -106,8 +107,22 @@ pub trait Issuer {
 pub trait PveApi {
     /// Runs one request and returns its `data`; a task's UPID is waited for until it ends
     /// (its warnings, when it ended `WARNINGS: n`, come with the reply).
-    fn call(&self, request: &ApiRequest) -> impl Future<Output = Result<crate::sync::PveReply, DriverError>>;
+    fn call(&self, request: &ApiRequest) -> impl Future<Output = Result<PveReply, DriverError>>;
 }
+
+/// A successful answer: its `data`, and the warnings of the task it waited for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PveReply {
+    pub data: Value,
+    pub warnings: Vec<String>,
+}
+
+impl From<Value> for PveReply {
+    fn from(data: Value) -> PveReply {
+        PveReply { data, warnings: Vec::new() }
+    }
+}
+
 
 /// The Portainer API (phoenix-drivers: X-API-Key, bootstrap on a fresh instance).
 pub trait PortainerApi {

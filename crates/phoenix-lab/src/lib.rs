@@ -31,6 +31,9 @@ impl std::fmt::Display for LabError {
     }
 }
 
+/// The lab's one error type: its message already says what failed and where.
+impl std::error::Error for LabError {}
+
 /// What a lab created, written before each creation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabState {

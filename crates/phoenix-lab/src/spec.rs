@@ -58,7 +58,7 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
 /// The lab for `model` running `state` and `rendered`, its certificates judged from `store`.
 fn with(model: &Model, state: &FirewallState, rendered: &Rendered, store: &Path, now: u64) -> Result<LabSpec, LabError> {
     let files = phoenix_drivers::host::read_tree(store).map_err(|e| LabError(format!("cannot read {}: {e}", store.display())))?;
-    let options = analyze::assess::Options { certs: Some(analyze::certs::CertStore { files }), now };
+    let options = analyze::assess::Options { certs: Some(phoenix_core::pki::CertStore { files }), now };
     let verdicts = analyze::assess::assess(model, &phoenix_core::edge::edge(model), state, &options);
     Ok(phoenix_core::lab::spec(model, state, &verdicts, rendered))
 }

@@ -4,7 +4,8 @@
 use crate::context::{self, ConfigArg, Format};
 use crate::exit::{Failure, Outcome};
 use phoenix_core::analyze::firewall::{self, FirewallState};
-use phoenix_core::analyze::{assess, certs::CertStore, report};
+use phoenix_core::analyze::{assess, report};
+use phoenix_core::pki::CertStore;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -85,7 +86,7 @@ pub fn run(args: Args) -> Result<Outcome, Failure> {
             .map_err(|error| Failure::could_not_run(format!("cannot read {}", folder.display())).because(error))?;
         options.certs = Some(CertStore { files });
     }
-    let assessment = assess::assessment(model, &state, &options);
+    let assessment = phoenix_core::analyze::assessment(model, &state, &options);
     let flows = &assessment.flows;
     let text = match args.format {
         AssessFormat::Md => report::to_markdown(model, flows, &state.origin),

@@ -35,7 +35,7 @@ pub struct FlowVerdict {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `--certs DIR`: PEM files by name; without it certificates are judged from the manifest.
-    pub certs: Option<super::certs::CertStore>,
+    pub certs: Option<crate::pki::CertStore>,
     /// Seconds since the epoch (`--now`; the caller's clock by default).
     pub now: u64,
 }
@@ -247,21 +247,4 @@ pub fn assess(model: &Model, edge: &Edge, state: &FirewallState, options: &Optio
             FlowVerdict { id: flow.id, title: flow.title, status, hops }
         })
         .collect()
-}
-
-/// The whole assessment: every flow's verdicts, and whether anything fails (a hop, or a DNS
-/// finding), which is what `phoenix assess` exits on.
-#[derive(Debug, Clone)]
-pub struct Assessment {
-    pub flows: Vec<FlowVerdict>,
-    pub failing: bool,
-}
-
-/// Assesses `model` against `state` with the edge derived from the model.
-pub fn assessment(model: &Model, state: &FirewallState, options: &Options) -> Assessment {
-    let edge = crate::edge::edge(model);
-    let flows = assess(model, &edge, state, options);
-    let failing = flows.iter().any(|f| f.status == Status::Fail)
-        || super::report::dns_findings(model).iter().any(|(status, _)| *status == Status::Fail);
-    Assessment { flows, failing }
 }

@@ -7,16 +7,8 @@
 
 use phoenix_model::paths::STORE_ROOT_FILE;
 use super::verdict::{Check, Status};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-/// PEM texts found in the certificates folder, by file name.
-#[derive(Debug, Clone, Default)]
-pub struct CertStore {
-    pub files: BTreeMap<String, String>,
-}
+use crate::pki::{parse_chain, san_strings, verify_chain, CertStore, ChainError};
+use rustls_pki_types::{CertificateDer, ServerName};
 
 /// What a certificate is checked for.
 #[derive(Debug, Clone, Copy)]
@@ -26,44 +18,11 @@ pub enum Purpose<'a> {
     Client,
 }
 
-pub(crate) fn parse_chain(pem: &str) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).collect()
-}
-
-/// Why a chain could not be verified.
-pub(crate) enum ChainError {
-    /// The root is not a usable trust anchor.
-    BadRoot,
-    /// The leaf cannot be parsed.
-    BadLeaf,
-    /// rustls-webpki refused the chain (issuer, time, EKU...).
-    Rejected(webpki::Error),
-}
-
-/// Verifies `chain` (leaf first, then intermediates) against `root` for client or server use at
-/// `seconds` since the epoch, and returns the leaf for further checks (names).
-pub(crate) fn verify_chain<'c>(
-    chain: &'c [CertificateDer<'static>],
-    root: &CertificateDer<'_>,
-    client: bool,
-    seconds: u64,
-) -> Result<webpki::EndEntityCert<'c>, ChainError> {
-    let anchor = webpki::anchor_from_trusted_cert(root).map_err(|_| ChainError::BadRoot)?;
-    let leaf = chain.first().ok_or(ChainError::BadLeaf)?;
-    let end_entity = webpki::EndEntityCert::try_from(leaf).map_err(|_| ChainError::BadLeaf)?;
-    let usage = if client { webpki::KeyUsage::client_auth() } else { webpki::KeyUsage::server_auth() };
-    let time = UnixTime::since_unix_epoch(Duration::from_secs(seconds));
-    end_entity
-        .verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &[anchor], &chain[1..], time, usage, None, None)
-        .map_err(ChainError::Rejected)?;
-    Ok(end_entity)
-}
-
 /// Subject, SANs and validity of a DER certificate, for evidence.
 fn describe(der: &CertificateDer<'_>) -> String {
     use x509_parser::prelude::*;
     let Ok((_, cert)) = X509Certificate::from_der(der.as_ref()) else { return "unparsable certificate".into() };
-    let sans = crate::certificates::san_strings(&cert);
+    let sans = san_strings(&cert);
     format!(
         "subject {}, issuer {}, SANs [{}], valid {} to {}",
         cert.subject(),

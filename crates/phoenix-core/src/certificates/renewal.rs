@@ -5,7 +5,7 @@
 //! clock come in; phoenix-exec carries the plan out.
 
 use super::status::{status, Reason};
-use crate::analyze::certs::CertStore;
+use crate::pki::CertStore;
 use phoenix_model::paths::STORE_ROOT_FILE;
 use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use crate::render::traefik::DYNAMIC_PATH;

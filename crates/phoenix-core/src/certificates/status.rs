@@ -3,7 +3,7 @@
 //! as stable reason codes, with the time the next renewal is due (two thirds of the lifetime,
 //! Step-CA's and cert-manager's default). Pure: file contents and the clock come in.
 
-use crate::analyze::certs::{parse_chain, verify_chain, CertStore, ChainError};
+use crate::pki::{parse_chain, san_strings, verify_chain, CertStore, ChainError};
 use phoenix_model::paths::STORE_ROOT_FILE;
 use phoenix_model::model::{CertUsage, Certificate, San};
 use rustls_pki_types::CertificateDer;
@@ -100,32 +100,6 @@ fn wanted_names(cert: &Certificate) -> Vec<String> {
     names
 }
 
-/// DNS names and IP addresses of a certificate's SAN extension, sorted.
-pub(crate) fn san_strings(leaf: &X509Certificate<'_>) -> Vec<String> {
-    let mut names: Vec<String> = leaf
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|ext| {
-            ext.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
-                    GeneralName::IPAddress(ip) if ip.len() == 4 => Some(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string()),
-                    GeneralName::IPAddress(ip) if ip.len() == 16 => {
-                        let bytes: [u8; 16] = (*ip).try_into().ok()?;
-                        Some(std::net::Ipv6Addr::from(bytes).to_string())
-                    }
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names.dedup();
-    names
-}
 
 fn eku_strings(leaf: &X509Certificate<'_>) -> Vec<String> {
     let Ok(Some(eku)) = leaf.extended_key_usage() else { return Vec::new() };

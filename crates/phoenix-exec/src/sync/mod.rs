@@ -7,10 +7,9 @@
 pub mod observe;
 mod pve;
 
-pub use pve::PveReply;
 
 use crate::certs::{self, apply_change, RenewRequest};
-pub use crate::traits::{PortainerApi, PveApi};
+pub use crate::traits::{PortainerApi, PveApi, PveReply};
 use crate::traits::{DriverError, Issuer, Target};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use phoenix_core::deploy::{FileWrite, PostAction};

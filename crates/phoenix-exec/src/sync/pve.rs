@@ -4,9 +4,9 @@
 //! (someone edited it in the GUI), the step stops before editing a rule it did not plan for.
 //! A task that ends `WARNINGS: n` is a success whose warnings are reported.
 
-use super::{PveApi, StepOutcome};
+use super::StepOutcome;
+use crate::traits::PveApi;
 use phoenix_core::plan::pve::{self, ApiRequest, Guard, Method};
-use serde_json::Value;
 
 /// What pve-firewall's `assert_if_modified` and qemu-server's digest check answer.
 const MODIFIED: &[&str] = &["detected modified configuration", "checksum mismatch"];
@@ -64,15 +64,3 @@ pub async fn run(api: &impl PveApi, requests: &[ApiRequest]) -> StepOutcome {
     StepOutcome::Done { note: (!warnings.is_empty()).then(|| format!("with warnings: {}", warnings.join("; "))) }
 }
 
-/// A successful answer: its `data`, and the warnings of the task it waited for.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PveReply {
-    pub data: Value,
-    pub warnings: Vec<String>,
-}
-
-impl From<Value> for PveReply {
-    fn from(data: Value) -> PveReply {
-        PveReply { data, warnings: Vec::new() }
-    }
-}

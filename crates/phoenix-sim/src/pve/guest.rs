@@ -8,7 +8,7 @@
 //! keeps the previous MAC.
 
 use super::jsonschema;
-use super::propstr;
+use super::jsonschema::propstr;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

@@ -16,7 +16,6 @@ pub mod formats;
 pub mod fw;
 pub mod guest;
 pub mod jsonschema;
-pub mod propstr;
 pub mod schema;
 pub mod tasks;
 

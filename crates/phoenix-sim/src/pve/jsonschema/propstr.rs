@@ -5,7 +5,7 @@
 //! against its sub-schema. Printing puts the default key first (joined with its alias), then
 //! required keys, then the rest, each group sorted by name.
 
-use super::jsonschema::{self, Gap};
+use super::{self as jsonschema, Gap};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

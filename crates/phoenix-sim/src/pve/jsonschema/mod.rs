@@ -6,6 +6,8 @@
 //! requests meet; an unknown format is reported as a simulator gap, never passed.
 
 use super::formats;
+
+pub mod propstr;
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -120,7 +122,7 @@ pub fn check_value(path: &str, schema: &Value, value: &mut Value, gaps: &mut Vec
             formats::Checked::Unknown => gaps.push(Gap(format!("format '{name}' is not implemented by phoenix-sim"))),
         },
         Some(Value::Object(properties)) => {
-            if let Err(message) = super::propstr::parse(properties, &text, path, gaps) {
+            if let Err(message) = propstr::parse(properties, &text, path, gaps) {
                 return Err(format!("invalid format - {message}"));
             }
         }
