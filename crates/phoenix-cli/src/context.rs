@@ -37,8 +37,11 @@ pub fn checked(dir: &Path) -> Result<Checked, Failure> {
 pub fn loaded(dir: &Path) -> Result<Checked, Failure> {
     let checked = checked(dir)?;
     if checked.model.is_none() {
-        return Err(Failure::wrong(format!("no model could be built from {}", dir.display()))
-            .detail(render::to_human(&checked.diagnostics, &checked.sources, false)));
+        return Err(Failure::wrong(format!("no model could be built from {}", dir.display())).detail(render::to_human(
+            &checked.diagnostics,
+            &checked.sources,
+            false,
+        )));
     }
     Ok(checked)
 }

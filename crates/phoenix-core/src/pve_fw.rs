@@ -367,8 +367,8 @@ pub fn parse_rule(line: &str) -> Result<FwRule, String> {
     };
     let mut words = body.split_whitespace();
     let word = words.next().ok_or("empty rule")?;
-    let direction = Direction::parse(word)
-        .ok_or_else(|| format!("rule direction `{}` is not IN, OUT or GROUP", word.to_ascii_uppercase()))?;
+    let direction =
+        Direction::parse(word).ok_or_else(|| format!("rule direction `{}` is not IN, OUT or GROUP", word.to_ascii_uppercase()))?;
     let verdict = Verdict::parse(direction, words.next().ok_or_else(|| format!("rule `{body}` has no action"))?);
     let mut options = Vec::new();
     while let Some(word) = words.next() {

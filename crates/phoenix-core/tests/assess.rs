@@ -3,9 +3,9 @@
 //! reference as its scripts really deployed it (every rule in cluster.fw, no <vmid>.fw).
 
 use phoenix_core::analyze::assess::{assess, FlowVerdict, Options};
-use phoenix_core::analyze::verdict::Status;
 use phoenix_core::analyze::firewall::{Decision, FirewallState};
 use phoenix_core::analyze::report;
+use phoenix_core::analyze::verdict::Status;
 use phoenix_core::edge::edge;
 use phoenix_core::pve_fw::FwFile;
 use phoenix_core::render::pve_firewall::rule_lines;

@@ -1,8 +1,8 @@
 //! `phoenix certs status` logic: every reason code, produced by files a test CA makes for the
 //! bundled example's manifest, and the renewal time at two thirds of the lifetime.
 
-use phoenix_core::pki::CertStore;
 use phoenix_core::certificates::{renewal_time, status, Reason};
+use phoenix_core::pki::CertStore;
 use phoenix_testkit::pki::{rcgen, Leaf, TestCa, Usage};
 use phoenix_testkit::{example_config, example_source};
 use std::collections::BTreeMap;

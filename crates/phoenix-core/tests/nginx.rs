@@ -5,8 +5,8 @@
 //! The test moves listen ports and the upstream to loopback; nothing else in the file changes.
 //! Needs nginx with the stream module (scripts/test installs nginx and libnginx-mod-stream).
 
-use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_core::render::{nginx, render_all};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_testkit::pki::{TestCa, Usage};
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use serde_json::json;

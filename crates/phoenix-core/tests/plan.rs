@@ -1,12 +1,12 @@
 //! The sync plan for the bundled example against a node whose guests exist with nothing
 //! configured, and against a node already as described (then the plan is empty).
 
-use phoenix_model::paths::{DEFAULT_STORE, TRUSTED_ROOT_PATH};
 use phoenix_core::plan::portainer::PortainerObserved;
 use phoenix_core::plan::pve::FwScope;
 use phoenix_core::plan::{plan, Domain, Observed, PlanInput, PveObserved};
 use phoenix_core::pve_fw::parse;
 use phoenix_model::model::Model;
+use phoenix_model::paths::{DEFAULT_STORE, TRUSTED_ROOT_PATH};
 use std::collections::BTreeSet;
 
 fn example() -> Model {
@@ -37,7 +37,15 @@ fn the_first_plan_orders_references_rules_options_and_switches_the_firewall_on_l
     };
     let domains = all();
     let secret = |_: &phoenix_model::model::SecretRef| Some("s3cret".to_string());
-    let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &secret, store_dir: DEFAULT_STORE, host_trust_file: TRUSTED_ROOT_PATH });
+    let plan = plan(&PlanInput {
+        model: &model,
+        rendered: &rendered,
+        observed: &observed,
+        domains: &domains,
+        secret: &secret,
+        store_dir: DEFAULT_STORE,
+        host_trust_file: TRUSTED_ROOT_PATH,
+    });
     let cluster = plan.steps.iter().find(|s| s.id == "firewall:cluster:options").unwrap();
     let rule_steps = plan.steps.iter().filter(|s| s.id.ends_with(":rules")).count();
     assert_eq!(cluster.after.len(), rule_steps, "the cluster firewall is switched on after every rule set");
@@ -72,7 +80,15 @@ fn a_node_as_described_plans_nothing() {
     }
     let observed = Observed { pve: Some(node), ..Observed::default() };
     let domains = BTreeSet::from([Domain::Firewall]);
-    let plan = plan(&PlanInput { model: &model, rendered: &rendered, observed: &observed, domains: &domains, secret: &|_| None, store_dir: DEFAULT_STORE, host_trust_file: TRUSTED_ROOT_PATH });
+    let plan = plan(&PlanInput {
+        model: &model,
+        rendered: &rendered,
+        observed: &observed,
+        domains: &domains,
+        secret: &|_| None,
+        store_dir: DEFAULT_STORE,
+        host_trust_file: TRUSTED_ROOT_PATH,
+    });
     assert!(plan.is_empty(), "{}", plan.to_text());
     assert_eq!(plan.critical_path_calls(), 0);
 }

@@ -5,12 +5,12 @@
 //! a fresh node (everything created) and from a drifted one (rules reordered, added and
 //! removed, aliases and options changed, stray ipsets and groups, NICs of another model).
 
-use phoenix_model::paths::{DEFAULT_STORE, TRUSTED_ROOT_PATH};
 use phoenix_core::plan::pve::{FwScope, Guard};
 use phoenix_core::plan::{plan, Action, Domain, Observed, PlanInput, PveObserved};
 use phoenix_core::pve_fw::{self, FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry};
 use phoenix_core::render::{render_all, Rendered};
 use phoenix_model::model::Model;
+use phoenix_model::paths::{DEFAULT_STORE, TRUSTED_ROOT_PATH};
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use std::collections::BTreeMap;
 
@@ -158,7 +158,15 @@ fn verify_rule(
 /// Checks every Proxmox request of the plan; returns how many there were.
 fn conform(model: &Model, rendered: &Rendered, observed: &Observed) -> usize {
     let domains = [Domain::Firewall].into();
-    let plan = plan(&PlanInput { model, rendered, observed, domains: &domains, secret: &|_| None, store_dir: DEFAULT_STORE, host_trust_file: TRUSTED_ROOT_PATH });
+    let plan = plan(&PlanInput {
+        model,
+        rendered,
+        observed,
+        domains: &domains,
+        secret: &|_| None,
+        store_dir: DEFAULT_STORE,
+        host_trust_file: TRUSTED_ROOT_PATH,
+    });
     let mut checked = 0;
     let mut refused = Vec::new();
     let files: BTreeMap<&str, &str> = rendered.files.iter().map(|f| (f.path.as_str(), f.content.as_str())).collect();

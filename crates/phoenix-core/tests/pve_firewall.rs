@@ -1,8 +1,8 @@
 //! The Proxmox firewall files: the format round-trips (render, parse, same rules), the parser
 //! reports bad lines by number, and the renderer puts every rule in the file of its scope.
 
-use phoenix_core::pve_fw::{self, FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry, FwRule};
 use phoenix_core::deploy::Machine;
+use phoenix_core::pve_fw::{self, FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry, FwRule};
 use phoenix_core::render::render_all;
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use proptest::prelude::*;

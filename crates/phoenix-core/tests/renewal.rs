@@ -100,6 +100,10 @@ fn the_packaged_timer_units_are_the_ones_phoenix_writes() {
             std::fs::write(packaging.join(&name), &file.content).unwrap();
             continue;
         }
-        assert_eq!(String::from_utf8_lossy(&shipped), String::from_utf8_lossy(&file.content), "packaging/systemd/{name} is stale (PHOENIX_WRITE_UNITS=1 rewrites it)");
+        assert_eq!(
+            String::from_utf8_lossy(&shipped),
+            String::from_utf8_lossy(&file.content),
+            "packaging/systemd/{name} is stale (PHOENIX_WRITE_UNITS=1 rewrites it)"
+        );
     }
 }

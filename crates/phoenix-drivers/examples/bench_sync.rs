@@ -156,7 +156,11 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         store_dir: "/nonexistent",
         host_trust_file: "/nonexistent",
     });
-    println!("plan {plan_guests} guests' DNS and gateway files, none deployed: {:.3} s ({} steps)", clock.elapsed().as_secs_f64(), new_files.steps.len());
+    println!(
+        "plan {plan_guests} guests' DNS and gateway files, none deployed: {:.3} s ({} steps)",
+        clock.elapsed().as_secs_f64(),
+        new_files.steps.len()
+    );
     let clock = Instant::now();
     let file_plan = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
         model: &big,

@@ -86,7 +86,8 @@ pub fn client(trust: &Trust, timeout: Duration) -> Result<reqwest::Client, Drive
         .map_err(|e| DriverError::new(e.to_string()))?;
     let config = match trust {
         Trust::Ca(path) => {
-            let pem = std::fs::read(path).map_err(|e| DriverError::caused_by(format!("cannot read the CA certificate {}", path.display()), e))?;
+            let pem =
+                std::fs::read(path).map_err(|e| DriverError::caused_by(format!("cannot read the CA certificate {}", path.display()), e))?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| DriverError::new(format!("{}: {e:?}", path.display())))?;

@@ -152,8 +152,12 @@ fn env_json(env: &[EnvVar]) -> Value {
 impl PortainerApi for PortainerClient {
     async fn initialized(&self) -> Result<bool, DriverError> {
         // 204: an administrator exists; 404: a fresh instance.
-        let response =
-            self.http.get(self.url("/api/users/admin/check")).send().await.map_err(|e| error("checking for an administrator", http::with_causes(&e)))?;
+        let response = self
+            .http
+            .get(self.url("/api/users/admin/check"))
+            .send()
+            .await
+            .map_err(|e| error("checking for an administrator", http::with_causes(&e)))?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),

@@ -190,7 +190,10 @@ async fn an_expired_certificate_is_detected_and_replaced() {
     let cert = &model.certificates[0];
     let installed = status(cert, &read_store(cert, &rig.store(), &rig.target()).await.unwrap(), now()).installed.unwrap();
     let after_expiry = installed.not_after as u64 + 60;
-    assert_eq!(status(cert, &read_store(cert, &rig.store(), &rig.target()).await.unwrap(), after_expiry).reasons, vec![Reason::ExpiresSoon]);
+    assert_eq!(
+        status(cert, &read_store(cert, &rig.store(), &rig.target()).await.unwrap(), after_expiry).reasons,
+        vec![Reason::ExpiresSoon]
+    );
     let report = rig.renew(&model, false, after_expiry).await;
     assert!(matches!(outcome(&report, "web"), Outcome::Renewed { reasons, .. } if reasons == &[Reason::ExpiresSoon]), "{report:#?}");
 }

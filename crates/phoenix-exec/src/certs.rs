@@ -5,12 +5,12 @@
 
 use crate::install::Installation;
 use crate::traits::{Issuer, Target};
-use phoenix_core::pki::CertStore;
-use phoenix_model::paths::STORE_ROOT_FILE;
 use phoenix_core::certificates::renewal::{self, Due};
-use phoenix_core::deploy::{Place, PostAction};
 use phoenix_core::certificates::Reason;
+use phoenix_core::deploy::{Place, PostAction};
+use phoenix_core::pki::CertStore;
 use phoenix_model::model::{Certificate, Model};
+use phoenix_model::paths::STORE_ROOT_FILE;
 use serde::Serialize;
 
 /// What to renew.
@@ -211,7 +211,8 @@ async fn carry_out(
             format!("{STORE_ROOT_FILE} is not in {}: install the CA root first (phoenix certs trust)", request.store_dir),
         ));
     };
-    let issued = issuer.issue(&plan.order).await.map_err(|error| failed(Stage::Issue, format!("ACME order failed, nothing installed: {error}")))?;
+    let issued =
+        issuer.issue(&plan.order).await.map_err(|error| failed(Stage::Issue, format!("ACME order failed, nothing installed: {error}")))?;
     if let Err(problems) = renewal::verify_issued(cert, &issued.chain_pem, &issued.key_pem, root, request.now) {
         let codes: Vec<&str> = problems.iter().map(|r| r.code()).collect();
         return Err(failed(
@@ -220,9 +221,11 @@ async fn carry_out(
         ));
     }
     let files = renewal::fill(&plan.files, &issued.chain_pem, &issued.key_pem);
-    apply_change(target, &files, &plan.actions)
-        .await
-        .map_err(|error| Outcome::Failed { stage: error.stage, message: error.message, restored: error.restored })?;
+    apply_change(target, &files, &plan.actions).await.map_err(|error| Outcome::Failed {
+        stage: error.stage,
+        message: error.message,
+        restored: error.restored,
+    })?;
     let not_after = phoenix_core::certificates::validity(&issued.chain_pem).map(|(_, end)| end).unwrap_or_default();
     Ok(Installed { not_after, places: files.into_iter().map(|f| f.place).collect(), actions: plan.actions.clone() })
 }
@@ -294,7 +297,11 @@ pub struct ChangeError {
 
 /// Installs `files` as one change, then runs `actions`; when a write or an action fails, the
 /// previous files are put back.
-pub async fn apply_change(target: &impl Target, files: &[phoenix_core::deploy::FileWrite], actions: &[PostAction]) -> Result<(), ChangeError> {
+pub async fn apply_change(
+    target: &impl Target,
+    files: &[phoenix_core::deploy::FileWrite],
+    actions: &[PostAction],
+) -> Result<(), ChangeError> {
     let installation = Installation::apply(target, files).await.map_err(|e| ChangeError {
         stage: Stage::Install,
         message: format!("cannot write {}: {}{}", e.place, e.error, unrestored_note(&e.unrestored)),

@@ -123,7 +123,6 @@ impl From<Value> for PveReply {
     }
 }
 
-
 /// The Portainer API (phoenix-drivers: X-API-Key, bootstrap on a fresh instance).
 pub trait PortainerApi {
     /// Whether an administrator exists.

@@ -64,7 +64,8 @@ fn run_in_vm(key: &str, script: &str, netns_prefix: Option<&str>) -> Result<Stri
             .map_err(|e| error(e.to_string()))?,
         None => {
             let id: u32 = key.strip_prefix("guest-").and_then(|i| i.parse().ok()).ok_or_else(|| error("not a guest".into()))?;
-            let target = phoenix_drivers::host::HostTarget::new(phoenix_drivers::host::GuestAccess::Pve, phoenix_drivers::host::SystemRunner);
+            let target =
+                phoenix_drivers::host::HostTarget::new(phoenix_drivers::host::GuestAccess::Pve, phoenix_drivers::host::SystemRunner);
             let place = phoenix_core::deploy::Place { guest: Some((id, GuestKind::Vm)), path: String::new() };
             target.shell_at(&place, script, &[], None).map(|o| o.stdout).map_err(|e| error(e.message))?
         }

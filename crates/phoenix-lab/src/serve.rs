@@ -3,12 +3,12 @@
 //! server that listens so (`phoenix lab serve`, inside the namespace). Must not probe: the
 //! probes are in [`crate::probe`].
 
+use phoenix_core::lab::TlsPort;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
-use phoenix_core::lab::TlsPort;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 

@@ -76,8 +76,10 @@ pub fn run(args: Args) -> Result<Outcome, Failure> {
         Some(tree) => deployed_state(tree, model)?,
     };
     if let Some([src, dst, port]) = args.trace.as_deref() {
-        let traced = firewall::trace_connection(&state, model, src, dst, port)
-            .map_err(|errors| Failure::could_not_run(errors.join("; ")).hint("SRC and DST are `host`, a guest id or an IP address; PORT is `443`, `443/tcp`, `53/udp` or `icmp`"))?;
+        let traced = firewall::trace_connection(&state, model, src, dst, port).map_err(|errors| {
+            Failure::could_not_run(errors.join("; "))
+                .hint("SRC and DST are `host`, a guest id or an IP address; PORT is `443`, `443/tcp`, `53/udp` or `icmp`")
+        })?;
         return context::report(&traced.text, !traced.passes);
     }
     let mut options = assess::Options { certs: None, now: context::parse_now(args.now.as_deref())? };
@@ -90,7 +92,9 @@ pub fn run(args: Args) -> Result<Outcome, Failure> {
     let flows = &assessment.flows;
     let text = match args.format {
         AssessFormat::Md => report::to_markdown(model, flows, &state.origin),
-        AssessFormat::Json => serde_json::to_string_pretty(&report::to_json(model, flows, &state.origin)).expect("the report serialises") + "\n",
+        AssessFormat::Json => {
+            serde_json::to_string_pretty(&report::to_json(model, flows, &state.origin)).expect("the report serialises") + "\n"
+        }
         AssessFormat::Human => report::to_human(model, flows, &state.origin),
     };
     context::report(&text, assessment.failing)
@@ -105,9 +109,10 @@ fn deployed_state(tree: &Path, model: &phoenix_model::Model) -> Result<FirewallS
         let lines: String = errors
             .iter()
             .flat_map(|error| {
-                error.errors.iter().map(move |e| {
-                    format!("{}/{}:{}: {}\n", tree.display(), error.path.trim_start_matches("/etc/pve/"), e.line, e.message)
-                })
+                error
+                    .errors
+                    .iter()
+                    .map(move |e| format!("{}/{}:{}: {}\n", tree.display(), error.path.trim_start_matches("/etc/pve/"), e.line, e.message))
             })
             .collect();
         Failure::wrong(format!("the deployed firewall files in {} cannot be read", tree.display())).detail(lines)

@@ -260,19 +260,30 @@ fn renew(args: RenewArgs) -> Result<Outcome, Failure> {
     }
 }
 
-fn trust(dir: &Path, store: &Path, root: &Path, trust_file: &str, update: bool, guests: GuestsArg, format: Format) -> Result<Outcome, Failure> {
+fn trust(
+    dir: &Path,
+    store: &Path,
+    root: &Path,
+    trust_file: &str,
+    update: bool,
+    guests: GuestsArg,
+    format: Format,
+) -> Result<Outcome, Failure> {
     let model = valid_model(dir)?;
-    let root_pem = std::fs::read_to_string(root)
-        .map_err(|error| Failure::could_not_run(format!("cannot read {}", root.display())).because(error))?;
+    let root_pem =
+        std::fs::read_to_string(root).map_err(|error| Failure::could_not_run(format!("cannot read {}", root.display())).because(error))?;
     let trusted = context::runtime()?.block_on(certs::trust(&model, &root_pem, &store_text(store), trust_file, update, &target(guests)));
     match trusted {
-        Ok(report) => context::report(&match format {
-            Format::Json => format!("{}\n", serde_json::to_string(&report).expect("report serializes")),
-            Format::Human => {
-                let places: Vec<String> = report.installed.iter().map(|p| p.to_string()).collect();
-                format!("trusted {}: {}; ran {} trust-store update(s)\n", report.subject, places.join(", "), report.actions.len())
-            }
-        }, false),
+        Ok(report) => context::report(
+            &match format {
+                Format::Json => format!("{}\n", serde_json::to_string(&report).expect("report serializes")),
+                Format::Human => {
+                    let places: Vec<String> = report.installed.iter().map(|p| p.to_string()).collect();
+                    format!("trusted {}: {}; ran {} trust-store update(s)\n", report.subject, places.join(", "), report.actions.len())
+                }
+            },
+            false,
+        ),
         Err(error) => {
             let state = if error.restored { "previous files in place" } else { "PREVIOUS FILES NOT ALL RESTORED" };
             Err(Failure::wrong(format!("{} [{state}]", error.message)))

@@ -13,9 +13,8 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Outcome, Failure> {
     let text = match args.code.as_deref() {
         None => diag::CODES.iter().map(|c| format!("{:<16} {}\n", c.code, c.title)).collect(),
-        Some(code) => diag::explain(code).ok_or_else(|| {
-            Failure::could_not_run(format!("unknown code {code}")).hint("`phoenix explain` lists every code")
-        })?,
+        Some(code) => diag::explain(code)
+            .ok_or_else(|| Failure::could_not_run(format!("unknown code {code}")).hint("`phoenix explain` lists every code"))?,
     };
     context::report(&text, false)
 }

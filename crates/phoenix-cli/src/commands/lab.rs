@@ -100,9 +100,7 @@ fn spec_for(model: &Model, store: &Path) -> Result<LabSpec, Failure> {
 /// A bare lab's data: what was deployed to it (see `sync --lab`).
 fn bare_spec(name: &str, model: &Model, store: &Path) -> Result<LabSpec, Failure> {
     let now = context::parse_now(None)?;
-    context::runtime()?
-        .block_on(phoenix_lab::spec::for_bare(name, model, store, phoenix_model::paths::DEFAULT_STORE, now))
-        .map_err(failed)
+    context::runtime()?.block_on(phoenix_lab::spec::for_bare(name, model, store, phoenix_model::paths::DEFAULT_STORE, now)).map_err(failed)
 }
 
 /// Makes a bare lab run what is deployed to it now (after `phoenix sync --lab`).
@@ -118,8 +116,7 @@ pub fn reload_bare(name: &str, model: &Model) -> Result<Outcome, Failure> {
 /// lab CA issues now into the lab's folder.
 fn store_for(name: &str, model: &Model, given: Option<PathBuf>, issue: bool) -> Result<PathBuf, Failure> {
     if let Some(store) = given {
-        return std::path::absolute(&store)
-            .map_err(|error| Failure::could_not_run(format!("{}", store.display())).because(error));
+        return std::path::absolute(&store).map_err(|error| Failure::could_not_run(format!("{}", store.display())).because(error));
     }
     if !issue {
         return phoenix_lab::read_state(name)
@@ -202,7 +199,8 @@ pub fn run(command: LabCommand) -> Result<Outcome, Failure> {
         LabCommand::Reload { config, name, certs } => reload(&config.config, &name, certs),
         LabCommand::Down { name } => {
             let report = phoenix_lab::down(&name).map_err(failed)?;
-            let text = format!("lab {name} is down: removed {} namespaces, stopped {} processes\n", report.namespaces.len(), report.processes);
+            let text =
+                format!("lab {name} is down: removed {} namespaces, stopped {} processes\n", report.namespaces.len(), report.processes);
             context::report(&text, false)
         }
         LabCommand::Status { name, format } => {

@@ -119,7 +119,6 @@ fn domains(what: What) -> BTreeSet<Domain> {
     }
 }
 
-
 /// The store as the target sees it (under DIR/host in a rehearsal).
 fn local_store(args: &SyncArgs) -> PathBuf {
     match &args.root {
@@ -132,7 +131,9 @@ fn pve_client(args: &SyncArgs, model: &Model) -> Result<PveClient, Failure> {
     let url = match (&args.pve_url, model.host.ip()) {
         (Some(url), _) => url.clone(),
         (None, Some(ip)) => format!("https://{ip}:8006/api2/json"),
-        (None, None) => return Err(Failure::could_not_run("no Proxmox VE API address").hint("set --pve-url or the host's address in the configuration")),
+        (None, None) => {
+            return Err(Failure::could_not_run("no Proxmox VE API address").hint("set --pve-url or the host's address in the configuration"))
+        }
     };
     let token = args
         .pve_token
@@ -156,7 +157,11 @@ fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, F
         (None, Some(p)) if p.server_ip.is_some() => {
             format!("https://{}:{}", p.server_ip.as_ref().map(|i| i.value.to_string()).unwrap_or_default(), p.server_port)
         }
-        _ => return Err(Failure::could_not_run("no Portainer address").hint("set --portainer-url or portainer.server_ip in the configuration")),
+        _ => {
+            return Err(
+                Failure::could_not_run("no Portainer address").hint("set --portainer-url or portainer.server_ip in the configuration")
+            )
+        }
     };
     let store = local_store(args);
     let ca = args.portainer_ca.clone().unwrap_or_else(|| store.join(phoenix_model::paths::STORE_ROOT_FILE));

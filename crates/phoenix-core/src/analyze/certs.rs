@@ -5,9 +5,9 @@
 //! Verification is rustls-webpki's; x509-parser supplies the details shown as evidence.
 //! Must not read files: the caller hands in their texts.
 
-use phoenix_model::paths::STORE_ROOT_FILE;
 use super::verdict::{Check, Status};
 use crate::pki::{parse_chain, san_strings, verify_chain, CertStore, ChainError};
+use phoenix_model::paths::STORE_ROOT_FILE;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 /// What a certificate is checked for.

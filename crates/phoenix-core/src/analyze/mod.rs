@@ -24,6 +24,7 @@ pub struct Assessment {
 pub fn assessment(model: &Model, state: &FirewallState, options: &assess::Options) -> Assessment {
     let edge = crate::edge::edge(model);
     let flows = assess::assess(model, &edge, state, options);
-    let failing = flows.iter().any(|f| f.status == Status::Fail) || report::dns_findings(model).iter().any(|(status, _)| *status == Status::Fail);
+    let failing =
+        flows.iter().any(|f| f.status == Status::Fail) || report::dns_findings(model).iter().any(|(status, _)| *status == Status::Fail);
     Assessment { flows, failing }
 }

@@ -4,8 +4,8 @@
 //! JSON, and a compact human view. Every status shown is computed and carries its evidence.
 
 use super::assess::{endpoint_label, FlowVerdict, HopVerdict};
-use super::verdict::{Check, Status};
 use super::firewall::Endpoint;
+use super::verdict::{Check, Status};
 use phoenix_model::model::Model;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;

@@ -6,10 +6,10 @@
 
 use super::status::{status, Reason};
 use crate::pki::CertStore;
-use phoenix_model::paths::STORE_ROOT_FILE;
-use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use crate::render::traefik::DYNAMIC_PATH;
 use phoenix_model::model::{AcmeChallenge, CertUsage, Certificate, GuestId, GuestKind, Model, San};
+use phoenix_model::paths::STORE_ROOT_FILE;
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
@@ -128,8 +128,10 @@ pub struct PlannedFile {
 /// verify it to the root); the guest gets the chain when `include_ca` is set, the leaf otherwise.
 pub fn planned_files(cert: &Certificate, store_dir: &str) -> Vec<PlannedFile> {
     let store = |file: String, mode, content| PlannedFile { place: Place::host(join(store_dir, &file)), owner: None, mode, content };
-    let mut files =
-        vec![store(store_cert_file(&cert.name), CERT_MODE, Content::Chain), store(store_key_file(&cert.name), STORE_KEY_MODE, Content::Key)];
+    let mut files = vec![
+        store(store_cert_file(&cert.name), CERT_MODE, Content::Chain),
+        store(store_key_file(&cert.name), STORE_KEY_MODE, Content::Key),
+    ];
     let guest = cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(GuestKind::Lxc)));
     let installed = if cert.include_ca { Content::Chain } else { Content::Leaf };
     for (path, mode, content) in [(&cert.cert_path, CERT_MODE, installed), (&cert.key_path, KEY_MODE, Content::Key)] {
@@ -173,7 +175,12 @@ pub struct RenewalPlan {
 }
 
 pub fn renewal_plan(model: &Model, cert: &Certificate, store_dir: &str) -> RenewalPlan {
-    RenewalPlan { name: cert.name.clone(), order: order_for(cert), files: planned_files(cert, store_dir), actions: post_actions(model, cert) }
+    RenewalPlan {
+        name: cert.name.clone(),
+        order: order_for(cert),
+        files: planned_files(cert, store_dir),
+        actions: post_actions(model, cert),
+    }
 }
 
 impl RenewalPlan {

@@ -4,8 +4,8 @@
 //! Step-CA's and cert-manager's default). Pure: file contents and the clock come in.
 
 use crate::pki::{parse_chain, san_strings, verify_chain, CertStore, ChainError};
-use phoenix_model::paths::STORE_ROOT_FILE;
 use phoenix_model::model::{CertUsage, Certificate, San};
+use phoenix_model::paths::STORE_ROOT_FILE;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use x509_parser::prelude::*;
@@ -99,7 +99,6 @@ fn wanted_names(cert: &Certificate) -> Vec<String> {
     names.dedup();
     names
 }
-
 
 fn eku_strings(leaf: &X509Certificate<'_>) -> Vec<String> {
     let Ok(Some(eku)) = leaf.extended_key_usage() else { return Vec::new() };

@@ -9,13 +9,13 @@ pub mod nft;
 pub mod traefik;
 
 use crate::analyze::assess::{FlowVerdict, HopVerdict};
-use crate::analyze::verdict::Status;
 use crate::analyze::firewall::{evaluate, Endpoint, FirewallState, Packet};
 use crate::analyze::flows::EXTERNAL_CLIENT;
-use phoenix_model::paths::TRUSTED_ROOT_PATH;
+use crate::analyze::verdict::Status;
 use crate::deploy::Machine;
 use crate::render::Rendered;
 use phoenix_model::model::{GuestId, Model};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -323,7 +323,18 @@ fn undeclared_probes(model: &Model, state: &FirewallState, namespaces: &BTreeMap
                 }
                 let verdict = evaluate(state, model, *source, endpoints[to], Packet { proto, dport: Some(port) });
                 let (from, to, address, expected) = (from.clone(), to.clone(), target.address, verdict.passes);
-                probes.push(Probe { flow: "undeclared".into(), from, to, address, port, proto, expected, dns: None, tls: None, http: None });
+                probes.push(Probe {
+                    flow: "undeclared".into(),
+                    from,
+                    to,
+                    address,
+                    port,
+                    proto,
+                    expected,
+                    dns: None,
+                    tls: None,
+                    http: None,
+                });
             }
         }
     }

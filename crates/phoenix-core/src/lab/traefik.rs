@@ -6,8 +6,8 @@
 //! into the guest's folder (super::nginx_for_lab).
 
 use crate::edge::{server_certificate_for, Edge};
-use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_model::model::{Model, Scheme};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use std::fmt::Write;
 
 /// The nginx.conf standing in for Traefik, when the model has a Traefik guest.

@@ -258,8 +258,9 @@ fn stack_step(
             format!("+ stack {name} on {}\n", guest.name),
         ),
         Some(current) if !current.file.contains(&owned) => {
-            let reason =
-                format!("a stack named {name} exists and phoenix does not own it (its compose file lacks {owned}); phoenix leaves it alone");
+            let reason = format!(
+                "a stack named {name} exists and phoenix does not own it (its compose file lacks {owned}); phoenix leaves it alone"
+            );
             return Some(Step::blocked(id, Domain::Stacks, title, reason, after));
         }
         Some(current) => {
@@ -271,8 +272,13 @@ fn stack_step(
                 return None;
             }
             let diff = crate::render::diff::unified(&current.file, &file.content, "deployed", "rendered", 2);
-            let operation =
-                Operation::UpdateStack { id: current.id, endpoint: guest.name.clone(), name: name.clone(), content: file.content.clone(), env };
+            let operation = Operation::UpdateStack {
+                id: current.id,
+                endpoint: guest.name.clone(),
+                name: name.clone(),
+                content: file.content.clone(),
+                env,
+            };
             (operation, "the deployed stack differs".to_string(), diff)
         }
     };

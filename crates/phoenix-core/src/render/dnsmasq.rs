@@ -3,7 +3,7 @@
 //! one `host-record` per name and address, the upstream resolvers, and the listen addresses.
 //! Internal and external views are kept in separate, labelled blocks as the config separates them.
 
-use super::{Rendered, RenderedFile, Machine};
+use super::{Machine, Rendered, RenderedFile};
 use phoenix_model::model::{DnsView, Model};
 use std::collections::BTreeSet;
 use std::fmt::Write;

@@ -9,10 +9,10 @@
 //! - A `passthrough` route: a stream server on 443 reads the SNI (ssl_preread) and forwards the
 //!   TLS stream untouched to Traefik; terminated routes then listen on loopback behind it.
 
-use super::{Rendered, RenderedFile, Machine};
+use super::{Machine, Rendered, RenderedFile};
 use crate::edge::{server_certificate_for, Edge, EdgeRoute};
-use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_model::model::{GatewayTls, Model};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use std::fmt::Write;
 
 pub const PATH: &str = "/etc/nginx/nginx.conf";

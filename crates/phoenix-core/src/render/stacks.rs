@@ -4,7 +4,7 @@
 //! and unknown keys stay as written; and the environment's variables as an env file (secret
 //! values are references resolved at sync, never written here).
 
-use super::{Rendered, RenderedFile, Machine};
+use super::{Machine, Rendered, RenderedFile};
 use phoenix_model::diag::Diagnostic;
 use phoenix_model::model::{GuestId, Model, Stack, StackEnvironment, VariableValue};
 use std::borrow::Cow;

@@ -5,10 +5,10 @@
 //! A custom serversTransport does not inherit the static rootCAs (traefik#10612), so every
 //! transport names the root itself; backends addressed by IP need serverName (traefik#9732).
 
-use super::{Rendered, RenderedFile, Machine};
+use super::{Machine, Rendered, RenderedFile};
 use crate::edge::{server_certificate_for, Edge};
-use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_model::model::{Model, Scheme};
+use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use serde_json::{json, Map, Value};
 
 pub const STATIC_PATH: &str = "/etc/traefik/traefik.yml";

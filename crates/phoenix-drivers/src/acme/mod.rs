@@ -73,7 +73,11 @@ impl AcmeIssuer {
     async fn account(&self, fresh: bool) -> Result<Account, DriverError> {
         if !fresh {
             if let Some(credentials) = self.stored_credentials() {
-                return self.builder()?.from_credentials(credentials).await.map_err(|e| acme_error(&format!("restoring the ACME account at {}", self.settings.directory), e));
+                return self
+                    .builder()?
+                    .from_credentials(credentials)
+                    .await
+                    .map_err(|e| acme_error(&format!("restoring the ACME account at {}", self.settings.directory), e));
             }
         }
         let new = NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };

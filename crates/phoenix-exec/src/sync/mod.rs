@@ -7,10 +7,9 @@
 pub mod observe;
 mod pve;
 
-
 use crate::certs::{self, apply_change, RenewRequest};
-pub use crate::traits::{PortainerApi, PveApi, PveReply};
 use crate::traits::{DriverError, Issuer, Target};
+pub use crate::traits::{PortainerApi, PveApi, PveReply};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use phoenix_core::deploy::{FileWrite, PostAction};
 use phoenix_core::plan::{Action, Plan, Step};

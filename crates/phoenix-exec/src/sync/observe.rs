@@ -6,16 +6,16 @@ use super::{PortainerApi, PveApi};
 use crate::certs;
 use crate::traits::{DriverError, Target};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use phoenix_model::paths::STORE_ROOT_FILE;
 use phoenix_core::certificates::renewal::{self, Due};
+use phoenix_core::deploy::Machine;
 use phoenix_core::deploy::Place;
 use phoenix_core::plan::files::file_domain;
 use phoenix_core::plan::pve::{self, ApiRequest, FwScope, Method};
 use phoenix_core::plan::{Domain, Observed, PveObserved};
 use phoenix_core::pve_fw::{FwFile, FwGroup};
-use phoenix_core::deploy::Machine;
 use phoenix_core::render::Rendered;
 use phoenix_model::model::{GuestId, GuestKind, Model};
+use phoenix_model::paths::STORE_ROOT_FILE;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -134,7 +134,12 @@ pub fn file_place(model: &Model, target: Machine, path: &str) -> Place {
 }
 
 /// Certificates due for renewal (by the store), with their reason codes.
-pub async fn certs_due(model: &Model, store_dir: &str, now: u64, target: &impl Target) -> Result<BTreeMap<String, Vec<String>>, DriverError> {
+pub async fn certs_due(
+    model: &Model,
+    store_dir: &str,
+    now: u64,
+    target: &impl Target,
+) -> Result<BTreeMap<String, Vec<String>>, DriverError> {
     let mut due = BTreeMap::new();
     for cert in &model.certificates {
         let store = certs::read_store(cert, store_dir, target).await.map_err(DriverError::new)?;

@@ -63,4 +63,3 @@ pub async fn run(api: &impl PveApi, requests: &[ApiRequest]) -> StepOutcome {
     }
     StepOutcome::Done { note: (!warnings.is_empty()).then(|| format!("with warnings: {}", warnings.join("; "))) }
 }
-

@@ -8,10 +8,10 @@ use crate::diag::Diagnostic;
 use crate::json::{join, Cursor, JsonDoc};
 use crate::model::edge::default_service_hostnames;
 use crate::model::*;
+use crate::paths::{application_script_candidates, feature_script, KNOWN_FEATURES};
 use crate::raw::{self, RawGuestCommon, StrOrNum};
 use crate::schema::FileKind;
 use crate::source::Span;
-use crate::paths::{application_script_candidates, feature_script, KNOWN_FEATURES};
 
 /// Proxmox's VMID range.
 const VMID_RANGE: std::ops::RangeInclusive<u64> = 100..=999_999_999;

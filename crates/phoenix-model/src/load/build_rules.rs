@@ -136,7 +136,9 @@ fn type_and_verdict(raw: &RawRule, spans: &RuleSpans, findings: &mut Findings<'_
             Direction::In
         }
         None => {
-            findings.report(Diagnostic::at("PHX-FW-005", span, "rule has no `type` (in, out or group)").help("add \"type\": \"in\" or \"out\""));
+            findings.report(
+                Diagnostic::at("PHX-FW-005", span, "rule has no `type` (in, out or group)").help("add \"type\": \"in\" or \"out\""),
+            );
             Direction::In
         }
     };

@@ -14,12 +14,12 @@ mod misplaced;
 mod rule_refusals;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::facts::Facts;
 use crate::json::{self, JsonDoc};
 use crate::model::Model;
 use crate::raw;
 use crate::schema::{self, FileKind};
 use crate::source::{SourceMap, Span};
-use crate::facts::Facts;
 use std::path::Path;
 
 pub use build_stacks::compose_errors;

@@ -2,8 +2,8 @@
 
 use crate::diag::Diagnostic;
 use crate::facts::Facts;
-use crate::paths::{application_script_candidates, feature_script, KNOWN_FEATURES};
 use crate::model::Model;
+use crate::paths::{application_script_candidates, feature_script, KNOWN_FEATURES};
 use crate::schema::did_you_mean;
 
 pub fn check(model: &Model, facts: &Facts) -> Vec<Diagnostic> {

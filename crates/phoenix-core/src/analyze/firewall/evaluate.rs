@@ -1,9 +1,9 @@
 //! Walking one new connection through the chains it meets, rule by rule.
 
 use super::matching::{matches, Probe};
-use crate::pve_fw::{Action, Direction};
 use super::state::{FirewallState, FwSource};
 use crate::pve_fw::FwRule;
+use crate::pve_fw::{Action, Direction};
 use phoenix_model::model::{GuestId, Model};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -145,7 +145,9 @@ fn first_match(
             continue;
         }
         let Some(action) = rule.verdict.action() else {
-            note(trace, || format!("    {}:{line}: {} -- not an action pve-firewall accepts; it skips the rule", source.path, rule.to_line()));
+            note(trace, || {
+                format!("    {}:{line}: {} -- not an action pve-firewall accepts; it skips the rule", source.path, rule.to_line())
+            });
             continue;
         };
         if !matches(rule, probe, guest, &state.cluster) {

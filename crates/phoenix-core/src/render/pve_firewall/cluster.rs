@@ -2,9 +2,9 @@
 //! only) and security groups. Rules that can only concern guests are rendered where declared
 //! and reported (PHX-FW-009), because moving them would change what the user wrote.
 
-use crate::pve_fw::{FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry};
 use super::{flag, rule_lines, VALIDATE};
 use crate::deploy::Machine;
+use crate::pve_fw::{FwAlias, FwFile, FwGroup, FwIpSet, FwIpSetEntry};
 use crate::render::{Rendered, RenderedFile};
 use phoenix_model::model::Model;
 use phoenix_model::pve::addresses;

@@ -2,9 +2,9 @@
 //! with `firewall=1` wherever the guest's firewall is enabled: without the flag Proxmox filters
 //! nothing for that NIC, whatever the rules say.
 
-use crate::pve_fw::FwFile;
 use super::{flag, rule_lines, VALIDATE};
 use crate::deploy::Machine;
+use crate::pve_fw::FwFile;
 use crate::render::{GuestSetting, Rendered, RenderedFile};
 use phoenix_model::model::{Guest, GuestKind, Model};
 

@@ -1,8 +1,8 @@
 //! The node's host.fw: host options and host rules (evaluated before cluster rules).
 
-use crate::pve_fw::FwFile;
 use super::{rule_lines, VALIDATE};
 use crate::deploy::Machine;
+use crate::pve_fw::FwFile;
 use crate::render::{Rendered, RenderedFile};
 use phoenix_model::model::Model;
 
