@@ -101,6 +101,12 @@ impl std::fmt::Display for Failure {
     }
 }
 
+impl Error for Failure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,3 +216,15 @@ fn help_starts_with_what_phoenix_is_for() {
     let sync = stdout(&phoenix(&["sync", "--help"], false));
     assert!(!sync.contains("environment only"), "--pve-token is a flag too: its help must not say otherwise");
 }
+
+#[test]
+fn a_missing_portainer_ca_names_the_flag_that_gives_it() {
+    let mut command = phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some(SENTINEL));
+    command.args(["sync", "all", "--dry-run", "--config", EXAMPLE, "--pve-fingerprint", &"00".repeat(32)]);
+    command.args(["--pve-url", "https://127.0.0.1:1/api2/json", "--portainer-ca", "/nonexistent/portainer-ca.pem"]);
+    let output = command.env("PHOENIX_PVE_TOKEN", "root@pam!phoenix=x").output().expect("phoenix runs");
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("caused by: cannot read the CA certificate /nonexistent/portainer-ca.pem"), "{said}");
+    assert!(said.contains("hint: ") && said.contains("--portainer-ca FILE"), "{said}");
+}

@@ -65,3 +65,19 @@ pub fn status_text(report: &StatusReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_named_with_the_hosts_they_stand_for() {
+        let model = phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.unwrap();
+        let guest = model.guests.values().next().unwrap();
+        assert_eq!(endpoint_name(&model, &format!("guest-{}", guest.id)), format!("guest-{} ({})", guest.id, guest.name));
+        assert_eq!(endpoint_name(&model, "host"), format!("host ({})", model.host.node_name));
+        assert_eq!(endpoint_name(&model, "outside"), "outside");
+        let status = StatusReport { name: "lab".into(), up: false, namespaces: vec![("phx-lab-host".into(), false)], processes: vec![] };
+        assert_eq!(status_text(&status), "lab lab is not up\n  namespace phx-lab-host                     MISSING\n");
+    }
+}
