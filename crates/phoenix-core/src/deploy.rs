@@ -99,6 +99,16 @@ impl std::fmt::Display for PostAction {
 impl FileWrite {
     /// For people: the place, owner and mode (never the content).
     pub fn to_text(&self) -> String {
-        format!("{} ({}, {:04o})", self.place, self.owner.as_deref().unwrap_or("phoenix's user"), self.mode)
+        format!("{} ({}, {:04o})", self.place, owner_text(&self.place, self.owner.as_deref()), self.mode)
+    }
+}
+
+/// Who will own a file written without an owner: on the host the user phoenix runs as, in a
+/// guest root (`pct push` and phoenix's guest writes chown to `root:root`).
+pub fn owner_text<'a>(place: &Place, owner: Option<&'a str>) -> &'a str {
+    match (owner, place.guest) {
+        (Some(owner), _) => owner,
+        (None, Some(_)) => "root:root",
+        (None, None) => "phoenix's user",
     }
 }

@@ -188,7 +188,7 @@ impl RenewalPlan {
     pub fn to_text(&self) -> String {
         let mut out = format!("order {} ({:?}, {:?})\n", self.order.identifiers.join(", "), self.order.usage, self.order.challenge);
         for file in &self.files {
-            let owner = file.owner.as_deref().unwrap_or("phoenix's user");
+            let owner = crate::deploy::owner_text(&file.place, file.owner.as_deref());
             out.push_str(&format!("install {} ({:?}, {owner}, {:04o})\n", file.place, file.content, file.mode));
         }
         for action in &self.actions {
