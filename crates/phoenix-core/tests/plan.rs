@@ -21,6 +21,16 @@ fn bare_node(model: &Model) -> PveObserved {
     }
 }
 
+/// The plan with no secrets resolved and the default store and trust file.
+fn plan_for(
+    model: &Model,
+    rendered: &phoenix_core::render::Rendered,
+    observed: &Observed,
+    domains: &BTreeSet<Domain>,
+) -> phoenix_core::plan::Plan {
+    plan(&PlanInput { model, rendered, observed, domains, secret: &|_| None, store_dir: DEFAULT_STORE, host_trust_file: TRUSTED_ROOT_PATH })
+}
+
 fn all() -> BTreeSet<Domain> {
     Domain::ALL.into_iter().collect()
 }
@@ -80,15 +90,7 @@ fn a_node_as_described_plans_nothing() {
     }
     let observed = Observed { pve: Some(node), ..Observed::default() };
     let domains = BTreeSet::from([Domain::Firewall]);
-    let plan = plan(&PlanInput {
-        model: &model,
-        rendered: &rendered,
-        observed: &observed,
-        domains: &domains,
-        secret: &|_| None,
-        store_dir: DEFAULT_STORE,
-        host_trust_file: TRUSTED_ROOT_PATH,
-    });
+    let plan = plan_for(&model, &rendered, &observed, &domains);
     assert!(plan.is_empty(), "{}", plan.to_text());
     assert_eq!(plan.critical_path_calls(), 0);
 }
@@ -107,15 +109,7 @@ fn certificate_and_trust_steps_show_their_files_owners_modes_and_actions() {
         ..Observed::default()
     };
     let domains: BTreeSet<Domain> = [Domain::Trust, Domain::Certs, Domain::Gateway].into();
-    let plan = plan(&PlanInput {
-        model: &model,
-        rendered: &rendered,
-        observed: &observed,
-        domains: &domains,
-        secret: &|_| None,
-        store_dir: DEFAULT_STORE,
-        host_trust_file: TRUSTED_ROOT_PATH,
-    });
+    let plan = plan_for(&model, &rendered, &observed, &domains);
     let cert = plan.steps.iter().find(|s| s.id == "cert:gateway").expect("a step for the certificate due");
     let Action::Certificate { renewal } = &cert.action else { panic!("{:?}", cert.action) };
     let key = renewal.files.iter().find(|f| f.place.path == "/etc/nginx/ssl/gateway.key").expect("the installed key is planned");
