@@ -211,3 +211,67 @@ fn certs_status_reports_installed_files_and_reasons() {
     let agent = value["certificates"].as_array().unwrap().iter().find(|c| c["name"] == "portainer-agent").unwrap();
     assert_eq!(agent["reasons"], serde_json::json!(["missing"]));
 }
+
+/// A copy of the example installation (etc/ and persistent-storage/) in `dir`, with its
+/// stacks file edited.
+fn example_copy(dir: &std::path::Path, edit_stacks: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(phoenix_testkit::workspace_root().join("examples/homelab/."))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stacks = dir.join("etc/phoenix_stacks_config.json");
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stacks).unwrap()).unwrap();
+    edit_stacks(&mut value);
+    std::fs::write(&stacks, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    dir.join("etc")
+}
+
+/// Issue 13: `render --out DIR` writes below DIR only, whatever a name says and whatever links
+/// someone planted in DIR.
+#[test]
+fn render_out_never_writes_outside_its_folder() {
+    let dir = scratch("escape");
+    std::fs::create_dir_all(&dir).unwrap();
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let config = example_copy(&dir.join("install"), |v| {
+        let stack = v["docker_stacks"]["qdrant_service"].take();
+        v["docker_stacks"]["../../../outside"] = stack;
+    });
+    // The guest runs the renamed stack, so the renderer is asked to write it.
+    let vms = config.join("phoenix_vm_configs.json");
+    std::fs::write(&vms, std::fs::read_to_string(&vms).unwrap().replace("\"qdrant_service\"", "\"../../../outside\"")).unwrap();
+    let out = dir.join("out");
+    let escaped = phoenix(&["render", "--config", config.to_str().unwrap(), "--allow-errors", "--out", out.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&escaped.stderr);
+    assert_eq!(escaped.status.code(), Some(2), "the writer refuses the path even when errors are allowed: {said}");
+    assert!(said.contains("climbs out of"), "{said}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing was written outside the output folder");
+    assert!(!out.exists(), "nothing was written at all: every place is checked first");
+    let validated = phoenix(&["validate", "--config", config.to_str().unwrap()]);
+    let found = String::from_utf8_lossy(&validated.stdout);
+    assert!(found.contains("PHX-NAME-001") && found.contains("stack name `../../../outside` cannot name a folder"), "{found}");
+    let _ = std::fs::remove_dir_all(&out);
+
+    // A planted link inside the output folder: the write is refused, nothing lands outside.
+    let clean = example_copy(&dir.join("clean"), |_| {});
+    std::fs::create_dir_all(out.join("host")).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("host/etc")).unwrap();
+    let linked = phoenix(&["render", "--config", clean.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(linked.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&linked.stderr).contains("is a symbolic link"), "{}", String::from_utf8_lossy(&linked.stderr));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing was written through the link");
+
+    // schema --out does not write through a planted file link either.
+    let schemas = dir.join("schemas");
+    std::fs::create_dir_all(&schemas).unwrap();
+    std::os::unix::fs::symlink(outside.join("stolen.json"), schemas.join("phoenix_lxc_configs.phoenix.schema.json")).unwrap();
+    let schema = phoenix(&["schema", "--out", schemas.to_str().unwrap()]);
+    assert_eq!(schema.status.code(), Some(2));
+    assert!(!outside.join("stolen.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

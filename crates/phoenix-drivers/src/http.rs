@@ -103,8 +103,12 @@ pub fn client(trust: &Trust, timeout: Duration) -> Result<reqwest::Client, Drive
             .with_custom_certificate_verifier(Arc::new(PinnedCertificate { fingerprint: parse_fingerprint(text)?, provider }))
             .with_no_client_auth(),
     };
+    // Credentials travel in headers: no plain HTTP, and no redirect that could carry them to
+    // another host (a 3xx is answered to the caller as the failure it is).
     reqwest::Client::builder()
         .use_preconfigured_tls(config)
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .build()
@@ -163,4 +167,14 @@ pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
         cause = next.source();
     }
     text
+}
+
+/// Refuses a URL that is not `https://`: the API token or key would travel in cleartext.
+pub fn require_https(url: &str, what: &str) -> Result<(), DriverError> {
+    if url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")) {
+        Ok(())
+    } else {
+        Err(DriverError::new(format!("{what} URL `{url}` is not https://: phoenix sends its credentials over TLS only"))
+            .hint("give the https:// address (Proxmox VE serves its API on https://<node>:8006)"))
+    }
 }

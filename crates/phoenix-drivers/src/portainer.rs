@@ -46,6 +46,7 @@ fn error(what: &str, message: impl std::fmt::Display) -> DriverError {
 
 impl PortainerClient {
     pub fn new(settings: PortainerSettings) -> Result<PortainerClient, DriverError> {
+        http::require_https(&settings.url, "the Portainer")?;
         let key = settings.api_key.clone().or_else(|| std::fs::read_to_string(&settings.key_file).ok().map(|k| Secret::new(k.trim())));
         Ok(PortainerClient { http: http::client(&settings.trust, settings.timeout)?, settings, key: Mutex::new(key) })
     }

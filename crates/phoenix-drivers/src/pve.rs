@@ -61,6 +61,7 @@ enum Attempt {
 
 impl PveClient {
     pub fn new(settings: PveSettings) -> Result<PveClient, DriverError> {
+        http::require_https(&settings.url, "the Proxmox VE")?;
         Ok(PveClient { http: http::client(&settings.trust, settings.timeout)?, settings })
     }
 

@@ -236,6 +236,10 @@ pub fn take_pointer(root: &mut serde_json::Value, pointer: &str) -> Option<serde
 /// The value comes from serde_json (strict, depth-limited); the span tree from a second pass
 /// over jsonc-parser's tokens, which only runs on text already known to be valid.
 pub fn parse(file: FileId, text: &str) -> Result<(JsonDoc, Vec<Diagnostic>), Diagnostic> {
+    if text.starts_with('\u{feff}') {
+        return Err(Diagnostic::at("PHX-JSON-001", Span::new(file, 0, 3), "the file starts with a UTF-8 byte order mark (BOM)")
+            .help("save the file as UTF-8 without a BOM: JSON text must not begin with one (RFC 8259, section 8.1)"));
+    }
     if let Some(offset) = too_deep(text) {
         return Err(Diagnostic::at("PHX-JSON-003", Span::new(file, offset, offset + 1), format!("nesting deeper than {MAX_DEPTH} levels")));
     }
@@ -403,6 +407,13 @@ mod tests {
         // A missing child falls back to its nearest ancestor.
         let fallback = d.span("/a/missing");
         assert_eq!(&text[fallback.start as usize..fallback.end as usize], r#"{"b": [1, {"c": "x"}]}"#);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_named() {
+        let err = parse(FileId(0), "\u{feff}{}").unwrap_err();
+        assert_eq!((err.code, err.span.unwrap().start), ("PHX-JSON-001", 0));
+        assert!(err.message.contains("byte order mark"), "{}", err.message);
     }
 
     #[test]

@@ -61,3 +61,40 @@ pub fn application_script_candidates(root: &Path, kind: GuestKind, script: &str)
 pub fn feature_script(root: &Path, feature: &str) -> PathBuf {
     root.join("bin/lxc_setup").join(format!("phoenix_hypervisor_feature_install_{feature}.sh"))
 }
+
+/// Whether `name` can be one path component on its own: not empty, not `.` or `..`, no `/`
+/// or NUL, at most 255 bytes (NAME_MAX). Stack and environment names become folder names.
+pub fn one_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && name.len() <= 255 && !name.contains(['/', '\0'])
+}
+
+/// Why `path` is not a normalised absolute path in a guest (`None` when it is one): it must
+/// start with `/`, and hold no `.`, `..` or empty component and no NUL, so that joined under
+/// a root it stays there.
+pub fn guest_path_problem(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("is not absolute");
+    }
+    if path.contains('\0') {
+        return Some("contains a NUL byte");
+    }
+    let inner = path.trim_start_matches('/');
+    if inner.is_empty() {
+        return Some("names no file");
+    }
+    match inner.split('/').find(|c| c.is_empty() || *c == "." || *c == "..") {
+        Some("..") => Some("climbs out with `..`"),
+        Some(_) => Some("is not normalised (an empty or `.` component)"),
+        None => None,
+    }
+}
+
+/// Whether `relative` stays inside the tree it is joined to: a relative path of plain
+/// components (no `/` at the start, no `..`). Files the configuration names (compose files,
+/// stack files, application scripts) are read only when they do.
+pub fn within_tree(relative: &str) -> bool {
+    use std::path::Component;
+    !relative.is_empty()
+        && !relative.contains('\0')
+        && Path::new(relative).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}

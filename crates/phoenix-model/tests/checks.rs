@@ -547,3 +547,33 @@ fn synthetic_inventories_are_clean() {
     assert!(all.is_empty(), "{all:#?}");
     assert_eq!(checked.model.unwrap().guests.len(), 60);
 }
+
+/// Values that become names on the node or paths on disk are checked (issue 13): they must
+/// never carry a write outside its place, nor read a file outside the installation.
+#[test]
+fn names_and_paths_cannot_reach_outside_their_place() {
+    let checked = mutated(HV, |v| v["proxmox"]["node_name"] = json!("../../../../tmp/escape"));
+    assert_code(&checked, "PHX-NAME-001", HV, "is not a Proxmox VE node name");
+    assert_eq!(checked.model.as_ref().unwrap().host.node_name, "pve", "an invalid node name is never used in a path");
+
+    let checked = mutated(LXC, |v| lxc(v, "101")["name"] = json!("a".repeat(50 * 1024 * 1024)));
+    assert_code(&checked, "PHX-NAME-001", LXC, "(52428800 bytes)");
+
+    let checked = mutated(STACKS, |v| {
+        let stack = v["docker_stacks"]["qdrant_service"].take();
+        v["docker_stacks"]["../../escape"] = stack;
+    });
+    assert_code(&checked, "PHX-NAME-001", STACKS, "stack name `../../escape` cannot name a folder");
+
+    let checked = mutated(MANIFEST, |v| v[0]["key_path"] = json!("/../../../x"));
+    assert_code(&checked, "PHX-PATH-001", MANIFEST, "key_path `/../../../x` climbs out with `..`");
+    let checked = mutated(MANIFEST, |v| v[0]["cert_path"] = json!("etc/relative.crt"));
+    assert_code(&checked, "PHX-PATH-001", MANIFEST, "is not absolute");
+
+    for path in ["/etc/shadow", "../../../proc/self/environ"] {
+        let checked = mutated(STACKS, |v| v["docker_stacks"]["qdrant_service"]["compose_file_path"] = json!(path));
+        assert_code(&checked, "PHX-PATH-002", STACKS, "names a file outside the installation's tree");
+        // Never read, so never quoted: no other file was added to the source map.
+        assert!(checked.sources.files().all(|(_, f)| !f.path.ends_with("shadow") && !f.path.ends_with("environ")));
+    }
+}

@@ -27,6 +27,9 @@ pub enum Fault {
     /// Handle the request, then answer this status and message instead of its answer (the
     /// change was made, the client is told otherwise: a proxy failing on the way back).
     AfterHandling(u16, String),
+    /// Answer `307 Temporary Redirect` to this location (a proxy or a hostile server sending
+    /// the client, with its credentials, elsewhere).
+    Redirect(String),
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +238,12 @@ async fn serve(
     let call =
         Call { method: parts.method.to_string(), path: percent_decode(parts.uri.path()), query, query_text, headers: parts.headers, body };
     let answer = match controls.take_fault(&call.method, &call.path) {
+        Some(Fault::Redirect(location)) => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            response.headers_mut().insert("location", location.parse().unwrap_or_else(|_| "/".parse().unwrap()));
+            return Ok(response);
+        }
         Some(Fault::Reset) => return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")),
         Some(Fault::Hang(duration)) => {
             tokio::time::sleep(duration).await;

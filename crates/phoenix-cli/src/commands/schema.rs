@@ -18,9 +18,10 @@ pub fn run(args: Args) -> Result<Outcome, Failure> {
     if let Some(dir) = &args.out {
         for kind in FileKind::ALL {
             let text = format!("{:#}\n", schema::schema_for(kind));
+            // Atomic, and never through a planted link: a link in the folder is refused.
             let path = dir.join(kind.schema_file_name());
-            std::fs::create_dir_all(dir)
-                .and_then(|_| std::fs::write(&path, text))
+            phoenix_drivers::host::under_root(dir, &kind.schema_file_name())
+                .and_then(|path| phoenix_drivers::host::write_atomic(&path, text.as_bytes(), 0o644))
                 .map_err(|error| Failure::could_not_run(format!("cannot write {}", path.display())).because(error))?;
         }
         return Ok(Outcome::Ok);

@@ -8,12 +8,52 @@ use std::path::Path;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalHost;
 
+/// The largest configuration, compose or stack file phoenix reads. The users' largest is
+/// tens of kilobytes; anything far beyond is a mistake (or `/dev/zero` behind a symlink).
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a file the configuration consists of or names: only a regular file (a FIFO would
+/// block phoenix, a device never ends) and at most [`MAX_INPUT_BYTES`]; the error says why a
+/// file was refused.
+pub fn read_input(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+    let metadata = std::fs::metadata(path)?;
+    if metadata.is_dir() {
+        return Err(refuse("is a directory".into()));
+    }
+    if !metadata.is_file() {
+        return Err(refuse("is not a regular file (a FIFO, socket or device): phoenix reads only regular files".into()));
+    }
+    if metadata.len() > MAX_INPUT_BYTES {
+        return Err(refuse(format!("is {} bytes, more than the {} phoenix reads", metadata.len(), MAX_INPUT_BYTES)));
+    }
+    // Opened without blocking (a FIFO swapped in after the check would block open(2)).
+    let file = std::fs::OpenOptions::new().read(true).custom_flags_nonblocking().open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(refuse(format!("grew past the {MAX_INPUT_BYTES} bytes phoenix reads while it was read")));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "is not UTF-8 text"))
+}
+
+/// `O_NONBLOCK` on open, so that opening a FIFO returns at once.
+trait NonBlocking {
+    fn custom_flags_nonblocking(&mut self) -> &mut Self;
+}
+
+impl NonBlocking for std::fs::OpenOptions {
+    fn custom_flags_nonblocking(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK on Linux (asm-generic/fcntl.h).
+        self.custom_flags(0o4000)
+    }
+}
+
 impl Source for LocalHost {
     fn read_to_string(&self, path: &Path) -> std::io::Result<String> {
-        if path.is_dir() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory"));
-        }
-        std::fs::read_to_string(path)
+        read_input(path)
     }
 
     fn is_file(&self, path: &Path) -> bool {
@@ -28,6 +68,26 @@ impl Source for LocalHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = std::env::temp_dir().join(format!("phoenix-read-input-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.json");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let zero = dir.join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let big = dir.join("big.json");
+        std::fs::File::create(&big).unwrap().set_len(MAX_INPUT_BYTES + 1).unwrap();
+        for (path, why) in [(&fifo, "not a regular file"), (&zero, "not a regular file"), (&big, "more than the")] {
+            let error = LocalHost.read_to_string(path).unwrap_err();
+            assert!(error.to_string().contains(why), "{}: {error}", path.display());
+        }
+        std::fs::write(dir.join("ok.json"), "{}").unwrap();
+        assert_eq!(LocalHost.read_to_string(&dir.join("ok.json")).unwrap(), "{}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn directories_and_missing_files_are_errors() {
@@ -95,13 +155,60 @@ pub fn write_atomic_owned(path: &Path, content: &[u8], mode: u32, owner: Option<
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
+    } else {
+        remove_stale_temporaries(parent, &name);
     }
     result
+}
+
+/// Removes what interrupted runs left beside `name`: `.NAME.phoenix-PID` files whose process
+/// is gone (killed between write and rename). A running writer's file is left alone.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.phoenix-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
 mod write_tests {
     use super::*;
+
+    #[test]
+    fn a_write_removes_what_an_interrupted_writer_left_and_spares_a_running_one() {
+        let dir = std::env::temp_dir().join(format!("phoenix-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // pid_max on Linux is at most 4194304: this process cannot exist; pid 1 always does.
+        let (dead, alive) = (dir.join(".f.conf.phoenix-4194305"), dir.join(".f.conf.phoenix-1"));
+        std::fs::write(&dead, "half").unwrap();
+        std::fs::write(&alive, "busy").unwrap();
+        write_atomic(&dir.join("f.conf"), b"whole", 0o644).unwrap();
+        assert!(!dead.exists() && alive.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writes_stay_below_their_root_whatever_the_path_and_the_links_say() {
+        let dir = std::env::temp_dir().join(format!("phoenix-under-root-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (root, outside) = (dir.join("root"), dir.join("outside"));
+        std::fs::create_dir_all(root.join("host")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("host/etc")).unwrap();
+        std::os::unix::fs::symlink(outside.join("x"), root.join("file")).unwrap();
+        for path in ["../outside/x", "/host/../../outside/x", "host/etc/pve/host.fw", "file"] {
+            assert!(under_root(&root, path).is_err(), "{path}");
+        }
+        assert_eq!(under_root(&root, "/host/new/dir/f").unwrap(), root.join("host/new/dir/f"));
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn atomic_writes_replace_and_set_the_mode() {
@@ -129,6 +236,41 @@ pub fn resolve_secret(secret: &phoenix_model::model::SecretRef) -> Option<String
     }
 }
 
+/// `root` joined with `path` (absolute or relative, taken as below `root`), for a write that
+/// must stay there whatever the path says: a `..` component is refused, and so is a symlink
+/// anywhere below `root` on the way (a planted one would carry the write elsewhere). What
+/// exists is checked component by component, as an `openat` walk would.
+pub fn under_root(root: &Path, path: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::path::Component;
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+    let mut parts = Vec::new();
+    for component in Path::new(path.trim_start_matches('/')).components() {
+        match component {
+            Component::Normal(part) => parts.push(part),
+            Component::CurDir => {}
+            _ => return Err(refuse(format!("`{path}` climbs out of {}", root.display()))),
+        }
+    }
+    let mut joined = root.to_path_buf();
+    let mut existing = true;
+    for part in parts {
+        joined.push(part);
+        if !existing {
+            continue;
+        }
+        match std::fs::symlink_metadata(&joined) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                return Err(refuse(format!("{} is a symbolic link: phoenix does not write through links", joined.display())))
+            }
+            Ok(_) => {}
+            // Nothing further exists, so nothing further can be a link.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => existing = false,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(joined)
+}
+
 /// A file under a tree folder that could not be read or written, and why.
 #[derive(Debug)]
 pub struct TreeError {
@@ -151,8 +293,13 @@ impl std::error::Error for TreeError {
 /// `render --out DIR`: every rendered file written atomically under `out`, laid out as on the
 /// real system (`host/...`, `guest-<id>/...`).
 pub fn write_rendered(out: &Path, files: &[phoenix_core::render::RenderedFile]) -> Result<(), TreeError> {
+    // Every place is checked before the first write: a refused one leaves nothing half-written.
+    let mut places = Vec::new();
     for file in files {
-        let path = out.join(file.tree_path());
+        let place = under_root(out, &file.tree_path()).map_err(|error| TreeError { path: out.join(file.tree_path()), error })?;
+        places.push((place, file));
+    }
+    for (path, file) in places {
         write_atomic(&path, file.content.as_bytes(), file.mode).map_err(|error| TreeError { path, error })?;
     }
     Ok(())
@@ -166,7 +313,8 @@ pub fn read_rendered_places(
     let mut deployed = std::collections::BTreeMap::new();
     for file in files {
         let path = tree.join(file.tree_path());
-        let content = read_optional(&path).map_err(|error| TreeError { path, error })?;
+        let content =
+            under_root(tree, &file.tree_path()).and_then(|path| read_optional(&path)).map_err(|error| TreeError { path, error })?;
         deployed.insert(file.tree_path(), content);
     }
     Ok(deployed)

@@ -58,15 +58,18 @@ fn argv(parts: &[&str]) -> Vec<String> {
 
 impl<R: CommandRunner> HostTarget<R> {
     /// The local path of a place, when it is a local file (host paths, and guests as folders).
-    fn local_path(&self, place: &Place) -> Option<PathBuf> {
+    /// In a rehearsal the path stays below its folder whatever it says (no `..`, no symlink
+    /// followed: [`under_root`](crate::host::under_root)).
+    fn local_path(&self, place: &Place) -> Result<Option<PathBuf>, DriverError> {
+        let rooted = |root: &Path| crate::host::under_root(root, &place.path).map(Some).map_err(|e| error(place, e));
         match (&place.guest, &self.guests) {
-            (None, _) if self.remote_host => None,
-            (None, _) => Some(match &self.host_root {
-                Some(root) => root.join(place.path.trim_start_matches('/')),
-                None => PathBuf::from(&place.path),
-            }),
-            (Some((id, _)), GuestAccess::Folders(root)) => Some(guest_folder(root, *id).join(place.path.trim_start_matches('/'))),
-            (Some(_), GuestAccess::Pve) => None,
+            (None, _) if self.remote_host => Ok(None),
+            (None, _) => match &self.host_root {
+                Some(root) => rooted(root),
+                None => Ok(Some(PathBuf::from(&place.path))),
+            },
+            (Some((id, _)), GuestAccess::Folders(root)) => rooted(&guest_folder(root, *id)),
+            (Some(_), GuestAccess::Pve) => Ok(None),
         }
     }
 
@@ -179,7 +182,7 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T, DriverEr
 /// The operations themselves, blocking.
 impl<R: CommandRunner> HostTarget<R> {
     pub fn read_now(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
-        if let Some(path) = self.local_path(place) {
+        if let Some(path) = self.local_path(place)? {
             return match std::fs::read(&path) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -197,7 +200,7 @@ impl<R: CommandRunner> HostTarget<R> {
 
     pub fn write_now(&self, file: &FileWrite) -> Result<(), DriverError> {
         let place = &file.place;
-        if let Some(path) = self.local_path(place) {
+        if let Some(path) = self.local_path(place)? {
             let owner = file.owner.as_deref().map(|o| self.local_owner(place, o)).transpose()?;
             return crate::host::write_atomic_owned(&path, &file.content, file.mode, owner).map_err(|e| error(place, e));
         }
@@ -209,7 +212,7 @@ impl<R: CommandRunner> HostTarget<R> {
     }
 
     pub fn remove_now(&self, place: &Place) -> Result<(), DriverError> {
-        if let Some(path) = self.local_path(place) {
+        if let Some(path) = self.local_path(place)? {
             return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(error(place, e)),
                 _ => Ok(()),
@@ -235,7 +238,7 @@ impl<R: CommandRunner> HostTarget<R> {
                 self.in_guest(*guest, "update-ca-certificates", &[], "run update-ca-certificates", "")
             }
             PostAction::Command { guest: Some(guest), command } => self.in_guest(*guest, command, &[], &format!("run `{command}`"), ""),
-            PostAction::Touch { place } => match self.local_path(place) {
+            PostAction::Touch { place } => match self.local_path(place)? {
                 Some(path) => touch(&path).map_err(|e| error(place, e)),
                 None => self.guest_checked(place, r#"touch -c -- "$1""#, &[&place.path], None).map(drop),
             },

@@ -165,6 +165,18 @@ pub const CODES: &[CodeInfo] = &[
     c("PHX-SECRET-002", Warning, "secret reference cannot be resolved",
       "A secret refers to an environment variable that is not set, or a file that does not exist. Commands that need \
        the secret (sync) will fail.\nFix: set the variable or create the file."),
+    c("PHX-NAME-001", Error, "name not allowed",
+      "A name phoenix turns into a name on the node or a folder on disk is not one: a node name or a guest's name that is \
+       not a host name as Proxmox VE requires (pve-node, dns-name: letters, digits and inner hyphens, labels of at most 63, \
+       255 in all), or a stack or environment name that is not one path component.\nFix: rename it as the help line says."),
+    c("PHX-PATH-001", Error, "guest path not normalised",
+      "A certificate's cert_path or key_path is not a normalised absolute path: it is relative, or holds `..`, `.` or an \
+       empty component. phoenix writes the certificate and its private key there, and a path that climbs out could put a \
+       key anywhere.\nFix: write the absolute path in the guest."),
+    c("PHX-PATH-002", Error, "file outside the installation",
+      "A file the configuration names (a compose_file_path, a stack's files[].source, an application_script) is absolute \
+       or climbs out with `..`, so it lies outside the installation's tree (the folder above the configuration folder). \
+       phoenix does not read it, and no line of it is quoted.\nFix: name the file relative to that folder."),
     c("PHX-APP-001", Error, "application script missing",
       "A guest's application_script does not exist under the installation's bin/ folder (bin/lxc_setup/ or bin/vm_setup/ \
        beside the configuration folder's parent), where the original looked for it.\nFix: install the script or remove the key."),

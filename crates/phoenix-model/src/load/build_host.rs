@@ -15,7 +15,24 @@ use std::net::{IpAddr, Ipv4Addr};
 
 pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
     model.domain = raw.domain_name.clone().map(|d| d.to_ascii_lowercase());
-    model.host.node_name = raw.proxmox.as_ref().and_then(|p| p.node_name.clone()).unwrap_or_else(|| "pve".to_string());
+    model.host.node_name = match raw.proxmox.as_ref().and_then(|p| p.node_name.clone()) {
+        Some(name) if crate::pve::names::dns_name(&name) => name,
+        // The name becomes a path (/etc/pve/nodes/<node>/host.fw): an invalid one is reported
+        // and never used.
+        Some(name) => {
+            let shown: String = name.chars().take(64).collect();
+            ctx.push(
+                Diagnostic::at(
+                    "PHX-NAME-001",
+                    doc.span("/proxmox/node_name"),
+                    format!("node name `{shown}` is not a Proxmox VE node name"),
+                )
+                .help("a node name is a host name: letters, digits and inner hyphens (pve-node), as `hostname` prints it on the node"),
+            );
+            "pve".to_string()
+        }
+        None => "pve".to_string(),
+    };
     if let Some(network) = &raw.network {
         build_network(model, network, doc, ctx);
     }

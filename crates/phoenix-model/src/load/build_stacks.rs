@@ -78,7 +78,7 @@ fn environment(
         };
         let span = doc.span(&join(&join(&join(pointer, "files"), i), "source"));
         let path = model.root_dir.join(&source);
-        if ctx.probe_file(&path) && source.ends_with(".env") {
+        if outside_refused(&source, span, "files[].source", ctx) && ctx.probe_file(&path) && source.ends_with(".env") {
             scan_env_file(model, &path, &format!("stack {stack} ({name}) file {source}"), ctx);
         }
         files.push(StackFile { source: Located::new(source, span), destination: file.destination_in_container.clone() });
@@ -94,6 +94,19 @@ fn environment(
         })
         .collect();
     StackEnvironment { name: name.to_string(), span: doc.key_span(pointer), variables, files, services }
+}
+
+/// Whether a file the configuration names (relative to the installation root) stays inside
+/// it; one that does not is reported and never read, so no line of it can reach a diagnostic.
+pub(super) fn outside_refused(relative: &str, span: Span, what: &str, ctx: &mut Ctx<'_>) -> bool {
+    if crate::paths::within_tree(relative) {
+        return true;
+    }
+    ctx.push(
+        Diagnostic::at("PHX-PATH-002", span, format!("{what} `{relative}` names a file outside the installation's tree"))
+            .help("name the file relative to the folder above the configuration folder, without a leading / or .."),
+    );
+    false
 }
 
 /// Reports secret-looking `KEY=value` lines of a dotenv file as literal secrets.
@@ -144,6 +157,9 @@ pub fn compose_errors(value: &serde_json::Value) -> Vec<String> {
 fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) -> ComposeFile {
     let path = model.root_dir.join(relative);
     let mut compose = ComposeFile { relative: Located::new(relative.to_string(), span), path: path.clone(), content: None, text: None };
+    if !outside_refused(relative, span, "compose_file_path", ctx) {
+        return compose;
+    }
     let Ok(text) = ctx.source.read_to_string(&path) else {
         return compose;
     };

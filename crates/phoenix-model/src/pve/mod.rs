@@ -6,3 +6,4 @@
 pub mod addresses;
 pub mod fw_names;
 pub mod macros;
+pub mod names;

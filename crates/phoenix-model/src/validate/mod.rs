@@ -6,6 +6,7 @@ mod dns;
 mod firewall;
 mod flows;
 mod graph;
+mod names;
 mod network;
 mod scripts;
 mod secrets;
@@ -28,6 +29,7 @@ pub fn dns_findings(model: &Model) -> Vec<Diagnostic> {
 /// Every semantic diagnostic for `model`.
 pub fn validate(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    out.extend(names::check(model));
     out.extend(network::check(model));
     out.extend(graph::check(model));
     out.extend(stacks::check(model, facts));

@@ -45,16 +45,9 @@ pub fn configid(id: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// `pve_verify_node_name`: a DNS label sequence.
+/// `pve_verify_node_name`: a DNS label sequence (the rule is shared with validation).
 fn node_name(name: &str) -> bool {
-    let label = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    !name.is_empty() && name.split('.').all(label)
+    phoenix_model::pve::names::dns_name(name)
 }
 
 fn mac(text: &str) -> bool {
