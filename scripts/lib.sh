@@ -31,19 +31,19 @@ need() {
     return $status
 }
 
-# need_rust: cargo and rustc >= 1.88 (the workspace's rust-version).
+# need_rust: cargo and rustc >= 1.89 (the workspace's rust-version).
 need_rust() {
     if ! command -v cargo >/dev/null 2>&1; then
         [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
     fi
     if ! command -v cargo >/dev/null 2>&1; then
-        echo "phoenix: cargo is missing. Install Rust 1.88 or newer (rustup, or Debian's cargo where it is recent enough)." >&2
+        echo "phoenix: cargo is missing. Install Rust 1.89 or newer (rustup, or Debian's cargo where it is recent enough)." >&2
         return 1
     fi
     local minor
     minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
-    if [ "${minor:-0}" -lt 88 ]; then
-        echo "phoenix: rustc $(rustc --version) is too old; phoenix needs 1.88 or newer." >&2
+    if [ "${minor:-0}" -lt 89 ]; then
+        echo "phoenix: rustc $(rustc --version) is too old; phoenix needs 1.89 or newer." >&2
         return 1
     fi
 }

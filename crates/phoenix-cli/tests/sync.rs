@@ -100,3 +100,30 @@ async fn a_failing_step_is_exit_one_and_names_the_step() {
     assert!(text(&output).contains("FAILED firewall guest 102: rules"), "{}", text(&output));
     assert!(text(&output).contains("skipped firewall cluster: options"), "{}", text(&output));
 }
+
+/// Issue 13: two syncs of one target never interleave. A run finds the target locked (here by
+/// the test) and, after its bounded wait, refuses naming the holder and changes nothing; two
+/// runs started together apply once: every rule is on the node once, and the next plan is empty.
+#[tokio::test]
+async fn one_sync_at_a_time_per_target() {
+    let fakes = fakes("lock").await;
+    let lock = fakes.root.join(".phoenix-sync.lock");
+    let held = phoenix_drivers::host::lock::acquire(&lock, std::time::Duration::ZERO, "the test's own hold").unwrap();
+    let refused = phoenix(&fakes, &["sync", "firewall", "--yes", "--lock-wait", "1"], true).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains(&format!("pid {}, the test's own hold", std::process::id())), "{}", text(&refused));
+    assert_eq!(writes(&fakes), 0, "nothing was changed while another run held the target");
+    drop(held);
+
+    let (first, second) =
+        tokio::join!(phoenix(&fakes, &["sync", "firewall", "--yes"], true), phoenix(&fakes, &["sync", "firewall", "--yes"], true));
+    assert_eq!((first.status.code(), second.status.code()), (Some(0), Some(0)), "{}\n{}", text(&first), text(&second));
+    let guest = fakes.pve.with(|sim| sim.files["firewall/101.fw"].clone());
+    let rules = guest.lines().filter(|l| l.starts_with("IN ") || l.starts_with("OUT ") || l.starts_with("GROUP ")).collect::<Vec<_>>();
+    let mut unique = rules.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(rules.len(), unique.len(), "a rule is on the node twice:\n{guest}");
+    let again = phoenix(&fakes, &["sync", "firewall", "--dry-run"], true).await;
+    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+}

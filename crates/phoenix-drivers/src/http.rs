@@ -178,3 +178,23 @@ pub fn require_https(url: &str, what: &str) -> Result<(), DriverError> {
             .hint("give the https:// address (Proxmox VE serves its API on https://<node>:8006)"))
     }
 }
+
+/// Whether `error` is a TLS verification refusal (rustls said no: unknown issuer, name
+/// mismatch, expired, a pinned fingerprint that differs). Such a failure is final: asking
+/// again meets the same certificate, so it is never retried.
+pub fn is_tls_refusal(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        // reqwest hands rustls's error inside io::Errors (Other, then InvalidData), whose
+        // source() skips the error they wrap: unwrap them by hand.
+        let mut inner = Some(error);
+        while let Some(layer) = inner {
+            if layer.is::<rustls::Error>() {
+                return true;
+            }
+            inner = layer.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|e| e as &(dyn std::error::Error + 'static));
+        }
+        cause = error.source();
+    }
+    false
+}

@@ -79,6 +79,7 @@ impl PortainerClient {
             }
             let response = match make()?.send().await {
                 Ok(response) => response,
+                Err(e) if http::is_tls_refusal(&e) => return Err(error(what, format!("TLS refused: {}", http::with_causes(&e)))),
                 Err(e) => {
                     last = http::with_causes(&e);
                     continue;

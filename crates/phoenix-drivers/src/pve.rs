@@ -76,6 +76,8 @@ impl PveClient {
         let repeatable = request.method != Method::Post;
         let response = match builder.header("Authorization", format!("PVEAPIToken={}", self.settings.token.expose())).send().await {
             Ok(response) => response,
+            // The certificate is refused: it will be refused again.
+            Err(error) if http::is_tls_refusal(&error) => return Attempt::Fail(format!("TLS refused: {}", http::with_causes(&error))),
             // Nothing reached the server: always safe to repeat.
             Err(error) if error.is_connect() => return Attempt::Retry(format!("cannot connect: {}", http::with_causes(&error))),
             Err(error) if repeatable => return Attempt::Retry(describe(&error)),

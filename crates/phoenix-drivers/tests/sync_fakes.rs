@@ -226,16 +226,20 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
     // The refusal names its cause: the verifier's words, not only reqwest's "error sending request".
     assert!(error.message.contains("does not match the pinned fingerprint"), "{error}");
 
-    // A node certificate from another CA: rustls's reason is in the message.
+    // A node certificate from another CA: rustls's reason is in the message, and the refusal
+    // is final: one connection, however many attempts a transient failure would get.
     let other_ca = PveClient::new(PveSettings {
         url: rig.pve.url(),
         token: rig.pve.token.clone().into(),
         trust: Trust::Ca(rig.portainer.server.ca_file.clone()),
         timeout: Duration::from_secs(2),
-        backoff: Backoff { attempts: 1, first_delay: Duration::from_millis(5) },
+        backoff: Backoff { attempts: 4, first_delay: Duration::from_millis(5) },
         task_timeout: Duration::from_secs(5),
     })
     .unwrap();
+    let connections = || rig.pve.server.controls.connections.load(std::sync::atomic::Ordering::SeqCst);
+    let before = connections();
     let error = plan_sync(&ObserveInput { pve: &other_ca, ..input }, &|_| None).await.unwrap_err();
     assert!(error.message.contains("invalid peer certificate") && error.message.contains("UnknownIssuer"), "{error}");
+    assert_eq!(connections() - before, 1, "a refused certificate is not tried again");
 }

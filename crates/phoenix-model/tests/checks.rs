@@ -476,6 +476,12 @@ fn literal_and_unresolvable_secrets() {
     let checked = run(&source);
     assert_code(&checked, "PHX-SECRET-002", HV, "PHOENIX_PORTAINER_API_KEY, which is not set");
     assert_code(&checked, "PHX-SECRET-002", HV, "secrets/agent, which does not exist");
+    // Issue 13: sync reads the file where validate looked, the configuration folder, not the
+    // directory phoenix happens to run in.
+    let model = checked.model.unwrap();
+    let agent = model.secrets.iter().find(|s| s.what.contains("agent_secret")).expect("the agent secret");
+    let expected = example_config().join("secrets/agent");
+    assert_eq!(agent.reference, phoenix_model::model::SecretRef::File(expected.to_string_lossy().into_owned()));
 }
 
 #[test]

@@ -95,6 +95,8 @@ pub struct Controls {
     latency_ms: AtomicUsize,
     injections: Mutex<Vec<Injection>>,
     pub requests: AtomicUsize,
+    /// TCP connections accepted (a TLS handshake a client refuses still counts).
+    pub connections: AtomicUsize,
     in_flight: AtomicUsize,
     pub peak_in_flight: AtomicUsize,
 }
@@ -186,6 +188,7 @@ impl FakeServer {
         let shared = controls.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                shared.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (acceptor, handler, controls) = (acceptor.clone(), handler.clone(), shared.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else { return };

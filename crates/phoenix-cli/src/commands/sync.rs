@@ -91,6 +91,10 @@ pub struct SyncArgs {
     /// (dnsmasq's), `pct` and `qm guest exec`. Default: phoenix runs on the node.
     #[arg(long, value_name = "USER@HOST", conflicts_with = "root")]
     ssh: Option<String>,
+    /// How long to wait for another sync of the same target (the node, the rehearsal folder
+    /// or the lab) to finish before giving up; one sync applies to a target at a time.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    lock_wait: u64,
     /// Steps running at once.
     #[arg(long, default_value_t = 512)]
     parallel: usize,
@@ -182,6 +186,23 @@ fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, F
     })
 }
 
+/// The lock of the target this sync applies to: the lab, the rehearsal folder, or the node.
+fn sync_lock(args: &SyncArgs, node: &str) -> Result<phoenix_drivers::host::lock::SyncLock, Failure> {
+    let (path, what) = match (&args.lab, &args.root) {
+        (Some(lab), _) => (phoenix_lab::state_dir(lab).join("sync.lock"), format!("sync of lab {lab}")),
+        (None, Some(root)) => (root.join(".phoenix-sync.lock"), format!("sync rehearsing in {}", root.display())),
+        (None, None) => (PathBuf::from(format!("/run/lock/phoenix/sync-{node}.lock")), format!("sync of node {node}")),
+    };
+    let started = context::rfc3339(parse_now(None)? as i64);
+    phoenix_drivers::host::lock::acquire(&path, Duration::from_secs(args.lock_wait), &format!("{what}, started {started}")).map_err(
+        |error| {
+            Failure::could_not_run("another sync is applying to the same target").because(error).hint(
+                "wait for it to finish (phoenix sync waits --lock-wait seconds), then run sync again: it plans from what is there then",
+            )
+        },
+    )
+}
+
 fn confirm(plan: &Plan) -> bool {
     eprint!("Apply these {} step(s)? [y/N] ", plan.steps.len());
     let _ = std::io::stderr().flush();
@@ -262,6 +283,8 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     let (model, pve, portainer, target) = (drivers.model, drivers.pve, drivers.portainer, drivers.target);
     let now = parse_now(None)?;
     let runtime = context::runtime()?;
+    // Held from observing to the last step: a second run plans from what the first applied.
+    let _lock = if args.dry_run { None } else { Some(sync_lock(args, &model.host.node_name)?) };
     let input = ObserveInput {
         model,
         rendered,

@@ -231,7 +231,8 @@ pub fn resolve_secret(secret: &phoenix_model::model::SecretRef) -> Option<String
     use phoenix_model::model::SecretRef;
     match secret {
         SecretRef::Env(name) => std::env::var(name).ok().filter(|v| !v.is_empty()),
-        SecretRef::File(path) => std::fs::read_to_string(path).ok().map(|t| t.trim_end_matches(['\n', '\r']).to_string()),
+        // The loader made the path the configuration folder's; only a regular file is read.
+        SecretRef::File(path) => read_input(Path::new(path)).ok().map(|t| t.trim_end_matches(['\n', '\r']).to_string()),
         SecretRef::Literal => None,
     }
 }

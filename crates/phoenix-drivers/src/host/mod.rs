@@ -2,6 +2,7 @@
 //! from it (through `pct`/`qm` on a Proxmox node, or as folders in a rehearsal).
 
 mod files;
+pub mod lock;
 mod owners;
 mod runner;
 mod target;

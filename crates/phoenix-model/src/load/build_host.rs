@@ -314,9 +314,10 @@ pub fn secret(model: &mut Model, doc: &JsonDoc, pointer: &str, what: &str, value
             SecretRef::Env(env.clone())
         }
         SecretValue::File { file } => {
+            // One rule for validate and sync: a relative path is the configuration folder's.
             let path = model.config_dir.join(file);
             ctx.probe_file(&path);
-            SecretRef::File(file.clone())
+            SecretRef::File(path.to_string_lossy().into_owned())
         }
         SecretValue::Literal(_) => {
             ctx.sources.mark_secret(span);

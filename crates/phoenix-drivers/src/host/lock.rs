@@ -1,0 +1,87 @@
+//! One sync at a time per target: an exclusive lock on a file (flock(2) through std's
+//! `File::lock`), held by the running process for the whole observe, plan and apply, and
+//! released by the kernel when the process ends, however it ends. The file says who holds it,
+//! so a second run can name the holder. Waiting is bounded.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A held sync lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct SyncLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+/// Why the lock could not be taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another run held it for the whole wait; its line says who (pid and start).
+    Held {
+        path: PathBuf,
+        holder: String,
+    },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held { path, holder } => write!(f, "another phoenix sync holds {} ({holder})", path.display()),
+            LockError::Io { path, error } => write!(f, "cannot lock {}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LockError {}
+
+/// Takes the lock at `path`, waiting at most `wait` for another holder; `what` is written
+/// into the file for the next run to read (with this process's id).
+pub fn acquire(path: &Path, wait: Duration, what: &str) -> Result<SyncLock, LockError> {
+    let io = |error| LockError::Io { path: path.to_path_buf(), error };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim().to_string();
+                return Err(LockError::Held {
+                    path: path.to_path_buf(),
+                    holder: if holder.is_empty() { "unknown".into() } else { holder },
+                });
+            }
+            Err(TryLockError::Error(error)) => return Err(io(error)),
+        }
+    }
+    let line = format!("pid {}, {what}\n", std::process::id());
+    file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(line.as_bytes())).map_err(io)?;
+    Ok(SyncLock { _file: file, path: path.to_path_buf() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_waits_then_is_told_who_holds_it() {
+        let path = std::env::temp_dir().join(format!("phoenix-lock-{}/sync.lock", std::process::id()));
+        let held = acquire(&path, Duration::ZERO, "sync all of node pve").unwrap();
+        let refused = acquire(&path, Duration::from_millis(250), "another").unwrap_err();
+        assert!(refused.to_string().contains(&format!("pid {}, sync all of node pve", std::process::id())), "{refused}");
+        drop(held);
+        assert!(acquire(&path, Duration::ZERO, "again").is_ok(), "released when the holder goes");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+}
