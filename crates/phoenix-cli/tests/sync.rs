@@ -46,6 +46,9 @@ async fn phoenix(fakes: &Fakes, args: &[&str], token: bool) -> Output {
     command.env_remove("PHOENIX_PORTAINER_API_KEY");
     if token {
         command.env("PHOENIX_PVE_TOKEN", &fakes.pve.token);
+    } else {
+        // Without it the configuration's token (proxmox.token_id and token_secret) would be used.
+        command.env_remove("PHOENIX_PVE_TOKEN_SECRET");
     }
     command.stdin(std::process::Stdio::null());
     command.output().await.expect("phoenix runs")
@@ -126,4 +129,19 @@ async fn one_sync_at_a_time_per_target() {
     assert_eq!(rules.len(), unique.len(), "a rule is on the node twice:\n{guest}");
     let again = phoenix(&fakes, &["sync", "firewall", "--dry-run"], true).await;
     assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+}
+
+/// Issue 13: the configuration's Proxmox VE settings are used when no flag or variable gives
+/// them: here proxmox.token_id with token_secret from its variable reaches the node (which
+/// refuses it: the simulator knows only its own token), instead of "no token".
+#[tokio::test]
+async fn the_configuration_s_token_is_used_when_none_is_given() {
+    let fakes = fakes("config-token").await;
+    let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
+    command.args(["sync", "firewall", "--dry-run", "--config", CONFIG, "--root", fakes.root.to_str().unwrap()]);
+    command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
+    command.args(["--portainer-url", &fakes.portainer.server.url(), "--portainer-ca", fakes.portainer.server.ca_file.to_str().unwrap()]);
+    let output = command.env_remove("PHOENIX_PVE_TOKEN").stdin(std::process::Stdio::null()).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("401") && !text(&output).contains("no Proxmox VE API token"), "{}", text(&output));
 }

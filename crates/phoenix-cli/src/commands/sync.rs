@@ -58,10 +58,12 @@ pub struct SyncArgs {
     yes: bool,
     #[arg(long, value_enum, default_value_t = SyncFormat::Human)]
     format: SyncFormat,
-    /// The Proxmox VE API; default https://<the host's address>:8006/api2/json.
+    /// The Proxmox VE API; default proxmox.api_url from the configuration, else
+    /// https://<the host's address>:8006/api2/json. This flag (or PHOENIX_PVE_URL) wins.
     #[arg(long, env = "PHOENIX_PVE_URL", value_name = "URL")]
     pve_url: Option<String>,
-    /// The API token, `USER@REALM!TOKENID=SECRET`. Prefer the environment variable: a flag's
+    /// The API token, `USER@REALM!TOKENID=SECRET`; default proxmox.token_id with
+    /// proxmox.token_secret from the configuration. Prefer the environment variable: a flag's
     /// value is visible to every user of the machine in the process list.
     #[arg(long, env = "PHOENIX_PVE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pve_token: Option<Secret>,
@@ -131,18 +133,36 @@ fn local_store(args: &SyncArgs) -> PathBuf {
     }
 }
 
+/// `proxmox.api_url` as the client calls it: the API's base ends in `/api2/json`.
+fn api_base(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    if url.ends_with("/api2/json") {
+        url.to_string()
+    } else {
+        format!("{url}/api2/json")
+    }
+}
+
+/// The configuration's token: `proxmox.token_id` and the secret `proxmox.token_secret` names.
+fn configured_token(model: &Model) -> Option<Secret> {
+    let secret = resolve_secret(model.secret_for("proxmox.token_secret")?)?;
+    Some(Secret::new(format!("{}={secret}", model.host.token_id.as_deref()?)))
+}
+
 fn pve_client(args: &SyncArgs, model: &Model) -> Result<PveClient, Failure> {
-    let url = match (&args.pve_url, model.host.ip()) {
-        (Some(url), _) => url.clone(),
-        (None, Some(ip)) => format!("https://{ip}:8006/api2/json"),
-        (None, None) => {
-            return Err(Failure::could_not_run("no Proxmox VE API address").hint("set --pve-url or the host's address in the configuration"))
+    let url = match (&args.pve_url, &model.host.api_url, model.host.ip()) {
+        (Some(url), _, _) => url.clone(),
+        (None, Some(url), _) => api_base(url),
+        (None, None, Some(ip)) => format!("https://{ip}:8006/api2/json"),
+        (None, None, None) => {
+            return Err(Failure::could_not_run("no Proxmox VE API address")
+                .hint("set --pve-url, proxmox.api_url or the host's address in the configuration"))
         }
     };
-    let token = args
-        .pve_token
-        .clone()
-        .ok_or_else(|| Failure::could_not_run("no Proxmox VE API token").hint("set PHOENIX_PVE_TOKEN to USER@REALM!TOKENID=SECRET"))?;
+    let token = args.pve_token.clone().or_else(|| configured_token(model)).ok_or_else(|| {
+        Failure::could_not_run("no Proxmox VE API token")
+            .hint("set PHOENIX_PVE_TOKEN to USER@REALM!TOKENID=SECRET, or proxmox.token_id and proxmox.token_secret")
+    })?;
     let trust = match (&args.pve_ca, &args.pve_fingerprint) {
         (Some(ca), _) => Trust::Ca(ca.clone()),
         (None, Some(fingerprint)) => Trust::Fingerprint(fingerprint.clone()),
@@ -172,10 +192,18 @@ fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, F
     let settings = PortainerSettings {
         url,
         trust: Trust::Ca(ca.clone()),
-        api_key: std::env::var("PHOENIX_PORTAINER_API_KEY").ok().filter(|k| !k.is_empty()).map(Secret::new),
+        api_key: std::env::var("PHOENIX_PORTAINER_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .or_else(|| resolve_secret(model.secret_for("portainer_api.api_key")?))
+            .map(Secret::new),
         key_file: store.join("portainer-api-key"),
         admin_user: "admin".into(),
-        admin_password: std::env::var("PHOENIX_PORTAINER_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new),
+        admin_password: std::env::var("PHOENIX_PORTAINER_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| resolve_secret(model.secret_for("portainer_api.admin_password")?))
+            .map(Secret::new),
         timeout: Duration::from_secs(60),
         backoff: Backoff::default(),
     };

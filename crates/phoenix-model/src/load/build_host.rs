@@ -33,6 +33,8 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
         }
         None => "pve".to_string(),
     };
+    model.host.api_url = raw.proxmox.as_ref().and_then(|p| p.api_url.clone());
+    model.host.token_id = raw.proxmox.as_ref().and_then(|p| p.token_id.clone());
     if let Some(network) = &raw.network {
         build_network(model, network, doc, ctx);
     }

@@ -181,12 +181,24 @@ impl Guest {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Host {
     pub node_name: String,
+    /// `proxmox.api_url`: the node's API (`--pve-url` and PHOENIX_PVE_URL override it).
+    pub api_url: Option<String>,
+    /// `proxmox.token_id` (`user@realm!tokenid`); with `proxmox.token_secret` the token
+    /// (PHOENIX_PVE_TOKEN and `--pve-token` override both).
+    pub token_id: Option<String>,
     pub address: Option<Located<Ipv4Net>>,
     pub bridge: Option<String>,
     pub gateway: Option<Located<Ipv4Addr>>,
     pub nameservers: Vec<Located<IpAddr>>,
     /// network.default_subnet.
     pub subnet: Option<Located<Ipv4Net>>,
+}
+
+impl Model {
+    /// The reference of the secret stored for `what` (e.g. `proxmox.token_secret`).
+    pub fn secret_for(&self, what: &str) -> Option<&SecretRef> {
+        self.secrets.iter().find(|s| s.what == what).map(|s| &s.reference)
+    }
 }
 
 impl Host {
