@@ -243,3 +243,36 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
     assert!(error.message.contains("invalid peer certificate") && error.message.contains("UnknownIssuer"), "{error}");
     assert_eq!(connections() - before, 1, "a refused certificate is not tried again");
 }
+
+/// Issue 13: "nothing to do" means the services use the certificates phoenix keeps. The first
+/// sync installs every guest's copies from the store (none was there); a copy deleted or
+/// replaced later is planned and installed again, and then nothing is left to do.
+#[tokio::test]
+async fn a_certificate_missing_or_changed_in_its_guest_is_installed_again() {
+    let rig = Rig::new("reinstall").await;
+    let first = rig.plan(&all()).await.unwrap();
+    assert!(first.steps.iter().any(|s| s.id == "cert-install:gateway"), "{}", first.to_text());
+    let (summary, _) = rig.apply(&first).await;
+    assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
+    let cert = rig.root.join("guest-101/etc/nginx/ssl/gateway.crt");
+    let key = rig.root.join("guest-101/etc/nginx/ssl/gateway.key");
+    let store_key = std::fs::read(rig.root.join("host").join(STORE.trim_start_matches('/')).join("gateway.key")).unwrap();
+    assert_eq!(std::fs::read(&key).unwrap(), store_key, "the first sync installed the guest's key");
+    assert!(rig.plan(&all()).await.unwrap().is_empty());
+
+    std::fs::remove_file(&cert).unwrap();
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nsomeone else's\n-----END PRIVATE KEY-----\n").unwrap();
+    let plan = rig.plan(&all()).await.unwrap();
+    let step = plan.steps.iter().find(|s| s.id == "cert-install:gateway").expect("the drift is planned");
+    assert!(
+        step.reason.contains("gateway.crt is missing") && step.reason.contains("gateway.key differs from the store"),
+        "{}",
+        step.reason
+    );
+    assert!(step.diff.contains("root:www-data, 0640"), "{}", step.diff);
+    let (summary, _) = rig.apply(&plan).await;
+    assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
+    assert!(cert.is_file());
+    assert_eq!(std::fs::read(&key).unwrap(), store_key);
+    assert!(rig.plan(&all()).await.unwrap().is_empty(), "converged means deployed");
+}

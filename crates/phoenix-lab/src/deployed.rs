@@ -13,12 +13,11 @@ use phoenix_core::plan::pve::{ApiRequest, Method};
 use phoenix_core::render::Rendered;
 use phoenix_exec::sync::{PortainerApi, PveApi, PveReply};
 use phoenix_exec::{DriverError, Issued, Issuer};
-use phoenix_model::model::{GuestId, GuestKind, Model};
+use phoenix_model::model::{GuestKind, Model};
 use phoenix_sim::ca::TestCa;
 use phoenix_sim::pve::guest::GuestKind as SimKind;
 use phoenix_sim::pve::PveSim;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -38,6 +37,19 @@ fn pve_dir(name: &str) -> PathBuf {
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LabError + '_ {
     move |e| LabError(format!("{}: {e}", path.display()))
+}
+
+/// Gives every guest folder under `root` (`guest-<vmid>`) the accounts its files are owned
+/// by, as a guest has them once its services are installed (see
+/// [`phoenix_core::lab::guest_accounts`]).
+pub fn write_guest_accounts(root: &Path, model: &Model, rendered: &Rendered, store_dir: &str) -> std::io::Result<()> {
+    for (id, (passwd, group)) in phoenix_core::lab::guest_accounts(model, rendered, store_dir) {
+        let etc = root.join(format!("guest-{id}")).join("etc");
+        std::fs::create_dir_all(&etc)?;
+        std::fs::write(etc.join("passwd"), passwd)?;
+        std::fs::write(etc.join("group"), group)?;
+    }
+    Ok(())
 }
 
 /// The store as phoenix finds it on the lab's node: `<folder>/host/<store_dir>`.
@@ -60,51 +72,8 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) 
     let root = store.join(phoenix_model::paths::STORE_ROOT_FILE);
     std::fs::write(&root, &ca.cert_pem).map_err(io(&root))?;
     save_pve(name, &simulated_node(model, rendered).map_err(LabError)?)?;
-    for (id, owners) in accounts(model, rendered, store_dir) {
-        let etc = dir.join(format!("guest-{id}")).join("etc");
-        std::fs::create_dir_all(&etc).map_err(io(&etc))?;
-        let (passwd, group) = account_files(&owners);
-        std::fs::write(etc.join("passwd"), passwd).map_err(io(&etc))?;
-        std::fs::write(etc.join("group"), group).map_err(io(&etc))?;
-    }
+    write_guest_accounts(&dir, model, rendered, store_dir).map_err(io(&dir))?;
     Ok(store)
-}
-
-/// The owners (`user:group`) of the files phoenix writes into each guest: the rendered files
-/// and the installed certificates. A guest has these accounts once its services are installed.
-fn accounts(model: &Model, rendered: &Rendered, store_dir: &str) -> BTreeMap<GuestId, BTreeSet<String>> {
-    let mut owners: BTreeMap<GuestId, BTreeSet<String>> = BTreeMap::new();
-    for file in &rendered.files {
-        if let phoenix_core::deploy::Machine::Guest(id) = file.target {
-            owners.entry(id).or_default().insert(file.owner.clone());
-        }
-    }
-    for cert in &model.certificates {
-        for file in phoenix_core::certificates::renewal::files_for(cert, store_dir, "", "") {
-            if let (Some((id, _)), Some(owner)) = (file.place.guest, file.owner) {
-                owners.entry(id).or_default().insert(owner);
-            }
-        }
-    }
-    owners
-}
-
-/// `/etc/passwd` and `/etc/group` with root and these owners' users and groups, numbered from
-/// 100 in name order.
-fn account_files(owners: &BTreeSet<String>) -> (String, String) {
-    let users: BTreeSet<&str> = owners.iter().map(|o| o.split(':').next().unwrap_or_default()).filter(|u| *u != "root").collect();
-    let groups: BTreeSet<&str> = owners.iter().map(|o| o.split(':').nth(1).unwrap_or(o.as_str())).filter(|g| *g != "root").collect();
-    let group_id = |g: &str| groups.iter().position(|x| *x == g).map_or(0, |i| 100 + i);
-    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
-    for (index, user) in users.iter().enumerate() {
-        let primary = owners.iter().find_map(|o| o.strip_prefix(&format!("{user}:"))).unwrap_or(user);
-        passwd.push_str(&format!("{user}:x:{}:{}::/nonexistent:/usr/sbin/nologin\n", 100 + index, group_id(primary)));
-    }
-    let mut group = String::from("root:x:0:\n");
-    for (index, name) in groups.iter().enumerate() {
-        group.push_str(&format!("{name}:x:{}:\n", 100 + index));
-    }
-    (passwd, group)
 }
 
 /// The node with the configuration's guests, their NICs as before a firewall (see
@@ -217,22 +186,5 @@ impl PortainerApi for NoPortainer {
     }
     async fn apply(&self, _: &Operation) -> Result<(), DriverError> {
         no_portainer()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_owner_gets_an_account_and_its_group() {
-        let owners: BTreeSet<String> = ["root:root", "traefik:traefik", "www-data:ssl-cert", "nginx"].map(String::from).into();
-        let (passwd, group) = account_files(&owners);
-        assert_eq!(
-            passwd,
-            "root:x:0:0:root:/root:/bin/sh\nnginx:x:100:100::/nonexistent:/usr/sbin/nologin\n\
-             traefik:x:101:102::/nonexistent:/usr/sbin/nologin\nwww-data:x:102:101::/nonexistent:/usr/sbin/nologin\n"
-        );
-        assert_eq!(group, "root:x:0:\nnginx:x:100:\nssl-cert:x:101:\ntraefik:x:102:\n");
     }
 }

@@ -132,14 +132,21 @@ pub fn planned_files(cert: &Certificate, store_dir: &str) -> Vec<PlannedFile> {
         store(store_cert_file(&cert.name), CERT_MODE, Content::Chain),
         store(store_key_file(&cert.name), STORE_KEY_MODE, Content::Key),
     ];
+    files.extend(installed_files(cert));
+    files
+}
+
+/// The copies a certificate's service uses (`cert_path`, `key_path`), where they go, owned
+/// and moded as the manifest says.
+pub fn installed_files(cert: &Certificate) -> Vec<PlannedFile> {
     let guest = cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(GuestKind::Lxc)));
     let installed = if cert.include_ca { Content::Chain } else { Content::Leaf };
-    for (path, mode, content) in [(&cert.cert_path, CERT_MODE, installed), (&cert.key_path, KEY_MODE, Content::Key)] {
-        if let Some(path) = path {
-            files.push(PlannedFile { place: Place { guest, path: path.clone() }, owner: cert.owner.clone(), mode, content });
-        }
-    }
-    files
+    [(&cert.cert_path, CERT_MODE, installed), (&cert.key_path, KEY_MODE, Content::Key)]
+        .into_iter()
+        .filter_map(|(path, mode, content)| {
+            Some(PlannedFile { place: Place { guest, path: path.clone()? }, owner: cert.owner.clone(), mode, content })
+        })
+        .collect()
 }
 
 /// The planned files with the issued certificate's content.

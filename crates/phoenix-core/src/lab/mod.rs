@@ -4,9 +4,12 @@
 //! the ports each namespace listens on (every hop's destination); and the probes, one per hop,
 //! each with the verdict the static analysis gives. phoenix-lab builds and probes it. Pure.
 
+pub mod accounts;
 pub mod deployed;
 pub mod nft;
 pub mod traefik;
+
+pub use accounts::guest_accounts;
 
 use crate::analyze::assess::{FlowVerdict, HopVerdict};
 use crate::analyze::firewall::{evaluate, Endpoint, FirewallState, Packet};

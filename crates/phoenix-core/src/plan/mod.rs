@@ -50,7 +50,18 @@ pub struct Observed {
     pub trust_in_place: Option<bool>,
     /// The store's CA root (PEM), when there is one.
     pub trust_root: Option<String>,
+    /// Certificates the store holds and that are not due: the store's copy and what their
+    /// `cert_path` and `key_path` hold now (`None`: absent).
+    pub cert_copies: BTreeMap<String, CertCopies>,
     pub portainer: Option<portainer::PortainerObserved>,
+}
+
+/// A certificate's store copy and its installed copies, as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertCopies {
+    pub chain_pem: String,
+    pub key_pem: phoenix_model::secret::Secret,
+    pub installed: BTreeMap<crate::deploy::Place, Option<Vec<u8>>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,6 +97,12 @@ pub enum Action {
     /// Install the store's CA root (`phoenix certs trust`): these files (the root's content,
     /// never shown), then these trust-store rebuilds.
     Trust {
+        files: Vec<FileWrite>,
+        actions: Vec<PostAction>,
+    },
+    /// Put a certificate's installed copies back as the store holds them (a copy missing,
+    /// changed or replaced in its guest), then its post-renewal actions.
+    Install {
         files: Vec<FileWrite>,
         actions: Vec<PostAction>,
     },
@@ -208,10 +225,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     if wants(Domain::Certs) {
         let after = present(&steps, &["dns"]);
         steps.extend(certificate_steps(input, &after));
+        steps.extend(reinstall_steps(input));
     }
     if wants(Domain::Gateway) {
-        let after: Vec<String> =
-            steps.iter().filter(|s| matches!(s.action, Action::Certificate { .. } | Action::Trust { .. })).map(|s| s.id.clone()).collect();
+        let after: Vec<String> = steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Certificate { .. } | Action::Trust { .. } | Action::Install { .. }))
+            .map(|s| s.id.clone())
+            .collect();
         steps.extend(files::file_steps(input.rendered, input.observed, Domain::Gateway, &after));
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
@@ -249,6 +270,47 @@ fn certificate_steps(input: &PlanInput<'_>, after: &[String]) -> Vec<Step> {
             diff: renewal.to_text(),
             action: Action::Certificate { renewal },
             after: after.to_vec(),
+            lock: None,
+            node: None,
+            calls: 1,
+        });
+    }
+    steps
+}
+
+/// One step per certificate whose installed copies are not what the store holds: "nothing to
+/// do" must mean the services use the certificates phoenix keeps.
+fn reinstall_steps(input: &PlanInput<'_>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (name, copies) in &input.observed.cert_copies {
+        let Some(cert) = input.model.certificates.iter().find(|c| &c.name == name) else { continue };
+        let files = crate::certificates::renewal::fill(
+            &crate::certificates::renewal::installed_files(cert),
+            &copies.chain_pem,
+            copies.key_pem.expose(),
+        );
+        let drifted: Vec<String> = files
+            .iter()
+            .filter_map(|f| match copies.installed.get(&f.place) {
+                Some(Some(found)) if *found == f.content => None,
+                Some(Some(_)) => Some(format!("{} differs from the store", f.place)),
+                _ => Some(format!("{} is missing", f.place)),
+            })
+            .collect();
+        if drifted.is_empty() {
+            continue;
+        }
+        let actions = crate::certificates::renewal::post_actions(input.model, cert);
+        let diff =
+            files.iter().map(|f| format!("install {}\n", f.to_text())).chain(actions.iter().map(|a| format!("then {a}\n"))).collect();
+        steps.push(Step {
+            id: format!("cert-install:{name}"),
+            domain: Domain::Certs,
+            title: format!("install certificate {name} where its service reads it"),
+            reason: drifted.join("; "),
+            diff,
+            action: Action::Install { files, actions },
+            after: Vec::new(),
             lock: None,
             node: None,
             calls: 1,

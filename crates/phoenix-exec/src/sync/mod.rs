@@ -291,10 +291,12 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
                 _ => StepOutcome::Done { note: None },
             }
         }
-        Action::Trust { files, actions } => {
+        Action::Trust { files, actions } | Action::Install { files, actions } => {
             let actions = if options.run_commands { actions.as_slice() } else { &[] };
             match apply_change(drivers.target, files, actions).await {
-                Ok(()) => StepOutcome::Done { note: (!options.run_commands).then(|| "trust stores not rebuilt (rehearsal)".to_string()) },
+                Ok(()) => StepOutcome::Done {
+                    note: (!options.run_commands && !actions.is_empty()).then(|| "actions not run (rehearsal)".to_string()),
+                },
                 Err(error) => failed(error.message),
             }
         }

@@ -11,7 +11,7 @@ use phoenix_core::deploy::Machine;
 use phoenix_core::deploy::Place;
 use phoenix_core::plan::files::file_domain;
 use phoenix_core::plan::pve::{self, ApiRequest, FwScope, Method};
-use phoenix_core::plan::{Domain, Observed, PveObserved};
+use phoenix_core::plan::{CertCopies, Domain, Observed, PveObserved};
 use phoenix_core::pve_fw::{FwFile, FwGroup};
 use phoenix_core::render::Rendered;
 use phoenix_model::model::{GuestId, GuestKind, Model};
@@ -133,21 +133,33 @@ pub fn file_place(model: &Model, target: Machine, path: &str) -> Place {
     place_of(model, target, path)
 }
 
-/// Certificates due for renewal (by the store), with their reason codes.
+/// What the store says of each certificate: the ones due for renewal, with their reason codes,
+/// and for the others the store's copy beside what their service's files hold now.
 pub async fn certs_due(
     model: &Model,
     store_dir: &str,
     now: u64,
     target: &impl Target,
-) -> Result<BTreeMap<String, Vec<String>>, DriverError> {
-    let mut due = BTreeMap::new();
+) -> Result<(BTreeMap<String, Vec<String>>, BTreeMap<String, CertCopies>), DriverError> {
+    let (mut due, mut copies) = (BTreeMap::new(), BTreeMap::new());
     for cert in &model.certificates {
         let store = certs::read_store(cert, store_dir, target).await.map_err(DriverError::new)?;
         if let Due::Renew { reasons } = renewal::due(cert, &store, now, false) {
             due.insert(cert.name.clone(), reasons.iter().map(|r| r.code().to_string()).collect());
+            continue;
         }
+        let (Some(chain), Some(key)) =
+            (store.files.get(&renewal::store_cert_file(&cert.name)), store.files.get(&renewal::store_key_file(&cert.name)))
+        else {
+            continue;
+        };
+        let mut installed = BTreeMap::new();
+        for file in renewal::installed_files(cert) {
+            installed.insert(file.place.clone(), target.read(&file.place).await?);
+        }
+        copies.insert(cert.name.clone(), CertCopies { chain_pem: chain.clone(), key_pem: key.clone().into(), installed });
     }
-    Ok(due)
+    Ok((due, copies))
 }
 
 /// The store's CA root, and whether it is everywhere `phoenix certs trust` puts it; `None`
@@ -205,7 +217,7 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
     }
     observed.files = files(input.model, input.rendered, input.domains, input.target).await?;
     if wants(Domain::Certs) {
-        observed.certs_due = certs_due(input.model, input.store_dir, input.now, input.target).await?;
+        (observed.certs_due, observed.cert_copies) = certs_due(input.model, input.store_dir, input.now, input.target).await?;
     }
     if wants(Domain::Trust) {
         let trust = trust_in_place(input.model, input.store_dir, input.host_trust_file, input.target).await?;
