@@ -81,6 +81,13 @@ pub enum PostAction {
     Command { guest: Option<(GuestId, GuestKind)>, command: String },
 }
 
+/// What a file's metadata says: its permission bits and its owner as `user:group` names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FileMeta {
+    pub mode: u32,
+    pub owner: String,
+}
+
 /// The action in words (the plan, reports and errors say it so).
 impl std::fmt::Display for PostAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -115,3 +115,12 @@ fn a_remote_node_is_reached_through_its_runner() {
     assert!(!std::path::Path::new(&path).exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_guest_file_s_mode_and_owner_come_from_stat_in_the_guest() {
+    use phoenix_core::deploy::FileMeta;
+    let place = in_guest(101, GuestKind::Lxc, "/etc/nginx/ssl/gateway.key");
+    assert_eq!(target(0, "640 root:www-data\n").stat_now(&place).unwrap(), Some(FileMeta { mode: 0o640, owner: "root:www-data".into() }));
+    assert_eq!(target(3, "").stat_now(&place).unwrap(), None, "exit 3: the file is absent");
+    assert!(target(0, "garbage").stat_now(&place).is_err());
+}

@@ -275,4 +275,14 @@ async fn a_certificate_missing_or_changed_in_its_guest_is_installed_again() {
     assert!(cert.is_file());
     assert_eq!(std::fs::read(&key).unwrap(), store_key);
     assert!(rig.plan(&all()).await.unwrap().is_empty(), "converged means deployed");
+
+    // A key made readable by others is drift too.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let plan = rig.plan(&all()).await.unwrap();
+    let step = plan.steps.iter().find(|s| s.id == "cert-install:gateway").expect("the mode drift is planned");
+    assert!(step.reason.contains("gateway.key has mode 0644, not 0640"), "{}", step.reason);
+    rig.apply(&plan).await;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o640);
+    assert!(rig.plan(&all()).await.unwrap().is_empty());
 }

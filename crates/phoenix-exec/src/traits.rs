@@ -6,7 +6,7 @@
 //! process) does it off the applier's thread and concurrent API steps go on meanwhile.
 
 use phoenix_core::certificates::renewal::OrderRequest;
-use phoenix_core::deploy::{FileWrite, Place, PostAction};
+use phoenix_core::deploy::{FileMeta, FileWrite, Place, PostAction};
 use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
 use phoenix_core::plan::pve::ApiRequest;
 use serde_json::Value;
@@ -81,6 +81,11 @@ pub trait Target {
     fn write(&self, file: &FileWrite) -> impl Future<Output = Result<(), DriverError>>;
     fn remove(&self, place: &Place) -> impl Future<Output = Result<(), DriverError>>;
     fn run(&self, action: &PostAction) -> impl Future<Output = Result<(), DriverError>>;
+    /// The file's mode and owner; `None` when it is absent or the target cannot tell (then
+    /// only its content is compared).
+    fn stat(&self, _place: &Place) -> impl Future<Output = Result<Option<FileMeta>, DriverError>> {
+        async { Ok(None) }
+    }
 }
 
 /// A certificate and its key, as PEM.

@@ -61,6 +61,10 @@ impl<T: Target> Target for LabTarget<'_, T> {
         self.inner.remove(place).await
     }
 
+    async fn stat(&self, place: &Place) -> Result<Option<phoenix_core::deploy::FileMeta>, DriverError> {
+        self.inner.stat(place).await
+    }
+
     async fn run(&self, action: &PostAction) -> Result<(), DriverError> {
         match action {
             PostAction::Command { guest, command } if command == nginx::VALIDATE => self.check_nginx(*guest).await,

@@ -62,6 +62,8 @@ pub struct CertCopies {
     pub chain_pem: String,
     pub key_pem: phoenix_model::secret::Secret,
     pub installed: BTreeMap<crate::deploy::Place, Option<Vec<u8>>>,
+    /// Their mode and owner, where the target can tell.
+    pub meta: BTreeMap<crate::deploy::Place, crate::deploy::FileMeta>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -289,14 +291,7 @@ fn reinstall_steps(input: &PlanInput<'_>) -> Vec<Step> {
             &copies.chain_pem,
             copies.key_pem.expose(),
         );
-        let drifted: Vec<String> = files
-            .iter()
-            .filter_map(|f| match copies.installed.get(&f.place) {
-                Some(Some(found)) if *found == f.content => None,
-                Some(Some(_)) => Some(format!("{} differs from the store", f.place)),
-                _ => Some(format!("{} is missing", f.place)),
-            })
-            .collect();
+        let drifted: Vec<String> = files.iter().filter_map(|f| copy_drift(f, copies)).collect();
         if drifted.is_empty() {
             continue;
         }
@@ -317,6 +312,24 @@ fn reinstall_steps(input: &PlanInput<'_>) -> Vec<Step> {
         });
     }
     steps
+}
+
+/// How an installed copy departs from what the store and the manifest say, if it does: its
+/// content, its mode, its owner (when the manifest names one).
+fn copy_drift(file: &FileWrite, copies: &CertCopies) -> Option<String> {
+    match copies.installed.get(&file.place) {
+        Some(Some(found)) if *found == file.content => {}
+        Some(Some(_)) => return Some(format!("{} differs from the store", file.place)),
+        _ => return Some(format!("{} is missing", file.place)),
+    }
+    let meta = copies.meta.get(&file.place)?;
+    if meta.mode != file.mode {
+        return Some(format!("{} has mode {:04o}, not {:04o}", file.place, meta.mode, file.mode));
+    }
+    match &file.owner {
+        Some(owner) if *owner != meta.owner => Some(format!("{} is owned by {}, not {owner}", file.place, meta.owner)),
+        _ => None,
+    }
 }
 
 fn trust_step(input: &PlanInput<'_>) -> Option<Step> {

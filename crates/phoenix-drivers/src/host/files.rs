@@ -161,6 +161,14 @@ pub fn write_atomic_owned(path: &Path, content: &[u8], mode: u32, owner: Option<
     result
 }
 
+/// Removes what interrupted runs left beside `path` (see [`remove_stale_temporaries`]); the
+/// rehearsal target calls it whenever it reads or writes a file.
+pub fn clean_interrupted(path: &Path) {
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        remove_stale_temporaries(dir, &name.to_string_lossy());
+    }
+}
+
 /// Removes what interrupted runs left beside `name`: `.NAME.phoenix-PID` files whose process
 /// is gone (killed between write and rename). A running writer's file is left alone.
 fn remove_stale_temporaries(dir: &Path, name: &str) {

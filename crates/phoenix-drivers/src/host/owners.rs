@@ -33,6 +33,14 @@ pub fn resolve_owner(owner: &str, passwd: &str, group: &str) -> Result<Owner, St
     Ok((uid, gid))
 }
 
+/// The name of the user or group with `id` in a passwd or group file's text.
+pub fn name_of(id: u32, file: &str) -> Option<String> {
+    file.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2)?.parse::<u32>().ok()? == id).then(|| fields[0].to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use super::owners::{resolve_owner, Owner};
 use super::runner::{CommandOutput, CommandRunner};
-use phoenix_core::deploy::{FileWrite, Place, PostAction};
+use phoenix_core::deploy::{FileMeta, FileWrite, Place, PostAction};
 use phoenix_exec::{DriverError, Target};
 use phoenix_model::model::{GuestId, GuestKind};
 use std::path::{Path, PathBuf};
@@ -70,6 +70,45 @@ impl<R: CommandRunner> HostTarget<R> {
             },
             (Some((id, _)), GuestAccess::Folders(root)) => rooted(&guest_folder(root, *id)),
             (Some(_), GuestAccess::Pve) => Ok(None),
+        }
+    }
+
+    /// The passwd and group files of the system that holds `place` (a guest folder's own when
+    /// it has them).
+    fn account_files(&self, place: &Place) -> (String, String) {
+        let system_root = match (&place.guest, &self.guests) {
+            (Some((id, _)), GuestAccess::Folders(root)) if guest_folder(root, *id).join("etc/passwd").is_file() => guest_folder(root, *id),
+            _ => PathBuf::from("/"),
+        };
+        let read = |file: &str| std::fs::read_to_string(system_root.join(file)).unwrap_or_default();
+        (read("etc/passwd"), read("etc/group"))
+    }
+
+    /// A file's mode and `user:group`, by metadata here or `stat` where the file lives.
+    pub fn stat_now(&self, place: &Place) -> Result<Option<FileMeta>, DriverError> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(path) = self.local_path(place)? {
+            let metadata = match std::fs::symlink_metadata(&path) {
+                Ok(metadata) => metadata,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(error(place, e)),
+            };
+            let (passwd, group) = self.account_files(place);
+            let user = super::owners::name_of(metadata.uid(), &passwd).unwrap_or_else(|| metadata.uid().to_string());
+            let group = super::owners::name_of(metadata.gid(), &group).unwrap_or_else(|| metadata.gid().to_string());
+            return Ok(Some(FileMeta { mode: metadata.mode() & 0o7777, owner: format!("{user}:{group}") }));
+        }
+        let output = self.shell_at(place, r#"test -e "$1" || exit 3; stat -c '%a %U:%G' -- "$1""#, &[&place.path], None)?;
+        match output.code {
+            Some(0) => {
+                let text = String::from_utf8_lossy(&output.stdout);
+                let (mode, owner) =
+                    text.trim().split_once(' ').ok_or_else(|| error(place, format!("unexpected stat output `{}`", text.trim())))?;
+                let mode = u32::from_str_radix(mode, 8).map_err(|_| error(place, format!("unexpected mode `{mode}`")))?;
+                Ok(Some(FileMeta { mode, owner: owner.to_string() }))
+            }
+            Some(3) => Ok(None),
+            _ => Err(error(place, output.summary())),
         }
     }
 
@@ -172,6 +211,11 @@ impl<R: CommandRunner + Clone + Send + Sync + 'static> Target for HostTarget<R> 
         let (target, action) = (self.clone(), action.clone());
         off_thread(move || target.run_now(&action)).await
     }
+
+    async fn stat(&self, place: &Place) -> Result<Option<FileMeta>, DriverError> {
+        let (target, place) = (self.clone(), place.clone());
+        off_thread(move || target.stat_now(&place)).await
+    }
 }
 
 /// Runs blocking `work` on tokio's blocking pool.
@@ -183,6 +227,8 @@ async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T, DriverEr
 impl<R: CommandRunner> HostTarget<R> {
     pub fn read_now(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
         if let Some(path) = self.local_path(place)? {
+            // What a killed run left beside the file goes the next time it is looked at.
+            crate::host::clean_interrupted(&path);
             return match std::fs::read(&path) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -153,11 +153,14 @@ pub async fn certs_due(
         else {
             continue;
         };
-        let mut installed = BTreeMap::new();
+        let (mut installed, mut meta) = (BTreeMap::new(), BTreeMap::new());
         for file in renewal::installed_files(cert) {
             installed.insert(file.place.clone(), target.read(&file.place).await?);
+            if let Some(found) = target.stat(&file.place).await? {
+                meta.insert(file.place.clone(), found);
+            }
         }
-        copies.insert(cert.name.clone(), CertCopies { chain_pem: chain.clone(), key_pem: key.clone().into(), installed });
+        copies.insert(cert.name.clone(), CertCopies { chain_pem: chain.clone(), key_pem: key.clone().into(), installed, meta });
     }
     Ok((due, copies))
 }
