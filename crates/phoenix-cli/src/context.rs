@@ -24,13 +24,18 @@ pub enum Format {
     Json,
 }
 
+/// `--allow-outside-tree`, set once by `main` from the command line (never from the
+/// configuration, which must not widen what phoenix reads).
+pub static ALLOW_OUTSIDE_TREE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Loads and checks `dir`, diagnostics and all; refused only when the folder is missing.
 pub fn checked(dir: &Path) -> Result<Checked, Failure> {
     if !dir.is_dir() {
         return Err(Failure::could_not_run(format!("configuration folder {} does not exist", dir.display()))
             .hint("set --config or PHOENIX_CONFIG_DIR to the folder holding phoenix_hypervisor_config.json"));
     }
-    Ok(phoenix_model::check(dir, &LocalHost))
+    let source = LocalHost { allow_outside_tree: ALLOW_OUTSIDE_TREE.load(std::sync::atomic::Ordering::Relaxed) };
+    Ok(phoenix_model::check(dir, &source))
 }
 
 /// Loads `dir`; refused (with the diagnostics) when no model can be built.

@@ -25,6 +25,10 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Read files the configuration names (compose files, stack files, application scripts)
+    /// even outside the installation's tree, the folder above the configuration folder.
+    #[arg(long, global = true)]
+    allow_outside_tree: bool,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::status(&result));
         }
     };
+    context::ALLOW_OUTSIDE_TREE.store(cli.allow_outside_tree, std::sync::atomic::Ordering::Relaxed);
     let result = run(cli.command);
     if let Err(failure) = &result {
         eprint!("{}", failure.report());

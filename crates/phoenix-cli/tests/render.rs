@@ -275,3 +275,24 @@ fn render_out_never_writes_outside_its_folder() {
     assert!(!outside.join("stolen.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 13: a compose file inside the tree that is a link to a file outside is refused too,
+/// and none of its lines is quoted; `--allow-outside-tree` (the user's flag, never the
+/// configuration's) lets phoenix read it.
+#[test]
+fn a_link_out_of_the_installation_is_not_followed_unless_the_user_allows_it() {
+    let dir = scratch("link-out");
+    let config = example_copy(&dir.join("install"), |_| {});
+    let secret = dir.join("secret.yml");
+    std::fs::write(&secret, "services:\n  x:\n    image: SECRET-LINE-FROM-OUTSIDE\n    bogus: [\n").unwrap();
+    let compose = dir.join("install/persistent-storage/qdrant/docker-compose.yml");
+    std::fs::remove_file(&compose).unwrap();
+    std::os::unix::fs::symlink(&secret, &compose).unwrap();
+    let refused = phoenix(&["validate", "--config", config.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(said.contains("PHX-PATH-002") && said.contains("through a symbolic link"), "{said}");
+    assert!(!said.contains("SECRET-LINE-FROM-OUTSIDE"), "a line of the outside file was quoted:\n{said}");
+    let allowed = phoenix(&["validate", "--allow-outside-tree", "--config", config.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&allowed.stdout).contains("PHX-PATH-002"), "{}", String::from_utf8_lossy(&allowed.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

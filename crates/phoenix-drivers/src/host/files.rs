@@ -6,7 +6,10 @@ use std::path::Path;
 
 /// Reads configuration from the local filesystem and environment.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct LocalHost;
+pub struct LocalHost {
+    /// `--allow-outside-tree`: files the configuration names may lie anywhere.
+    pub allow_outside_tree: bool,
+}
 
 /// The largest configuration, compose or stack file phoenix reads. The users' largest is
 /// tens of kilobytes; anything far beyond is a mistake (or `/dev/zero` behind a symlink).
@@ -63,6 +66,14 @@ impl Source for LocalHost {
     fn env_is_set(&self, name: &str) -> bool {
         std::env::var_os(name).is_some_and(|v| !v.is_empty())
     }
+
+    fn canonical(&self, path: &Path) -> Option<std::path::PathBuf> {
+        std::fs::canonicalize(path).ok()
+    }
+
+    fn allows_outside_tree(&self) -> bool {
+        self.allow_outside_tree
+    }
 }
 
 #[cfg(test)]
@@ -81,19 +92,19 @@ mod tests {
         let big = dir.join("big.json");
         std::fs::File::create(&big).unwrap().set_len(MAX_INPUT_BYTES + 1).unwrap();
         for (path, why) in [(&fifo, "not a regular file"), (&zero, "not a regular file"), (&big, "more than the")] {
-            let error = LocalHost.read_to_string(path).unwrap_err();
+            let error = LocalHost::default().read_to_string(path).unwrap_err();
             assert!(error.to_string().contains(why), "{}: {error}", path.display());
         }
         std::fs::write(dir.join("ok.json"), "{}").unwrap();
-        assert_eq!(LocalHost.read_to_string(&dir.join("ok.json")).unwrap(), "{}");
+        assert_eq!(LocalHost::default().read_to_string(&dir.join("ok.json")).unwrap(), "{}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn directories_and_missing_files_are_errors() {
         let dir = std::env::temp_dir();
-        assert!(LocalHost.read_to_string(&dir).is_err());
-        let missing = LocalHost.read_to_string(&dir.join("phoenix-no-such-file")).unwrap_err();
+        assert!(LocalHost::default().read_to_string(&dir).is_err());
+        let missing = LocalHost::default().read_to_string(&dir.join("phoenix-no-such-file")).unwrap_err();
         assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     }
 }

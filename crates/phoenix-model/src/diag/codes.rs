@@ -175,8 +175,9 @@ pub const CODES: &[CodeInfo] = &[
        key anywhere.\nFix: write the absolute path in the guest."),
     c("PHX-PATH-002", Error, "file outside the installation",
       "A file the configuration names (a compose_file_path, a stack's files[].source, an application_script) is absolute \
-       or climbs out with `..`, so it lies outside the installation's tree (the folder above the configuration folder). \
-       phoenix does not read it, and no line of it is quoted.\nFix: name the file relative to that folder."),
+       or climbs out with `..` (or is a symbolic link that leads out), so it lies outside the installation's tree (the \
+       folder above the configuration folder). phoenix does not read it, and no line of it is quoted.\nFix: name the \
+       file relative to that folder, or run phoenix with --allow-outside-tree."),
     c("PHX-APP-001", Error, "application script missing",
       "A guest's application_script does not exist under the installation's bin/ folder (bin/lxc_setup/ or bin/vm_setup/ \
        beside the configuration folder's parent), where the original looked for it.\nFix: install the script or remove the key."),

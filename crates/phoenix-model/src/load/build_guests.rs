@@ -131,8 +131,10 @@ fn insert(model: &mut Model, guest: Guest, ctx: &mut Ctx<'_>) {
 
 /// Records which of the guest's scripts exist, for validation.
 fn probe_scripts(model: &Model, guest: &Guest, ctx: &mut Ctx<'_>) {
-    if let Some(script) =
-        guest.application_script.as_ref().filter(|s| super::build_stacks::outside_refused(&s.value, s.span, "application_script", ctx))
+    if let Some(script) = guest
+        .application_script
+        .as_ref()
+        .filter(|s| super::build_stacks::outside_refused(&model.root_dir, &s.value, s.span, "application_script", ctx))
     {
         for candidate in application_script_candidates(&model.root_dir, guest.kind, &script.value) {
             ctx.probe_file(&candidate);

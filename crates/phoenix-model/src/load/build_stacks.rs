@@ -78,7 +78,7 @@ fn environment(
         };
         let span = doc.span(&join(&join(&join(pointer, "files"), i), "source"));
         let path = model.root_dir.join(&source);
-        if outside_refused(&source, span, "files[].source", ctx) && ctx.probe_file(&path) && source.ends_with(".env") {
+        if outside_refused(&model.root_dir, &source, span, "files[].source", ctx) && ctx.probe_file(&path) && source.ends_with(".env") {
             scan_env_file(model, &path, &format!("stack {stack} ({name}) file {source}"), ctx);
         }
         files.push(StackFile { source: Located::new(source, span), destination: file.destination_in_container.clone() });
@@ -98,13 +98,22 @@ fn environment(
 
 /// Whether a file the configuration names (relative to the installation root) stays inside
 /// it; one that does not is reported and never read, so no line of it can reach a diagnostic.
-pub(super) fn outside_refused(relative: &str, span: Span, what: &str, ctx: &mut Ctx<'_>) -> bool {
-    if crate::paths::within_tree(relative) {
+pub(super) fn outside_refused(root: &std::path::Path, relative: &str, span: Span, what: &str, ctx: &mut Ctx<'_>) -> bool {
+    if ctx.source.allows_outside_tree() {
         return true;
     }
+    let problem = if !crate::paths::within_tree(relative) {
+        "names a file outside the installation's tree"
+    } else {
+        // Lexically inside; a symbolic link on the way may still lead out.
+        match (ctx.source.canonical(root), ctx.source.canonical(&root.join(relative))) {
+            (Some(root), Some(target)) if !target.starts_with(&root) => "leads outside the installation's tree through a symbolic link",
+            _ => return true,
+        }
+    };
     ctx.push(
-        Diagnostic::at("PHX-PATH-002", span, format!("{what} `{relative}` names a file outside the installation's tree"))
-            .help("name the file relative to the folder above the configuration folder, without a leading / or .."),
+        Diagnostic::at("PHX-PATH-002", span, format!("{what} `{relative}` {problem}"))
+            .help("name a file inside the folder above the configuration folder (or run with --allow-outside-tree)"),
     );
     false
 }
@@ -157,7 +166,7 @@ pub fn compose_errors(value: &serde_json::Value) -> Vec<String> {
 fn load_compose(model: &Model, relative: &str, span: Span, ctx: &mut Ctx<'_>) -> ComposeFile {
     let path = model.root_dir.join(relative);
     let mut compose = ComposeFile { relative: Located::new(relative.to_string(), span), path: path.clone(), content: None, text: None };
-    if !outside_refused(relative, span, "compose_file_path", ctx) {
+    if !outside_refused(&model.root_dir, relative, span, "compose_file_path", ctx) {
         return compose;
     }
     let Ok(text) = ctx.source.read_to_string(&path) else {

@@ -32,6 +32,15 @@ pub trait Source {
     fn is_file(&self, path: &Path) -> bool;
     /// Whether an environment variable is set (its value is never asked for here).
     fn env_is_set(&self, name: &str) -> bool;
+    /// Where `path` really is, symbolic links resolved (`None`: unknown or absent).
+    fn canonical(&self, _path: &Path) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// Whether files the configuration names may lie outside the installation's tree (the
+    /// user's `--allow-outside-tree`); never the configuration's own choice.
+    fn allows_outside_tree(&self) -> bool {
+        false
+    }
 }
 
 /// What loading produced.
