@@ -583,3 +583,16 @@ fn names_and_paths_cannot_reach_outside_their_place() {
         assert!(checked.sources.files().all(|(_, f)| !f.path.ends_with("shadow") && !f.path.ends_with("environ")));
     }
 }
+
+/// Issue 13: a `{"file": ...}` secret outside the installation is never read (its content
+/// could be sent on, to Portainer's stack environment for one).
+#[test]
+fn a_secret_file_outside_the_installation_is_refused() {
+    for path in ["/proc/self/environ", "../../../../etc/shadow"] {
+        let checked = mutated(HV, |v| v["portainer_api"]["agent_secret"] = json!({ "file": path }));
+        assert_code(&checked, "PHX-PATH-002", HV, "names a file outside the installation's tree");
+        let model = checked.model.unwrap();
+        let agent = model.secrets.iter().find(|s| s.what.contains("agent_secret")).unwrap();
+        assert_eq!(agent.reference, phoenix_model::model::SecretRef::Refused(path.to_string()));
+    }
+}

@@ -252,7 +252,7 @@ pub fn resolve_secret(secret: &phoenix_model::model::SecretRef) -> Option<String
         SecretRef::Env(name) => std::env::var(name).ok().filter(|v| !v.is_empty()),
         // The loader made the path the configuration folder's; only a regular file is read.
         SecretRef::File(path) => read_input(Path::new(path)).ok().map(|t| t.trim_end_matches(['\n', '\r']).to_string()),
-        SecretRef::Literal => None,
+        SecretRef::Literal | SecretRef::Refused(_) => None,
     }
 }
 

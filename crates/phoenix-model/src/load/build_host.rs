@@ -316,10 +316,16 @@ pub fn secret(model: &mut Model, doc: &JsonDoc, pointer: &str, what: &str, value
             SecretRef::Env(env.clone())
         }
         SecretValue::File { file } => {
-            // One rule for validate and sync: a relative path is the configuration folder's.
+            // One rule for validate and sync: a relative path is the configuration folder's,
+            // and it must stay in the installation's tree (its content may be sent on).
             let path = model.config_dir.join(file);
-            ctx.probe_file(&path);
-            SecretRef::File(path.to_string_lossy().into_owned())
+            let relative = path.strip_prefix(&model.root_dir).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| file.clone());
+            if super::build_stacks::outside_refused(&model.root_dir, &relative, span, what, ctx) {
+                ctx.probe_file(&path);
+                SecretRef::File(path.to_string_lossy().into_owned())
+            } else {
+                SecretRef::Refused(file.clone())
+            }
         }
         SecretValue::Literal(_) => {
             ctx.sources.mark_secret(span);

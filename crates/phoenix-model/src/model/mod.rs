@@ -243,6 +243,8 @@ pub enum SecretRef {
     File(String),
     /// Written in the configuration; its text is never kept in the model.
     Literal,
+    /// A `{"file": ...}` outside the configuration's tree (PHX-PATH-002): never read.
+    Refused(String),
 }
 
 impl std::fmt::Debug for SecretRef {
@@ -251,6 +253,7 @@ impl std::fmt::Debug for SecretRef {
             SecretRef::Env(name) => write!(f, "env:{name}"),
             SecretRef::File(path) => write!(f, "file:{path}"),
             SecretRef::Literal => f.write_str("<literal secret>"),
+            SecretRef::Refused(path) => write!(f, "refused file:{path}"),
         }
     }
 }
