@@ -124,3 +124,30 @@ fn a_guest_file_s_mode_and_owner_come_from_stat_in_the_guest() {
     assert_eq!(target(3, "").stat_now(&place).unwrap(), None, "exit 3: the file is absent");
     assert!(target(0, "garbage").stat_now(&place).is_err());
 }
+
+/// Issue 13: a rehearsal (`sync --root`, `certs --guests-root`) writes below its folder only:
+/// a link planted in a guest's folder is refused, and nothing lands where it points.
+#[test]
+fn a_rehearsal_does_not_write_through_a_planted_link() {
+    use phoenix_drivers::host::SystemRunner;
+    let dir = std::env::temp_dir().join(format!("phoenix-rehearsal-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (root, outside) = (dir.join("root"), dir.join("outside"));
+    std::fs::create_dir_all(root.join("guest-101")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("guest-101/etc")).unwrap();
+    let mut target = HostTarget::new(GuestAccess::Folders(root.clone()), SystemRunner);
+    target.host_root = Some(root.join("host"));
+    let file = FileWrite {
+        place: in_guest(101, GuestKind::Lxc, "/etc/nginx/ssl/gateway.key"),
+        content: b"KEY".to_vec(),
+        owner: None,
+        mode: 0o600,
+    };
+    let error = target.write_now(&file).unwrap_err();
+    assert!(error.message.contains("is a symbolic link"), "{error}");
+    let escape = FileWrite { place: Place::host("/../../outside/x"), ..file };
+    assert!(target.write_now(&escape).unwrap_err().message.contains("climbs out"));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -214,21 +214,36 @@ fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, F
     })
 }
 
-/// The lock of the target this sync applies to: the lab, the rehearsal folder, or the node.
-fn sync_lock(args: &SyncArgs, node: &str) -> Result<phoenix_drivers::host::lock::SyncLock, Failure> {
+/// A held sync lock, local or on the node over SSH: held while it lives, never read.
+#[allow(dead_code)]
+enum HeldLock {
+    Local(phoenix_drivers::host::lock::SyncLock),
+    Node(phoenix_drivers::host::lock::RemoteLock),
+}
+
+/// The lock of the target this sync applies to: the lab, the rehearsal folder, or the node
+/// (on the node itself with `--ssh`, so runs from other machines are kept out too).
+fn sync_lock(args: &SyncArgs, node: &str) -> Result<HeldLock, Failure> {
+    use phoenix_drivers::host::lock;
+    let node_lock = format!("/run/lock/phoenix/sync-{node}.lock");
     let (path, what) = match (&args.lab, &args.root) {
         (Some(lab), _) => (phoenix_lab::state_dir(lab).join("sync.lock"), format!("sync of lab {lab}")),
         (None, Some(root)) => (root.join(".phoenix-sync.lock"), format!("sync rehearsing in {}", root.display())),
-        (None, None) => (PathBuf::from(format!("/run/lock/phoenix/sync-{node}.lock")), format!("sync of node {node}")),
+        (None, None) => (PathBuf::from(&node_lock), format!("sync of node {node}")),
     };
-    let started = context::rfc3339(parse_now(None)? as i64);
-    phoenix_drivers::host::lock::acquire(&path, Duration::from_secs(args.lock_wait), &format!("{what}, started {started}")).map_err(
-        |error| {
-            Failure::could_not_run("another sync is applying to the same target").because(error).hint(
-                "wait for it to finish (phoenix sync waits --lock-wait seconds), then run sync again: it plans from what is there then",
-            )
-        },
-    )
+    let what = format!("{what}, started {}", context::rfc3339(parse_now(None)? as i64));
+    let wait = Duration::from_secs(args.lock_wait);
+    let held = match &args.ssh {
+        Some(destination) if args.root.is_none() => {
+            lock::acquire_remote(&SshRunner::new(destination.clone()), &node_lock, wait, &what).map(HeldLock::Node)
+        }
+        _ => lock::acquire(&path, wait, &what).map(HeldLock::Local),
+    };
+    held.map_err(|error| {
+        Failure::could_not_run("another sync is applying to the same target")
+            .because(error)
+            .hint("wait for it to finish (phoenix sync waits --lock-wait seconds), then run sync again: it plans from what is there then")
+    })
 }
 
 fn confirm(plan: &Plan) -> bool {

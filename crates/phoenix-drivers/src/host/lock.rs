@@ -85,3 +85,92 @@ mod tests {
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }
+
+/// The node's sync lock taken over SSH (`sync --ssh`): `flock` on the node holds it while
+/// the ssh session lives, so a run from another machine is kept out too. The session ends,
+/// and the node's kernel releases the lock, when this process ends however it ends (its end
+/// of the session closes).
+#[derive(Debug)]
+pub struct RemoteLock {
+    session: std::process::Child,
+    pub path: String,
+}
+
+impl Drop for RemoteLock {
+    fn drop(&mut self) {
+        let _ = self.session.kill();
+        let _ = self.session.wait();
+    }
+}
+
+/// `flock`'s exit status when `-n` finds the lock taken (our choice of `-E`).
+const TAKEN: i32 = 75;
+
+/// Takes `path` on the node `ssh` reaches, waiting at most `wait`; `what` is left beside it in
+/// `<path>.holder` for the next run to name.
+pub fn acquire_remote(ssh: &super::SshRunner, path: &str, wait: Duration, what: &str) -> Result<RemoteLock, LockError> {
+    use std::io::BufRead;
+    let io = |error| LockError::Io { path: PathBuf::from(path), error };
+    let holder = format!("{path}.holder");
+    let line = format!("pid {} on this machine's peer, {what}", std::process::id());
+    let hold = [
+        "sh",
+        "-c",
+        r#"mkdir -p -- "$(dirname -- "$1")" && exec flock -n -E 75 "$1" sh -c 'printf "%s\n" "$2" > "$1.holder"; echo locked; exec cat' sh "$1" "$2""#,
+        "sh",
+        path,
+        &line,
+    ];
+    let remote = super::SshRunner::remote_command(&hold.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut session = std::process::Command::new(&ssh.program)
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", &ssh.destination, "--", &remote])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(io)?;
+        let mut first = String::new();
+        let _ = std::io::BufReader::new(session.stdout.take().expect("piped")).read_line(&mut first);
+        if first.trim() == "locked" {
+            return Ok(RemoteLock { session, path: path.to_string() });
+        }
+        let status = session.wait().map_err(io)?;
+        if status.code() != Some(TAKEN) {
+            return Err(io(std::io::Error::other(format!("`flock` on {} ended with {status}", ssh.destination))));
+        }
+        if Instant::now() >= deadline {
+            let read = super::CommandRunner::run(ssh, &["cat".to_string(), holder.clone()], None);
+            let holder = read.ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).filter(|h| !h.is_empty());
+            return Err(LockError::Held {
+                path: PathBuf::from(format!("{}:{path}", ssh.destination)),
+                holder: holder.unwrap_or_else(|| "unknown".into()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod remote_tests {
+    use super::*;
+
+    #[test]
+    fn the_node_s_lock_is_held_while_the_session_lives() {
+        // A stand-in for ssh that hands the remote command line to a local shell, as sshd does.
+        let dir = std::env::temp_dir().join(format!("phoenix-remote-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("ssh");
+        std::fs::write(&fake, "#!/bin/sh\nfor last; do :; done\nexec sh -c \"$last\"\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let ssh = super::super::SshRunner { destination: "root@pve".into(), program: fake.to_string_lossy().into_owned() };
+        let path = dir.join("lock/sync-pve.lock").to_string_lossy().into_owned();
+        let held = acquire_remote(&ssh, &path, Duration::ZERO, "sync of node pve").unwrap();
+        let refused = acquire_remote(&ssh, &path, Duration::from_millis(300), "another").unwrap_err();
+        assert!(refused.to_string().contains("sync of node pve"), "{refused}");
+        drop(held);
+        assert!(acquire_remote(&ssh, &path, Duration::from_secs(2), "again").is_ok(), "released when the session ends");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
