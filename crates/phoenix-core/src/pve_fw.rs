@@ -310,7 +310,8 @@ pub fn parse_with_lines(text: &str) -> Result<(FwFile, RuleLines), Vec<ParseErro
             Section::None => error("line outside any section".to_string()),
             Section::Options => match line.split_once(':') {
                 Some((key, value)) => {
-                    file.options.insert(key.trim().to_string(), value.trim().to_string());
+                    let (key, value) = option(key, value);
+                    file.options.insert(key, value);
                 }
                 None => error(format!("option `{line}` is not `key: value`")),
             },
@@ -356,6 +357,17 @@ pub fn parse_with_lines(text: &str) -> Result<(FwFile, RuleLines), Vec<ParseErro
     } else {
         Err(errors)
     }
+}
+
+/// An option as pve-firewall reads it (`parse_clusterfw_option`, `parse_vmfw_option`,
+/// `parse_hostfw_option` in PVE/Firewall.pm): the name case-insensitively (`$opt = lc($1)`),
+/// and a policy's action case-insensitively too (`$value = uc($3)`): `policy_in: accept`
+/// is ACCEPT.
+fn option(key: &str, value: &str) -> (String, String) {
+    let key = key.trim().to_ascii_lowercase();
+    let value = value.trim();
+    let value = if key.starts_with("policy_") { value.to_ascii_uppercase() } else { value.to_string() };
+    (key, value)
 }
 
 /// Parses one rule line.

@@ -332,3 +332,19 @@ fn a_connection_to_ones_own_address_meets_no_chain() {
         .passes
         .eq(&false));
 }
+
+/// pve-firewall reads a policy case-insensitively (`parse_vmfw_option`: `m/^(policy_(in|out)):\s*(ACCEPT|DROP|REJECT)\s*$/i`,
+/// then `uc($3)`): `policy_in: accept` accepts. The lab's nftables reads the same parsed value.
+#[test]
+fn a_lower_case_policy_is_the_policy() {
+    let mut texts = BTreeMap::new();
+    texts.insert("/etc/pve/firewall/cluster.fw".to_string(), "[OPTIONS]\n\nenable: 1\n".to_string());
+    texts.insert("/etc/pve/firewall/100.fw".to_string(), "[OPTIONS]\n\nenable: 1\n".to_string());
+    texts.insert("/etc/pve/firewall/101.fw".to_string(), "[OPTIONS]\n\nENABLE: 1\nPolicy_In: accept\n".to_string());
+    let nic = BTreeMap::from([(100, true), (101, true)]);
+    let state = FirewallState::from_texts(&texts, "pve", [100, 101], nic, "vmbr0", "test").unwrap();
+    assert_eq!(state.guests[&101].option("policy_in"), Some("ACCEPT"));
+    let verdict = evaluate(&state, &model(), Endpoint::Guest(100), Endpoint::Guest(101), tcp(8080));
+    assert!(verdict.passes && !verdict.unprotected, "{verdict:#?}");
+    assert!(matches!(&verdict.chains[1].decision, Decision::Policy { action, .. } if action == "ACCEPT"), "{verdict:#?}");
+}
