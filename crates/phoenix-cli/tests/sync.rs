@@ -27,7 +27,7 @@ async fn fakes(tag: &str) -> Fakes {
     let _ = std::fs::remove_dir_all(&root);
     phoenix_testkit::pki::write_manifest_store(&root.join("host/var/lib/phoenix/certs"), &model).unwrap();
     // The guests as provisioned: the accounts their files are owned by exist.
-    phoenix_lab::deployed::write_guest_accounts(&root, &model, &rendered, phoenix_model::paths::DEFAULT_STORE).unwrap();
+    phoenix_sim::rehearsal::write_guest_accounts(&root, &model, &rendered).unwrap();
     Fakes { pve, portainer, root }
 }
 

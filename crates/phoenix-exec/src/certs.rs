@@ -132,12 +132,17 @@ pub async fn read_store(cert: &Certificate, store_dir: &str, target: &impl Targe
 /// names them, with the store's root, so [`status`](phoenix_core::certificates::status) judges
 /// what the service really uses. An entry without paths reads as missing.
 pub async fn read_installed(cert: &Certificate, store_dir: &str, target: &impl Target) -> Result<CertStore, String> {
-    let guest = cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(phoenix_model::model::GuestKind::Lxc)));
-    let mut places: Vec<(String, Place)> =
-        [(renewal::store_cert_file(&cert.name), &cert.cert_path), (renewal::store_key_file(&cert.name), &cert.key_path)]
-            .into_iter()
-            .filter_map(|(file, path)| Some((file, Place { guest, path: path.clone()? })))
-            .collect();
+    // The places renewal installs to (one home for where they are), named by what they hold.
+    let mut places: Vec<(String, Place)> = renewal::installed_files(cert)
+        .into_iter()
+        .map(|file| {
+            let name = match file.content {
+                renewal::Content::Key => renewal::store_key_file(&cert.name),
+                renewal::Content::Chain | renewal::Content::Leaf => renewal::store_cert_file(&cert.name),
+            };
+            (name, file.place)
+        })
+        .collect();
     places.extend(renewal::store_places(cert, store_dir).into_iter().filter(|(file, _)| file == STORE_ROOT_FILE));
     read_files(places, target).await
 }
@@ -152,10 +157,7 @@ async fn renew_one(model: &Model, cert: &Certificate, request: &RenewRequest, is
         Due::Renew { reasons } => (reasons, false),
         Due::Forced { reasons } => (reasons, true),
     };
-    let mut plan = renewal::renewal_plan(model, cert, &request.store_dir);
-    if request.skip_post_actions {
-        plan.actions.clear();
-    }
+    let plan = renewal::renewal_plan(model, cert, &request.store_dir);
     carry_out(cert, &plan, &store, request, issuer, target).await.map_or_else(|failed| failed, |done| done.outcome(reasons, forced))
 }
 
@@ -175,11 +177,7 @@ pub async fn renew_planned(
         Ok(store) => store,
         Err(message) => return failed(Stage::Read, message),
     };
-    let mut plan = plan.clone();
-    if request.skip_post_actions {
-        plan.actions.clear();
-    }
-    carry_out(cert, &plan, &store, request, issuer, target).await.map_or_else(|failed| failed, |done| done.outcome(Vec::new(), false))
+    carry_out(cert, plan, &store, request, issuer, target).await.map_or_else(|failed| failed, |done| done.outcome(Vec::new(), false))
 }
 
 /// What a renewal installed.
@@ -196,7 +194,7 @@ impl Installed {
 }
 
 /// Orders the certificate, checks it against the manifest and the store's root, installs the
-/// planned files as one change and runs the planned actions.
+/// planned files as one change and runs the planned actions (none with `skip_post_actions`).
 async fn carry_out(
     cert: &Certificate,
     plan: &renewal::RenewalPlan,
@@ -221,13 +219,14 @@ async fn carry_out(
         ));
     }
     let files = renewal::fill(&plan.files, &issued.chain_pem, &issued.key_pem);
-    apply_change(target, &files, &plan.actions).await.map_err(|error| Outcome::Failed {
+    let actions = if request.skip_post_actions { &[][..] } else { plan.actions.as_slice() };
+    apply_change(target, &files, actions).await.map_err(|error| Outcome::Failed {
         stage: error.stage,
         message: error.message,
         restored: error.restored,
     })?;
     let not_after = phoenix_core::certificates::validity(&issued.chain_pem).map(|(_, end)| end).unwrap_or_default();
-    Ok(Installed { not_after, places: files.into_iter().map(|f| f.place).collect(), actions: plan.actions.clone() })
+    Ok(Installed { not_after, places: files.into_iter().map(|f| f.place).collect(), actions: actions.to_vec() })
 }
 
 fn unrestored_note(unrestored: &[(Place, crate::DriverError)]) -> String {
@@ -256,7 +255,7 @@ pub fn to_human(report: &RenewReport) -> String {
                 )
             }
             Outcome::Failed { stage, message, restored } => {
-                let state = if *restored { "previous files in place" } else { "PREVIOUS FILES NOT ALL RESTORED" };
+                let state = restored_state(*restored);
                 format!("{}: FAILED at {stage:?}: {message} [{state}]", result.name)
             }
         };
@@ -284,6 +283,15 @@ pub fn next_wake(report: &RenewReport, now: u64, retry: u64, longest: u64) -> u6
         wake = wake.min(at.max(now + 1));
     }
     wake
+}
+
+/// What a failed change left, in words: the reports of renew, trust and sync say it so.
+pub fn restored_state(restored: bool) -> &'static str {
+    if restored {
+        "previous files in place"
+    } else {
+        "PREVIOUS FILES NOT ALL RESTORED"
+    }
 }
 
 /// Why a change (files, then actions) failed.

@@ -36,18 +36,6 @@ impl DriverError {
         self.hint = Some(hint.into());
         self
     }
-
-    /// The message with every cause after it, on one line (for step summaries and logs).
-    pub fn full(&self) -> String {
-        let mut text = self.message.clone();
-        let mut cause = std::error::Error::source(self);
-        while let Some(error) = cause {
-            text.push_str(": ");
-            text.push_str(&error.to_string());
-            cause = error.source();
-        }
-        text
-    }
 }
 
 /// Equal when they say the same (the cause is an explanation, not an identity).

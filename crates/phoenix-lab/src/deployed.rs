@@ -39,19 +39,6 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> LabError + '_ {
     move |e| LabError(format!("{}: {e}", path.display()))
 }
 
-/// Gives every guest folder under `root` (`guest-<vmid>`) the accounts its files are owned
-/// by, as a guest has them once its services are installed (see
-/// [`phoenix_core::lab::guest_accounts`]).
-pub fn write_guest_accounts(root: &Path, model: &Model, rendered: &Rendered, store_dir: &str) -> std::io::Result<()> {
-    for (id, (passwd, group)) in phoenix_core::lab::guest_accounts(model, rendered, store_dir) {
-        let etc = root.join(format!("guest-{id}")).join("etc");
-        std::fs::create_dir_all(&etc)?;
-        std::fs::write(etc.join("passwd"), passwd)?;
-        std::fs::write(etc.join("group"), group)?;
-    }
-    Ok(())
-}
-
 /// The store as phoenix finds it on the lab's node: `<folder>/host/<store_dir>`.
 pub fn store(name: &str, store_dir: &str) -> PathBuf {
     folder(name).join("host").join(store_dir.trim_start_matches('/'))
@@ -72,7 +59,7 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) 
     let root = store.join(phoenix_model::paths::STORE_ROOT_FILE);
     std::fs::write(&root, &ca.cert_pem).map_err(io(&root))?;
     save_pve(name, &simulated_node(model, rendered).map_err(LabError)?)?;
-    write_guest_accounts(&dir, model, rendered, store_dir).map_err(io(&dir))?;
+    phoenix_sim::rehearsal::write_guest_accounts(&dir, model, rendered).map_err(io(&dir))?;
     Ok(store)
 }
 

@@ -13,4 +13,5 @@ pub mod ca;
 pub mod portainer;
 pub mod pve;
 pub mod pve_server;
+pub mod rehearsal;
 pub mod server;

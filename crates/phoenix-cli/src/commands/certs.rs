@@ -285,7 +285,7 @@ fn trust(
             false,
         ),
         Err(error) => {
-            let state = if error.restored { "previous files in place" } else { "PREVIOUS FILES NOT ALL RESTORED" };
+            let state = certs::restored_state(error.restored);
             Err(Failure::wrong(format!("{} [{state}]", error.message)))
         }
     }

@@ -8,13 +8,13 @@ use phoenix_model::model::{GuestId, Model};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Each guest's `/etc/passwd` and `/etc/group`.
-pub fn guest_accounts(model: &Model, rendered: &Rendered, store_dir: &str) -> BTreeMap<GuestId, (String, String)> {
-    owners(model, rendered, store_dir).into_iter().map(|(id, owners)| (id, account_files(&owners))).collect()
+pub fn guest_accounts(model: &Model, rendered: &Rendered) -> BTreeMap<GuestId, (String, String)> {
+    owners(model, rendered).into_iter().map(|(id, owners)| (id, account_files(&owners))).collect()
 }
 
 /// The owners (`user:group`) of the files phoenix writes into each guest: the rendered files
 /// and the installed certificates. A guest has these accounts once its services are installed.
-fn owners(model: &Model, rendered: &Rendered, store_dir: &str) -> BTreeMap<GuestId, BTreeSet<String>> {
+fn owners(model: &Model, rendered: &Rendered) -> BTreeMap<GuestId, BTreeSet<String>> {
     let mut owners: BTreeMap<GuestId, BTreeSet<String>> = BTreeMap::new();
     for file in &rendered.files {
         if let crate::deploy::Machine::Guest(id) = file.target {
@@ -22,7 +22,7 @@ fn owners(model: &Model, rendered: &Rendered, store_dir: &str) -> BTreeMap<Guest
         }
     }
     for cert in &model.certificates {
-        for file in crate::certificates::renewal::files_for(cert, store_dir, "", "") {
+        for file in crate::certificates::renewal::installed_files(cert) {
             if let (Some((id, _)), Some(owner)) = (file.place.guest, file.owner) {
                 owners.entry(id).or_default().insert(owner);
             }

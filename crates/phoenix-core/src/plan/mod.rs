@@ -296,8 +296,7 @@ fn reinstall_steps(input: &PlanInput<'_>) -> Vec<Step> {
             continue;
         }
         let actions = crate::certificates::renewal::post_actions(input.model, cert);
-        let diff =
-            files.iter().map(|f| format!("install {}\n", f.to_text())).chain(actions.iter().map(|a| format!("then {a}\n"))).collect();
+        let diff = install_text(&files, &actions);
         steps.push(Step {
             id: format!("cert-install:{name}"),
             domain: Domain::Certs,
@@ -312,6 +311,11 @@ fn reinstall_steps(input: &PlanInput<'_>) -> Vec<Step> {
         });
     }
     steps
+}
+
+/// An install step's change for people: each file with its owner and mode, then the actions.
+fn install_text(files: &[FileWrite], actions: &[PostAction]) -> String {
+    files.iter().map(|f| format!("install {}\n", f.to_text())).chain(actions.iter().map(|a| format!("then {a}\n"))).collect()
 }
 
 /// How an installed copy departs from what the store and the manifest say, if it does: its
@@ -343,7 +347,7 @@ fn trust_step(input: &PlanInput<'_>) -> Option<Step> {
         }
     };
     let (files, actions) = trust_plan(input.model, root, input.store_dir, input.host_trust_file);
-    let diff = files.iter().map(|f| format!("install {}\n", f.to_text())).chain(actions.iter().map(|a| format!("then {a}\n"))).collect();
+    let diff = install_text(&files, &actions);
     Some(Step {
         id,
         domain: Domain::Trust,

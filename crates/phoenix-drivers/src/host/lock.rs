@@ -121,11 +121,11 @@ pub fn acquire_remote(ssh: &super::SshRunner, path: &str, wait: Duration, what: 
         path,
         &line,
     ];
-    let remote = super::SshRunner::remote_command(&hold.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let line = ssh.command_line(&hold.map(String::from));
     let deadline = Instant::now() + wait;
     loop {
-        let mut session = std::process::Command::new(&ssh.program)
-            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", &ssh.destination, "--", &remote])
+        let mut session = std::process::Command::new(&line[0])
+            .args(&line[1..])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -158,13 +158,8 @@ mod remote_tests {
 
     #[test]
     fn the_node_s_lock_is_held_while_the_session_lives() {
-        // A stand-in for ssh that hands the remote command line to a local shell, as sshd does.
         let dir = std::env::temp_dir().join(format!("phoenix-remote-lock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let fake = dir.join("ssh");
-        std::fs::write(&fake, "#!/bin/sh\nfor last; do :; done\nexec sh -c \"$last\"\n").unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let ssh = super::super::SshRunner { destination: "root@pve".into(), program: fake.to_string_lossy().into_owned() };
+        let ssh = super::super::SshRunner::stand_in(&dir);
         let path = dir.join("lock/sync-pve.lock").to_string_lossy().into_owned();
         let held = acquire_remote(&ssh, &path, Duration::ZERO, "sync of node pve").unwrap();
         let refused = acquire_remote(&ssh, &path, Duration::from_millis(300), "another").unwrap_err();

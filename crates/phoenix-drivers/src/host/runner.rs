@@ -78,19 +78,32 @@ impl SshRunner {
     }
 }
 
+impl SshRunner {
+    /// The local command line that runs `argv` on the node: non-interactive, host key checked.
+    pub fn command_line(&self, argv: &[String]) -> Vec<String> {
+        let options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"].map(String::from);
+        [self.program.clone()]
+            .into_iter()
+            .chain(options)
+            .chain([self.destination.clone(), "--".into(), Self::remote_command(argv)])
+            .collect()
+    }
+
+    /// A stand-in for ssh in `dir` that hands the remote command line to a local shell, as
+    /// sshd does (for tests).
+    #[cfg(test)]
+    pub(crate) fn stand_in(dir: &std::path::Path) -> SshRunner {
+        std::fs::create_dir_all(dir).unwrap();
+        let fake = dir.join("ssh");
+        std::fs::write(&fake, "#!/bin/sh\nfor last; do :; done\nexec sh -c \"$last\"\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        SshRunner { destination: "root@pve".into(), program: fake.to_string_lossy().into_owned() }
+    }
+}
+
 impl CommandRunner for SshRunner {
     fn run(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<CommandOutput, DriverError> {
-        let ssh = vec![
-            self.program.clone(),
-            "-o".into(),
-            "BatchMode=yes".into(),
-            "-o".into(),
-            "StrictHostKeyChecking=yes".into(),
-            self.destination.clone(),
-            "--".into(),
-            Self::remote_command(argv),
-        ];
-        SystemRunner.run(&ssh, stdin)
+        SystemRunner.run(&self.command_line(argv), stdin)
     }
 }
 
@@ -118,13 +131,8 @@ mod tests {
     fn remote_arguments_survive_the_remote_shell() {
         let argv: Vec<String> =
             ["sh", "-c", r#"printf '%s|' "$@""#, "sh", "a b", "it's", "$HOME", ""].iter().map(|s| s.to_string()).collect();
-        // A stand-in for ssh that hands the remote command line to a local shell, as sshd does.
         let dir = std::env::temp_dir().join(format!("phoenix-ssh-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let fake = dir.join("ssh");
-        std::fs::write(&fake, "#!/bin/sh\nfor last; do :; done\nexec sh -c \"$last\"\n").unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let runner = SshRunner { destination: "root@pve".into(), program: fake.to_string_lossy().into_owned() };
+        let runner = SshRunner::stand_in(&dir);
         let output = runner.run(&argv, None).unwrap();
         assert!(output.success(), "{}", output.summary());
         assert_eq!(String::from_utf8(output.stdout).unwrap(), "a b|it's|$HOME||");

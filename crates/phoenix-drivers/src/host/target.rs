@@ -114,12 +114,8 @@ impl<R: CommandRunner> HostTarget<R> {
 
     /// The ids of `owner` on the system that holds `place`.
     fn local_owner(&self, place: &Place, owner: &str) -> Result<Owner, DriverError> {
-        let system_root = match (&place.guest, &self.guests) {
-            (Some((id, _)), GuestAccess::Folders(root)) if guest_folder(root, *id).join("etc/passwd").is_file() => guest_folder(root, *id),
-            _ => PathBuf::from("/"),
-        };
-        let read = |file: &str| std::fs::read_to_string(system_root.join(file)).unwrap_or_default();
-        resolve_owner(owner, &read("etc/passwd"), &read("etc/group")).map_err(|e| error(place, format!("owner {owner}: {e}")))
+        let (passwd, group) = self.account_files(place);
+        resolve_owner(owner, &passwd, &group).map_err(|e| error(place, format!("owner {owner}: {e}")))
     }
 
     /// Runs `script` with `args` by `sh -c` where `place` lives (the node, or a guest); `stdin`

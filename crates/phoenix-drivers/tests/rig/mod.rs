@@ -69,7 +69,7 @@ impl Rig {
         let _ = std::fs::remove_dir_all(&root);
         write_store(&root, &model);
         // The guests as provisioned: the accounts their files are owned by exist.
-        phoenix_lab::deployed::write_guest_accounts(&root, &model, &rendered, STORE).unwrap();
+        phoenix_sim::rehearsal::write_guest_accounts(&root, &model, &rendered).unwrap();
         let backoff = Backoff { attempts: 4, first_delay: Duration::from_millis(10) };
         let pve_client = PveClient::new(PveSettings {
             url: pve.url(),

@@ -285,7 +285,7 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
             };
             match certs::renew_planned(drivers.model, renewal, &request, drivers.issuer, drivers.target).await {
                 certs::Outcome::Failed { stage, message, restored } => {
-                    let state = if restored { "previous files in place" } else { "PREVIOUS FILES NOT ALL RESTORED" };
+                    let state = certs::restored_state(restored);
                     failed(format!("{stage:?}: {message} [{state}]"))
                 }
                 _ => StepOutcome::Done { note: None },

@@ -67,14 +67,8 @@ async fn main() {
     }
     // The guests as provisioned: the accounts their files are owned by exist.
     let rendered = phoenix_core::render::render_all(&model);
-    for (id, (passwd, group)) in phoenix_core::lab::guest_accounts(&model, &rendered, phoenix_model::paths::DEFAULT_STORE) {
-        let etc = root.join(format!("guest-{id}/etc"));
-        let written = std::fs::create_dir_all(&etc)
-            .and_then(|()| std::fs::write(etc.join("passwd"), passwd))
-            .and_then(|()| std::fs::write(etc.join("group"), group));
-        if let Err(error) = written {
-            fail(format!("cannot write {}: {error}", etc.display()));
-        }
+    if let Err(error) = phoenix_sim::rehearsal::write_guest_accounts(&root, &model, &rendered) {
+        fail(format!("cannot write the guests' accounts under {}: {error}", root.display()));
     }
     let env = format!(
         "PHOENIX_PVE_URL={}\nPHOENIX_PVE_TOKEN='{}'\nPVE_CA={}\nPHOENIX_PORTAINER_URL={}\nPORTAINER_CA={}\n",
