@@ -19,18 +19,6 @@ fn strip(value: Value) -> Value {
     }
 }
 
-/// Debian's netbase tables, which pve-firewall reads for protocol and service names
-/// (`get_etc_protocols`, `get_etc_services` in Firewall.pm): copied as the build machine has them.
-fn netbase(out: &std::path::Path) {
-    for file in ["protocols", "services"] {
-        let source = PathBuf::from("/etc").join(file);
-        println!("cargo:rerun-if-changed={}", source.display());
-        let text = std::fs::read_to_string(&source)
-            .unwrap_or_else(|e| panic!("phoenix-sim needs {} ({e}): install Debian's netbase", source.display()));
-        std::fs::write(out.join(file), text).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
-    }
-}
-
 fn main() {
     println!("cargo:rerun-if-env-changed=PHOENIX_PVE_APIDATA");
     let source = std::env::var_os("PHOENIX_PVE_APIDATA").map(PathBuf::from).unwrap_or_else(|| {
@@ -48,5 +36,4 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let out = out_dir.join("pve-api.json");
     std::fs::write(&out, strip(schema).to_string()).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
-    netbase(&out_dir);
 }

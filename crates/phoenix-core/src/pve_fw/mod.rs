@@ -7,6 +7,10 @@
 //! property-tested. Must not know about phoenix's model beyond the shared [`Action`] word:
 //! conversion lives in the renderers.
 
+pub mod addr;
+pub mod conf;
+pub mod rule;
+
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
