@@ -35,7 +35,7 @@ fn the_bundled_example_passes_with_no_failure() {
     // mTLS where configured: Traefik presents traefik-client to Portainer, which requires it.
     let portainer = hop(&flows, "route:portainer.phoenix.thinkheads.ai:host", 2);
     assert!(portainer.tls.as_ref().unwrap().summary.contains("mTLS: the client presents traefik-client"), "{:?}", portainer.tls);
-    insta::assert_snapshot!("assess_example_md", report::to_markdown(&model, &flows, "the files phoenix renders from the configuration"));
+    insta::assert_snapshot!("assess_example_md", report::to_markdown(&model, &flows, &FirewallState::from_rendered(&render_all(&model), &model)));
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn the_reference_report_contradicts_the_hand_written_assessment() {
     let dns: Vec<String> = report::dns_findings(&model).into_iter().map(|(_, m)| m).collect();
     assert!(dns.iter().any(|m| m.starts_with("traefik.internal.thinkheads.ai points at 10.0.0.153")), "{dns:#?}");
     assert!(dns.iter().any(|m| m.contains("no Traefik route serves it (clients get 404)")));
-    let markdown = report::to_markdown(&model, &flows, "the files phoenix renders from the configuration");
+    let markdown = report::to_markdown(&model, &flows, &FirewallState::from_rendered(&render_all(&model), &model));
     assert!(markdown.contains("**Blocking findings:**"));
     // The rules the hand-written assessment credits to "the host firewall" filter no guest traffic.
     assert!(markdown.contains("cluster rule 18 (\"Allow Traefik to access Portainer\") has dest 10.0.0.111, so it can only concern traffic of VM 1001 (Portainer); cluster.fw never filters guest traffic"));
@@ -80,7 +80,7 @@ fn deployed_by_the_scripts(model: &phoenix_model::Model) -> BTreeMap<String, Str
 #[test]
 fn the_reference_as_deployed_filters_no_guest_traffic() {
     let model = reference_model();
-    let state = FirewallState::from_pve_tree(&deployed_by_the_scripts(&model), &model, "the reference as its scripts deployed it").unwrap();
+    let state = FirewallState::from_pve_tree(&deployed_by_the_scripts(&model), &model, "the reference as its scripts deployed it");
     let flows = assess(&model, &edge(&model), &state, &Options::default());
     let traefik_portainer = hop(&flows, "route:portainer.phoenix.thinkheads.ai:host", 2);
     assert!(traefik_portainer.firewall_chains.passes && traefik_portainer.firewall_chains.unprotected, "{traefik_portainer:#?}");

@@ -1,7 +1,7 @@
 //! The firewall evaluator: verdicts on the bundled example and the reference, and a property
 //! test against a naive reference implementation on random rule sets and flows.
 
-use phoenix_core::analyze::firewall::{evaluate, Decision, Endpoint, FirewallState, Packet};
+use phoenix_core::analyze::firewall::{evaluate, Decision, Endpoint, FirewallState, GuestNet, Nic, Packet};
 use phoenix_core::render::render_all;
 use phoenix_testkit::{example_config, example_source, MemorySource};
 use proptest::prelude::*;
@@ -14,7 +14,13 @@ const UDP: u8 = 17;
 const ICMP: u8 = 1;
 
 fn tcp(port: u16) -> Packet {
-    Packet { proto: TCP, dport: Some(port) }
+    Packet::to(TCP, port)
+}
+
+/// LXC guests with one NIC each, `net0` with the given firewall flag.
+fn nets(flags: &[(u32, bool)]) -> BTreeMap<u32, GuestNet> {
+    let nic = |firewall: bool| Nic { key: "net0".into(), firewall, bridge: Some("vmbr0".into()), ip: None };
+    flags.iter().map(|(id, flag)| (*id, GuestNet { kind: phoenix_model::model::GuestKind::Lxc, nics: vec![nic(*flag)] })).collect()
 }
 
 fn example() -> (phoenix_model::Model, FirewallState) {
@@ -48,7 +54,7 @@ fn the_example_drops_what_it_does_not_allow() {
     assert!(!verdict.passes);
     assert!(matches!(&verdict.chains[0].decision, Decision::Policy { option, action, .. } if option == "policy_in" && action == "DROP"));
     // The host's own DNS is reachable from the LAN by a cluster rule.
-    let dns = evaluate(&state, &model, Endpoint::Guest(102), Endpoint::Host, Packet { proto: UDP, dport: Some(53) });
+    let dns = evaluate(&state, &model, Endpoint::Guest(102), Endpoint::Host, Packet::to(UDP, 53));
     assert!(dns.passes, "{dns:#?}");
     assert!(matches!(&dns.chains[1].decision, Decision::Rule { path, .. } if path == "/etc/pve/firewall/cluster.fw"));
 }
@@ -288,7 +294,7 @@ fn state(world: &World) -> FirewallState {
             );
         }
     }
-    FirewallState::from_texts(&texts, "pve", [100, 101], nic, "vmbr0", "test").unwrap()
+    FirewallState::from_texts(&texts, "pve", nets(&nic.into_iter().collect::<Vec<_>>()), "vmbr0", "test").with_node(&model(), None)
 }
 
 proptest! {
@@ -305,7 +311,7 @@ proptest! {
             _ => Endpoint::Outside(IpAddr::V4(Ipv4Addr::from(OUTSIDE))),
         };
         let port = (proto != ICMP).then_some(port);
-        let verdict = evaluate(&state(&world), &model, endpoint(src), endpoint(dst), Packet { proto, dport: port });
+        let verdict = evaluate(&state(&world), &model, endpoint(src), endpoint(dst), Packet { proto, dport: port, ..Packet::default() });
         prop_assert_eq!(verdict.passes, naive(&world, src, dst, proto, port), "{:#?}", verdict);
     }
 }
@@ -313,11 +319,12 @@ proptest! {
 #[test]
 fn tracing_gives_the_same_verdict_and_tells_every_rule() {
     let (model, state) = example();
-    let (verdict, lines) = phoenix_core::analyze::firewall::trace(&state, &model, Endpoint::Guest(101), Endpoint::Guest(102), tcp(443));
+    let at = |id: u32| (Endpoint::Guest(id), Endpoint::Guest(id).ip(&model).unwrap());
+    let (verdict, lines) = phoenix_core::analyze::firewall::trace(&state, &model, at(101), at(102), tcp(443));
     assert_eq!(verdict, evaluate(&state, &model, Endpoint::Guest(101), Endpoint::Guest(102), tcp(443)));
-    assert_eq!(lines[0], "OUT of LXC 101 (nginx-gateway):");
+    assert_eq!(lines[0], "OUT of LXC 101 (nginx-gateway), net0:");
     assert!(lines.iter().any(|l| l.ends_with("-- MATCH")));
-    assert!(lines.iter().any(|l| l.starts_with("IN of LXC 102 (traefik):")));
+    assert!(lines.iter().any(|l| l.starts_with("IN of LXC 102 (traefik), net0:")));
 }
 
 #[test]
@@ -326,9 +333,9 @@ fn a_connection_to_ones_own_address_meets_no_chain() {
     let model = phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.unwrap();
     let state = FirewallState::from_rendered(&phoenix_core::render::render_all(&model), &model);
     // Step-CA (103) accepts 9000 only from Traefik, the gateway and the host; from itself it is loopback.
-    let verdict = evaluate(&state, &model, Endpoint::Guest(103), Endpoint::Guest(103), Packet { proto: 6, dport: Some(9000) });
+    let verdict = evaluate(&state, &model, Endpoint::Guest(103), Endpoint::Guest(103), Packet::to(6, 9000));
     assert!(verdict.passes && !verdict.unprotected, "{verdict:?}");
-    assert!(evaluate(&state, &model, Endpoint::Guest(1001), Endpoint::Guest(103), Packet { proto: 6, dport: Some(9000) })
+    assert!(evaluate(&state, &model, Endpoint::Guest(1001), Endpoint::Guest(103), Packet::to(6, 9000))
         .passes
         .eq(&false));
 }
@@ -342,7 +349,7 @@ fn a_lower_case_policy_is_the_policy() {
     texts.insert("/etc/pve/firewall/100.fw".to_string(), "[OPTIONS]\n\nenable: 1\n".to_string());
     texts.insert("/etc/pve/firewall/101.fw".to_string(), "[OPTIONS]\n\nENABLE: 1\nPolicy_In: accept\n".to_string());
     let nic = BTreeMap::from([(100, true), (101, true)]);
-    let state = FirewallState::from_texts(&texts, "pve", [100, 101], nic, "vmbr0", "test").unwrap();
+    let state = FirewallState::from_texts(&texts, "pve", nets(&nic.into_iter().collect::<Vec<_>>()), "vmbr0", "test").with_node(&model(), None);
     assert_eq!(state.guests[&101].option("policy_in"), Some("ACCEPT"));
     let verdict = evaluate(&state, &model(), Endpoint::Guest(100), Endpoint::Guest(101), tcp(8080));
     assert!(verdict.passes && !verdict.unprotected, "{verdict:#?}");

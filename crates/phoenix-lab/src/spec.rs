@@ -51,7 +51,7 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
     let cannot = |e: String| LabError(format!("cannot read what lab {name} has deployed: {e}"));
     let observed = observe(&input).await.map_err(|e| cannot(e.message))?;
     let pve = observed.pve.as_ref().ok_or_else(|| cannot("no firewall observed".into()))?;
-    let state = phoenix_core::lab::deployed::firewall(pve, model).map_err(|errors| cannot(format!("{errors:?}")))?;
+    let state = phoenix_core::lab::deployed::firewall(pve, model);
     with(model, &state, &phoenix_core::lab::deployed::files(&rendered, &observed), store, now)
 }
 

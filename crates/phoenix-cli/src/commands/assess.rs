@@ -71,18 +71,21 @@ pub fn run(args: Args) -> Result<Outcome, Failure> {
             phoenix_model::diag::render::summary_line(&checked.diagnostics)
         );
     }
-    let state = match &args.deployed {
+    let now = context::parse_now(args.now.as_deref())?;
+    let mut state = match &args.deployed {
         None => FirewallState::from_rendered(&phoenix_core::render::render_firewall(model), model),
         Some(tree) => deployed_state(tree, model)?,
     };
+    // A cluster.fw `enable: <time stamp>` is judged at the same time as the certificates.
+    state.now = i64::try_from(now).ok();
     if let Some([src, dst, port]) = args.trace.as_deref() {
         let traced = firewall::trace_connection(&state, model, src, dst, port).map_err(|errors| {
             Failure::could_not_run(errors.join("; "))
-                .hint("SRC and DST are `host`, a guest id or an IP address; PORT is `443`, `443/tcp`, `53/udp` or `icmp`")
+                .hint("SRC and DST are `host`, a guest id or an IP address; PORT is `443`, `443/tcp`, `53/udp`, `icmp` or `icmp/<type>`")
         })?;
         return context::report(&traced.text, !traced.passes);
     }
-    let mut options = assess::Options { certs: None, now: context::parse_now(args.now.as_deref())? };
+    let mut options = assess::Options { certs: None, now };
     if let Some(folder) = &args.certs {
         let files = phoenix_drivers::host::read_tree(folder)
             .map_err(|error| Failure::could_not_run(format!("cannot read {}", folder.display())).because(error))?;
@@ -91,30 +94,20 @@ pub fn run(args: Args) -> Result<Outcome, Failure> {
     let assessment = phoenix_core::analyze::assessment(model, &state, &options);
     let flows = &assessment.flows;
     let text = match args.format {
-        AssessFormat::Md => report::to_markdown(model, flows, &state.origin),
+        AssessFormat::Md => report::to_markdown(model, flows, &state),
         AssessFormat::Json => {
-            serde_json::to_string_pretty(&report::to_json(model, flows, &state.origin)).expect("the report serialises") + "\n"
+            serde_json::to_string_pretty(&report::to_json(model, flows, &state)).expect("the report serialises") + "\n"
         }
-        AssessFormat::Human => report::to_human(model, flows, &state.origin),
+        AssessFormat::Human => report::to_human(model, flows, &state),
     };
     context::report(&text, assessment.failing)
 }
 
-/// The firewall a copy of /etc/pve holds; a file phoenix cannot read is refused with its line.
+/// The firewall a copy of /etc/pve holds, read as pve-firewall reads it: a line it skips is
+/// reported with the verdicts, never a reason to judge nothing.
 fn deployed_state(tree: &Path, model: &phoenix_model::Model) -> Result<FirewallState, Failure> {
     let files = phoenix_drivers::host::read_tree(tree)
         .map_err(|error| Failure::could_not_run(format!("cannot read {}", tree.display())).because(error))?;
     let origin = format!("the deployed files in {}", tree.display());
-    FirewallState::from_pve_tree(&files, model, &origin).map_err(|errors| {
-        let lines: String = errors
-            .iter()
-            .flat_map(|error| {
-                error
-                    .errors
-                    .iter()
-                    .map(move |e| format!("{}/{}:{}: {}\n", tree.display(), error.path.trim_start_matches("/etc/pve/"), e.line, e.message))
-            })
-            .collect();
-        Failure::wrong(format!("the deployed firewall files in {} cannot be read", tree.display())).detail(lines)
-    })
+    Ok(FirewallState::from_pve_tree(&files, model, &origin))
 }

@@ -94,7 +94,7 @@ fn resolver_blocked(model: &Model, firewall: &FirewallState, from: Endpoint) -> 
     if from == server || matches!(from, Endpoint::Outside(_)) {
         return None;
     }
-    let verdict = evaluate(firewall, model, from, server, Packet { proto: 17, dport: Some(53) });
+    let verdict = evaluate(firewall, model, from, server, Packet::to(17, 53));
     let blocking = verdict.chains.iter().find(|c| !c.passes)?;
     let address = server.ip(model).map(|ip| ip.to_string()).unwrap_or_else(|| "the DNS server".into());
     Some(format!(
@@ -231,7 +231,7 @@ pub fn assess(model: &Model, edge: &Edge, state: &FirewallState, options: &Optio
                 .hops
                 .into_iter()
                 .map(|hop| {
-                    let verdict = evaluate(state, model, hop.from, hop.to, Packet { proto: hop.proto, dport: Some(hop.port) });
+                    let verdict = evaluate(state, model, hop.from, hop.to, Packet::to(hop.proto, hop.port));
                     let firewall = firewall_check(&verdict, &hop);
                     let dns = dns_check(model, &indexes, state, &hop);
                     let tls = hop.tls.as_ref().map(|t| tls_check(model, edge, t, options));

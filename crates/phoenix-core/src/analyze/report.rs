@@ -4,7 +4,7 @@
 //! JSON, and a compact human view. Every status shown is computed and carries its evidence.
 
 use super::assess::{endpoint_label, FlowVerdict, HopVerdict};
-use super::firewall::Endpoint;
+use super::firewall::{Endpoint, FirewallState, Skipped};
 use super::verdict::{Check, Status};
 use phoenix_model::model::Model;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +28,8 @@ pub struct JsonReport<'f> {
     pub nic_assumption: &'static str,
     pub dns_findings: Vec<Finding>,
     pub cluster_rule_findings: Vec<Finding>,
+    /// Lines and rules pve-firewall leaves out of the judged files, and why.
+    pub skipped_rules: Vec<Skipped>,
     pub summary: JsonSummary,
     pub flows: &'f [FlowVerdict],
 }
@@ -46,11 +48,12 @@ pub struct JsonSummary {
     pub warning: usize,
 }
 
-pub fn to_json<'f>(model: &Model, flows: &'f [FlowVerdict], judged: &'f str) -> JsonReport<'f> {
+pub fn to_json<'f>(model: &Model, flows: &'f [FlowVerdict], state: &'f FirewallState) -> JsonReport<'f> {
     let (hops, fail, warning) = summary(flows);
     JsonReport {
         schema_version: ASSESS_SCHEMA_VERSION,
-        judged,
+        judged: &state.origin,
+        skipped_rules: state.skipped(),
         nic_assumption: NIC_ASSUMPTION,
         dns_findings: dns_findings(model).into_iter().map(|(status, message)| Finding { status, message }).collect(),
         cluster_rule_findings: cluster_rule_findings(model).into_iter().map(|(status, message)| Finding { status, message }).collect(),
@@ -179,6 +182,7 @@ fn guest_analysis(model: &Model, flows: &[FlowVerdict]) -> String {
             let decided = chain.map_or("no chain".to_string(), |c| match c.decision {
                 super::firewall::Decision::Rule { path, line, text } => format!("{path}:{line} `{}`", text.replace('|', "\\|")),
                 super::firewall::Decision::Policy { path, option, action } => format!("{path} {option}: {action}"),
+                super::firewall::Decision::Builtin { chain, function, text } => format!("{chain} ({function}) `{text}`"),
                 super::firewall::Decision::NotInForce { reason } => format!("not filtered: {reason}"),
             });
             format!(
@@ -281,7 +285,7 @@ fn matching(model: &Model, flows: &[FlowVerdict]) -> String {
     out
 }
 
-fn conclusion(model: &Model, flows: &[FlowVerdict]) -> String {
+fn conclusion(model: &Model, flows: &[FlowVerdict], skipped: &[Skipped]) -> String {
     let mut findings: BTreeMap<(Status, String), BTreeSet<String>> = BTreeMap::new();
     for flow in flows {
         for hop in &flow.hops {
@@ -297,6 +301,9 @@ fn conclusion(model: &Model, flows: &[FlowVerdict]) -> String {
     }
     for (status, message) in cluster_rule_findings(model) {
         findings.entry((status, message)).or_default().insert("cluster.fw".into());
+    }
+    for skipped in skipped {
+        findings.entry((Status::Warning, skipped_line(skipped))).or_default().insert("the judged firewall files".into());
     }
     let (hops, fail, warning) = summary(flows);
     let mut out = format!("{hops} hops in {} flows: {fail} fail, {warning} with warnings.\n\n", flows.len());
@@ -320,8 +327,14 @@ fn conclusion(model: &Model, flows: &[FlowVerdict]) -> String {
     out
 }
 
+/// One skipped line as a finding: where, and pve-firewall's reason.
+fn skipped_line(skipped: &Skipped) -> String {
+    format!("{}:{}: pve-firewall does not apply this line: {}", skipped.path, skipped.line, skipped.reason)
+}
+
 /// The Markdown report.
-pub fn to_markdown(model: &Model, flows: &[FlowVerdict], judged: &str) -> String {
+pub fn to_markdown(model: &Model, flows: &[FlowVerdict], state: &FirewallState) -> String {
+    let judged = &state.origin;
     let (hops, fail, warning) = summary(flows);
     let main = main_hops(model, flows);
     let mut out = String::from("# Detailed End-to-End System Assessment\n\n");
@@ -343,13 +356,20 @@ pub fn to_markdown(model: &Model, flows: &[FlowVerdict], judged: &str) -> String
     out.push_str("## 4. Certificate and DNS Matching Analysis\n\n");
     out.push_str(&matching(model, flows));
     out.push_str("\n## Conclusion\n\n");
-    out.push_str(&conclusion(model, flows));
+    out.push_str(&conclusion(model, flows, &state.skipped()));
     out
 }
 
 /// A compact view for terminals.
-pub fn to_human(model: &Model, flows: &[FlowVerdict], judged: &str) -> String {
-    let mut out = format!("Judged: {judged}\n");
+pub fn to_human(model: &Model, flows: &[FlowVerdict], state: &FirewallState) -> String {
+    let mut out = format!("Judged: {}\n", state.origin);
+    let skipped = state.skipped();
+    if !skipped.is_empty() {
+        out.push_str("\nLines pve-firewall does not apply (the verdicts below judge the files without them):\n");
+        for line in &skipped {
+            let _ = writeln!(out, "  WARNING {}", skipped_line(line));
+        }
+    }
     for flow in flows {
         let _ = writeln!(out, "\n[{}] {}", flow.status.word(), flow.title);
         for (i, hop) in flow.hops.iter().enumerate() {

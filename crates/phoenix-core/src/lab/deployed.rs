@@ -3,7 +3,7 @@
 //! written, instead of what the configuration renders. Pure: the observation comes from
 //! phoenix-exec's observe, the same one `phoenix sync` plans from.
 
-use crate::analyze::firewall::{nic_has_firewall, FirewallState, StateError};
+use crate::analyze::firewall::{FirewallState, GuestNet};
 use crate::plan::pve::FwScope;
 use crate::plan::{Observed, PveObserved};
 use crate::render::Rendered;
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 /// The firewall as pve-firewall would compile it from what the API holds: each scope's file at
 /// its /etc/pve path, and each NIC's `firewall=1`.
-pub fn firewall(pve: &PveObserved, model: &Model) -> Result<FirewallState, Vec<StateError>> {
+pub fn firewall(pve: &PveObserved, model: &Model) -> FirewallState {
     let texts: BTreeMap<String, String> = pve
         .firewalls
         .iter()
@@ -25,9 +25,13 @@ pub fn firewall(pve: &PveObserved, model: &Model) -> Result<FirewallState, Vec<S
             (path, file.to_text())
         })
         .collect();
-    let nic = model.guests.keys().map(|id| (*id, pve.nics.get(id).is_some_and(|net| nic_has_firewall(net)))).collect();
+    let nets = model
+        .guests
+        .values()
+        .map(|g| (g.id, GuestNet::from_conf(g.kind, &pve.nics.get(&g.id).map(|net| format!("net0: {net}\n")).unwrap_or_default())))
+        .collect();
     let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
-    FirewallState::from_texts(&texts, &pve.node, model.guests.keys().copied(), nic, &bridge, "the Proxmox VE API (the lab's)")
+    FirewallState::from_texts(&texts, &pve.node, nets, &bridge, "the Proxmox VE API (the lab's)").with_node(model, None)
 }
 
 /// The rendered files as deployed: each one's content replaced by its deployed copy, the ones
@@ -61,10 +65,10 @@ mod tests {
     fn an_api_without_firewall_configuration_lets_everything_pass() {
         let model = model();
         let pve = PveObserved { node: model.host.node_name.clone(), ..PveObserved::default() };
-        let state = firewall(&pve, &model).unwrap();
-        assert!(state.nic_firewall.values().all(|on| !on));
+        let state = firewall(&pve, &model);
+        assert!(state.nets.values().all(|n| n.nics.iter().all(|nic| !nic.firewall)));
         for guest in model.guests.values().filter(|g| g.address().is_some()) {
-            let packet = Packet { proto: 6, dport: Some(12345) };
+            let packet = Packet::to(6, 12345);
             assert!(evaluate(&state, &model, Endpoint::Host, Endpoint::Guest(guest.id), packet).passes, "guest {}", guest.id);
         }
     }
@@ -85,9 +89,9 @@ mod tests {
             nics: [(guest, "name=eth0,bridge=vmbr0,firewall=1".to_string())].into(),
             ..PveObserved::default()
         };
-        let state = firewall(&pve, &model).unwrap();
+        let state = firewall(&pve, &model);
         assert_eq!(state.cluster.option("enable"), Some("1"));
-        assert_eq!(state.cluster.file.rules.len(), 1);
-        assert_eq!(state.nic_firewall.get(&guest), Some(&true));
+        assert_eq!(state.cluster.conf.rules.len(), 1);
+        assert!(state.nets[&guest].nics[0].firewall);
     }
 }

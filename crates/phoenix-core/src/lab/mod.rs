@@ -268,7 +268,7 @@ fn declared_probes(
             if !endpoints_known(&from) {
                 continue;
             }
-            let verdict = evaluate(state, model, hop.from, hop.to, Packet { proto: hop.proto, dport: Some(hop.port) });
+            let verdict = evaluate(state, model, hop.from, hop.to, Packet::to(hop.proto, hop.port));
             let dns = match (&hop.name, &judged.dns, services.dns_server) {
                 (Some(name), Some(check), Some(server)) => {
                     let from = if from == "outside" { services.dns_key.clone() } else { from.clone() };
@@ -324,7 +324,7 @@ fn undeclared_probes(model: &Model, state: &FirewallState, namespaces: &BTreeMap
                 if declared.iter().any(|p| &p.from == from && &p.to == to && p.port == port && p.proto == proto) {
                     continue;
                 }
-                let verdict = evaluate(state, model, *source, endpoints[to], Packet { proto, dport: Some(port) });
+                let verdict = evaluate(state, model, *source, endpoints[to], Packet::to(proto, port));
                 let (from, to, address, expected) = (from.clone(), to.clone(), target.address, verdict.passes);
                 probes.push(Probe {
                     flow: "undeclared".into(),

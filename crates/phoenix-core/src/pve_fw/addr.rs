@@ -86,7 +86,8 @@ pub const ICMPV6_TYPES: &[&str] = &[
 struct Netbase {
     /// (name, number) of /etc/protocols.
     protocols: Vec<(String, String)>,
-    services: Vec<String>,
+    /// (name, port) of /etc/services, first occurrence first.
+    services: Vec<(String, u16)>,
 }
 
 fn netbase() -> &'static Netbase {
@@ -102,8 +103,11 @@ fn netbase() -> &'static Netbase {
         let protocols = rows(PROTOCOLS).into_iter().filter(|w| w[1].parse::<u16>().is_ok()).map(|w| (w[0].clone(), w[1].clone())).collect();
         let services = rows(SERVICES)
             .into_iter()
-            .filter(|w| w[1].split_once('/').is_some_and(|(n, p)| n.parse::<u32>().is_ok() && ["tcp", "udp", "sctp"].contains(&p)))
-            .map(|w| w[0].clone())
+            .filter_map(|w| {
+                let (number, proto) = w[1].split_once('/')?;
+                let port = number.parse::<u16>().ok()?;
+                ["tcp", "udp", "sctp"].contains(&proto).then(|| (w[0].clone(), port))
+            })
             .collect();
         Netbase { protocols, services }
     })
@@ -119,6 +123,70 @@ pub fn verify_protocol(proto: &str) -> Result<(), String> {
     } else {
         Err(format!("unknown protocol '{proto}'"))
     }
+}
+
+/// The number of a protocol given by name or number, as iptables resolves it through
+/// /etc/protocols (`icmpv6` is ipv6-icmp's alias there).
+pub fn protocol_number(proto: &str) -> Option<u8> {
+    if let Ok(number) = proto.parse::<u8>() {
+        return Some(number);
+    }
+    if proto == "icmpv6" {
+        return Some(58);
+    }
+    netbase().protocols.iter().find(|(name, _)| name == proto).and_then(|(_, number)| number.parse().ok())
+}
+
+/// The port of a service name of /etc/services (iptables resolves `--dport http` so).
+pub fn service_port(name: &str) -> Option<u16> {
+    netbase().services.iter().find(|(service, _)| service == name).map(|(_, port)| *port)
+}
+
+/// An ICMP (IPv4) type name of `$icmp_type_names` as iptables reads it: the type and, for
+/// names that select one code, that code (`iptables -p icmp -h` lists them so).
+pub fn icmp_type(name: &str) -> Option<(u8, Option<u8>)> {
+    const TYPES: &[(&str, u8, Option<u8>)] = &[
+        ("echo-reply", 0, None),
+        ("destination-unreachable", 3, None),
+        ("network-unreachable", 3, Some(0)),
+        ("host-unreachable", 3, Some(1)),
+        ("protocol-unreachable", 3, Some(2)),
+        ("port-unreachable", 3, Some(3)),
+        ("fragmentation-needed", 3, Some(4)),
+        ("source-route-failed", 3, Some(5)),
+        ("network-unknown", 3, Some(6)),
+        ("host-unknown", 3, Some(7)),
+        ("network-prohibited", 3, Some(9)),
+        ("host-prohibited", 3, Some(10)),
+        ("TOS-network-unreachable", 3, Some(11)),
+        ("TOS-host-unreachable", 3, Some(12)),
+        ("communication-prohibited", 3, Some(13)),
+        ("host-precedence-violation", 3, Some(14)),
+        ("precedence-cutoff", 3, Some(15)),
+        ("source-quench", 4, None),
+        ("redirect", 5, None),
+        ("network-redirect", 5, Some(0)),
+        ("host-redirect", 5, Some(1)),
+        ("TOS-network-redirect", 5, Some(2)),
+        ("TOS-host-redirect", 5, Some(3)),
+        ("echo-request", 8, None),
+        ("router-advertisement", 9, None),
+        ("router-solicitation", 10, None),
+        ("time-exceeded", 11, None),
+        ("ttl-zero-during-transit", 11, Some(0)),
+        ("ttl-zero-during-reassembly", 11, Some(1)),
+        ("parameter-problem", 12, None),
+        ("ip-header-bad", 12, Some(0)),
+        ("required-option-missing", 12, Some(1)),
+        ("timestamp-request", 13, None),
+        ("timestamp-reply", 14, None),
+        ("address-mask-request", 17, None),
+        ("address-mask-reply", 18, None),
+    ];
+    if let Ok(number) = name.parse::<u8>() {
+        return Some((number, None));
+    }
+    TYPES.iter().find(|(n, _, _)| *n == name).map(|(_, t, c)| (*t, *c))
 }
 
 pub fn protocol_has_ports(proto: &str) -> bool {
@@ -168,7 +236,7 @@ pub fn parse_ports(text: &str, dport: bool) -> Result<bool, String> {
                 count += 1;
             }
             _ if dport && (ICMP_TYPES.contains(item) || ICMPV6_TYPES.contains(item)) => icmp = true,
-            _ if netbase().services.iter().any(|s| s == item) => {}
+            _ if service_port(item).is_some() => {}
             _ => return Err(format!("invalid port '{item}'")),
         }
     }

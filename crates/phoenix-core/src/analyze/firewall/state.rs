@@ -1,42 +1,119 @@
-//! What the evaluator reads: cluster.fw, the node's host.fw, each guest's `.fw`, and each
-//! guest's NIC flag, from rendered files or from a copy of /etc/pve.
+//! What the evaluator reads: cluster.fw, the node's host.fw, each guest's `.fw` (each read as
+//! pve-firewall reads it: [`crate::pve_fw::conf`]), and each guest's NICs (`netN`: firewall
+//! flag, bridge, address) from rendered settings or deployed `.conf` files. A line
+//! pve-firewall skips is kept as a [`Skipped`] finding; it never makes the state unreadable.
 
-use crate::pve_fw::{parse_with_lines, FwFile, ParseError, RuleLines};
+use crate::pve_fw::conf::{ConfLines, FwConf, FwKind};
+use crate::pve_fw::rule::RuleEnv;
 use crate::render::Rendered;
-use phoenix_model::model::GuestId;
+use ipnet::{IpNet, Ipv4Net};
+use phoenix_model::model::{GuestId, GuestKind, Model};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// One parsed `.fw` file and where it came from.
 #[derive(Debug, Clone, Default)]
 pub struct FwSource {
     pub path: String,
-    pub file: FwFile,
-    pub lines: RuleLines,
+    pub conf: FwConf,
+    pub lines: ConfLines,
     /// False when the file does not exist (Proxmox then uses its defaults).
     pub present: bool,
 }
 
 impl FwSource {
-    fn parse(path: &str, text: Option<&str>) -> Result<FwSource, StateError> {
+    fn parse(path: &str, text: Option<&str>, kind: FwKind, cluster: Option<&FwConf>) -> FwSource {
         match text {
-            None => Ok(FwSource { path: path.to_string(), present: false, ..FwSource::default() }),
+            None => FwSource { path: path.to_string(), ..FwSource::default() },
             Some(text) => {
-                let (file, lines) = parse_with_lines(text).map_err(|errors| StateError { path: path.to_string(), errors })?;
-                Ok(FwSource { path: path.to_string(), file, lines, present: true })
+                let (conf, lines) = FwConf::parse_with_lines(text, kind, cluster);
+                FwSource { path: path.to_string(), conf, lines, present: true }
             }
         }
     }
 
     pub fn option(&self, key: &str) -> Option<&str> {
-        self.file.options.get(key).map(String::as_str)
+        self.conf.options.get(key).map(String::as_str)
     }
 }
 
-/// A `.fw` file that could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateError {
+/// A line or rule pve-firewall does not apply, and why (its own warning or `verify_rule`'s error).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
     pub path: String,
-    pub errors: Vec<ParseError>,
+    pub line: usize,
+    pub reason: String,
+}
+
+/// One NIC of a guest (`netN: ...` in its `.conf`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nic {
+    /// `net0`, `net1`, ...
+    pub key: String,
+    /// `firewall=1`: only then does Proxmox put the NIC behind a firewall bridge.
+    pub firewall: bool,
+    pub bridge: Option<String>,
+    /// The static IPv4 address (a container's `ip=`, a VM's `ipconfigN: ip=`).
+    pub ip: Option<Ipv4Net>,
+}
+
+impl Nic {
+    /// Reads a `netN` property string (`name=eth0,bridge=vmbr0,firewall=1,ip=10.0.0.2/24,...`).
+    pub fn parse(key: &str, value: &str) -> Nic {
+        let mut nic = Nic { key: key.to_string(), firewall: false, bridge: None, ip: None };
+        for (name, val) in value.split(',').filter_map(|part| part.trim().split_once('=')) {
+            match name {
+                "firewall" => nic.firewall = val == "1",
+                "bridge" => nic.bridge = Some(val.to_string()),
+                "ip" => nic.ip = val.parse().ok(),
+                _ => {}
+            }
+        }
+        nic
+    }
+}
+
+/// Whether a Proxmox `netN` value carries `firewall=1`.
+pub fn nic_has_firewall(net: &str) -> bool {
+    Nic::parse("net0", net).firewall
+}
+
+/// A guest's kind and NICs, in `netN` order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestNet {
+    pub kind: GuestKind,
+    pub nics: Vec<Nic>,
+}
+
+impl GuestNet {
+    /// From a guest's `.conf` text: its `netN` lines and, for VMs, the `ipconfigN` addresses.
+    pub fn from_conf(kind: GuestKind, conf: &str) -> GuestNet {
+        let mut nics: BTreeMap<u32, Nic> = BTreeMap::new();
+        let mut ipconfig: BTreeMap<u32, Ipv4Net> = BTreeMap::new();
+        // Only the current configuration counts: a `[snapshot]` section starts the snapshots.
+        for line in conf.lines().take_while(|l| !l.starts_with('[')) {
+            let Some((key, value)) = line.split_once(':') else { continue };
+            let (key, value) = (key.trim(), value.trim());
+            if let Some(n) = key.strip_prefix("net").and_then(|n| n.parse::<u32>().ok()) {
+                nics.insert(n, Nic::parse(key, value));
+            } else if let Some(n) = key.strip_prefix("ipconfig").and_then(|n| n.parse::<u32>().ok()) {
+                if let Some(ip) = Nic::parse(key, value).ip {
+                    ipconfig.insert(n, ip);
+                }
+            }
+        }
+        for (n, ip) in ipconfig {
+            if let Some(nic) = nics.get_mut(&n) {
+                nic.ip.get_or_insert(ip);
+            }
+        }
+        GuestNet { kind, nics: nics.into_values().collect() }
+    }
+
+    /// The NIC a packet from or to `ip` uses: the one holding that address, else the first.
+    pub fn nic_for(&self, ip: IpAddr) -> Option<&Nic> {
+        self.nics.iter().find(|n| n.ip.is_some_and(|net| IpAddr::V4(net.addr()) == ip)).or_else(|| self.nics.first())
+    }
 }
 
 /// The whole firewall configuration of one node.
@@ -45,17 +122,16 @@ pub struct FirewallState {
     pub cluster: FwSource,
     pub host: FwSource,
     pub guests: BTreeMap<GuestId, FwSource>,
-    /// Each guest's `firewall=1` NIC flag (net0), as configured or deployed.
-    pub nic_firewall: BTreeMap<GuestId, bool>,
-    /// The host's bridge, for host rules limited with `-i`.
+    pub nets: BTreeMap<GuestId, GuestNet>,
+    /// The host's bridge: where traffic from outside and from guests without a known bridge arrives.
     pub host_bridge: String,
+    /// The network of the node's own address (`local_network()` in Firewall.pm finds it from
+    /// the route that holds the node's IP); cluster.fw's `local_network` alias overrides it.
+    pub node_network: Option<IpNet>,
+    /// Unix time the verdicts are for: a cluster.fw `enable: <time stamp>` is judged against it.
+    pub now: Option<i64>,
     /// What was judged: "rendered from the configuration" or the deployed folder.
     pub origin: String,
-}
-
-/// Whether a Proxmox `net0` value carries `firewall=1`.
-pub fn nic_has_firewall(net: &str) -> bool {
-    net.split(',').any(|part| part.trim() == "firewall=1")
 }
 
 impl FirewallState {
@@ -63,73 +139,121 @@ impl FirewallState {
     pub fn from_texts(
         texts: &BTreeMap<String, String>,
         node: &str,
-        guests: impl IntoIterator<Item = GuestId>,
-        nic_firewall: BTreeMap<GuestId, bool>,
+        nets: BTreeMap<GuestId, GuestNet>,
         host_bridge: &str,
         origin: &str,
-    ) -> Result<FirewallState, Vec<StateError>> {
-        let mut errors = Vec::new();
-        let mut load = |path: String| match FwSource::parse(&path, texts.get(&path).map(String::as_str)) {
-            Ok(source) => source,
-            Err(error) => {
-                errors.push(error);
-                FwSource { path, ..FwSource::default() }
-            }
-        };
-        let cluster = load(phoenix_model::paths::CLUSTER_FW.to_string());
-        let host = load(phoenix_model::paths::host_fw(&node));
-        let guests = guests.into_iter().map(|id| (id, load(phoenix_model::paths::guest_fw(id)))).collect();
-        if !errors.is_empty() {
-            return Err(errors);
+    ) -> FirewallState {
+        let text = |path: &str| texts.get(path).map(String::as_str);
+        let cluster_path = phoenix_model::paths::CLUSTER_FW;
+        let cluster = FwSource::parse(cluster_path, text(cluster_path), FwKind::Cluster, None);
+        let host_path = phoenix_model::paths::host_fw(node);
+        let host = FwSource::parse(&host_path, text(&host_path), FwKind::Host, Some(&cluster.conf));
+        let guests = nets
+            .iter()
+            .map(|(id, net)| {
+                let env = match net.kind {
+                    GuestKind::Lxc => RuleEnv::Ct,
+                    GuestKind::Vm => RuleEnv::Vm,
+                };
+                let path = phoenix_model::paths::guest_fw(*id);
+                (*id, FwSource::parse(&path, text(&path), FwKind::Guest(env), Some(&cluster.conf)))
+            })
+            .collect();
+        FirewallState {
+            cluster,
+            host,
+            guests,
+            nets,
+            host_bridge: host_bridge.to_string(),
+            node_network: None,
+            now: None,
+            origin: origin.to_string(),
         }
-        Ok(FirewallState { cluster, host, guests, nic_firewall, host_bridge: host_bridge.to_string(), origin: origin.to_string() })
+    }
+
+    /// The node's network and the clock, from the model and the caller.
+    pub fn with_node(mut self, model: &Model, now: Option<i64>) -> FirewallState {
+        self.node_network = model.host.address.as_ref().map(|a| IpNet::V4(a.value.trunc()));
+        self.now = now;
+        self
     }
 
     /// What is deployed, from a copy of /etc/pve keyed by path relative to it
-    /// (`firewall/cluster.fw`, `nodes/<node>/host.fw`, `nodes/<node>/lxc/<id>.conf`, ...). A guest's
-    /// NIC counts as filtered only when its `.conf` has `net0: ...firewall=1`.
-    pub fn from_pve_tree(
-        tree: &BTreeMap<String, String>,
-        model: &phoenix_model::Model,
-        origin: &str,
-    ) -> Result<FirewallState, Vec<StateError>> {
+    /// (`firewall/cluster.fw`, `nodes/<node>/host.fw`, `nodes/<node>/lxc/<id>.conf`, ...).
+    pub fn from_pve_tree(tree: &BTreeMap<String, String>, model: &Model, origin: &str) -> FirewallState {
         let texts: BTreeMap<String, String> =
             tree.iter().map(|(k, v)| (format!("/etc/pve/{}", k.trim_start_matches('/')), v.clone())).collect();
         let node = &model.host.node_name;
-        let nic = model
+        let nets = model
             .guests
             .values()
             .map(|g| {
                 let folder = match g.kind {
-                    phoenix_model::model::GuestKind::Lxc => "lxc",
-                    phoenix_model::model::GuestKind::Vm => "qemu-server",
+                    GuestKind::Lxc => "lxc",
+                    GuestKind::Vm => "qemu-server",
                 };
-                let conf = tree.get(&format!("nodes/{node}/{folder}/{}.conf", g.id));
-                let flag = conf.is_some_and(|c| {
-                    c.lines().any(|l| l.trim_start().starts_with("net0:") && nic_has_firewall(l.trim_start().trim_start_matches("net0:")))
-                });
-                (g.id, flag)
+                let conf = tree.get(&format!("nodes/{node}/{folder}/{}.conf", g.id)).map(String::as_str).unwrap_or_default();
+                (g.id, GuestNet::from_conf(g.kind, conf))
             })
             .collect();
-        let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
-        FirewallState::from_texts(&texts, node, model.guests.keys().copied(), nic, &bridge, origin)
+        FirewallState::from_texts(&texts, node, nets, &host_bridge(model), origin).with_node(model, None)
     }
 
     /// The firewall phoenix would deploy: its rendered files and NIC settings.
-    pub fn from_rendered(rendered: &Rendered, model: &phoenix_model::Model) -> FirewallState {
+    pub fn from_rendered(rendered: &Rendered, model: &Model) -> FirewallState {
         let texts: BTreeMap<String, String> =
             rendered.files.iter().filter(|f| f.path.starts_with("/etc/pve/")).map(|f| (f.path.clone(), f.content.clone())).collect();
-        let nic = rendered.settings.iter().filter(|s| s.key == "net0").map(|s| (s.guest, nic_has_firewall(&s.value))).collect();
-        let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
-        // phoenix renders these files itself; failing to parse them back is a bug in the renderer.
+        let nets = model
+            .guests
+            .values()
+            .map(|g| {
+                let conf: String =
+                    rendered.settings.iter().filter(|s| s.guest == g.id).map(|s| format!("{}: {}\n", s.key, s.value)).collect();
+                (g.id, GuestNet::from_conf(g.kind, &conf))
+            })
+            .collect();
         FirewallState::from_texts(
             &texts,
             &model.host.node_name,
-            model.guests.keys().copied(),
-            nic,
-            &bridge,
+            nets,
+            &host_bridge(model),
             "the files phoenix renders from the configuration",
         )
-        .expect("rendered firewall files parse")
+        .with_node(model, None)
     }
+
+    /// Every line and rule pve-firewall would not apply, file by file.
+    pub fn skipped(&self) -> Vec<Skipped> {
+        let mut out = Vec::new();
+        for source in [&self.cluster, &self.host].into_iter().chain(self.guests.values()) {
+            out.extend(source.skipped());
+        }
+        out
+    }
+}
+
+impl FwSource {
+    /// The lines pve-firewall's parser dropped and the rules `verify_rule` found errors in.
+    pub fn skipped(&self) -> Vec<Skipped> {
+        let skipped = |line: usize, reason: String| Skipped { path: self.path.clone(), line, reason };
+        let mut out: Vec<Skipped> = self.lines.warnings.iter().map(|(line, message)| skipped(*line, message.clone())).collect();
+        let groups = self.conf.groups.iter().map(|(name, rules)| (rules, self.lines.groups.get(name)));
+        for (rules, lines) in std::iter::once((&self.conf.rules, Some(&self.lines.rules))).chain(groups) {
+            for (index, rule) in rules.iter().enumerate().filter(|(_, r)| !r.errors.is_empty()) {
+                let line = lines.and_then(|l| l.get(index)).copied().unwrap_or_default();
+                out.push(skipped(line, rule_errors(rule)));
+            }
+        }
+        out.sort_by_key(|s| s.line);
+        out
+    }
+}
+
+/// `verify_rule`'s errors of a rule, as one sentence.
+pub fn rule_errors(rule: &crate::pve_fw::rule::Rule) -> String {
+    rule.errors.iter().map(|(key, message)| format!("{key}: {message}")).collect::<Vec<_>>().join("; ")
+}
+
+fn host_bridge(model: &Model) -> String {
+    model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into())
 }
