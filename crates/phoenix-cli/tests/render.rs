@@ -145,15 +145,22 @@ fn assess_judges_a_deployed_tree() {
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(value["judged"].as_str().unwrap().contains("deployed"));
     assert!(value["summary"]["warning"].as_u64().unwrap() > 0, "unprotected hops are warnings");
-    std::fs::write(dir.join("firewall/cluster.fw"), "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -bogus 1\n").unwrap();
-    let broken = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap()]);
+    // A line pve-firewall cannot read is skipped with a warning, as pve-firewall skips it;
+    // everything else is judged, and the report names the line.
+    std::fs::write(dir.join("firewall/cluster.fw"), "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -bogus 1\nIN ACCEPT -p tcp -dport 8006\n").unwrap();
+    let broken = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap(), "--format", "json"]);
+    let human = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap(), "--format", "human"]);
+    let markdown = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap()]);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(broken.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&broken.stderr).contains("firewall/cluster.fw:4: unknown rule option `-bogus`"),
-        "{}",
-        String::from_utf8_lossy(&broken.stderr)
-    );
+    let value: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(value["skipped_rules"][0]["path"], "/etc/pve/firewall/cluster.fw");
+    assert_eq!(value["skipped_rules"][0]["line"], 4);
+    assert!(value["skipped_rules"][0]["reason"].as_str().unwrap().contains("unable to parse rule parameters: -bogus 1"), "{value:#}");
+    assert!(value["summary"]["hops"].as_u64().unwrap() > 0, "the rest is judged");
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("WARNING /etc/pve/firewall/cluster.fw:4: pve-firewall does not apply this line"), "{text}");
+    let text = String::from_utf8_lossy(&markdown.stdout);
+    assert!(text.contains("/etc/pve/firewall/cluster.fw:4: pve-firewall does not apply this line"), "{text}");
 }
 
 #[test]
@@ -161,7 +168,7 @@ fn assess_trace_walks_one_flow_rule_by_rule() {
     let pass = phoenix(&["assess", "--config", "examples/homelab/etc", "--trace", "102", "1001", "9443/tcp"]);
     assert_eq!(pass.status.code(), Some(0));
     let text = String::from_utf8(pass.stdout).unwrap();
-    assert!(text.contains("OUT of LXC 102 (traefik):") && text.contains("IN of VM 1001 (portainer):"), "{text}");
+    assert!(text.contains("OUT of LXC 102 (traefik), net0:") && text.contains("IN of VM 1001 (portainer), net0:"), "{text}");
     assert!(
         text.contains("/etc/pve/firewall/1001.fw:9: IN ACCEPT -source 10.0.0.12 -p tcp -dport 9443") && text.contains("-- MATCH"),
         "{text}"

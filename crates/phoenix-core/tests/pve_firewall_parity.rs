@@ -3,11 +3,10 @@
 //! pve-firewall gives, and the function its trace must name. Each failed on the evaluator
 //! before it built chains as Firewall.pm does.
 
-use phoenix_core::analyze::firewall::{trace, Endpoint, FirewallState, FirewallVerdict, GuestNet, Nic, Packet};
+use phoenix_core::analyze::firewall::{trace, Endpoint, FirewallState, FirewallVerdict, GuestNet, Packet};
 use phoenix_model::model::GuestKind;
 use phoenix_testkit::MemorySource;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::Path;
 
 const CLUSTER: &str = "/etc/pve/firewall/cluster.fw";
@@ -271,5 +270,17 @@ fn each_nic_is_judged_by_its_own_chain() {
     assert!(verdict.passes && verdict.unprotected, "{text}");
     assert!(text.contains("NIC net2 lacks firewall=1"), "{text}");
     assert!(matches!(phoenix_core::analyze::firewall::parse_endpoint_at(&node.state(), &model(), "10.0.0.210").unwrap().0, Endpoint::Guest(100)));
-    let _: IpAddr = "10.0.0.210".parse().unwrap();
+}
+
+/// phoenix renders no rule pve-firewall would skip: what validation refuses (PHX-FW-010) is not
+/// rendered, and everything rendered passes `verify_rule`.
+#[test]
+fn phoenix_renders_nothing_pve_firewall_skips() {
+    let example = phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.unwrap();
+    let reference = phoenix_testkit::reference_config();
+    let reference = phoenix_model::check(&reference, &MemorySource::from_dir(reference.parent().unwrap())).model.unwrap();
+    for model in [example, reference] {
+        let state = FirewallState::from_rendered(&phoenix_core::render::render_all(&model), &model);
+        assert_eq!(state.skipped(), Vec::new());
+    }
 }
