@@ -137,6 +137,19 @@ fn mutations() -> Vec<Mutation> {
         ("the gateway's upstream is the wrong guest (Step-CA taken for Traefik)", |d| {
             edit(d, HYPERVISOR, |v| v["edge"] = json!({ "traefik_guest": 103 }))
         }),
+        // pve-firewall's own rules (ruleset_chain_add_input_filters, enable_host_firewall), live.
+        ("the cluster blacklists the Portainer VM", |d| {
+            edit(d, HYPERVISOR, |v| v["firewall"]["ipsets"] = json!({ "blacklist": ["10.0.0.111"] }))
+        }),
+        ("the host's SSH and web UI rule dropped, with flows to the web UI", |d| {
+            edit(d, HYPERVISOR, |v| {
+                v["firewall"]["global_firewall_rules"].as_array_mut().unwrap().remove(0);
+                v["flows"] = json!([
+                    { "title": "the gateway to the web UI (management ipset)", "from": 101, "to": "host", "port": 8006 },
+                    { "title": "the outside client to the web UI", "from": "203.0.113.10", "to": "host", "port": 8006 }
+                ]);
+            })
+        }),
         ("Step-CA's policy_in REJECT and a rule from a CIDR", |d| {
             edit(d, LXC, |v| {
                 let fw = &mut lxc(v, "103")["firewall"];

@@ -284,3 +284,15 @@ fn phoenix_renders_nothing_pve_firewall_skips() {
         assert_eq!(state.skipped(), Vec::new());
     }
 }
+
+/// `enable_host_firewall`: in a cluster, corosync (udp 5404:5405) is open from each peer to the
+/// node's address on the same link, before the DROP policy; without corosync.conf it is not.
+#[test]
+fn corosync_is_open_between_the_cluster_nodes() {
+    let corosync = "totem {\n  transport: knet\n}\nnodelist {\n  node {\n    name: pve\n    ring0_addr: 10.0.0.1\n  }\n  node {\n    name: pve2\n    ring0_addr: 10.0.0.2\n  }\n}\n";
+    let knet = Packet::to(17, 5405);
+    assert_blocked(&Node::new(""), "10.0.0.2", "host", knet, "policy_in");
+    let node = Node::new("").file("/etc/pve/corosync.conf", corosync);
+    assert_passes(&node, "10.0.0.2", "host", knet, "[PVEFW-HOST-IN, enable_host_firewall] -source 10.0.0.2 -dest 10.0.0.1 -p udp -dport 5404:5405 ACCEPT");
+    assert_blocked(&node, "10.0.0.3", "host", knet, "policy_in");
+}

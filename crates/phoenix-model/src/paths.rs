@@ -98,3 +98,6 @@ pub fn within_tree(relative: &str) -> bool {
         && !relative.contains('\0')
         && Path::new(relative).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
+
+/// The cluster's corosync configuration (pve-firewall reads its links for the host's rules).
+pub const COROSYNC_CONF: &str = "/etc/pve/corosync.conf";

@@ -16,7 +16,8 @@ use std::fmt::Write;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Node {
     Host,
-    Guest(GuestId),
+    /// A guest, with the address its namespace has: the chains are those of the NIC holding it.
+    Guest(GuestId, std::net::IpAddr),
 }
 
 /// The interface the lab gives a guest (Proxmox's `-i net0`) and the host (its bridge).
@@ -127,8 +128,8 @@ fn chain_rules(chain: &Chain, dir: Dir) -> Vec<String> {
 fn chain_of(state: &FirewallState, node: Node, dir: Dir) -> Chain {
     match node {
         Node::Host => host_chain(state, dir, 4),
-        Node::Guest(id) => {
-            let nic = state.nets.get(&id).and_then(|n| n.nics.first());
+        Node::Guest(id, ip) => {
+            let nic = state.nets.get(&id).and_then(|n| n.nic_for(ip));
             guest_chain(state, id, &format!("guest {id}"), nic, dir, 4)
         }
     }

@@ -12,8 +12,10 @@
 //!   runs PVEFW-Drop or PVEFW-Reject (broadcasts dropped, ICMP fragmentation-needed and
 //!   time-exceeded accepted, SMB and NetBIOS ports dropped or rejected, UPnP and DNS replies
 //!   dropped), then drops or goes to PVEFW-reject.
-//! Corosync's accepts need the cluster's corosync.conf, which a single node has not; the tcp
-//! flag filters and the non-SYN drop never meet a connection's first packet. Must not match.
+//! - `enable_host_firewall`, with a corosync.conf: udp 5404:5405 from each peer to the node's
+//!   address on the same link and back, and to multicast with `transport: udp`
+//!   ([`super::corosync`]).
+//! The tcp flag filters and the non-SYN drop never meet a connection's first packet. Must not match.
 
 use super::chain::{AddrSet, Block, Cond, Dir, Effect, IcmpMatch, Origin, Scope, Step};
 use super::state::{FirewallState, FwSource, Nic};
@@ -92,14 +94,41 @@ fn management(scope: &Scope<'_>) -> (AddrSet, String) {
 }
 
 /// What the host's chain holds after the user rules and before the policy.
-pub fn host_tail(_state: &FirewallState, dir: Dir, scope: &Scope<'_>) -> Vec<Step> {
+pub fn host_tail(state: &FirewallState, dir: Dir, scope: &Scope<'_>) -> Vec<Step> {
     let chain = format!("PVEFW-HOST-{}", dir.word());
+    let mut steps = management_steps(&chain, dir, scope);
+    steps.extend(corosync_steps(state, &chain, dir));
+    steps
+}
+
+/// Corosync's accepts, per link and peer, and multicast with the udp transport.
+fn corosync_steps(state: &FirewallState, chain: &str, dir: Dir) -> Vec<Step> {
+    let Some(corosync) = &state.corosync else { return Vec::new() };
+    let corosync_ports = || Some(ports(&[(5404, 5405)]));
+    let mut steps = Vec::new();
+    if corosync.multicast {
+        let origin = builtin(chain, "enable_host_firewall", "multicast -p udp -dport 5404:5405 ACCEPT (corosync, transport udp)");
+        let cond = Cond { dst_broadcast: true, proto: Some(UDP), dport: corosync_ports(), ..Cond::default() };
+        steps.push(Step::Match { origin, cond, effect: Effect::Accept });
+    }
+    for (local, peer) in &corosync.links {
+        let (src, dst) = if dir == Dir::In { (*peer, *local) } else { (*local, *peer) };
+        let text = format!("-source {src} -dest {dst} -p udp -dport 5404:5405 ACCEPT (corosync link)");
+        let host = |ip: std::net::IpAddr| Some(AddrSet::of(vec![Block::Net(IpNet::from(ip))]));
+        let cond = Cond { src: host(src), dst: host(dst), proto: Some(UDP), dport: corosync_ports(), ..Cond::default() };
+        steps.push(Step::Match { origin: builtin(chain, "enable_host_firewall", text), cond, effect: Effect::Accept });
+    }
+    steps
+}
+
+/// The management accepts (`enable_host_firewall`).
+fn management_steps(chain: &str, dir: Dir, scope: &Scope<'_>) -> Vec<Step> {
     match dir {
         Dir::In => {
             let (set, why) = management(scope);
             let text = format!("-p tcp -dport 8006,5900:5999,3128,22,60000:60050 ACCEPT from the management ipset: {} ({why})", describe(&set));
             let cond = Cond { src: Some(set), proto: Some(TCP), dport: Some(ports(MANAGEMENT_IN)), ..Cond::default() };
-            vec![Step::Match { origin: builtin(&chain, "enable_host_firewall", text), cond, effect: Effect::Accept }]
+            vec![Step::Match { origin: builtin(chain, "enable_host_firewall", text), cond, effect: Effect::Accept }]
         }
         Dir::Out => {
             let Some(net) = scope.local_network else {
@@ -108,7 +137,7 @@ pub fn host_tail(_state: &FirewallState, dir: Dir, scope: &Scope<'_>) -> Vec<Ste
             let text = format!("-dest {net} -p tcp -dport 8006,22,5900:5999,3128 ACCEPT (the node's local network)");
             let dst = AddrSet::of(vec![Block::Net(net)]);
             let cond = Cond { dst: Some(dst), proto: Some(TCP), dport: Some(ports(MANAGEMENT_OUT)), ..Cond::default() };
-            vec![Step::Match { origin: builtin(&chain, "enable_host_firewall", text), cond, effect: Effect::Accept }]
+            vec![Step::Match { origin: builtin(chain, "enable_host_firewall", text), cond, effect: Effect::Accept }]
         }
     }
 }

@@ -15,6 +15,7 @@
 
 mod builtin;
 pub mod chain;
+pub mod corosync;
 mod evaluate;
 pub(crate) mod matching;
 mod state;

@@ -128,6 +128,8 @@ pub struct FirewallState {
     /// The network of the node's own address (`local_network()` in Firewall.pm finds it from
     /// the route that holds the node's IP); cluster.fw's `local_network` alias overrides it.
     pub node_network: Option<IpNet>,
+    /// The cluster's corosync links (`/etc/pve/corosync.conf`); none on a node outside a cluster.
+    pub corosync: Option<super::corosync::Corosync>,
     /// Unix time the verdicts are for: a cluster.fw `enable: <time stamp>` is judged against it.
     pub now: Option<i64>,
     /// What was judged: "rendered from the configuration" or the deployed folder.
@@ -166,6 +168,7 @@ impl FirewallState {
             nets,
             host_bridge: host_bridge.to_string(),
             node_network: None,
+            corosync: text(phoenix_model::paths::COROSYNC_CONF).and_then(|t| super::corosync::Corosync::parse(t, node)),
             now: None,
             origin: origin.to_string(),
         }
