@@ -24,7 +24,7 @@ use phoenix_model::model::{GuestId, PortSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// A chain's direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dir {
     In,
     Out,

@@ -110,7 +110,7 @@ fn note(trace: &mut Trace<'_>, line: impl FnOnce() -> String) {
 }
 
 /// Walks `chain`'s steps: the first matching one decides.
-fn walk(chain: Chain, probe: &Probe<'_>, trace: &mut Trace<'_>) -> ChainVerdict {
+fn walk(chain: &Chain, probe: &Probe<'_>, trace: &mut Trace<'_>) -> ChainVerdict {
     for step in &chain.steps {
         match step {
             Step::Note(text) => note(trace, || text.clone()),
@@ -125,12 +125,12 @@ fn walk(chain: Chain, probe: &Probe<'_>, trace: &mut Trace<'_>) -> ChainVerdict 
                 if !matches!(origin, Origin::Policy { .. }) {
                     note(trace, || format!("    {} -- MATCH", origin.describe()));
                 }
-                return ChainVerdict { chain: chain.name, decision: Decision::of(origin), passes: *effect == Effect::Accept };
+                return ChainVerdict { chain: chain.name.clone(), decision: Decision::of(origin), passes: *effect == Effect::Accept };
             }
         }
     }
-    let reason = chain.unfiltered.unwrap_or_else(|| "no rule decides".into());
-    ChainVerdict { chain: chain.name, decision: Decision::NotInForce { reason }, passes: true }
+    let reason = chain.unfiltered.clone().unwrap_or_else(|| "no rule decides".into());
+    ChainVerdict { chain: chain.name.clone(), decision: Decision::NotInForce { reason }, passes: true }
 }
 
 fn label(model: &Model, id: GuestId) -> String {
@@ -188,15 +188,16 @@ fn run(
         let iface = bridge_of(state, peer, peer_ip).unwrap_or(&state.host_bridge);
         let probe = Probe { src: src_ip, dst: dst_ip, proto: packet.proto, dport: packet.dport, sport: packet.sport, icmp: packet.icmp, iface };
         let chain = match endpoint {
-            Endpoint::Host => host_chain(state, dir, version),
+            Endpoint::Host => state.chains.get((None, String::new(), dir, version), || host_chain(state, dir, version)),
             Endpoint::Guest(id) => {
                 let nic = state.nets.get(&id).and_then(|n| n.nic_for(own_ip));
-                guest_chain(state, id, &label(model, id), nic, dir, version)
+                let key = (Some(id), nic.map_or(String::new(), |n| n.key.clone()), dir, version);
+                state.chains.get(key, || guest_chain(state, id, &label(model, id), nic, dir, version))
             }
             Endpoint::Outside(_) => continue,
         };
         let before = trace.as_ref().map_or(0, |t| t.len());
-        let verdict = walk(chain, &probe, trace);
+        let verdict = walk(&chain, &probe, trace);
         if let Some(lines) = trace.as_deref_mut() {
             lines.insert(before, format!("{}:", verdict.chain));
             let outcome = match &verdict.decision {

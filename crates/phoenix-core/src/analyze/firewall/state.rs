@@ -9,7 +9,10 @@ use crate::render::Rendered;
 use ipnet::{IpNet, Ipv4Net};
 use phoenix_model::model::{GuestId, GuestKind, Model};
 use std::collections::BTreeMap;
+use super::chain::{Chain, Dir};
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 /// One parsed `.fw` file and where it came from.
 #[derive(Debug, Clone, Default)]
@@ -134,6 +137,36 @@ pub struct FirewallState {
     pub now: Option<i64>,
     /// What was judged: "rendered from the configuration" or the deployed folder.
     pub origin: String,
+    /// The chains built so far (a verdict on thousands of hops meets the same chains again).
+    /// Filled by the first evaluation: set the fields above before judging anything.
+    pub chains: ChainCache,
+}
+
+/// Which chain: the guest (none for the host), its NIC, direction and IP version.
+pub type ChainKey = (Option<GuestId>, String, Dir, u8);
+
+/// Built chains by key; a clone starts empty, as the clone's fields may change.
+#[derive(Default)]
+pub struct ChainCache(Mutex<HashMap<ChainKey, Arc<Chain>>>);
+
+impl Clone for ChainCache {
+    fn clone(&self) -> Self {
+        ChainCache::default()
+    }
+}
+
+impl std::fmt::Debug for ChainCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainCache")
+    }
+}
+
+impl ChainCache {
+    /// The chain for `key`, built by `build` the first time.
+    pub fn get(&self, key: ChainKey, build: impl FnOnce() -> Chain) -> Arc<Chain> {
+        let mut chains = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        chains.entry(key).or_insert_with(|| Arc::new(build())).clone()
+    }
 }
 
 impl FirewallState {
@@ -171,6 +204,7 @@ impl FirewallState {
             corosync: text(phoenix_model::paths::COROSYNC_CONF).and_then(|t| super::corosync::Corosync::parse(t, node)),
             now: None,
             origin: origin.to_string(),
+            chains: ChainCache::default(),
         }
     }
 
