@@ -438,7 +438,8 @@ pub fn host_chain(state: &FirewallState, dir: Dir, version: Version) -> Chain {
         return Chain { name, steps: Vec::new(), unfiltered: Some(reason) };
     }
     let scope = Scope { local: None, cluster: &state.cluster, local_network: local_network(state) };
-    let mut steps = builtin::host_head(state, dir, &scope);
+    let mut steps = backend_note(state);
+    steps.extend(builtin::host_head(state, dir, &scope));
     let host_scope = Scope { local: Some(&state.host), ..scope };
     for (source, scope) in [(&state.host, host_scope), (&state.cluster, scope)] {
         user_rules(state, source, &source.conf.rules, &source.lines.rules, scope, dir, version, None, "enable_host_firewall", &mut steps);
@@ -461,7 +462,10 @@ pub fn guest_chain(state: &FirewallState, id: GuestId, label: &str, nic: Option<
     }
     let scope = Scope { local: None, cluster: &state.cluster, local_network: local_network(state) };
     // PVEFW-FWBR-IN filters everything bridged into a firewalled NIC, enabled guest or not.
-    let mut steps = if dir == Dir::In { builtin::input_filters(state, &scope, "PVEFW-FWBR-IN") } else { Vec::new() };
+    let mut steps = backend_note(state);
+    if dir == Dir::In {
+        steps.extend(builtin::input_filters(state, &scope, "PVEFW-FWBR-IN"));
+    }
     let Some(source) = state.guests.get(&id).filter(|s| s.present) else {
         let reason = format!("{} does not exist, so the guest firewall is disabled", phoenix_model::paths::guest_fw(id));
         return unfiltered(reason, steps);
@@ -475,6 +479,19 @@ pub fn guest_chain(state: &FirewallState, id: GuestId, label: &str, nic: Option<
     user_rules(state, source, &source.conf.rules, &source.lines.rules, scope, dir, version, Some(nic_key), "ruleset_generate_vm_rules", &mut steps);
     steps.extend(builtin::policy(source, dir));
     Chain { name, steps, unfiltered: None }
+}
+
+/// With host.fw `nftables: 1` the node runs proxmox-firewall instead (`is_enabled_and_not_nftables`
+/// removes the iptables chains); phoenix still judges with the iptables back end, and says so.
+fn backend_note(state: &FirewallState) -> Vec<Step> {
+    if state.host.option("nftables") != Some("1") {
+        return Vec::new();
+    }
+    let text = format!(
+        "    note: {} nftables: 1 selects proxmox-firewall's nftables rules; phoenix judges as pve-firewall's iptables back end does",
+        state.host.path
+    );
+    vec![Step::Note(text)]
 }
 
 /// The node's network: cluster.fw's `local_network` alias, else the network of its address.
