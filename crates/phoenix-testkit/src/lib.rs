@@ -6,6 +6,8 @@
 
 pub mod pebble;
 pub mod synth;
+pub mod tls;
+pub mod traefik;
 
 /// The throw-away CA (phoenix-sim's, which the lab shares).
 pub use phoenix_sim::ca as pki;

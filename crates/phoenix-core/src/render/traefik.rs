@@ -34,6 +34,9 @@ pub fn static_config(model: &Model) -> Value {
         "serversTransport": { "rootCAs": [TRUSTED_ROOT_PATH] },
         "log": { "level": "INFO" },
         "api": { "dashboard": false },
+        // Traefik otherwise calls out at start to check for releases (and may report usage):
+        // an internal proxy has no business on the internet, and the real Traefik showed it.
+        "global": { "checkNewVersion": false, "sendAnonymousUsage": false },
     });
     if let Some(directory) = acme_directory(model) {
         config["certificatesResolvers"] = json!({
