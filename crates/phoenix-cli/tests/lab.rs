@@ -249,6 +249,8 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
     let up = phoenix(&["lab", "up", "--config", &base_config, "--name", &name, "--certs", &store]);
     let lab = Lab(name.clone());
     assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    // scripts/test fetches the real Traefik, so the lab runs it, not the nginx stand-in.
+    assert!(text(&up).contains("Traefik: the real Traefik"), "{}", text(&up));
     let status = phoenix(&["lab", "status", "--name", &name]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
     assert!(String::from_utf8_lossy(&status.stdout).starts_with(&format!("lab {name} is up\n")), "{}", text(&status));
@@ -263,6 +265,9 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
         report["hops"].as_array().unwrap().iter().find(|h| h["from"] == "host" && !h["live_chain"].is_null()).expect("a recorded chain");
     assert_eq!(presented["live_chain"][0], "CN=gateway.internal.thinkheads.ai", "{presented}");
     assert_eq!(presented["live_chain"][1], "CN=phoenix lab test root", "{presented}");
+    // HTTPS end to end: the client through the real nginx gateway and the real Traefik to the backend.
+    let https: Vec<&Value> = report["hops"].as_array().unwrap().iter().filter(|h| !h["live_http"].is_null()).collect();
+    assert!(https.len() >= 4 && https.iter().all(|h| h["live_http"] == true), "{https:#?}");
 
     for (index, (what, mutate)) in mutations().into_iter().enumerate() {
         let dir: PathBuf = work.join(format!("m{index}"));

@@ -46,6 +46,9 @@ pub struct LabState {
     /// A bare lab runs what was deployed to its folder (`deployed`), not the configuration.
     #[serde(default)]
     pub bare: bool,
+    /// What serves Traefik's guest: the real Traefik, or nginx standing in for it and why.
+    #[serde(default)]
+    pub traefik: Option<String>,
 }
 
 pub fn state_dir(name: &str) -> PathBuf {

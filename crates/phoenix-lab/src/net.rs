@@ -5,7 +5,7 @@
 use crate::{LabError, LabState};
 use phoenix_core::lab::{LabSpec, Namespace};
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -148,7 +148,26 @@ pub fn configure(
             started(state, record, &mut refused, start_pebble(&dir.join(&namespace.key), &name, namespace.address, port))?;
             serve.tcp.remove(&port);
         }
-        if let (Some(conf), Some(store)) = (&namespace.nginx, &state.store) {
+        let traefik = namespace.traefik.as_ref().zip(traefik_program());
+        if let (Some(((static_text, dynamic_text), program)), Some(store)) = (traefik, &state.store) {
+            let deployed = crate::deployed::folder(&state.name).join(&namespace.key);
+            let source = |path: &str, file: &str| match state.bare {
+                true => deployed.join(path.trim_start_matches('/')),
+                false => store.join(file),
+            };
+            let files = TraefikFiles { static_text, dynamic_text, copies: &namespace.files };
+            let result = start_traefik(&dir.join(&namespace.key), &name, &program, &files, &source);
+            state.traefik = Some(format!("the real Traefik ({}) in {}", program.display(), namespace.key));
+            started(state, record, &mut refused, result)?;
+            serve.tcp.remove(&80);
+            serve.tcp.remove(&443);
+        } else if let (Some(conf), Some(store)) = (&namespace.nginx, &state.store) {
+            if namespace.traefik.is_some() {
+                state.traefik = Some(format!(
+                    "nginx standing in for Traefik in {}: no Traefik binary (set PHOENIX_TRAEFIK; scripts/test fetches one)",
+                    namespace.key
+                ));
+            }
             // A bare lab's guests have the files a sync installed; else the store's are copied in.
             let deployed = crate::deployed::folder(&state.name).join(&namespace.key);
             let source = |path: &str, file: &str| match state.bare {
@@ -312,6 +331,54 @@ fn prepare_nginx(
     let conf_file = root.join("etc/nginx/nginx.conf");
     std::fs::write(&conf_file, phoenix_core::lab::nginx_for_lab(conf, &root.to_string_lossy(), &missing)).map_err(io)?;
     Ok([program("nginx", "nginx")?, conf_file.to_string_lossy().into_owned(), root.to_string_lossy().into_owned()])
+}
+
+/// The Traefik binary: PHOENIX_TRAEFIK, one on the usual paths, or the one scripts/test fetched.
+fn traefik_program() -> Option<PathBuf> {
+    let cache = std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/phoenix/traefik-3.7.15/traefik"));
+    std::env::var_os("PHOENIX_TRAEFIK")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["/usr/local/bin/traefik", "/usr/bin/traefik"].map(PathBuf::from))
+        .chain(cache)
+        .find(|path| path.is_file())
+}
+
+/// Traefik's rendered files and the files its guest needs in place (path in the guest, store file).
+struct TraefikFiles<'f> {
+    static_text: &'f str,
+    dynamic_text: &'f str,
+    copies: &'f [(String, String)],
+}
+
+/// The real Traefik with the rendered files, laid out in the guest's folder `root` (paths moved
+/// there, nothing else changed: `phoenix_core::lab::traefik::for_lab`); ready once it listens on 443.
+fn start_traefik(
+    root: &Path,
+    name: &str,
+    program: &Path,
+    files: &TraefikFiles<'_>,
+    source: &dyn Fn(&str, &str) -> PathBuf,
+) -> Result<u32, LabError> {
+    let io = |e: std::io::Error| LabError(format!("cannot prepare Traefik in {}: {e}", root.display()));
+    let _ = std::fs::remove_dir_all(root);
+    for (path, file) in files.copies {
+        let target = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap_or(root)).map_err(io)?;
+        // A file missing from the store stays missing, and Traefik does with that what it does.
+        let _ = std::fs::copy(source(path, file), &target);
+    }
+    for folder in ["etc/traefik/dynamic", "var/log"] {
+        std::fs::create_dir_all(root.join(folder)).map_err(io)?;
+    }
+    let (static_text, dynamic_text) =
+        phoenix_core::lab::traefik::for_lab(files.static_text, files.dynamic_text, &root.to_string_lossy()).map_err(LabError)?;
+    let static_file = root.join("etc/traefik/traefik.yml");
+    std::fs::write(&static_file, static_text).map_err(io)?;
+    std::fs::write(root.join("etc/traefik/dynamic/phoenix.yml"), dynamic_text).map_err(io)?;
+    let config = format!("--configFile={}", static_file.display());
+    let failure = format!("Traefik did not start in {name}: see {}", root.join("var/log/traefik.log").display());
+    start_daemon(name, &[&program.to_string_lossy(), &config], &[], 443, failure)
 }
 
 fn pebble_installed() -> bool {

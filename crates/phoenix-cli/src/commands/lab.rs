@@ -146,12 +146,15 @@ fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool) -> Result<Outc
         (spec_for(&model, &store)?, store)
     };
     let state = phoenix_lab::up(name, &spec, &phoenix_binary(), &store, bare).map_err(failed)?;
-    let text = format!(
+    let mut text = format!(
         "lab {name} is up: {} namespaces, {} processes, {} hops to probe\n",
         state.namespaces.len(),
         state.pids.len(),
         spec.probes.len()
     );
+    if let Some(traefik) = &state.traefik {
+        text.push_str(&format!("Traefik: {traefik}\n"));
+    }
     context::report(&text, false)
 }
 

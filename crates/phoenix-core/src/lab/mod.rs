@@ -40,8 +40,13 @@ pub struct Namespace {
     pub tls: BTreeMap<u16, TlsPort>,
     /// dnsmasq's configuration, when phoenix's DNS server runs here (it then serves port 53).
     pub dnsmasq: Option<String>,
-    /// The rendered nginx.conf, when this is the gateway (a real nginx then serves 80 and 443).
+    /// The rendered nginx.conf, when this is the gateway (a real nginx then serves 80 and 443);
+    /// for Traefik's guest, the nginx standing in for Traefik where its binary is missing.
     pub nginx: Option<String>,
+    /// Traefik's rendered static and dynamic files, when this is Traefik's guest (the real
+    /// Traefik then serves 80 and 443).
+    #[serde(default)]
+    pub traefik: Option<(String, String)>,
     /// Files the guest needs in place, from the certificate store: (path in the guest, store file).
     pub files: Vec<(String, String)>,
     /// When this is Step-CA: the port its ACME directory is served on (Pebble stands in).
@@ -173,6 +178,7 @@ fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespac
             tls: BTreeMap::new(),
             dnsmasq: None,
             nginx: None,
+            traefik: None,
             files: Vec::new(),
             acme_port: None,
             nameservers,
@@ -212,7 +218,7 @@ struct Services {
     gateway_key: Option<String>,
 }
 
-/// Puts dnsmasq, the gateway's nginx, Step-CA's ACME port and Traefik's stand-in into their
+/// Puts dnsmasq, the gateway's nginx, Step-CA's ACME port and Traefik (with its stand-in) into their
 /// namespaces.
 fn place_services(model: &Model, rendered: &Rendered, namespaces: &mut BTreeMap<String, Namespace>) -> Services {
     let dns_key = match model.edge.dns {
@@ -244,6 +250,7 @@ fn place_services(model: &Model, rendered: &Rendered, namespaces: &mut BTreeMap<
     if let Some(traefik) = edge.traefik.filter(|t| Some(t.id) != model.edge.gateway && configured(t.id)) {
         if let Some(namespace) = namespaces.get_mut(&format!("guest-{}", traefik.id)) {
             namespace.nginx = traefik::proxy(model, &edge);
+            namespace.traefik = traefik::rendered_files(rendered, traefik.id);
             namespace.files = guest_files(model, traefik.id);
         }
     }

@@ -1,4 +1,5 @@
-//! What stands in for Traefik in the lab: an nginx built from the same routes and transports
+//! Traefik in the lab: the real Traefik with phoenix's rendered files ([`for_lab`]), or, where
+//! its binary is missing, an nginx standing in for it ([`proxy`]), built from the same routes and transports
 //! phoenix renders Traefik's dynamic configuration from (crate::edge): per route its host
 //! names, the certificate from the manifest that covers them, and the backend with its scheme,
 //! the name sent and checked (`serverName`), the root that verifies it and the client
@@ -50,4 +51,45 @@ pub fn proxy(model: &Model, edge: &Edge) -> Option<String> {
     }
     out.push_str("}\n");
     Some(out)
+}
+
+/// The rendered static and dynamic files, when phoenix renders them for Traefik's guest.
+pub fn rendered_files(rendered: &crate::render::Rendered, guest: phoenix_model::model::GuestId) -> Option<(String, String)> {
+    let file = |path: &str| {
+        rendered.files.iter().find(|f| f.target == crate::deploy::Machine::Guest(guest) && f.path == path).map(|f| f.content.clone())
+    };
+    Some((file(crate::render::traefik::STATIC_PATH)?, file(crate::render::traefik::DYNAMIC_PATH)?))
+}
+
+/// The rendered Traefik files as the lab runs them in the guest's folder `root`: every path into
+/// the guest (`/etc/traefik/...`, the trusted root) moved under `root`, and the log written to
+/// `root/var/log/traefik.log` without colours. Everything else (entry points, routers,
+/// transports, the resolver) is exactly as rendered.
+pub fn for_lab(static_text: &str, dynamic_text: &str, root: &str) -> Result<(String, String), String> {
+    let root = root.trim_end_matches('/');
+    let moved = |text: &str| text.replace(TRUSTED_ROOT_PATH, &format!("{root}{TRUSTED_ROOT_PATH}")).replace("/etc/traefik/", &format!("{root}/etc/traefik/"));
+    let mut config: serde_json::Value =
+        serde_saphyr::from_str(&moved(static_text)).map_err(|e| format!("the rendered Traefik static file is not YAML: {e}"))?;
+    config["log"]["filePath"] = serde_json::json!(format!("{root}/var/log/traefik.log"));
+    config["log"]["noColor"] = serde_json::json!(true);
+    let static_text = serde_saphyr::to_string(&config).map_err(|e| e.to_string())?;
+    Ok((static_text, moved(dynamic_text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lab_moves_paths_and_the_log_and_nothing_else() {
+        let static_text = format!("entryPoints:\n  websecure:\n    address: \":443\"\nserversTransport:\n  rootCAs:\n  - {TRUSTED_ROOT_PATH}\nlog:\n  level: INFO\n");
+        let dynamic = "tls:\n  certificates:\n  - certFile: /etc/traefik/certs/traefik.crt\n";
+        let (static_lab, dynamic_lab) = for_lab(&static_text, dynamic, "/run/lab/guest-102/").unwrap();
+        let config: serde_json::Value = serde_saphyr::from_str(&static_lab).unwrap();
+        assert_eq!(config["entryPoints"]["websecure"]["address"], ":443");
+        assert_eq!(config["serversTransport"]["rootCAs"][0], format!("/run/lab/guest-102{TRUSTED_ROOT_PATH}"));
+        assert_eq!(config["log"]["filePath"], "/run/lab/guest-102/var/log/traefik.log");
+        assert_eq!(config["log"]["level"], "INFO");
+        assert_eq!(dynamic_lab, "tls:\n  certificates:\n  - certFile: /run/lab/guest-102/etc/traefik/certs/traefik.crt\n");
+    }
 }
