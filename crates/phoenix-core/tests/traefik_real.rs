@@ -232,6 +232,13 @@ async fn traefik_refuses_a_backend_signed_by_another_ca() {
     assert!(log.contains("certificate signed by unknown authority"), "refused for the certificate: {log}");
     drop(traefik);
     std::fs::remove_dir_all(&dir).unwrap();
+    // The verification is what refuses it: a transport that skips it reaches the stranger.
+    let skip = |d: &mut Value| drop(portainer_transport(d).insert("insecureSkipVerify".into(), json!(true)));
+    let (traefik, dir) = start_example("stranger-skip", &ca, portainer, http_backend().await, Some(&skip)).await;
+    let response = through(&traefik, PORTAINER, &ca.cert_pem).await;
+    drop(traefik);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +259,7 @@ async fn a_backend_demanding_another_roots_client_certificate_refuses_traefik() 
 /// Traefik's resolver against a real Pebble, as the users' Traefik ran against Step-CA: the
 /// manifest's Traefik certificate no longer covers Qdrant's names, so its router asks the
 /// resolver, which answers Pebble's http-01 challenge on Traefik's `web` entry point. Pebble's
-/// HTTPS root is in Traefik's trust store (SSL_CERT_FILE, as the root is in the guest's).
+/// HTTPS root is trusted through the resolver's configured root file (`caCertificates`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_obtains_a_certificate_from_a_real_acme_server() {
     let pebble = phoenix_testkit::pebble::Pebble::start("traefik", &[]);
@@ -271,6 +278,10 @@ async fn traefik_obtains_a_certificate_from_a_real_acme_server() {
     let wrong = |s: &mut Value| s["certificatesResolvers"][traefik::RESOLVER]["acme"]["httpChallenge"]["entryPoint"] = json!("websecure");
     let (response, _) = acme_attempt("acme-wrong", &rendered, &pebble, &ca, wrong, 10).await;
     assert!(response.is_none(), "a certificate was issued although the challenge could not be answered");
+    // Without the configured root Traefik does not trust the ACME server's HTTPS certificate.
+    let untrusted = |s: &mut Value| drop(s["certificatesResolvers"][traefik::RESOLVER]["acme"].as_object_mut().unwrap().remove("caCertificates"));
+    let (response, _) = acme_attempt("acme-untrusted", &rendered, &pebble, &ca, untrusted, 10).await;
+    assert!(response.is_none(), "Traefik reached the ACME server without trusting its root");
 }
 
 /// Starts Traefik (static configuration changed by `mutate`) against `pebble` and asks for Qdrant's
@@ -288,8 +299,11 @@ async fn acme_attempt(
     let backends = [("http://10.0.0.102:6333", format!("http://127.0.0.1:{qdrant}"))];
     let mut static_config = install(rendered, &dir, ca, &backends, &pebble.directory);
     mutate(&mut static_config);
-    let server_root = pebble.server_root.display().to_string();
-    let traefik = Traefik::start(&dir, static_config, &[("web", pebble.http01.port())], &[("SSL_CERT_FILE", &server_root)]);
+    // The trusted root file holds the root Pebble's HTTPS certificate chains to, as the guest's
+    // holds the phoenix root Step-CA's chains to.
+    let bundle = format!("{}{}", ca.cert_pem, std::fs::read_to_string(&pebble.server_root).unwrap());
+    std::fs::write(dir.join("root.crt"), bundle).unwrap();
+    let traefik = Traefik::start(&dir, static_config, &[("web", pebble.http01.port())], &[]);
     let issuing_root = pebble.issuing_root().await;
     let response = https_get_within(traefik.ports["websecure"], QDRANT, &issuing_root, Duration::from_secs(within)).await;
     let log = traefik.log_text();

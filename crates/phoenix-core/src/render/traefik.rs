@@ -42,6 +42,9 @@ pub fn static_config(model: &Model) -> Value {
         config["certificatesResolvers"] = json!({
             RESOLVER: { "acme": {
                 "caServer": directory,
+                // Step-CA's HTTPS certificate chains to the phoenix root: trust it here rather
+                // than count on the guest's system trust store.
+                "caCertificates": [TRUSTED_ROOT_PATH],
                 "storage": "/etc/traefik/acme.json",
                 // Step-CA issues 24-hour certificates by default.
                 "certificatesDuration": 24,
