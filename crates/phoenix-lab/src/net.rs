@@ -335,7 +335,7 @@ fn prepare_nginx(
 
 /// The Traefik binary: PHOENIX_TRAEFIK, one on the usual paths, or the one scripts/test fetched.
 fn traefik_program() -> Option<PathBuf> {
-    let cache = std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/phoenix/traefik-3.7.15/traefik"));
+    let cache = std::env::var_os("HOME").map(|home| Path::new(&home).join(phoenix_model::paths::TRAEFIK_CACHE_BINARY));
     std::env::var_os("PHOENIX_TRAEFIK")
         .map(PathBuf::from)
         .into_iter()

@@ -101,3 +101,7 @@ pub fn within_tree(relative: &str) -> bool {
 
 /// The cluster's corosync configuration (pve-firewall reads its links for the host's rules).
 pub const COROSYNC_CONF: &str = "/etc/pve/corosync.conf";
+
+/// Where `scripts/test` unpacks the real Traefik (under the user's home; Debian does not
+/// package it): the lab and the tests look there when PHOENIX_TRAEFIK names none.
+pub const TRAEFIK_CACHE_BINARY: &str = ".cache/phoenix/traefik-3.7.15/traefik";

@@ -14,10 +14,7 @@ use std::time::{Duration, Instant};
 /// The Traefik binary: PHOENIX_TRAEFIK, else the cache folder scripts/test fills.
 pub fn binary() -> PathBuf {
     let path = std::env::var_os("PHOENIX_TRAEFIK").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
-        cache.join("phoenix/traefik-3.7.15/traefik")
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(phoenix_model::paths::TRAEFIK_CACHE_BINARY)
     });
     assert!(path.is_file(), "Traefik is not installed at {}: scripts/test fetches it (need_traefik in scripts/lib.sh)", path.display());
     path
