@@ -296,3 +296,12 @@ fn corosync_is_open_between_the_cluster_nodes() {
     assert_passes(&node, "10.0.0.2", "host", knet, "[PVEFW-HOST-IN, enable_host_firewall] -source 10.0.0.2 -dest 10.0.0.1 -p udp -dport 5404:5405 ACCEPT");
     assert_blocked(&node, "10.0.0.3", "host", knet, "policy_in");
 }
+
+/// `$pve_std_chains_conf`: under a REJECT policy UPnP is dropped by PVEFW-Reject itself (never
+/// rejected), and the SMB ports go to PVEFW-reject, before the policy's own rule.
+#[test]
+fn the_standard_chains_drop_upnp_and_broadcasts_first() {
+    let node = Node::new("").guest(100, "[OPTIONS]\nenable: 1\npolicy_in: REJECT\n");
+    assert_blocked(&node, "101", "100", Packet::to(17, 1900), "[PVEFW-Reject, ruleset_add_chain_policy] -p udp -dport 1900 DROP (UPnP) -- MATCH");
+    assert_blocked(&node, "101", "100", Packet::to(17, 445), "[PVEFW-Reject, ruleset_add_chain_policy] -p udp -dport 135,445 PVEFW-reject -- MATCH");
+}
