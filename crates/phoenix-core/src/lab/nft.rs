@@ -62,13 +62,15 @@ fn address(field: &str, addresses: &AddrSet) -> Vec<String> {
     vec![format!("ip {field} {} {except}", set(&include))]
 }
 
-/// The nft verdict lines of an effect. REJECT is PVEFW-reject: a TCP reset, ICMP dropped, UDP
-/// port unreachable, anything else host prohibited.
+/// The nft verdict lines of an effect. REJECT is PVEFW-reject: broadcasts and multicast sources
+/// dropped, a TCP reset, ICMP dropped, UDP port unreachable, anything else host prohibited.
 fn verdicts(effect: Effect) -> &'static [&'static str] {
     match effect {
         Effect::Accept => &["accept"],
         Effect::Drop => &["drop"],
         Effect::Reject => &[
+            "ip daddr { 224.0.0.0/4, 255.255.255.255 } drop",
+            "ip saddr 224.0.0.0/4 drop",
             "meta l4proto tcp reject with tcp reset",
             "meta l4proto icmp drop",
             "meta l4proto udp reject",

@@ -311,7 +311,10 @@ pub fn decide_steps(rule: &Rule, site: &RuleSite<'_>, version: Version, host: bo
             if known.ipv6_only && version != 6 {
                 return vec![Step::Skip { origin, reason: format!("macro {} exists for IPv6 only", known.name) }];
             }
-            rules.iter().map(|m| (Some(m.proto), m.dport, m.sport)).collect()
+            // `$apply_macro`: each template rule, with the rule's own parameters where the
+            // template sets none (a different value is refused earlier by verify_rule).
+            let own = |key: &str| rule.get(key).filter(|v| !v.is_empty());
+            rules.iter().map(|m| (Some(m.proto), m.dport.or(own("dport")), m.sport.or(own("sport")))).collect()
         }
         None => vec![(rule.get("proto"), rule.get("dport"), rule.get("sport"))],
     };
