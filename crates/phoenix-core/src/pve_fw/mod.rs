@@ -257,22 +257,9 @@ enum Section {
     Group(usize),
 }
 
-/// 1-based line numbers of the rules of a parsed file, in the file's order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleLines {
-    pub rules: Vec<usize>,
-    /// Per group, in the order of `FwFile::groups`.
-    pub groups: Vec<Vec<usize>>,
-}
-
 /// Parses a `.fw` file. Unknown sections and malformed lines are errors with their line number.
+/// (The evaluator reads files as pve-firewall does instead, lines and all: [`conf`].)
 pub fn parse(text: &str) -> Result<FwFile, Vec<ParseError>> {
-    parse_with_lines(text).map(|(file, _)| file)
-}
-
-/// Parses a `.fw` file and says on which line each rule stands (for verdicts that cite it).
-pub fn parse_with_lines(text: &str) -> Result<(FwFile, RuleLines), Vec<ParseError>> {
-    let mut lines = RuleLines::default();
     let mut file = FwFile::default();
     let mut errors = Vec::new();
     let mut section = Section::None;
@@ -300,7 +287,6 @@ pub fn parse_with_lines(text: &str) -> Result<(FwFile, RuleLines), Vec<ParseErro
                 }
                 (Some("GROUP"), Some(name)) => {
                     file.groups.push(FwGroup { name: name.to_string(), comment, rules: Vec::new() });
-                    lines.groups.push(Vec::new());
                     Section::Group(file.groups.len() - 1)
                 }
                 _ => {
@@ -343,21 +329,15 @@ pub fn parse_with_lines(text: &str) -> Result<(FwFile, RuleLines), Vec<ParseErro
             }
             Section::Rules | Section::Group(_) => match parse_rule(line) {
                 Ok(rule) => match section {
-                    Section::Group(g) => {
-                        file.groups[g].rules.push(rule);
-                        lines.groups[g].push(number);
-                    }
-                    _ => {
-                        file.rules.push(rule);
-                        lines.rules.push(number);
-                    }
+                    Section::Group(g) => file.groups[g].rules.push(rule),
+                    _ => file.rules.push(rule),
                 },
                 Err(message) => error(message),
             },
         }
     }
     if errors.is_empty() {
-        Ok((file, lines))
+        Ok(file)
     } else {
         Err(errors)
     }
