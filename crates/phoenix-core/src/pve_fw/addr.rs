@@ -13,45 +13,45 @@ const SERVICES: &str = include_str!(concat!(env!("OUT_DIR"), "/services"));
 /// `$PROTOCOLS_WITH_PORTS`.
 const WITH_PORTS: &[&str] = &["udp", "17", "udplite", "136", "tcp", "6", "dccp", "33", "sctp", "132"];
 
-/// `$icmp_type_names`.
-pub const ICMP_TYPES: &[&str] = &[
-    "any",
-    "echo-reply",
-    "destination-unreachable",
-    "network-unreachable",
-    "host-unreachable",
-    "protocol-unreachable",
-    "port-unreachable",
-    "fragmentation-needed",
-    "source-route-failed",
-    "network-unknown",
-    "host-unknown",
-    "network-prohibited",
-    "host-prohibited",
-    "TOS-network-unreachable",
-    "TOS-host-unreachable",
-    "communication-prohibited",
-    "host-precedence-violation",
-    "precedence-cutoff",
-    "source-quench",
-    "redirect",
-    "network-redirect",
-    "host-redirect",
-    "TOS-network-redirect",
-    "TOS-host-redirect",
-    "echo-request",
-    "router-advertisement",
-    "router-solicitation",
-    "time-exceeded",
-    "ttl-zero-during-transit",
-    "ttl-zero-during-reassembly",
-    "parameter-problem",
-    "ip-header-bad",
-    "required-option-missing",
-    "timestamp-request",
-    "timestamp-reply",
-    "address-mask-request",
-    "address-mask-reply",
+/// `$icmp_type_names` (besides `any`), with the type and, for names that select one code, that
+/// code, as iptables reads them (`iptables -p icmp -h` lists them so).
+pub const ICMP_TYPES: &[(&str, u8, Option<u8>)] = &[
+    ("echo-reply", 0, None),
+    ("destination-unreachable", 3, None),
+    ("network-unreachable", 3, Some(0)),
+    ("host-unreachable", 3, Some(1)),
+    ("protocol-unreachable", 3, Some(2)),
+    ("port-unreachable", 3, Some(3)),
+    ("fragmentation-needed", 3, Some(4)),
+    ("source-route-failed", 3, Some(5)),
+    ("network-unknown", 3, Some(6)),
+    ("host-unknown", 3, Some(7)),
+    ("network-prohibited", 3, Some(9)),
+    ("host-prohibited", 3, Some(10)),
+    ("TOS-network-unreachable", 3, Some(11)),
+    ("TOS-host-unreachable", 3, Some(12)),
+    ("communication-prohibited", 3, Some(13)),
+    ("host-precedence-violation", 3, Some(14)),
+    ("precedence-cutoff", 3, Some(15)),
+    ("source-quench", 4, None),
+    ("redirect", 5, None),
+    ("network-redirect", 5, Some(0)),
+    ("host-redirect", 5, Some(1)),
+    ("TOS-network-redirect", 5, Some(2)),
+    ("TOS-host-redirect", 5, Some(3)),
+    ("echo-request", 8, None),
+    ("router-advertisement", 9, None),
+    ("router-solicitation", 10, None),
+    ("time-exceeded", 11, None),
+    ("ttl-zero-during-transit", 11, Some(0)),
+    ("ttl-zero-during-reassembly", 11, Some(1)),
+    ("parameter-problem", 12, None),
+    ("ip-header-bad", 12, Some(0)),
+    ("required-option-missing", 12, Some(1)),
+    ("timestamp-request", 13, None),
+    ("timestamp-reply", 14, None),
+    ("address-mask-request", 17, None),
+    ("address-mask-reply", 18, None),
 ];
 
 /// `$icmpv6_type_names`.
@@ -142,51 +142,18 @@ pub fn service_port(name: &str) -> Option<u16> {
     netbase().services.iter().find(|(service, _)| service == name).map(|(_, port)| *port)
 }
 
-/// An ICMP (IPv4) type name of `$icmp_type_names` as iptables reads it: the type and, for
-/// names that select one code, that code (`iptables -p icmp -h` lists them so).
+/// Whether `name` is in `$icmp_type_names` (`any` included).
+pub fn is_icmp_type_name(name: &str) -> bool {
+    name == "any" || ICMP_TYPES.iter().any(|(known, _, _)| *known == name)
+}
+
+/// An ICMP (IPv4) type by name ([`ICMP_TYPES`]) or number: the type and, where the name selects
+/// one, the code.
 pub fn icmp_type(name: &str) -> Option<(u8, Option<u8>)> {
-    const TYPES: &[(&str, u8, Option<u8>)] = &[
-        ("echo-reply", 0, None),
-        ("destination-unreachable", 3, None),
-        ("network-unreachable", 3, Some(0)),
-        ("host-unreachable", 3, Some(1)),
-        ("protocol-unreachable", 3, Some(2)),
-        ("port-unreachable", 3, Some(3)),
-        ("fragmentation-needed", 3, Some(4)),
-        ("source-route-failed", 3, Some(5)),
-        ("network-unknown", 3, Some(6)),
-        ("host-unknown", 3, Some(7)),
-        ("network-prohibited", 3, Some(9)),
-        ("host-prohibited", 3, Some(10)),
-        ("TOS-network-unreachable", 3, Some(11)),
-        ("TOS-host-unreachable", 3, Some(12)),
-        ("communication-prohibited", 3, Some(13)),
-        ("host-precedence-violation", 3, Some(14)),
-        ("precedence-cutoff", 3, Some(15)),
-        ("source-quench", 4, None),
-        ("redirect", 5, None),
-        ("network-redirect", 5, Some(0)),
-        ("host-redirect", 5, Some(1)),
-        ("TOS-network-redirect", 5, Some(2)),
-        ("TOS-host-redirect", 5, Some(3)),
-        ("echo-request", 8, None),
-        ("router-advertisement", 9, None),
-        ("router-solicitation", 10, None),
-        ("time-exceeded", 11, None),
-        ("ttl-zero-during-transit", 11, Some(0)),
-        ("ttl-zero-during-reassembly", 11, Some(1)),
-        ("parameter-problem", 12, None),
-        ("ip-header-bad", 12, Some(0)),
-        ("required-option-missing", 12, Some(1)),
-        ("timestamp-request", 13, None),
-        ("timestamp-reply", 14, None),
-        ("address-mask-request", 17, None),
-        ("address-mask-reply", 18, None),
-    ];
     if let Ok(number) = name.parse::<u8>() {
         return Some((number, None));
     }
-    TYPES.iter().find(|(n, _, _)| *n == name).map(|(_, t, c)| (*t, *c))
+    ICMP_TYPES.iter().find(|(n, _, _)| *n == name).map(|(_, t, c)| (*t, *c))
 }
 
 pub fn protocol_has_ports(proto: &str) -> bool {
@@ -235,7 +202,7 @@ pub fn parse_ports(text: &str, dport: bool) -> Result<bool, String> {
                 port(item)?;
                 count += 1;
             }
-            _ if dport && (ICMP_TYPES.contains(item) || ICMPV6_TYPES.contains(item)) => icmp = true,
+            _ if dport && (is_icmp_type_name(item) || ICMPV6_TYPES.contains(item)) => icmp = true,
             _ if service_port(item).is_some() => {}
             _ => return Err(format!("invalid port '{item}'")),
         }

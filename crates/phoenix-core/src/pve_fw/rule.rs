@@ -261,7 +261,7 @@ pub fn verify(rule: &mut Rule, env: RuleEnv, names: &Names<'_>) -> Result<(), Ve
             error("proto", "missing property - 'icmp-type' requires this property".into());
         } else if rule.truthy("dport").is_some() {
             error("icmp-type", "'icmp-type' cannot be specified together with 'dport'".into());
-        } else if proto == "icmp" && !addr::ICMP_TYPES.contains(&icmp_type.as_str()) {
+        } else if proto == "icmp" && !addr::is_icmp_type_name(&icmp_type) {
             error("icmp-type", format!("invalid icmp-type '{icmp_type}' for proto 'icmp'"));
         } else if proto != "icmp" && !addr::ICMPV6_TYPES.contains(&icmp_type.as_str()) {
             error("icmp-type", format!("invalid icmp-type '{icmp_type}' for proto '{proto}'"));

@@ -110,7 +110,7 @@ pub fn check(name: &str, text: &str) -> Checked {
         "pve-fw-sport-spec" => addr::parse_ports(text, false).map(|_| ()),
         "pve-fw-protocol-spec" => addr::verify_protocol(text),
         "pve-fw-icmp-type-spec" => {
-            refuse_unless(text.is_empty() || addr::ICMP_TYPES.contains(&text) || addr::ICMPV6_TYPES.contains(&text), || {
+            refuse_unless(text.is_empty() || addr::is_icmp_type_name(text) || addr::ICMPV6_TYPES.contains(&text), || {
                 format!("invalid icmp-type value '{text}'")
             })
         }
