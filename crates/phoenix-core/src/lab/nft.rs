@@ -23,15 +23,9 @@ pub enum Node {
 /// The interface the lab gives a guest (Proxmox's `-i net0`) and the host (its bridge).
 pub const GUEST_IFACE: &str = "net0";
 
+/// The IPv4 blocks, as nft writes them (the same spelling as pve-firewall's).
 fn blocks(items: &[Block]) -> Vec<String> {
-    items
-        .iter()
-        .filter(|b| b.is_ipv4())
-        .map(|b| match b {
-            Block::Net(net) => net.to_string(),
-            Block::Range(a, b) => format!("{a}-{b}"),
-        })
-        .collect()
+    items.iter().filter(|b| b.is_ipv4()).map(Block::to_string).collect()
 }
 
 fn set(items: &[String]) -> String {

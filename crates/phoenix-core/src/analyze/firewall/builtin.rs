@@ -37,14 +37,7 @@ fn ports(ranges: &[(u16, u16)]) -> PortSet {
 }
 
 fn describe(set: &AddrSet) -> String {
-    let items: Vec<String> = set
-        .include
-        .iter()
-        .map(|b| match b {
-            Block::Net(net) => net.to_string(),
-            Block::Range(a, b) => format!("{a}-{b}"),
-        })
-        .collect();
+    let items: Vec<String> = set.include.iter().map(Block::to_string).collect();
     if items.is_empty() {
         "empty".into()
     } else {
@@ -80,10 +73,8 @@ pub fn host_head(state: &FirewallState, dir: Dir, scope: &Scope<'_>) -> Vec<Step
 
 /// The `management` ipset: cluster.fw's own entries and the node's local network.
 fn management(scope: &Scope<'_>) -> (AddrSet, String) {
-    let mut set = scope.ipset("dc/management").unwrap_or_default();
-    if !scope.cluster.conf.ipsets.contains_key("management") {
-        set.include.extend(scope.local_network.map(Block::Net));
-    }
+    // Scope::ipset adds the local network to a declared set; an undeclared one holds only it.
+    let set = scope.ipset("dc/management").unwrap_or_else(|| AddrSet::of(scope.local_network.map(Block::Net).into_iter().collect()));
     let origin = match (scope.local_network, scope.cluster.conf.ipsets.contains_key("management")) {
         (Some(net), true) => format!("the node's local network {net} and cluster.fw [IPSET management]"),
         (Some(net), false) => format!("the node's local network {net}"),

@@ -78,6 +78,16 @@ impl Block {
     }
 }
 
+/// pve-firewall's spelling: a network, or a range `a-b`.
+impl std::fmt::Display for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Block::Net(net) => write!(f, "{net}"),
+            Block::Range(a, b) => write!(f, "{a}-{b}"),
+        }
+    }
+}
+
 /// The addresses a source or destination match selects: in `include` and not in `exclude`
 /// (an ipset's `!` entries), or the opposite when `negated` (the ipfilter's `! --match-set`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

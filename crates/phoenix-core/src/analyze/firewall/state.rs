@@ -240,14 +240,16 @@ impl FirewallState {
     pub fn from_rendered(rendered: &Rendered, model: &Model) -> FirewallState {
         let texts: BTreeMap<String, String> =
             rendered.files.iter().filter(|f| f.path.starts_with("/etc/pve/")).map(|f| (f.path.clone(), f.content.clone())).collect();
+        // Each guest's settings as the lines of its `.conf`, gathered in one pass.
+        let mut confs: BTreeMap<GuestId, String> = BTreeMap::new();
+        for setting in &rendered.settings {
+            let conf = confs.entry(setting.guest).or_default();
+            conf.push_str(&format!("{}: {}\n", setting.key, setting.value));
+        }
         let nets = model
             .guests
             .values()
-            .map(|g| {
-                let conf: String =
-                    rendered.settings.iter().filter(|s| s.guest == g.id).map(|s| format!("{}: {}\n", s.key, s.value)).collect();
-                (g.id, GuestNet::from_conf(g.kind, &conf))
-            })
+            .map(|g| (g.id, GuestNet::from_conf(g.kind, confs.get(&g.id).map(String::as_str).unwrap_or_default())))
             .collect();
         FirewallState::from_texts(
             &texts,
