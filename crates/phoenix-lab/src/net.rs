@@ -149,35 +149,28 @@ pub fn configure(
             serve.tcp.remove(&port);
         }
         let traefik = namespace.traefik.as_ref().zip(traefik_program());
-        if let (Some(((static_text, dynamic_text), program)), Some(store)) = (traefik, &state.store) {
-            let deployed = crate::deployed::folder(&state.name).join(&namespace.key);
-            let source = |path: &str, file: &str| match state.bare {
-                true => deployed.join(path.trim_start_matches('/')),
-                false => store.join(file),
-            };
-            let files = TraefikFiles { static_text, dynamic_text, copies: &namespace.files };
-            let result = start_traefik(&dir.join(&namespace.key), &name, &program, &files, &source);
-            state.traefik = Some(format!("the real Traefik ({}) in {}", program.display(), namespace.key));
-            started(state, record, &mut refused, result)?;
-            serve.tcp.remove(&80);
-            serve.tcp.remove(&443);
-        } else if let (Some(conf), Some(store)) = (&namespace.nginx, &state.store) {
-            if namespace.traefik.is_some() {
-                state.traefik = Some(format!(
-                    "nginx standing in for Traefik in {}: no Traefik binary (set PHOENIX_TRAEFIK; scripts/test fetches one)",
-                    namespace.key
-                ));
+        match (traefik, &namespace.nginx, file_source(state, &namespace.key)) {
+            (Some(((static_text, dynamic_text), program)), _, Some(source)) => {
+                let files = TraefikFiles { static_text, dynamic_text, copies: &namespace.files };
+                let result = start_traefik(&dir.join(&namespace.key), &name, &program, &files, &source);
+                state.traefik = Some(format!("the real Traefik ({}) in {}", program.display(), namespace.key));
+                started(state, record, &mut refused, result)?;
+                serve.tcp.remove(&80);
+                serve.tcp.remove(&443);
             }
-            // A bare lab's guests have the files a sync installed; else the store's are copied in.
-            let deployed = crate::deployed::folder(&state.name).join(&namespace.key);
-            let source = |path: &str, file: &str| match state.bare {
-                true => deployed.join(path.trim_start_matches('/')),
-                false => store.join(file),
-            };
-            let result = start_nginx(&dir.join(&namespace.key), &name, conf, &namespace.files, &source);
-            started(state, record, &mut refused, result)?;
-            serve.tcp.remove(&80);
-            serve.tcp.remove(&443);
+            (_, Some(conf), Some(source)) => {
+                if namespace.traefik.is_some() {
+                    state.traefik = Some(format!(
+                        "nginx standing in for Traefik in {}: no Traefik binary (set PHOENIX_TRAEFIK; scripts/test fetches one)",
+                        namespace.key
+                    ));
+                }
+                let result = start_nginx(&dir.join(&namespace.key), &name, conf, &namespace.files, &source);
+                started(state, record, &mut refused, result)?;
+                serve.tcp.remove(&80);
+                serve.tcp.remove(&443);
+            }
+            _ => {}
         }
         if serve.tcp.is_empty() && serve.udp.is_empty() {
             continue;
@@ -193,6 +186,35 @@ pub fn configure(
         true => Ok(()),
         false => Err(LabError(refused.join("; "))),
     }
+}
+
+/// Where a guest's files come from: a bare lab's guests have the files a sync installed; else
+/// the store's are copied in. `None` without a store.
+fn file_source(state: &LabState, key: &str) -> Option<impl Fn(&str, &str) -> PathBuf> {
+    let store = state.store.clone()?;
+    let deployed = crate::deployed::folder(&state.name).join(key);
+    let bare = state.bare;
+    Some(move |path: &str, file: &str| if bare { deployed.join(path.trim_start_matches('/')) } else { store.join(file) })
+}
+
+/// Empties the guest's folder `root` and copies `files` (path in the guest, store file) into it
+/// from `source`; the paths that could not be copied.
+fn lay_out_files(
+    root: &Path,
+    files: &[(String, String)],
+    source: &dyn Fn(&str, &str) -> PathBuf,
+    io: &dyn Fn(std::io::Error) -> LabError,
+) -> Result<Vec<String>, LabError> {
+    let _ = std::fs::remove_dir_all(root);
+    let mut missing = Vec::new();
+    for (path, file) in files {
+        let target = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap_or(root)).map_err(io)?;
+        if std::fs::copy(source(path, file), &target).is_err() {
+            missing.push(path.clone());
+        }
+    }
+    Ok(missing)
 }
 
 /// Records a started service; a refusal is kept in `refused` and the lab goes on.
@@ -312,17 +334,9 @@ fn prepare_nginx(
     source: &dyn Fn(&str, &str) -> std::path::PathBuf,
 ) -> Result<[String; 3], LabError> {
     let io = |e: std::io::Error| LabError(format!("cannot prepare nginx in {}: {e}", root.display()));
-    let _ = std::fs::remove_dir_all(root);
-    let mut missing = Vec::new();
-    for (path, file) in files {
-        let target = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(target.parent().unwrap_or(root)).map_err(io)?;
-        // A server certificate missing from the store stays missing: nginx then refuses to
-        // start, as it would; a missing client certificate is simply not presented.
-        if std::fs::copy(source(path, file), &target).is_err() {
-            missing.push(path.clone());
-        }
-    }
+    // A server certificate missing from the store stays missing: nginx then refuses to
+    // start, as it would; a missing client certificate is simply not presented.
+    let missing = lay_out_files(root, files, source, &io)?;
     for folder in ["run", "var/log/nginx", "etc/nginx"] {
         std::fs::create_dir_all(root.join(folder)).map_err(io)?;
     }
@@ -361,13 +375,8 @@ fn start_traefik(
     source: &dyn Fn(&str, &str) -> PathBuf,
 ) -> Result<u32, LabError> {
     let io = |e: std::io::Error| LabError(format!("cannot prepare Traefik in {}: {e}", root.display()));
-    let _ = std::fs::remove_dir_all(root);
-    for (path, file) in files.copies {
-        let target = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(target.parent().unwrap_or(root)).map_err(io)?;
-        // A file missing from the store stays missing, and Traefik does with that what it does.
-        let _ = std::fs::copy(source(path, file), &target);
-    }
+    // A file missing from the store stays missing, and Traefik does with that what it does.
+    lay_out_files(root, files.copies, source, &io)?;
     for folder in ["etc/traefik/dynamic", "var/log"] {
         std::fs::create_dir_all(root.join(folder)).map_err(io)?;
     }
