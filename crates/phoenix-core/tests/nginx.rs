@@ -8,10 +8,10 @@
 use phoenix_core::render::{nginx, render_all};
 use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_testkit::pki::{TestCa, Usage};
+use phoenix_testkit::free_port;
 use phoenix_testkit::tls::{https_get_within, tls_backend};
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use serde_json::json;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -101,9 +101,6 @@ fn nginx_t_refuses_what_nginx_refuses() {
     assert!(!output.status.success());
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 struct Nginx(Child, PathBuf);
 

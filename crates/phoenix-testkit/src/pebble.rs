@@ -5,7 +5,8 @@
 //! both processes are killed when the value is dropped.
 
 use crate::pki::{TestCa, Usage};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use crate::free_port;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,9 +34,6 @@ impl Drop for Pebble {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
-}
 
 fn program(name: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {

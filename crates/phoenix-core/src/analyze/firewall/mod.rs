@@ -21,7 +21,7 @@ pub(crate) mod matching;
 mod state;
 
 pub use evaluate::{evaluate, trace, ChainVerdict, Decision, Endpoint, FirewallVerdict, Packet};
-pub use state::{nic_has_firewall, FirewallState, FwSource, GuestNet, Nic, Skipped};
+pub use state::{FirewallState, FwSource, GuestNet, Nic, Skipped};
 
 use phoenix_model::model::Model;
 use std::net::IpAddr;

@@ -76,11 +76,6 @@ impl Nic {
     }
 }
 
-/// Whether a Proxmox `netN` value carries `firewall=1`.
-pub fn nic_has_firewall(net: &str) -> bool {
-    Nic::parse("net0", net).firewall
-}
-
 /// A guest's kind and NICs, in `netN` order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestNet {
