@@ -147,7 +147,8 @@ fn assess_judges_a_deployed_tree() {
     assert!(value["summary"]["warning"].as_u64().unwrap() > 0, "unprotected hops are warnings");
     // A line pve-firewall cannot read is skipped with a warning, as pve-firewall skips it;
     // everything else is judged, and the report names the line.
-    std::fs::write(dir.join("firewall/cluster.fw"), "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -bogus 1\nIN ACCEPT -p tcp -dport 8006\n").unwrap();
+    std::fs::write(dir.join("firewall/cluster.fw"), "[OPTIONS]\nenable: 1\n[RULES]\nIN ACCEPT -bogus 1\nIN ACCEPT -p tcp -dport 8006\n")
+        .unwrap();
     let broken = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap(), "--format", "json"]);
     let human = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap(), "--format", "human"]);
     let markdown = phoenix(&["assess", "--config", "examples/homelab/etc", "--deployed", dir.to_str().unwrap()]);

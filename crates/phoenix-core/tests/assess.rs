@@ -35,7 +35,10 @@ fn the_bundled_example_passes_with_no_failure() {
     // mTLS where configured: Traefik presents traefik-client to Portainer, which requires it.
     let portainer = hop(&flows, "route:portainer.phoenix.thinkheads.ai:host", 2);
     assert!(portainer.tls.as_ref().unwrap().summary.contains("mTLS: the client presents traefik-client"), "{:?}", portainer.tls);
-    insta::assert_snapshot!("assess_example_md", report::to_markdown(&model, &flows, &FirewallState::from_rendered(&render_all(&model), &model)));
+    insta::assert_snapshot!(
+        "assess_example_md",
+        report::to_markdown(&model, &flows, &FirewallState::from_rendered(&render_all(&model), &model))
+    );
 }
 
 #[test]

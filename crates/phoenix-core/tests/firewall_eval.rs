@@ -198,23 +198,18 @@ struct World {
 
 fn world() -> impl Strategy<Value = World> {
     let set = || prop::option::weighted(0.2, prop::collection::vec(net(), 1..3));
-    let guest = move || {
-        (
-            (prop::bool::weighted(0.9), prop::bool::weighted(0.8), prop::bool::weighted(0.8)),
-            (any::<bool>(), prop::bool::weighted(0.7)),
-            set(),
-            prop::collection::vec(rule(), 0..6),
-        )
-            .prop_map(|((exists, enabled, nic_firewall), (policy_in_accept, policy_out_accept), ipfilter, rules)| NaiveGuest {
-                exists,
-                enabled,
-                nic_firewall,
-                policy_in_accept,
-                policy_out_accept,
-                ipfilter,
-                rules,
-            })
-    };
+    let guest =
+        move || {
+            (
+                (prop::bool::weighted(0.9), prop::bool::weighted(0.8), prop::bool::weighted(0.8)),
+                (any::<bool>(), prop::bool::weighted(0.7)),
+                set(),
+                prop::collection::vec(rule(), 0..6),
+            )
+                .prop_map(|((exists, enabled, nic_firewall), (policy_in_accept, policy_out_accept), ipfilter, rules)| {
+                    NaiveGuest { exists, enabled, nic_firewall, policy_in_accept, policy_out_accept, ipfilter, rules }
+                })
+        };
     (
         (prop::bool::weighted(0.85), any::<bool>(), prop::bool::weighted(0.7)),
         set(),
@@ -223,15 +218,17 @@ fn world() -> impl Strategy<Value = World> {
         guest(),
         guest(),
     )
-        .prop_map(|((cluster_enabled, cluster_policy_in_accept, cluster_policy_out_accept), blacklist, cluster_rules, host_rules, a, b)| World {
-            cluster_enabled,
-            cluster_policy_in_accept,
-            cluster_policy_out_accept,
-            blacklist,
-            cluster_rules,
-            host_rules,
-            guests: [a, b],
-        })
+        .prop_map(
+            |((cluster_enabled, cluster_policy_in_accept, cluster_policy_out_accept), blacklist, cluster_rules, host_rules, a, b)| World {
+                cluster_enabled,
+                cluster_policy_in_accept,
+                cluster_policy_out_accept,
+                blacklist,
+                cluster_rules,
+                host_rules,
+                guests: [a, b],
+            },
+        )
 }
 
 const HOST: u32 = 0x0a000001;
@@ -262,8 +259,11 @@ fn naive(world: &World, src: usize, dst: usize, packet: NaivePacket) -> bool {
     let first = |rules: Vec<&NaiveRule>, out: bool| rules.into_iter().find(|r| r.hits(out, s, d, proto, port)).map(|r| r.accept);
     let management = |out: bool| {
         let peer = if out { d } else { s };
-        let ports: &[(u16, u16)] =
-            if out { &[(8006, 8006), (22, 22), (5900, 5999), (3128, 3128)] } else { &[(8006, 8006), (5900, 5999), (3128, 3128), (22, 22), (60000, 60050)] };
+        let ports: &[(u16, u16)] = if out {
+            &[(8006, 8006), (22, 22), (5900, 5999), (3128, 3128)]
+        } else {
+            &[(8006, 8006), (5900, 5999), (3128, 3128), (22, 22), (60000, 60050)]
+        };
         proto == TCP && in_net(peer, NODE_NET) && port.is_some_and(|p| ports.iter().any(|(a, b)| *a <= p && p <= *b))
     };
     let chain_passes = |endpoint: usize, out: bool| -> bool {
@@ -420,9 +420,7 @@ fn a_connection_to_ones_own_address_meets_no_chain() {
     // Step-CA (103) accepts 9000 only from Traefik, the gateway and the host; from itself it is loopback.
     let verdict = evaluate(&state, &model, Endpoint::Guest(103), Endpoint::Guest(103), Packet::to(6, 9000));
     assert!(verdict.passes && !verdict.unprotected, "{verdict:?}");
-    assert!(evaluate(&state, &model, Endpoint::Guest(1001), Endpoint::Guest(103), Packet::to(6, 9000))
-        .passes
-        .eq(&false));
+    assert!(evaluate(&state, &model, Endpoint::Guest(1001), Endpoint::Guest(103), Packet::to(6, 9000)).passes.eq(&false));
 }
 
 /// pve-firewall reads a policy case-insensitively (`parse_vmfw_option`: `m/^(policy_(in|out)):\s*(ACCEPT|DROP|REJECT)\s*$/i`,
@@ -434,7 +432,8 @@ fn a_lower_case_policy_is_the_policy() {
     texts.insert("/etc/pve/firewall/100.fw".to_string(), "[OPTIONS]\n\nenable: 1\n".to_string());
     texts.insert("/etc/pve/firewall/101.fw".to_string(), "[OPTIONS]\n\nENABLE: 1\nPolicy_In: accept\n".to_string());
     let nic = BTreeMap::from([(100, true), (101, true)]);
-    let state = FirewallState::from_texts(&texts, "pve", nets(&nic.into_iter().collect::<Vec<_>>()), "vmbr0", "test").with_node(&model(), None);
+    let state =
+        FirewallState::from_texts(&texts, "pve", nets(&nic.into_iter().collect::<Vec<_>>()), "vmbr0", "test").with_node(&model(), None);
     assert_eq!(state.guests[&101].option("policy_in"), Some("ACCEPT"));
     let verdict = evaluate(&state, &model(), Endpoint::Guest(100), Endpoint::Guest(101), tcp(8080));
     assert!(verdict.passes && !verdict.unprotected, "{verdict:#?}");

@@ -7,8 +7,8 @@
 
 use phoenix_core::render::{nginx, render_all};
 use phoenix_model::paths::TRUSTED_ROOT_PATH;
-use phoenix_testkit::pki::{TestCa, Usage};
 use phoenix_testkit::free_port;
+use phoenix_testkit::pki::{TestCa, Usage};
 use phoenix_testkit::tls::{https_get_within, tls_backend};
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use serde_json::json;
@@ -101,7 +101,6 @@ fn nginx_t_refuses_what_nginx_refuses() {
     assert!(!output.status.success());
 }
 
-
 struct Nginx(Child, PathBuf);
 
 impl Drop for Nginx {
@@ -147,7 +146,8 @@ async fn wait_for(port: u16, host: &str, root: &str) -> String {
 async fn a_real_nginx_proxies_to_a_verified_tls_backend() {
     let ca = TestCa::new("phoenix test root");
     // The backend presents a certificate for the name clients use, signed by the same root.
-    let backend_port = tls_backend(&ca.issue(&["portainer.phoenix.thinkheads.ai", "portainer.internal.thinkheads.ai"], Usage::Server), None).await;
+    let backend_port =
+        tls_backend(&ca.issue(&["portainer.phoenix.thinkheads.ai", "portainer.internal.thinkheads.ai"], Usage::Server), None).await;
     let (_nginx, port) = start_gateway("live", &ca, backend_port).await;
     let response = wait_for(port, "portainer.phoenix.thinkheads.ai", &ca.cert_pem).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");

@@ -16,7 +16,8 @@ const HOST: &str = "/etc/pve/nodes/pve/host.fw";
 fn model() -> phoenix_model::Model {
     let etc = Path::new("/virtual/etc");
     let mut source = MemorySource::default();
-    let hv = serde_json::json!({ "network": { "interfaces": { "name": "vmbr0", "address": "10.0.0.1/24" }, "default_subnet": "10.0.0.0/24" } });
+    let hv =
+        serde_json::json!({ "network": { "interfaces": { "name": "vmbr0", "address": "10.0.0.1/24" }, "default_subnet": "10.0.0.0/24" } });
     let lxc = serde_json::json!({ "lxc_configs": { "100": { "name": "a", "network_config": { "ip": "10.0.0.100/24" } } } });
     let vm = serde_json::json!({ "vms": [ { "vmid": 101, "name": "b", "network_config": { "ip": "10.0.0.101/24" } } ] });
     source.files.insert(etc.join("phoenix_hypervisor_config.json"), hv.to_string());
@@ -42,7 +43,10 @@ impl Node {
         }
         let nets = BTreeMap::from([
             (100, GuestNet::from_conf(GuestKind::Lxc, "net0: name=eth0,bridge=vmbr0,firewall=1,ip=10.0.0.100/24,type=veth\n")),
-            (101, GuestNet::from_conf(GuestKind::Vm, "net0: virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1\nipconfig0: ip=10.0.0.101/24\n")),
+            (
+                101,
+                GuestNet::from_conf(GuestKind::Vm, "net0: virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1\nipconfig0: ip=10.0.0.101/24\n"),
+            ),
         ]);
         Node { files, nets, now: None }
     }
@@ -96,10 +100,10 @@ fn assert_blocked(node: &Node, src: &str, dst: &str, packet: Packet, cites: &str
 #[test]
 fn rules_verify_rule_refuses_decide_nothing() {
     let refused = [
-        "IN ACCEPT -dport 22",           // a port without a protocol
-        "IN NFS(ACCEPT)",                // no such macro in pve-firewall
+        "IN ACCEPT -dport 22",               // a port without a protocol
+        "IN NFS(ACCEPT)",                    // no such macro in pve-firewall
         "IN SSH(ACCEPT) -p tcp -dport 2222", // a macro with its own, different port
-        "IN accept -p tcp -dport 22",    // actions are upper case
+        "IN accept -p tcp -dport 22",        // actions are upper case
     ];
     for line in refused {
         let node = Node::new("").guest(100, &format!("[OPTIONS]\nenable: 1\n\n[RULES]\n{line}\n"));
@@ -114,7 +118,8 @@ fn rules_verify_rule_refuses_decide_nothing() {
 /// the rest of the file still applies.
 #[test]
 fn a_line_the_parser_drops_leaves_the_rest_in_force() {
-    let node = Node::new("").guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -p tcp -dport 80 -colour red\nIN ACCEPT -p tcp -dport 443\n");
+    let node =
+        Node::new("").guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -p tcp -dport 80 -colour red\nIN ACCEPT -p tcp -dport 443\n");
     assert_passes(&node, "101", "100", tcp(443), "/etc/pve/firewall/100.fw:6: IN ACCEPT -p tcp -dport 443 -- MATCH");
     assert_blocked(&node, "101", "100", tcp(80), "policy_in");
     let skipped = node.state().skipped();
@@ -161,7 +166,8 @@ fn the_management_ports_are_open_from_the_local_network() {
     let node = Node::new("").file(HOST, "[RULES]\nIN DROP -p tcp -dport 22\n");
     assert_blocked(&node, "100", "host", tcp(22), "host.fw:2: IN DROP -p tcp -dport 22 -- MATCH");
     // Outbound: the same ports to the local network, even under a DROP policy_out.
-    let node = Node::new("").file(CLUSTER, "[OPTIONS]\nenable: 1\npolicy_out: DROP\n").guest(100, "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n");
+    let node =
+        Node::new("").file(CLUSTER, "[OPTIONS]\nenable: 1\npolicy_out: DROP\n").guest(100, "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n");
     assert_passes(&node, "host", "100", tcp(22), "(the node's local network)");
     assert_blocked(&node, "host", "100", tcp(80), "policy_out: DROP");
 }
@@ -187,7 +193,9 @@ fn the_ipfilter_drops_what_the_set_does_not_hold() {
     // The container's own ip= is in its set; the VM's set is empty.
     assert_passes(&node, "100", "101", tcp(22), "the ipfilter, its entries and the container's ip=: 10.0.0.100/32");
     assert_blocked(&node, "101", "100", tcp(22), "-source ! +ipfilter-net0 DROP (the ipfilter, its entries: empty)");
-    let node = Node::new("").guest(101, "[OPTIONS]\nenable: 1\n\n[IPSET ipfilter-net0]\n10.0.0.101\n").guest(100, "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n");
+    let node = Node::new("")
+        .guest(101, "[OPTIONS]\nenable: 1\n\n[IPSET ipfilter-net0]\n10.0.0.101\n")
+        .guest(100, "[OPTIONS]\nenable: 1\npolicy_in: ACCEPT\n");
     assert_passes(&node, "101", "100", tcp(22), "its entries: 10.0.0.101/32");
 }
 
@@ -195,7 +203,9 @@ fn the_ipfilter_drops_what_the_set_does_not_hold() {
 #[test]
 fn aliases_inside_ipsets_are_resolved() {
     let cluster = "[OPTIONS]\nenable: 1\n\n[ALIASES]\nadmin 10.0.0.101\n\n[IPSET admins]\nadmin\n";
-    let node = Node::new("").file(CLUSTER, cluster).guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -source +dc/admins -p tcp -dport 9000\n");
+    let node = Node::new("")
+        .file(CLUSTER, cluster)
+        .guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -source +dc/admins -p tcp -dport 9000\n");
     assert_passes(&node, "101", "100", tcp(9000), "IN ACCEPT -source +dc/admins -p tcp -dport 9000 -- MATCH");
     assert_blocked(&node, "host", "100", tcp(9000), "policy_in");
 }
@@ -206,10 +216,11 @@ fn aliases_inside_ipsets_are_resolved() {
 #[test]
 fn group_interfaces_pick_the_nic_and_the_host_interface() {
     let cluster = "[OPTIONS]\nenable: 1\n\n[RULES]\nGROUP web -i vmbr1\n\n[group web]\nIN ACCEPT -p tcp -dport 8080\n";
-    let node = Node::new("")
-        .file(CLUSTER, cluster)
-        .guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nGROUP web -i net1\n")
-        .conf(101, GuestKind::Vm, "net0: virtio=BC:24:11:00:00:01,bridge=vmbr1,firewall=1\nipconfig0: ip=10.0.0.101/24\n");
+    let node = Node::new("").file(CLUSTER, cluster).guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nGROUP web -i net1\n").conf(
+        101,
+        GuestKind::Vm,
+        "net0: virtio=BC:24:11:00:00:01,bridge=vmbr1,firewall=1\nipconfig0: ip=10.0.0.101/24\n",
+    );
     assert_passes(&node, "101", "host", tcp(8080), "entering group web");
     let node = node.conf(101, GuestKind::Vm, "net0: virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1\nipconfig0: ip=10.0.0.101/24\n");
     assert_blocked(&node, "101", "host", tcp(8080), "policy_in");
@@ -261,15 +272,17 @@ fn each_nic_is_judged_by_its_own_chain() {
     let conf = "net0: name=eth0,bridge=vmbr0,firewall=1,ip=10.0.0.100/24,type=veth\n\
                 net1: name=eth1,bridge=vmbr0,firewall=1,ip=10.0.0.200/24,type=veth\n\
                 net2: name=eth2,bridge=vmbr0,firewall=0,ip=10.0.0.210/24,type=veth\n";
-    let node = Node::new("")
-        .conf(100, GuestKind::Lxc, conf)
-        .guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -i net1 -p tcp -dport 5432\n");
+    let node =
+        Node::new("").conf(100, GuestKind::Lxc, conf).guest(100, "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -i net1 -p tcp -dport 5432\n");
     assert_passes(&node, "101", "10.0.0.200", tcp(5432), "IN of LXC 100 (a), net1");
     assert_blocked(&node, "101", "10.0.0.100", tcp(5432), "-i net1: ruleset_generate_vm_rules puts it on net1's chain only");
     let (verdict, text) = node.judge("101", "10.0.0.210", tcp(5432));
     assert!(verdict.passes && verdict.unprotected, "{text}");
     assert!(text.contains("NIC net2 lacks firewall=1"), "{text}");
-    assert!(matches!(phoenix_core::analyze::firewall::parse_endpoint_at(&node.state(), &model(), "10.0.0.210").unwrap().0, Endpoint::Guest(100)));
+    assert!(matches!(
+        phoenix_core::analyze::firewall::parse_endpoint_at(&node.state(), &model(), "10.0.0.210").unwrap().0,
+        Endpoint::Guest(100)
+    ));
 }
 
 /// phoenix renders no rule pve-firewall would skip: what validation refuses (PHX-FW-010) is not
@@ -293,7 +306,13 @@ fn corosync_is_open_between_the_cluster_nodes() {
     let knet = Packet::to(17, 5405);
     assert_blocked(&Node::new(""), "10.0.0.2", "host", knet, "policy_in");
     let node = Node::new("").file("/etc/pve/corosync.conf", corosync);
-    assert_passes(&node, "10.0.0.2", "host", knet, "[PVEFW-HOST-IN, enable_host_firewall] -source 10.0.0.2 -dest 10.0.0.1 -p udp -dport 5404:5405 ACCEPT");
+    assert_passes(
+        &node,
+        "10.0.0.2",
+        "host",
+        knet,
+        "[PVEFW-HOST-IN, enable_host_firewall] -source 10.0.0.2 -dest 10.0.0.1 -p udp -dport 5404:5405 ACCEPT",
+    );
     assert_blocked(&node, "10.0.0.3", "host", knet, "policy_in");
 }
 
@@ -302,8 +321,20 @@ fn corosync_is_open_between_the_cluster_nodes() {
 #[test]
 fn the_standard_chains_drop_upnp_and_broadcasts_first() {
     let node = Node::new("").guest(100, "[OPTIONS]\nenable: 1\npolicy_in: REJECT\n");
-    assert_blocked(&node, "101", "100", Packet::to(17, 1900), "[PVEFW-Reject, ruleset_add_chain_policy] -p udp -dport 1900 DROP (UPnP) -- MATCH");
-    assert_blocked(&node, "101", "100", Packet::to(17, 445), "[PVEFW-Reject, ruleset_add_chain_policy] -p udp -dport 135,445 PVEFW-reject -- MATCH");
+    assert_blocked(
+        &node,
+        "101",
+        "100",
+        Packet::to(17, 1900),
+        "[PVEFW-Reject, ruleset_add_chain_policy] -p udp -dport 1900 DROP (UPnP) -- MATCH",
+    );
+    assert_blocked(
+        &node,
+        "101",
+        "100",
+        Packet::to(17, 445),
+        "[PVEFW-Reject, ruleset_add_chain_policy] -p udp -dport 135,445 PVEFW-reject -- MATCH",
+    );
 }
 
 /// `$apply_macro`: a macro rule keeps the rule's own parameters the macro does not set. (A port

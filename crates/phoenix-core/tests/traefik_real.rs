@@ -168,8 +168,10 @@ fn each_broken_file_fails_the_check() {
 async fn start_example(name: &str, ca: &TestCa, portainer: u16, qdrant: u16, mutate: Option<&dyn Fn(&mut Value)>) -> (Traefik, PathBuf) {
     let example = rendered(&example_source(), &example_config());
     let dir = scratch(name);
-    let backends =
-        [("https://10.0.0.111:9443", format!("https://127.0.0.1:{portainer}")), ("http://10.0.0.102:6333", format!("http://127.0.0.1:{qdrant}"))];
+    let backends = [
+        ("https://10.0.0.111:9443", format!("https://127.0.0.1:{portainer}")),
+        ("http://10.0.0.102:6333", format!("http://127.0.0.1:{qdrant}")),
+    ];
     let static_config = install(&example, &dir, ca, &backends, &closed_ca_server());
     if let Some(mutate) = mutate {
         let path = dir.join("dynamic/phoenix.yml");
@@ -274,14 +276,16 @@ async fn traefik_obtains_a_certificate_from_a_real_acme_server() {
     assert!(rendered.dynamic_text.contains("certResolver: stepca"), "{}", rendered.dynamic_text);
     let ca = TestCa::new("phoenix test root");
     let (response, log) = acme_attempt("acme", &rendered, &pebble, &ca, |_| {}, 60).await;
-    let response = response.unwrap_or_else(|| panic!("no certificate from Pebble within 60 s; Traefik's log:\n{log}\nPebble's log:\n{}", pebble.log()));
+    let response = response
+        .unwrap_or_else(|| panic!("no certificate from Pebble within 60 s; Traefik's log:\n{log}\nPebble's log:\n{}", pebble.log()));
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     // The challenge answered on the wrong entry point: Pebble's validation finds no token.
     let wrong = |s: &mut Value| s["certificatesResolvers"][traefik::RESOLVER]["acme"]["httpChallenge"]["entryPoint"] = json!("websecure");
     let (response, _) = acme_attempt("acme-wrong", &rendered, &pebble, &ca, wrong, 10).await;
     assert!(response.is_none(), "a certificate was issued although the challenge could not be answered");
     // Without the configured root Traefik does not trust the ACME server's HTTPS certificate.
-    let untrusted = |s: &mut Value| drop(s["certificatesResolvers"][traefik::RESOLVER]["acme"].as_object_mut().unwrap().remove("caCertificates"));
+    let untrusted =
+        |s: &mut Value| drop(s["certificatesResolvers"][traefik::RESOLVER]["acme"].as_object_mut().unwrap().remove("caCertificates"));
     let (response, _) = acme_attempt("acme-untrusted", &rendered, &pebble, &ca, untrusted, 10).await;
     assert!(response.is_none(), "Traefik reached the ACME server without trusting its root");
 }

@@ -4,8 +4,8 @@
 //! never tries to reach a guest's real (private) address. Ports are picked free per instance;
 //! both processes are killed when the value is dropped.
 
-use crate::pki::{TestCa, Usage};
 use crate::free_port;
+use crate::pki::{TestCa, Usage};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,7 +33,6 @@ impl Drop for Pebble {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
-
 
 fn program(name: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {

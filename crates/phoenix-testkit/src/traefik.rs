@@ -3,10 +3,10 @@
 //! test adjusted (entry points on loopback ports, the API on an entry point of its own, the log
 //! in a file without colours), asked through its API what it loaded, and killed when dropped.
 
+use crate::free_port;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use crate::free_port;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 
 /// The Traefik binary: PHOENIX_TRAEFIK, else the cache folder scripts/test fills.
 pub fn binary() -> PathBuf {
-    let path = std::env::var_os("PHOENIX_TRAEFIK").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(phoenix_model::paths::TRAEFIK_CACHE_BINARY)
-    });
+    let path = std::env::var_os("PHOENIX_TRAEFIK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(phoenix_model::paths::TRAEFIK_CACHE_BINARY));
     assert!(path.is_file(), "Traefik is not installed at {}: scripts/test fetches it (need_traefik in scripts/lib.sh)", path.display());
     path
 }
-
 
 pub struct Traefik {
     child: Child,

@@ -95,9 +95,7 @@ pub fn run(args: Args) -> Result<Outcome, Failure> {
     let flows = &assessment.flows;
     let text = match args.format {
         AssessFormat::Md => report::to_markdown(model, flows, &state),
-        AssessFormat::Json => {
-            serde_json::to_string_pretty(&report::to_json(model, flows, &state)).expect("the report serialises") + "\n"
-        }
+        AssessFormat::Json => serde_json::to_string_pretty(&report::to_json(model, flows, &state)).expect("the report serialises") + "\n",
         AssessFormat::Human => report::to_human(model, flows, &state),
     };
     context::report(&text, assessment.failing)

@@ -199,7 +199,13 @@ fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespac
                     std::net::IpAddr::V6(_) => None,
                 })
                 .collect();
-            add(format!("guest-{}", guest.id), nft::GUEST_IFACE, ip, nft::ruleset(state, nft::Node::Guest(guest.id, std::net::IpAddr::V4(ip))), nameservers);
+            add(
+                format!("guest-{}", guest.id),
+                nft::GUEST_IFACE,
+                ip,
+                nft::ruleset(state, nft::Node::Guest(guest.id, std::net::IpAddr::V4(ip))),
+                nameservers,
+            );
         }
     }
     if let std::net::IpAddr::V4(outside) = EXTERNAL_CLIENT {

@@ -67,7 +67,9 @@ pub fn rendered_files(rendered: &crate::render::Rendered, guest: phoenix_model::
 /// transports, the resolver) is exactly as rendered.
 pub fn for_lab(static_text: &str, dynamic_text: &str, root: &str) -> Result<(String, String), String> {
     let root = root.trim_end_matches('/');
-    let moved = |text: &str| text.replace(TRUSTED_ROOT_PATH, &format!("{root}{TRUSTED_ROOT_PATH}")).replace("/etc/traefik/", &format!("{root}/etc/traefik/"));
+    let moved = |text: &str| {
+        text.replace(TRUSTED_ROOT_PATH, &format!("{root}{TRUSTED_ROOT_PATH}")).replace("/etc/traefik/", &format!("{root}/etc/traefik/"))
+    };
     let mut config: serde_json::Value =
         serde_saphyr::from_str(&moved(static_text)).map_err(|e| format!("the rendered Traefik static file is not YAML: {e}"))?;
     config["log"]["filePath"] = serde_json::json!(format!("{root}/var/log/traefik.log"));

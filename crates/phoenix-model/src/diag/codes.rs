@@ -57,6 +57,36 @@ pub const CODES: &[CodeInfo] = &[
        may not have the same id either.\nFix: give one of them a free id."),
     c("PHX-GUEST-002", Error, "invalid guest id",
       "Proxmox VMIDs are integers from 100 to 999999999.\nFix: choose an id in that range."),
+    c("PHX-GUEST-010", Error, "malformed mount point",
+      "A `mount_points` entry needs `host_path` and `container_path`; a `zfs_volumes` entry needs `pool`, `size_gb` (above 0) \
+       and `mount_point`. The entry is left out.\nFix: add the missing key."),
+    c("PHX-GUEST-011", Error, "malformed GPU assignment",
+      "`gpu_assignment` is `none` or the host's GPU indexes separated by commas (\"0,1\"), as the original read it.\n\
+       Fix: write it that way."),
+    c("PHX-GUEST-012", Error, "storage missing or of the wrong kind",
+      "A guest's disk, volume or template lives on a storage the node does not have (the hypervisor file's `zfs.datasets` \
+       register them as `<pool>-<name>`), or on one whose content types do not include what is put there: a container's \
+       root disk and volumes need `rootdir`, a VM's disk `images`, an OS template `vztmpl`. Proxmox VE refuses such a \
+       guest when it is created.\nFix: name a storage that holds that content, or add the content type to the dataset."),
+    c("PHX-GUEST-013", Error, "disk smaller than its source",
+      "A clone's disk size is smaller than its source's. Proxmox VE never shrinks a disk (`unable to shrink disk size`), \
+       so the clone keeps the source's size and the configuration would never be reached.\nFix: give at least the source's size."),
+    c("PHX-GUEST-014", Error, "mount point a container cannot use",
+      "A mount point must be an absolute, normalised path inside the container, other than `/` and outside `/proc`, \
+       `/sys` and `/dev` (pve-container refuses those), and a bind mount's host folder an absolute path outside \
+       `/etc/pve`. In an unprivileged container, files of a bind-mounted folder appear through the user-namespace shift \
+       (container root is host uid 100000): `sync` checks the folder's owner on the node before it mounts it.\n\
+       Fix: correct the path."),
+    c("PHX-GUEST-015", Error, "GPU assigned twice",
+      "A VM and another guest are given the same host GPU. Passthrough to a VM takes the device away from the host and \
+       every other guest (containers may share a GPU among themselves: they use the host's driver).\n\
+       Fix: give a VM's GPU to that VM alone."),
+    c("PHX-GUEST-016", Error, "boot order contradicts the dependencies",
+      "A guest boots before a guest it depends on (a lower `boot_order`), so at node start Proxmox VE starts it first.\n\
+       Fix: give the dependency a lower boot_order than its dependents."),
+    c("PHX-GUEST-017", Warning, "guest phoenix cannot create",
+      "Nothing says how to create this guest: a container needs `template` or `clone_from_ctid`, a VM `template_image` \
+       or `clone_from_vmid`. phoenix converges it when it exists and reports it when it does not.\nFix: add its origin."),
     c("PHX-NET-001", Error, "duplicate IP address",
       "Two guests (or a guest and the host) are given the same static address. Only one of them would be reachable.\n\
        Fix: give each a distinct address."),

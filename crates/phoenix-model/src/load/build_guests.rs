@@ -37,10 +37,10 @@ fn guest_ref(span: Span, value: &StrOrNum, ctx: &mut Ctx<'_>) -> Option<Located<
 }
 
 /// Where a guest is in its file: its pointer (for decoding) and cursor (for spans).
-struct At<'d> {
+pub(super) struct At<'d> {
     pointer: String,
     cursor: Option<Cursor<'d>>,
-    fallback: Span,
+    pub(super) fallback: Span,
 }
 
 impl<'d> At<'d> {
@@ -54,12 +54,12 @@ impl<'d> At<'d> {
         self.cursor.and_then(|c| c.get(key))
     }
 
-    fn span(&self, key: &str) -> Span {
+    pub(super) fn span(&self, key: &str) -> Span {
         self.child(key).map_or(self.fallback, |c| c.span())
     }
 
     /// Span of `key`'s `index`th item, or of the nearest existing parent.
-    fn item(&self, key: &str, index: usize) -> Span {
+    pub(super) fn item(&self, key: &str, index: usize) -> Span {
         self.cursor.map_or(self.fallback, |c| c.item_span(key, index))
     }
 }
@@ -85,12 +85,17 @@ pub fn build_lxcs(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
         guest.id_span = doc.key_span(&at.pointer);
         guest.clone_from = own.clone_from_ctid.as_ref().and_then(|c| guest_ref(at.span("clone_from_ctid"), c, ctx));
         guest.is_template = own.is_template.unwrap_or(false);
+        guest.spec = super::build_spec::lxc_spec(&at, &shared, &own, guest.clone_from.as_ref(), ctx);
         insert(model, guest, ctx);
     }
 }
 
 pub fn build_vms(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
     let Some(vms) = doc.value.get("vms").and_then(|v| v.as_array()) else { return };
+    let defaults: raw::RawVmDefaults = match doc.value.get("vm_defaults") {
+        Some(_) => ctx.decode(doc, FileKind::Vm, "/vm_defaults").unwrap_or_default(),
+        None => raw::RawVmDefaults::default(),
+    };
     for index in 0..vms.len() {
         let at = At::new(doc, join("/vms", index));
         let Some(shared) = ctx.decode::<RawGuestCommon>(doc, FileKind::Vm, &at.pointer) else { continue };
@@ -104,12 +109,15 @@ pub fn build_vms(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
         if let Some(raw) = &own.network_config {
             let net = At::new(doc, join(&at.pointer, "network_config"));
             nic = Nic { firewall: raw.firewall, span: Some(net.fallback), ..Nic::default() };
+            nic.bridge = own.network_bridge.clone().or(defaults.network_bridge.clone());
             fill_nic(&mut nic, &net, raw.ip.as_deref(), raw.gw.as_deref(), raw.nameserver.as_ref(), "nameserver", doc, ctx);
         }
         let mut guest = common(model, &at, id, GuestKind::Vm, &shared, nic, ctx);
         guest.id_span = at.span("vmid");
         guest.clone_from = own.clone_from_vmid.as_ref().and_then(|c| guest_ref(at.span("clone_from_vmid"), c, ctx));
         guest.is_template = own.is_template.unwrap_or(false);
+        let default_span = |key: &str| doc.span(&join("/vm_defaults", key));
+        guest.spec = super::build_spec::vm_spec(&at, &shared, &own, &defaults, &default_span, guest.clone_from.as_ref());
         guest.agent_hostname =
             own.portainer_agent_hostname.as_ref().map(|h| Located::new(h.to_ascii_lowercase(), at.span("portainer_agent_hostname")));
         insert(model, guest, ctx);
@@ -225,6 +233,7 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         agent_hostname: None,
         hostnames: list("hostnames", &raw.hostnames).into_iter().map(|h| Located::new(h.value.to_ascii_lowercase(), h.span)).collect(),
         boot: Boot { start_at_boot: raw.start_at_boot.unwrap_or(false), order: raw.boot_order, delay: raw.boot_delay },
+        spec: GuestSpec::default(),
     }
 }
 

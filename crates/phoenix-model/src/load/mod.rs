@@ -8,6 +8,7 @@
 mod build_guests;
 mod build_host;
 mod build_rules;
+mod build_spec;
 mod build_stacks;
 mod decode;
 mod misplaced;
@@ -209,6 +210,8 @@ fn build(config_dir: &Path, docs: &Docs, ctx: &mut Ctx<'_>) -> Model {
     build_host::build(&mut model, &hypervisor, &docs.hypervisor, ctx);
     build_guests::build_lxcs(&mut model, &docs.lxc, ctx);
     build_guests::build_vms(&mut model, &docs.vm, ctx);
+    build_spec::resolve_clone_snapshots(&mut model);
+    build_spec::storages(&mut model, hypervisor.zfs.as_ref(), &docs.hypervisor);
     build_stacks::build(&mut model, &docs.stacks, ctx);
     if let Some(manifest) = &docs.manifest {
         build_stacks::build_manifest(&mut model, manifest, ctx);

@@ -5,10 +5,12 @@
 
 pub mod edge;
 pub mod firewall;
+pub mod spec;
 
 use crate::source::Span;
 pub use firewall::*;
 use ipnet::Ipv4Net;
+pub use spec::{CloudInit, GuestSpec, Mount, MountSource, Origin, Storage};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -161,6 +163,8 @@ pub struct Guest {
     pub agent_hostname: Option<Located<String>>,
     pub hostnames: Vec<Located<String>>,
     pub boot: Boot,
+    /// What it is made of in Proxmox VE (origin, resources, options).
+    pub spec: GuestSpec,
 }
 
 impl Guest {
@@ -192,6 +196,8 @@ pub struct Host {
     pub nameservers: Vec<Located<IpAddr>>,
     /// network.default_subnet.
     pub subnet: Option<Located<Ipv4Net>>,
+    /// The node's storages (from `zfs.datasets`), by id.
+    pub storages: Vec<Storage>,
 }
 
 impl Model {

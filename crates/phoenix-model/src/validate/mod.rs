@@ -6,6 +6,7 @@ mod dns;
 mod firewall;
 mod flows;
 mod graph;
+mod guests;
 mod names;
 mod network;
 mod scripts;
@@ -18,6 +19,7 @@ use crate::facts::Facts;
 use crate::model::Model;
 
 pub use firewall::cluster_rules_for_guests;
+pub use guests::template_storage;
 pub use traefik::duplicate_route;
 
 /// The DNS findings alone (records no one owns, names with two addresses, service names that
@@ -32,6 +34,7 @@ pub fn validate(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
     out.extend(names::check(model));
     out.extend(network::check(model));
     out.extend(graph::check(model));
+    out.extend(guests::check(model));
     out.extend(stacks::check(model, facts));
     out.extend(traefik::check(model));
     out.extend(firewall::check(model));

@@ -117,7 +117,8 @@ fn management_steps(chain: &str, dir: Dir, scope: &Scope<'_>) -> Vec<Step> {
     match dir {
         Dir::In => {
             let (set, why) = management(scope);
-            let text = format!("-p tcp -dport 8006,5900:5999,3128,22,60000:60050 ACCEPT from the management ipset: {} ({why})", describe(&set));
+            let text =
+                format!("-p tcp -dport 8006,5900:5999,3128,22,60000:60050 ACCEPT from the management ipset: {} ({why})", describe(&set));
             let cond = Cond { src: Some(set), proto: Some(TCP), dport: Some(ports(MANAGEMENT_IN)), ..Cond::default() };
             vec![Step::Match { origin: builtin(chain, "enable_host_firewall", text), cond, effect: Effect::Accept }]
         }
@@ -140,7 +141,8 @@ pub fn guest_head(state: &FirewallState, id: GuestId, source: &FwSource, nic: &N
     if source.option("dhcp") != Some("0") {
         let (sport, dport) = if dir == Dir::Out { (68, 67) } else { (67, 68) };
         let text = format!("-p udp -sport {sport} -dport {dport} ACCEPT (DHCP; the dhcp option is on unless 0)");
-        let cond = Cond { proto: Some(UDP), sport: Some(ports(&[(sport, sport)])), dport: Some(ports(&[(dport, dport)])), ..Cond::default() };
+        let cond =
+            Cond { proto: Some(UDP), sport: Some(ports(&[(sport, sport)])), dport: Some(ports(&[(dport, dport)])), ..Cond::default() };
         steps.push(Step::Match { origin: builtin(&chain, "ruleset_create_vm_chain", text), cond, effect: Effect::Accept });
     }
     if dir == Dir::Out {
@@ -188,7 +190,11 @@ fn std_steps(chain: &str, effect: Effect) -> Vec<Step> {
     let icmp = |ty: u8, code: Option<u8>| Cond { proto: Some(ICMP), icmp: Some(IcmpMatch::Type(ty, code)), ..Cond::default() };
     let smb = if effect == Effect::Reject { "PVEFW-reject" } else { "DROP" };
     vec![
-        Step::Match { origin: origin("PVEFW-DropBroadcast: broadcast and multicast destinations DROP"), cond: Cond { dst_broadcast: true, ..Cond::default() }, effect: Effect::Drop },
+        Step::Match {
+            origin: origin("PVEFW-DropBroadcast: broadcast and multicast destinations DROP"),
+            cond: Cond { dst_broadcast: true, ..Cond::default() },
+            effect: Effect::Drop,
+        },
         Step::Match { origin: origin("-p icmp -icmp-type fragmentation-needed ACCEPT"), cond: icmp(3, Some(4)), effect: Effect::Accept },
         Step::Match { origin: origin("-p icmp -icmp-type time-exceeded ACCEPT"), cond: icmp(11, None), effect: Effect::Accept },
         Step::Match { origin: origin(&format!("-p udp -dport 135,445 {smb}")), cond: udp(&[(135, 135), (445, 445)]), effect },

@@ -306,12 +306,15 @@ pub fn decide_steps(rule: &Rule, site: &RuleSite<'_>, version: Version, host: bo
         Some("DROP") => Effect::Drop,
         _ => Effect::Reject,
     };
-    let mut base = Cond { iface: if host { rule.get("iface").map(str::to_string).or(site.group_iface.clone()) } else { None }, ..Cond::default() };
+    let mut base =
+        Cond { iface: if host { rule.get("iface").map(str::to_string).or(site.group_iface.clone()) } else { None }, ..Cond::default() };
     for (key, slot) in [("source", &mut base.src), ("dest", &mut base.dst)] {
         if let Some(value) = rule.get(key).filter(|v| !v.is_empty()) {
             match site.scope.addresses(value) {
                 Some(set) => *slot = Some(set),
-                None => return vec![Step::Skip { origin, reason: format!("{key} `{value}` cannot be resolved; the rule matches nothing") }],
+                None => {
+                    return vec![Step::Skip { origin, reason: format!("{key} `{value}` cannot be resolved; the rule matches nothing") }]
+                }
             }
         }
     }
@@ -331,7 +334,8 @@ pub fn decide_steps(rule: &Rule, site: &RuleSite<'_>, version: Version, host: bo
     let mut steps = Vec::new();
     for (proto, dport, sport) in specs {
         let mut cond = base.clone();
-        match spec_cond(&mut cond, proto.filter(|p| !p.is_empty()), dport.filter(|d| !d.is_empty()), sport.filter(|s| !s.is_empty()), rule) {
+        match spec_cond(&mut cond, proto.filter(|p| !p.is_empty()), dport.filter(|d| !d.is_empty()), sport.filter(|s| !s.is_empty()), rule)
+        {
             Ok(()) => steps.push(Step::Match { origin: origin.clone(), cond, effect }),
             Err(reason) => return vec![Step::Skip { origin, reason }],
         }
@@ -412,7 +416,9 @@ pub fn user_rules(
                 let name = rule.get("action").unwrap_or_default();
                 // Group chains hold the group's rules with the cluster's names (generate_group_rules).
                 let Some(group) = state.cluster.conf.groups.get(name) else {
-                    out.push(skip(format!("no such security group '{name}' (group names are lower case; the jump goes to an empty chain)")));
+                    out.push(skip(format!(
+                        "no such security group '{name}' (group names are lower case; the jump goes to an empty chain)"
+                    )));
                     continue;
                 };
                 out.push(Step::Note(format!("    {} -- entering group {name}", origin().describe())));
@@ -430,7 +436,9 @@ pub fn user_rules(
                     }
                 }
             }
-            "forward" => out.push(skip("a FORWARD rule: the iptables back end compiles none (only proxmox-firewall's nftables does)".into())),
+            "forward" => {
+                out.push(skip("a FORWARD rule: the iptables back end compiles none (only proxmox-firewall's nftables does)".into()))
+            }
             kind if kind == dir.rule_type() => {
                 let site = RuleSite { source, line, scope, group_iface: None };
                 out.extend(decide_steps(rule, &site, version, nic.is_none()));
@@ -484,12 +492,24 @@ pub fn guest_chain(state: &FirewallState, id: GuestId, label: &str, nic: Option<
         return unfiltered(reason, steps);
     };
     if source.option("enable") != Some("1") {
-        let reason = format!("the guest firewall is disabled ({} enable: {})", source.path, source.option("enable").unwrap_or("0 (default)"));
+        let reason =
+            format!("the guest firewall is disabled ({} enable: {})", source.path, source.option("enable").unwrap_or("0 (default)"));
         return unfiltered(reason, steps);
     }
     let scope = Scope { local: Some(source), ..scope };
     steps.extend(builtin::guest_head(state, id, source, nic.expect("checked above"), dir, &scope));
-    user_rules(state, source, &source.conf.rules, &source.lines.rules, scope, dir, version, Some(nic_key), "ruleset_generate_vm_rules", &mut steps);
+    user_rules(
+        state,
+        source,
+        &source.conf.rules,
+        &source.lines.rules,
+        scope,
+        dir,
+        version,
+        Some(nic_key),
+        "ruleset_generate_vm_rules",
+        &mut steps,
+    );
     steps.extend(builtin::policy(source, dir));
     Chain { name, steps, unfiltered: None }
 }

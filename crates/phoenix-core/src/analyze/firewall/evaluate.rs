@@ -154,7 +154,13 @@ pub fn evaluate(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoi
 /// Evaluates like [`evaluate`] and tells, chain by chain, every rule considered and why it
 /// matched or not (`phoenix assess --trace`). Each end comes with the address it uses, which
 /// picks the guest's NIC.
-pub fn trace(state: &FirewallState, model: &Model, src: (Endpoint, IpAddr), dst: (Endpoint, IpAddr), packet: Packet) -> (FirewallVerdict, Vec<String>) {
+pub fn trace(
+    state: &FirewallState,
+    model: &Model,
+    src: (Endpoint, IpAddr),
+    dst: (Endpoint, IpAddr),
+    packet: Packet,
+) -> (FirewallVerdict, Vec<String>) {
     let mut lines = Vec::new();
     let verdict = run(state, model, src, dst, packet, &mut Some(&mut lines));
     (verdict, lines)
@@ -186,7 +192,8 @@ fn run(
         let (own_ip, peer, peer_ip) = if dir == Dir::Out { (src_ip, dst, dst_ip) } else { (dst_ip, src, src_ip) };
         // The host sees a packet on the bridge of the guest NIC it comes from or goes to.
         let iface = bridge_of(state, peer, peer_ip).unwrap_or(&state.host_bridge);
-        let probe = Probe { src: src_ip, dst: dst_ip, proto: packet.proto, dport: packet.dport, sport: packet.sport, icmp: packet.icmp, iface };
+        let probe =
+            Probe { src: src_ip, dst: dst_ip, proto: packet.proto, dport: packet.dport, sport: packet.sport, icmp: packet.icmp, iface };
         let chain = match endpoint {
             Endpoint::Host => state.chains.get((None, String::new(), dir, version), || host_chain(state, dir, version)),
             Endpoint::Guest(id) => {

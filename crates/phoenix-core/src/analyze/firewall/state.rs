@@ -3,13 +3,13 @@
 //! flag, bridge, address) from rendered settings or deployed `.conf` files. A line
 //! pve-firewall skips is kept as a [`Skipped`] finding; it never makes the state unreadable.
 
+use super::chain::{Chain, Dir};
 use crate::pve_fw::conf::{ConfLines, FwConf, FwKind};
 use crate::pve_fw::rule::RuleEnv;
 use crate::render::Rendered;
 use ipnet::{IpNet, Ipv4Net};
 use phoenix_model::model::{GuestId, GuestKind, Model};
 use std::collections::BTreeMap;
-use super::chain::{Chain, Dir};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
