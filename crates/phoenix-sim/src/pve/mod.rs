@@ -16,7 +16,10 @@ pub mod formats;
 pub mod fw;
 pub mod guest;
 pub mod jsonschema;
+pub mod lifecycle;
+mod power;
 pub mod schema;
+pub mod storage;
 pub mod tasks;
 
 use fw::api::{RuleList, Scope};
@@ -36,6 +39,8 @@ pub enum Failure {
     Param(BTreeMap<String, String>),
     /// A plain `die`: 500 with this message.
     Die(String),
+    /// `raise_perm_exc`: 403 (what only `root@pam` may do, refused to the API token).
+    Perm(String),
     /// The schema has the path, the simulator not the handler: 501, and a recorded gap.
     NotImplemented,
 }
@@ -97,8 +102,17 @@ pub struct Busy {
 /// Timings and injected behaviour.
 #[derive(Debug)]
 pub struct Settings {
-    /// How long a worker task runs.
+    /// How long a worker task runs, unless `durations` names its type.
     pub task_duration: Duration,
+    /// How long tasks of a type run (`vzclone`, `qmclone`, `qmstart`, ...).
+    pub durations: BTreeMap<String, Duration>,
+    /// How long after a VM started its guest agent answers.
+    pub agent_delay: Duration,
+    /// Each storage's size in bytes (else `default_capacity`).
+    pub capacity: BTreeMap<String, u64>,
+    pub default_capacity: u64,
+    /// The size of a downloaded file, by file name (else 512 MiB).
+    pub download_bytes: BTreeMap<String, u64>,
     /// How long a writer waits for a lock before "got timeout" (PVE: 10 s).
     pub lock_timeout: Duration,
     /// The clock's epoch seconds (UPIDs, the cluster's timestamp `enable`); `None`: the system clock.
@@ -107,7 +121,55 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { task_duration: Duration::from_millis(30), lock_timeout: Duration::from_secs(10), epoch: None }
+        Settings {
+            task_duration: Duration::from_millis(30),
+            durations: BTreeMap::new(),
+            agent_delay: Duration::from_millis(30),
+            capacity: BTreeMap::new(),
+            default_capacity: 4 << 40,
+            download_bytes: BTreeMap::new(),
+            lock_timeout: Duration::from_secs(10),
+            epoch: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Typical figures of a homelab node (SSD-backed ZFS): an LXC create or clone a few
+    /// seconds, a VM's full clone of a 32 GB disk about a minute, a start a few seconds, the
+    /// guest agent some 20 s after a VM started. For benchmarks and rehearsals in real time.
+    pub fn typical() -> Settings {
+        let seconds = |pairs: &[(&str, f64)]| pairs.iter().map(|(k, s)| (k.to_string(), Duration::from_secs_f64(*s))).collect();
+        Settings {
+            task_duration: Duration::from_secs(1),
+            durations: seconds(&[
+                ("vzcreate", 15.0),
+                ("vzclone", 4.0),
+                ("qmcreate", 20.0),
+                ("qmclone", 60.0),
+                ("vzstart", 3.0),
+                ("qmstart", 5.0),
+                ("vzstop", 2.0),
+                ("qmstop", 3.0),
+                ("vzshutdown", 5.0),
+                ("qmshutdown", 10.0),
+                ("vztemplate", 2.0),
+                ("qmtemplate", 3.0),
+                ("resize", 2.0),
+                ("vzsnapshot", 2.0),
+                ("qmsnapshot", 3.0),
+                ("download", 30.0),
+                ("vzdestroy", 3.0),
+                ("qmdestroy", 4.0),
+            ]),
+            agent_delay: Duration::from_secs(20),
+            ..Settings::default()
+        }
+    }
+
+    /// How long a task of this type runs.
+    pub fn duration(&self, kind: &str) -> Duration {
+        self.durations.get(kind).copied().unwrap_or(self.task_duration)
     }
 }
 
@@ -118,6 +180,8 @@ pub struct PveSim {
     /// The cluster file system, by path below `/etc/pve`.
     pub files: BTreeMap<String, String>,
     pub running: BTreeSet<u32>,
+    /// When each running guest started.
+    pub started: BTreeMap<u32, Instant>,
     pub tasks: tasks::Tasks,
     pub settings: Settings,
     /// Locks held from outside (another client's long operation), until when.
@@ -132,7 +196,7 @@ pub struct PveSim {
 }
 
 /// The token user recorded in tasks.
-const TASK_USER: &str = "root@pam!phoenix";
+pub(crate) const TASK_USER: &str = "root@pam!phoenix";
 
 impl PveSim {
     pub fn new(node: &str) -> PveSim {
@@ -140,6 +204,7 @@ impl PveSim {
             node: node.to_string(),
             files: BTreeMap::new(),
             running: BTreeSet::new(),
+            started: BTreeMap::new(),
             tasks: tasks::Tasks::default(),
             settings: Settings::default(),
             held: BTreeMap::new(),
@@ -174,7 +239,7 @@ impl PveSim {
         self.guest(vmid).and_then(|(_, conf)| conf.keys.get(key).cloned())
     }
 
-    fn guest(&self, vmid: u32) -> Option<(GuestKind, GuestConf)> {
+    pub(crate) fn guest(&self, vmid: u32) -> Option<(GuestKind, GuestConf)> {
         [GuestKind::Lxc, GuestKind::Qemu]
             .into_iter()
             .find_map(|kind| self.files.get(&kind.config_path(&self.node, vmid)).map(|text| (kind, GuestConf::parse(text))))
@@ -186,7 +251,7 @@ impl PveSim {
         self.held.insert(key.to_string(), Instant::now() + duration);
     }
 
-    fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.settings
             .epoch
             .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
@@ -214,6 +279,7 @@ impl PveSim {
     }
 
     fn answer(&mut self, method: &str, path: &str, mut params: BTreeMap<String, Value>, started: Instant) -> Result<Reply, Busy> {
+        self.settle();
         let route = match admit(method, path, &mut params, Some(&self.node)) {
             Ok(route) => route,
             Err(Refused::NoRoute) => return Ok(Reply::error(501, &format!("Method '{method} {path}' not implemented"), None)),
@@ -256,6 +322,7 @@ impl PveSim {
             }
             Err(Failure::Param(errors)) => Reply::error(400, "Parameter verification failed.\n", Some(&errors)),
             Err(Failure::Die(message)) => Reply::error(500, &format!("{}\n", message.trim_end_matches('\n')), None),
+            Err(Failure::Perm(message)) => Reply::error(403, &format!("{}\n", message.trim_end_matches('\n')), None),
             Err(Failure::NotImplemented) => self.gap(template, format!("{method} is not simulated")),
         })
     }
@@ -304,6 +371,31 @@ impl PveSim {
         let now = self.epoch();
         match parts.as_slice() {
             ["nodes", "{node}", kind @ ("lxc" | "qemu")] if method == "GET" => Ok(self.list_guests(guest_kind(kind))),
+            ["nodes", "{node}", kind @ ("lxc" | "qemu")] if method == "POST" => {
+                let empty = Map::new();
+                let properties = definition["parameters"]["properties"].as_object().unwrap_or(&empty);
+                self.create_guest(guest_kind(kind), params, properties)
+            }
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}"] if method == "DELETE" => self.destroy(guest_kind(kind), vmid(), params),
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "clone"] => self.clone_guest(guest_kind(kind), vmid(), params),
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "template"] => self.template(guest_kind(kind), vmid()),
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "resize"] => self.resize(guest_kind(kind), vmid(), params),
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "status", "current"] => self.status_current(guest_kind(kind), vmid()),
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "status", action @ ("start" | "stop" | "shutdown" | "reboot")] => {
+                self.power(guest_kind(kind), vmid(), action)
+            }
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "snapshot"] if method != "DELETE" => {
+                self.snapshot(guest_kind(kind), vmid(), method, params)
+            }
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "snapshot", "{snapname}"] if method == "DELETE" => {
+                self.snapshot(guest_kind(kind), vmid(), method, params)
+            }
+            ["nodes", "{node}", "qemu", "{vmid}", "agent", "ping"] => self.agent_ping(vmid()),
+            ["nodes", "{node}", "storage"] if method == "GET" => self.storage_index(params),
+            ["nodes", "{node}", "storage", "{storage}", "content"] if method == "GET" => self.storage_content(params),
+            ["nodes", "{node}", "storage", "{storage}", "download-url"] => self.download(params, false),
+            ["nodes", "{node}", "aplinfo"] if method == "POST" => self.download(params, true),
+            ["cluster", "nextid"] => self.next_id(params),
             ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "config"] => {
                 self.guest_config(guest_kind(kind), vmid(), method, params, definition)
             }
@@ -375,7 +467,10 @@ impl PveSim {
                 GuestKind::Lxc => conf.keys.get("hostname").cloned().unwrap_or_else(|| format!("CT{vmid}")),
                 GuestKind::Qemu => conf.keys.get("name").cloned().unwrap_or_else(|| format!("VM {vmid}")),
             };
-            let mut entry = json!({ "vmid": vmid, "status": status, "name": name });
+            let mut entry = json!({ "vmid": vmid, "status": status, "name": name, "uptime": self.uptime(vmid) });
+            if let Some(lock) = conf.keys.get("lock") {
+                entry["lock"] = json!(lock);
+            }
             if kind == GuestKind::Lxc {
                 entry["type"] = json!("lxc");
             }
@@ -419,6 +514,9 @@ impl PveSim {
         if let Some(lock) = conf.keys.get("lock").filter(|_| params.get("skiplock").is_none_or(|s| s != "1")) {
             let guest = if kind == GuestKind::Qemu { "VM" } else { "CT" };
             return Err(Failure::Die(format!("{guest} is locked ({lock})")));
+        }
+        if kind == GuestKind::Lxc {
+            lifecycle::check_ct_config_change(&conf, &changes)?;
         }
         let empty = Map::new();
         let properties = definition["parameters"]["properties"].as_object().unwrap_or(&empty);
@@ -530,7 +628,7 @@ pub fn nic_format(kind: GuestKind) -> Option<&'static Map<String, Value>> {
     nic_format_of(properties, "net0")
 }
 
-fn nic_format_of<'s>(properties: &'s Map<String, Value>, key: &str) -> Option<&'s Map<String, Value>> {
+pub(crate) fn nic_format_of<'s>(properties: &'s Map<String, Value>, key: &str) -> Option<&'s Map<String, Value>> {
     let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
     if base != "net" || base.len() == key.len() {
         return None;

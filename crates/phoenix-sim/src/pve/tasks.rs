@@ -2,7 +2,10 @@
 //! `UPID:<node>:<pid 8 hex>:<pstart 8 hex>:<starttime 8 hex>:<type>:<id>:<user>:`), `running`
 //! for a while, then `stopped` with an exit status: `OK`, `WARNINGS: <n>` (a success,
 //! `upid_status_is_error`) or the error text; its log holds the `WARN:` lines. Outcomes can be
-//! injected; by default a task succeeds.
+//! injected; by default a task succeeds. A task's change takes effect when it ends (its
+//! `effects`, applied by [`Tasks::finished`]); a failed task applies its clean-up instead, as
+//! the handlers' error paths do, and a crashed one (the node lost the worker) applies nothing,
+//! leaving its `lock:` keys behind.
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -14,8 +17,26 @@ pub enum TaskOutcome {
     Ok,
     /// Succeeds with these warnings.
     Warnings(Vec<String>),
-    /// Fails with this error (its change is not made).
+    /// Fails with this error (its change is not made; its clean-up is).
     Error(String),
+    /// The worker died (node crash, OOM kill): the task ends with this status and neither its
+    /// change nor its clean-up is made.
+    Crash(String),
+}
+
+/// A change a task makes when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Writes a file of the cluster file system.
+    Write(String, String),
+    /// Removes a file.
+    Remove(String),
+    /// Removes the `lock` key of the config at this path when it is this lock.
+    Unlock(String, String),
+    /// The guest runs (or not) from now on.
+    Running(u32, bool),
+    /// A file appears on a file storage (`volid`, bytes).
+    FileVolume(String, u64),
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +50,10 @@ pub struct Task {
     pub starttime: u64,
     pub duration: Duration,
     pub outcome: TaskOutcome,
+    /// What it changes when it ends well, and what its failure cleans up.
+    pub effects: Vec<Effect>,
+    pub on_error: Vec<Effect>,
+    settled: bool,
 }
 
 #[derive(Debug, Default)]
@@ -42,9 +67,26 @@ pub struct Tasks {
 impl Tasks {
     /// Starts a task; returns its UPID and how it will end.
     pub fn start(&mut self, node: &str, kind: &str, id: &str, user: &str, duration: Duration, epoch: u64) -> (String, TaskOutcome) {
+        self.start_with(node, kind, id, user, duration, epoch, None, (Vec::new(), Vec::new()))
+    }
+
+    /// Starts a task that ends `forced` (when the handler's worker will die of it) or as
+    /// injected, making `effects.0` when it succeeds and `effects.1` when it fails.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with(
+        &mut self,
+        node: &str,
+        kind: &str,
+        id: &str,
+        user: &str,
+        duration: Duration,
+        epoch: u64,
+        forced: Option<TaskOutcome>,
+        effects: (Vec<Effect>, Vec<Effect>),
+    ) -> (String, TaskOutcome) {
         self.next_pid += 1;
         let pid = 0x1000 + self.next_pid;
-        let outcome = self.injected.pop_front().unwrap_or(TaskOutcome::Ok);
+        let outcome = forced.unwrap_or_else(|| self.injected.pop_front().unwrap_or(TaskOutcome::Ok));
         let upid = format!("UPID:{node}:{pid:08X}:{:08X}:{epoch:08X}:{kind}:{id}:{user}:", pid * 7);
         let task = Task {
             node: node.into(),
@@ -56,6 +98,9 @@ impl Tasks {
             starttime: epoch,
             duration,
             outcome: outcome.clone(),
+            effects: effects.0,
+            on_error: effects.1,
+            settled: false,
         };
         self.by_upid.insert(upid.clone(), task);
         (upid, outcome)
@@ -70,6 +115,27 @@ impl Tasks {
         self.by_upid.get(upid)
     }
 
+    /// The changes of the tasks that ended since the last call, in the order they started.
+    pub fn finished(&mut self) -> Vec<Effect> {
+        let mut ended: Vec<&mut Task> = self.by_upid.values_mut().filter(|t| !t.settled && t.started.elapsed() >= t.duration).collect();
+        ended.sort_by_key(|t| t.pid);
+        let mut effects = Vec::new();
+        for task in ended {
+            task.settled = true;
+            match task.outcome {
+                TaskOutcome::Ok | TaskOutcome::Warnings(_) => effects.append(&mut task.effects),
+                TaskOutcome::Error(_) => effects.append(&mut task.on_error),
+                TaskOutcome::Crash(_) => {}
+            }
+        }
+        effects
+    }
+
+    /// Whether a task of this type for this id is running.
+    pub fn running(&self, kind: &str, id: &str) -> bool {
+        self.by_upid.values().any(|t| t.kind == kind && t.id == id && t.started.elapsed() < t.duration)
+    }
+
     /// Until when running tasks hold guest `id`'s config lock.
     pub fn busy_until(&self, id: &str) -> Option<Instant> {
         self.by_upid.values().filter(|t| t.id == id && t.started.elapsed() < t.duration).map(|t| t.started + t.duration).max()
@@ -81,7 +147,7 @@ impl Task {
         match &self.outcome {
             TaskOutcome::Ok => "OK".into(),
             TaskOutcome::Warnings(warnings) => format!("WARNINGS: {}", warnings.len()),
-            TaskOutcome::Error(message) => message.clone(),
+            TaskOutcome::Error(message) | TaskOutcome::Crash(message) => message.clone(),
         }
     }
 
@@ -106,7 +172,7 @@ impl Task {
         }
         if self.started.elapsed() >= self.duration {
             lines.push(match &self.outcome {
-                TaskOutcome::Error(message) => format!("TASK ERROR: {message}"),
+                TaskOutcome::Error(message) | TaskOutcome::Crash(message) => format!("TASK ERROR: {message}"),
                 TaskOutcome::Warnings(warnings) => format!("TASK WARNINGS: {}", warnings.len()),
                 TaskOutcome::Ok => "TASK OK".into(),
             });
