@@ -28,7 +28,16 @@ fn plan_for(
     observed: &Observed,
     domains: &BTreeSet<Domain>,
 ) -> phoenix_core::plan::Plan {
-    plan(&PlanInput { model, rendered, observed, domains, secret: &|_| None, store_dir: DEFAULT_STORE, host_trust_file: TRUSTED_ROOT_PATH })
+    plan(&PlanInput {
+        model,
+        rendered,
+        observed,
+        domains,
+        secret: &|_| None,
+        store_dir: DEFAULT_STORE,
+        host_trust_file: TRUSTED_ROOT_PATH,
+        boot_delays: true,
+    })
 }
 
 fn all() -> BTreeSet<Domain> {
@@ -55,6 +64,7 @@ fn the_first_plan_orders_references_rules_options_and_switches_the_firewall_on_l
         secret: &secret,
         store_dir: DEFAULT_STORE,
         host_trust_file: TRUSTED_ROOT_PATH,
+        boot_delays: true,
     });
     let cluster = plan.steps.iter().find(|s| s.id == "firewall:cluster:options").unwrap();
     let rule_steps = plan.steps.iter().filter(|s| s.id.ends_with(":rules")).count();

@@ -55,6 +55,7 @@ fn node(model: &Model, rendered: &Rendered, firewalls: BTreeMap<FwScope, FwFile>
             firewalls,
             nics,
             rule_digests,
+            ..PveObserved::default()
         }),
         ..Observed::default()
     }
@@ -166,6 +167,7 @@ fn conform(model: &Model, rendered: &Rendered, observed: &Observed) -> usize {
         secret: &|_| None,
         store_dir: DEFAULT_STORE,
         host_trust_file: TRUSTED_ROOT_PATH,
+        boot_delays: true,
     });
     let mut checked = 0;
     let mut refused = Vec::new();

@@ -96,6 +96,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         store_dir: "/nonexistent",
         host_trust_file: "/nonexistent",
         now: 0,
+        boot_delays: true,
     };
     sync_once("first sync", &input, latency_ms).await;
     // In the GUI, someone deletes the second rule of every guest and disables the first.
@@ -141,6 +142,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         secret: &|_| None,
         store_dir: "/nonexistent",
         host_trust_file: "/nonexistent",
+        boot_delays: true,
     });
     let planning = clock.elapsed();
     let files: BTreeSet<Domain> = [Domain::Dns, Domain::Gateway].into();
@@ -155,6 +157,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         secret: &|_| None,
         store_dir: "/nonexistent",
         host_trust_file: "/nonexistent",
+        boot_delays: true,
     });
     println!(
         "plan {plan_guests} guests' DNS and gateway files, none deployed: {:.3} s ({} steps)",
@@ -170,6 +173,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         secret: &|_| None,
         store_dir: "/nonexistent",
         host_trust_file: "/nonexistent",
+        boot_delays: true,
     });
     let bytes: usize = file_plan.steps.iter().map(|s| s.diff.len()).sum();
     println!(
@@ -204,6 +208,7 @@ async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::Portain
         secret: &|_| None,
         store_dir: input.store_dir,
         host_trust_file: input.host_trust_file,
+        boot_delays: true,
     });
     let calls: usize = plan.steps.iter().map(|s| s.calls).sum();
     let files = plan.steps.iter().filter(|s| matches!(s.action, phoenix_core::plan::Action::File { .. })).count();

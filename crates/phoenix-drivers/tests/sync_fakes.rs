@@ -205,6 +205,7 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
         store_dir: STORE,
         host_trust_file: TRUST_FILE,
         now: 0,
+        boot_delays: true,
     };
     let error = plan_sync(&input, &|_| None).await.unwrap_err();
     assert!(error.message.contains("401"), "{error}");

@@ -47,6 +47,7 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
         store_dir,
         host_trust_file: phoenix_model::paths::TRUSTED_ROOT_PATH,
         now,
+        boot_delays: true,
     };
     let cannot = |e: String| LabError(format!("cannot read what lab {name} has deployed: {e}"));
     let observed = observe(&input).await.map_err(|e| cannot(e.message))?;

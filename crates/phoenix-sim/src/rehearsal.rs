@@ -2,9 +2,32 @@
 //! accounts their files are owned by exist in their own `etc/passwd` and `etc/group`. The
 //! `phoenix-sim` binary, the bare lab and the test rigs prepare their folders with it.
 
+use crate::pve::storage::StorageCfg;
+use crate::pve::PveSim;
 use phoenix_core::render::Rendered;
 use phoenix_model::model::Model;
+use std::collections::BTreeMap;
 use std::path::Path;
+
+/// A node for a configuration with no guests on it: its storages as the configuration
+/// describes them (`zfs.datasets`), and `local` (`dir` at /var/lib/vz for ISOs, OS templates
+/// and backups), which a Proxmox VE installation creates.
+pub fn empty_node(model: &Model) -> PveSim {
+    let mut sim = PveSim::new(&model.host.node_name);
+    let mut local = BTreeMap::new();
+    local.insert("path".to_string(), "/var/lib/vz".to_string());
+    let content = ["iso", "vztmpl", "backup"].map(str::to_string).to_vec();
+    sim.add_storage(StorageCfg { id: "local".into(), kind: "dir".into(), content, options: local });
+    for storage in &model.host.storages {
+        let mut options = BTreeMap::new();
+        match &storage.path {
+            Some(path) => options.insert("path".to_string(), path.clone()),
+            None => options.insert("pool".to_string(), storage.id.replacen('-', "/", 1)),
+        };
+        sim.add_storage(StorageCfg { id: storage.id.clone(), kind: storage.kind.clone(), content: storage.content.clone(), options });
+    }
+    sim
+}
 
 /// Gives every guest folder under `root` (`guest-<vmid>`) the accounts its files are owned
 /// by, as a guest has them once its services are installed (see

@@ -22,8 +22,12 @@ use std::time::Duration;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum What {
-    /// Everything, in order: trust, dns, firewall, certs, gateway, portainer, stacks.
+    /// Everything, in order: guests, trust, dns, firewall, certs, gateway, portainer, stacks
+    /// (guests are started after their firewall is in place).
     All,
+    /// The guests: created (from a template, a cloud image or a clone) or converged, templates
+    /// converted, then started in boot order.
+    Guests,
     Trust,
     Dns,
     Firewall,
@@ -97,6 +101,10 @@ pub struct SyncArgs {
     /// or the lab) to finish before giving up; one sync applies to a target at a time.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     lock_wait: u64,
+    /// Start guests in boot order without waiting each one's boot_delay (Proxmox VE still
+    /// waits it when the node boots).
+    #[arg(long)]
+    no_boot_delay: bool,
     /// Steps running at once.
     #[arg(long, default_value_t = 512)]
     parallel: usize,
@@ -115,6 +123,7 @@ pub struct SyncArgs {
 fn domains(what: What) -> BTreeSet<Domain> {
     match what {
         What::All => Domain::ALL.into_iter().collect(),
+        What::Guests => [Domain::Guests].into(),
         What::Trust => [Domain::Trust].into(),
         What::Dns => [Domain::Dns].into(),
         What::Firewall => [Domain::Firewall].into(),
@@ -339,6 +348,7 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         store_dir: &args.certs,
         host_trust_file: &args.trust_file,
         now,
+        boot_delays: !args.no_boot_delay,
     };
     let plan = runtime
         .block_on(plan_sync(&input, &resolve_secret))

@@ -7,6 +7,7 @@
 //! the caller passes in.
 
 pub mod files;
+pub mod guests;
 pub mod portainer;
 pub mod pve;
 
@@ -23,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Domain {
+    Guests,
     Trust,
     Dns,
     Firewall,
@@ -33,8 +35,8 @@ pub enum Domain {
 }
 
 impl Domain {
-    pub const ALL: [Domain; 7] =
-        [Domain::Trust, Domain::Dns, Domain::Firewall, Domain::Certs, Domain::Gateway, Domain::Portainer, Domain::Stacks];
+    pub const ALL: [Domain; 8] =
+        [Domain::Guests, Domain::Trust, Domain::Dns, Domain::Firewall, Domain::Certs, Domain::Gateway, Domain::Portainer, Domain::Stacks];
 }
 
 /// What the drivers found. Absent parts (`None`) were not observed (the domain was not asked for).
@@ -77,6 +79,12 @@ pub struct PveObserved {
     /// The digest of each non-empty rule list, by its API path (`{base}/rules`,
     /// `/cluster/firewall/groups/{group}`), as observed.
     pub rule_digests: BTreeMap<String, String>,
+    /// The described guests that exist, in detail (observed for the guests domain).
+    pub guest_states: BTreeMap<GuestId, guests::GuestState>,
+    /// The node's storages (observed for the guests domain).
+    pub storages: BTreeMap<String, guests::StorageState>,
+    /// The files on the storages that hold OS templates and images to import (volids).
+    pub volumes: BTreeSet<String>,
 }
 
 /// What a step does.
@@ -207,12 +215,19 @@ pub struct PlanInput<'a> {
     /// step write.
     pub store_dir: &'a str,
     pub host_trust_file: &'a str,
+    /// Wait each guest's `boot_delay` after starting it (off: start in order without waiting).
+    pub boot_delays: bool,
 }
 
 /// The plan: every difference between the described and the observed system, as steps.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut steps = Vec::new();
     let wants = |d: Domain| input.domains.contains(&d);
+    let guest_plan = match (&input.observed.pve, wants(Domain::Guests)) {
+        (Some(pve), true) => guests::steps(input.model, input.rendered, pve),
+        _ => guests::GuestPlan::default(),
+    };
+    steps.append(&mut guest_plan.steps.clone());
     if wants(Domain::Trust) {
         steps.extend(trust_step(input));
     }
@@ -221,8 +236,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
     if wants(Domain::Firewall) {
         if let Some(pve) = &input.observed.pve {
-            steps.extend(firewall_steps(input.model, input.rendered, pve));
+            steps.extend(firewall_steps(input.model, input.rendered, pve, &guest_plan));
         }
+    }
+    if let (Some(pve), true) = (&input.observed.pve, wants(Domain::Guests)) {
+        let starts = guests::start_steps(input.model, pve, &guest_plan, &steps, input.boot_delays);
+        steps.extend(starts);
     }
     if wants(Domain::Certs) {
         let after = present(&steps, &["dns"]);
@@ -250,7 +269,33 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             ));
         }
     }
+    wait_for_started_guests(&mut steps);
     Plan { schema_version: 1, steps }
+}
+
+/// A file written into a guest, and a Portainer step, wait for the guests they need to run:
+/// the file's guest, and every guest phoenix starts (Portainer's server and agents run there).
+fn wait_for_started_guests(steps: &mut [Step]) {
+    let starts: Vec<String> =
+        steps.iter().filter(|s| s.id.starts_with("guest:") && s.id.ends_with(":start")).map(|s| s.id.clone()).collect();
+    if starts.is_empty() {
+        return;
+    }
+    for step in steps.iter_mut() {
+        let needed: Vec<String> = match &step.action {
+            Action::File { file } => match file.target {
+                crate::deploy::Machine::Guest(id) => vec![format!("guest:{id}:start")],
+                crate::deploy::Machine::Host => Vec::new(),
+            },
+            Action::Portainer { .. } => starts.clone(),
+            _ => Vec::new(),
+        };
+        for id in needed.into_iter().filter(|id| starts.contains(id)) {
+            if !step.after.contains(&id) {
+                step.after.push(id);
+            }
+        }
+    }
 }
 
 /// The ids among `wanted` that are steps of the plan so far.
@@ -403,16 +448,16 @@ fn requests_step(
 /// then rules and the references no longer used, then options; the cluster's options (which
 /// can switch the whole firewall on) wait for every scope's rules; a NIC's firewall flag
 /// waits for its guest's rules and options.
-fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<Step> {
+fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_plan: &guests::GuestPlan) -> Vec<Step> {
     let mut scopes = vec![
         (FwScope::Cluster, phoenix_model::paths::CLUSTER_FW.to_string()),
         (FwScope::Host, phoenix_model::paths::host_fw(&model.host.node_name)),
     ];
     let mut missing = Vec::new();
     for guest in model.guests.values() {
-        if pve.guests.get(&guest.id) == Some(&guest.kind) {
+        if pve.guests.get(&guest.id) == Some(&guest.kind) || guest_plan.created.contains(&guest.id) {
             scopes.push((FwScope::Guest(guest.id, guest.kind), phoenix_model::paths::guest_fw(guest.id)));
-        } else {
+        } else if !guest_plan.handled.contains(&guest.id) {
             missing.push(guest.id);
         }
     }
@@ -427,6 +472,15 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<
         cluster_refs |= matches!(scope, FwScope::Cluster) && found.steps.iter().any(|s| s.id.ends_with(":refs"));
         rule_steps.extend(found.rules);
         steps.extend(found.steps);
+    }
+    // A guest created in this run: its firewall after it exists, its net0 created as rendered.
+    steps.retain(|s| !s.id.strip_prefix("nic:").and_then(|id| id.parse().ok()).is_some_and(|id: GuestId| guest_plan.created.contains(&id)));
+    for step in steps.iter_mut() {
+        let guest =
+            step.id.strip_prefix("firewall:guest:").and_then(|rest| rest.split(':').next()).and_then(|id| id.parse::<GuestId>().ok());
+        if let Some(ready) = guest.filter(|id| guest_plan.created.contains(id)).and_then(|id| guest_plan.ready.get(&id)) {
+            step.after.push(ready.clone());
+        }
     }
     // The cluster options (enable, policies) go last: switching the firewall on before the
     // rules are in place would cut guests off.

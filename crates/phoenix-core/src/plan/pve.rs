@@ -41,6 +41,33 @@ pub struct ApiRequest {
     /// A positional edit of a rule list: the digest that goes with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guard: Option<Guard>,
+    /// What to wait for once the request (and its task) succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<Then>,
+}
+
+/// A wait after a request, bounded in time: for a change Proxmox VE makes in a worker whose
+/// task it does not hand out (an LXC template conversion), for a VM's guest agent, or the
+/// guest's boot delay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "wait", rename_all = "kebab-case")]
+pub enum Then {
+    /// Until `GET path` shows `key: value` (at most `seconds`).
+    Config { path: String, key: String, value: String, seconds: u64 },
+    /// Until `POST path` (the agent's ping) answers (at most `seconds`).
+    Agent { path: String, seconds: u64 },
+    /// `seconds` (the guest's `boot_delay` before the next guest starts).
+    Pause { seconds: u64 },
+}
+
+impl std::fmt::Display for Then {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Then::Config { key, value, seconds, .. } => write!(f, "wait until its config has {key}: {value} (at most {seconds} s)"),
+            Then::Agent { seconds, .. } => write!(f, "wait for the guest agent (at most {seconds} s)"),
+            Then::Pause { seconds } => write!(f, "wait {seconds} s (boot_delay)"),
+        }
+    }
 }
 
 /// Where a positional edit's `digest` comes from.
@@ -60,7 +87,13 @@ pub enum Guard {
 
 impl ApiRequest {
     pub fn new(method: Method, path: impl Into<String>, params: Vec<(String, String)>) -> ApiRequest {
-        ApiRequest { method, path: path.into(), params, guard: None }
+        ApiRequest { method, path: path.into(), params, guard: None, then: None }
+    }
+
+    /// The request, then a wait.
+    pub fn then(mut self, then: Then) -> ApiRequest {
+        self.then = Some(then);
+        self
     }
 
     fn guarded(mut self, guard: Guard) -> ApiRequest {
@@ -72,7 +105,7 @@ impl ApiRequest {
     /// task whose status is read at least once.
     pub fn calls(&self) -> usize {
         let task = self.method == Method::Post && self.path.contains("/qemu/") && self.path.ends_with("/config");
-        1 + usize::from(matches!(self.guard, Some(Guard::Reread { .. }))) + usize::from(task)
+        1 + usize::from(matches!(self.guard, Some(Guard::Reread { .. }))) + usize::from(task) + usize::from(self.then.is_some())
     }
 }
 
@@ -83,8 +116,12 @@ impl std::fmt::Display for ApiRequest {
             write!(f, " {key}={value}")?;
         }
         match &self.guard {
-            Some(Guard::Observed { digest }) => write!(f, " digest={digest}"),
-            Some(Guard::Reread { .. }) => write!(f, " digest=(re-read)"),
+            Some(Guard::Observed { digest }) => write!(f, " digest={digest}")?,
+            Some(Guard::Reread { .. }) => write!(f, " digest=(re-read)")?,
+            None => {}
+        }
+        match &self.then {
+            Some(then) => write!(f, ", then {then}"),
             None => Ok(()),
         }
     }

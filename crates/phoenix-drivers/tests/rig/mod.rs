@@ -108,6 +108,7 @@ impl Rig {
             store_dir: STORE,
             host_trust_file: TRUST_FILE,
             now: 1_800_000_000,
+            boot_delays: true,
         };
         let secret = |_: &SecretRef| Some("test-secret-value".to_string());
         plan_sync(&input, &secret).await

@@ -346,5 +346,6 @@ pub async fn plan_sync<P: PveApi, Q: PortainerApi, T: Target>(
         secret,
         store_dir: input.store_dir,
         host_trust_file: input.host_trust_file,
+        boot_delays: input.boot_delays,
     }))
 }

@@ -10,6 +10,7 @@ use phoenix_core::certificates::renewal::{self, Due};
 use phoenix_core::deploy::Machine;
 use phoenix_core::deploy::Place;
 use phoenix_core::plan::files::file_domain;
+use phoenix_core::plan::guests::{GuestState, StorageState};
 use phoenix_core::plan::pve::{self, ApiRequest, FwScope, Method};
 use phoenix_core::plan::{CertCopies, Domain, Observed, PveObserved};
 use phoenix_core::pve_fw::{FwFile, FwGroup};
@@ -72,6 +73,73 @@ async fn firewall(api: &impl PveApi, scope: FwScope, node: &str) -> Result<Scope
         }
     }
     Ok((file, digests))
+}
+
+/// A value of the API as text (numbers as Perl prints them).
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A described guest in detail: its config, run state and snapshots.
+async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind) -> Result<GuestState, DriverError> {
+    let base = format!("/nodes/{node}/{}/{id}", pve::guest_segment(kind));
+    let (config, status, snapshots) = futures_util::try_join!(
+        get(api, format!("{base}/config")),
+        get(api, format!("{base}/status/current")),
+        get(api, format!("{base}/snapshot"))
+    )?;
+    let config = config.as_object().map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), text(v)?))).collect()).unwrap_or_default();
+    let snapshots = snapshots
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("name").and_then(Value::as_str))
+        .filter(|n| *n != "current")
+        .map(str::to_string)
+        .collect();
+    Ok(GuestState {
+        kind: Some(kind),
+        status: status.get("status").and_then(Value::as_str).unwrap_or("unknown").to_string(),
+        config,
+        snapshots,
+        uptime: status.get("uptime").and_then(Value::as_u64).unwrap_or(0),
+    })
+}
+
+/// The node's storages, and the files on those holding OS templates and images to import.
+async fn storages(api: &impl PveApi, node: &str, observed: &mut PveObserved) -> Result<(), DriverError> {
+    let list = get(api, format!("/nodes/{node}/storage")).await?;
+    for item in list.as_array().into_iter().flatten() {
+        let Some(id) = item.get("storage").and_then(Value::as_str) else { continue };
+        let content: Vec<String> = item.get("content").and_then(Value::as_str).unwrap_or_default().split(',').map(str::to_string).collect();
+        let state = StorageState { avail: item.get("avail").and_then(Value::as_u64).unwrap_or(0), content };
+        if state.holds("vztmpl") || state.holds("import") {
+            for volume in get(api, format!("/nodes/{node}/storage/{id}/content")).await?.as_array().into_iter().flatten() {
+                if let Some(volid) = volume.get("volid").and_then(Value::as_str) {
+                    observed.volumes.insert(volid.to_string());
+                }
+            }
+        }
+        observed.storages.insert(id.to_string(), state);
+    }
+    Ok(())
+}
+
+/// What the guests domain needs: each described guest in detail, the storages and their files.
+pub async fn guests(api: &impl PveApi, model: &Model, node: &str, observed: &mut PveObserved) -> Result<(), DriverError> {
+    let present: Vec<(GuestId, GuestKind)> =
+        observed.guests.iter().filter(|(id, _)| model.guests.contains_key(id)).map(|(id, kind)| (*id, *kind)).collect();
+    let states: Vec<(GuestId, GuestState)> =
+        stream::iter(present.into_iter().map(|(id, kind)| async move { guest_state(api, node, id, kind).await.map(|s| (id, s)) }))
+            .buffer_unordered(CONCURRENT_READS)
+            .try_collect()
+            .await?;
+    observed.guest_states = states.into_iter().collect();
+    storages(api, node, observed).await
 }
 
 pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
@@ -210,13 +278,20 @@ pub struct ObserveInput<'a, P, Q, T> {
     pub store_dir: &'a str,
     pub host_trust_file: &'a str,
     pub now: u64,
+    /// Plan each guest's boot delay after its start.
+    pub boot_delays: bool,
 }
 
 pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput<'_, P, Q, T>) -> Result<Observed, DriverError> {
     let wants = |d: Domain| input.domains.contains(&d);
     let mut observed = Observed::default();
-    if wants(Domain::Firewall) {
-        observed.pve = Some(pve(input.pve, input.model, input.node).await.map_err(|e| DriverError::new(format!("Proxmox VE: {e}")))?);
+    if wants(Domain::Firewall) || wants(Domain::Guests) {
+        let proxmox = |e: DriverError| DriverError::new(format!("Proxmox VE: {e}"));
+        let mut found = pve(input.pve, input.model, input.node).await.map_err(proxmox)?;
+        if wants(Domain::Guests) {
+            guests(input.pve, input.model, input.node, &mut found).await.map_err(proxmox)?;
+        }
+        observed.pve = Some(found);
     }
     observed.files = files(input.model, input.rendered, input.domains, input.target).await?;
     if wants(Domain::Certs) {

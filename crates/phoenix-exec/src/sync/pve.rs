@@ -2,11 +2,14 @@
 //! the list's digest: the observed one, or the one of a re-read made just before it, which must
 //! show exactly what phoenix's own earlier writes left; when the list changed under phoenix
 //! (someone edited it in the GUI), the step stops before editing a rule it did not plan for.
-//! A task that ends `WARNINGS: n` is a success whose warnings are reported.
+//! A task that ends `WARNINGS: n` is a success whose warnings are reported. A request's wait
+//! (`Then`) polls until the config shows the change, the guest agent answers, or the pause has
+//! passed, bounded by its seconds.
 
 use super::StepOutcome;
 use crate::traits::PveApi;
-use phoenix_core::plan::pve::{self, ApiRequest, Guard, Method};
+use phoenix_core::plan::pve::{self, ApiRequest, Guard, Method, Then};
+use std::time::{Duration, Instant};
 
 /// What pve-firewall's `assert_if_modified` and qemu-server's digest check answer.
 const MODIFIED: &[&str] = &["detected modified configuration", "checksum mismatch"];
@@ -49,7 +52,14 @@ pub async fn run(api: &impl PveApi, requests: &[ApiRequest]) -> StepOutcome {
             Err(outcome) => return outcome,
         };
         match api.call(&sent).await {
-            Ok(reply) => warnings.extend(reply.warnings),
+            Ok(reply) => {
+                warnings.extend(reply.warnings);
+                if let Some(then) = &request.then {
+                    if let Err(message) = wait(api, then).await {
+                        return StepOutcome::Failed { message: format!("{request}: {message}") };
+                    }
+                }
+            }
             Err(error) if MODIFIED.iter().any(|m| error.message.contains(m)) => {
                 let list = request.path.rsplit_once('/').map_or(request.path.as_str(), |(list, _)| list);
                 return conflict(list, "Proxmox VE refused the digest phoenix planned with");
@@ -62,4 +72,37 @@ pub async fn run(api: &impl PveApi, requests: &[ApiRequest]) -> StepOutcome {
         }
     }
     StepOutcome::Done { note: (!warnings.is_empty()).then(|| format!("with warnings: {}", warnings.join("; "))) }
+}
+
+/// Waits as `then` says, polling with a growing interval (50 ms to 2 s), at most its seconds.
+async fn wait(api: &impl PveApi, then: &Then) -> Result<(), String> {
+    let (check, seconds) = match then {
+        Then::Pause { seconds } => {
+            tokio::time::sleep(Duration::from_secs(*seconds)).await;
+            return Ok(());
+        }
+        Then::Config { path, seconds, .. } => (ApiRequest::new(Method::Get, path.clone(), Vec::new()), *seconds),
+        Then::Agent { path, seconds } => (ApiRequest::new(Method::Post, path.clone(), Vec::new()), *seconds),
+    };
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut delay = Duration::from_millis(50);
+    let mut last: String;
+    loop {
+        match (api.call(&check).await, then) {
+            (Ok(reply), Then::Config { key, value, .. }) => {
+                let found = reply.data.get(key).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+                if found.as_deref() == Some(value.as_str()) {
+                    return Ok(());
+                }
+                last = format!("its config has {key}: {}", found.unwrap_or_else(|| "(none)".into()));
+            }
+            (Ok(_), _) => return Ok(()),
+            (Err(error), _) => last = error.message,
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("gave up after {seconds} s waiting: {last}"));
+        }
+        tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
 }

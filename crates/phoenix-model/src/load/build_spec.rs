@@ -174,9 +174,11 @@ fn gpus(at: &At<'_>, text: Option<&str>, ctx: &mut Ctx<'_>) -> Vec<Located<u32>>
 }
 
 /// Clones start from their source's `template_snapshot_name`.
+/// A template has no snapshots (pve-container and qemu-server refuse to convert a guest that
+/// has some, and to snapshot a template), so a template is cloned as it is.
 pub(super) fn resolve_clone_snapshots(model: &mut Model) {
     let snapshots: std::collections::BTreeMap<GuestId, Option<String>> =
-        model.guests.values().map(|g| (g.id, g.template_snapshot.clone())).collect();
+        model.guests.values().map(|g| (g.id, g.template_snapshot.clone().filter(|_| !g.is_template))).collect();
     for guest in model.guests.values_mut() {
         if let Origin::Clone { from, snapshot } = &mut guest.spec.origin {
             *snapshot = snapshots.get(&from.value).cloned().flatten();

@@ -212,6 +212,8 @@ fn build(config_dir: &Path, docs: &Docs, ctx: &mut Ctx<'_>) -> Model {
     build_guests::build_vms(&mut model, &docs.vm, ctx);
     build_spec::resolve_clone_snapshots(&mut model);
     build_spec::storages(&mut model, hypervisor.zfs.as_ref(), &docs.hypervisor);
+    model.host.ubuntu_release =
+        hypervisor.vm_defaults.as_ref().and_then(|d| d.get("ubuntu_release")).and_then(|r| r.as_str()).map(str::to_string);
     build_stacks::build(&mut model, &docs.stacks, ctx);
     if let Some(manifest) = &docs.manifest {
         build_stacks::build_manifest(&mut model, manifest, ctx);

@@ -198,6 +198,9 @@ pub struct Host {
     pub subnet: Option<Located<Ipv4Net>>,
     /// The node's storages (from `zfs.datasets`), by id.
     pub storages: Vec<Storage>,
+    /// `vm_defaults.ubuntu_release` of the hypervisor file: where cloud images are downloaded
+    /// from (`https://cloud-images.ubuntu.com/<release>/current/<template_image>`).
+    pub ubuntu_release: Option<String>,
 }
 
 impl Model {

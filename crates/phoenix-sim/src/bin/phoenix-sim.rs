@@ -4,12 +4,14 @@
 //! throw-away CA, writes the connection settings as shell variables to `<root>/sim.env`, and
 //! serves until its standard input closes.
 //!
-//! Usage: phoenix-sim --config DIR --root DIR
+//! With `--empty` the node has no guests yet (its storages as the configuration describes
+//! them), for a sync that creates them.
+//!
+//! Usage: phoenix-sim --config DIR --root DIR [--empty]
 
 use phoenix_model::model::GuestKind as ModelKind;
 use phoenix_sim::portainer::FakePortainer;
 use phoenix_sim::pve::guest::GuestKind;
-use phoenix_sim::pve::PveSim;
 use phoenix_sim::pve_server::SimPve;
 use std::path::{Path, PathBuf};
 
@@ -48,8 +50,9 @@ async fn main() {
     let config = std::path::absolute(&config).unwrap_or(config);
     let checked = phoenix_model::check(&config, &Disk);
     let Some(model) = checked.model else { fail(format!("{} does not load", config.display())) };
-    let mut sim = PveSim::new(&model.host.node_name);
-    for guest in model.guests.values() {
+    let empty = std::env::args().any(|a| a == "--empty");
+    let mut sim = phoenix_sim::rehearsal::empty_node(&model);
+    for guest in model.guests.values().filter(|_| !empty) {
         let kind = if guest.kind == ModelKind::Lxc { GuestKind::Lxc } else { GuestKind::Qemu };
         let net0 = match kind {
             GuestKind::Lxc => "name=eth0,bridge=vmbr0",

@@ -114,7 +114,92 @@ pub fn check(name: &str, text: &str) -> Checked {
                 format!("invalid icmp-type value '{text}'")
             })
         }
+        // pve-common JSONSchema.pm pve_verify_dns_name.
+        "dns-name" => refuse_unless(dns_name(text), || "value does not look like a valid DNS name".into()),
+        // pve-storage PVE/Storage.pm: `/^[a-z][a-z0-9\-\_\.]*[a-z0-9]$/i`.
+        "pve-storage-id" => refuse_unless(storage_id(text), || format!("storage ID '{text}' contains illegal characters")),
+        // pve-storage `verify_content`.
+        "pve-storage-content" => {
+            refuse_unless(["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"].contains(&text), || {
+                format!("invalid content type '{text}'")
+            })
+        }
+        // pve-common pve_verify_startup_order (parse_startup: order, up, down; numbers).
+        "pve-startup-order" => refuse_unless(startup_order(text), || "unable to parse startup options".into()),
+        // pve-common pve_verify_address (each item an IP).
+        "address" => {
+            refuse_unless(text.parse::<std::net::IpAddr>().is_ok(), || format!("value does not look like a valid address: {text}"))
+        }
+        // pve-container: an IP, a link-local one with its `%iface`.
+        "lxc-ip-with-ll-iface" => refuse_unless(text.split('%').next().is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok()), || {
+            format!("value does not look like a valid IP address: {text}")
+        }),
+        // pve-common pve_verify_urlencoded.
+        "urlencoded" => refuse_unless(text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-%_.!~*'()".contains(&b)), || {
+            format!("invalid urlencoded string: {text}")
+        }),
+        // qemu-server `pve-qm-boot`: `order=dev[;dev...]` or `legacy=[acdn]{1,4}`.
+        "pve-qm-boot" => refuse_unless(qm_boot(text), || "invalid boot order".into()),
+        // pve-container LXC/Config.pm verify_lxc_mp_string: no `.`/`..` path components.
+        "pve-lxc-mp-string" => {
+            refuse_unless(!text.split('/').any(|c| c == "." || c == ".."), || format!("{text} contains illegal character sequences"))
+        }
+        // pve-storage `parse_volume_id` (`storage:name`), or what qemu-server also takes.
+        "pve-volume-id" => refuse_unless(volume_id(text), || format!("unable to parse volume ID '{text}'")),
+        "pve-volume-id-or-qm-path" => refuse_unless(volume_id(text) || text.starts_with('/') || matches!(text, "none" | "cdrom"), || {
+            format!("unable to parse volume ID '{text}'")
+        }),
+        "pve-volume-id-or-absolute-path" => {
+            refuse_unless(volume_id(text) || text.starts_with('/'), || format!("unable to parse volume ID '{text}'"))
+        }
+        // qemu-server `pve-qm-ipconfig`: ip (CIDR or dhcp), gw, ip6, gw6.
+        "pve-qm-ipconfig" => refuse_unless(qm_ipconfig(text), || "invalid format - ipconfig".into()),
         _ => return Checked::Unknown,
+    })
+}
+
+fn volume_id(text: &str) -> bool {
+    text.split_once(':').is_some_and(|(storage, name)| storage_id(storage) && !name.is_empty())
+}
+
+fn qm_ipconfig(text: &str) -> bool {
+    text.split(',').all(|part| match part.split_once('=') {
+        Some(("ip", ip)) => ip == "dhcp" || cidr_v4(ip, 0),
+        Some(("gw", gw)) => gw.parse::<Ipv4Addr>().is_ok(),
+        Some(("ip6", ip)) => matches!(ip, "dhcp" | "auto") || cidr_v6(ip, 0),
+        Some(("gw6", gw)) => gw.parse::<Ipv6Addr>().is_ok(),
+        _ => false,
+    })
+}
+
+fn dns_name(text: &str) -> bool {
+    let label =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-') && !l.ends_with('-');
+    text.split('.').all(label)
+}
+
+fn storage_id(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 2
+        && bytes[0].is_ascii_alphabetic()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+}
+
+fn startup_order(text: &str) -> bool {
+    text.split(',').filter(|p| !p.is_empty()).all(|part| match part.split_once('=') {
+        Some(("order" | "up" | "down", value)) => value.parse::<u32>().is_ok(),
+        None => part.parse::<u32>().is_ok(),
+        _ => false,
+    })
+}
+
+fn qm_boot(text: &str) -> bool {
+    text.split(',').all(|part| match part.split_once('=') {
+        Some(("order", devices)) => devices.split(';').all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric())),
+        Some(("legacy", letters)) => (1..=4).contains(&letters.len()) && letters.bytes().all(|b| b"acdn".contains(&b)),
+        None => (1..=4).contains(&part.len()) && part.bytes().all(|b| b"acdn".contains(&b)),
+        _ => false,
     })
 }
 
@@ -133,6 +218,9 @@ mod tests {
         assert!(ok("mac-addr", "BC:24:11:00:00:01") && !ok("mac-addr", "01:00:00:00:00:00"), "multicast is refused");
         assert!(ok("pve-fw-addr-spec", "10.0.0.0/24") && !ok("pve-fw-addr-spec", "10.0.0.1/24"));
         assert!(ok("pve-ipv4-config", "10.0.0.5/24") && ok("pve-ipv4-config", "dhcp") && !ok("pve-ipv4-config", "10.0.0.5"));
-        assert!(matches!(check("pve-storage-id", "local"), Checked::Unknown));
+        assert!(ok("pve-storage-id", "quickOS-lxc-disks") && !ok("pve-storage-id", "1local") && !ok("pve-storage-id", "a/b"));
+        assert!(ok("dns-name", "nginx-gateway") && !ok("dns-name", "-x") && !ok("dns-name", "a_b"));
+        assert!(ok("pve-startup-order", "order=3,up=5") && !ok("pve-startup-order", "order=x"));
+        assert!(matches!(check("pve-no-such-format", "x"), Checked::Unknown));
     }
 }

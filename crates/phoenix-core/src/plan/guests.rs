@@ -1,0 +1,676 @@
+//! The guests domain of `phoenix sync`, first in its order: each described guest that does not
+//! exist is created (from an OS template or a cloud image, downloaded to its storage first when
+//! missing, or cloned from its source), one that exists is converged (the config keys phoenix
+//! owns, its disk resized up, never down), templates are converted once set up, and guests are
+//! started in boot order (guests of one `boot_order` together, each group after the one
+//! before, and after the guests they depend on), a VM then waited for until its agent answers.
+//! Nothing outside the configuration is touched, and a key phoenix does not own is left as
+//! it is. Pure: the observation is data.
+//!
+//! What the requests rely on (pve-container `API2/LXC.pm`, qemu-server `API2/Qemu.pm`; see
+//! phoenix-sim's `pve::lifecycle`): a create writes `lock: create` until its task ends, an LXC
+//! clone locks its source (`lock: disk`) for the whole clone, so clones of one source run one
+//! after another (the step's lock is the source's) and other guests' steps go on in parallel,
+//! limited per node; a template has no snapshots, so it is cloned as it is (a linked clone of
+//! a container, a full clone of a VM), another source at its `template_snapshot_name`; an LXC
+//! resize to the current size is refused ("disk is already at specified size"), so a disk is
+//! resized only when it must grow; LXC template conversion runs in a worker whose task is not
+//! handed out, so the step waits until the config says `template: 1`.
+
+use super::pve::{guest_segment, ApiRequest, Method, Then};
+use super::{Action, Domain, PveObserved, Step};
+use crate::render::Rendered;
+use phoenix_model::model::{Guest, GuestId, GuestKind, Model, MountSource, Origin};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A described guest as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestState {
+    pub kind: Option<GuestKind>,
+    /// `running` or `stopped`.
+    pub status: String,
+    /// Its config, values as text.
+    pub config: BTreeMap<String, String>,
+    pub snapshots: BTreeSet<String>,
+    pub uptime: u64,
+}
+
+impl GuestState {
+    pub fn running(&self) -> bool {
+        self.status == "running"
+    }
+
+    pub fn lock(&self) -> Option<&str> {
+        self.config.get("lock").map(String::as_str)
+    }
+
+    pub fn is_template(&self) -> bool {
+        self.config.get("template").is_some_and(|t| t == "1")
+    }
+
+    /// The size in bytes of a disk (`rootfs`, `scsi0`), from its `size=`.
+    pub fn disk_bytes(&self, key: &str) -> Option<u64> {
+        self.config.get(key)?.split(',').find_map(|p| p.strip_prefix("size=")).and_then(parse_size)
+    }
+}
+
+/// A storage as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageState {
+    pub content: Vec<String>,
+    pub avail: u64,
+}
+
+impl StorageState {
+    pub fn holds(&self, content: &str) -> bool {
+        self.content.iter().any(|c| c == content)
+    }
+}
+
+const GIB: u64 = 1 << 30;
+
+/// `8G`, `512M`, bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len()));
+    let value: f64 = number.parse().ok()?;
+    let scale: u64 = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => GIB,
+        "T" => 1 << 40,
+        _ => return None,
+    };
+    Some((value * scale as f64) as u64)
+}
+
+/// The guests domain's steps, and what the later domains need of them.
+#[derive(Debug, Default)]
+pub struct GuestPlan {
+    pub steps: Vec<Step>,
+    /// Guests this plan creates.
+    pub created: BTreeSet<GuestId>,
+    /// Per guest, the step after which it is as described (created or converged).
+    pub ready: BTreeMap<GuestId, String>,
+    /// Guests the domain planned for (created, converged or blocked).
+    pub handled: BTreeSet<GuestId>,
+}
+
+struct Context<'a> {
+    model: &'a Model,
+    pve: &'a PveObserved,
+    /// Each guest's rendered `net0`.
+    nics: BTreeMap<GuestId, &'a str>,
+}
+
+impl Context<'_> {
+    fn node(&self) -> &str {
+        &self.pve.node
+    }
+
+    fn base(&self, kind: GuestKind) -> String {
+        format!("/nodes/{}/{}", self.node(), guest_segment(kind))
+    }
+}
+
+fn pair(key: &str, value: impl Into<String>) -> (String, String) {
+    (key.to_string(), value.into())
+}
+
+/// The config keys phoenix owns for a guest (besides `net0`, compared as a property string),
+/// and the value Proxmox VE assumes when a key is absent.
+fn owned_keys(guest: &Guest) -> Vec<(&'static str, String, &'static str)> {
+    let spec = &guest.spec;
+    let mut keys: Vec<(&'static str, String, &'static str)> = Vec::new();
+    let name_key = if guest.kind == GuestKind::Lxc { "hostname" } else { "name" };
+    keys.push((name_key, guest.name.clone(), ""));
+    if let Some(memory) = &spec.memory_mb {
+        keys.push(("memory", memory.value.to_string(), "512"));
+    }
+    if let (Some(swap), GuestKind::Lxc) = (&spec.swap_mb, guest.kind) {
+        keys.push(("swap", swap.value.to_string(), "512"));
+    }
+    if let Some(cores) = &spec.cores {
+        keys.push(("cores", cores.value.to_string(), ""));
+    }
+    if !guest.nic.nameservers.is_empty() {
+        let servers: Vec<String> = guest.nic.nameservers.iter().map(|n| n.value.to_string()).collect();
+        keys.push(("nameserver", servers.join(" "), ""));
+    }
+    keys.push(("onboot", if guest.boot.start_at_boot { "1" } else { "0" }.into(), "0"));
+    if guest.boot.order.is_some() || guest.boot.delay.is_some() {
+        let mut startup = Vec::new();
+        if let Some(order) = guest.boot.order {
+            startup.push(format!("order={order}"));
+        }
+        if let Some(delay) = guest.boot.delay {
+            startup.push(format!("up={delay}"));
+        }
+        keys.push(("startup", startup.join(","), ""));
+    }
+    match guest.kind {
+        GuestKind::Lxc => {
+            let nesting: Vec<String> = spec.features.iter().filter(|f| f.value.starts_with("nesting=")).map(|f| f.value.clone()).collect();
+            if !nesting.is_empty() {
+                keys.push(("features", nesting.join(","), ""));
+            }
+        }
+        GuestKind::Vm => {
+            keys.push(("agent", "1".into(), "0"));
+            if let Some(user) = &spec.cloud_init.user {
+                keys.push(("ciuser", user.clone(), ""));
+            }
+            if !spec.cloud_init.ssh_keys.is_empty() {
+                keys.push(("sshkeys", percent_encode(&spec.cloud_init.ssh_keys.join("\n")), ""));
+            }
+            if let Some(domain) = &spec.cloud_init.search_domain {
+                keys.push(("searchdomain", domain.clone(), ""));
+            }
+            let ip = match (&guest.nic.address, guest.nic.dhcp) {
+                (Some(address), _) => Some(match &guest.nic.gateway {
+                    Some(gw) => format!("ip={},gw={}", address.value, gw.value),
+                    None => format!("ip={}", address.value),
+                }),
+                (None, true) => Some("ip=dhcp".to_string()),
+                _ => None,
+            };
+            if let Some(ip) = ip {
+                keys.push(("ipconfig0", ip, ""));
+            }
+        }
+    }
+    keys
+}
+
+/// qemu-server stores `sshkeys` URL-encoded, as the API takes them.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// Settings phoenix does not apply through the API, since Proxmox VE lets only `root@pam` make
+/// them (raw `lxc.*` lines, bind mounts, features other than `nesting`, GPU device entries).
+fn root_only(guest: &Guest) -> Vec<String> {
+    let spec = &guest.spec;
+    let mut found: Vec<String> = spec.raw_lxc.iter().map(|l| format!("lxc option {}", l.value)).collect();
+    found.extend(spec.features.iter().filter(|f| !f.value.starts_with("nesting=")).map(|f| format!("feature {}", f.value)));
+    found
+        .extend(spec.mounts.iter().filter(|m| matches!(m.source, MountSource::Bind(_))).map(|m| format!("bind mount at {}", m.path.value)));
+    found.extend(spec.gpus.iter().map(|g| format!("GPU {}", g.value)));
+    found
+}
+
+fn step(
+    id: String,
+    title: String,
+    reason: String,
+    requests: Vec<ApiRequest>,
+    after: Vec<String>,
+    lock: Option<String>,
+    node: Option<String>,
+) -> Step {
+    let diff = requests.iter().map(|r| format!("{r}\n")).collect();
+    let calls = requests.iter().map(ApiRequest::calls).sum::<usize>().max(1);
+    Step { id, domain: Domain::Guests, title, reason, diff, action: Action::Pve { requests }, after, lock, node, calls }
+}
+
+/// The OS template's volume id: `storage:vztmpl/file` as written, or a path below a storage's
+/// `template/cache/` (how the original names it) as that storage's volume.
+fn template_volid(model: &Model, template: &str) -> Option<String> {
+    if !template.starts_with('/') && template.contains(":vztmpl/") {
+        return Some(template.to_string());
+    }
+    let storage = phoenix_model::validate::template_storage(model, template)?;
+    Some(format!("{}:vztmpl/{}", storage.id, template.rsplit('/').next()?))
+}
+
+/// Where a VM's cloud image is imported from: the first storage holding `import` content,
+/// the file named `.qcow2` (Ubuntu's `.img` cloud images are qcow2; the `import` content type
+/// takes `.qcow2`, `.raw`, `.vmdk`).
+fn image_volid(pve: &PveObserved, image: &str) -> Option<String> {
+    let (storage, _) = pve.storages.iter().find(|(_, s)| s.holds("import"))?;
+    let stem = image.rsplit('/').next()?.trim_end_matches(".img").trim_end_matches(".qcow2");
+    Some(format!("{storage}:import/{stem}.qcow2"))
+}
+
+pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan {
+    let context =
+        Context { model, pve, nics: rendered.settings.iter().filter(|s| s.key == "net0").map(|s| (s.guest, s.value.as_str())).collect() };
+    let mut plan = GuestPlan::default();
+    let mut downloads: BTreeMap<String, String> = BTreeMap::new();
+    for id in phoenix_model::graph::build(model).order {
+        let guest = &model.guests[&id];
+        plan.handled.insert(id);
+        let before: Vec<String> = guest
+            .dependencies
+            .iter()
+            .map(|d| d.value)
+            .chain(match &guest.spec.origin {
+                Origin::Clone { from, .. } => Some(from.value),
+                _ => None,
+            })
+            .filter_map(|d| plan.ready.get(&d).cloned())
+            .collect();
+        let found = match pve.guest_states.get(&id) {
+            Some(state) if state.kind == Some(guest.kind) => converge(&context, guest, state, before),
+            Some(state) => Err(format!(
+                "guest {id} exists on node {} as a{} {}, but is described as a{} {}",
+                pve.node,
+                if state.kind == Some(GuestKind::Lxc) { "n" } else { "" },
+                state.kind.map_or("guest", GuestKind::label),
+                if guest.kind == GuestKind::Lxc { "n" } else { "" },
+                guest.kind.label()
+            )),
+            None => create(&context, guest, before, &mut downloads, &mut plan),
+        };
+        match found {
+            Ok(steps) => {
+                if let Some(last) = steps.last() {
+                    plan.ready.insert(id, last.id.clone());
+                }
+                plan.steps.extend(steps);
+            }
+            Err(reason) => {
+                let blocked = Step {
+                    domain: Domain::Guests,
+                    ..Step::blocked(format!("guest:{id}"), Domain::Guests, format!("guest {id} ({})", guest.name), reason, Vec::new())
+                };
+                plan.ready.insert(id, blocked.id.clone());
+                plan.steps.push(blocked);
+            }
+        }
+    }
+    plan
+}
+
+/// The steps that create a guest that does not exist, then convert or snapshot it.
+fn create(
+    context: &Context<'_>,
+    guest: &Guest,
+    mut after: Vec<String>,
+    downloads: &mut BTreeMap<String, String>,
+    plan: &mut GuestPlan,
+) -> Result<Vec<Step>, String> {
+    let (model, pve) = (context.model, context.pve);
+    let id = guest.id;
+    let mut steps = Vec::new();
+    let node = Some(context.node().to_string());
+    let mut params: Vec<(String, String)> = vec![pair("vmid", id.to_string())];
+    let config_keys = owned_keys(guest);
+    let net0 = context.nics.get(&id).map(|n| n.to_string());
+    let storage = guest.spec.storage.as_ref().map(|s| s.value.clone());
+    let needs = if guest.kind == GuestKind::Lxc { "rootdir" } else { "images" };
+    if let Some(storage) = &storage {
+        match pve.storages.get(storage) {
+            None => return Err(format!("storage `{storage}` does not exist on node {}", pve.node)),
+            Some(found) if !found.holds(needs) => return Err(format!("storage `{storage}` does not hold `{needs}` content")),
+            Some(_) => {}
+        }
+    }
+    let origin_step = match &guest.spec.origin {
+        Origin::Unspecified => return Err(format!("guest {id} does not exist, and nothing says how to create it (PHX-GUEST-017)")),
+        Origin::OsTemplate(template) => {
+            let volid = template_volid(model, &template.value)
+                .ok_or_else(|| format!("no storage of the node holds the OS template `{}`", template.value))?;
+            after.extend(download(context, &volid, None, downloads, &mut steps));
+            params.push(pair("ostemplate", &volid));
+            for (key, value, _) in &config_keys {
+                params.push(pair(key, value));
+            }
+            if let Some(storage) = &storage {
+                params.push(pair("storage", storage));
+                let size = guest.spec.disk_gb.as_ref().map_or(4, |s| s.value);
+                params.push(pair("rootfs", format!("{storage}:{size}")));
+            }
+            if let Some(unprivileged) = guest.spec.unprivileged {
+                params.push(pair("unprivileged", if unprivileged { "1" } else { "0" }));
+            }
+            for (index, mount) in guest.spec.mounts.iter().filter(|m| matches!(m.source, MountSource::Volume { .. })).enumerate() {
+                if let MountSource::Volume { storage, size_gb } = &mount.source {
+                    params.push(pair(&format!("mp{index}"), format!("{}:{size_gb},mp={}", storage.value, mount.path.value)));
+                }
+            }
+            if let Some(net0) = &net0 {
+                params.push(pair("net0", net0));
+            }
+            let request = ApiRequest::new(Method::Post, context.base(GuestKind::Lxc), params);
+            let reason = format!("it does not exist: created from the OS template {volid}");
+            step(
+                format!("guest:{id}:create"),
+                format!("create LXC {id} ({})", guest.name),
+                reason,
+                vec![request],
+                after,
+                Some(format!("guest:{id}")),
+                node,
+            )
+        }
+        Origin::CloudImage(image) => {
+            let volid = image_volid(pve, &image.value).ok_or_else(|| {
+                "no storage of the node holds `import` content, where the cloud image is downloaded to and imported from \
+                 (add it to a file storage: pvesm set STORAGE --content iso,vztmpl,import)"
+                    .to_string()
+            })?;
+            let release = model.host.ubuntu_release.as_deref().unwrap_or("noble");
+            let url = format!("https://cloud-images.ubuntu.com/{release}/current/{}", image.value);
+            after.extend(download(context, &volid, Some(&url), downloads, &mut steps));
+            let storage = storage.clone().unwrap_or_else(|| "local-lvm".into());
+            for (key, value, _) in &config_keys {
+                params.push(pair(key, value));
+            }
+            params.extend([
+                pair("scsihw", "virtio-scsi-pci"),
+                pair("scsi0", format!("{storage}:0,import-from={volid}")),
+                pair("ide2", format!("{storage}:cloudinit")),
+                pair("serial0", "socket"),
+                pair("vga", "serial0"),
+                pair("boot", "order=scsi0"),
+            ]);
+            if let Some(net0) = &net0 {
+                params.push(pair("net0", net0));
+            }
+            let mut requests = vec![ApiRequest::new(Method::Post, context.base(GuestKind::Vm), params)];
+            if let Some(size) = &guest.spec.disk_gb {
+                let path = format!("{}/{id}/resize", context.base(GuestKind::Vm));
+                requests.push(ApiRequest::new(Method::Put, path, vec![pair("disk", "scsi0"), pair("size", format!("{}G", size.value))]));
+            }
+            let reason = format!("it does not exist: created from the cloud image {volid}, its disk imported, with a cloud-init drive, a serial console and the guest agent");
+            step(
+                format!("guest:{id}:create"),
+                format!("create VM {id} ({})", guest.name),
+                reason,
+                requests,
+                after,
+                Some(format!("guest:{id}")),
+                node,
+            )
+        }
+        Origin::Clone { from, snapshot } => {
+            clone(context, guest, from.value, snapshot.as_deref(), &config_keys, net0.as_deref(), after, plan)?
+        }
+    };
+    plan.created.insert(id);
+    let mut origin_step = origin_step;
+    let left = root_only(guest);
+    if !left.is_empty() {
+        origin_step.reason.push_str(&format!("; not applied through the API, which lets only root@pam make them: {}", left.join(", ")));
+    }
+    let created = vec![origin_step.id.clone()];
+    steps.push(origin_step);
+    steps.extend(finish(context, guest, &GuestState::default(), created).unwrap_or_default());
+    Ok(steps)
+}
+
+/// The download of a template or image to its storage, once per plan; the id to wait for.
+fn download(
+    context: &Context<'_>,
+    volid: &str,
+    url: Option<&str>,
+    downloads: &mut BTreeMap<String, String>,
+    steps: &mut Vec<Step>,
+) -> Option<String> {
+    if context.pve.volumes.contains(volid) {
+        return None;
+    }
+    if let Some(id) = downloads.get(volid) {
+        return Some(id.clone());
+    }
+    let (storage, rest) = volid.split_once(':')?;
+    let file = rest.split_once('/').map_or(rest, |(_, f)| f);
+    let id = format!("download:{volid}");
+    let request = match url {
+        None => ApiRequest::new(
+            Method::Post,
+            format!("/nodes/{}/aplinfo", context.node()),
+            vec![pair("storage", storage), pair("template", file)],
+        ),
+        Some(url) => ApiRequest::new(
+            Method::Post,
+            format!("/nodes/{}/storage/{storage}/download-url", context.node()),
+            vec![pair("content", "import"), pair("filename", file), pair("url", url)],
+        ),
+    };
+    let reason = format!("{volid} is not on storage {storage}");
+    steps.push(step(
+        id.clone(),
+        format!("download {file} to {storage}"),
+        reason,
+        vec![request],
+        Vec::new(),
+        Some(format!("download:{volid}")),
+        None,
+    ));
+    downloads.insert(volid.to_string(), id.clone());
+    Some(id)
+}
+
+/// A clone of `source`, then the keys phoenix owns and its disk grown to the described size.
+#[allow(clippy::too_many_arguments)]
+fn clone(
+    context: &Context<'_>,
+    guest: &Guest,
+    source: GuestId,
+    snapshot: Option<&str>,
+    config_keys: &[(&'static str, String, &'static str)],
+    net0: Option<&str>,
+    after: Vec<String>,
+    plan: &GuestPlan,
+) -> Result<Step, String> {
+    let (model, pve, id) = (context.model, context.pve, guest.id);
+    let source_template = match (pve.guest_states.get(&source), model.guests.get(&source)) {
+        (Some(state), _) if !plan.created.contains(&source) => state.is_template(),
+        (_, Some(described)) => described.is_template,
+        (Some(state), None) => state.is_template(),
+        (None, None) => return Err(format!("its clone source {source} exists neither on node {} nor in the configuration", pve.node)),
+    };
+    let base = context.base(guest.kind);
+    let name_key = if guest.kind == GuestKind::Lxc { "hostname" } else { "name" };
+    let mut params = vec![pair("newid", id.to_string()), pair(name_key, &guest.name)];
+    // A template is cloned linked (a container) or in full (a VM, as the original did); any
+    // other source in full, at its snapshot.
+    let full = guest.kind == GuestKind::Vm || !source_template;
+    if full {
+        params.push(pair("full", "1"));
+        if let Some(storage) = &guest.spec.storage {
+            params.push(pair("storage", &storage.value));
+        }
+    }
+    if let Some(snapshot) = snapshot {
+        params.push(pair("snapname", snapshot));
+    }
+    let mut requests = vec![ApiRequest::new(Method::Post, format!("{base}/{source}/clone"), params)];
+    let mut config: Vec<(String, String)> = config_keys.iter().filter(|(k, _, _)| *k != name_key).map(|(k, v, _)| pair(k, v)).collect();
+    if let Some(net0) = net0 {
+        config.push(pair("net0", net0));
+    }
+    let method = if guest.kind == GuestKind::Lxc { Method::Put } else { Method::Post };
+    requests.push(ApiRequest::new(method, format!("{base}/{id}/config"), config));
+    let disk = if guest.kind == GuestKind::Lxc { "rootfs" } else { "scsi0" };
+    let source_bytes = match pve.guest_states.get(&source).filter(|_| !plan.created.contains(&source)) {
+        Some(state) => state.disk_bytes(disk),
+        None => model
+            .guests
+            .get(&source)
+            .and_then(|s| s.spec.disk_gb.as_ref())
+            .map(|s| s.value * GIB)
+            .or((guest.kind == GuestKind::Lxc).then_some(4 * GIB)),
+    };
+    if let Some(size) = &guest.spec.disk_gb {
+        // qemu-server takes the current size as done; pve-container refuses it.
+        if source_bytes.is_none_or(|s| s < size.value * GIB) && (guest.kind == GuestKind::Vm || source_bytes.is_some()) {
+            let path = format!("{base}/{id}/resize");
+            requests.push(ApiRequest::new(Method::Put, path, vec![pair("disk", disk), pair("size", format!("{}G", size.value))]));
+        }
+    }
+    let how = match (full, snapshot) {
+        (false, _) => "a linked clone of the template".to_string(),
+        (true, Some(s)) => format!("a full clone at its snapshot {s}"),
+        (true, None) => "a full clone".to_string(),
+    };
+    let reason = format!("it does not exist: {how} of guest {source}, then the configured settings");
+    // The source's lock: clones of one source run one after another.
+    Ok(step(
+        format!("guest:{id}:create"),
+        format!("create {} {id} ({}) as a clone of {source}", guest.kind.label(), guest.name),
+        reason,
+        requests,
+        after,
+        Some(format!("guest:{source}")),
+        Some(context.node().to_string()),
+    ))
+}
+
+/// The snapshot a clone source is cloned at, and a template's conversion, when not done yet.
+fn finish(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<String>) -> Option<Vec<Step>> {
+    let id = guest.id;
+    let base = format!("{}/{id}", context.base(guest.kind));
+    let lock = Some(format!("guest:{id}"));
+    let mut steps = Vec::new();
+    if guest.is_template && !state.is_template() {
+        let request = ApiRequest::new(Method::Post, format!("{base}/template"), Vec::new());
+        let request = match guest.kind {
+            GuestKind::Lxc => {
+                request.then(Then::Config { path: format!("{base}/config"), key: "template".into(), value: "1".into(), seconds: 600 })
+            }
+            GuestKind::Vm => request,
+        };
+        let reason = "it is described as a template (`is_template`)".to_string();
+        steps.push(step(
+            format!("guest:{id}:template"),
+            format!("convert {} {id} to a template", guest.kind.label()),
+            reason,
+            vec![request],
+            after,
+            lock,
+            None,
+        ));
+    } else if let Some(name) = guest.template_snapshot.as_ref().filter(|n| !guest.is_template && !state.snapshots.contains(*n)) {
+        let request = ApiRequest::new(Method::Post, format!("{base}/snapshot"), vec![pair("snapname", name)]);
+        let reason = format!("its clones start from snapshot {name} (`template_snapshot_name`)");
+        steps.push(step(
+            format!("guest:{id}:snapshot"),
+            format!("snapshot {} {id} as {name}", guest.kind.label()),
+            reason,
+            vec![request],
+            after,
+            lock,
+            None,
+        ));
+    }
+    (!steps.is_empty()).then_some(steps)
+}
+
+/// The steps that bring an existing guest to its description: the keys phoenix owns, its NIC,
+/// its disk grown; then a snapshot or the template conversion.
+fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<String>) -> Result<Vec<Step>, String> {
+    let id = guest.id;
+    if let Some(lock) = state.lock() {
+        return Err(format!("guest {id} is locked ({lock}): a Proxmox VE operation on it did not finish; phoenix plans it once the lock is gone (`pct unlock {id}` / `qm unlock {id}` when nothing runs)"));
+    }
+    let mut steps = Vec::new();
+    let base = format!("{}/{id}", context.base(guest.kind));
+    let lock = Some(format!("guest:{id}"));
+    if !state.is_template() {
+        let mut changes = Vec::new();
+        let mut diff = String::new();
+        for (key, value, default) in owned_keys(guest) {
+            let current = state.config.get(key).map(String::as_str).unwrap_or(default);
+            if current != value {
+                diff.push_str(&format!("- {key}: {current}\n+ {key}: {value}\n"));
+                changes.push(pair(key, value));
+            }
+        }
+        if let Some(net0) = context.nics.get(&id).and_then(|n| super::pve::nic_update(state.config.get("net0").map(String::as_str), n)) {
+            diff.push_str(&format!("- net0: {}\n+ net0: {net0}\n", state.config.get("net0").map(String::as_str).unwrap_or("(none)")));
+            changes.push(pair("net0", net0));
+        }
+        let mut requests = Vec::new();
+        if !changes.is_empty() {
+            let method = if guest.kind == GuestKind::Lxc { Method::Put } else { Method::Post };
+            requests.push(ApiRequest::new(method, format!("{base}/config"), changes));
+        }
+        let disk = if guest.kind == GuestKind::Lxc { "rootfs" } else { "scsi0" };
+        if let (Some(size), Some(current)) = (&guest.spec.disk_gb, state.disk_bytes(disk)) {
+            if current < size.value * GIB {
+                diff.push_str(&format!("- {disk} size: {current} bytes\n+ {disk} size: {}G\n", size.value));
+                requests.push(ApiRequest::new(
+                    Method::Put,
+                    format!("{base}/resize"),
+                    vec![pair("disk", disk), pair("size", format!("{}G", size.value))],
+                ));
+            }
+        }
+        if !requests.is_empty() {
+            let mut found = step(
+                format!("guest:{id}:config"),
+                format!("converge {} {id} ({})", guest.kind.label(), guest.name),
+                "its settings differ from the description".into(),
+                requests,
+                after.clone(),
+                lock,
+                None,
+            );
+            found.diff = diff;
+            steps.push(found);
+        }
+    }
+    let after = steps.last().map(|s: &Step| vec![s.id.clone()]).unwrap_or(after);
+    steps.extend(finish(context, guest, state, after).unwrap_or_default());
+    Ok(steps)
+}
+
+/// The start steps: every guest that is not a template and does not run (or is created now),
+/// by boot order; a VM waited for until its agent answers, each group's boot delay waited
+/// (unless `boot_delays` is off).
+pub fn start_steps(model: &Model, pve: &PveObserved, guests: &GuestPlan, earlier: &[Step], boot_delays: bool) -> Vec<Step> {
+    let mut starting: Vec<&Guest> = model
+        .guests
+        .values()
+        .filter(|g| !g.is_template && guests.handled.contains(&g.id))
+        .filter(|g| guests.created.contains(&g.id) || pve.guest_states.get(&g.id).is_some_and(|s| !s.running() && !s.is_template()))
+        .collect();
+    starting.sort_by_key(|g| (g.boot.order.unwrap_or(u32::MAX), g.id));
+    let mut steps: Vec<Step> = Vec::new();
+    let mut previous_group: Vec<String> = Vec::new();
+    let mut group: Vec<String> = Vec::new();
+    let mut group_order = None;
+    for guest in starting {
+        let order = guest.boot.order.unwrap_or(u32::MAX);
+        if group_order != Some(order) {
+            if group_order.is_some() {
+                previous_group = std::mem::take(&mut group);
+            }
+            group_order = Some(order);
+        }
+        let id = guest.id;
+        let own = |s: &&Step| s.id == format!("nic:{id}") || s.id.starts_with(&format!("firewall:guest:{id}:"));
+        let mut after: Vec<String> = guests.ready.get(&id).cloned().into_iter().collect();
+        after.extend(earlier.iter().filter(own).map(|s| s.id.clone()));
+        after.extend(previous_group.iter().cloned());
+        after.extend(guest.dependencies.iter().map(|d| format!("guest:{}:start", d.value)).filter(|d| steps.iter().any(|s| &s.id == d)));
+        after.sort();
+        after.dedup();
+        let base = format!("/nodes/{}/{}/{id}", pve.node, guest_segment(guest.kind));
+        let mut request = ApiRequest::new(Method::Post, format!("{base}/status/start"), Vec::new());
+        let agent = guests.created.contains(&id)
+            || pve.guest_states.get(&id).is_some_and(|s| s.config.get("agent").is_some_and(|a| a.starts_with('1')));
+        if guest.kind == GuestKind::Vm && agent {
+            request = request.then(Then::Agent { path: format!("{base}/agent/ping"), seconds: 300 });
+        }
+        let mut requests = vec![request];
+        if let Some(delay) = guest.boot.delay.filter(|d| *d > 0 && boot_delays) {
+            requests.push(
+                ApiRequest::new(Method::Get, format!("{base}/status/current"), Vec::new()).then(Then::Pause { seconds: delay.into() }),
+            );
+        }
+        let reason = match guest.boot.order {
+            Some(order) => format!("it is not running (boot order {order})"),
+            None => "it is not running".to_string(),
+        };
+        let title = format!("start {} {id} ({})", guest.kind.label(), guest.name);
+        steps.push(step(format!("guest:{id}:start"), title, reason, requests, after, Some(format!("guest:{id}")), None));
+        group.push(format!("guest:{id}:start"));
+    }
+    steps
+}
