@@ -102,6 +102,13 @@ impl LabPve {
         let mut sim = PveSim::load_dir(node, &dir).map_err(io(&dir))?;
         // In process, tasks end at once: nothing else waits on the lab's node.
         sim.settings.task_duration = std::time::Duration::ZERO;
+        sim.settings.agent_delay = std::time::Duration::ZERO;
+        // The lab runs every guest (as its namespaces) but the templates.
+        let running: Vec<u32> = sim.all_guests().into_iter().filter(|(_, _, c)| c.keys.get("template").is_none_or(|t| t != "1")).map(|(id, _, _)| id).collect();
+        for id in running {
+            sim.running.insert(id);
+            sim.started.insert(id, std::time::Instant::now());
+        }
         Ok(LabPve { name: name.to_string(), state: Mutex::new(sim) })
     }
 }

@@ -54,7 +54,8 @@ fn guest_common(i: usize, n: usize) -> serde_json::Map<String, Value> {
     guest.insert("memory_mb".into(), json!(1024));
     guest.insert("cores".into(), json!(1));
     guest.insert("start_at_boot".into(), json!(true));
-    guest.insert("boot_order".into(), json!(1 + i % 5));
+    // Rising with the id, so a guest never boots before the one it depends on.
+    guest.insert("boot_order".into(), json!(1 + i * 5 / n.max(1)));
     guest.insert("features".into(), if i == 1 { json!(["base_setup", "traefik"]) } else { json!(["base_setup"]) });
     guest.insert(
         "mac_address".into(),
@@ -80,6 +81,7 @@ pub fn inventory(n: usize) -> BTreeMap<String, String> {
         let mut guest = guest_common(i, n);
         if i % 5 == 4 {
             guest.insert("vmid".into(), json!(guest_id(i)));
+            guest.insert("template_image".into(), json!("noble-server-cloudimg-amd64.img"));
             guest.insert(
                 "network_config".into(),
                 json!({"ip": format!("{}/8", address(i)), "gw": "10.0.0.1", "nameserver": "10.0.0.1", "firewall": true}),
@@ -90,6 +92,7 @@ pub fn inventory(n: usize) -> BTreeMap<String, String> {
             }
             vms.push(Value::Object(guest));
         } else {
+            guest.insert("template".into(), json!("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"));
             guest.insert(
                 "network_config".into(),
                 json!({"name": "eth0", "bridge": "vmbr0", "ip": format!("{}/8", address(i)), "gw": "10.0.0.1", "firewall": true}),

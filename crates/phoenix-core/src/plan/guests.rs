@@ -4,6 +4,8 @@
 //! owns, its disk resized up, never down), templates are converted once set up, and guests are
 //! started in boot order (guests of one `boot_order` together, each group after the one
 //! before, and after the guests they depend on), a VM then waited for until its agent answers.
+//! Guests are created in the order of the guest graph, each after its clone source only (a
+//! dependency has to run before its dependents start, not exist before they are created).
 //! Nothing outside the configuration is touched, and a key phoenix does not own is left as
 //! it is. Pure: the observation is data.
 //!
@@ -241,17 +243,16 @@ pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan
     let mut downloads: BTreeMap<String, String> = BTreeMap::new();
     for id in phoenix_model::graph::build(model).order {
         let guest = &model.guests[&id];
+        // Creation needs only the clone source; a dependency must run before this guest
+        // starts (see `start_steps`), not exist before it is created.
+        let before: Vec<String> = match &guest.spec.origin {
+            Origin::Clone { from, .. } => plan.ready.get(&from.value).cloned().into_iter().collect(),
+            _ => Vec::new(),
+        };
+        if pve.guests.contains_key(&id) && !pve.guest_states.contains_key(&id) {
+            continue; // It exists, but was not observed in detail: nothing to plan from.
+        }
         plan.handled.insert(id);
-        let before: Vec<String> = guest
-            .dependencies
-            .iter()
-            .map(|d| d.value)
-            .chain(match &guest.spec.origin {
-                Origin::Clone { from, .. } => Some(from.value),
-                _ => None,
-            })
-            .filter_map(|d| plan.ready.get(&d).cloned())
-            .collect();
         let found = match pve.guest_states.get(&id) {
             Some(state) if state.kind == Some(guest.kind) => converge(&context, guest, state, before),
             Some(state) => Err(format!(

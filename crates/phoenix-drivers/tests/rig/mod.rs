@@ -63,6 +63,19 @@ impl Rig {
         let rendered = phoenix_core::render::render_all(&model);
         let mut sim = phoenix_lab::deployed::simulated_node(&model, &rendered).unwrap();
         prepare(&mut sim);
+        Rig::serve(tag, model, rendered, sim).await
+    }
+
+    /// `model` on a simulated node with no guests yet (its storages as described), changed
+    /// by `prepare` before serving.
+    pub async fn empty(tag: &str, model: Model, prepare: impl FnOnce(&mut PveSim)) -> Rig {
+        let rendered = phoenix_core::render::render_all(&model);
+        let mut sim = phoenix_sim::rehearsal::empty_node(&model);
+        prepare(&mut sim);
+        Rig::serve(tag, model, rendered, sim).await
+    }
+
+    async fn serve(tag: &str, model: Model, rendered: Rendered, sim: PveSim) -> Rig {
         let pve = SimPve::serve(sim).await;
         let portainer = FakePortainer::start(None).await;
         let root = std::env::temp_dir().join(format!("phoenix-sync-{tag}-{}", std::process::id()));
@@ -108,7 +121,7 @@ impl Rig {
             store_dir: STORE,
             host_trust_file: TRUST_FILE,
             now: 1_800_000_000,
-            boot_delays: true,
+            boot_delays: false,
         };
         let secret = |_: &SecretRef| Some("test-secret-value".to_string());
         plan_sync(&input, &secret).await

@@ -1,0 +1,173 @@
+//! The guests domain against the Proxmox VE simulator from an empty node: every guest of the
+//! example created (OS template and cloud image downloaded, templates converted, clones of
+//! one template one after another), started in boot order, and a second plan empty; the
+//! reference's guests; refusals failing their step alone; a converged guest; a clone whose
+//! worker died found locked, never created twice.
+
+mod rig;
+
+use phoenix_core::plan::{Action, Domain};
+use phoenix_exec::sync::{Event, StepOutcome};
+use phoenix_model::model::Model;
+use phoenix_sim::pve::guest::GuestKind;
+use phoenix_sim::pve::tasks::TaskOutcome;
+use rig::Rig;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn guests() -> BTreeSet<Domain> {
+    [Domain::Guests].into()
+}
+
+fn ids(plan: &phoenix_core::plan::Plan) -> Vec<String> {
+    plan.steps.iter().map(|s| s.id.clone()).collect()
+}
+
+/// When each step started and finished, in event order.
+fn intervals(events: &[Event]) -> BTreeMap<String, (usize, usize)> {
+    let mut found: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (at, event) in events.iter().enumerate() {
+        match event {
+            Event::Started { id, .. } => {
+                found.insert(id.clone(), (at, usize::MAX));
+            }
+            Event::Finished { id, .. } => {
+                found.entry(id.clone()).or_insert((at, at)).1 = at;
+            }
+        }
+    }
+    found
+}
+
+fn reference() -> Model {
+    let source = phoenix_testkit::MemorySource::from_dir(phoenix_testkit::reference_config().parent().unwrap());
+    phoenix_model::check(&phoenix_testkit::reference_config(), &source).model.expect("the reference loads")
+}
+
+#[tokio::test]
+async fn the_example_is_created_from_an_empty_node_started_in_boot_order_and_then_left_alone() {
+    let rig = Rig::empty("lifecycle-example", rig::example(), |_| {}).await;
+    let plan = rig.plan(&rig::all()).await.unwrap();
+    let steps = ids(&plan);
+    assert!(steps.contains(&"guest:900:create".into()) && steps.contains(&"guest:9000:template".into()), "{steps:?}");
+    let (summary, events) = rig.apply(&plan).await;
+    assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
+    let again = rig.plan(&rig::all()).await.unwrap();
+    assert!(again.is_empty(), "a second run plans nothing:\n{}", again.to_text());
+
+    rig.pve.with(|sim| {
+        assert_eq!(sim.guest_key(900, "template").as_deref(), Some("1"));
+        assert_eq!(sim.guest_key(9000, "template").as_deref(), Some("1"));
+        // Linked clones of the container template, full clones of the VM template.
+        assert!(sim.guest_key(101, "rootfs").unwrap().starts_with("quickOS-lxc-disks:basevol-900-disk-0/subvol-101-disk-"));
+        assert!(sim.guest_key(1001, "scsi0").unwrap().starts_with("quickOS-vm-disks:vm-1001-disk-"));
+        assert!(sim.guest_key(1001, "scsi0").unwrap().ends_with("size=32G"), "resized up to disk_size_gb");
+        // The configured MAC, address and resources.
+        assert!(sim.guest_key(102, "net0").unwrap().contains("hwaddr=52:54:00:AA:01:02"));
+        assert!(sim.guest_key(102, "net0").unwrap().contains("ip=10.0.0.12/24"));
+        assert_eq!(sim.guest_key(1002, "memory").as_deref(), Some("8192"));
+        assert_eq!(sim.guest_key(103, "startup").as_deref(), Some("order=1,up=5"));
+        let running: Vec<u32> = sim.running.iter().copied().collect();
+        assert_eq!(running, vec![101, 102, 103, 1001, 1002], "every guest but the templates runs");
+        assert_eq!(sim.tasks.count("download"), 2, "the OS template and the cloud image, once each");
+    });
+
+    let at = intervals(&events);
+    // Boot order: 103 (1), 102 (2), 101 (3), 1001 (4), 1002 (5); each starts after the one before ended.
+    let order = ["guest:103:start", "guest:102:start", "guest:101:start", "guest:1001:start", "guest:1002:start"];
+    for pair in order.windows(2) {
+        assert!(at[pair[0]].1 < at[pair[1]].0, "{} ends before {} starts", pair[0], pair[1]);
+    }
+    // Clones of template 900 run one after another (its clone lock), never together.
+    let clones: Vec<(usize, usize)> = ["guest:101:create", "guest:102:create", "guest:103:create"].iter().map(|id| at[*id]).collect();
+    for (i, a) in clones.iter().enumerate() {
+        for b in &clones[i + 1..] {
+            assert!(a.1 < b.0 || b.1 < a.0, "clones of one template overlapped: {clones:?}");
+        }
+    }
+    // A guest's firewall is in place before it starts.
+    assert!(at["firewall:guest:101:rules"].1 < at["guest:101:start"].0);
+}
+
+#[tokio::test]
+async fn the_references_containers_are_created_and_its_vms_wait_for_a_storage_that_can_import() {
+    let rig = Rig::empty("lifecycle-reference", reference(), |_| {}).await;
+    let plan = rig.plan(&guests()).await.unwrap();
+    let blocked = plan.steps.iter().find(|s| s.id == "guest:9000").expect("VM 9000 cannot be created");
+    assert!(matches!(blocked.action, Action::Blocked) && blocked.reason.contains("`import` content"), "{}", blocked.reason);
+    let (summary, _) = rig.apply(&plan).await;
+    let failed: Vec<&str> = summary.results.iter().filter(|r| matches!(r.outcome, StepOutcome::Failed { .. })).map(|r| r.id.as_str()).collect();
+    assert_eq!(failed, vec!["guest:9000"], "{}", summary.to_text());
+    rig.pve.with(|sim| {
+        for id in [900, 901, 910, 911, 912, 801, 802, 101, 914, 917, 103, 102] {
+            assert!(sim.guest_key(id, "hostname").is_some(), "CT {id} exists");
+        }
+        // 901 is no template: its clones start from its snapshot, in full.
+        assert!(sim.guest_key(910, "rootfs").unwrap().starts_with("quickOS-lxc-disks:subvol-910-disk-"));
+        assert!(sim.files["nodes/pve/lxc/901.conf"].contains("[final-form]"));
+        assert!(sim.guest_key(101, "features").as_deref() == Some("nesting=1"));
+    });
+    // Left: the VMs, and the starts of the containers that need a VM running first.
+    let again = rig.plan(&guests()).await.unwrap();
+    let vm = |id: &str| ["9000", "1001", "1002"].iter().any(|v| id.contains(v));
+    for step in again.steps.iter().filter(|s| !vm(&s.id)) {
+        assert!(step.id.ends_with(":start") && step.after.iter().any(|a| vm(a)), "{} is left without waiting for a VM", step.id);
+    }
+}
+
+#[tokio::test]
+async fn a_full_storage_fails_its_guest_and_what_needs_it_the_rest_completes() {
+    let rig = Rig::empty("lifecycle-full", rig::example(), |sim| {
+        sim.settings.capacity.insert("quickOS-vm-disks".into(), 1 << 30);
+    })
+    .await;
+    let plan = rig.plan(&guests()).await.unwrap();
+    let (summary, _) = rig.apply(&plan).await;
+    let outcome = |id: &str| summary.results.iter().find(|r| r.id == id).map(|r| r.outcome.clone()).unwrap();
+    assert!(matches!(outcome("guest:9000:create"), StepOutcome::Failed { message } if message.contains("out of space")));
+    assert!(matches!(outcome("guest:1001:create"), StepOutcome::Skipped { .. }));
+    assert!(matches!(outcome("guest:103:start"), StepOutcome::Done { .. }), "the containers are not held up");
+}
+
+#[tokio::test]
+async fn an_existing_guest_is_converged_and_its_disk_never_shrunk() {
+    let rig = Rig::empty("lifecycle-converge", rig::example(), |_| {}).await;
+    let plan = rig.plan(&guests()).await.unwrap();
+    rig.apply(&plan).await;
+    rig.pve.with(|sim| {
+        let path = "nodes/pve/lxc/102.conf";
+        let text = sim.files[path].replace("memory: 1024", "memory: 256").replace("size=8G", "size=20G");
+        sim.files.insert(path.into(), text);
+    });
+    let plan = rig.plan(&guests()).await.unwrap();
+    assert_eq!(ids(&plan), vec!["guest:102:config".to_string()]);
+    let step = &plan.steps[0];
+    assert!(step.diff.contains("- memory: 256\n+ memory: 1024"), "{}", step.diff);
+    assert!(!step.diff.contains("rootfs"), "a disk larger than described is left as it is");
+    let (summary, _) = rig.apply(&plan).await;
+    assert_eq!(summary.failed, 0, "{}", summary.to_text());
+    assert!(rig.plan(&guests()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_clone_whose_worker_died_is_found_locked_and_never_created_twice() {
+    let rig = Rig::empty("lifecycle-crash", rig::example(), |_| {}).await;
+    // Only the container template, then a clone that crashes half way.
+    let plan = rig.plan(&guests()).await.unwrap();
+    let mut first = plan.clone();
+    first.steps.retain(|s| s.id.starts_with("download:fastData-shared-iso:vztmpl") || s.id.starts_with("guest:900:"));
+    assert_eq!(rig.apply(&first).await.0.failed, 0);
+    rig.pve.with(|sim| sim.tasks.injected.push_back(TaskOutcome::Crash("interrupted by signal".into())));
+    let mut second = rig.plan(&guests()).await.unwrap();
+    second.steps.retain(|s| s.id == "guest:103:create");
+    let (summary, _) = rig.apply(&second).await;
+    assert_eq!(summary.failed, 1, "{}", summary.to_text());
+    rig.pve.with(|sim| {
+        assert_eq!(sim.guest_key(103, "lock").as_deref(), Some("create"), "the half-made clone keeps its lock");
+        assert_eq!(sim.guest_key(900, "lock").as_deref(), Some("disk"), "and so does its source");
+    });
+    let third = rig.plan(&guests()).await.unwrap();
+    let step = third.steps.iter().find(|s| s.id == "guest:103").expect("the locked guest is reported");
+    assert!(matches!(step.action, Action::Blocked) && step.reason.contains("locked (create)"), "{}", step.reason);
+    assert!(!ids(&third).contains(&"guest:103:create".into()), "it is never cloned a second time");
+    rig.pve.with(|sim| assert_eq!(sim.all_guests().iter().filter(|(id, kind, _)| *id == 103 && *kind == GuestKind::Lxc).count(), 1));
+}
