@@ -3,6 +3,7 @@
 //! (`exit::status`). No logic of its own lives here.
 
 mod commands;
+mod connect;
 mod context;
 mod exit;
 mod progress;
@@ -48,11 +49,15 @@ enum Command {
     Assess(assess::Args),
     /// Bring the system to the described state: observe, plan, confirm, apply.
     ///
-    /// Order: trust the CA; DNS; firewall (through the Proxmox VE API); certificates; the
-    /// gateway's files; Portainer environments; stacks. Independent steps run in parallel; a
+    /// Order: the guests (created or converged; started once their firewall is in place); trust
+    /// the CA; DNS; firewall (through the Proxmox VE API); certificates; the gateway's files;
+    /// Portainer environments; stacks. Independent steps run in parallel; a
     /// failed step skips only what depends on it. Exit 1 when a step failed or was skipped,
     /// 2 when the system could not be observed.
     Sync(sync::SyncArgs),
+    /// Show each described guest: its state, uptime, lock and drift (what `sync guests` would
+    /// change). Exit 1 when a guest is absent, stopped, locked or drifted.
+    Status(status::StatusArgs),
     /// The lab: the described topology in network namespaces on this machine, for rehearsals
     /// and for comparing the static verdicts with real traffic.
     #[command(subcommand)]
@@ -78,6 +83,7 @@ fn run(command: Command) -> Result<exit::Outcome, exit::Failure> {
         Command::Render(args) => render::run(args),
         Command::Assess(args) => assess::run(args),
         Command::Sync(args) => sync::run(args),
+        Command::Status(args) => status::run(args),
         Command::Lab(command) => lab::run(command),
         Command::Certs(command) => certs::run(command),
         Command::Explain(args) => explain::run(args),

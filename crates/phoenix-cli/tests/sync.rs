@@ -214,3 +214,63 @@ async fn killed_at_any_moment_a_sync_leaves_no_partial_file_and_the_next_converg
         assert!(phoenix_core::pve_fw::parse(text).is_ok(), "{path} is whole");
     }
 }
+
+/// Issue 14: `sync guests` from a node with no guests, killed at 20 moments in a row (creating,
+/// cloning, converting, starting), then run to its end: every guest exists once, none is left
+/// half-made, a second run plans nothing and `phoenix status` shows every guest running or a
+/// template, without drift.
+#[tokio::test]
+async fn guests_from_an_empty_node_survive_interruptions_and_status_shows_them_converged() {
+    let source = phoenix_testkit::example_source();
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
+    let pve = SimPve::serve(phoenix_sim::rehearsal::empty_node(&model)).await;
+    let portainer = FakePortainer::start(None).await;
+    let root = std::env::temp_dir().join(format!("phoenix-cli-guests-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let fakes = Fakes { pve, portainer, root };
+    let status = |format: &'static str| {
+        let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
+        command.args(["status", "--config", CONFIG, "--format", format]);
+        command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
+        command.env("PHOENIX_PVE_TOKEN", &fakes.pve.token).stdin(std::process::Stdio::null());
+        command.output()
+    };
+    let before = status("text").await.unwrap();
+    assert_eq!(before.status.code(), Some(1), "absent guests are exit 1: {}", text(&before));
+    assert!(text(&before).contains("absent"));
+    for round in 0..20u64 {
+        let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
+        command.args(["sync", "guests", "--yes", "--no-boot-delay", "--config", CONFIG, "--root", fakes.root.to_str().unwrap()]);
+        command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
+        command.args([
+            "--portainer-url",
+            &fakes.portainer.server.url(),
+            "--portainer-ca",
+            fakes.portainer.server.ca_file.to_str().unwrap(),
+        ]);
+        command.env("PHOENIX_PVE_TOKEN", &fakes.pve.token).stdin(std::process::Stdio::null());
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = command.spawn().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50 + (round * 53) % 700)).await;
+        let _ = child.start_kill();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.expect("a killed run ends");
+        // What a killed client started, Proxmox VE finishes: let its tasks end.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let finished = phoenix(&fakes, &["sync", "guests", "--yes", "--no-boot-delay"], true).await;
+    assert_eq!(finished.status.code(), Some(0), "{}", text(&finished));
+    let again = phoenix(&fakes, &["sync", "guests", "--dry-run"], true).await;
+    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+    fakes.pve.with(|sim| {
+        let guests: Vec<u32> = sim.all_guests().iter().map(|(id, _, _)| *id).collect();
+        assert_eq!(guests, vec![101, 102, 103, 900, 1001, 1002, 9000], "each guest once, nothing else");
+        assert!(sim.all_guests().iter().all(|(_, _, conf)| !conf.keys.contains_key("lock")), "no half-made guest");
+    });
+    let after = status("json").await.unwrap();
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after));
+    let rows: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    for row in rows["guests"].as_array().unwrap() {
+        assert!(row["state"] == "running" || row["state"] == "template", "{row}");
+        assert_eq!(row["drift"], serde_json::json!([]));
+    }
+}

@@ -95,7 +95,8 @@ async fn the_references_containers_are_created_and_its_vms_wait_for_a_storage_th
     let blocked = plan.steps.iter().find(|s| s.id == "guest:9000").expect("VM 9000 cannot be created");
     assert!(matches!(blocked.action, Action::Blocked) && blocked.reason.contains("`import` content"), "{}", blocked.reason);
     let (summary, _) = rig.apply(&plan).await;
-    let failed: Vec<&str> = summary.results.iter().filter(|r| matches!(r.outcome, StepOutcome::Failed { .. })).map(|r| r.id.as_str()).collect();
+    let failed: Vec<&str> =
+        summary.results.iter().filter(|r| matches!(r.outcome, StepOutcome::Failed { .. })).map(|r| r.id.as_str()).collect();
     assert_eq!(failed, vec!["guest:9000"], "{}", summary.to_text());
     rig.pve.with(|sim| {
         for id in [900, 901, 910, 911, 912, 801, 802, 101, 914, 917, 103, 102] {

@@ -104,7 +104,8 @@ impl LabPve {
         sim.settings.task_duration = std::time::Duration::ZERO;
         sim.settings.agent_delay = std::time::Duration::ZERO;
         // The lab runs every guest (as its namespaces) but the templates.
-        let running: Vec<u32> = sim.all_guests().into_iter().filter(|(_, _, c)| c.keys.get("template").is_none_or(|t| t != "1")).map(|(id, _, _)| id).collect();
+        let running: Vec<u32> =
+            sim.all_guests().into_iter().filter(|(_, _, c)| c.keys.get("template").is_none_or(|t| t != "1")).map(|(id, _, _)| id).collect();
         for id in running {
             sim.running.insert(id);
             sim.started.insert(id, std::time::Instant::now());

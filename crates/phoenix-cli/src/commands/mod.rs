@@ -10,6 +10,7 @@ pub mod lab;
 pub mod man;
 pub mod render;
 pub mod schema;
+pub mod status;
 pub mod sync;
 pub mod validate;
 

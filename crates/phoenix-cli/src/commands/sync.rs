@@ -9,7 +9,6 @@ use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
 use phoenix_drivers::host::{resolve_secret, GuestAccess, HostTarget, NodeRunner, SshRunner, SystemRunner};
 use phoenix_drivers::http::{Backoff, Trust};
 use phoenix_drivers::portainer::{PortainerClient, PortainerSettings};
-use phoenix_drivers::pve::{PveClient, PveSettings};
 use phoenix_exec::sync::observe::ObserveInput;
 use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers, PortainerApi, PveApi};
 use phoenix_exec::{Issuer, Target};
@@ -62,21 +61,8 @@ pub struct SyncArgs {
     yes: bool,
     #[arg(long, value_enum, default_value_t = SyncFormat::Human)]
     format: SyncFormat,
-    /// The Proxmox VE API; default proxmox.api_url from the configuration, else
-    /// https://<the host's address>:8006/api2/json. This flag (or PHOENIX_PVE_URL) wins.
-    #[arg(long, env = "PHOENIX_PVE_URL", value_name = "URL")]
-    pve_url: Option<String>,
-    /// The API token, `USER@REALM!TOKENID=SECRET`; default proxmox.token_id with
-    /// proxmox.token_secret from the configuration. Prefer the environment variable: a flag's
-    /// value is visible to every user of the machine in the process list.
-    #[arg(long, env = "PHOENIX_PVE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    pve_token: Option<Secret>,
-    /// The CA that signed the node's certificate (PEM) ...
-    #[arg(long, value_name = "FILE", conflicts_with = "pve_fingerprint")]
-    pve_ca: Option<PathBuf>,
-    /// ... or the SHA-256 fingerprint of the node's certificate (`pvenode cert info`).
-    #[arg(long, env = "PHOENIX_PVE_FINGERPRINT", value_name = "HEX")]
-    pve_fingerprint: Option<String>,
+    #[command(flatten)]
+    pve: crate::connect::PveArgs,
     /// Portainer; default https://<portainer.server_ip>:<portainer.server_port>.
     #[arg(long, env = "PHOENIX_PORTAINER_URL", value_name = "URL")]
     portainer_url: Option<String>,
@@ -140,48 +126,6 @@ fn local_store(args: &SyncArgs) -> PathBuf {
         Some(root) => root.join("host").join(args.certs.trim_start_matches('/')),
         None => PathBuf::from(&args.certs),
     }
-}
-
-/// `proxmox.api_url` as the client calls it: the API's base ends in `/api2/json`.
-fn api_base(url: &str) -> String {
-    let url = url.trim_end_matches('/');
-    if url.ends_with("/api2/json") {
-        url.to_string()
-    } else {
-        format!("{url}/api2/json")
-    }
-}
-
-/// The configuration's token: `proxmox.token_id` and the secret `proxmox.token_secret` names.
-fn configured_token(model: &Model) -> Option<Secret> {
-    let secret = resolve_secret(model.secret_for("proxmox.token_secret")?)?;
-    Some(Secret::new(format!("{}={secret}", model.host.token_id.as_deref()?)))
-}
-
-fn pve_client(args: &SyncArgs, model: &Model) -> Result<PveClient, Failure> {
-    let url = match (&args.pve_url, &model.host.api_url, model.host.ip()) {
-        (Some(url), _, _) => url.clone(),
-        (None, Some(url), _) => api_base(url),
-        (None, None, Some(ip)) => format!("https://{ip}:8006/api2/json"),
-        (None, None, None) => {
-            return Err(Failure::could_not_run("no Proxmox VE API address")
-                .hint("set --pve-url, proxmox.api_url or the host's address in the configuration"))
-        }
-    };
-    let token = args.pve_token.clone().or_else(|| configured_token(model)).ok_or_else(|| {
-        Failure::could_not_run("no Proxmox VE API token")
-            .hint("set PHOENIX_PVE_TOKEN to USER@REALM!TOKENID=SECRET, or proxmox.token_id and proxmox.token_secret")
-    })?;
-    let trust = match (&args.pve_ca, &args.pve_fingerprint) {
-        (Some(ca), _) => Trust::Ca(ca.clone()),
-        (None, Some(fingerprint)) => Trust::Fingerprint(fingerprint.clone()),
-        (None, None) => {
-            return Err(Failure::could_not_run("no way to verify the Proxmox VE node's certificate (TLS verification is never off)")
-                .hint("set --pve-ca FILE or --pve-fingerprint HEX (`pvenode cert info`)"))
-        }
-    };
-    PveClient::new(PveSettings::new(url, token, trust))
-        .map_err(|error| Failure::could_not_run("cannot set up the Proxmox VE client").because(error))
 }
 
 fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, Failure> {
@@ -268,7 +212,7 @@ pub fn run(args: SyncArgs) -> Result<Outcome, Failure> {
     if let Some(name) = args.lab.clone() {
         return lab(&args, &name, &model, &rendered);
     }
-    let (pve, portainer) = (pve_client(&args, &model)?, portainer_client(&args, &model)?);
+    let (pve, portainer) = (crate::connect::pve_client(&args.pve, &model)?, portainer_client(&args, &model)?);
     let runner = match &args.ssh {
         Some(destination) => NodeRunner::Ssh(SshRunner::new(destination.clone())),
         None => NodeRunner::Local(SystemRunner),

@@ -675,3 +675,60 @@ pub fn start_steps(model: &Model, pve: &PveObserved, guests: &GuestPlan, earlier
     }
     steps
 }
+
+/// One described guest as `phoenix status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GuestStatus {
+    pub id: GuestId,
+    pub kind: GuestKind,
+    pub name: String,
+    /// `running`, `stopped`, `template` or `absent`.
+    pub state: String,
+    pub uptime: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// What `phoenix sync guests` would change (its steps' titles), empty when none.
+    pub drift: Vec<String>,
+}
+
+/// Each described guest's state, uptime, lock and drift, from what was observed.
+pub fn status(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<GuestStatus> {
+    let plan = steps(model, rendered, pve);
+    let starts = start_steps(model, pve, &plan, &plan.steps, false);
+    model
+        .guests
+        .values()
+        .map(|guest| {
+            let state = pve.guest_states.get(&guest.id);
+            let own = |s: &&Step| s.id == format!("guest:{}", guest.id) || s.id.starts_with(&format!("guest:{}:", guest.id));
+            let drift = plan.steps.iter().chain(&starts).filter(own).map(|s| s.title.clone()).collect();
+            GuestStatus {
+                id: guest.id,
+                kind: guest.kind,
+                name: guest.name.clone(),
+                state: match state {
+                    None => "absent".into(),
+                    Some(s) if s.is_template() => "template".into(),
+                    Some(s) => s.status.clone(),
+                },
+                uptime: state.map_or(0, |s| s.uptime),
+                lock: state.and_then(|s| s.lock().map(str::to_string)),
+                drift,
+            }
+        })
+        .collect()
+}
+
+/// The status table for a terminal.
+pub fn status_text(rows: &[GuestStatus]) -> String {
+    let mut out = format!("{:<10} {:<4} {:<28} {:<9} {:>9}  {}\n", "ID", "KIND", "NAME", "STATE", "UPTIME", "DRIFT");
+    for row in rows {
+        let drift = match (&row.lock, row.drift.is_empty()) {
+            (Some(lock), _) => format!("locked ({lock})"),
+            (None, true) => "none".to_string(),
+            (None, false) => row.drift.join("; "),
+        };
+        out.push_str(&format!("{:<10} {:<4} {:<28} {:<9} {:>8}s  {drift}\n", row.id, row.kind.label(), row.name, row.state, row.uptime));
+    }
+    out
+}

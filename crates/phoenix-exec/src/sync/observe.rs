@@ -142,6 +142,13 @@ pub async fn guests(api: &impl PveApi, model: &Model, node: &str, observed: &mut
     storages(api, node, observed).await
 }
 
+/// The node as the guests domain and `phoenix status` see it.
+pub async fn guests_observed(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
+    let mut observed = pve(api, model, node).await?;
+    guests(api, model, node, &mut observed).await?;
+    Ok(observed)
+}
+
 pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
     let mut observed = PveObserved { node: node.to_string(), ..PveObserved::default() };
     for (kind, segment) in [(GuestKind::Lxc, "lxc"), (GuestKind::Vm, "qemu")] {
