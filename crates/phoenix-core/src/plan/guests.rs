@@ -536,12 +536,20 @@ fn finish(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<S
             }
             GuestKind::Vm => request,
         };
-        let reason = "it is described as a template (`is_template`)".to_string();
+        let mut reason = "it is described as a template (`is_template`)".to_string();
+        let mut requests = Vec::new();
+        if state.running() {
+            // Neither pve-container nor qemu-server converts a running guest.
+            reason.push_str("; it runs, so it is shut down first");
+            let shutdown = vec![pair("forceStop", "1"), pair("timeout", "60")];
+            requests.push(ApiRequest::new(Method::Post, format!("{base}/status/shutdown"), shutdown));
+        }
+        requests.push(request);
         steps.push(step(
             format!("guest:{id}:template"),
             format!("convert {} {id} to a template", guest.kind.label()),
             reason,
-            vec![request],
+            requests,
             after,
             lock,
             None,
