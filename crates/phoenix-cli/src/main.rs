@@ -58,6 +58,24 @@ enum Command {
     /// Show each described guest: its state, uptime, lock and drift (what `sync guests` would
     /// change). Exit 1 when a guest is absent, stopped, locked or drifted.
     Status(status::StatusArgs),
+    /// Create the guests named and every prerequisite that does not exist (clone sources,
+    /// dependencies), then start them.
+    Create(guest::VerbArgs),
+    /// Bring the guests named and their prerequisites to their description (created when
+    /// missing), then start them.
+    Converge(guest::VerbArgs),
+    /// Start the guests named, their dependencies first, in boot order.
+    Start(guest::VerbArgs),
+    /// Stop the guests named, the guests that depend on them first (shutdown, stopped after 60 s).
+    Stop(guest::VerbArgs),
+    /// Stop the guests named (dependents first), then start them again in boot order.
+    Restart(guest::VerbArgs),
+    /// Delete the guests named with their disks; refused while other described guests need
+    /// them, for guests phoenix did not create, or holding disks nothing describes, unless
+    /// --force; asks on a terminal even with --yes.
+    Delete(guest::DeleteArgs),
+    /// Everything from nothing: `sync all` (guests created, deployed, started in boot order).
+    Letsgo(sync::SyncOptions),
     /// The lab: the described topology in network namespaces on this machine, for rehearsals
     /// and for comparing the static verdicts with real traffic.
     #[command(subcommand)]
@@ -84,6 +102,13 @@ fn run(command: Command) -> Result<exit::Outcome, exit::Failure> {
         Command::Assess(args) => assess::run(args),
         Command::Sync(args) => sync::run(args),
         Command::Status(args) => status::run(args),
+        Command::Create(args) => guest::run(args, phoenix_core::plan::verbs::Verb::Create),
+        Command::Converge(args) => guest::run(args, phoenix_core::plan::verbs::Verb::Converge),
+        Command::Start(args) => guest::run(args, phoenix_core::plan::verbs::Verb::Start),
+        Command::Stop(args) => guest::run(args, phoenix_core::plan::verbs::Verb::Stop),
+        Command::Restart(args) => guest::run(args, phoenix_core::plan::verbs::Verb::Restart),
+        Command::Delete(args) => guest::delete(args),
+        Command::Letsgo(options) => sync::run_what(sync::What::All, options),
         Command::Lab(command) => lab::run(command),
         Command::Certs(command) => certs::run(command),
         Command::Explain(args) => explain::run(args),

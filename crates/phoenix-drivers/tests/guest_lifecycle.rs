@@ -172,3 +172,61 @@ async fn a_clone_whose_worker_died_is_found_locked_and_never_created_twice() {
     assert!(!ids(&third).contains(&"guest:103:create".into()), "it is never cloned a second time");
     rig.pve.with(|sim| assert_eq!(sim.all_guests().iter().filter(|(id, kind, _)| *id == 103 && *kind == GuestKind::Lxc).count(), 1));
 }
+
+async fn verb(rig: &Rig, verb: phoenix_core::plan::verbs::Verb, ids: &[u32]) -> Result<phoenix_core::plan::Plan, String> {
+    let observed = phoenix_exec::sync::observe::guests_observed(&rig.pve_client, &rig.model, "pve").await.unwrap();
+    phoenix_core::plan::verbs::plan(&rig.model, &rig.rendered, &observed, verb, ids, false)
+}
+
+#[tokio::test]
+async fn the_verbs_stop_dependents_first_start_dependencies_first_and_delete_only_what_is_theirs() {
+    use phoenix_core::plan::verbs::Verb;
+    let rig = Rig::empty("lifecycle-verbs", rig::example(), |_| {}).await;
+    let plan = verb(&rig, Verb::Create, &[102]).await.unwrap();
+    assert_eq!(
+        ids(&plan).iter().filter(|id| id.ends_with(":create")).cloned().collect::<Vec<_>>(),
+        vec!["guest:900:create", "guest:103:create", "guest:102:create"],
+        "102's chain: its template and the Step-CA it depends on, nothing else"
+    );
+    assert_eq!(rig.apply(&plan).await.0.failed, 0);
+    rig.apply(&rig.plan(&guests()).await.unwrap()).await;
+    rig.pve.with(|sim| assert_eq!(sim.running.iter().copied().collect::<Vec<_>>(), vec![101, 102, 103, 1001, 1002]));
+
+    // Stopping Step-CA stops what needs it first: 101 and 102 (and the VMs behind 102).
+    let stop = verb(&rig, Verb::Stop, &[103]).await.unwrap();
+    let step = |id: &str| stop.steps.iter().find(|s| s.id == id).unwrap();
+    assert!(step("guest:103:stop").after.contains(&"guest:102:stop".to_string()));
+    assert!(step("guest:102:stop").after.contains(&"guest:101:stop".to_string()));
+    let (summary, events) = rig.apply(&stop).await;
+    assert_eq!(summary.failed, 0, "{}", summary.to_text());
+    let at = intervals(&events);
+    assert!(at["guest:101:stop"].1 < at["guest:103:stop"].0);
+    rig.pve.with(|sim| assert!(sim.running.is_empty(), "{:?}", sim.running));
+
+    // Starting the gateway starts its dependencies first.
+    let start = verb(&rig, Verb::Start, &[101]).await.unwrap();
+    let (_, events) = rig.apply(&start).await;
+    let at = intervals(&events);
+    assert!(at["guest:103:start"].1 < at["guest:102:start"].0 && at["guest:102:start"].1 < at["guest:101:start"].0);
+    rig.pve.with(|sim| assert!(sim.running.contains(&101) && !sim.running.contains(&1002)));
+
+    // The template is needed by its clones; a guest phoenix did not create is not deleted.
+    let refused = verb(&rig, Verb::Delete { force: false }, &[900]).await.unwrap_err();
+    assert!(refused.contains("needed by 101, 102, 103"), "{refused}");
+    rig.pve.with(|sim| {
+        let path = "nodes/pve/qemu-server/1002.conf";
+        let text = sim.files[path].replace("tags: phoenix\n", "");
+        sim.files.insert(path.into(), text);
+    });
+    let refused = verb(&rig, Verb::Delete { force: false }, &[1002]).await.unwrap_err();
+    assert!(refused.contains("not created by phoenix"), "{refused}");
+    let forced = verb(&rig, Verb::Delete { force: true }, &[1002]).await.unwrap();
+    assert_eq!(ids(&forced), vec!["guest:1002:delete".to_string()], "stopped already: no stop step");
+    assert_eq!(rig.apply(&forced).await.0.failed, 0);
+    rig.pve.with(|sim| assert!(sim.guest_key(1002, "name").is_none()));
+    // And converge brings it back.
+    let back = verb(&rig, Verb::Converge, &[1002]).await.unwrap();
+    assert!(ids(&back).contains(&"guest:1002:create".to_string()));
+    assert_eq!(rig.apply(&back).await.0.failed, 0);
+    rig.pve.with(|sim| assert!(sim.running.contains(&1002)));
+}

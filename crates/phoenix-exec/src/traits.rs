@@ -125,3 +125,47 @@ pub trait PortainerApi {
     fn stacks(&self) -> impl Future<Output = Result<Vec<StackObserved>, DriverError>>;
     fn apply(&self, operation: &Operation) -> impl Future<Output = Result<(), DriverError>>;
 }
+
+/// The driver a command that only talks to Proxmox VE gives for the others: any call is an
+/// error (its plans hold API requests alone).
+pub struct NotUsed;
+
+fn not_used<T>() -> Result<T, DriverError> {
+    Err(DriverError::new("this command talks to Proxmox VE only"))
+}
+
+impl Target for NotUsed {
+    async fn read(&self, _: &Place) -> Result<Option<Vec<u8>>, DriverError> {
+        not_used()
+    }
+    async fn write(&self, _: &FileWrite) -> Result<(), DriverError> {
+        not_used()
+    }
+    async fn remove(&self, _: &Place) -> Result<(), DriverError> {
+        not_used()
+    }
+    async fn run(&self, _: &PostAction) -> Result<(), DriverError> {
+        not_used()
+    }
+}
+
+impl Issuer for NotUsed {
+    async fn issue(&self, _: &OrderRequest) -> Result<Issued, DriverError> {
+        not_used()
+    }
+}
+
+impl PortainerApi for NotUsed {
+    async fn initialized(&self) -> Result<bool, DriverError> {
+        not_used()
+    }
+    async fn endpoints(&self) -> Result<Vec<EndpointObserved>, DriverError> {
+        not_used()
+    }
+    async fn stacks(&self) -> Result<Vec<StackObserved>, DriverError> {
+        not_used()
+    }
+    async fn apply(&self, _: &Operation) -> Result<(), DriverError> {
+        not_used()
+    }
+}

@@ -6,6 +6,7 @@ pub mod certs;
 pub mod completions;
 pub mod explain;
 pub mod graph;
+pub mod guest;
 pub mod lab;
 pub mod man;
 pub mod render;

@@ -52,6 +52,13 @@ pub struct SyncArgs {
     #[arg(value_enum)]
     what: What,
     #[command(flatten)]
+    options: SyncOptions,
+}
+
+/// Everything `sync` takes but what it syncs (`letsgo` takes the same).
+#[derive(Args)]
+pub struct SyncOptions {
+    #[command(flatten)]
     config: crate::context::ConfigArg,
     /// Print the plan and change nothing.
     #[arg(long)]
@@ -121,14 +128,14 @@ fn domains(what: What) -> BTreeSet<Domain> {
 }
 
 /// The store as the target sees it (under DIR/host in a rehearsal).
-fn local_store(args: &SyncArgs) -> PathBuf {
+fn local_store(args: &SyncOptions) -> PathBuf {
     match &args.root {
         Some(root) => root.join("host").join(args.certs.trim_start_matches('/')),
         None => PathBuf::from(&args.certs),
     }
 }
 
-fn portainer_client(args: &SyncArgs, model: &Model) -> Result<PortainerClient, Failure> {
+fn portainer_client(args: &SyncOptions, model: &Model) -> Result<PortainerClient, Failure> {
     let url = match (&args.portainer_url, model.portainer.as_ref()) {
         (Some(url), _) => url.clone(),
         (None, Some(p)) if p.server_ip.is_some() => {
@@ -176,7 +183,7 @@ enum HeldLock {
 
 /// The lock of the target this sync applies to: the lab, the rehearsal folder, or the node
 /// (on the node itself with `--ssh`, so runs from other machines are kept out too).
-fn sync_lock(args: &SyncArgs, node: &str) -> Result<HeldLock, Failure> {
+fn sync_lock(args: &SyncOptions, node: &str) -> Result<HeldLock, Failure> {
     use phoenix_drivers::host::lock;
     let node_lock = format!("/run/lock/phoenix/sync-{node}.lock");
     let (path, what) = match (&args.lab, &args.root) {
@@ -207,10 +214,15 @@ fn confirm(plan: &Plan) -> bool {
 }
 
 pub fn run(args: SyncArgs) -> Result<Outcome, Failure> {
+    run_what(args.what, args.options)
+}
+
+/// `sync WHAT` (and `letsgo`, which is `sync all`).
+pub fn run_what(what: What, args: SyncOptions) -> Result<Outcome, Failure> {
     let model = context::valid_model(&args.config.config)?;
     let rendered = phoenix_core::render::render_all(&model);
     if let Some(name) = args.lab.clone() {
-        return lab(&args, &name, &model, &rendered);
+        return lab(&args, what, &name, &model, &rendered);
     }
     let (pve, portainer) = (crate::connect::pve_client(&args.pve, &model)?, portainer_client(&args, &model)?);
     let runner = match &args.ssh {
@@ -233,15 +245,15 @@ pub fn run(args: SyncArgs) -> Result<Outcome, Failure> {
         "0.0.0.0:443".parse().expect("a socket address"),
     ));
     let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &issuer };
-    sync_with(&args, domains(args.what), &rendered, &drivers, args.root.is_none()).map(|(outcome, _)| outcome)
+    sync_with(&args, domains(what), &rendered, &drivers, args.root.is_none()).map(|(outcome, _)| outcome)
 }
 
 /// `sync --lab NAME`: the lab's folder, Proxmox VE API and CA; then the lab reloads with what
 /// was deployed, so `phoenix assess --live --lab NAME` probes it.
-fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::render::Rendered) -> Result<Outcome, Failure> {
+fn lab(args: &SyncOptions, what: What, name: &str, model: &Model, rendered: &phoenix_core::render::Rendered) -> Result<Outcome, Failure> {
     use phoenix_lab::deployed;
-    let mut wanted = domains(args.what);
-    if matches!(args.what, What::Portainer | What::Stacks) {
+    let mut wanted = domains(what);
+    if matches!(what, What::Portainer | What::Stacks) {
         return Err(Failure::could_not_run("the lab has no Portainer").hint("sync portainer and stacks against a real one"));
     }
     wanted.retain(|d| !matches!(d, Domain::Portainer | Domain::Stacks));
@@ -270,7 +282,7 @@ fn lab(args: &SyncArgs, name: &str, model: &Model, rendered: &phoenix_core::rend
 
 /// Observes, plans, prints, asks, applies and summarizes; also whether anything was applied.
 fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
-    args: &SyncArgs,
+    args: &SyncOptions,
     domains: BTreeSet<Domain>,
     rendered: &phoenix_core::render::Rendered,
     drivers: &Drivers<'_, P, Q, T, I>,

@@ -71,6 +71,10 @@ impl StorageState {
 
 const GIB: u64 = 1 << 30;
 
+/// The tag phoenix gives the guests it creates: `phoenix delete` removes only those (and only
+/// without disks it did not make) unless forced.
+pub const CREATED_TAG: &str = "phoenix";
+
 /// `8G`, `512M`, bytes.
 pub fn parse_size(text: &str) -> Option<u64> {
     let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len()));
@@ -316,6 +320,7 @@ fn create(
                 .ok_or_else(|| format!("no storage of the node holds the OS template `{}`", template.value))?;
             after.extend(download(context, &volid, None, downloads, &mut steps));
             params.push(pair("ostemplate", &volid));
+            params.push(pair("tags", CREATED_TAG));
             for (key, value, _) in &config_keys {
                 params.push(pair(key, value));
             }
@@ -361,6 +366,7 @@ fn create(
                 params.push(pair(key, value));
             }
             params.extend([
+                pair("tags", CREATED_TAG),
                 pair("scsihw", "virtio-scsi-pci"),
                 pair("scsi0", format!("{storage}:0,import-from={volid}")),
                 pair("ide2", format!("{storage}:cloudinit")),
@@ -485,6 +491,7 @@ fn clone(
     if let Some(net0) = net0 {
         config.push(pair("net0", net0));
     }
+    config.push(pair("tags", CREATED_TAG));
     let method = if guest.kind == GuestKind::Lxc { Method::Put } else { Method::Post };
     requests.push(ApiRequest::new(method, format!("{base}/{id}/config"), config));
     let disk = if guest.kind == GuestKind::Lxc { "rootfs" } else { "scsi0" };

@@ -10,6 +10,7 @@ pub mod files;
 pub mod guests;
 pub mod portainer;
 pub mod pve;
+pub mod verbs;
 
 use crate::certificates::renewal::{renewal_plan, trust_plan, RenewalPlan};
 use crate::deploy::{FileWrite, PostAction};

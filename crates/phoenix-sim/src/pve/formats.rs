@@ -114,6 +114,12 @@ pub fn check(name: &str, text: &str) -> Checked {
                 format!("invalid icmp-type value '{text}'")
             })
         }
+        // pve-common `pve-tag`: `^(?i)[a-z0-9_][a-z0-9_\-\+\.]*$`.
+        "pve-tag" => refuse_unless(
+            text.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+.".contains(&b)),
+            || format!("invalid tag '{text}'"),
+        ),
         // pve-common JSONSchema.pm pve_verify_dns_name.
         "dns-name" => refuse_unless(dns_name(text), || "value does not look like a valid DNS name".into()),
         // pve-storage PVE/Storage.pm: `/^[a-z][a-z0-9\-\_\.]*[a-z0-9]$/i`.
