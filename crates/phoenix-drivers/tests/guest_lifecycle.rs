@@ -106,10 +106,18 @@ async fn the_references_containers_are_created_and_its_vms_wait_for_a_storage_th
         assert!(sim.guest_key(910, "rootfs").unwrap().starts_with("quickOS-lxc-disks:subvol-910-disk-"));
         assert!(sim.files["nodes/pve/lxc/901.conf"].contains("[final-form]"));
         assert!(sim.guest_key(101, "features").as_deref() == Some("nesting=1"));
+        // What only root may set went into the .conf on the node: the bind mounts, the raw lines.
+        let conf = &sim.files["nodes/pve/lxc/101.conf"];
+        assert!(conf.contains("mp0: /mnt/pve/quickOS/lxc-persistent-data/101/logs,mp=/var/log/nginx"), "{conf}");
+        assert!(conf.contains("lxc.mount.auto: sys:rw"), "{conf}");
+        let gpu = &sim.files["nodes/pve/lxc/910.conf"];
+        assert!(gpu.contains("lxc.mount.entry: /dev/nvidia1 dev/nvidia1 none bind,optional,create=file"), "{gpu}");
     });
     // Left: the VMs, and the starts of the containers that need a VM running first.
     let again = rig.plan(&guests()).await.unwrap();
     let vm = |id: &str| ["9000", "1001", "1002"].iter().any(|v| id.contains(v));
+    let left: Vec<&phoenix_core::plan::Step> = again.steps.iter().filter(|s| s.id.ends_with(":node-conf")).collect();
+    assert!(left.is_empty(), "the root-only settings are in place: {:?}", left.iter().map(|s| (&s.id, &s.diff)).collect::<Vec<_>>());
     for step in again.steps.iter().filter(|s| !vm(&s.id)) {
         assert!(step.id.ends_with(":start") && step.after.iter().any(|a| vm(a)), "{} is left without waiting for a VM", step.id);
     }
@@ -138,6 +146,7 @@ async fn an_existing_guest_is_converged_and_its_disk_never_shrunk() {
         let path = "nodes/pve/lxc/102.conf";
         let text = sim.files[path].replace("memory: 1024", "memory: 256").replace("size=8G", "size=20G");
         sim.files.insert(path.into(), text);
+        sim.save_backing();
     });
     let plan = rig.plan(&guests()).await.unwrap();
     assert_eq!(ids(&plan), vec!["guest:102:config".to_string()]);
@@ -217,6 +226,7 @@ async fn the_verbs_stop_dependents_first_start_dependencies_first_and_delete_onl
         let path = "nodes/pve/qemu-server/1002.conf";
         let text = sim.files[path].replace("tags: phoenix\n", "");
         sim.files.insert(path.into(), text);
+        sim.save_backing();
     });
     let refused = verb(&rig, Verb::Delete { force: false }, &[1002]).await.unwrap_err();
     assert!(refused.contains("not created by phoenix"), "{refused}");

@@ -86,7 +86,6 @@ fn save_pve(name: &str, sim: &PveSim) -> Result<(), LabError> {
 
 /// The lab's Proxmox VE API: every request answered by the simulator, every change saved.
 pub struct LabPve {
-    name: String,
     state: Mutex<PveSim>,
 }
 
@@ -99,7 +98,9 @@ impl LabPve {
                 dir.display()
             )));
         }
-        let mut sim = PveSim::load_dir(node, &dir).map_err(io(&dir))?;
+        // Kept in the folder between requests: what the lab's node root writes there (a
+        // guest's .conf) is seen, as on pmxcfs.
+        let mut sim = PveSim::new(node).backed_by(&dir).map_err(io(&dir))?;
         // In process, tasks end at once: nothing else waits on the lab's node.
         sim.settings.task_duration = std::time::Duration::ZERO;
         sim.settings.agent_delay = std::time::Duration::ZERO;
@@ -110,7 +111,7 @@ impl LabPve {
             sim.running.insert(id);
             sim.started.insert(id, std::time::Instant::now());
         }
-        Ok(LabPve { name: name.to_string(), state: Mutex::new(sim) })
+        Ok(LabPve { state: Mutex::new(sim) })
     }
 }
 
@@ -131,9 +132,6 @@ impl PveApi for LabPve {
             let message = reply.body.get("message").and_then(Value::as_str).unwrap_or_default().trim_end().to_string();
             let errors = reply.body.get("errors").map(|e| format!(" {e}")).unwrap_or_default();
             return Err(DriverError::new(format!("{method} {}: {} {message}{errors}", request.path, reply.status)));
-        }
-        if method != "GET" {
-            save_pve(&self.name, &state).map_err(|e| DriverError::new(e.0))?;
         }
         Ok(reply.data().clone().into())
     }

@@ -156,9 +156,9 @@ fn owned_keys(guest: &Guest) -> Vec<(&'static str, String, &'static str)> {
     }
     match guest.kind {
         GuestKind::Lxc => {
-            let nesting: Vec<String> = spec.features.iter().filter(|f| f.value.starts_with("nesting=")).map(|f| f.value.clone()).collect();
-            if !nesting.is_empty() {
-                keys.push(("features", nesting.join(","), ""));
+            // Features other than `nesting` are root's: then all of them go through the node.
+            if !spec.features.is_empty() && super::node_conf::api_features(guest) {
+                keys.push(("features", super::node_conf::features(guest), ""));
             }
         }
         GuestKind::Vm => {
@@ -193,18 +193,6 @@ fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
-}
-
-/// Settings phoenix does not apply through the API, since Proxmox VE lets only `root@pam` make
-/// them (raw `lxc.*` lines, bind mounts, features other than `nesting`, GPU device entries).
-fn root_only(guest: &Guest) -> Vec<String> {
-    let spec = &guest.spec;
-    let mut found: Vec<String> = spec.raw_lxc.iter().map(|l| format!("lxc option {}", l.value)).collect();
-    found.extend(spec.features.iter().filter(|f| !f.value.starts_with("nesting=")).map(|f| format!("feature {}", f.value)));
-    found
-        .extend(spec.mounts.iter().filter(|m| matches!(m.source, MountSource::Bind(_))).map(|m| format!("bind mount at {}", m.path.value)));
-    found.extend(spec.gpus.iter().map(|g| format!("GPU {}", g.value)));
-    found
 }
 
 fn step(
@@ -398,14 +386,13 @@ fn create(
         }
     };
     plan.created.insert(id);
-    let mut origin_step = origin_step;
-    let left = root_only(guest);
-    if !left.is_empty() {
-        origin_step.reason.push_str(&format!("; not applied through the API, which lets only root@pam make them: {}", left.join(", ")));
-    }
-    let created = vec![origin_step.id.clone()];
+    let mut last = vec![origin_step.id.clone()];
     steps.push(origin_step);
-    steps.extend(finish(context, guest, &GuestState::default(), created).unwrap_or_default());
+    if let Some(node) = super::node_conf::step(context.node(), guest, None, last.clone()) {
+        last = vec![node.id.clone()];
+        steps.push(node);
+    }
+    steps.extend(finish(context, guest, &GuestState::default(), last).unwrap_or_default());
     Ok(steps)
 }
 
@@ -632,6 +619,9 @@ fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec
         }
     }
     let after = steps.last().map(|s: &Step| vec![s.id.clone()]).unwrap_or(after);
+    let node = if state.is_template() { None } else { super::node_conf::step(context.node(), guest, Some(state), after.clone()) };
+    let after = node.as_ref().map(|s| vec![s.id.clone()]).unwrap_or(after);
+    steps.extend(node);
     steps.extend(finish(context, guest, state, after).unwrap_or_default());
     Ok(steps)
 }

@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod guests;
+pub mod node_conf;
 pub mod portainer;
 pub mod pve;
 pub mod verbs;
@@ -119,6 +120,14 @@ pub enum Action {
     },
     Portainer {
         operation: portainer::Operation,
+    },
+    /// Edit a guest's `.conf` on the node as its root does, for what Proxmox VE lets only
+    /// `root@pam` set: these keys set, these raw `lxc.*` lines added where missing; the file
+    /// read and written (atomically) through the target, everything else in it kept.
+    NodeConf {
+        place: crate::deploy::Place,
+        set: Vec<(String, String)>,
+        raw: Vec<(String, String)>,
     },
     /// Cannot be done: the reason says why (the step fails and its dependents are skipped).
     Blocked,

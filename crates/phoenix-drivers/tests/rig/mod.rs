@@ -63,23 +63,26 @@ impl Rig {
         let rendered = phoenix_core::render::render_all(&model);
         let mut sim = phoenix_lab::deployed::simulated_node(&model, &rendered).unwrap();
         prepare(&mut sim);
-        Rig::serve(tag, model, rendered, sim).await
+        Rig::serve(tag, model, rendered, sim, false).await
     }
 
     /// `model` on a simulated node with no guests yet (its storages as described), changed
-    /// by `prepare` before serving.
+    /// by `prepare` before serving; the node's /etc/pve is the rehearsal's `host/etc/pve`, so
+    /// what phoenix writes there as the node's root the API sees (a test changing the
+    /// simulator's files saves them with `save_backing`).
     pub async fn empty(tag: &str, model: Model, prepare: impl FnOnce(&mut PveSim)) -> Rig {
         let rendered = phoenix_core::render::render_all(&model);
         let mut sim = phoenix_sim::rehearsal::empty_node(&model);
         prepare(&mut sim);
-        Rig::serve(tag, model, rendered, sim).await
+        Rig::serve(tag, model, rendered, sim, true).await
     }
 
-    async fn serve(tag: &str, model: Model, rendered: Rendered, sim: PveSim) -> Rig {
-        let pve = SimPve::serve(sim).await;
-        let portainer = FakePortainer::start(None).await;
+    async fn serve(tag: &str, model: Model, rendered: Rendered, sim: PveSim, backed: bool) -> Rig {
         let root = std::env::temp_dir().join(format!("phoenix-sync-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
+        let sim = if backed { sim.backed_by(&root.join("host/etc/pve")).unwrap() } else { sim };
+        let pve = SimPve::serve(sim).await;
+        let portainer = FakePortainer::start(None).await;
         write_store(&root, &model);
         // The guests as provisioned: the accounts their files are owned by exist.
         phoenix_sim::rehearsal::write_guest_accounts(&root, &model, &rendered).unwrap();

@@ -11,7 +11,7 @@ use crate::certs::{self, apply_change, RenewRequest};
 use crate::traits::{DriverError, Issuer, Target};
 pub use crate::traits::{PortainerApi, PveApi, PveReply};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use phoenix_core::deploy::{FileWrite, PostAction};
+use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_core::plan::{Action, Plan, Step};
 use phoenix_core::render::RenderedFile;
 use phoenix_model::model::Model;
@@ -300,10 +300,26 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
                 Err(error) => failed(error.message),
             }
         }
+        Action::NodeConf { place, set, raw } => node_conf(drivers.target, place, set, raw).await,
         Action::Portainer { operation } => match drivers.portainer.apply(operation).await {
             Ok(()) => StepOutcome::Done { note: None },
             Err(error) => failed(error.message),
         },
+    }
+}
+
+/// Edits a guest's `.conf` on the node (read, changed, written atomically; the cluster file
+/// system makes the change the guest's config).
+async fn node_conf(target: &impl Target, place: &Place, set: &[(String, String)], raw: &[(String, String)]) -> StepOutcome {
+    let text = match target.read(place).await {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(None) => return failed(format!("{place} does not exist: the guest is not on this node")),
+        Err(error) => return failed(error.message),
+    };
+    let content = phoenix_core::plan::node_conf::edit_conf(&text, set, raw).into_bytes();
+    match target.write(&FileWrite { place: place.clone(), content, owner: None, mode: 0o640 }).await {
+        Ok(()) => StepOutcome::Done { note: None },
+        Err(error) => failed(error.message),
     }
 }
 

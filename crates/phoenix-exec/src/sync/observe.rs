@@ -92,7 +92,15 @@ async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind
         get(api, format!("{base}/status/current")),
         get(api, format!("{base}/snapshot"))
     )?;
-    let config = config.as_object().map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), text(v)?))).collect()).unwrap_or_default();
+    // Raw `lxc.*` lines come as `lxc: [[key, value], ...]`: kept as `key: value` lines.
+    let raw = |v: &Value| -> Option<String> {
+        let pairs = v.as_array()?.iter().filter_map(|p| Some(format!("{}: {}", p.get(0)?.as_str()?, p.get(1)?.as_str()?)));
+        Some(pairs.collect::<Vec<_>>().join("\n"))
+    };
+    let config = config
+        .as_object()
+        .map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), if k == "lxc" { raw(v)? } else { text(v)? }))).collect())
+        .unwrap_or_default();
     let snapshots = snapshots
         .as_array()
         .into_iter()

@@ -62,6 +62,13 @@ async fn main() {
             fail(format!("guest {}: {error}", guest.id));
         }
     }
+    // The node's /etc/pve is the rehearsal's `host/etc/pve`: what phoenix writes there as the
+    // node's root (a guest's .conf) the API sees.
+    let etc_pve = root.join("host/etc/pve");
+    let sim = match sim.backed_by(&etc_pve) {
+        Ok(sim) => sim,
+        Err(error) => fail(format!("cannot keep the node's files in {}: {error}", etc_pve.display())),
+    };
     let pve = SimPve::serve(sim).await;
     let portainer = FakePortainer::start(None).await;
     let store = root.join("host/var/lib/phoenix/certs");

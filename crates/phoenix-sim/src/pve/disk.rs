@@ -8,6 +8,56 @@ use super::PveSim;
 use std::path::Path;
 
 impl PveSim {
+    /// Keeps the cluster file system in `dir`: read before every request (a file the node's
+    /// root wrote there is seen, as on pmxcfs), written after one that changed it.
+    pub fn backed_by(mut self, dir: &Path) -> std::io::Result<PveSim> {
+        if dir.is_dir() {
+            self.files = PveSim::load_dir(&self.node, dir)?.files;
+        }
+        self.save_dir(dir)?;
+        self.backing = Some(dir.to_path_buf());
+        Ok(self)
+    }
+
+    pub(super) fn reload_backing(&mut self) {
+        if let Some(dir) = &self.backing {
+            match PveSim::load_dir(&self.node, dir) {
+                Ok(found) => self.files = found.files,
+                Err(error) => self.gaps.push(format!("phoenix-sim: cannot read {}: {error}", dir.display())),
+            }
+        }
+    }
+
+    /// Writes to the folder only the files a request changed (others may be written there by
+    /// the node's root meanwhile: they are not overwritten with what was read before).
+    pub(super) fn save_changes(&mut self, before: &std::collections::BTreeMap<String, String>) {
+        let Some(dir) = self.backing.clone() else { return };
+        let result = (|| -> std::io::Result<()> {
+            for path in before.keys().filter(|p| !self.files.contains_key(*p)) {
+                match std::fs::remove_file(dir.join(path)) {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+                    _ => {}
+                }
+            }
+            for (path, text) in self.files.iter().filter(|(p, t)| before.get(*p) != Some(*t)) {
+                write_file(&dir.join(path), text)?;
+            }
+            Ok(())
+        })();
+        if let Err(error) = result {
+            self.gaps.push(format!("phoenix-sim: cannot write {}: {error}", dir.display()));
+        }
+    }
+
+    /// Writes the state to its folder now (after a test changed `files` directly).
+    pub fn save_backing(&mut self) {
+        if let Some(dir) = self.backing.clone() {
+            if let Err(error) = self.save_dir(&dir) {
+                self.gaps.push(format!("phoenix-sim: cannot write {}: {error}", dir.display()));
+            }
+        }
+    }
+
     /// The node's state from `dir` (an empty or missing folder: a node with nothing on it).
     pub fn load_dir(node: &str, dir: &Path) -> std::io::Result<PveSim> {
         let mut sim = PveSim::new(node);
@@ -20,6 +70,12 @@ impl PveSim {
             };
             for entry in entries {
                 let path = entry?.path();
+                // A writer's temporary (`.name.phoenix-<pid>`, this module's `*.tmp~`) is not
+                // the node's yet: neither read nor removed.
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if name.starts_with('.') || name.ends_with("tmp~") {
+                    continue;
+                }
                 if path.is_dir() {
                     stack.push(path);
                 } else if let Ok(relative) = path.strip_prefix(dir) {
@@ -40,14 +96,18 @@ impl PveSim {
             std::fs::remove_file(dir.join(path))?;
         }
         for (path, text) in &self.files {
-            let target = dir.join(path);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let temporary = target.with_extension("tmp~");
-            std::fs::write(&temporary, text)?;
-            std::fs::rename(&temporary, &target)?;
+            write_file(&dir.join(path), text)?;
         }
         Ok(())
     }
+}
+
+/// Replaces a file atomically.
+fn write_file(target: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let temporary = target.with_extension("tmp~");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, target)
 }

@@ -55,11 +55,14 @@ impl GuestKind {
     }
 }
 
-/// A guest's `.conf`: the main section's keys, and the rest of the file as written.
+/// A guest's `.conf`: the main section's keys, its raw `lxc.*` lines (in order, repeats kept,
+/// written after the keys as pve-container's `write_pct_config` does), and the rest of the file
+/// as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuestConf {
     pub description: Vec<String>,
     pub keys: BTreeMap<String, String>,
+    pub raw: Vec<(String, String)>,
     /// `[PENDING]`, `[pve:pending]` and snapshot sections, untouched.
     pub sections: String,
 }
@@ -75,7 +78,12 @@ impl GuestConf {
             if let Some(comment) = line.strip_prefix('#') {
                 conf.description.push(comment.to_string());
             } else if let Some((key, value)) = line.split_once(':') {
-                conf.keys.insert(key.trim().to_string(), value.trim().to_string());
+                let (key, value) = (key.trim().to_string(), value.trim().to_string());
+                if key.starts_with("lxc.") {
+                    conf.raw.push((key, value));
+                } else {
+                    conf.keys.insert(key, value);
+                }
             }
         }
         conf
@@ -83,7 +91,7 @@ impl GuestConf {
 
     pub fn to_text(&self) -> String {
         let mut out: String = self.description.iter().map(|d| format!("#{d}\n")).collect();
-        for (key, value) in &self.keys {
+        for (key, value) in self.keys.iter().chain(self.raw.iter().map(|(k, v)| (k, v))) {
             out.push_str(&format!("{key}: {value}\n"));
         }
         if !self.sections.is_empty() {
@@ -143,6 +151,10 @@ pub fn config_json(conf: &GuestConf, digest: &str, returns: &Value) -> Value {
     }
     if !conf.description.is_empty() {
         object.insert("description".into(), Value::String(conf.description.join("\n")));
+    }
+    if !conf.raw.is_empty() {
+        let pairs = conf.raw.iter().map(|(k, v)| Value::Array(vec![Value::String(k.clone()), Value::String(v.clone())])).collect();
+        object.insert("lxc".into(), Value::Array(pairs));
     }
     object.insert("digest".into(), Value::String(digest.to_string()));
     Value::Object(object)

@@ -339,6 +339,10 @@ impl PveSim {
         for (key, value) in base.iter().filter(|(k, _)| !dropped.contains(&k.as_str()) && !k.starts_with("unused")) {
             clone.keys.insert(key.clone(), value.clone());
         }
+        // The raw `lxc.*` entries are part of the config hash clone_vm copies.
+        if params.get("snapname").is_none() {
+            clone.raw = source.raw.clone();
+        }
         self.clone_disks(kind, newid, &mut clone, full, params.get("storage").map(String::as_str))?;
         for key in clone.keys.keys().filter(|k| k.starts_with("net")).cloned().collect::<Vec<_>>() {
             let mac_key = if kind == GuestKind::Lxc { "hwaddr" } else { "macaddr" };

@@ -193,6 +193,8 @@ pub struct PveSim {
     pub gaps: Vec<String>,
     /// Writers that gave up waiting for a lock ("got timeout").
     pub lock_timeouts: usize,
+    /// Where the cluster file system is kept between requests (see `backed_by`).
+    backing: Option<std::path::PathBuf>,
 }
 
 /// The token user recorded in tasks.
@@ -212,6 +214,7 @@ impl PveSim {
             writes: 0,
             gaps: Vec::new(),
             lock_timeouts: 0,
+            backing: None,
         }
     }
 
@@ -271,7 +274,13 @@ impl PveSim {
     /// Answers one request, or says until when it must wait for a lock; `started` is when the
     /// request arrived (its lock wait times out `lock_timeout` after).
     pub fn try_request(&mut self, method: &str, path: &str, params: BTreeMap<String, Value>, started: Instant) -> Result<Reply, Busy> {
-        let reply = self.answer(method, path, params, started)?;
+        self.reload_backing();
+        let before = self.backing.is_some().then(|| self.files.clone());
+        let reply = self.answer(method, path, params, started);
+        if let Some(before) = before.filter(|b| *b != self.files) {
+            self.save_changes(&before);
+        }
+        let reply = reply?;
         if method != "GET" && (200..300).contains(&reply.status) {
             self.writes += 1;
         }
