@@ -215,19 +215,71 @@ async fn killed_at_any_moment_a_sync_leaves_no_partial_file_and_the_next_converg
     }
 }
 
-/// Issue 14: `sync guests` from a node with no guests, killed at 20 moments in a row (creating,
-/// cloning, converting, starting), then run to its end: every guest exists once, none is left
-/// half-made, a second run plans nothing and `phoenix status` shows every guest running or a
-/// template, without drift.
-#[tokio::test]
-async fn guests_from_an_empty_node_survive_interruptions_and_status_shows_them_converged() {
+/// A node with no guests yet (the example's storages only), and the Portainer fake.
+async fn empty_node(tag: &str) -> Fakes {
     let source = phoenix_testkit::example_source();
     let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
     let pve = SimPve::serve(phoenix_sim::rehearsal::empty_node(&model)).await;
     let portainer = FakePortainer::start(None).await;
-    let root = std::env::temp_dir().join(format!("phoenix-cli-guests-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!("phoenix-cli-guests-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let fakes = Fakes { pve, portainer, root };
+    Fakes { pve, portainer, root }
+}
+
+/// Runs `sync guests` and kills it right after its `after`th step ended; whether it got there.
+async fn killed_after(fakes: &Fakes, after: usize) -> bool {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
+    command.args(["sync", "guests", "--yes", "--no-boot-delay", "--format", "json", "--config", CONFIG]);
+    command.args(["--root", fakes.root.to_str().unwrap()]);
+    command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
+    command.args(["--portainer-url", &fakes.portainer.server.url(), "--portainer-ca", fakes.portainer.server.ca_file.to_str().unwrap()]);
+    command.env("PHOENIX_PVE_TOKEN", &fakes.pve.token).stdin(std::process::Stdio::null());
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let reading = async {
+        let mut finished = 0;
+        while let Ok(Some(line)) = lines.next_line().await {
+            finished += usize::from(line.contains("\"event\":\"finished\""));
+            if finished == after {
+                return true;
+            }
+        }
+        false
+    };
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(20), reading).await.unwrap_or(false);
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.expect("a killed run ends");
+    stopped
+}
+
+/// Issue 14: `sync guests` from a node with no guests, killed right after each step of its
+/// first run in turn (on a fresh node each time: creating, cloning, converting, starting), then
+/// run again to its end: every guest exists once, none is left half-made, a third run plans
+/// nothing, and `phoenix status` shows every guest running or a template, without drift.
+#[tokio::test]
+async fn guests_from_an_empty_node_survive_interruptions_and_status_shows_them_converged() {
+    let probe = empty_node("probe").await;
+    let first = phoenix(&probe, &["sync", "guests", "--dry-run", "--format", "json"], true).await;
+    let steps = serde_json::from_slice::<serde_json::Value>(&first.stdout).unwrap()["steps"].as_array().unwrap().len();
+    assert!(steps >= 16, "the example's first run: {steps} steps");
+    for after in 1..steps {
+        let fakes = empty_node(&format!("kill-{after}")).await;
+        assert!(killed_after(&fakes, after).await, "the run got to step {after}");
+        // What a killed client started, Proxmox VE finishes: let its tasks end.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let finished = phoenix(&fakes, &["sync", "guests", "--yes", "--no-boot-delay"], true).await;
+        assert_eq!(finished.status.code(), Some(0), "killed after step {after}: {}", text(&finished));
+        let again = phoenix(&fakes, &["sync", "guests", "--dry-run"], true).await;
+        assert!(text(&again).contains("Nothing to do"), "killed after step {after}: {}", text(&again));
+        fakes.pve.with(|sim| {
+            let guests: Vec<u32> = sim.all_guests().iter().map(|(id, _, _)| *id).collect();
+            assert_eq!(guests, vec![101, 102, 103, 900, 1001, 1002, 9000], "each guest once, nothing else");
+            assert!(sim.all_guests().iter().all(|(_, _, conf)| !conf.keys.contains_key("lock")), "no half-made guest");
+        });
+    }
+    let fakes = probe;
     let status = |format: &'static str| {
         let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
         command.args(["status", "--config", CONFIG, "--format", format]);
@@ -238,34 +290,8 @@ async fn guests_from_an_empty_node_survive_interruptions_and_status_shows_them_c
     let before = status("text").await.unwrap();
     assert_eq!(before.status.code(), Some(1), "absent guests are exit 1: {}", text(&before));
     assert!(text(&before).contains("absent"));
-    for round in 0..20u64 {
-        let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
-        command.args(["sync", "guests", "--yes", "--no-boot-delay", "--config", CONFIG, "--root", fakes.root.to_str().unwrap()]);
-        command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
-        command.args([
-            "--portainer-url",
-            &fakes.portainer.server.url(),
-            "--portainer-ca",
-            fakes.portainer.server.ca_file.to_str().unwrap(),
-        ]);
-        command.env("PHOENIX_PVE_TOKEN", &fakes.pve.token).stdin(std::process::Stdio::null());
-        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        let mut child = command.spawn().unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(50 + (round * 53) % 700)).await;
-        let _ = child.start_kill();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.expect("a killed run ends");
-        // What a killed client started, Proxmox VE finishes: let its tasks end.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
     let finished = phoenix(&fakes, &["sync", "guests", "--yes", "--no-boot-delay"], true).await;
     assert_eq!(finished.status.code(), Some(0), "{}", text(&finished));
-    let again = phoenix(&fakes, &["sync", "guests", "--dry-run"], true).await;
-    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
-    fakes.pve.with(|sim| {
-        let guests: Vec<u32> = sim.all_guests().iter().map(|(id, _, _)| *id).collect();
-        assert_eq!(guests, vec![101, 102, 103, 900, 1001, 1002, 9000], "each guest once, nothing else");
-        assert!(sim.all_guests().iter().all(|(_, _, conf)| !conf.keys.contains_key("lock")), "no half-made guest");
-    });
     let after = status("json").await.unwrap();
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
     let rows: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
