@@ -9,6 +9,7 @@ use crate::exit::{Failure, Outcome};
 use clap::Args;
 use phoenix_core::plan::verbs::{self, Verb};
 use phoenix_core::plan::Plan;
+use phoenix_drivers::host::{GuestAccess, HostTarget, NodeRunner, SshRunner, SystemRunner};
 use phoenix_exec::sync::{apply, ApplyOptions, Drivers};
 use phoenix_exec::NotUsed;
 use std::io::{IsTerminal, Write};
@@ -35,6 +36,10 @@ pub struct VerbArgs {
     /// Steps that take a node lock (creating and cloning guests) running at once.
     #[arg(long, default_value_t = 8)]
     node_parallel: usize,
+    /// Reach the Proxmox node over SSH (`root@pve`) for what only its root may change (a
+    /// container's .conf). Default: phoenix runs on the node.
+    #[arg(long, value_name = "USER@HOST")]
+    ssh: Option<String>,
 }
 
 #[derive(Args)]
@@ -84,7 +89,13 @@ pub fn run(args: VerbArgs, verb: Verb) -> Result<Outcome, Failure> {
             return Err(Failure::wrong("nothing applied"));
         }
     }
-    let drivers = Drivers { model: &model, pve: &client, portainer: &NotUsed, target: &NotUsed, issuer: &NotUsed };
+    let runner = match &args.ssh {
+        Some(destination) => NodeRunner::Ssh(SshRunner::new(destination.clone())),
+        None => NodeRunner::Local(SystemRunner),
+    };
+    let mut target = HostTarget::new(GuestAccess::Pve, runner);
+    target.remote_host = args.ssh.is_some();
+    let drivers = Drivers { model: &model, pve: &client, portainer: &NotUsed, target: &target, issuer: &NotUsed };
     let options = ApplyOptions {
         parallel: 512,
         node_parallel: args.node_parallel,
