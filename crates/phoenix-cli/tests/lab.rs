@@ -362,6 +362,38 @@ fn sync_deploys_dns_firewall_gateway_and_certificates_to_a_bare_lab_for_real() {
     assert!(text(&portainer).contains("no Portainer"), "{}", text(&portainer));
 }
 
+/// Issue 14: the lab from nothing. `lab up --empty` stands in for a node with no guests; `sync
+/// all --lab` creates them through the lab's Proxmox VE (templates, clones, the settings only
+/// root may make into the .conf), deploys the rest and starts them; the lab then runs each
+/// guest's services, and `lab check` shows no drift; a second sync plans nothing.
+#[test]
+fn the_lab_from_an_empty_node_is_created_deployed_and_checked() {
+    let name = format!("e{}", std::process::id() % 100_000);
+    let config = phoenix_testkit::workspace_root().join("examples/homelab/etc").to_string_lossy().into_owned();
+    let up = phoenix(&["lab", "up", "--empty", "--config", &config, "--name", &name]);
+    let _lab = Lab(name.clone());
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    let (before, _) = lab_report(&name, &config);
+    let hops = before["hops"].as_array().unwrap();
+    assert!(
+        hops.iter().filter(|h| h["to"].as_str().is_some_and(|t| t.starts_with("guest-"))).all(|h| h["live"] != true),
+        "no guest serves anything yet"
+    );
+    let sync = phoenix(&["sync", "all", "--lab", &name, "--yes", "--no-boot-delay", "--config", &config]);
+    assert_eq!(sync.status.code(), Some(0), "{}", text(&sync));
+    let pve = format!("/run/phoenix-lab/{name}/deployed/host/etc/pve/nodes/pve");
+    for (kind, id) in
+        [("lxc", 900), ("lxc", 101), ("lxc", 102), ("lxc", 103), ("qemu-server", 9000), ("qemu-server", 1001), ("qemu-server", 1002)]
+    {
+        assert!(Path::new(&format!("{pve}/{kind}/{id}.conf")).is_file(), "guest {id} was created");
+    }
+    let (after, output) = lab_report(&name, &config);
+    assert_eq!(after["drift"], 0, "{}", text(&output));
+    assert!(after["hops"].as_array().unwrap().iter().any(|h| h["live_http"] == true), "the created gateway proxies");
+    let again = phoenix(&["sync", "all", "--lab", &name, "--dry-run", "--config", &config]);
+    assert!(text(&again).contains("Nothing to do"), "a second sync plans nothing: {}", text(&again));
+}
+
 #[test]
 fn down_cleans_up_after_a_crash_and_up_refuses_a_running_lab() {
     let name = format!("c{}", std::process::id() % 100_000);

@@ -47,7 +47,8 @@ pub fn store(name: &str, store_dir: &str) -> PathBuf {
 /// A node as after installation: the guests exist (with their `net0`, but without the
 /// firewall flag), no firewall is configured, nothing of phoenix's is deployed, and the lab
 /// CA's root sits in the store (as `step ca root` would put it there). Returns the store.
-pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) -> Result<PathBuf, LabError> {
+/// `empty`: the node has no guests yet (its storages only), for a sync that creates them.
+pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str, empty: bool) -> Result<PathBuf, LabError> {
     let dir = folder(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -58,7 +59,8 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str) 
     std::fs::create_dir_all(&store).map_err(io(&store))?;
     let root = store.join(phoenix_model::paths::STORE_ROOT_FILE);
     std::fs::write(&root, &ca.cert_pem).map_err(io(&root))?;
-    save_pve(name, &simulated_node(model, rendered).map_err(LabError)?)?;
+    let node = if empty { phoenix_sim::rehearsal::empty_node(model) } else { simulated_node(model, rendered).map_err(LabError)? };
+    save_pve(name, &node)?;
     phoenix_sim::rehearsal::write_guest_accounts(&dir, model, rendered).map_err(io(&dir))?;
     Ok(store)
 }

@@ -53,7 +53,15 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
     let observed = observe(&input).await.map_err(|e| cannot(e.message))?;
     let pve = observed.pve.as_ref().ok_or_else(|| cannot("no firewall observed".into()))?;
     let state = phoenix_core::lab::deployed::firewall(pve, model);
-    with(model, &state, &phoenix_core::lab::deployed::files(&rendered, &observed), store, now)
+    let mut spec = with(model, &state, &phoenix_core::lab::deployed::files(&rendered, &observed), store, now)?;
+    // A guest the lab's node does not have (yet) is dark: its namespace without services.
+    for namespace in &mut spec.namespaces {
+        let absent = namespace.key.strip_prefix("guest-").and_then(|id| id.parse().ok()).is_some_and(|id| !pve.guests.contains_key(&id));
+        if absent {
+            namespace.without_services();
+        }
+    }
+    Ok(spec)
 }
 
 /// The lab for `model` running `state` and `rendered`, its certificates judged from `store`.

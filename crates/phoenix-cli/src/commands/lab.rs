@@ -33,6 +33,11 @@ pub enum LabCommand {
         /// `phoenix sync --lab NAME` then deploys to it, and the lab runs what was deployed.
         #[arg(long)]
         bare: bool,
+        /// Like --bare, for a node with no guests yet (its storages only): `phoenix sync all
+        /// --lab NAME` creates them through the lab's Proxmox VE, and the lab runs each guest's
+        /// services once it exists (until then its namespace is dark).
+        #[arg(long, conflicts_with = "certs")]
+        empty: bool,
     },
     /// Load a configuration's firewall, DNS, certificates and services into a running lab.
     Reload {
@@ -130,7 +135,8 @@ fn store_for(name: &str, model: &Model, given: Option<PathBuf>, issue: bool) -> 
     Ok(store)
 }
 
-fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool) -> Result<Outcome, Failure> {
+fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool, empty: bool) -> Result<Outcome, Failure> {
+    let bare = bare || empty;
     if phoenix_lab::read_state(name).is_some() {
         return Err(Failure::could_not_run(format!("lab {name} is already up")).hint(format!("phoenix lab down --name {name} first")));
     }
@@ -139,7 +145,7 @@ fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool) -> Result<Outc
     let (spec, store) = if bare {
         phoenix_lab::check_name(name).map_err(failed)?;
         let rendered = phoenix_core::render::render_all(&model);
-        let store = phoenix_lab::deployed::prepare(name, &model, &rendered, phoenix_model::paths::DEFAULT_STORE).map_err(failed)?;
+        let store = phoenix_lab::deployed::prepare(name, &model, &rendered, phoenix_model::paths::DEFAULT_STORE, empty).map_err(failed)?;
         (bare_spec(name, &model, &store)?, store)
     } else {
         let store = store_for(name, &model, certs, true)?;
@@ -198,7 +204,7 @@ fn probe_here(certs: Option<&Path>) -> Result<Outcome, Failure> {
 
 pub fn run(command: LabCommand) -> Result<Outcome, Failure> {
     match command {
-        LabCommand::Up { config, name, certs, bare } => up(&config.config, &name, certs, bare),
+        LabCommand::Up { config, name, certs, bare, empty } => up(&config.config, &name, certs, bare, empty),
         LabCommand::Reload { config, name, certs } => reload(&config.config, &name, certs),
         LabCommand::Down { name } => {
             let report = phoenix_lab::down(&name).map_err(failed)?;

@@ -55,6 +55,21 @@ pub struct Namespace {
     pub nameservers: Vec<Ipv4Addr>,
 }
 
+impl Namespace {
+    /// Nothing runs here (a guest that does not exist or is not started yet): its network
+    /// stays, its services go.
+    pub fn without_services(&mut self) {
+        self.tcp.clear();
+        self.udp.clear();
+        self.tls.clear();
+        self.dnsmasq = None;
+        self.nginx = None;
+        self.traefik = None;
+        self.files.clear();
+        self.acme_port = None;
+    }
+}
+
 /// An HTTPS request through the gateway, as a client makes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpProbe {
