@@ -159,9 +159,9 @@ async fn an_existing_guest_is_converged_and_its_disk_never_shrunk() {
 }
 
 #[tokio::test]
-async fn a_clone_whose_worker_died_is_found_locked_and_never_created_twice() {
+async fn a_clone_whose_worker_died_is_removed_and_made_again_never_twice() {
     let rig = Rig::empty("lifecycle-crash", rig::example(), |_| {}).await;
-    // Only the container template, then a clone that crashes half way.
+    // Only the container template, then a clone whose worker dies half way.
     let plan = rig.plan(&guests()).await.unwrap();
     let mut first = plan.clone();
     first.steps.retain(|s| s.id.starts_with("download:fastData-shared-iso:vztmpl") || s.id.starts_with("guest:900:"));
@@ -175,11 +175,21 @@ async fn a_clone_whose_worker_died_is_found_locked_and_never_created_twice() {
         assert_eq!(sim.guest_key(103, "lock").as_deref(), Some("create"), "the half-made clone keeps its lock");
         assert_eq!(sim.guest_key(900, "lock").as_deref(), Some("disk"), "and so does its source");
     });
+    // The next run finds both locks with nothing running: the source unlocked, the half-made
+    // clone removed and made again, never a second guest 103.
     let third = rig.plan(&guests()).await.unwrap();
-    let step = third.steps.iter().find(|s| s.id == "guest:103").expect("the locked guest is reported");
-    assert!(matches!(step.action, Action::Blocked) && step.reason.contains("locked (create)"), "{}", step.reason);
-    assert!(!ids(&third).contains(&"guest:103:create".into()), "it is never cloned a second time");
-    rig.pve.with(|sim| assert_eq!(sim.all_guests().iter().filter(|(id, kind, _)| *id == 103 && *kind == GuestKind::Lxc).count(), 1));
+    let steps = ids(&third);
+    for id in ["guest:900:unlock", "guest:103:unlock", "guest:103:remove", "guest:103:create"] {
+        assert!(steps.contains(&id.to_string()), "{id} in {steps:?}");
+    }
+    let (summary, _) = rig.apply(&third).await;
+    assert_eq!(summary.failed, 0, "{}", summary.to_text());
+    rig.pve.with(|sim| {
+        assert_eq!(sim.all_guests().iter().filter(|(id, kind, _)| *id == 103 && *kind == GuestKind::Lxc).count(), 1);
+        assert!(sim.all_guests().iter().all(|(_, _, conf)| !conf.keys.contains_key("lock")), "no lock is left");
+        assert!(sim.guest_key(103, "net0").unwrap().contains("hwaddr=52:54:00:AA:01:03"), "103 is the described guest");
+    });
+    assert!(rig.plan(&guests()).await.unwrap().is_empty(), "then nothing is left to do");
 }
 
 async fn verb(rig: &Rig, verb: phoenix_core::plan::verbs::Verb, ids: &[u32]) -> Result<phoenix_core::plan::Plan, String> {

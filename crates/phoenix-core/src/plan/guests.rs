@@ -35,6 +35,9 @@ pub struct GuestState {
     pub config: BTreeMap<String, String>,
     pub snapshots: BTreeSet<String>,
     pub uptime: u64,
+    /// For a locked guest: the tasks running for it or its clone source (a clone's task is
+    /// its source's, `vzclone`/`qmclone` UPIDs name the source).
+    pub active_tasks: usize,
 }
 
 impl GuestState {
@@ -246,6 +249,15 @@ pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan
         }
         plan.handled.insert(id);
         let found = match pve.guest_states.get(&id) {
+            // Half-made by a worker that died: removed, then made again.
+            Some(state) if state.kind == Some(guest.kind) && half_made(state) => {
+                let mut steps = recover(&context, guest, state.lock().unwrap_or_default(), before);
+                let removed = steps.last().map(|s| vec![s.id.clone()]).unwrap_or_default();
+                create(&context, guest, removed, &mut downloads, &mut plan).map(|created| {
+                    steps.extend(created);
+                    steps
+                })
+            }
             Some(state) if state.kind == Some(guest.kind) => converge(&context, guest, state, before),
             Some(state) => Err(format!(
                 "guest {id} exists on node {} as a{} {}, but is described as a{} {}",
@@ -564,12 +576,61 @@ fn finish(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<S
     (!steps.is_empty()).then_some(steps)
 }
 
+/// Whether a guest is half-made: created or cloned by a worker that died (its `create` or
+/// `clone` lock left, nothing running for it).
+fn half_made(state: &GuestState) -> bool {
+    matches!(state.lock(), Some("create" | "clone")) && state.active_tasks == 0
+}
+
+/// A guest whose lock a dead worker left: unlocked on the node; a half-made one (`create`,
+/// `clone`) then destroyed, to be made again by the next run (which plans it as absent).
+fn recover(context: &Context<'_>, guest: &Guest, lock: &str, after: Vec<String>) -> Vec<Step> {
+    let id = guest.id;
+    let folder = if guest.kind == GuestKind::Lxc { "lxc" } else { "qemu-server" };
+    let place = crate::deploy::Place::host(format!("/etc/pve/nodes/{}/{folder}/{id}.conf", context.node()));
+    let unlock = Step {
+        id: format!("guest:{id}:unlock"),
+        domain: Domain::Guests,
+        title: format!("unlock {} {id} ({lock}, left by an operation that did not finish)", guest.kind.label()),
+        reason: format!("its config says `lock: {lock}` and no task runs for it: removed as `pct unlock`/`qm unlock` does"),
+        diff: format!("- lock: {lock}\n"),
+        action: Action::NodeConf { place, set: Vec::new(), raw: Vec::new(), remove: vec!["lock".into()] },
+        after,
+        lock: Some(format!("guest:{id}")),
+        node: None,
+        calls: 2,
+    };
+    let mut steps = vec![unlock];
+    if matches!(lock, "create" | "clone") {
+        let request = ApiRequest::new(Method::Delete, format!("{}/{id}", context.base(guest.kind)), vec![pair("purge", "1")]);
+        let reason = "it is half-made (its creation did not finish): destroyed with its disks, then made again".to_string();
+        steps.push(step(
+            format!("guest:{id}:remove"),
+            format!("remove the half-made {} {id}", guest.kind.label()),
+            reason,
+            vec![request],
+            vec![format!("guest:{id}:unlock")],
+            Some(format!("guest:{id}")),
+            None,
+        ));
+    }
+    steps
+}
+
 /// The steps that bring an existing guest to its description: the keys phoenix owns, its NIC,
 /// its disk grown; then a snapshot or the template conversion.
 fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<String>) -> Result<Vec<Step>, String> {
     let id = guest.id;
     if let Some(lock) = state.lock() {
-        return Err(format!("guest {id} is locked ({lock}): a Proxmox VE operation on it did not finish; phoenix plans it once the lock is gone (`pct unlock {id}` / `qm unlock {id}` when nothing runs)"));
+        if state.active_tasks > 0 {
+            return Err(format!("guest {id} is locked ({lock}) by an operation still running: run sync again once it ends"));
+        }
+        // The lock a worker that died left behind: `lock` removed as `pct unlock` / `qm unlock`
+        // do (on the node), and a half-made guest (`create`, `clone`) removed and made again.
+        if !matches!(lock, "create" | "clone" | "disk" | "snapshot" | "snapshot-delete") {
+            return Err(format!("guest {id} is locked ({lock}): phoenix leaves a lock it does not take; `pct unlock {id}` / `qm unlock {id}` when nothing runs"));
+        }
+        return Ok(recover(context, guest, lock, after));
     }
     let mut steps = Vec::new();
     let base = format!("{}/{id}", context.base(guest.kind));

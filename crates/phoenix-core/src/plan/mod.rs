@@ -123,11 +123,14 @@ pub enum Action {
     },
     /// Edit a guest's `.conf` on the node as its root does, for what Proxmox VE lets only
     /// `root@pam` set: these keys set, these raw `lxc.*` lines added where missing; the file
-    /// read and written (atomically) through the target, everything else in it kept.
+    /// read and written (atomically) through the target, everything else in it kept; or keys
+    /// removed from it.
     NodeConf {
         place: crate::deploy::Place,
         set: Vec<(String, String)>,
         raw: Vec<(String, String)>,
+        /// Keys removed (a dead worker's `lock`).
+        remove: Vec<String>,
     },
     /// Cannot be done: the reason says why (the step fails and its dependents are skipped).
     Blocked,

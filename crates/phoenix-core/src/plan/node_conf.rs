@@ -2,7 +2,8 @@
 //! token (pve-container `check_ct_modify_config_perm`: bind and device mount points, features
 //! other than `nesting`; raw `lxc.*` keys are no API parameters at all): written into the
 //! container's `.conf` on the node, as its root does (the original appended them there), the
-//! cluster file system making the change the guest's config. Pure: the step and the edit.
+//! cluster file system making the change the guest's config. Also how a dead worker's `lock`
+//! is removed (`pct unlock` edits the file so). Pure: the step and the edit.
 
 use super::guests::GuestState;
 use super::{Action, Domain, Step};
@@ -87,7 +88,7 @@ pub fn step(node: &str, guest: &Guest, state: Option<&GuestState>, after: Vec<St
                  written into the container's config on the node, as its root does"
             .into(),
         diff,
-        action: Action::NodeConf { place, set, raw: add },
+        action: Action::NodeConf { place, set, raw: add, remove: Vec::new() },
         after,
         lock: Some(format!("guest:{id}")),
         node: None,
@@ -97,13 +98,14 @@ pub fn step(node: &str, guest: &Guest, state: Option<&GuestState>, after: Vec<St
 
 /// A guest `.conf` with `set` keys replaced (or added) and `raw` lines added, in its main
 /// section; the snapshot and pending sections kept as they are.
-pub fn edit_conf(text: &str, set: &[(String, String)], raw: &[(String, String)]) -> String {
+pub fn edit_conf(text: &str, set: &[(String, String)], raw: &[(String, String)], remove: &[String]) -> String {
     let (main, rest) = match text.find("\n[") {
         Some(at) => (&text[..at + 1], &text[at + 1..]),
         None if text.starts_with('[') => ("", text),
         None => (text, ""),
     };
     let mut lines: Vec<String> = main.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+    lines.retain(|l| !l.split_once(':').is_some_and(|(k, _)| remove.iter().any(|r| r == k.trim())));
     for (key, value) in set {
         let line = format!("{key}: {value}");
         match lines.iter().position(|l| l.split_once(':').is_some_and(|(k, _)| k.trim() == key)) {
@@ -134,12 +136,13 @@ mod tests {
         let text = "arch: amd64\nfeatures: nesting=1\nlxc.apparmor.profile: unconfined\n\n[snap]\narch: amd64\n";
         let set = [("features".to_string(), "keyctl=1,nesting=1".to_string())];
         let raw = [("lxc.apparmor.profile".to_string(), "unconfined".to_string()), ("lxc.mount.auto".to_string(), "sys:rw".to_string())];
-        let edited = edit_conf(text, &set, &raw);
+        let edited = edit_conf(text, &set, &raw, &[]);
         assert_eq!(
             edited,
             "arch: amd64\nfeatures: keyctl=1,nesting=1\nlxc.apparmor.profile: unconfined\nlxc.mount.auto: sys:rw\n\n[snap]\narch: amd64\n"
         );
-        assert_eq!(edit_conf(&edited, &set, &raw), edited, "a second edit changes nothing");
+        assert_eq!(edit_conf(&edited, &set, &raw, &[]), edited, "a second edit changes nothing");
+        assert_eq!(edit_conf("lock: create\narch: amd64\n", &[], &[], &["lock".into()]), "arch: amd64\n");
     }
 
     #[test]

@@ -300,7 +300,7 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
                 Err(error) => failed(error.message),
             }
         }
-        Action::NodeConf { place, set, raw } => node_conf(drivers.target, place, set, raw).await,
+        Action::NodeConf { place, set, raw, remove } => node_conf(drivers.target, place, set, raw, remove).await,
         Action::Portainer { operation } => match drivers.portainer.apply(operation).await {
             Ok(()) => StepOutcome::Done { note: None },
             Err(error) => failed(error.message),
@@ -310,13 +310,19 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
 
 /// Edits a guest's `.conf` on the node (read, changed, written atomically; the cluster file
 /// system makes the change the guest's config).
-async fn node_conf(target: &impl Target, place: &Place, set: &[(String, String)], raw: &[(String, String)]) -> StepOutcome {
+async fn node_conf(
+    target: &impl Target,
+    place: &Place,
+    set: &[(String, String)],
+    raw: &[(String, String)],
+    remove: &[String],
+) -> StepOutcome {
     let text = match target.read(place).await {
         Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
         Ok(None) => return failed(format!("{place} does not exist: the guest is not on this node")),
         Err(error) => return failed(error.message),
     };
-    let content = phoenix_core::plan::node_conf::edit_conf(&text, set, raw).into_bytes();
+    let content = phoenix_core::plan::node_conf::edit_conf(&text, set, raw, remove).into_bytes();
     match target.write(&FileWrite { place: place.clone(), content, owner: None, mode: 0o640 }).await {
         Ok(()) => StepOutcome::Done { note: None },
         Err(error) => failed(error.message),

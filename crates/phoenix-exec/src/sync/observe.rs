@@ -110,6 +110,7 @@ async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind
         .map(str::to_string)
         .collect();
     Ok(GuestState {
+        active_tasks: 0,
         kind: Some(kind),
         status: status.get("status").and_then(Value::as_str).unwrap_or("unknown").to_string(),
         config,
@@ -147,6 +148,18 @@ pub async fn guests(api: &impl PveApi, model: &Model, node: &str, observed: &mut
             .try_collect()
             .await?;
     observed.guest_states = states.into_iter().collect();
+    // A locked guest: is anything still running for it (or, for a clone, for its source)?
+    for (id, state) in observed.guest_states.iter_mut().filter(|(_, s)| s.lock().is_some()) {
+        let source = model.guests.get(id).and_then(|g| match &g.spec.origin {
+            phoenix_model::model::Origin::Clone { from, .. } => Some(from.value),
+            _ => None,
+        });
+        for vmid in std::iter::once(*id).chain(source) {
+            let query = vec![("vmid".to_string(), vmid.to_string()), ("source".to_string(), "active".to_string())];
+            let active = api.call(&ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks"), query)).await?.data;
+            state.active_tasks += active.as_array().map_or(0, Vec::len);
+        }
+    }
     storages(api, node, observed).await
 }
 

@@ -405,6 +405,9 @@ impl PveSim {
             ["nodes", "{node}", "storage", "{storage}", "download-url"] => self.download(params, false),
             ["nodes", "{node}", "aplinfo"] if method == "POST" => self.download(params, true),
             ["cluster", "nextid"] => self.next_id(params),
+            ["nodes", "{node}", "tasks"] if method == "GET" => {
+                Ok(self.tasks.list(params.get("vmid").map(String::as_str), params.get("source").map_or("archive", String::as_str)))
+            }
             ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "config"] => {
                 self.guest_config(guest_kind(kind), vmid(), method, params, definition)
             }

@@ -131,6 +131,36 @@ impl Tasks {
         effects
     }
 
+    /// `GET /nodes/{node}/tasks` (pve-manager `API2/Tasks.pm` node_tasks): the tasks of `vmid`
+    /// (all when `None`), `source` `active` (running), `archive` (ended, the default) or `all`,
+    /// newest first; ended ones with their status.
+    pub fn list(&self, vmid: Option<&str>, source: &str) -> Value {
+        let mut found: Vec<(&String, &Task)> = self.by_upid.iter().filter(|(_, t)| vmid.is_none_or(|v| t.id == v)).collect();
+        found.retain(|(_, t)| {
+            let running = t.started.elapsed() < t.duration;
+            match source {
+                "active" => running,
+                "all" => true,
+                _ => !running,
+            }
+        });
+        found.sort_by_key(|(_, t)| std::cmp::Reverse(t.pid));
+        Value::Array(
+            found
+                .into_iter()
+                .map(|(upid, t)| {
+                    let mut entry = json!({ "upid": upid, "node": t.node, "pid": t.pid, "pstart": t.pid * 7, "starttime": t.starttime,
+                        "type": t.kind, "id": t.id, "user": t.user });
+                    if t.started.elapsed() >= t.duration {
+                        entry["status"] = json!(t.exitstatus());
+                        entry["endtime"] = json!(t.starttime + t.duration.as_secs());
+                    }
+                    entry
+                })
+                .collect(),
+        )
+    }
+
     /// Whether a task of this type for this id is running.
     pub fn running(&self, kind: &str, id: &str) -> bool {
         self.by_upid.values().any(|t| t.kind == kind && t.id == id && t.started.elapsed() < t.duration)
