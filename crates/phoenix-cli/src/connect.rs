@@ -70,3 +70,24 @@ pub fn pve_client(args: &PveArgs, model: &Model) -> Result<PveClient, Failure> {
     PveClient::new(PveSettings::new(url, token, trust))
         .map_err(|error| Failure::could_not_run("cannot set up the Proxmox VE client").because(error))
 }
+
+/// What the guest commands start from: the valid model, its rendering, the client, a runtime,
+/// and the node's guests as observed.
+pub struct GuestsObserved {
+    pub model: Model,
+    pub rendered: phoenix_core::render::Rendered,
+    pub client: PveClient,
+    pub runtime: tokio::runtime::Runtime,
+    pub observed: phoenix_core::plan::PveObserved,
+}
+
+pub fn observe_guests(config: &std::path::Path, args: &PveArgs) -> Result<GuestsObserved, Failure> {
+    let model = crate::context::valid_model(config)?;
+    let rendered = phoenix_core::render::render_all(&model);
+    let client = pve_client(args, &model)?;
+    let runtime = crate::context::runtime()?;
+    let observed = runtime
+        .block_on(phoenix_exec::sync::observe::guests_observed(&client, &model, &model.host.node_name))
+        .map_err(|error| Failure::could_not_run("cannot observe the Proxmox VE node").because(error))?;
+    Ok(GuestsObserved { model, rendered, client, runtime, observed })
+}

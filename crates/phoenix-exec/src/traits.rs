@@ -126,12 +126,12 @@ pub trait PortainerApi {
     fn apply(&self, operation: &Operation) -> impl Future<Output = Result<(), DriverError>>;
 }
 
-/// The driver a command that only talks to Proxmox VE gives for the others: any call is an
-/// error (its plans hold API requests alone).
+/// The driver given for what a command or system does not have (the guest verbs talk to
+/// Proxmox VE alone, the lab runs no Portainer): any call is an error, and none is made.
 pub struct NotUsed;
 
 fn not_used<T>() -> Result<T, DriverError> {
-    Err(DriverError::new("this command talks to Proxmox VE only"))
+    Err(DriverError::new("not available here: this command or system does not use it"))
 }
 
 impl Target for NotUsed {

@@ -8,10 +8,9 @@
 
 use crate::LabError;
 use phoenix_core::certificates::renewal::OrderRequest;
-use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
 use phoenix_core::plan::pve::{ApiRequest, Method};
 use phoenix_core::render::Rendered;
-use phoenix_exec::sync::{PortainerApi, PveApi, PveReply};
+use phoenix_exec::sync::{PveApi, PveReply};
 use phoenix_exec::{DriverError, Issued, Issuer};
 use phoenix_model::model::{GuestKind, Model};
 use phoenix_sim::ca::TestCa;
@@ -158,28 +157,5 @@ impl Issuer for LabIssuer {
             .try_issue(&names, order.usage.into())
             .map_err(|e| DriverError::new(format!("the lab CA cannot issue {}: {e}", order.name)))?;
         Ok(Issued { chain_pem: format!("{}{}", leaf.cert_pem, self.0.cert_pem), key_pem: leaf.key_pem })
-    }
-}
-
-/// The lab runs no Portainer; a sync against it leaves Portainer and stacks out, so these are
-/// never asked.
-pub struct NoPortainer;
-
-fn no_portainer<T>() -> Result<T, DriverError> {
-    Err(DriverError::new("the lab has no Portainer"))
-}
-
-impl PortainerApi for NoPortainer {
-    async fn initialized(&self) -> Result<bool, DriverError> {
-        no_portainer()
-    }
-    async fn endpoints(&self) -> Result<Vec<EndpointObserved>, DriverError> {
-        no_portainer()
-    }
-    async fn stacks(&self) -> Result<Vec<StackObserved>, DriverError> {
-        no_portainer()
-    }
-    async fn apply(&self, _: &Operation) -> Result<(), DriverError> {
-        no_portainer()
     }
 }

@@ -3,7 +3,7 @@
 //! observes a node. The lab's data itself is phoenix-core's; this only gathers the inputs
 //! (the store's files, the bare lab's folder and API).
 
-use crate::deployed::{self, LabPve, NoPortainer};
+use crate::deployed::{self, LabPve};
 use crate::LabError;
 use phoenix_core::analyze::{self, firewall::FirewallState};
 use phoenix_core::lab::LabSpec;
@@ -41,7 +41,8 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
         rendered: &rendered,
         domains: &domains,
         pve: &pve,
-        portainer: &NoPortainer,
+        // The lab runs no Portainer: a sync against it leaves Portainer and stacks out.
+        portainer: &phoenix_exec::NotUsed,
         target: &target,
         node: &model.host.node_name,
         store_dir,

@@ -64,13 +64,8 @@ pub fn delete(args: DeleteArgs) -> Result<Outcome, Failure> {
 }
 
 pub fn run(args: VerbArgs, verb: Verb) -> Result<Outcome, Failure> {
-    let model = context::valid_model(&args.config.config)?;
-    let rendered = phoenix_core::render::render_all(&model);
-    let client = crate::connect::pve_client(&args.pve, &model)?;
-    let runtime = context::runtime()?;
-    let observed = runtime
-        .block_on(phoenix_exec::sync::observe::guests_observed(&client, &model, &model.host.node_name))
-        .map_err(|error| Failure::could_not_run("cannot observe the Proxmox VE node").because(error))?;
+    let crate::connect::GuestsObserved { model, rendered, client, runtime, observed } =
+        crate::connect::observe_guests(&args.config.config, &args.pve)?;
     let plan = verbs::plan(&model, &rendered, &observed, verb, &args.ids, !args.no_boot_delay)
         .map_err(|reason| Failure::wrong(format!("refused: {reason}")))?;
     if args.dry_run || plan.is_empty() {

@@ -18,14 +18,8 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: StatusArgs) -> Result<Outcome, Failure> {
-    let model = context::valid_model(&args.config.config)?;
-    let rendered = phoenix_core::render::render_all(&model);
-    let client = crate::connect::pve_client(&args.pve, &model)?;
-    let runtime = context::runtime()?;
-    let observed = runtime
-        .block_on(phoenix_exec::sync::observe::guests_observed(&client, &model, &model.host.node_name))
-        .map_err(|error| Failure::could_not_run("cannot observe the Proxmox VE node").because(error))?;
-    let rows = guests::status(&model, &rendered, &observed);
+    let node = crate::connect::observe_guests(&args.config.config, &args.pve)?;
+    let rows = guests::status(&node.model, &node.rendered, &node.observed);
     match args.format {
         TextOrJson::Text => print!("{}", guests::status_text(&rows)),
         TextOrJson::Json => {

@@ -72,7 +72,8 @@ impl StorageState {
     }
 }
 
-const GIB: u64 = 1 << 30;
+/// Bytes in a GiB, the unit of `storage_size_gb` and `disk_size_gb`.
+pub const GIB: u64 = 1 << 30;
 
 /// The tag phoenix gives the guests it creates: `phoenix delete` removes only those (and only
 /// without disks it did not make) unless forced.

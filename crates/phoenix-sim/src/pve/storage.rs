@@ -65,20 +65,8 @@ pub fn print_cfg(storages: &[StorageCfg]) -> String {
     out
 }
 
-/// A size as PVE writes it (`8G`, `512M`), in bytes.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len()));
-    let value: f64 = number.parse().ok()?;
-    let scale = match unit {
-        "" => 1.0,
-        "K" => 1024.0,
-        "M" => 1024.0 * 1024.0,
-        "G" => 1024.0 * 1024.0 * 1024.0,
-        "T" => 1024.0f64.powi(4),
-        _ => return None,
-    };
-    Some((value * scale) as u64)
-}
+/// A size as PVE writes it (`8G`, `512M`), in bytes: phoenix's reading of the same format.
+pub use phoenix_core::plan::guests::parse_size;
 
 /// Bytes as PVE prints a disk's `size=` (`PVE::JSONSchema::format_size`: the largest unit
 /// that divides it).
@@ -91,7 +79,7 @@ pub fn format_size(bytes: u64) -> String {
     bytes.to_string()
 }
 
-pub const GIB: u64 = 1 << 30;
+pub use phoenix_core::plan::guests::GIB;
 
 /// A disk value of a guest config (`local-zfs:subvol-101-disk-0,size=8G`): its volume and size.
 pub fn disk_of(value: &str) -> Option<(String, u64)> {
