@@ -15,6 +15,10 @@ struct Fakes {
     pve: SimPve,
     portainer: FakePortainer,
     root: PathBuf,
+    /// The configuration folder (the example's unless a test made its own).
+    config: PathBuf,
+    /// Variables the configuration reads beyond the example's.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 async fn fakes(tag: &str) -> Fakes {
@@ -28,7 +32,7 @@ async fn fakes(tag: &str) -> Fakes {
     phoenix_testkit::pki::write_manifest_store(&root.join("host/var/lib/phoenix/certs"), &model).unwrap();
     // The guests as provisioned: the accounts their files are owned by exist.
     phoenix_sim::rehearsal::write_guest_accounts(&root, &model, &rendered).unwrap();
-    Fakes { pve, portainer, root }
+    Fakes { pve, portainer, root, config: CONFIG.into(), env: Vec::new() }
 }
 
 impl Drop for Fakes {
@@ -40,7 +44,8 @@ impl Drop for Fakes {
 async fn phoenix(fakes: &Fakes, args: &[&str], token: bool) -> Output {
     let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
     command.args(args);
-    command.args(["--config", CONFIG, "--root", fakes.root.to_str().unwrap()]);
+    command.args(["--config", fakes.config.to_str().unwrap(), "--root", fakes.root.to_str().unwrap()]);
+    command.envs(fakes.env.iter().copied());
     command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
     command.args(["--portainer-url", &fakes.portainer.server.url(), "--portainer-ca", fakes.portainer.server.ca_file.to_str().unwrap()]);
     command.env_remove("PHOENIX_PVE_TOKEN").env("PHOENIX_PORTAINER_ADMIN_PASSWORD", "a-long-test-password");
@@ -223,14 +228,14 @@ async fn empty_node(tag: &str) -> Fakes {
     let portainer = FakePortainer::start(None).await;
     let root = std::env::temp_dir().join(format!("phoenix-cli-guests-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    Fakes { pve, portainer, root }
+    Fakes { pve, portainer, root, config: CONFIG.into(), env: Vec::new() }
 }
 
 /// Runs `sync guests` and kills it right after its `after`th step ended; whether it got there.
 async fn killed_after(fakes: &Fakes, after: usize) -> bool {
     use tokio::io::AsyncBufReadExt;
     let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
-    command.args(["sync", "guests", "--yes", "--no-boot-delay", "--format", "json", "--config", CONFIG]);
+    command.args(["sync", "guests", "--yes", "--no-boot-delay", "--format", "json", "--config", fakes.config.to_str().unwrap()]);
     command.args(["--root", fakes.root.to_str().unwrap()]);
     command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
     command.args(["--portainer-url", &fakes.portainer.server.url(), "--portainer-ca", fakes.portainer.server.ca_file.to_str().unwrap()]);
@@ -280,23 +285,70 @@ async fn guests_from_an_empty_node_survive_interruptions_and_status_shows_them_c
         });
     }
     let fakes = probe;
-    let status = |format: &'static str| {
-        let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
-        command.args(["status", "--config", CONFIG, "--format", format]);
-        command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
-        command.env("PHOENIX_PVE_TOKEN", &fakes.pve.token).stdin(std::process::Stdio::null());
-        command.output()
-    };
-    let before = status("text").await.unwrap();
+    let before = status(&fakes, "text").await;
     assert_eq!(before.status.code(), Some(1), "absent guests are exit 1: {}", text(&before));
     assert!(text(&before).contains("absent"));
     let finished = phoenix(&fakes, &["sync", "guests", "--yes", "--no-boot-delay"], true).await;
     assert_eq!(finished.status.code(), Some(0), "{}", text(&finished));
-    let after = status("json").await.unwrap();
+    all_running_without_drift(&fakes, 7).await;
+}
+
+/// `phoenix status` of the fakes' node, as `format`.
+async fn status(fakes: &Fakes, format: &str) -> Output {
+    let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
+    command.args(["status", "--config", fakes.config.to_str().unwrap(), "--format", format]);
+    command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
+    command.env("PHOENIX_PVE_TOKEN", &fakes.pve.token).stdin(std::process::Stdio::null());
+    command.output().await.expect("phoenix runs")
+}
+
+/// `phoenix status` says exit 0, and each of the `count` guests runs (or is a template) without drift.
+async fn all_running_without_drift(fakes: &Fakes, count: usize) {
+    let after = status(fakes, "json").await;
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
     let rows: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
-    for row in rows["guests"].as_array().unwrap() {
+    let rows = rows["guests"].as_array().unwrap();
+    assert_eq!(rows.len(), count, "{rows:?}");
+    for row in rows {
         assert!(row["state"] == "running" || row["state"] == "template", "{row}");
         assert_eq!(row["drift"], serde_json::json!([]));
     }
+}
+
+/// Issue 14: the reference configuration, corrected as its findings' hints say
+/// (`phoenix_testkit::corrected`), from a node with no guests: `sync all` creates its 15
+/// guests (the OS template and the cloud image downloaded, two container templates and a VM
+/// template made, clones of each), starts them in boot order and deploys the firewall, DNS, the
+/// gateway, Portainer and the stacks; a second run plans nothing; `phoenix status` shows every
+/// guest running or a template, without drift.
+#[tokio::test]
+async fn the_corrected_reference_is_made_from_an_empty_node_by_sync_all() {
+    let root = std::env::temp_dir().join(format!("phoenix-cli-reference-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let config = phoenix_testkit::corrected::reference(&root.join("installation")).unwrap();
+    let source = phoenix_testkit::MemorySource::from_dir(config.parent().unwrap()).set_env(&["DATABASE_PASS"]);
+    let checked = phoenix_model::check(&config, &source);
+    let errors: Vec<_> = checked.diagnostics.iter().filter(|d| d.severity == phoenix_model::Severity::Error).collect();
+    assert!(errors.is_empty(), "every finding is corrected: {errors:?}");
+    let model = checked.model.unwrap();
+    let rehearsal = root.join("rehearsal");
+    // As `phoenix-sim --empty` does: the node's /etc/pve is the rehearsal's, the CA's store
+    // holds the manifest's certificates, and the guests' accounts exist once provisioned.
+    let node = phoenix_sim::rehearsal::empty_node(&model).backed_by(&rehearsal.join("host/etc/pve")).unwrap();
+    phoenix_testkit::pki::write_manifest_store(&rehearsal.join("host/var/lib/phoenix/certs"), &model).unwrap();
+    phoenix_sim::rehearsal::write_guest_accounts(&rehearsal, &model, &phoenix_core::render::render_all(&model)).unwrap();
+    let pve = SimPve::serve(node).await;
+    let portainer = FakePortainer::start(None).await;
+    let fakes = Fakes { pve, portainer, root: rehearsal, config, env: vec![("DATABASE_PASS", "a-test-password")] };
+    let first = phoenix(&fakes, &["sync", "all", "--yes", "--no-boot-delay"], true).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let again = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
+    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+    all_running_without_drift(&fakes, 15).await;
+    fakes.pve.with(|sim| {
+        assert_eq!(sim.tasks.count("download"), 2, "the OS template and the cloud image, once each");
+        let started: Vec<u32> = sim.running.iter().copied().collect();
+        assert_eq!(started.len(), 14, "every guest but the VM template runs: {started:?}");
+    });
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -10,13 +10,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A node for a configuration with no guests on it: its storages as the configuration
-/// describes them (`zfs.datasets`), and `local` (`dir` at /var/lib/vz for ISOs, OS templates
-/// and backups), which a Proxmox VE installation creates.
+/// describes them (`zfs.datasets`), and `local` (`dir` at /var/lib/vz for ISOs, OS templates,
+/// backups and images to import), which a Proxmox VE installation creates: the content list is
+/// the one pve-installer's `Proxmox/Install/StorageConfig.pm` (`get_zfs_config`,
+/// `get_lvm_thin_config`) writes since it added `import` (PVE 8.3 and 9).
 pub fn empty_node(model: &Model) -> PveSim {
     let mut sim = PveSim::new(&model.host.node_name);
     let mut local = BTreeMap::new();
     local.insert("path".to_string(), "/var/lib/vz".to_string());
-    let content = ["iso", "vztmpl", "backup"].map(str::to_string).to_vec();
+    let content = ["iso", "vztmpl", "backup", "import"].map(str::to_string).to_vec();
     sim.add_storage(StorageCfg { id: "local".into(), kind: "dir".into(), content, options: local });
     for storage in &model.host.storages {
         let mut options = BTreeMap::new();

@@ -4,6 +4,7 @@
 //! Test support may do I/O; nothing here is linked into the `phoenix` binary (scripts/test
 //! checks that). The simulators themselves live in phoenix-sim.
 
+pub mod corrected;
 pub mod pebble;
 pub mod synth;
 pub mod tls;
