@@ -178,6 +178,52 @@ async fn an_existing_guest_is_converged_and_its_disk_never_shrunk() {
     assert!(rig.plan(&guests()).await.unwrap().is_empty());
 }
 
+/// A running guest's change that Proxmox VE applies only at the next start (qemu-server has no
+/// live path for `cores` and `memory` under the default hotplug; pve-container hotplugs a
+/// container's memory): the plan says so, the change waits in the pending section, a second
+/// plan is empty (the config shows pending values merged), `status` lists what waits, and a
+/// restart applies it.
+#[tokio::test]
+async fn a_running_guests_change_waits_for_its_restart_and_status_says_so() {
+    use phoenix_core::plan::verbs::Verb;
+    let rig = Rig::empty("lifecycle-pending", rig::example(), |_| {}).await;
+    rig.apply(&rig.plan(&guests()).await.unwrap()).await;
+    rig.pve.with(|sim| {
+        for (path, from, to) in
+            [("nodes/pve/qemu-server/1002.conf", "cores: 4", "cores: 2"), ("nodes/pve/lxc/102.conf", "memory: 1024", "memory: 256")]
+        {
+            let text = sim.files[path].replace(from, to);
+            sim.files.insert(path.into(), text);
+        }
+        sim.save_backing();
+    });
+    let plan = rig.plan(&guests()).await.unwrap();
+    let step = |id: &str| plan.steps.iter().find(|s| s.id == id).unwrap_or_else(|| panic!("{id} in {:?}", ids(&plan)));
+    assert!(step("guest:1002:config").reason.contains("keeps cores pending until its next start"), "{}", step("guest:1002:config").reason);
+    assert!(!step("guest:102:config").reason.contains("pending"), "a container's memory applies at once");
+    assert_eq!(rig.apply(&plan).await.0.failed, 0);
+    rig.pve.with(|sim| {
+        assert_eq!(sim.guest_key(102, "memory").as_deref(), Some("1024"));
+        assert_eq!(sim.guest_key(1002, "cores").as_deref(), Some("2"), "in effect until the restart");
+        assert!(sim.files["nodes/pve/qemu-server/1002.conf"].contains("\n[PENDING]\ncores: 4\n"));
+    });
+    assert!(rig.plan(&guests()).await.unwrap().is_empty(), "what waits is not planned again");
+    let status = |observed: &phoenix_core::plan::PveObserved| phoenix_core::plan::guests::status(&rig.model, &rig.rendered, observed);
+    let observed = phoenix_exec::sync::observe::guests_observed(&rig.pve_client, &rig.model, "pve").await.unwrap();
+    let rows = status(&observed);
+    let row = rows.iter().find(|r| r.id == 1002).unwrap();
+    assert_eq!(row.pending.iter().map(|p| p.text()).collect::<Vec<_>>(), ["cores 2 -> 4"]);
+    assert!(row.drift.is_empty(), "pending is not drift: {:?}", row.drift);
+    let text = phoenix_core::plan::guests::status_text(&rows);
+    assert!(text.contains("pending until its next start: cores 2 -> 4 (`phoenix restart 1002`)"), "{text}");
+
+    let restart = verb(&rig, Verb::Restart, &[1002]).await.unwrap();
+    assert_eq!(rig.apply(&restart).await.0.failed, 0);
+    rig.pve.with(|sim| assert_eq!(sim.guest_key(1002, "cores").as_deref(), Some("4"), "the start applied it"));
+    let observed = phoenix_exec::sync::observe::guests_observed(&rig.pve_client, &rig.model, "pve").await.unwrap();
+    assert!(status(&observed).iter().all(|r| r.pending.is_empty()));
+}
+
 #[tokio::test]
 async fn a_clone_whose_worker_died_is_removed_and_made_again_never_twice() {
     let rig = Rig::empty("lifecycle-crash", rig::example(), |_| {}).await;

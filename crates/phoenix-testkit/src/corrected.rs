@@ -86,7 +86,8 @@ fn disk_as_large_as_its_template(vms: &mut Value) {
 /// PHX-APP-001: the application scripts the containers name exist under `bin/lxc_setup/`
 /// (stand-ins: the reference does not carry the original's scripts).
 fn install_application_scripts(root: &Path, etc: &Path) -> std::io::Result<()> {
-    let containers: Value = serde_json::from_str(&std::fs::read_to_string(etc.join("phoenix_lxc_configs.json"))?).map_err(std::io::Error::other)?;
+    let containers: Value =
+        serde_json::from_str(&std::fs::read_to_string(etc.join("phoenix_lxc_configs.json"))?).map_err(std::io::Error::other)?;
     let folder = root.join("bin/lxc_setup");
     std::fs::create_dir_all(&folder)?;
     for container in containers["lxc_configs"].as_object().into_iter().flat_map(|c| c.values()) {

@@ -38,6 +38,44 @@ pub struct GuestState {
     /// For a locked guest: the tasks running for it or its clone source (a clone's task is
     /// its source's, `vzclone`/`qmclone` UPIDs name the source).
     pub active_tasks: usize,
+    /// What Proxmox VE keeps pending until the guest's next start (`GET .../pending`).
+    pub pending: Vec<PendingChange>,
+}
+
+/// A config change that waits for the guest's next start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PendingChange {
+    pub key: String,
+    /// The value in effect, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The value it takes at the next start; none when the key is to be deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+    pub delete: bool,
+}
+
+impl PendingChange {
+    /// `cores 2 -> 4`, `delete swap`.
+    pub fn text(&self) -> String {
+        match (&self.pending, self.delete) {
+            (_, true) => format!("delete {}", self.key),
+            (Some(new), _) => format!("{} {} -> {new}", self.key, self.value.as_deref().unwrap_or("(unset)")),
+            (None, false) => self.key.clone(),
+        }
+    }
+}
+
+/// Whether a key phoenix owns waits for the next start when it changes on a running guest:
+/// pve-container's `vmconfig_hotplug_pending` has no live path for `nameserver` and `features`
+/// (hostname, cores, memory, swap, boot keys and NICs apply at once); qemu-server's, under the
+/// default `hotplug` (`network,disk,usb`), none for `cores`, `memory` and `agent` (the name,
+/// boot and cloud-init keys are in `$fast_plug_option`, NICs are hotplugged).
+fn waits_for_start(kind: GuestKind, key: &str) -> bool {
+    match kind {
+        GuestKind::Lxc => matches!(key, "nameserver" | "features"),
+        GuestKind::Vm => matches!(key, "cores" | "memory" | "agent"),
+    }
 }
 
 impl GuestState {
@@ -650,6 +688,8 @@ fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec
             diff.push_str(&format!("- net0: {}\n+ net0: {net0}\n", state.config.get("net0").map(String::as_str).unwrap_or("(none)")));
             changes.push(pair("net0", net0));
         }
+        let waiting: Vec<String> =
+            changes.iter().map(|(k, _)| k.clone()).filter(|k| state.running() && waits_for_start(guest.kind, k)).collect();
         let mut requests = Vec::new();
         if !changes.is_empty() {
             let method = if guest.kind == GuestKind::Lxc { Method::Put } else { Method::Post };
@@ -666,11 +706,18 @@ fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec
                 ));
             }
         }
+        let mut reason = "its settings differ from the description".to_string();
+        if !waiting.is_empty() {
+            reason.push_str(&format!(
+                "; it runs, so Proxmox VE keeps {} pending until its next start (`phoenix restart {id}`)",
+                waiting.join(", ")
+            ));
+        }
         if !requests.is_empty() {
             let mut found = step(
                 format!("guest:{id}:config"),
                 format!("converge {} {id} ({})", guest.kind.label(), guest.name),
-                "its settings differ from the description".into(),
+                reason,
                 requests,
                 after.clone(),
                 lock,
@@ -754,6 +801,8 @@ pub struct GuestStatus {
     pub uptime: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
+    /// Changes made but waiting for its next start.
+    pub pending: Vec<PendingChange>,
     /// What `phoenix sync guests` would change (its steps' titles), empty when none.
     pub drift: Vec<String>,
 }
@@ -780,6 +829,7 @@ pub fn status(model: &Model, rendered: &Rendered, pve: &PveObserved) -> Vec<Gues
                 },
                 uptime: state.map_or(0, |s| s.uptime),
                 lock: state.and_then(|s| s.lock().map(str::to_string)),
+                pending: state.map(|s| s.pending.clone()).unwrap_or_default(),
                 drift,
             }
         })
@@ -796,6 +846,10 @@ pub fn status_text(rows: &[GuestStatus]) -> String {
             (None, false) => row.drift.join("; "),
         };
         out.push_str(&format!("{:<10} {:<4} {:<28} {:<9} {:>8}s  {drift}\n", row.id, row.kind.label(), row.name, row.state, row.uptime));
+        if !row.pending.is_empty() {
+            let changes: Vec<String> = row.pending.iter().map(PendingChange::text).collect();
+            out.push_str(&format!("{:<10} pending until its next start: {} (`phoenix restart {}`)\n", "", changes.join(", "), row.id));
+        }
     }
     out
 }

@@ -10,7 +10,7 @@ use phoenix_core::certificates::renewal::{self, Due};
 use phoenix_core::deploy::Machine;
 use phoenix_core::deploy::Place;
 use phoenix_core::plan::files::file_domain;
-use phoenix_core::plan::guests::{GuestState, StorageState};
+use phoenix_core::plan::guests::{GuestState, PendingChange, StorageState};
 use phoenix_core::plan::pve::{self, ApiRequest, FwScope, Method};
 use phoenix_core::plan::{CertCopies, Domain, Observed, PveObserved};
 use phoenix_core::pve_fw::{FwFile, FwGroup};
@@ -87,10 +87,12 @@ fn text(value: &Value) -> Option<String> {
 /// A described guest in detail: its config, run state and snapshots.
 async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind) -> Result<GuestState, DriverError> {
     let base = format!("/nodes/{node}/{}/{id}", pve::guest_segment(kind));
-    let (config, status, snapshots) = futures_util::try_join!(
+    // `config` shows pending values merged in (`load_current_config`), `pending` what waits.
+    let (config, status, snapshots, pending) = futures_util::try_join!(
         get(api, format!("{base}/config")),
         get(api, format!("{base}/status/current")),
-        get(api, format!("{base}/snapshot"))
+        get(api, format!("{base}/snapshot")),
+        get(api, format!("{base}/pending"))
     )?;
     // Raw `lxc.*` lines come as `lxc: [[key, value], ...]`: kept as `key: value` lines.
     let raw = |v: &Value| -> Option<String> {
@@ -109,7 +111,21 @@ async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind
         .filter(|n| *n != "current")
         .map(str::to_string)
         .collect();
+    let field = |entry: &Value, key: &str| entry.get(key).and_then(text);
+    let pending = pending
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("pending").is_some() || e.get("delete").and_then(Value::as_u64).is_some_and(|d| d > 0))
+        .map(|e| PendingChange {
+            key: field(e, "key").unwrap_or_default(),
+            value: field(e, "value"),
+            pending: field(e, "pending"),
+            delete: e.get("delete").and_then(Value::as_u64).is_some_and(|d| d > 0),
+        })
+        .collect();
     Ok(GuestState {
+        pending,
         active_tasks: 0,
         kind: Some(kind),
         status: status.get("status").and_then(Value::as_str).unwrap_or("unknown").to_string(),

@@ -63,17 +63,50 @@ pub struct GuestConf {
     pub description: Vec<String>,
     pub keys: BTreeMap<String, String>,
     pub raw: Vec<(String, String)>,
-    /// `[PENDING]`, `[pve:pending]` and snapshot sections, untouched.
+    /// Changes waiting for the next start (see `pending`): key and value, keys to delete.
+    pub pending: BTreeMap<String, String>,
+    pub pending_delete: Vec<String>,
+    /// Its header as the guest's kind writes it (see [`pending_header`]).
+    pub pending_header: &'static str,
+    /// Snapshot sections, untouched.
     pub sections: String,
+}
+
+/// The pending section's header: qemu-server's `write_vm_config` writes `[PENDING]`,
+/// pve-container's `write_pct_config` `[pve:pending]`.
+pub fn pending_header(kind: GuestKind) -> &'static str {
+    match kind {
+        GuestKind::Lxc => "[pve:pending]",
+        GuestKind::Qemu => "[PENDING]",
+    }
 }
 
 impl GuestConf {
     pub fn parse(text: &str) -> GuestConf {
         let mut conf = GuestConf::default();
+        let mut in_pending = false;
         for (index, line) in text.lines().enumerate() {
+            if let Some(header) = [GuestKind::Lxc, GuestKind::Qemu].into_iter().map(pending_header).find(|h| *h == line) {
+                conf.pending_header = header;
+                in_pending = true;
+                continue;
+            }
             if line.starts_with('[') {
+                // Snapshot sections follow the pending one (both writers print it first).
                 conf.sections = text.lines().skip(index).map(|l| format!("{l}\n")).collect();
                 break;
+            }
+            if in_pending {
+                if let Some((key, value)) = line.split_once(':') {
+                    let (key, value) = (key.trim(), value.trim());
+                    match key {
+                        "delete" => conf.pending_delete = value.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect(),
+                        _ => {
+                            conf.pending.insert(key.to_string(), value.to_string());
+                        }
+                    }
+                }
+                continue;
             }
             if let Some(comment) = line.strip_prefix('#') {
                 conf.description.push(comment.to_string());
@@ -93,6 +126,15 @@ impl GuestConf {
         let mut out: String = self.description.iter().map(|d| format!("#{d}\n")).collect();
         for (key, value) in self.keys.iter().chain(self.raw.iter().map(|(k, v)| (k, v))) {
             out.push_str(&format!("{key}: {value}\n"));
+        }
+        if !self.pending.is_empty() || !self.pending_delete.is_empty() {
+            out.push_str(&format!("\n{}\n", self.pending_header));
+            if !self.pending_delete.is_empty() {
+                out.push_str(&format!("delete: {}\n", self.pending_delete.join(",")));
+            }
+            for (key, value) in &self.pending {
+                out.push_str(&format!("{key}: {value}\n"));
+            }
         }
         if !self.sections.is_empty() {
             out.push('\n');

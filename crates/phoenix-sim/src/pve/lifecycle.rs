@@ -158,6 +158,13 @@ impl PveSim {
                     self.started.remove(&vmid);
                 }
                 Effect::FileVolume(volid, bytes) => self.add_file_volume(&volid, bytes),
+                Effect::ApplyPending(path) => {
+                    if let Some(text) = self.files.get(&path) {
+                        let mut conf = GuestConf::parse(text);
+                        super::pending::apply(&mut conf);
+                        self.files.insert(path, conf.to_text());
+                    }
+                }
             }
         }
     }

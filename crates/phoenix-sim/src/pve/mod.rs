@@ -17,6 +17,7 @@ pub mod fw;
 pub mod guest;
 pub mod jsonschema;
 pub mod lifecycle;
+pub mod pending;
 mod power;
 pub mod schema;
 pub mod storage;
@@ -411,6 +412,11 @@ impl PveSim {
             ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "config"] => {
                 self.guest_config(guest_kind(kind), vmid(), method, params, definition)
             }
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "pending"] if method == "GET" => {
+                let path = guest_kind(kind).config_path(&self.node, vmid());
+                let text = self.files.get(&path).ok_or_else(|| Failure::Die(format!("Configuration file '{path}' does not exist")))?;
+                Ok(pending::list(&GuestConf::parse(text), &fw::text_digest(text)))
+            }
             ["nodes", "{node}", "tasks", "{upid}", leaf @ ("status" | "log")] if method == "GET" => {
                 let upid = params.get("upid").cloned().unwrap_or_default();
                 match self.tasks.get(&upid) {
@@ -504,7 +510,8 @@ impl PveSim {
         let mut conf = GuestConf::parse(&text);
         let digest = fw::text_digest(&text);
         if method == "GET" {
-            return Ok(guest::config_json(&conf, &digest, &definition["returns"]));
+            let shown = if params.get("current").is_some_and(|c| c == "1") { conf } else { pending::merged(&conf) };
+            return Ok(guest::config_json(&shown, &digest, &definition["returns"]));
         }
         let bookkeeping = ["node", "vmid", "digest", "delete", "revert", "skiplock", "force", "background_delay"];
         let changes: Params =
@@ -538,16 +545,17 @@ impl PveSim {
                     BTreeMap::from([("delete".to_string(), format!("you can't use '-{key}' and -delete {key}' at the same time"))]);
                 return Err(Failure::Param(errors));
             }
-            conf.keys.remove(key);
         }
+        let mut stored = Vec::new();
         for (key, value) in &changes {
-            let stored = match nic_format_of(properties, key) {
+            let value = match nic_format_of(properties, key) {
                 Some(format) => guest::normalise_nic(kind, format, key, value, &mut self.macs)
                     .map_err(|e| Failure::Param(BTreeMap::from([(key.clone(), e)])))?,
                 None => value.clone(),
             };
-            conf.keys.insert(key.clone(), stored);
+            stored.push((key.clone(), value));
         }
+        pending::stage(&mut conf, kind, self.running.contains(&vmid), &stored, &deletes);
         if kind == GuestKind::Qemu && method == "POST" {
             // The worker waits for the config lock (lock_config, 10 s), then writes.
             let busy = self.lock_busy_until(&format!("config-{vmid}"));

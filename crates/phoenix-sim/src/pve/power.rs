@@ -87,8 +87,13 @@ impl PveSim {
             }
         }
         let prefix = if kind == GuestKind::Lxc { "vz" } else { "qm" };
+        // A start applies what is pending first (pve-container `vm_start`, qemu-server
+        // `vm_start_nolock`); qemu-server's stop applies it too (`vm_stop_cleanup` with
+        // `apply_pending`), pve-container's does not.
+        let pending = Effect::ApplyPending(kind.config_path(&self.node, vmid));
         let effects = match action {
-            "start" | "reboot" => vec![Effect::Running(vmid, false), Effect::Running(vmid, true)],
+            "start" | "reboot" => vec![Effect::Running(vmid, false), pending, Effect::Running(vmid, true)],
+            _ if kind == GuestKind::Qemu => vec![Effect::Running(vmid, false), pending],
             _ => vec![Effect::Running(vmid, false)],
         };
         Ok(Value::String(self.start_task_with(&format!("{prefix}{action}"), &vmid.to_string(), forced, effects, Vec::new())))

@@ -35,6 +35,8 @@ pub enum Effect {
     Unlock(String, String),
     /// The guest runs (or not) from now on.
     Running(u32, bool),
+    /// The pending changes of the config at this path are applied (`vmconfig_apply_pending`).
+    ApplyPending(String),
     /// A file appears on a file storage (`volid`, bytes).
     FileVolume(String, u64),
 }
