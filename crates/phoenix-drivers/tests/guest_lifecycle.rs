@@ -96,9 +96,27 @@ async fn the_references_guests_are_created_and_no_disk_is_shrunk() {
     let rig = Rig::empty("lifecycle-reference", reference(), |_| {}).await;
     let plan = rig.plan(&guests()).await.unwrap();
     assert!(!plan.steps.iter().any(|s| s.id.starts_with("guest:1001") && s.diff.contains("resize")), "no shrink is planned");
-    let (summary, _) = rig.apply(&plan).await;
+    let (summary, events) = rig.apply(&plan).await;
     assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
+    // `enable_lifecycle_snapshots` (102, 103, and the snapshot sources 900-912, whose
+    // `final-form` is their clones' `template_snapshot_name`): `pre-configured` once started,
+    // `final-form` after the rest of its setup.
+    let at = intervals(&events);
+    for id in [102, 103] {
+        let (start, pre, last) =
+            (format!("guest:{id}:start"), format!("guest:{id}:lifecycle:pre-configured"), format!("guest:{id}:lifecycle:final-form"));
+        assert!(at[&start].1 < at[&pre].0 && at[&pre].1 < at[&last].0, "{id}: start, pre-configured, final-form");
+    }
+    assert!(!at.contains_key("guest:900:lifecycle:final-form"), "900's final-form is its clones' snapshot, taken once");
     rig.pve.with(|sim| {
+        let taken = |id: u32| {
+            phoenix_sim::pve::lifecycle::snapshots(&phoenix_sim::pve::guest::GuestConf::parse(
+                &sim.files[&format!("nodes/pve/lxc/{id}.conf")],
+            ))
+        };
+        assert_eq!(taken(102).keys().collect::<Vec<_>>(), ["final-form", "pre-configured"]);
+        assert_eq!(taken(900).keys().collect::<Vec<_>>(), ["final-form", "pre-configured"]);
+        assert!(taken(101).is_empty(), "101 asks for none");
         for id in [900, 901, 910, 911, 912, 801, 802, 101, 914, 917, 103, 102] {
             assert!(sim.guest_key(id, "hostname").is_some(), "CT {id} exists");
         }
@@ -222,6 +240,32 @@ async fn a_running_guests_change_waits_for_its_restart_and_status_says_so() {
     rig.pve.with(|sim| assert_eq!(sim.guest_key(1002, "cores").as_deref(), Some("4"), "the start applied it"));
     let observed = phoenix_exec::sync::observe::guests_observed(&rig.pve_client, &rig.model, "pve").await.unwrap();
     assert!(status(&observed).iter().all(|r| r.pending.is_empty()));
+}
+
+/// A VM's `snapshots`: `pre-features` once it runs (after its agent answered), `post-features`
+/// after everything `sync all` does to it; each taken once, and a second run plans neither.
+#[tokio::test]
+async fn a_vms_snapshots_are_taken_once_at_their_points_of_its_setup() {
+    let mut source = phoenix_testkit::example_source();
+    let vms = phoenix_testkit::example_config().join("phoenix_vm_configs.json");
+    source.edit_json(&vms, |v| v["vms"][2]["snapshots"] = serde_json::json!({ "pre-features": "clean", "post-features": "provisioned" }));
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
+    let rig = Rig::empty("lifecycle-vm-snapshots", model, |_| {}).await;
+    let plan = rig.plan(&rig::all()).await.unwrap();
+    let step = |id: &str| plan.steps.iter().find(|s| s.id == id).unwrap_or_else(|| panic!("{id} in {:?}", ids(&plan)));
+    assert_eq!(step("guest:1002:lifecycle:clean").after, ["guest:1002:start"]);
+    let post = &step("guest:1002:lifecycle:provisioned").after;
+    for id in ["guest:1002:start", "guest:1002:lifecycle:clean", "firewall:guest:1002:rules"] {
+        assert!(post.contains(&id.to_string()), "{id} in {post:?}");
+    }
+    let (summary, _) = rig.apply(&plan).await;
+    assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
+    rig.pve.with(|sim| {
+        let conf = phoenix_sim::pve::guest::GuestConf::parse(&sim.files["nodes/pve/qemu-server/1002.conf"]);
+        assert_eq!(phoenix_sim::pve::lifecycle::snapshots(&conf).keys().collect::<Vec<_>>(), ["clean", "provisioned"]);
+    });
+    let again = rig.plan(&rig::all()).await.unwrap();
+    assert!(again.is_empty(), "taken once:\n{}", again.to_text());
 }
 
 #[tokio::test]

@@ -596,3 +596,22 @@ fn a_secret_file_outside_the_installation_is_refused() {
         assert_eq!(agent.reference, phoenix_model::model::SecretRef::Refused(path.to_string()));
     }
 }
+
+/// Issue 14: a VM's `snapshots` (`pre-features`, `post-features`) become lifecycle snapshots
+/// at the two points of its setup; on a template they are a warning at the name (Proxmox VE
+/// converts no guest with snapshots), and the template gets none.
+#[test]
+fn a_vms_snapshots_are_read_and_a_templates_are_a_warning() {
+    use phoenix_model::model::SetupPoint;
+    let checked = mutated(VM, |v| {
+        vm(v, 2)["snapshots"] = serde_json::json!({ "pre-features": "clean", "post-features": "provisioned" });
+        vm(v, 0)["snapshots"] = serde_json::json!({ "post-features": "baked" });
+    });
+    let model = checked.model.as_ref().unwrap();
+    let points: Vec<(SetupPoint, &str)> =
+        model.guests[&1002].spec.lifecycle_snapshots.iter().map(|s| (s.point, s.name.value.as_str())).collect();
+    assert_eq!(points, [(SetupPoint::BeforeSetup, "clean"), (SetupPoint::AfterSetup, "provisioned")]);
+    assert_code(&checked, "PHX-GUEST-018", VM, "ubuntu-2404-cloud-template) is a template");
+    let hits = found(&checked, "PHX-GUEST-018");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+}

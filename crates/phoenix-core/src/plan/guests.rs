@@ -237,7 +237,7 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-fn step(
+pub(super) fn step(
     id: String,
     title: String,
     reason: String,

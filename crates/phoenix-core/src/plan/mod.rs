@@ -11,6 +11,7 @@ pub mod guests;
 pub mod node_conf;
 pub mod portainer;
 pub mod pve;
+pub mod snapshots;
 pub mod verbs;
 
 use crate::certificates::renewal::{renewal_plan, trust_plan, RenewalPlan};
@@ -283,6 +284,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
     wait_for_started_guests(&mut steps);
+    if let (Some(pve), true) = (&input.observed.pve, wants(Domain::Guests)) {
+        let snapshots = snapshots::steps(input.model, pve, &guest_plan, &steps);
+        steps.extend(snapshots);
+    }
     Plan { schema_version: 1, steps }
 }
 

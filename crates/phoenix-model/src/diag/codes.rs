@@ -87,6 +87,11 @@ pub const CODES: &[CodeInfo] = &[
     c("PHX-GUEST-017", Warning, "guest phoenix cannot create",
       "Nothing says how to create this guest: a container needs `template` or `clone_from_ctid`, a VM `template_image` \
        or `clone_from_vmid`. phoenix converges it when it exists and reports it when it does not.\nFix: add its origin."),
+    c("PHX-GUEST-018", Warning, "snapshots of a template",
+      "A template is given lifecycle snapshots (`enable_lifecycle_snapshots`, or a VM's `snapshots`), but Proxmox VE \
+       refuses to convert a guest that has snapshots into a template and to snapshot a template (pve-container and \
+       qemu-server `template`, `snapshot_create`). phoenix does not take them; the original skipped them for a container \
+       and failed the conversion for a VM.\nFix: remove the snapshots from the template, or give them to its clones."),
     c("PHX-NET-001", Error, "duplicate IP address",
       "Two guests (or a guest and the host) are given the same static address. Only one of them would be reachable.\n\
        Fix: give each a distinct address."),

@@ -58,6 +58,11 @@ impl<'d> At<'d> {
         self.child(key).map_or(self.fallback, |c| c.span())
     }
 
+    /// Span of `key`'s member `inner`, or of the nearest existing parent.
+    pub(super) fn member(&self, key: &str, inner: &str) -> Span {
+        self.child(key).and_then(|c| c.get(inner)).or(self.child(key)).map_or(self.fallback, |c| c.span())
+    }
+
     /// Span of `key`'s `index`th item, or of the nearest existing parent.
     pub(super) fn item(&self, key: &str, index: usize) -> Span {
         self.cursor.map_or(self.fallback, |c| c.item_span(key, index))

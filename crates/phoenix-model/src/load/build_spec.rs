@@ -26,7 +26,6 @@ fn shared(at: &At<'_>, raw: &RawGuestCommon) -> GuestSpec {
         memory_mb: located(at, "memory_mb", &raw.memory_mb),
         cores: located(at, "cores", &raw.cores),
         storage: located(at, "storage_pool", &raw.storage_pool),
-        lifecycle_snapshots: raw.enable_lifecycle_snapshots.unwrap_or(false),
         ..GuestSpec::default()
     }
 }
@@ -63,6 +62,7 @@ pub(super) fn lxc_spec(
         apparmor_profile: located(at, "apparmor_profile", &own.apparmor_profile),
         mounts: mounts(at, own, ctx),
         gpus: gpus(at, own.gpu_assignment.as_deref(), ctx),
+        lifecycle_snapshots: lxc_lifecycle_snapshots(at, raw),
         ..shared(at, raw)
     }
 }
@@ -87,8 +87,38 @@ pub(super) fn vm_spec(
         storage: base.storage.clone().or(defaults.storage_pool.clone().map(|s| Located::new(s, default_span("storage_pool")))),
         disk_gb: or_default(located(at, "disk_size_gb", &own.disk_size_gb), "disk_size_gb", defaults.disk_size_gb),
         cloud_init: cloud_init(own),
+        lifecycle_snapshots: vm_snapshots(at, own),
         ..base
     }
+}
+
+/// `enable_lifecycle_snapshots` of a container: the original's `pre-configured` and
+/// `final-form` (it read the flag for containers only).
+fn lxc_lifecycle_snapshots(at: &At<'_>, raw: &RawGuestCommon) -> Vec<LifecycleSnapshot> {
+    if raw.enable_lifecycle_snapshots != Some(true) {
+        return Vec::new();
+    }
+    let span = at.span("enable_lifecycle_snapshots");
+    [(SetupPoint::BeforeSetup, "pre-configured"), (SetupPoint::AfterSetup, "final-form")]
+        .into_iter()
+        .map(|(point, name)| LifecycleSnapshot { point, name: Located::new(name.to_string(), span) })
+        .collect()
+}
+
+/// A VM's `snapshots` (`pre-features`, `post-features`).
+fn vm_snapshots(at: &At<'_>, own: &RawVmFields) -> Vec<LifecycleSnapshot> {
+    let Some(snapshots) = &own.snapshots else { return Vec::new() };
+    let points = [
+        (SetupPoint::BeforeSetup, "pre-features", &snapshots.pre_features),
+        (SetupPoint::AfterSetup, "post-features", &snapshots.post_features),
+    ];
+    points
+        .into_iter()
+        .filter_map(|(point, key, name)| {
+            let name = name.as_ref().filter(|n| !n.trim().is_empty())?;
+            Some(LifecycleSnapshot { point, name: Located::new(name.trim().to_string(), at.member("snapshots", key)) })
+        })
+        .collect()
 }
 
 /// `user_config`: an object, or the string the original wrote (`"{'username': 'x'}"`).

@@ -10,7 +10,7 @@ pub mod spec;
 use crate::source::Span;
 pub use firewall::*;
 use ipnet::Ipv4Net;
-pub use spec::{CloudInit, GuestSpec, Mount, MountSource, Origin, Storage};
+pub use spec::{CloudInit, GuestSpec, LifecycleSnapshot, Mount, MountSource, Origin, SetupPoint, Storage};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

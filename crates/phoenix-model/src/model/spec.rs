@@ -71,9 +71,28 @@ pub struct GuestSpec {
     pub mounts: Vec<Mount>,
     /// `gpu_assignment`: the host GPUs passed through (`none`: no GPU).
     pub gpus: Vec<Located<u32>>,
-    /// `enable_lifecycle_snapshots`: a snapshot after creation and before each change.
-    pub lifecycle_snapshots: bool,
+    /// Snapshots taken once at points of the guest's setup: a container's
+    /// `enable_lifecycle_snapshots` (`pre-configured`, `final-form`), a VM's `snapshots`.
+    pub lifecycle_snapshots: Vec<LifecycleSnapshot>,
     pub cloud_init: CloudInit,
+}
+
+/// Where in a guest's setup the original took a snapshot (its lxc-manager's
+/// `create_pre_configured_snapshot` after the start, before the features;
+/// `create_final_form_snapshot` after them; vm-manager's `manage_snapshots` at
+/// `pre-features` and `post-features`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SetupPoint {
+    /// Started, before phoenix sets anything up in it.
+    BeforeSetup,
+    /// After everything the run does to it.
+    AfterSetup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleSnapshot {
+    pub point: SetupPoint,
+    pub name: Located<String>,
 }
 
 impl Default for GuestSpec {
@@ -91,7 +110,7 @@ impl Default for GuestSpec {
             apparmor_profile: None,
             mounts: Vec::new(),
             gpus: Vec::new(),
-            lifecycle_snapshots: false,
+            lifecycle_snapshots: Vec::new(),
             cloud_init: CloudInit::default(),
         }
     }

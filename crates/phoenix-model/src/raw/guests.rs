@@ -173,6 +173,18 @@ pub struct RawVmFields {
     pub portainer_agent_hostname: Option<String>,
     #[serde(default)]
     pub dns_records: Vec<serde_json::Value>,
+    /// Snapshots at points of the VM's setup.
+    pub snapshots: Option<RawVmSnapshots>,
+}
+
+/// A VM's `snapshots`: a snapshot name per point of its setup.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawVmSnapshots {
+    #[serde(rename = "pre-features")]
+    pub pre_features: Option<String>,
+    #[serde(rename = "post-features")]
+    pub post_features: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

@@ -1,7 +1,7 @@
 //! What Proxmox VE would refuse or get wrong when it creates the guests: storages that do not
 //! exist or lack the content type, clones smaller than their source, mount points a container
 //! cannot use, a VM's GPU given to another guest too, boot orders against the dependencies,
-//! and guests nothing says how to create.
+//! guests nothing says how to create, and templates given snapshots.
 
 use crate::diag::Diagnostic;
 use crate::model::{Guest, GuestKind, Located, Model, MountSource, Origin, Storage};
@@ -14,6 +14,10 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         clone_size(model, guest, &mut out);
         mount_paths(guest, &mut out);
         boot_order(model, guest, &mut out);
+        if let Some(snapshot) = guest.spec.lifecycle_snapshots.first().filter(|_| guest.is_template) {
+            let message = format!("{} is a template: its lifecycle snapshots are not taken", guest.label());
+            out.push(Diagnostic::at("PHX-GUEST-018", snapshot.name.span, message).help("a template cannot have snapshots; remove them"));
+        }
         if guest.spec.origin == Origin::Unspecified {
             out.push(Diagnostic::at("PHX-GUEST-017", guest.id_span, format!("nothing says how to create {}", guest.label())).help(
                 match guest.kind {
