@@ -139,6 +139,36 @@ async fn the_references_guests_are_created_and_no_disk_is_shrunk() {
     assert!(again.is_empty(), "a second run plans nothing:\n{}", again.to_text());
 }
 
+/// The bind mounts of an unprivileged container are checked on the node before they are
+/// mounted: a host folder owned outside the container's id map (here the test's user's) is nobody's
+/// inside, a missing one keeps the container from starting; the plan says so and the command
+/// that fixes it, and changes nothing on the host. A folder given to the container's root
+/// (host 100000) is fine.
+#[tokio::test]
+async fn an_unprivileged_containers_bind_mounts_are_checked_for_the_id_shift() {
+    let rig = Rig::empty("lifecycle-bind-mounts", reference(), |_| {}).await;
+    let persistent = rig.root.join("host/mnt/pve/quickOS/lxc-persistent-data");
+    std::fs::create_dir_all(persistent.join("101/logs")).unwrap();
+    std::fs::create_dir_all(persistent.join("102/certs")).unwrap();
+    let uid = |path: &std::path::Path| std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(path).unwrap());
+    let before = uid(&persistent.join("101/logs"));
+    let given = std::os::unix::fs::chown(persistent.join("102/certs"), Some(100_000), Some(100_000)).is_ok();
+    let plan = rig.plan(&guests()).await.unwrap();
+    let step = |id: &str| plan.steps.iter().find(|s| s.id == id).unwrap().clone();
+    let gateway = step("guest:101:node-conf");
+    let logs = "! /mnt/pve/quickOS/lxc-persistent-data/101/logs is owned by ";
+    assert!(gateway.diff.contains(logs) && gateway.diff.contains("on the node, outside the container's id map"), "{}", gateway.diff);
+    assert!(gateway.diff.contains("`chown 100000:100000 /mnt/pve/quickOS/lxc-persistent-data/101/logs`"), "{}", gateway.diff);
+    assert!(gateway.diff.contains("! /mnt/pve/quickOS/lxc-persistent-data/101/ssl does not exist on the node"), "{}", gateway.diff);
+    assert!(gateway.reason.contains("warning: "), "{}", gateway.reason);
+    if given {
+        assert!(!step("guest:102:node-conf").diff.contains("! "), "{}", step("guest:102:node-conf").diff);
+    }
+    rig.apply(&plan).await;
+    assert_eq!(uid(&persistent.join("101/logs")), before, "the host folder is left as it is");
+    assert!(!persistent.join("101/ssl").exists(), "and nothing is made on the host");
+}
+
 /// A node whose storages hold no `import` (an installation from before PVE 8.3 keeps
 /// `local` at iso,vztmpl,backup): the VM template is blocked with the fix, the containers
 /// are made all the same.

@@ -439,7 +439,13 @@ fn create(
     plan.created.insert(id);
     let mut last = vec![origin_step.id.clone()];
     steps.push(origin_step);
-    if let Some(node) = super::node_conf::step(context.node(), guest, None, last.clone()) {
+    if let Some(node) = super::node_conf::step(
+        context.node(),
+        guest,
+        None,
+        last.clone(),
+        &super::bind_mounts::notes(context.model, context.pve, guest, None),
+    ) {
         last = vec![node.id.clone()];
         steps.push(node);
     }
@@ -728,7 +734,17 @@ fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec
         }
     }
     let after = steps.last().map(|s: &Step| vec![s.id.clone()]).unwrap_or(after);
-    let node = if state.is_template() { None } else { super::node_conf::step(context.node(), guest, Some(state), after.clone()) };
+    let node = if state.is_template() {
+        None
+    } else {
+        super::node_conf::step(
+            context.node(),
+            guest,
+            Some(state),
+            after.clone(),
+            &super::bind_mounts::notes(context.model, context.pve, guest, Some(state)),
+        )
+    };
     let after = node.as_ref().map(|s| vec![s.id.clone()]).unwrap_or(after);
     steps.extend(node);
     steps.extend(finish(context, guest, state, after).unwrap_or_default());

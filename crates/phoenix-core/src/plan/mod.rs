@@ -6,6 +6,7 @@
 //! successful sync is empty. Pure: the observation is data, secrets are resolved by a function
 //! the caller passes in.
 
+pub mod bind_mounts;
 pub mod files;
 pub mod guests;
 pub mod node_conf;
@@ -88,6 +89,9 @@ pub struct PveObserved {
     pub storages: BTreeMap<String, guests::StorageState>,
     /// The files on the storages that hold OS templates and images to import (volids).
     pub volumes: BTreeSet<String>,
+    /// Each described bind mount's host folder, stat'ed on the node (`None`: it does not
+    /// exist); absent when not observed (then nothing is said about it).
+    pub bind_owners: BTreeMap<String, Option<crate::deploy::FileMeta>>,
 }
 
 /// What a step does.

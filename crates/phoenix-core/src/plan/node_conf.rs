@@ -66,7 +66,9 @@ pub fn settings(guest: &Guest) -> (Vec<(String, String)>, Vec<(String, String)>)
 }
 
 /// The step writing the root-only settings a container lacks (a created one: all of them).
-pub fn step(node: &str, guest: &Guest, state: Option<&GuestState>, after: Vec<String>) -> Option<Step> {
+/// `notes` are what the container will find at its bind mounts (`bind_mounts::notes`), said
+/// in the step's reason and diff.
+pub fn step(node: &str, guest: &Guest, state: Option<&GuestState>, after: Vec<String>, notes: &[String]) -> Option<Step> {
     let (keys, raw) = settings(guest);
     let observed_raw: Vec<(String, String)> = state
         .and_then(|s| s.config.get("lxc"))
@@ -79,14 +81,19 @@ pub fn step(node: &str, guest: &Guest, state: Option<&GuestState>, after: Vec<St
     }
     let id = guest.id;
     let place = Place::host(format!("/etc/pve/nodes/{node}/lxc/{id}.conf"));
-    let diff = set.iter().chain(&add).map(|(k, v)| format!("+ {k}: {v}\n")).collect();
+    let mut diff: String = set.iter().chain(&add).map(|(k, v)| format!("+ {k}: {v}\n")).collect();
+    diff.extend(notes.iter().map(|n| format!("! {n}\n")));
+    let mut reason = "the API lets only root@pam set raw lxc.* lines, bind mounts and features other than nesting: \
+                      written into the container's config on the node, as its root does"
+        .to_string();
+    for note in notes {
+        reason.push_str(&format!("; warning: {note}"));
+    }
     Some(Step {
         id: format!("guest:{id}:node-conf"),
         domain: Domain::Guests,
         title: format!("LXC {id}: settings only root may make, in {}", place.path),
-        reason: "the API lets only root@pam set raw lxc.* lines, bind mounts and features other than nesting: \
-                 written into the container's config on the node, as its root does"
-            .into(),
+        reason,
         diff,
         action: Action::NodeConf { place, set, raw: add, remove: Vec::new() },
         after,

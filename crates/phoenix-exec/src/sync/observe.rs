@@ -326,6 +326,20 @@ pub struct ObserveInput<'a, P, Q, T> {
     pub boot_delays: bool,
 }
 
+/// The owner of each container bind mount's host folder, on the node (see `plan::bind_mounts`).
+async fn bind_owners(model: &Model, target: &impl Target) -> Result<BTreeMap<String, Option<phoenix_core::deploy::FileMeta>>, DriverError> {
+    let mut owners = BTreeMap::new();
+    let folders = model.guests.values().flat_map(|g| &g.spec.mounts).filter_map(|m| match &m.source {
+        phoenix_model::model::MountSource::Bind(host) => Some(host.value.clone()),
+        _ => None,
+    });
+    for folder in folders.collect::<BTreeSet<_>>() {
+        let meta = target.stat(&Place::host(folder.clone())).await?;
+        owners.insert(folder, meta);
+    }
+    Ok(owners)
+}
+
 pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput<'_, P, Q, T>) -> Result<Observed, DriverError> {
     let wants = |d: Domain| input.domains.contains(&d);
     let mut observed = Observed::default();
@@ -334,6 +348,7 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
         let mut found = pve(input.pve, input.model, input.node).await.map_err(proxmox)?;
         if wants(Domain::Guests) {
             guests(input.pve, input.model, input.node, &mut found).await.map_err(proxmox)?;
+            found.bind_owners = bind_owners(input.model, input.target).await?;
         }
         observed.pve = Some(found);
     }

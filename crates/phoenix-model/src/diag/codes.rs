@@ -75,7 +75,8 @@ pub const CODES: &[CodeInfo] = &[
       "A mount point must be an absolute, normalised path inside the container, other than `/` and outside `/proc`, \
        `/sys` and `/dev` (pve-container refuses those), and a bind mount's host folder an absolute path outside \
        `/etc/pve`. In an unprivileged container, files of a bind-mounted folder appear through the user-namespace shift \
-       (container root is host uid 100000): `sync` checks the folder's owner on the node before it mounts it.\n\
+       (container root is host uid 100000, or as its `lxc.idmap` lines say): before `sync` mounts it, it checks the folder on \
+       the node and warns in the plan when it is missing or owned outside the container's map, with the command that fixes it.\n\
        Fix: correct the path."),
     c("PHX-GUEST-015", Error, "GPU assigned twice",
       "A VM and another guest are given the same host GPU. Passthrough to a VM takes the device away from the host and \
