@@ -1,7 +1,7 @@
 //! How `phoenix sync` reports progress while it applies. On a terminal: a live view, one line
-//! per running step with its elapsed time (the first few; the rest counted) and a bar of the
-//! steps ended, with each ended step printed above it. Elsewhere: one line per ended step on
-//! stderr. With `--format json`: JSON Lines on stdout. It only shows events; it decides nothing.
+//! per running step with its elapsed time and its task's newest log line (the first few; the
+//! rest counted) and a bar of the steps ended, with each ended step printed above it.
+//! Elsewhere: one line per ended step on stderr. With `--format json`: JSON Lines on stdout. It only shows events; it decides nothing.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use phoenix_exec::sync::{Event, StepOutcome};
@@ -81,6 +81,12 @@ impl Live {
     fn event(&mut self, event: &Event) {
         match event {
             Event::Started { id, title } => self.running.push((id.clone(), title.clone(), None)),
+            Event::Progress { id, line } => {
+                if let Some((_, title, Some(bar))) = self.running.iter().find(|(running, _, _)| running == id) {
+                    bar.set_message(format!("{title}: {line}"));
+                }
+                return;
+            }
             Event::Finished { id, title, outcome, millis } => {
                 if let Some(at) = self.running.iter().position(|(running, _, _)| running == id) {
                     if let (_, _, Some(bar)) = self.running.remove(at) {
@@ -152,6 +158,17 @@ mod tests {
         assert!(live.running.is_empty());
         assert_eq!(live.overall.position(), 8);
         assert_eq!(live.overall.message(), "");
+    }
+
+    #[test]
+    fn a_running_steps_line_shows_its_tasks_newest_log_line() {
+        let mut live = Live::new(2, ProgressDrawTarget::hidden());
+        live.event(&started("clone"));
+        live.event(&Event::Progress { id: "clone".into(), line: "transferred 1.6 GiB of 32.0 GiB (5.00%)".into() });
+        let bar = live.running[0].2.as_ref().unwrap();
+        assert_eq!(bar.message(), "step clone: transferred 1.6 GiB of 32.0 GiB (5.00%)");
+        live.event(&Event::Progress { id: "gone".into(), line: "ignored".into() });
+        assert_eq!(live.overall.position(), 0, "progress ends no step");
     }
 
     #[test]

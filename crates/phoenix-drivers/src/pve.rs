@@ -13,7 +13,7 @@
 
 use crate::http::{self, Backoff, Trust};
 use phoenix_core::plan::pve::{ApiRequest, Method};
-use phoenix_exec::sync::{PveApi, PveReply};
+use phoenix_exec::sync::{PveApi, PveReply, Watch};
 use phoenix_exec::DriverError;
 use phoenix_model::secret::Secret;
 use serde_json::Value;
@@ -118,14 +118,20 @@ impl PveClient {
         Err(DriverError::new(format!("{last} (after {} attempts)", self.settings.backoff.attempts)))
     }
 
-    /// Waits for a task to stop and checks its exit status.
-    async fn wait_for_task(&self, upid: &str) -> Result<PveReply, DriverError> {
+    /// Waits for a task to stop and checks its exit status; `watch` hears its log's newest
+    /// line every [`LOG_EVERY`] while it runs.
+    async fn wait_for_task(&self, upid: &str, watch: Option<&Watch>) -> Result<PveReply, DriverError> {
         // UPID:<node>:<pid>:<pstart>:<starttime>:<type>:<id>:<user>:
         let node = upid.split(':').nth(1).ok_or_else(|| DriverError::new(format!("malformed task id {upid}")))?;
         let status = ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks/{}/status", upid_path(upid)), Vec::new());
         let started = Instant::now();
         let deadline = started + self.settings.task_timeout;
+        let (mut logged_at, mut lines_seen) = (started, 0usize);
         loop {
+            if let Some(watch) = watch.filter(|_| logged_at.elapsed() >= LOG_EVERY) {
+                logged_at = Instant::now();
+                lines_seen = self.tell_new_lines(node, upid, lines_seen, watch).await;
+            }
             let state = self.with_retries(&status).await?;
             if state.get("status").and_then(Value::as_str) == Some("stopped") {
                 let done = PveReply::from(Value::String(upid.to_string()));
@@ -143,6 +149,28 @@ impl PveClient {
             // A twentieth of the time waited so far (50 ms to 1 s): a task is seen to end within
             // about 5 % of its duration, at a few dozen polls for a minute-long clone.
             tokio::time::sleep((started.elapsed() / 20).clamp(Duration::from_millis(50), Duration::from_secs(1))).await;
+        }
+    }
+
+    /// Tells `watch` the newest of the log lines after the first `seen` (pve-manager's
+    /// `GET .../log` with `start`, as its task viewer follows a log); the count seen now. A log
+    /// that cannot be read tells nothing: progress is for people, the status decides.
+    async fn tell_new_lines(&self, node: &str, upid: &str, seen: usize, watch: &Watch) -> usize {
+        let params = vec![("start".to_string(), seen.to_string()), ("limit".to_string(), "500".to_string())];
+        let log = ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks/{}/log", upid_path(upid)), params);
+        let Ok(Value::Array(lines)) = self.attempt_once(&log).await else { return seen };
+        let texts: Vec<&str> = lines.iter().filter_map(|l| l.get("t")?.as_str()).filter(|t| !t.trim().is_empty()).collect();
+        if let Some(newest) = texts.last() {
+            watch(newest);
+        }
+        seen + lines.len()
+    }
+
+    /// One try of a request, its `data` (no retries: for what may be skipped).
+    async fn attempt_once(&self, request: &ApiRequest) -> Result<Value, String> {
+        match self.attempt(request).await {
+            Attempt::Done(value) => Ok(value),
+            Attempt::Fail(message) | Attempt::Retry(message) => Err(message),
         }
     }
 
@@ -181,14 +209,28 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
+/// How often a running task's log is read for its progress.
+const LOG_EVERY: Duration = Duration::from_secs(2);
+
 impl PveApi for PveClient {
     async fn call(&self, request: &ApiRequest) -> Result<PveReply, DriverError> {
+        self.call_and_wait(request, None).await
+    }
+
+    async fn call_watched(&self, request: &ApiRequest, watch: &Watch) -> Result<PveReply, DriverError> {
+        self.call_and_wait(request, Some(watch)).await
+    }
+}
+
+impl PveClient {
+    /// A request, and its task waited for (see the module's notes on what is repeated).
+    async fn call_and_wait(&self, request: &ApiRequest, watch: Option<&Watch>) -> Result<PveReply, DriverError> {
         let mut attempt = 0;
         loop {
             let data =
                 self.with_retries(request).await.map_err(|e| DriverError::new(format!("{:?} {}: {e}", request.method, request.path)))?;
             let Some(upid) = data.as_str().filter(|d| d.starts_with("UPID:")) else { return Ok(data.into()) };
-            match self.wait_for_task(upid).await {
+            match self.wait_for_task(upid, watch).await {
                 // A worker that could not take its lock changed nothing (qemu-server takes the
                 // config lock inside the task): the request is sent again, as for a lock error.
                 Err(error) if error.message.contains("can't lock file") && attempt + 1 < self.settings.backoff.attempts => {

@@ -33,6 +33,7 @@ fn intervals(events: &[Event]) -> BTreeMap<String, (usize, usize)> {
             Event::Finished { id, .. } => {
                 found.entry(id.clone()).or_insert((at, at)).1 = at;
             }
+            Event::Progress { .. } => {}
         }
     }
     found
@@ -296,6 +297,30 @@ async fn a_vms_snapshots_are_taken_once_at_their_points_of_its_setup() {
     });
     let again = rig.plan(&rig::all()).await.unwrap();
     assert!(again.is_empty(), "taken once:\n{}", again.to_text());
+}
+
+/// A long task's progress is shown while it runs: a VM's full clone logs qemu-server's
+/// `transferred ... of ... (n%)` lines, which phoenix reads from the task log as it polls and
+/// reports as progress events of the step.
+#[tokio::test]
+async fn a_long_clone_reports_its_progress_from_the_task_log() {
+    let rig = Rig::empty("lifecycle-progress", rig::example(), |sim| {
+        sim.settings.durations.insert("qmclone".into(), std::time::Duration::from_millis(4500));
+    })
+    .await;
+    let mut plan = rig.plan(&guests()).await.unwrap();
+    plan.steps.retain(|s| s.id.starts_with("download:") || s.id.starts_with("guest:9000:") || s.id == "guest:1001:create");
+    let (summary, events) = rig.apply(&plan).await;
+    assert_eq!(summary.failed, 0, "{}", summary.to_text());
+    let heard: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress { id, line } if id == "guest:1001:create" => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!heard.is_empty(), "{events:?}");
+    assert!(heard.iter().all(|l| l.starts_with("transferred ") && l.contains(" of ") && l.ends_with("%)")), "{heard:?}");
 }
 
 #[tokio::test]

@@ -9,4 +9,4 @@ pub mod install;
 pub mod sync;
 pub mod traits;
 
-pub use traits::{DriverError, Issued, Issuer, NotUsed, PortainerApi, PveApi, PveReply, Target};
+pub use traits::{DriverError, Issued, Issuer, NotUsed, PortainerApi, PveApi, PveReply, Target, Watch};

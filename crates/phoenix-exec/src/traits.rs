@@ -101,7 +101,18 @@ pub trait PveApi {
     /// Runs one request and returns its `data`; a task's UPID is waited for until it ends
     /// (its warnings, when it ended `WARNINGS: n`, come with the reply).
     fn call(&self, request: &ApiRequest) -> impl Future<Output = Result<PveReply, DriverError>>;
+
+    /// As `call`, telling `watch` the newest line of a task's log while the task runs (its
+    /// progress: a clone's `transferred ...`, a download's percentage). A driver that cannot
+    /// read the log tells nothing.
+    fn call_watched(&self, request: &ApiRequest, watch: &Watch) -> impl Future<Output = Result<PveReply, DriverError>> {
+        let _ = watch;
+        self.call(request)
+    }
 }
+
+/// What hears a running task's progress lines.
+pub type Watch = dyn Fn(&str) + Send + Sync;
 
 /// A successful answer: its `data`, and the warnings of the task it waited for.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -9,7 +9,7 @@ mod pve;
 
 use crate::certs::{self, apply_change, RenewRequest};
 use crate::traits::{DriverError, Issuer, Target};
-pub use crate::traits::{PortainerApi, PveApi, PveReply};
+pub use crate::traits::{PortainerApi, PveApi, PveReply, Watch};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_core::plan::{Action, Plan, Step};
@@ -57,7 +57,8 @@ pub enum StepOutcome {
     },
 }
 
-/// Progress, one per step start and end (JSON Lines with `--format json`).
+/// Progress, one per step start and end, and a running task's newest log line (JSON Lines
+/// with `--format json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
@@ -71,6 +72,11 @@ pub enum Event {
         #[serde(flatten)]
         outcome: StepOutcome,
         millis: u64,
+    },
+    /// A line a running step's Proxmox VE task logged (a clone's `transferred ...`).
+    Progress {
+        id: String,
+        line: String,
     },
 }
 
@@ -223,18 +229,32 @@ pub async fn apply<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
 ) -> Summary {
     let mut schedule = Schedule::new(plan);
     let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
+    // Task progress comes from inside the running steps; the loop tells it as it comes.
+    let (progress, mut heard) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
     loop {
         while running.len() < options.parallel.max(1) {
             let Some(i) = schedule.take_startable(options.node_parallel) else { break };
             let step = &plan.steps[i];
             events(&Event::Started { id: step.id.clone(), title: step.title.clone() });
+            let progress = progress.clone();
             running.push(Box::pin(async move {
                 let clock = Instant::now();
-                let outcome = run_step(step, drivers, options).await;
+                let watch = move |line: &str| {
+                    let _ = progress.send((i, line.to_string()));
+                };
+                let outcome = run_step(step, drivers, options, &watch).await;
                 (i, outcome, clock.elapsed().as_millis() as u64)
             }));
         }
-        let Some((i, outcome, millis)) = running.next().await else { break };
+        let next = tokio::select! {
+            biased;
+            Some((i, line)) = heard.recv() => {
+                events(&Event::Progress { id: plan.steps[i].id.clone(), line });
+                continue;
+            }
+            next = running.next() => next,
+        };
+        let Some((i, outcome, millis)) = next else { break };
         let step = &plan.steps[i];
         events(&Event::Finished { id: step.id.clone(), title: step.title.clone(), outcome: outcome.clone(), millis });
         for (skipped, because) in schedule.finish(i, outcome) {
@@ -270,10 +290,11 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     step: &Step,
     drivers: &Drivers<'_, P, Q, T, I>,
     options: &ApplyOptions,
+    watch: &Watch,
 ) -> StepOutcome {
     match &step.action {
         Action::Blocked => failed(step.reason.clone()),
-        Action::Pve { requests } => pve::run(drivers.pve, requests).await,
+        Action::Pve { requests } => pve::run(drivers.pve, requests, watch).await,
         Action::File { file } => write_file(file, drivers.model, drivers.target, options.run_commands).await,
         Action::Certificate { renewal } => {
             let request = RenewRequest {

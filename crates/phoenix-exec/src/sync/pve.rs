@@ -7,7 +7,7 @@
 //! passed, bounded by its seconds.
 
 use super::StepOutcome;
-use crate::traits::PveApi;
+use crate::traits::{PveApi, Watch};
 use phoenix_core::plan::pve::{self, ApiRequest, Guard, Method, Then};
 use std::time::{Duration, Instant};
 
@@ -44,14 +44,15 @@ async fn with_digest(api: &impl PveApi, request: &ApiRequest) -> Result<ApiReque
     Ok(sent)
 }
 
-pub async fn run(api: &impl PveApi, requests: &[ApiRequest]) -> StepOutcome {
+/// Runs the requests in order; `watch` hears their tasks' progress.
+pub async fn run(api: &impl PveApi, requests: &[ApiRequest], watch: &Watch) -> StepOutcome {
     let mut warnings = Vec::new();
     for (n, request) in requests.iter().enumerate() {
         let sent = match with_digest(api, request).await {
             Ok(sent) => sent,
             Err(outcome) => return outcome,
         };
-        match api.call(&sent).await {
+        match api.call_watched(&sent, watch).await {
             Ok(reply) => {
                 warnings.extend(reply.warnings);
                 if let Some(then) = &request.then {

@@ -382,7 +382,13 @@ impl PveSim {
             effects.push(Effect::Unlock(source_path.clone(), "disk".into()));
             on_error.push(Effect::Unlock(source_path, "disk".into()));
         }
-        Ok(Value::String(self.start_task_with(task, &vmid.to_string(), None, effects, on_error)))
+        let upid = self.start_task_with(task, &vmid.to_string(), None, effects, on_error);
+        // qemu-server `clone_disk`: a full copy of each disk through qemu-img, logged.
+        if let (GuestKind::Qemu, true, Some((volume, bytes))) = (kind, full, source.keys.get("scsi0").and_then(|v| disk_of(v))) {
+            let header = format!("create full clone of drive scsi0 ({volume})");
+            self.tasks.log_transfer(&upid, super::tasks::TransferLog { header, bytes });
+        }
+        Ok(Value::String(upid))
     }
 
     /// A clone's disks: linked to the template's base volumes, or full copies (on `storage`

@@ -421,7 +421,10 @@ impl PveSim {
                 let upid = params.get("upid").cloned().unwrap_or_default();
                 match self.tasks.get(&upid) {
                     Some(task) if *leaf == "status" => Ok(task.status(&upid)),
-                    Some(task) => Ok(task.log()),
+                    Some(task) => {
+                        let number = |key: &str, default: usize| params.get(key).and_then(|v| v.parse().ok()).unwrap_or(default);
+                        Ok(task.log(number("start", 0), number("limit", 50)))
+                    }
                     None => Err(Failure::Param(BTreeMap::from([("upid".into(), "no such task".into())]))),
                 }
             }

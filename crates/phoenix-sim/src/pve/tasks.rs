@@ -56,6 +56,28 @@ pub struct Task {
     pub effects: Vec<Effect>,
     pub on_error: Vec<Effect>,
     settled: bool,
+    /// A copy the task logs its progress of (see [`TransferLog`]).
+    pub transfer: Option<TransferLog>,
+}
+
+/// What a task copying a disk logs: its first line, then qemu-server's
+/// `PVE::QemuServer::QemuImage::convert` line per percent qemu-img reports
+/// (`transferred 3.2 GiB of 32.0 GiB (10.00%)`, sizes as pve-common `render_bytes($x, 1)`).
+#[derive(Debug, Clone)]
+pub struct TransferLog {
+    pub header: String,
+    pub bytes: u64,
+}
+
+/// pve-common `PVE::Format::render_bytes` with one decimal.
+fn render_bytes(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let (mut value, mut unit) = (bytes as f64, 0);
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +125,7 @@ impl Tasks {
             effects: effects.0,
             on_error: effects.1,
             settled: false,
+            transfer: None,
         };
         self.by_upid.insert(upid.clone(), task);
         (upid, outcome)
@@ -111,6 +134,13 @@ impl Tasks {
     /// How many tasks of this type were started.
     pub fn count(&self, kind: &str) -> usize {
         self.by_upid.values().filter(|t| t.kind == kind).count()
+    }
+
+    /// Makes a task log the progress of a copy.
+    pub fn log_transfer(&mut self, upid: &str, transfer: TransferLog) {
+        if let Some(task) = self.by_upid.get_mut(upid) {
+            task.transfer = Some(transfer);
+        }
     }
 
     pub fn get(&self, upid: &str) -> Option<&Task> {
@@ -196,9 +226,19 @@ impl Task {
         status
     }
 
-    /// `GET .../log`: numbered lines, the warnings as `WARN:` lines, then the end line.
-    pub fn log(&self) -> Value {
-        let mut lines: Vec<String> = vec![format!("update VM {}: phoenix-sim", self.id)];
+    /// `GET .../log` (pve-manager `read_task_log`): numbered lines from `start` (0-based),
+    /// at most `limit` (0: all), the warnings as `WARN:` lines, then the end line.
+    pub fn log(&self, start: usize, limit: usize) -> Value {
+        let mut lines: Vec<String> = match &self.transfer {
+            None => vec![format!("update VM {}: phoenix-sim", self.id)],
+            Some(transfer) => {
+                let done = (self.started.elapsed().as_secs_f64() / self.duration.as_secs_f64().max(1e-9)).min(1.0);
+                let percents = 0..=(done * 100.0) as u64;
+                let total = render_bytes(transfer.bytes);
+                let progress = percents.map(|p| format!("transferred {} of {total} ({p}.00%)", render_bytes(transfer.bytes / 100 * p)));
+                std::iter::once(transfer.header.clone()).chain(progress).collect()
+            }
+        };
         if let TaskOutcome::Warnings(warnings) = &self.outcome {
             lines.extend(warnings.iter().map(|w| format!("WARN: {w}")));
         }
@@ -209,6 +249,8 @@ impl Task {
                 TaskOutcome::Ok => "TASK OK".into(),
             });
         }
-        Value::Array(lines.into_iter().enumerate().map(|(n, t)| json!({ "n": n + 1, "t": t })).collect())
+        let numbered = lines.into_iter().enumerate().skip(start);
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        Value::Array(numbered.take(limit).map(|(n, t)| json!({ "n": n + 1, "t": t })).collect())
     }
 }
