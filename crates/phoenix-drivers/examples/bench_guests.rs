@@ -2,12 +2,12 @@
 //! task durations (`Settings::typical()`: an LXC clone 4 s, a create 15 s, a start 3 s, ...),
 //! all scaled by SCALE so a run takes a minute or two:
 //! `cargo run --release -p phoenix-drivers --example bench_guests -- [SCALE] [GUESTS]`
-//! (defaults 0.25 and 200). Two inventories: the reference configuration's guests (its VMs
-//! cannot be created: no storage holds `import` content), and GUESTS containers cloned from 3
-//! templates. For each: phoenix's wall time, the critical path the locks allow (the longest
+//! (defaults 0.25 and 200). Two inventories: the reference configuration's 15 guests (its VM
+//! template imported from `local`, which holds `import` on a PVE 9 node), and GUESTS
+//! containers cloned from 3 templates. For each: phoenix's wall time, the critical path the locks allow (the longest
 //! of: the dependency chain, each lock's steps one after another from its first possible
-//! start, the node's creation slots), and the sum of all task durations (what a strictly
-//! sequential tool takes), all in unscaled seconds.
+//! start, the node's creation slots; a VM's start includes its guest agent's delay), and the
+//! sum of all task durations (what a strictly sequential tool takes), all in unscaled seconds.
 
 use phoenix_core::plan::{Action, Plan};
 use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
@@ -90,8 +90,18 @@ fn task_of(request: &phoenix_core::plan::pve::ApiRequest) -> Option<&'static str
             }
         }
         phoenix_core::plan::pve::Method::Put if path.ends_with("/resize") => "resize",
+        // qemu-server runs a VM's config update as a task (`$update_vm_api` with POST).
+        phoenix_core::plan::pve::Method::Post if path.ends_with("/config") && !lxc => "qmconfig",
         _ => return None,
     })
+}
+
+/// What a request takes at least: its task, and the wait the node imposes after it (a VM's
+/// guest agent answers `agent_delay` after its start).
+fn request_time(request: &phoenix_core::plan::pve::ApiRequest, settings: &Settings) -> f64 {
+    let task = task_of(request).map_or(0.0, |t| settings.duration(t).as_secs_f64());
+    let agent = matches!(request.then, Some(phoenix_core::plan::pve::Then::Agent { .. }));
+    task + if agent { settings.agent_delay.as_secs_f64() } else { 0.0 }
 }
 
 /// Each step's task time (unscaled seconds).
@@ -99,7 +109,7 @@ fn durations(plan: &Plan, settings: &Settings) -> Vec<f64> {
     plan.steps
         .iter()
         .map(|step| match &step.action {
-            Action::Pve { requests } => requests.iter().filter_map(task_of).map(|t| settings.duration(t).as_secs_f64()).sum(),
+            Action::Pve { requests } => requests.iter().map(|r| request_time(r, settings)).sum(),
             _ => 0.0,
         })
         .collect()
@@ -183,7 +193,17 @@ async fn bench(label: &str, model: &Model, scale: f64) {
         now: 0,
     };
     let clock = Instant::now();
-    let summary = apply(&plan, &drivers, &options, &mut |_| {}).await;
+    // BENCH_TRACE=1: when each step started and ended (unscaled seconds since the start).
+    let trace = std::env::var_os("BENCH_TRACE").is_some();
+    let summary = apply(&plan, &drivers, &options, &mut |event| {
+        let at = clock.elapsed().as_secs_f64() / scale;
+        match event {
+            phoenix_exec::sync::Event::Started { id, .. } if trace => println!("  {at:7.1} start {id}"),
+            phoenix_exec::sync::Event::Finished { id, .. } if trace => println!("  {at:7.1} end   {id}"),
+            _ => {}
+        }
+    })
+    .await;
     let wall = clock.elapsed().as_secs_f64() / scale;
     for result in summary.results.iter().filter(|r| matches!(r.outcome, phoenix_exec::sync::StepOutcome::Failed { .. })) {
         println!("  failed: {} {:?}", result.title, result.outcome);

@@ -13,7 +13,7 @@
 //! phoenix-sim's `pve::lifecycle`): a create writes `lock: create` until its task ends, an LXC
 //! clone locks its source (`lock: disk`) for the whole clone, so clones of one source run one
 //! after another (the step's lock is the source's) and other guests' steps go on in parallel,
-//! limited per node; a template has no snapshots, so it is cloned as it is (a linked clone of
+//! limited per node (a VM template's clones take its lock shared, and run together); a template has no snapshots, so it is cloned as it is (a linked clone of
 //! a container, a full clone of a VM), another source at its `template_snapshot_name`; an LXC
 //! resize to the current size is refused ("disk is already at specified size"), so a disk is
 //! resized only when it must grow; LXC template conversion runs in a worker whose task is not
@@ -561,14 +561,24 @@ fn clone(
         (true, None) => "a full clone".to_string(),
     };
     let reason = format!("it does not exist: {how} of guest {source}, then the configured settings");
-    // The source's lock: clones of one source run one after another.
+    // pve-container marks the source `lock: disk` for the whole clone (`API2/LXC.pm`
+    // `clone_vm`), so a container's clones of one source run one after another; qemu-server
+    // takes the source's config lock shared when the source is not running
+    // (`lock_config_shared` in `API2/Qemu.pm` `clone_vm`), exclusive when it runs: clones of
+    // a VM template run together.
+    let source_template =
+        model.guests.get(&source).is_some_and(|s| s.is_template) || pve.guest_states.get(&source).is_some_and(GuestState::is_template);
+    let lock = match guest.kind {
+        GuestKind::Vm if source_template => format!("guest:{id}"),
+        _ => format!("guest:{source}"),
+    };
     Ok(step(
         format!("guest:{id}:create"),
         format!("create {} {id} ({}) as a clone of {source}", guest.kind.label(), guest.name),
         reason,
         requests,
         after,
-        Some(format!("guest:{source}")),
+        Some(lock),
         Some(context.node().to_string()),
     ))
 }
