@@ -56,29 +56,28 @@ fn host_id(name: &str) -> Option<u64> {
     }
 }
 
-/// Whether the container runs unprivileged: as described, else as observed, else as its clone
-/// source is described (a clone keeps its source's `unprivileged`); pve-container's default
-/// is privileged.
-fn unprivileged(model: &Model, guest: &Guest, state: Option<&GuestState>) -> bool {
-    let mut current = guest;
-    for _ in 0..model.guests.len() {
+/// Whether the container runs unprivileged: as described, else as its config says (an
+/// existing container without the key is privileged), else as it will be made: a clone keeps
+/// its source's, a new container is unprivileged (pve-container's create: "For creation, the
+/// default is 1", the schema's `unprivileged`).
+fn unprivileged(model: &Model, pve: &PveObserved, guest: &Guest, state: Option<&GuestState>) -> bool {
+    let (mut current, mut observed) = (guest, state);
+    for _ in 0..=model.guests.len() {
         if let Some(value) = current.spec.unprivileged {
             return value;
         }
-        if current.id == guest.id {
-            if let Some(value) = state.and_then(|s| s.config.get("unprivileged")) {
-                return value == "1";
-            }
+        if let Some(state) = observed {
+            return state.config.get("unprivileged").is_some_and(|v| v == "1");
         }
         match &current.spec.origin {
             Origin::Clone { from, .. } => match model.guests.get(&from.value) {
-                Some(source) => current = source,
-                None => return false,
+                Some(source) => (current, observed) = (source, pve.guest_states.get(&source.id)),
+                None => return true,
             },
-            _ => return false,
+            _ => return true,
         }
     }
-    false
+    true
 }
 
 /// What the container will find at each bind mount that is not what it needs, one line each.
@@ -86,7 +85,7 @@ pub fn notes(model: &Model, pve: &PveObserved, guest: &Guest, state: Option<&Gue
     if guest.kind != GuestKind::Lxc {
         return Vec::new();
     }
-    let shifted = unprivileged(model, guest, state);
+    let shifted = unprivileged(model, pve, guest, state);
     let (users, groups) = id_maps(guest);
     let mut notes = Vec::new();
     for mount in &guest.spec.mounts {
