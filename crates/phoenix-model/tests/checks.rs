@@ -615,3 +615,52 @@ fn a_vms_snapshots_are_read_and_a_templates_are_a_warning() {
     let hits = found(&checked, "PHX-GUEST-018");
     assert_eq!(hits.len(), 1, "{hits:?}");
 }
+
+/// Issue 16: stacks by name (November 2025 on). A VM's `docker_stacks` lists names, each stack
+/// in `stacks/<name>/docker-compose.yml` with an optional `phoenix.json` beside it; a stack
+/// named without an environment deploys `production`; the environment's `firewall_rules` are
+/// the VM's (the original's vm-manager applied them there), reported at their own lines.
+#[test]
+fn stacks_named_by_string_come_from_their_folder_and_bring_their_firewall_rules() {
+    let mut source = example_source();
+    let root = phoenix_testkit::example_config().parent().unwrap().to_path_buf();
+    source.files.insert(root.join("stacks/webapp/docker-compose.yml"), "services:\n  web:\n    image: nginx:1.27\n".into());
+    let phoenix_json = r#"{
+    "description": "a web app",
+    "environments": {
+        "production": {
+            "services": { "web": { "traefik_labels": ["traefik.enable=true"] } },
+            "firewall_rules": [
+                { "type": "in", "action": "ACCEPT", "proto": "tcp", "port": "8080", "comment": "the app" },
+                { "type": "in", "action": "ACCEPT", "proto": "tcp", "port": "99999" }
+            ]
+        }
+    }
+}"#;
+    source.files.insert(root.join("stacks/webapp/phoenix.json"), phoenix_json.into());
+    source.edit_json(&file(VM), |v| {
+        let stacks = vm(v, 2)["docker_stacks"].as_array_mut().unwrap();
+        stacks.push(serde_json::json!("webapp"));
+        stacks[0] = serde_json::json!({ "name": "qdrant_service" });
+    });
+    let checked = run(&source);
+    let model = checked.model.as_ref().unwrap();
+    let stack = &model.stacks["webapp"];
+    assert_eq!(stack.description.as_deref(), Some("a web app"));
+    assert!(stack.compose.as_ref().unwrap().content.is_some(), "its compose file is read");
+    let assigned: Vec<(&str, &str)> =
+        model.guests[&1002].stacks.iter().map(|s| (s.name.value.as_str(), s.environment.value.as_str())).collect();
+    assert_eq!(assigned, [("qdrant_service", "production"), ("webapp", "production")]);
+    let rules = &model.guests[&1002].firewall.rules;
+    let app = rules.iter().find(|r| r.comment.as_deref() == Some("the app")).expect("the stack's rule is the VM's");
+    assert_eq!(app.scope, phoenix_model::model::Scope::Guest(1002));
+    // The bad port is reported in phoenix.json, once.
+    let bad: Vec<_> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.span.is_some_and(|s| checked.sources.path(s.file).ends_with("stacks/webapp/phoenix.json")))
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert_eq!(checked.sources.line_col(bad[0].span.unwrap()).line, 8, "the line of the rule with port 99999");
+    assert!(found(&checked, "PHX-STACK-001").is_empty(), "the stack is defined by its folder");
+}

@@ -204,12 +204,17 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
-            let s = s.as_ref()?;
             let item = at.child("docker_stacks").and_then(|list| list.at(i));
             let span = |key: &str| item.map_or(at.fallback, |c| c.span_of(key));
-            Some(StackAssignment {
-                name: Located::new(s.name.clone()?, span("name")),
-                environment: Located::new(s.environment.clone()?, span("environment")),
+            let whole = item.map_or(at.fallback, |c| c.span());
+            // No environment named: `production`, as the original's vm-manager took it.
+            let production = || Located::new(DEFAULT_STACK_ENVIRONMENT.to_string(), whole);
+            Some(match s.as_ref()? {
+                raw::RawStackRef::Name(name) => StackAssignment { name: Located::new(name.clone(), whole), environment: production() },
+                raw::RawStackRef::Assignment(s) => StackAssignment {
+                    name: Located::new(s.name.clone()?, span("name")),
+                    environment: s.environment.clone().map_or_else(production, |e| Located::new(e, span("environment"))),
+                },
             })
         })
         .collect();

@@ -93,7 +93,97 @@ fn environment(
             ServiceLabels { service: service.clone(), labels }
         })
         .collect();
-    StackEnvironment { name: name.to_string(), span: doc.key_span(pointer), variables, files, services }
+    // Built once for the stack (their problems said once); each guest running it gets them.
+    let rules_pointer = join(pointer, "firewall_rules");
+    let firewall_rules = super::build_rules::build_at(doc, &rules_pointer, &raw.firewall_rules, &Scope::Guest(0), ctx);
+    StackEnvironment { name: name.to_string(), span: doc.key_span(pointer), variables, files, services, firewall_rules }
+}
+
+/// The stacks guests name that `phoenix_stacks_config.json` does not define, from their own
+/// folder (the shape from November 2025): `stacks/<name>/docker-compose.yml`, and beside it an
+/// optional `phoenix.json` with the stack's description and environments.
+pub fn build_folders(model: &mut Model, ctx: &mut Ctx<'_>) {
+    let named: std::collections::BTreeSet<(String, Span)> = model
+        .guests
+        .values()
+        .flat_map(|g| &g.stacks)
+        .filter(|s| !model.stacks.contains_key(&s.name.value))
+        .map(|s| (s.name.value.clone(), s.name.span))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, span) in named {
+        if !seen.insert(name.clone()) || !crate::paths::within_tree(&name) || name.contains('/') {
+            continue;
+        }
+        let compose_relative = format!("stacks/{name}/docker-compose.yml");
+        if !ctx.probe_file(&model.root_dir.join(&compose_relative)) {
+            continue;
+        }
+        let compose = Some(load_compose(model, &compose_relative, span, ctx));
+        let mut stack = Stack { name: name.clone(), span, description: None, compose, environments: Default::default() };
+        if let Some(doc) = read_stack_json(model, &format!("stacks/{name}/phoenix.json"), ctx) {
+            if let Some(raw) = ctx.decode_unchecked::<raw::RawStackDir>(&doc, "") {
+                stack.description = raw.description.clone();
+                for (env_name, env) in &raw.environments {
+                    let env_pointer = join("/environments", env_name);
+                    stack.environments.insert(env_name.clone(), environment(model, &doc, &env_pointer, &name, env_name, env, ctx));
+                }
+            }
+        } else {
+            // A stack without phoenix.json is deployed as its compose file says.
+            let env = StackEnvironment {
+                name: DEFAULT_STACK_ENVIRONMENT.into(),
+                span,
+                variables: Vec::new(),
+                files: Vec::new(),
+                services: Vec::new(),
+                firewall_rules: Vec::new(),
+            };
+            stack.environments.insert(DEFAULT_STACK_ENVIRONMENT.into(), env);
+        }
+        model.stacks.insert(name, stack);
+    }
+}
+
+/// A stack folder's `phoenix.json`, parsed and added to the source map; `None` when absent
+/// (or unreadable JSON, which is reported).
+fn read_stack_json(model: &Model, relative: &str, ctx: &mut Ctx<'_>) -> Option<JsonDoc> {
+    let path = model.root_dir.join(relative);
+    if !ctx.probe_file(&path) {
+        return None;
+    }
+    let text = ctx.source.read_to_string(&path).ok()?;
+    let file = ctx.sources.add(&path, text);
+    match crate::json::parse(file, ctx.sources.text(file)) {
+        Ok((doc, duplicates)) => {
+            ctx.diags.extend(duplicates);
+            Some(doc)
+        }
+        Err(diagnostic) => {
+            ctx.push(diagnostic);
+            None
+        }
+    }
+}
+
+/// Each guest gets the firewall rules of the stacks it runs, after its own, in their order.
+pub fn apply_stack_rules(model: &mut Model) {
+    let stacks = &model.stacks;
+    for guest in model.guests.values_mut() {
+        let mut position = guest.firewall.rules.len();
+        for assignment in &guest.stacks {
+            let Some(env) = stacks.get(&assignment.name.value).and_then(|s| s.environments.get(&assignment.environment.value)) else {
+                continue;
+            };
+            for rule in &env.firewall_rules {
+                let mut rule = rule.clone();
+                rule.scope = Scope::Guest(guest.id);
+                rule.position = position;
+                position += 1;
+                guest.firewall.rules.push(rule);
+            }
+        }
+    }
 }
 
 /// Whether a file the configuration names (relative to the installation root) stays inside

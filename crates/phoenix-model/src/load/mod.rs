@@ -100,6 +100,25 @@ impl Ctx<'_> {
 
     /// Decodes the value at `pointer` of `doc`, dropping what the schema check flagged.
     /// A value that cannot be decoded at all is reported once and skipped.
+    /// As [`Ctx::decode`], for a file no schema checked first (a stack folder's phoenix.json):
+    /// what does not fit is reported and left out.
+    pub fn decode_unchecked<T: serde::de::DeserializeOwned>(&mut self, doc: &JsonDoc, pointer: &str) -> Option<T> {
+        let value = doc.value.pointer(pointer)?;
+        let (decoded, removed) = decode::<T>(value, &[]);
+        for extra in removed {
+            let at = format!("{pointer}{extra}");
+            self.push(Diagnostic::at("PHX-SCHEMA-001", doc.span(&at), format!("`{at}` has an unexpected form and is ignored")));
+        }
+        if decoded.is_none() {
+            self.push(Diagnostic::at(
+                "PHX-SCHEMA-001",
+                doc.span(pointer),
+                "this file cannot be read as a stack's phoenix.json and is ignored",
+            ));
+        }
+        decoded
+    }
+
     pub fn decode<T: serde::de::DeserializeOwned>(&mut self, doc: &JsonDoc, kind: FileKind, pointer: &str) -> Option<T> {
         let value = doc.value.pointer(pointer)?;
         let prune = self.invalid.under(kind, pointer);
@@ -215,6 +234,8 @@ fn build(config_dir: &Path, docs: &Docs, ctx: &mut Ctx<'_>) -> Model {
     model.host.ubuntu_release =
         hypervisor.vm_defaults.as_ref().and_then(|d| d.get("ubuntu_release")).and_then(|r| r.as_str()).map(str::to_string);
     build_stacks::build(&mut model, &docs.stacks, ctx);
+    build_stacks::build_folders(&mut model, ctx);
+    build_stacks::apply_stack_rules(&mut model);
     if let Some(manifest) = &docs.manifest {
         build_stacks::build_manifest(&mut model, manifest, ctx);
     }

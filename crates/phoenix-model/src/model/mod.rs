@@ -85,6 +85,9 @@ pub struct StackAssignment {
     pub environment: Located<String>,
 }
 
+/// The environment of a stack named without one.
+pub const DEFAULT_STACK_ENVIRONMENT: &str = "production";
+
 /// A backend Traefik routes to a guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraefikService {
@@ -310,6 +313,9 @@ pub struct StackEnvironment {
     pub variables: Vec<Variable>,
     pub files: Vec<StackFile>,
     pub services: Vec<ServiceLabels>,
+    /// Rules for the guest the stack runs on (the original's vm-manager applied them to the
+    /// VM): built once, their scope set to each guest when applied.
+    pub firewall_rules: Vec<Rule>,
 }
 
 /// A compose file a stack names.

@@ -57,8 +57,8 @@ pub struct RawGuestCommon {
     pub trigger_sync_on_completion: Option<bool>,
     /// Stacks deployed to this guest through Portainer.
     #[serde(default)]
-    #[schemars(with = "Vec<RawStackAssignment>")]
-    pub docker_stacks: Vec<Option<RawStackAssignment>>,
+    #[schemars(with = "Vec<RawStackRef>")]
+    pub docker_stacks: Vec<Option<RawStackRef>>,
     /// phoenix extension: DNS names this guest itself answers on (besides its services).
     #[serde(default)]
     pub hostnames: Vec<String>,
@@ -196,6 +196,15 @@ pub struct RawVmNetwork {
     pub nameserver: Option<StrOrList>,
     /// phoenix extension: the NIC's `firewall=1` flag (see the LXC network_config).
     pub firewall: Option<bool>,
+}
+
+/// A stack a guest runs: from November 2025 just its name (the original's vm-manager then
+/// deployed its `production` environment), before that an object.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawStackRef {
+    Name(String),
+    Assignment(RawStackAssignment),
 }
 
 /// A stack deployed to a guest.

@@ -40,6 +40,20 @@ pub struct RawStackEnvironment {
     /// Per compose service: labels.
     #[serde(default)]
     pub services: BTreeMap<String, RawStackService>,
+    /// Rules for the guest the stack runs on.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawRule>")]
+    pub firewall_rules: Vec<Option<RawRule>>,
+}
+
+/// `stacks/<name>/phoenix.json`, beside the stack's `docker-compose.yml` (the shape from
+/// November 2025): what `phoenix_stacks_config.json` said of a stack, without the compose path.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawStackDir {
+    pub description: Option<String>,
+    #[serde(default)]
+    pub environments: BTreeMap<String, RawStackEnvironment>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
