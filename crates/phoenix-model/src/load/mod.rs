@@ -103,26 +103,19 @@ impl Ctx<'_> {
     /// As [`Ctx::decode`], for a file no schema checked first (a stack folder's phoenix.json):
     /// what does not fit is reported and left out.
     pub fn decode_unchecked<T: serde::de::DeserializeOwned>(&mut self, doc: &JsonDoc, pointer: &str) -> Option<T> {
-        let value = doc.value.pointer(pointer)?;
-        let (decoded, removed) = decode::<T>(value, &[]);
-        for extra in removed {
-            let at = format!("{pointer}{extra}");
-            self.push(Diagnostic::at("PHX-SCHEMA-001", doc.span(&at), format!("`{at}` has an unexpected form and is ignored")));
-        }
-        if decoded.is_none() {
-            self.push(Diagnostic::at(
-                "PHX-SCHEMA-001",
-                doc.span(pointer),
-                "this file cannot be read as a stack's phoenix.json and is ignored",
-            ));
-        }
-        decoded
+        self.decode_pruned(doc, pointer, &[])
     }
 
     pub fn decode<T: serde::de::DeserializeOwned>(&mut self, doc: &JsonDoc, kind: FileKind, pointer: &str) -> Option<T> {
-        let value = doc.value.pointer(pointer)?;
         let prune = self.invalid.under(kind, pointer);
-        let (decoded, removed) = decode::<T>(value, &prune);
+        self.decode_pruned(doc, pointer, &prune)
+    }
+
+    /// Decodes the value at `pointer` without what the schema check found invalid (`prune`,
+    /// already reported); what else does not fit is reported here.
+    fn decode_pruned<T: serde::de::DeserializeOwned>(&mut self, doc: &JsonDoc, pointer: &str, prune: &[String]) -> Option<T> {
+        let value = doc.value.pointer(pointer)?;
+        let (decoded, removed) = decode::<T>(value, prune);
         for extra in removed {
             let at = format!("{pointer}{extra}");
             self.push(Diagnostic::at("PHX-SCHEMA-001", doc.span(&at), format!("`{at}` has an unexpected form and is ignored")));
