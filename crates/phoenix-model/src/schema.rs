@@ -132,6 +132,36 @@ pub struct SchemaReport {
 }
 
 /// Checks `doc` against phoenix's schema for `kind`.
+/// Keys of the users' later files (from November 2025) that phoenix reads but does not act on
+/// yet: the top-level `firewall` (the older `shared_volumes.firewall`), the bootstrap CA's
+/// URL, id maps, a template file, Swarm roles and node labels.
+pub const LATER_KEYS: &[&str] = &["firewall", "bootstrap_ca_url", "id_maps", "template_file", "swarm_role", "node_labels"];
+
+/// One PHX-KEY-003 per key over all files: the first place, and how many there are.
+pub fn once_per_later_key(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for d in diagnostics.iter().filter(|d| d.code == "PHX-KEY-003") {
+        *counts.entry(d.message.clone()).or_default() += 1;
+    }
+    let mut said = std::collections::BTreeSet::new();
+    diagnostics
+        .into_iter()
+        .filter_map(|mut d| {
+            if d.code != "PHX-KEY-003" {
+                return Some(d);
+            }
+            if !said.insert(d.message.clone()) {
+                return None;
+            }
+            let count = counts[&d.message];
+            if count > 1 {
+                d.message.push_str(&format!(" ({count} places; this is the first)"));
+            }
+            Some(d)
+        })
+        .collect()
+}
+
 pub fn check(doc: &JsonDoc, file_kind: FileKind) -> SchemaReport {
     let checker = checker();
     let validator = &checker.validators.iter().find(|(k, _)| *k == file_kind).expect("every kind has a validator").1;
@@ -218,6 +248,9 @@ fn diagnose(doc: &JsonDoc, pointer: &str, kind: &ValidationErrorKind, known: &[S
             .iter()
             .map(|key| {
                 let span = doc.key_span(&join(pointer, key));
+                if LATER_KEYS.contains(&key.as_str()) {
+                    return Diagnostic::at("PHX-KEY-003", span, format!("`{key}` is read, but phoenix does not act on it yet"));
+                }
                 let diagnostic = Diagnostic::at("PHX-KEY-001", span, format!("unknown key `{key}` in {here}; it has no effect"));
                 match did_you_mean(key, known.iter().map(String::as_str)) {
                     Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),

@@ -664,3 +664,33 @@ fn stacks_named_by_string_come_from_their_folder_and_bring_their_firewall_rules(
     assert_eq!(checked.sources.line_col(bad[0].span.unwrap()).line, 8, "the line of the rule with port 99999");
     assert!(found(&checked, "PHX-STACK-001").is_empty(), "the stack is defined by its folder");
 }
+
+/// Issue 16: keys of the users' later files that phoenix reads but does not act on yet are said
+/// once each (PHX-KEY-003, informational, with the number of places), never refused.
+#[test]
+fn later_keys_are_said_once_each_as_read_but_not_acted_on() {
+    let mut source = example_source();
+    source.edit_json(&file(VM), |v| {
+        vm(v, 1)["swarm_role"] = serde_json::json!("manager");
+        vm(v, 2)["swarm_role"] = serde_json::json!("worker");
+        vm(v, 2)["node_labels"] = serde_json::json!({ "gpu": "true" });
+    });
+    source.edit_json(&file("phoenix_hypervisor_config.json"), |v| {
+        v["bootstrap_ca_url"] = serde_json::json!("https://ca.internal.example:9000");
+    });
+    let checked = run(&source);
+    assert!(checked.model.is_some());
+    let said: Vec<&str> = checked.diagnostics.iter().filter(|d| d.code == "PHX-KEY-003").map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        said,
+        [
+            "`bootstrap_ca_url` is read, but phoenix does not act on it yet",
+            "`swarm_role` is read, but phoenix does not act on it yet (2 places; this is the first)",
+            "`node_labels` is read, but phoenix does not act on it yet",
+        ],
+        "{:#?}",
+        checked.diagnostics.iter().map(|d| (d.code, &d.message)).collect::<Vec<_>>()
+    );
+    assert!(checked.diagnostics.iter().filter(|d| d.code == "PHX-KEY-003").all(|d| d.severity == phoenix_model::Severity::Info));
+    assert!(checked.diagnostics.iter().all(|d| d.code != "PHX-KEY-001" && d.code != "PHX-SCHEMA-001"), "not refused");
+}

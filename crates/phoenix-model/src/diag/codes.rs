@@ -2,7 +2,7 @@
 //! add new codes, never renumber. `phoenix explain CODE` prints an entry.
 
 use super::Severity;
-use Severity::{Error, Warning};
+use Severity::{Error, Info, Warning};
 
 /// Documentation of one diagnostic code.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +48,10 @@ pub const CODES: &[CodeInfo] = &[
     c("PHX-KEY-001", Warning, "unknown key",
       "phoenix does not know this key, so it has no effect. Often a typo: the help line suggests the nearest known key. \
        Keys from later revisions of the format are reported the same way rather than refused."),
+    c("PHX-KEY-003", Info, "read, not yet acted on",
+      "A key of a later revision of the users' format (their files from November 2025 on) that phoenix reads but does \
+       not act on yet: it is accepted, and phoenix leaves what it describes alone. Said once per key, with the number of \
+       places it appears.\nFix: nothing to fix; do what the key says by hand until phoenix does."),
     c("PHX-KEY-002", Warning, "misplaced section",
       "A section that belongs elsewhere was found nested under another section (the reference configuration nests \
        `firewall` under `shared_volumes`). phoenix uses it from where it is, as the original scripts did, and reports it \
@@ -243,6 +247,7 @@ pub fn explain(code: &str) -> Option<String> {
     let severity = match info.severity {
         Severity::Error => "error",
         Severity::Warning => "warning",
+        Severity::Info => "info",
     };
     Some(format!("{} ({severity}): {}\n\n{}\n", info.code, info.title, info.explanation))
 }

@@ -13,6 +13,8 @@ pub use codes::{explain, CodeInfo, CODES};
 pub enum Severity {
     Error,
     Warning,
+    /// Said for the user's information (a key read but not acted on yet).
+    Info,
 }
 
 /// One finding about the configuration.

@@ -22,10 +22,19 @@ pub fn to_human(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) ->
     out
 }
 
+fn count(diagnostics: &[Diagnostic], severity: Severity) -> usize {
+    diagnostics.iter().filter(|d| d.severity == severity).count()
+}
+
+/// `2 errors, 1 warning`, and `, 3 info` when something is said for information.
 pub fn summary_line(diagnostics: &[Diagnostic]) -> String {
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-    let warnings = diagnostics.len() - errors;
-    format!("{errors} error{}, {warnings} warning{}", plural(errors), plural(warnings))
+    let (errors, warnings, info) =
+        (count(diagnostics, Severity::Error), count(diagnostics, Severity::Warning), count(diagnostics, Severity::Info));
+    let mut line = format!("{errors} error{}, {warnings} warning{}", plural(errors), plural(warnings));
+    if info > 0 {
+        line.push_str(&format!(", {info} info"));
+    }
+    line
 }
 
 fn plural(n: usize) -> &'static str {
@@ -40,6 +49,7 @@ fn render_one(diagnostic: &Diagnostic, sources: &SourceMap, renderer: &Renderer)
     let level = match diagnostic.severity {
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
+        Severity::Info => Level::INFO,
     };
     let title = level.primary_title(diagnostic.message.as_str()).id(diagnostic.code);
     let mut excerpts = Vec::new();
@@ -120,10 +130,11 @@ impl Excerpt {
 /// The versioned JSON document for `phoenix validate --format json`.
 pub fn to_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
     let items: Vec<serde_json::Value> = diagnostics.iter().map(|d| diagnostic_json(d, sources)).collect();
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let (errors, warnings, info) =
+        (count(diagnostics, Severity::Error), count(diagnostics, Severity::Warning), count(diagnostics, Severity::Info));
     serde_json::json!({
         "schema_version": DIAGNOSTICS_SCHEMA_VERSION,
-        "summary": { "errors": errors, "warnings": diagnostics.len() - errors },
+        "summary": { "errors": errors, "warnings": warnings, "info": info },
         "diagnostics": items,
     })
 }

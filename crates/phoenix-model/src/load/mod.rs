@@ -190,15 +190,17 @@ pub fn load(config_dir: &Path, source: &dyn Source) -> Loaded {
         }
     }
     let mut invalid = Invalid { by_kind: Vec::new() };
+    let mut found = Vec::new();
     for (kind, doc) in docs.iter_mut() {
         let Some(doc) = doc else { continue };
         if *kind == FileKind::Hypervisor {
             diags.extend(misplaced::relocate_sections(doc));
         }
         let report = schema::check(doc, *kind);
-        diags.extend(report.diagnostics);
+        found.extend(report.diagnostics);
         invalid.by_kind.push((*kind, report.invalid_values));
     }
+    diags.extend(schema::once_per_later_key(found));
     if fatal {
         return Loaded { sources, model: None, diagnostics: diags, facts };
     }
