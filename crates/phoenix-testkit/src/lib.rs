@@ -19,7 +19,23 @@ use std::io::{Error, ErrorKind};
 use std::path::{Path, PathBuf};
 
 /// A loopback TCP port free at the time of asking (a test server binds it next).
+///
+/// Picked below Linux's ephemeral range (`ip_local_port_range`, 32768-60999 by default): a port
+/// the kernel handed out with `bind(:0)` is released here and can then become the local port of
+/// any outgoing connection, so a server started on it later finds it taken (seen as
+/// "Address already in use" when the ACME tests' http-01 responder started).
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(2_654_435_761).wrapping_add(seed);
+        let port = 10_000 + (n % 22_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
