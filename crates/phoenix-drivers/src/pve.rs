@@ -157,7 +157,7 @@ impl PveClient {
     /// that cannot be read tells nothing: progress is for people, the status decides.
     async fn tell_new_lines(&self, node: &str, upid: &str, seen: usize, watch: &Watch) -> usize {
         let params = vec![("start".to_string(), seen.to_string()), ("limit".to_string(), "500".to_string())];
-        let log = ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks/{}/log", upid_path(upid)), params);
+        let log = ApiRequest::new(Method::Get, task_log_path(node, upid), params);
         let Ok(Value::Array(lines)) = self.attempt_once(&log).await else { return seen };
         let texts: Vec<&str> = lines.iter().filter_map(|l| l.get("t")?.as_str()).filter(|t| !t.trim().is_empty()).collect();
         if let Some(newest) = texts.last() {
@@ -176,7 +176,7 @@ impl PveClient {
 
     /// The `WARN:` lines of a task's log (its status line when the log cannot be read).
     async fn task_warnings(&self, node: &str, upid: &str, status: &str) -> Vec<String> {
-        let log = ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks/{}/log", upid_path(upid)), Vec::new());
+        let log = ApiRequest::new(Method::Get, task_log_path(node, upid), Vec::new());
         let lines: Vec<String> = match self.with_retries(&log).await {
             Ok(Value::Array(lines)) => {
                 lines.iter().filter_map(|l| l.get("t")?.as_str()?.strip_prefix("WARN: ").map(str::to_string)).collect()
@@ -194,6 +194,11 @@ impl PveClient {
 /// Whether a failed answer is worth repeating (see the module's notes).
 fn transient(status: u16, message: &str) -> bool {
     matches!(status, 502 | 503 | 595 | 596) || message.contains("can't lock file") || message.contains("got lock request timeout")
+}
+
+/// Where a task's log is read.
+fn task_log_path(node: &str, upid: &str) -> String {
+    format!("/nodes/{node}/tasks/{}/log", upid_path(upid))
 }
 
 /// A UPID in a URL path (its `:` and `@` are fine; `!` of token users too).

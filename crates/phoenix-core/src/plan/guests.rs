@@ -237,6 +237,14 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+/// A step taking snapshot `name` of the guest (under the guest's lock).
+pub(super) fn snapshot_step(node: &str, guest: &Guest, id: String, name: &str, reason: String, after: Vec<String>) -> Step {
+    let path = format!("/nodes/{node}/{}/{}/snapshot", guest_segment(guest.kind), guest.id);
+    let request = ApiRequest::new(Method::Post, path, vec![pair("snapname", name)]);
+    let title = format!("snapshot {} {} as {name}", guest.kind.label(), guest.id);
+    step(id, title, reason, vec![request], after, Some(format!("guest:{}", guest.id)), None)
+}
+
 pub(super) fn step(
     id: String,
     title: String,
@@ -616,17 +624,8 @@ fn finish(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<S
             None,
         ));
     } else if let Some(name) = guest.template_snapshot.as_ref().filter(|n| !guest.is_template && !state.snapshots.contains(*n)) {
-        let request = ApiRequest::new(Method::Post, format!("{base}/snapshot"), vec![pair("snapname", name)]);
         let reason = format!("its clones start from snapshot {name} (`template_snapshot_name`)");
-        steps.push(step(
-            format!("guest:{id}:snapshot"),
-            format!("snapshot {} {id} as {name}", guest.kind.label()),
-            reason,
-            vec![request],
-            after,
-            lock,
-            None,
-        ));
+        steps.push(snapshot_step(context.node(), guest, format!("guest:{id}:snapshot"), name, reason, after));
     }
     (!steps.is_empty()).then_some(steps)
 }

@@ -8,8 +8,7 @@
 //! name the guest's clones start from (`template_snapshot_name`) is the guests domain's.
 //! Pure: steps from the plan so far and the observation.
 
-use super::guests::{step, GuestPlan};
-use super::pve::{guest_segment, ApiRequest, Method};
+use super::guests::{snapshot_step, GuestPlan};
 use super::{Action, PveObserved, Step};
 use crate::deploy::{Machine, Place};
 use phoenix_model::model::{Guest, GuestId, Model, SetupPoint};
@@ -39,9 +38,9 @@ pub fn steps(model: &Model, pve: &PveObserved, guests: &GuestPlan, earlier: &[St
 
 fn guest_steps(guest: &Guest, pve: &PveObserved, guests: &GuestPlan, earlier: &[Step]) -> Vec<Step> {
     let id = guest.id;
-    let taken = pve.guest_states.get(&id).map(|s| s.snapshots.clone()).unwrap_or_default();
+    let taken = |name: &String| pve.guest_states.get(&id).is_some_and(|s| s.snapshots.contains(name));
     let start = format!("guest:{id}:start");
-    let mut before_setup: Vec<String> = match earlier.iter().any(|s| s.id == start) {
+    let before_setup: Vec<String> = match earlier.iter().any(|s| s.id == start) {
         true => vec![start],
         false => guests.ready.get(&id).cloned().into_iter().collect(),
     };
@@ -50,7 +49,7 @@ fn guest_steps(guest: &Guest, pve: &PveObserved, guests: &GuestPlan, earlier: &[
     snapshots.sort_by_key(|s| s.point);
     for snapshot in snapshots {
         let name = &snapshot.name.value;
-        if taken.contains(name) || guest.template_snapshot.as_ref() == Some(name) {
+        if taken(name) || guest.template_snapshot.as_ref() == Some(name) {
             continue;
         }
         let (after, when) = match snapshot.point {
@@ -61,13 +60,8 @@ fn guest_steps(guest: &Guest, pve: &PveObserved, guests: &GuestPlan, earlier: &[
                 (after, "after everything this run does to it")
             }
         };
-        let base = format!("/nodes/{}/{}/{id}/snapshot", pve.node, guest_segment(guest.kind));
-        let request = ApiRequest::new(Method::Post, base, vec![("snapname".into(), name.clone())]);
         let reason = format!("a lifecycle snapshot {when}; taken once, kept as it is");
-        let title = format!("snapshot {} {id} as {name}", guest.kind.label());
-        let found = step(format!("guest:{id}:lifecycle:{name}"), title, reason, vec![request], after, Some(format!("guest:{id}")), None);
-        before_setup = vec![found.id.clone()];
-        steps.push(found);
+        steps.push(snapshot_step(&pve.node, guest, format!("guest:{id}:lifecycle:{name}"), name, reason, after));
     }
     steps
 }

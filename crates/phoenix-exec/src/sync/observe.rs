@@ -116,13 +116,13 @@ async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|e| e.get("pending").is_some() || e.get("delete").and_then(Value::as_u64).is_some_and(|d| d > 0))
         .map(|e| PendingChange {
             key: field(e, "key").unwrap_or_default(),
             value: field(e, "value"),
             pending: field(e, "pending"),
             delete: e.get("delete").and_then(Value::as_u64).is_some_and(|d| d > 0),
         })
+        .filter(|change| change.pending.is_some() || change.delete)
         .collect();
     Ok(GuestState {
         pending,

@@ -103,16 +103,13 @@ fn environment(
 /// folder (the shape from November 2025): `stacks/<name>/docker-compose.yml`, and beside it an
 /// optional `phoenix.json` with the stack's description and environments.
 pub fn build_folders(model: &mut Model, ctx: &mut Ctx<'_>) {
-    let named: std::collections::BTreeSet<(String, Span)> = model
-        .guests
-        .values()
-        .flat_map(|g| &g.stacks)
-        .filter(|s| !model.stacks.contains_key(&s.name.value))
-        .map(|s| (s.name.value.clone(), s.name.span))
-        .collect();
-    let mut seen = std::collections::BTreeSet::new();
+    // Each name once, at the first place a guest names it.
+    let mut named: std::collections::BTreeMap<String, Span> = std::collections::BTreeMap::new();
+    for assignment in model.guests.values().flat_map(|g| &g.stacks).filter(|s| !model.stacks.contains_key(&s.name.value)) {
+        named.entry(assignment.name.value.clone()).or_insert(assignment.name.span);
+    }
     for (name, span) in named {
-        if !seen.insert(name.clone()) || !crate::paths::within_tree(&name) || name.contains('/') {
+        if !crate::paths::within_tree(&name) || name.contains('/') {
             continue;
         }
         let compose_relative = format!("stacks/{name}/docker-compose.yml");

@@ -311,10 +311,7 @@ impl PveSim {
     /// `POST .../{vmid}/clone` (clone_vm).
     pub(super) fn clone_guest(&mut self, kind: GuestKind, vmid: u32, params: &Params) -> Result<Value, Failure> {
         let source_path = kind.config_path(&self.node, vmid);
-        let Some(text) = self.files.get(&source_path).cloned() else {
-            return Err(die(format!("Configuration file '{source_path}' does not exist")));
-        };
-        let mut source = GuestConf::parse(&text);
+        let mut source = self.existing(&source_path)?;
         let newid: u32 = params.get("newid").and_then(|v| v.parse().ok()).unwrap_or_default();
         Self::check_lock(kind, &source)?;
         let template = source.keys.get("template").is_some_and(|t| t == "1");
@@ -448,7 +445,7 @@ impl PveSim {
     }
 
     fn existing(&self, path: &str) -> Result<GuestConf, Failure> {
-        self.files.get(path).map(|t| GuestConf::parse(t)).ok_or_else(|| die(format!("Configuration file '{path}' does not exist")))
+        self.config_text(path).map(|t| GuestConf::parse(t))
     }
 
     /// `PUT .../{vmid}/resize`: pve-container checks before forking (500), qemu-server in its

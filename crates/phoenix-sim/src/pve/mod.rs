@@ -413,8 +413,7 @@ impl PveSim {
                 self.guest_config(guest_kind(kind), vmid(), method, params, definition)
             }
             ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "pending"] if method == "GET" => {
-                let path = guest_kind(kind).config_path(&self.node, vmid());
-                let text = self.files.get(&path).ok_or_else(|| Failure::Die(format!("Configuration file '{path}' does not exist")))?;
+                let text = self.config_text(&guest_kind(kind).config_path(&self.node, vmid()))?;
                 Ok(pending::list(&GuestConf::parse(text), &fw::text_digest(text)))
             }
             ["nodes", "{node}", "tasks", "{upid}", leaf @ ("status" | "log")] if method == "GET" => {
@@ -503,13 +502,16 @@ impl PveSim {
         Value::Array(list)
     }
 
+    /// A guest's `.conf` text; without one, what `load_config` dies with.
+    pub(super) fn config_text(&self, path: &str) -> Result<&String, Failure> {
+        self.files.get(path).ok_or_else(|| Failure::Die(format!("Configuration file '{path}' does not exist")))
+    }
+
     /// `GET`/`PUT .../config` (pve-container API2/LXC/Config.pm `update_vm`; qemu-server
     /// API2/Qemu.pm `$update_vm_api`: POST runs as a `qmconfig` task and returns its UPID).
     fn guest_config(&mut self, kind: GuestKind, vmid: u32, method: &str, params: &Params, definition: &Value) -> Result<Value, Failure> {
         let path = kind.config_path(&self.node, vmid);
-        let Some(text) = self.files.get(&path).cloned() else {
-            return Err(Failure::Die(format!("Configuration file '{path}' does not exist")));
-        };
+        let text = self.config_text(&path)?.clone();
         let mut conf = GuestConf::parse(&text);
         let digest = fw::text_digest(&text);
         if method == "GET" {

@@ -110,7 +110,7 @@ pub fn stage(conf: &mut GuestConf, kind: GuestKind, running: bool, changes: &[(S
             conf.keys.insert(key.clone(), value.clone());
         }
     }
-    let current = conf.keys.clone();
+    let current = &conf.keys;
     conf.pending.retain(|key, value| current.get(key) != Some(value));
     if !running {
         apply(conf);

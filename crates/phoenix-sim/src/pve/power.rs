@@ -18,8 +18,7 @@ fn die(message: impl Into<String>) -> Failure {
 
 impl PveSim {
     fn conf_of(&self, kind: GuestKind, vmid: u32) -> Result<GuestConf, Failure> {
-        let path = kind.config_path(&self.node, vmid);
-        self.files.get(&path).map(|t| GuestConf::parse(t)).ok_or_else(|| die(format!("Configuration file '{path}' does not exist")))
+        self.config_text(&kind.config_path(&self.node, vmid)).map(|t| GuestConf::parse(t))
     }
 
     /// Seconds since the guest started (0 when stopped).
