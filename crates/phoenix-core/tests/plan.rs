@@ -93,10 +93,10 @@ fn a_node_as_described_plans_nothing() {
         node.firewalls.insert(scope, parse(&file.content).unwrap());
     }
     // The node lists NIC options in its own order: still the same NIC.
-    for setting in rendered.settings.iter().filter(|s| s.key == "net0") {
+    for setting in rendered.settings.iter().filter(|s| s.key.starts_with("net")) {
         let mut parts: Vec<&str> = setting.value.split(',').collect();
         parts.reverse();
-        node.nics.insert(setting.guest, parts.join(","));
+        node.nics.entry(setting.guest).or_default().insert(setting.key.clone(), parts.join(","));
     }
     let observed = Observed { pve: Some(node), ..Observed::default() };
     let domains = BTreeSet::from([Domain::Firewall]);

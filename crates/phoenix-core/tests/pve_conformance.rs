@@ -37,7 +37,7 @@ fn rendered_file(rendered: &Rendered, path: &str) -> FwFile {
         .unwrap_or_default()
 }
 
-fn node(model: &Model, rendered: &Rendered, firewalls: BTreeMap<FwScope, FwFile>, nics: BTreeMap<u32, String>) -> Observed {
+fn node(model: &Model, rendered: &Rendered, firewalls: BTreeMap<FwScope, FwFile>, nics: BTreeMap<u32, BTreeMap<String, String>>) -> Observed {
     let rule_digests = firewalls
         .iter()
         .flat_map(|(scope, file)| {
@@ -105,14 +105,20 @@ fn drifted(model: &Model, rendered: &Rendered) -> Observed {
     }
     let nics = phoenix_core::render::pve_firewall::nics_before_firewall(rendered)
         .into_iter()
-        .map(|(id, net0)| {
-            let drifted = if net0.starts_with("virtio") {
-                net0.replacen("virtio", "e1000=BC:24:11:00:00:01", 1)
-            } else if net0.contains("hwaddr=") {
-                format!("{net0},tag=30,mtu=1400")
-            } else {
-                format!("{net0},hwaddr=BC:24:11:00:00:02,tag=30")
-            };
+        .map(|(id, nics)| {
+            let drifted = nics
+                .into_iter()
+                .map(|(key, net)| {
+                    let drifted = if net.starts_with("virtio") {
+                        net.replacen("virtio", "e1000=BC:24:11:00:00:01", 1)
+                    } else if net.contains("hwaddr=") {
+                        format!("{net},tag=30,mtu=1400")
+                    } else {
+                        format!("{net},hwaddr=BC:24:11:00:00:02,tag=30")
+                    };
+                    (key, drifted)
+                })
+                .collect();
             (id, drifted)
         })
         .collect();

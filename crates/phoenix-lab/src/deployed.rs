@@ -74,8 +74,8 @@ pub fn simulated_node(model: &Model, rendered: &Rendered) -> Result<PveSim, Stri
             GuestKind::Lxc => SimKind::Lxc,
             GuestKind::Vm => SimKind::Qemu,
         };
-        let net0 = nics.get(&guest.id).map(String::as_str).unwrap_or_default();
-        sim.add_guest(guest.id, kind, net0, &[]).map_err(|e| format!("guest {}: {e}", guest.id))?;
+        let own: Vec<(&str, &str)> = nics.get(&guest.id).into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        sim.add_guest_with_nics(guest.id, kind, &own, &[]).map_err(|e| format!("guest {}: {e}", guest.id))?;
     }
     Ok(sim)
 }

@@ -137,13 +137,19 @@ pub fn planned_files(cert: &Certificate, store_dir: &str) -> Vec<PlannedFile> {
 }
 
 /// The copies a certificate's service uses (`cert_path`, `key_path`), where they go, owned
-/// and moded as the manifest says.
+/// and moded as the manifest says (`permissions` for both files, as the original did).
 pub fn installed_files(cert: &Certificate) -> Vec<PlannedFile> {
-    let guest = cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(GuestKind::Lxc)));
+    // The original's shape names folders on the node that the guest mounts: write them there.
+    let guest = match cert.files_on_host {
+        true => None,
+        false => cert.guest.as_ref().map(|g| (g.value, cert.guest_kind.unwrap_or(GuestKind::Lxc))),
+    };
     let installed = if cert.include_ca { Content::Chain } else { Content::Leaf };
+    let given = cert.permissions.as_ref().map(|p| p.value);
     [(&cert.cert_path, CERT_MODE, installed), (&cert.key_path, KEY_MODE, Content::Key)]
         .into_iter()
         .filter_map(|(path, mode, content)| {
+            let mode = given.unwrap_or(mode);
             Some(PlannedFile { place: Place { guest, path: path.clone()? }, owner: cert.owner.clone(), mode, content })
         })
         .collect()

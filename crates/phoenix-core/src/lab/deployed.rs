@@ -28,7 +28,7 @@ pub fn firewall(pve: &PveObserved, model: &Model) -> FirewallState {
     let nets = model
         .guests
         .values()
-        .map(|g| (g.id, GuestNet::from_conf(g.kind, &pve.nics.get(&g.id).map(|net| format!("net0: {net}\n")).unwrap_or_default())))
+        .map(|g| (g.id, GuestNet::from_conf(g.kind, &nic_lines(pve.nics.get(&g.id)))))
         .collect();
     let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
     FirewallState::from_texts(&texts, &pve.node, nets, &bridge, "the Proxmox VE API (the lab's)").with_node(model, None)
@@ -86,7 +86,7 @@ mod tests {
         let pve = PveObserved {
             node: model.host.node_name.clone(),
             firewalls: [(FwScope::Cluster, cluster)].into(),
-            nics: [(guest, "name=eth0,bridge=vmbr0,firewall=1".to_string())].into(),
+            nics: [(guest, [("net0".to_string(), "name=eth0,bridge=vmbr0,firewall=1".to_string())].into())].into(),
             ..PveObserved::default()
         };
         let state = firewall(&pve, &model);
@@ -94,4 +94,9 @@ mod tests {
         assert_eq!(state.cluster.conf.rules.len(), 1);
         assert!(state.nets[&guest].nics[0].firewall);
     }
+}
+
+/// A guest's NICs as the `netN: value` lines of its `.conf`.
+fn nic_lines(nics: Option<&BTreeMap<String, String>>) -> String {
+    nics.into_iter().flatten().map(|(key, value)| format!("{key}: {value}\n")).collect()
 }

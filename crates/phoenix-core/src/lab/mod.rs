@@ -206,7 +206,7 @@ fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespac
     for guest in model.guests.values() {
         if let Some(ip) = guest.address() {
             let nameservers = guest
-                .nic
+                .nic()
                 .nameservers
                 .iter()
                 .filter_map(|n| match n.value {

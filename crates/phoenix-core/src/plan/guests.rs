@@ -147,8 +147,8 @@ pub struct GuestPlan {
 struct Context<'a> {
     model: &'a Model,
     pve: &'a PveObserved,
-    /// Each guest's rendered `net0`.
-    nics: BTreeMap<GuestId, &'a str>,
+    /// Each guest's rendered NICs.
+    nics: crate::render::GuestNics<'a>,
 }
 
 impl Context<'_> {
@@ -181,8 +181,14 @@ fn owned_keys(guest: &Guest) -> Vec<(&'static str, String, &'static str)> {
     if let Some(cores) = &spec.cores {
         keys.push(("cores", cores.value.to_string(), ""));
     }
-    if !guest.nic.nameservers.is_empty() {
-        let servers: Vec<String> = guest.nic.nameservers.iter().map(|n| n.value.to_string()).collect();
+    // Proxmox VE keeps one resolver list per guest: every NIC's servers, first NIC first.
+    let mut servers: Vec<String> = Vec::new();
+    for server in guest.nics.iter().flat_map(|n| &n.nameservers).map(|n| n.value.to_string()) {
+        if !servers.contains(&server) {
+            servers.push(server);
+        }
+    }
+    if !servers.is_empty() {
         keys.push(("nameserver", servers.join(" "), ""));
     }
     keys.push(("onboot", if guest.boot.start_at_boot { "1" } else { "0" }.into(), "0"));
@@ -214,8 +220,10 @@ fn owned_keys(guest: &Guest) -> Vec<(&'static str, String, &'static str)> {
             if let Some(domain) = &spec.cloud_init.search_domain {
                 keys.push(("searchdomain", domain.clone(), ""));
             }
-            let ip = match (&guest.nic.address, guest.nic.dhcp) {
-                (Some(address), _) => Some(match &guest.nic.gateway {
+            // VMs have one NIC in the configuration (network_config): its address is ipconfig0.
+            let nic = guest.nic();
+            let ip = match (&nic.address, nic.dhcp) {
+                (Some(address), _) => Some(match &nic.gateway {
                     Some(gw) => format!("ip={},gw={}", address.value, gw.value),
                     None => format!("ip={}", address.value),
                 }),
@@ -280,7 +288,7 @@ fn image_volid(pve: &PveObserved, image: &str) -> Option<String> {
 
 pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan {
     let context =
-        Context { model, pve, nics: rendered.settings.iter().filter(|s| s.key == "net0").map(|s| (s.guest, s.value.as_str())).collect() };
+        Context { model, pve, nics: crate::render::rendered_nics(rendered) };
     let mut plan = GuestPlan::default();
     let mut downloads: BTreeMap<String, String> = BTreeMap::new();
     for id in phoenix_model::graph::build(model).order {
@@ -350,7 +358,7 @@ fn create(
     let node = Some(context.node().to_string());
     let mut params: Vec<(String, String)> = vec![pair("vmid", id.to_string())];
     let config_keys = owned_keys(guest);
-    let net0 = context.nics.get(&id).map(|n| n.to_string());
+    let nics: Vec<(String, String)> = context.nics.get(&id).into_iter().flatten().map(|(k, v)| pair(*k, *v)).collect();
     let storage = guest.spec.storage.as_ref().map(|s| s.value.clone());
     let needs = if guest.kind == GuestKind::Lxc { "rootdir" } else { "images" };
     if let Some(storage) = &storage {
@@ -384,9 +392,7 @@ fn create(
                     params.push(pair(&format!("mp{index}"), format!("{}:{size_gb},mp={}", storage.value, mount.path.value)));
                 }
             }
-            if let Some(net0) = &net0 {
-                params.push(pair("net0", net0));
-            }
+            params.extend(nics.iter().cloned());
             let request = ApiRequest::new(Method::Post, context.base(GuestKind::Lxc), params);
             let reason = format!("it does not exist: created from the OS template {volid}");
             step(
@@ -421,9 +427,7 @@ fn create(
                 pair("vga", "serial0"),
                 pair("boot", "order=scsi0"),
             ]);
-            if let Some(net0) = &net0 {
-                params.push(pair("net0", net0));
-            }
+            params.extend(nics.iter().cloned());
             let mut requests = vec![ApiRequest::new(Method::Post, context.base(GuestKind::Vm), params)];
             if let Some(size) = &guest.spec.disk_gb {
                 let path = format!("{}/{id}/resize", context.base(GuestKind::Vm));
@@ -441,7 +445,7 @@ fn create(
             )
         }
         Origin::Clone { from, snapshot } => {
-            clone(context, guest, from.value, snapshot.as_deref(), &config_keys, net0.as_deref(), after, plan)?
+            clone(context, guest, from.value, snapshot.as_deref(), &config_keys, &nics, after, plan)?
         }
     };
     plan.created.insert(id);
@@ -512,7 +516,7 @@ fn clone(
     source: GuestId,
     snapshot: Option<&str>,
     config_keys: &[(&'static str, String, &'static str)],
-    net0: Option<&str>,
+    nics: &[(String, String)],
     after: Vec<String>,
     plan: &GuestPlan,
 ) -> Result<Step, String> {
@@ -540,9 +544,7 @@ fn clone(
     }
     let mut requests = vec![ApiRequest::new(Method::Post, format!("{base}/{source}/clone"), params)];
     let mut config: Vec<(String, String)> = config_keys.iter().filter(|(k, _, _)| *k != name_key).map(|(k, v, _)| pair(k, v)).collect();
-    if let Some(net0) = net0 {
-        config.push(pair("net0", net0));
-    }
+    config.extend(nics.iter().cloned());
     config.push(pair("tags", CREATED_TAG));
     let method = if guest.kind == GuestKind::Lxc { Method::Put } else { Method::Post };
     requests.push(ApiRequest::new(method, format!("{base}/{id}/config"), config));
@@ -699,9 +701,11 @@ fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec
                 changes.push(pair(key, value));
             }
         }
-        if let Some(net0) = context.nics.get(&id).and_then(|n| super::pve::nic_update(state.config.get("net0").map(String::as_str), n)) {
-            diff.push_str(&format!("- net0: {}\n+ net0: {net0}\n", state.config.get("net0").map(String::as_str).unwrap_or("(none)")));
-            changes.push(pair("net0", net0));
+        if let Some(rendered) = context.nics.get(&id) {
+            for change in super::pve::nic_changes(Some(&state.config), rendered) {
+                diff.push_str(&change.diff());
+                changes.push(pair(&change.key, &change.value));
+            }
         }
         let waiting: Vec<String> =
             changes.iter().map(|(k, _)| k.clone()).filter(|k| state.running() && waits_for_start(guest.kind, k)).collect();

@@ -78,8 +78,8 @@ pub struct PveObserved {
     /// Guests that exist on the node, with their kind.
     pub guests: BTreeMap<GuestId, GuestKind>,
     pub firewalls: BTreeMap<FwScope, FwFile>,
-    /// Each guest's `net0` as configured.
-    pub nics: BTreeMap<GuestId, String>,
+    /// Each guest's NICs as configured (`netN` key to value).
+    pub nics: BTreeMap<GuestId, BTreeMap<String, String>>,
     /// The digest of each non-empty rule list, by its API path (`{base}/rules`,
     /// `/cluster/firewall/groups/{group}`), as observed.
     pub rule_digests: BTreeMap<String, String>,
@@ -486,7 +486,7 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_p
     let context = ScopeContext {
         pve,
         firewalls: rendered_firewalls(rendered),
-        nics: rendered.settings.iter().filter(|s| s.key == "net0").map(|s| (s.guest, s.value.as_str())).collect(),
+        nics: crate::render::rendered_nics(rendered),
     };
     let (mut steps, mut rule_steps, mut cluster_refs) = (Vec::new(), Vec::new(), false);
     for (scope, path) in &scopes {
@@ -529,8 +529,8 @@ struct ScopeContext<'a> {
     pve: &'a PveObserved,
     /// The rendered `.fw` files, parsed, by path.
     firewalls: BTreeMap<&'a str, FwFile>,
-    /// Each guest's rendered `net0`.
-    nics: BTreeMap<GuestId, &'a str>,
+    /// Each guest's rendered NICs.
+    nics: crate::render::GuestNics<'a>,
 }
 
 /// The steps of one scope, and the id of its rules step (the cluster options wait for it).
@@ -587,20 +587,24 @@ fn scope_steps(context: &ScopeContext<'_>, scope: FwScope, path: &str, cluster_r
     found
 }
 
-/// A guest's `net0` when a key phoenix renders (its firewall flag) differs.
+/// A guest's NICs when a key phoenix renders (the firewall flag) differs in any of them.
 fn nic_step(context: &ScopeContext<'_>, id: GuestId, kind: GuestKind, after: Vec<String>, lock: Option<String>) -> Option<Step> {
-    let current = context.pve.nics.get(&id);
-    let net0 = context.nics.get(&id).and_then(|rendered| pve::nic_update(current.map(String::as_str), rendered))?;
+    let observed = context.pve.nics.get(&id);
+    let changes = pve::nic_changes(observed, context.nics.get(&id)?);
+    if changes.is_empty() {
+        return None;
+    }
     // The change takes only this guest's config lock (pct/qm set lock the guest).
-    let request = pve::nic_request(&context.pve.node, id, kind, &net0);
+    let request = pve::nic_request(&context.pve.node, id, kind, &changes);
+    let keys: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
     let mut step = requests_step(
         format!("nic:{id}"),
-        format!("guest {id}: net0 (firewall flag)"),
+        format!("guest {id}: {} (firewall flag)", keys.join(", ")),
         "a key phoenix renders differs in the NIC (the MAC and other keys stay as they are)",
         vec![request],
         after,
         lock,
     )?;
-    step.diff = format!("- net0: {}\n+ net0: {net0}\n", current.map(String::as_str).unwrap_or("(none)"));
+    step.diff = changes.iter().map(pve::NicChange::diff).collect();
     Some(step)
 }

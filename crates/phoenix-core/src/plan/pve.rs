@@ -624,14 +624,42 @@ pub fn nic_update(observed: Option<&str>, rendered: &str) -> Option<String> {
     changed.then(|| parts.iter().map(|(k, v)| v.as_ref().map_or_else(|| k.clone(), |v| format!("{k}={v}"))).collect::<Vec<_>>().join(","))
 }
 
-/// The request that sets a guest's `net0` (LXC: `PUT .../config`, synchronous; VM: `POST
+/// One NIC whose owned keys differ: its key, the value as observed, the value to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicChange {
+    pub key: String,
+    pub observed: Option<String>,
+    pub value: String,
+}
+
+impl NicChange {
+    pub fn diff(&self) -> String {
+        format!("- {}: {}\n+ {}: {}\n", self.key, self.observed.as_deref().unwrap_or("(none)"), self.key, self.value)
+    }
+}
+
+/// The rendered NICs whose owned keys differ from what is observed (each edited as
+/// [`nic_update`] does), in key order.
+pub fn nic_changes(observed: Option<&BTreeMap<String, String>>, rendered: &BTreeMap<&str, &str>) -> Vec<NicChange> {
+    rendered
+        .iter()
+        .filter_map(|(key, value)| {
+            let current = observed.and_then(|o| o.get(*key)).cloned();
+            let value = nic_update(current.as_deref(), value)?;
+            Some(NicChange { key: key.to_string(), observed: current, value })
+        })
+        .collect()
+}
+
+/// The request that sets a guest's NICs (LXC: `PUT .../config`, synchronous; VM: `POST
 /// .../config`, which returns a task UPID to wait for).
-pub fn nic_request(node: &str, id: GuestId, kind: GuestKind, net0: &str) -> ApiRequest {
+pub fn nic_request(node: &str, id: GuestId, kind: GuestKind, changes: &[NicChange]) -> ApiRequest {
     let method = match kind {
         GuestKind::Lxc => Method::Put,
         GuestKind::Vm => Method::Post,
     };
-    ApiRequest::new(method, format!("/nodes/{node}/{}/{id}/config", guest_segment(kind)), vec![pair("net0", net0)])
+    let params = changes.iter().map(|c| pair(&c.key, &c.value)).collect();
+    ApiRequest::new(method, format!("/nodes/{node}/{}/{id}/config", guest_segment(kind)), params)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod pve_firewall;
 pub mod stacks;
 pub mod traefik;
 
+use std::collections::BTreeMap;
 use phoenix_model::diag::Diagnostic;
 use phoenix_model::model::{GuestId, Model};
 use serde::Serialize;
@@ -63,6 +64,18 @@ pub struct GuestSetting {
     pub guest: GuestId,
     pub key: String,
     pub value: String,
+}
+
+/// Each guest's rendered NICs: `netN` key to value, in key order.
+pub type GuestNics<'a> = BTreeMap<GuestId, BTreeMap<&'a str, &'a str>>;
+
+/// The NIC settings (`net0`, `net1`, ...) of every guest in `rendered`.
+pub fn rendered_nics(rendered: &Rendered) -> GuestNics<'_> {
+    let mut nics: GuestNics<'_> = BTreeMap::new();
+    for setting in rendered.settings.iter().filter(|s| phoenix_model::pve::fw_names::is_nic_key(&s.key)) {
+        nics.entry(setting.guest).or_default().insert(setting.key.as_str(), setting.value.as_str());
+    }
+    nics
 }
 
 /// Everything rendered from one model.

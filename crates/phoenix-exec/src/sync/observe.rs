@@ -206,15 +206,24 @@ pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObse
     }
     let guests: Vec<(GuestId, GuestKind)> =
         observed.guests.iter().filter(|(id, _)| model.guests.contains_key(id)).map(|(id, kind)| (*id, *kind)).collect();
-    let nics: Vec<(GuestId, Option<String>)> = stream::iter(guests.into_iter().map(|(id, kind)| async move {
+    let nics: Vec<(GuestId, BTreeMap<String, String>)> = stream::iter(guests.into_iter().map(|(id, kind)| async move {
         let config = get(api, format!("/nodes/{node}/{}/{id}/config", pve::guest_segment(kind))).await?;
-        Ok::<_, DriverError>((id, config.get("net0").and_then(Value::as_str).map(str::to_string)))
+        Ok::<_, DriverError>((id, nic_keys(&config)))
     }))
     .buffer_unordered(CONCURRENT_READS)
     .try_collect()
     .await?;
-    observed.nics = nics.into_iter().filter_map(|(id, net0)| Some((id, net0?))).collect();
+    observed.nics = nics.into_iter().filter(|(_, nics)| !nics.is_empty()).collect();
     Ok(observed)
+}
+
+/// The `netN` keys of a guest's configuration.
+fn nic_keys(config: &Value) -> BTreeMap<String, String> {
+    let Some(keys) = config.as_object() else { return BTreeMap::new() };
+    keys.iter()
+        .filter(|(key, _)| phoenix_model::pve::fw_names::is_nic_key(key))
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+        .collect()
 }
 
 fn place_of(model: &Model, target: Machine, path: &str) -> Place {

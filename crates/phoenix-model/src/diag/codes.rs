@@ -228,7 +228,12 @@ pub const CODES: &[CodeInfo] = &[
       "A certificate-manifest.json entry names a guest_id that is not defined, or a guest_type that disagrees with the guest's kind.\n\
        Fix: correct guest_id / guest_type."),
     c("PHX-CERT-002", Error, "malformed certificate entry",
-      "A manifest entry's common name or SAN is not a DNS name or IP address, or its paths are not absolute."),
+      "A manifest entry's common name or SAN is not a DNS name or IP address, its paths are not absolute, or its \
+       permissions are not an octal mode."),
+    c("PHX-CERT-003", Warning, "private key readable by every user",
+      "A manifest entry's `permissions` grants read to others (e.g. 644). The original's certificate manager applied the \
+       mode to the certificate and the key alike, and phoenix installs what is written, so every user of the machine (and \
+       of the guest) can read the private key.\nFix: write \"640\" with the service's group in `owner`, or \"600\"."),
     c("PHX-FLOW-001", Error, "declared flow names nothing",
       "An entry of `flows` (flows phoenix assess should prove) has a `from` or `to` that is not `host`, a defined guest id, \
        or an IP address, so the flow cannot be judged.\nFix: correct the endpoint."),

@@ -80,13 +80,19 @@ pub fn build_lxcs(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
         };
         let Some(shared) = ctx.decode::<RawGuestCommon>(doc, FileKind::Lxc, &at.pointer) else { continue };
         let Some(own) = ctx.decode::<raw::RawLxcFields>(doc, FileKind::Lxc, &at.pointer) else { continue };
-        let mut nic = Nic::default();
-        if let Some(raw) = &own.network_config {
-            let net = At::new(doc, join(&at.pointer, "network_config"));
-            nic = Nic { bridge: raw.bridge.clone(), firewall: raw.firewall, span: Some(net.fallback), ..Nic::default() };
+        let sections = [("network_config", &own.network_config), ("secondary_network_config", &own.secondary_network_config)];
+        let mut nics = Vec::new();
+        for (key, raw) in sections {
+            let Some(raw) = raw else { continue };
+            let net = At::new(doc, join(&at.pointer, key));
+            let index = nics.len() as u32;
+            let mut nic = Nic { index, name: raw.name.clone(), bridge: raw.bridge.clone(), firewall: raw.firewall, ..Nic::default() };
+            nic.span = Some(net.fallback);
+            nic.mac = raw.hwaddr.as_deref().and_then(|m| mac(net.span("hwaddr"), m, ctx));
             fill_nic(&mut nic, &net, raw.ip.as_deref(), raw.gw.as_deref(), raw.nameservers.as_ref(), "nameservers", doc, ctx);
+            nics.push(nic);
         }
-        let mut guest = common(model, &at, id, GuestKind::Lxc, &shared, nic, ctx);
+        let mut guest = common(model, &at, id, GuestKind::Lxc, &shared, nics, ctx);
         guest.id_span = doc.key_span(&at.pointer);
         guest.clone_from = own.clone_from_ctid.as_ref().and_then(|c| guest_ref(at.span("clone_from_ctid"), c, ctx));
         guest.is_template = own.is_template.unwrap_or(false);
@@ -110,14 +116,15 @@ pub fn build_vms(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
             ctx.push(invalid_id(at.span("vmid"), &vmid.to_string()));
             continue;
         };
-        let mut nic = Nic::default();
+        let mut nics = Vec::new();
         if let Some(raw) = &own.network_config {
             let net = At::new(doc, join(&at.pointer, "network_config"));
-            nic = Nic { firewall: raw.firewall, span: Some(net.fallback), ..Nic::default() };
+            let mut nic = Nic { firewall: raw.firewall, span: Some(net.fallback), ..Nic::default() };
             nic.bridge = own.network_bridge.clone().or(defaults.network_bridge.clone());
             fill_nic(&mut nic, &net, raw.ip.as_deref(), raw.gw.as_deref(), raw.nameserver.as_ref(), "nameserver", doc, ctx);
+            nics.push(nic);
         }
-        let mut guest = common(model, &at, id, GuestKind::Vm, &shared, nic, ctx);
+        let mut guest = common(model, &at, id, GuestKind::Vm, &shared, nics, ctx);
         guest.id_span = at.span("vmid");
         guest.clone_from = own.clone_from_vmid.as_ref().and_then(|c| guest_ref(at.span("clone_from_vmid"), c, ctx));
         guest.is_template = own.is_template.unwrap_or(false);
@@ -193,8 +200,11 @@ fn fill_nic(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGuestCommon, mut nic: Nic, ctx: &mut Ctx<'_>) -> Guest {
-    nic.mac = raw.mac_address.as_deref().and_then(|m| mac(at.span("mac_address"), m, ctx));
+fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGuestCommon, mut nics: Vec<Nic>, ctx: &mut Ctx<'_>) -> Guest {
+    // The guest's `mac_address` is its first NIC's (the original passed it as net0's hwaddr).
+    if let Some(first) = nics.first_mut().filter(|n| n.mac.is_none()) {
+        first.mac = raw.mac_address.as_deref().and_then(|m| mac(at.span("mac_address"), m, ctx));
+    }
     let list = |field: &str, items: &[String]| -> Vec<Located<String>> {
         items.iter().enumerate().map(|(i, v)| Located::new(v.clone(), at.item(field, i))).collect()
     };
@@ -224,7 +234,7 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         name: raw.name.clone().unwrap_or_else(|| format!("guest-{id}")),
         span: at.fallback,
         id_span: at.fallback,
-        nic,
+        nics,
         is_template: false,
         template_snapshot: raw.template_snapshot_name.clone(),
         clone_from: None,

@@ -1,8 +1,8 @@
-//! Stacks (with their compose and env files) and the certificate manifest.
+//! Stacks, with their compose and env files.
 //! Compose and env files are read through the [`Source`](super::Source) and added to the
 //! source map, so their problems point at their own lines.
 
-use super::build_host::{secret, valid_dns_name};
+use super::build_host::secret;
 use super::Ctx;
 use crate::diag::Diagnostic;
 use crate::json::{join, JsonDoc};
@@ -10,7 +10,6 @@ use crate::model::*;
 use crate::raw::{self, SecretValue};
 use crate::schema::FileKind;
 use crate::source::{FileId, Span};
-use std::net::IpAddr;
 use std::sync::OnceLock;
 
 /// Variable names whose values are secrets.
@@ -290,76 +289,4 @@ fn yaml_error_span(ctx: &Ctx<'_>, file: FileId, error: &serde_saphyr::Error) -> 
     let source = ctx.sources.file(file);
     let offset = error.location().map_or(0, |l| source.offset_of(l.line() as usize, l.column() as usize));
     Span { file, start: offset, end: offset }
-}
-
-pub fn build_manifest(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
-    let Some(raw::RawManifest(entries)) = ctx.decode::<raw::RawManifest>(doc, FileKind::Manifest, "") else {
-        return;
-    };
-    for (i, entry) in entries.iter().enumerate() {
-        let Some(entry) = entry else { continue };
-        let pointer = join("", i);
-        let Some(common_name) = entry.common_name.clone() else {
-            continue;
-        };
-        let cn_span = doc.span(&join(&pointer, "common_name"));
-        let mut sans = Vec::new();
-        for (j, text) in entry.sans.iter().enumerate() {
-            let at = doc.span(&join(&join(&pointer, "sans"), j));
-            match san(text) {
-                Some(san) => sans.push(Located::new(san, at)),
-                None => ctx.push(Diagnostic::at("PHX-CERT-002", at, format!("SAN `{text}` is neither a DNS name nor an IP address"))),
-            }
-        }
-        if san(&common_name).is_none() {
-            ctx.push(Diagnostic::at(
-                "PHX-CERT-002",
-                cn_span,
-                format!("common name `{common_name}` is neither a DNS name nor an IP address"),
-            ));
-        }
-        for (field, path) in [("cert_path", &entry.cert_path), ("key_path", &entry.key_path)] {
-            if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-                ctx.push(Diagnostic::at("PHX-CERT-002", doc.span(&join(&pointer, field)), format!("{field} must be an absolute path")));
-            }
-        }
-        let guest = entry.guest_id.as_ref().and_then(|g| {
-            let id = g.to_string().trim().parse::<GuestId>().ok()?;
-            Some(Located::new(id, doc.span(&join(&pointer, "guest_id"))))
-        });
-        model.certificates.push(Certificate {
-            name: entry.name.clone().unwrap_or_else(|| common_name.clone()),
-            common_name: Located::new(common_name.to_ascii_lowercase(), cn_span),
-            sans,
-            guest,
-            guest_kind: entry.guest_type.map(|t| match t {
-                raw::RawGuestType::Lxc => GuestKind::Lxc,
-                raw::RawGuestType::Vm => GuestKind::Vm,
-            }),
-            cert_path: entry.cert_path.clone(),
-            key_path: entry.key_path.clone(),
-            owner: entry.owner.clone(),
-            include_ca: entry.include_ca.unwrap_or(false),
-            usage: match entry.cert_type {
-                Some(raw::RawCertType::Client) => CertUsage::Client,
-                Some(raw::RawCertType::Both) => CertUsage::Both,
-                _ => CertUsage::Server,
-            },
-            post_renewal_command: entry.post_renewal_command.clone(),
-            reload_service: entry.reload_service.clone(),
-            challenge: match entry.challenge {
-                Some(raw::RawChallenge::TlsAlpn01) => AcmeChallenge::TlsAlpn01,
-                _ => AcmeChallenge::Http01,
-            },
-            span: doc.span(&pointer),
-        });
-    }
-}
-
-fn san(text: &str) -> Option<San> {
-    if let Ok(ip) = text.trim().parse::<IpAddr>() {
-        return Some(San::Ip(ip));
-    }
-    let lower = text.trim().trim_end_matches('.').to_ascii_lowercase();
-    valid_dns_name(&lower).then_some(San::Dns(lower))
 }

@@ -7,6 +7,7 @@
 
 mod build_guests;
 mod build_host;
+mod build_manifest;
 mod build_rules;
 mod build_spec;
 mod build_stacks;
@@ -232,7 +233,7 @@ fn build(config_dir: &Path, docs: &Docs, ctx: &mut Ctx<'_>) -> Model {
     build_stacks::build_folders(&mut model, ctx);
     build_stacks::apply_stack_rules(&mut model);
     if let Some(manifest) = &docs.manifest {
-        build_stacks::build_manifest(&mut model, manifest, ctx);
+        build_manifest::build_manifest(&mut model, manifest, ctx);
     }
     build_host::resolve_edge(&mut model, &hypervisor, &docs.hypervisor, ctx);
     model

@@ -67,6 +67,10 @@ pub enum PortainerRole {
 /// A guest's network interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Nic {
+    /// Its number in Proxmox VE (`net0`, `net1`, ...; `ipconfigN` for a VM's address).
+    pub index: u32,
+    /// Its name inside a container (`eth0`); VMs name their NICs themselves.
+    pub name: Option<String>,
     /// Static address with prefix; `None` for DHCP or when absent/malformed.
     pub address: Option<Located<Ipv4Net>>,
     pub dhcp: bool,
@@ -78,6 +82,38 @@ pub struct Nic {
     pub firewall: Option<bool>,
     pub span: Option<Span>,
 }
+
+impl Nic {
+    /// The Proxmox VE key of this NIC (`net0`).
+    pub fn key(&self) -> String {
+        format!("net{}", self.index)
+    }
+
+    /// The VLAN this NIC is on, when its bridge is a VLAN interface (`vmbr0.20`).
+    pub fn vlan(&self) -> Option<u16> {
+        self.bridge.as_deref().and_then(crate::model::vlan_of_bridge)
+    }
+}
+
+/// The VLAN of a bridge named as a VLAN interface of another (`vmbr0.20` is VLAN 20 of vmbr0).
+pub fn vlan_of_bridge(bridge: &str) -> Option<u16> {
+    let (_, tag) = bridge.rsplit_once('.')?;
+    tag.parse::<u16>().ok().filter(|t| (1..=4094).contains(t))
+}
+
+/// A guest without any NIC declared (what [`Guest::nic`] answers then).
+static NO_NIC: Nic = Nic {
+    index: 0,
+    name: None,
+    address: None,
+    dhcp: false,
+    gateway: None,
+    bridge: None,
+    mac: None,
+    nameservers: Vec::new(),
+    firewall: None,
+    span: None,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackAssignment {
@@ -152,7 +188,8 @@ pub struct Guest {
     pub span: Span,
     /// The id as written (key of lxc_configs, or vmid).
     pub id_span: Span,
-    pub nic: Nic,
+    /// Its NICs in `netN` order; the first is the one its name and routes use.
+    pub nics: Vec<Nic>,
     pub is_template: bool,
     pub template_snapshot: Option<String>,
     pub clone_from: Option<Located<GuestId>>,
@@ -171,8 +208,19 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// The address of its first NIC: where its services are reached.
     pub fn address(&self) -> Option<Ipv4Addr> {
-        self.nic.address.as_ref().map(|a| a.value.addr())
+        self.nic().address.as_ref().map(|a| a.value.addr())
+    }
+
+    /// Its first NIC (an empty one when none is declared).
+    pub fn nic(&self) -> &Nic {
+        self.nics.first().unwrap_or(&NO_NIC)
+    }
+
+    /// Every static address of every NIC, first NIC first.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.nics.iter().filter_map(|n| n.address.as_ref().map(|a| a.value.addr()))
     }
 
     pub fn label(&self) -> String {
@@ -199,11 +247,52 @@ pub struct Host {
     pub nameservers: Vec<Located<IpAddr>>,
     /// network.default_subnet.
     pub subnet: Option<Located<Ipv4Net>>,
+    /// The node's other bridges (`network.public_bridge`, `network.internal_bridge`).
+    pub bridges: Vec<Bridge>,
     /// The node's storages (from `zfs.datasets`), by id.
     pub storages: Vec<Storage>,
     /// `vm_defaults.ubuntu_release` of the hypervisor file: where cloud images are downloaded
     /// from (`https://cloud-images.ubuntu.com/<release>/current/<template_image>`).
     pub ubuntu_release: Option<String>,
+}
+
+impl Host {
+    /// The subnet of the guests on `bridge` (the host's own bridge when none is named).
+    pub fn subnet_of(&self, bridge: Option<&str>) -> Option<&Located<Ipv4Net>> {
+        match bridge {
+            None => self.subnet.as_ref(),
+            Some(name) if self.bridge.as_deref() == Some(name) => self.subnet.as_ref(),
+            Some(name) => self.bridges.iter().find(|b| b.name == name).and_then(|b| b.subnet.as_ref()),
+        }
+    }
+
+    /// Whether `ip` is one of the node's own addresses, on any bridge.
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        let own = |net: &Option<Located<Ipv4Net>>| net.as_ref().is_some_and(|n| IpAddr::V4(n.value.addr()) == ip);
+        own(&self.address) || self.bridges.iter().any(|b| own(&b.address))
+    }
+}
+
+/// What a bridge of the node is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeRole {
+    /// Where the public side of the gateway lives (often a VLAN interface such as `vmbr0.20`).
+    Public,
+    /// An isolated bridge for the services behind the gateway (the original's `vmbr100`).
+    Internal,
+}
+
+/// A bridge of the node besides its management bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    pub name: String,
+    pub role: BridgeRole,
+    pub subnet: Option<Located<Ipv4Net>>,
+    /// The node's own address on it (the guests' gateway and resolver there).
+    pub address: Option<Located<Ipv4Net>>,
+    /// The VLAN tag, when the configuration gives one.
+    pub vlan: Option<u16>,
+    pub span: Span,
 }
 
 impl Model {
@@ -375,6 +464,13 @@ pub struct Certificate {
     pub cert_path: Option<String>,
     pub key_path: Option<String>,
     pub owner: Option<String>,
+    /// `permissions` (octal, e.g. `640`): the original gave it to the certificate and the key alike.
+    pub permissions: Option<Located<u32>>,
+    /// The paths are on the node, in a guest's persistent-data folder (the original's shape),
+    /// not inside the guest (phoenix's).
+    pub files_on_host: bool,
+    /// `guest` was not written but read from where `cert_path` lies, as the original's paths meant.
+    pub guest_from_path: bool,
     pub include_ca: bool,
     pub usage: CertUsage,
     pub post_renewal_command: Option<String>,
@@ -466,7 +562,8 @@ impl Model {
     pub fn address_index(&self) -> AddressIndex<'_> {
         let mut guests = std::collections::HashMap::with_capacity(self.guests.len());
         for guest in self.guests.values() {
-            if let Some(ip) = guest.address() {
+            // An address on a second NIC belongs to its guest as much as the first.
+            for ip in guest.addresses() {
                 guests.entry(IpAddr::V4(ip)).or_insert(guest);
             }
         }
@@ -490,7 +587,7 @@ impl<'m> AddressIndex<'m> {
         if let Some(guest) = self.guest(ip) {
             return Some(Owner::Guest(guest));
         }
-        if self.model.host.ip().map(IpAddr::V4) == Some(ip) {
+        if self.model.host.owns(ip) {
             return Some(Owner::Host);
         }
         self.model.externals.iter().find(|e| e.addresses.iter().any(|n| n.contains(&ip))).map(Owner::External)

@@ -85,6 +85,9 @@ pub struct RawLxcFields {
     pub template: Option<String>,
     pub storage_size_gb: Option<u64>,
     pub network_config: Option<RawLxcNetwork>,
+    /// The container's second NIC (`net1`), as the original's lxc-manager gave dual-homed
+    /// containers from late November 2025 (the gateway on a public VLAN and the internal bridge).
+    pub secondary_network_config: Option<RawLxcNetwork>,
     pub gpu_assignment: Option<String>,
     pub unprivileged: Option<bool>,
     /// CTID of the template container this one is cloned from.
@@ -117,6 +120,8 @@ pub struct RawLxcNetwork {
     pub ip: Option<String>,
     pub gw: Option<String>,
     pub nameservers: Option<StrOrList>,
+    /// The NIC's MAC address (Proxmox's `hwaddr`); the guest's `mac_address` is its first NIC's.
+    pub hwaddr: Option<String>,
     /// phoenix extension: the NIC's `firewall=1` flag. Without it Proxmox filters nothing for this NIC.
     /// Absent means "not stated": phoenix sets it when it renders the guest, and `assess` asks what is deployed.
     pub firewall: Option<bool>,

@@ -50,6 +50,8 @@ pub struct RawCertificate {
     pub key_path: Option<String>,
     /// `user:group` owning the installed files.
     pub owner: Option<String>,
+    /// Octal mode the original gave the certificate and the key alike (`640`).
+    pub permissions: Option<StrOrNum>,
     /// Append the CA chain to the certificate file.
     pub include_ca: Option<bool>,
     /// `client`; server when absent.

@@ -222,10 +222,16 @@ impl PveSim {
     /// Adds a guest as creating it would leave it: its `net0` normalised (a MAC generated when
     /// none is given), plus any other `key: value` pairs.
     pub fn add_guest(&mut self, vmid: u32, kind: GuestKind, net0: &str, extra: &[(&str, &str)]) -> Result<(), String> {
+        let nics: &[(&str, &str)] = if net0.is_empty() { &[] } else { &[("net0", net0)] };
+        self.add_guest_with_nics(vmid, kind, nics, extra)
+    }
+
+    /// A guest with several NICs (`netN` key and value each), normalised as the API stores them.
+    pub fn add_guest_with_nics(&mut self, vmid: u32, kind: GuestKind, nics: &[(&str, &str)], extra: &[(&str, &str)]) -> Result<(), String> {
         let mut conf = GuestConf::default();
-        if !net0.is_empty() {
+        for (key, value) in nics {
             let format = nic_format(kind).ok_or("the schema has no net[n] format")?;
-            conf.keys.insert("net0".into(), guest::normalise_nic(kind, format, "net0", net0, &mut self.macs)?);
+            conf.keys.insert(key.to_string(), guest::normalise_nic(kind, format, key, value, &mut self.macs)?);
         }
         for (key, value) in extra {
             conf.keys.insert(key.to_string(), value.to_string());

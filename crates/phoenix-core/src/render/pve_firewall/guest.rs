@@ -1,4 +1,4 @@
-//! One `<vmid>.fw` per guest (options and the guest's own rules), and each guest's NIC setting
+//! One `<vmid>.fw` per guest (options and the guest's own rules), and each of its NICs' settings
 //! with `firewall=1` wherever the guest's firewall is enabled: without the flag Proxmox filters
 //! nothing for that NIC, whatever the rules say.
 
@@ -6,7 +6,8 @@ use super::{flag, rule_lines, VALIDATE};
 use crate::deploy::Machine;
 use crate::pve_fw::FwFile;
 use crate::render::{GuestSetting, Rendered, RenderedFile};
-use phoenix_model::model::{Guest, GuestKind, Model};
+use phoenix_model::model::{Guest, GuestKind, Model, Nic};
+use std::collections::BTreeMap;
 
 pub fn path(id: u32) -> String {
     phoenix_model::paths::guest_fw(id)
@@ -20,39 +21,38 @@ pub fn render(model: &Model, out: &mut Rendered) {
         file.options.insert("policy_out".into(), guest.firewall.policy_out.as_pve().into());
         file.rules = rule_lines(&guest.firewall.rules);
         out.files.push(RenderedFile::new(Machine::Host, path(guest.id), file.to_text()).validated_by(VALIDATE));
-        if let Some(setting) = nic_setting(guest, model) {
-            out.settings.push(setting);
-        }
+        out.settings.extend(guest.nics.iter().filter_map(|nic| nic_setting(guest, nic, model)));
     }
 }
 
-/// Each guest's `net0` as a node has it before phoenix deploys a firewall: the rendered value
+/// Each guest's NICs as a node has them before phoenix deploys a firewall: the rendered values
 /// without `firewall=1` (a bare lab, and the simulated nodes of tests, start so).
-pub fn nics_before_firewall(rendered: &Rendered) -> std::collections::BTreeMap<u32, String> {
-    rendered
-        .settings
-        .iter()
-        .filter(|s| s.key == "net0")
-        .map(|s| (s.guest, s.value.split(',').filter(|part| part.trim() != "firewall=1").collect::<Vec<_>>().join(",")))
-        .collect()
+pub fn nics_before_firewall(rendered: &Rendered) -> BTreeMap<u32, BTreeMap<String, String>> {
+    let mut out: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
+    for (guest, nics) in crate::render::rendered_nics(rendered) {
+        for (key, value) in nics {
+            let bare = value.split(',').filter(|part| part.trim() != "firewall=1").collect::<Vec<_>>().join(",");
+            out.entry(guest).or_default().insert(key.to_string(), bare);
+        }
+    }
+    out
 }
 
-/// Whether phoenix sets `firewall=1` on the guest's NIC: as stated, else when its firewall is on.
-pub fn nic_firewall(guest: &Guest) -> bool {
-    guest.nic.firewall.unwrap_or(guest.firewall.enabled)
+/// Whether phoenix sets `firewall=1` on a NIC: as stated, else when the guest's firewall is on.
+pub fn nic_firewall(guest: &Guest, nic: &Nic) -> bool {
+    nic.firewall.unwrap_or(guest.firewall.enabled)
 }
 
-/// The guest's `net0` in Proxmox's syntax (`pct set` / `qm set`).
-fn nic_setting(guest: &Guest, model: &Model) -> Option<GuestSetting> {
-    let nic = &guest.nic;
+/// One NIC in Proxmox's syntax (`pct set` / `qm set`), under its `netN` key.
+fn nic_setting(guest: &Guest, nic: &Nic, model: &Model) -> Option<GuestSetting> {
     nic.span?;
     let bridge = nic.bridge.clone().or_else(|| model.host.bridge.clone()).unwrap_or_else(|| "vmbr0".into());
     let mut parts = Vec::new();
     match guest.kind {
         GuestKind::Lxc => {
-            parts.push("name=eth0".to_string());
+            parts.push(format!("name={}", nic.name.clone().unwrap_or_else(|| format!("eth{}", nic.index))));
             parts.push(format!("bridge={bridge}"));
-            parts.push(format!("firewall={}", u8::from(nic_firewall(guest))));
+            parts.push(format!("firewall={}", u8::from(nic_firewall(guest, nic))));
             if let Some(gw) = &nic.gateway {
                 parts.push(format!("gw={}", gw.value));
             }
@@ -72,8 +72,8 @@ fn nic_setting(guest: &Guest, model: &Model) -> Option<GuestSetting> {
                 None => "virtio".into(),
             });
             parts.push(format!("bridge={bridge}"));
-            parts.push(format!("firewall={}", u8::from(nic_firewall(guest))));
+            parts.push(format!("firewall={}", u8::from(nic_firewall(guest, nic))));
         }
     }
-    Some(GuestSetting { guest: guest.id, key: "net0".into(), value: parts.join(",") })
+    Some(GuestSetting { guest: guest.id, key: nic.key(), value: parts.join(",") })
 }
