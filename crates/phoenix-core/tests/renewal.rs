@@ -107,3 +107,34 @@ fn the_packaged_timer_units_are_the_ones_phoenix_writes() {
         );
     }
 }
+
+/// Issue 16: the original's manifests name files in a guest's persistent-data folder on the
+/// node, with one `permissions` for both; phoenix writes them there, with that mode.
+#[test]
+fn files_in_a_persistent_data_folder_are_written_on_the_node_with_the_manifests_mode() {
+    let mut source = phoenix_testkit::example_source();
+    source.edit_json(&phoenix_testkit::example_config().join("certificate-manifest.json"), |v| {
+        v.as_array_mut().unwrap().push(serde_json::json!({
+            "common_name": "proxy.internal.thinkheads.ai",
+            "cert_path": "/mnt/pve/quickOS/lxc-persistent-data/102/certs/proxy.crt",
+            "key_path": "/mnt/pve/quickOS/lxc-persistent-data/102/certs/proxy.key",
+            "owner": "root:root", "permissions": "640",
+            "post_renewal_command": "pct exec 102 -- systemctl reload traefik"
+        }));
+    });
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
+    let cert = cert(&model, "proxy.internal.thinkheads.ai");
+    let installed = installed_files(cert);
+    let places: Vec<(Place, u32)> = installed.iter().map(|f| (f.place.clone(), f.mode)).collect();
+    assert_eq!(
+        places,
+        [
+            (Place::host("/mnt/pve/quickOS/lxc-persistent-data/102/certs/proxy.crt"), 0o640),
+            (Place::host("/mnt/pve/quickOS/lxc-persistent-data/102/certs/proxy.key"), 0o640),
+        ]
+    );
+    // The guest still counts for what follows an install there: Traefik watches its dynamic file.
+    let actions = post_actions(&model, cert);
+    assert!(matches!(&actions[0], PostAction::Touch { place } if place.guest.map(|g| g.0) == Some(102)), "{actions:?}");
+    assert!(matches!(&actions[1], PostAction::Shell { command } if command.contains("pct exec 102")));
+}

@@ -53,7 +53,8 @@ const REQUIRED: &[(&str, &[&str])] = &[
     ("RawExternalSystem", &["name"]),
     ("RawFlow", &["from", "to", "port"]),
     ("RawTraefikService", &["name", "port"]),
-    ("RawCertificate", &["common_name", "guest_id", "cert_path", "key_path"]),
+    // Later manifests leave guest_id out: the guest is where cert_path lies.
+    ("RawCertificate", &["common_name", "cert_path", "key_path"]),
 ];
 
 /// The generated JSON Schema for one file.
@@ -132,10 +133,29 @@ pub struct SchemaReport {
 }
 
 /// Checks `doc` against phoenix's schema for `kind`.
-/// Keys of the users' later files (from November 2025) that phoenix reads but does not act on
-/// yet: the top-level `firewall` (the older `shared_volumes.firewall`), the bootstrap CA's
-/// URL, id maps, a template file, Swarm roles and node labels.
-pub const LATER_KEYS: &[&str] = &["firewall", "bootstrap_ca_url", "id_maps", "template_file", "swarm_role", "node_labels"];
+/// Keys the users' files carried at some revision, where phoenix has no key of its own, that
+/// phoenix reads but does not act on yet: from November 2025 a `firewall` where phoenix has
+/// none, the bootstrap CA's URL, id maps, a template file, Swarm roles and node labels; from
+/// the early revisions the hypervisor file's `vms` stub, a container's `volumes`, its
+/// integration tests and the vLLM settings (`vllm`, `vllm_*`).
+pub const KEYS_NOT_ACTED_ON: &[&str] = &[
+    "firewall",
+    "bootstrap_ca_url",
+    "id_maps",
+    "template_file",
+    "swarm_role",
+    "node_labels",
+    "vms",
+    "volumes",
+    "integration_tests",
+    "run_integration_tests",
+    "vllm",
+];
+
+/// Whether phoenix reads `key` without acting on it (see [`KEYS_NOT_ACTED_ON`]).
+pub fn not_acted_on(key: &str) -> bool {
+    KEYS_NOT_ACTED_ON.contains(&key) || key.starts_with("vllm_")
+}
 
 /// One PHX-KEY-003 per key over all files: the first place, and how many there are.
 pub fn once_per_later_key(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
@@ -248,7 +268,7 @@ fn diagnose(doc: &JsonDoc, pointer: &str, kind: &ValidationErrorKind, known: &[S
             .iter()
             .map(|key| {
                 let span = doc.key_span(&join(pointer, key));
-                if LATER_KEYS.contains(&key.as_str()) {
+                if not_acted_on(key) {
                     return Diagnostic::at("PHX-KEY-003", span, format!("`{key}` is read, but phoenix does not act on it yet"));
                 }
                 let diagnostic = Diagnostic::at("PHX-KEY-001", span, format!("unknown key `{key}` in {here}; it has no effect"));

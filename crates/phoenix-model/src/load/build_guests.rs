@@ -246,7 +246,7 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         stacks,
         portainer_role: match raw.portainer_role {
             Some(raw::RawPortainerRole::Infrastructure) => PortainerRole::Infrastructure,
-            Some(raw::RawPortainerRole::Primary) => PortainerRole::Primary,
+            Some(raw::RawPortainerRole::Primary | raw::RawPortainerRole::Server) => PortainerRole::Primary,
             Some(raw::RawPortainerRole::Agent) => PortainerRole::Agent,
             _ => PortainerRole::None,
         },

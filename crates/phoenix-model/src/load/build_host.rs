@@ -116,6 +116,7 @@ fn build_network(model: &mut Model, network: &raw::RawNetwork, doc: &JsonDoc, ct
         let net = cidr(doc.span("/network/default_subnet"), s, ctx)?;
         Some(Located::new(net.value.trunc(), net.span))
     });
+    model.host.bridges = super::build_bridges::bridges(network, doc, ctx);
     let port_or = |value: &Option<StrOrNum>, pointer: &str, default: u16, ctx: &mut Ctx<'_>| {
         value.as_ref().and_then(|v| port(doc.span(pointer), v, ctx)).map_or(default, |p| p.value)
     };

@@ -5,6 +5,7 @@
 //! Must not touch the filesystem or environment directly: the [`Source`] does, so tests can
 //! load from memory and the core stays pure.
 
+mod build_bridges;
 mod build_guests;
 mod build_host;
 mod build_manifest;

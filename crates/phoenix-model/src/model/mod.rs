@@ -208,9 +208,10 @@ pub struct Guest {
 }
 
 impl Guest {
-    /// The address of its first NIC: where its services are reached.
+    /// Its first static address (first NIC first): where its services are reached. A gateway
+    /// whose public NIC takes DHCP is reached on its internal one.
     pub fn address(&self) -> Option<Ipv4Addr> {
-        self.nic().address.as_ref().map(|a| a.value.addr())
+        self.addresses().next()
     }
 
     /// Its first NIC (an empty one when none is declared).

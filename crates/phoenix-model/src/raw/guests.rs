@@ -12,6 +12,8 @@ pub enum RawPortainerRole {
     None,
     Infrastructure,
     Primary,
+    /// The early revisions' name of `primary` (a container running the Portainer server).
+    Server,
     Agent,
 }
 

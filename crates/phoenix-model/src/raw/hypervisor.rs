@@ -67,6 +67,24 @@ pub struct RawNetwork {
     pub default_subnet: Option<String>,
     pub nfs_server: Option<String>,
     pub fallback_dns: Option<String>,
+    /// The bridge public-facing guests attach to (from late November 2025).
+    pub public_bridge: Option<String>,
+    /// VLAN of the legacy macvlan portal, `vmbr0.<tag>` (the original's default 10).
+    pub macvlan_vlan_tag: Option<StrOrNum>,
+    /// VLAN of the public portal, `vmbr0.<tag>` (the original's default 20).
+    pub public_vlan_tag: Option<StrOrNum>,
+    /// An isolated bridge for internal services; the node takes `.1` of its subnet.
+    pub internal_bridge: Option<RawInternalBridge>,
+}
+
+/// `network.internal_bridge`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawInternalBridge {
+    /// Bridge name, e.g. vmbr100.
+    pub name: Option<String>,
+    /// Its subnet (CIDR), e.g. 172.16.100.0/24.
+    pub subnet: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
