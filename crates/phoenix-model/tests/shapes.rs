@@ -164,3 +164,57 @@ fn keys_of_the_early_revisions_are_read_and_said_once_each() {
         assert!(codes(&checked, code).is_empty(), "{code}: {:?}", codes(&checked, code));
     }
 }
+
+/// The era of empty zones (mid-November 2025): the original's DNS script generated the records
+/// from the guests and stacks; phoenix derives them the same way, says so, and checks them.
+#[test]
+fn with_empty_zones_the_records_are_derived_as_the_dns_script_did_and_checked() {
+    let checked = checked_with(&[
+        (HV, &|v| {
+            v["domain_name"] = json!("internal.thinkheads.ai");
+            v["dns_server"]["authoritative_zones"] = json!([]);
+        }),
+        (LXC, &|v| {
+            // Step-CA moved; the script still sent `ca` to its old address.
+            v["lxc_configs"]["103"]["traefik_service"] = json!({ "name": "ca", "port": 9000 });
+            v["lxc_configs"]["103"]["network_config"]["ip"] = json!("10.0.0.11/24");
+        }),
+    ]);
+    let model = checked.model.as_ref().expect("loads");
+    let record = |fqdn: &str| model.dns.records.iter().find(|r| r.fqdn == fqdn).unwrap_or_else(|| panic!("no record {fqdn}"));
+    // A VM's traefik_service at the gateway; guests' own names at themselves; the agent's name.
+    assert_eq!(record("portainer.internal.thinkheads.ai").address.to_string(), "10.0.0.153");
+    // The first record of a name wins: Traefik's guest is named traefik, before the static one.
+    assert_eq!(record("traefik.internal.thinkheads.ai").address.to_string(), "10.0.0.12");
+    assert_eq!(record("drphoenix.internal.thinkheads.ai").address.to_string(), "10.0.0.102");
+    assert_eq!(record("portainer-agent.internal.thinkheads.ai").address.to_string(), "10.0.0.102");
+    assert!(record("drphoenix.internal.thinkheads.ai").derived.as_deref().unwrap().contains("the name of VM 1002"));
+    // The template VM has no static address: the script skipped it.
+    assert!(model.dns.records.iter().all(|r| r.fqdn != "ubuntu-2404-cloud-template.internal.thinkheads.ai"));
+    // `ca` went to the address written into the script, wherever Step-CA was.
+    assert_eq!(record("ca.internal.thinkheads.ai").address.to_string(), "10.0.0.10");
+    // Checked like a declared record, and the finding says it is derived.
+    let unowned = codes(&checked, "PHX-DNS-001");
+    assert!(
+        unowned.iter().any(|m| m.starts_with("ca.internal.thinkheads.ai points at 10.0.0.10, which belongs to no guest")
+            && m.ends_with("(derived, as the original's DNS script did, from the traefik_service of LXC 103 (step-ca))")),
+        "{unowned:?}"
+    );
+}
+
+#[test]
+fn zones_that_are_declared_are_never_completed() {
+    let checked = checked_with(&[]);
+    assert!(checked.model.as_ref().unwrap().dns.records.iter().all(|r| r.derived.is_none()));
+}
+
+/// The later revisions have no phoenix_stacks_config.json: their stacks are folders.
+#[test]
+fn the_stacks_file_may_be_absent() {
+    let mut source = example_source();
+    source.files.remove(&example_config().join("phoenix_stacks_config.json"));
+    let checked = check(&example_config(), &source);
+    assert!(checked.model.is_some());
+    assert!(codes(&checked, "PHX-IO-001").is_empty());
+    assert!(!codes(&checked, "PHX-STACK-001").is_empty(), "a guest naming a stack nobody defines is still reported");
+}

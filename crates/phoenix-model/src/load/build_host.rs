@@ -280,6 +280,7 @@ fn build_record(model: &mut Model, doc: &JsonDoc, pointer: &str, zone: &str, rec
                 zone: zone.to_string(),
                 view,
                 address,
+                derived: None,
                 span: doc.span(pointer),
                 address_span: doc.span(&at),
             }),

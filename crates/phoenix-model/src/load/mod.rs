@@ -13,6 +13,7 @@ mod build_rules;
 mod build_spec;
 mod build_stacks;
 mod decode;
+mod derived_dns;
 mod misplaced;
 mod rule_refusals;
 
@@ -62,7 +63,8 @@ pub(crate) struct Docs {
     pub hypervisor: JsonDoc,
     pub lxc: JsonDoc,
     pub vm: JsonDoc,
-    pub stacks: JsonDoc,
+    /// Absent in the later revisions, whose stacks live in `stacks/<name>/` only.
+    pub stacks: Option<JsonDoc>,
     pub manifest: Option<JsonDoc>,
 }
 
@@ -155,7 +157,10 @@ fn read_doc(
     let path = dir.join(kind.file_name());
     let text = match source.read_to_string(&path) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound && kind == FileKind::Manifest => return Ok(None),
+        // The manifest came later; the stacks file went when stacks moved to their folders.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && matches!(kind, FileKind::Manifest | FileKind::Stacks) => {
+            return Ok(None)
+        }
         Err(error) => {
             let file = sources.add_unreadable(&path);
             diags.push(
@@ -211,7 +216,7 @@ pub fn load(config_dir: &Path, source: &dyn Source) -> Loaded {
         hypervisor: take(FileKind::Hypervisor).expect("read above"),
         lxc: take(FileKind::Lxc).expect("read above"),
         vm: take(FileKind::Vm).expect("read above"),
-        stacks: take(FileKind::Stacks).expect("read above"),
+        stacks: take(FileKind::Stacks),
         manifest: take(FileKind::Manifest),
     };
     let mut ctx = Ctx { sources: &mut sources, diags: &mut diags, source, facts: &mut facts, invalid: &invalid };
@@ -230,12 +235,20 @@ fn build(config_dir: &Path, docs: &Docs, ctx: &mut Ctx<'_>) -> Model {
     build_spec::storages(&mut model, hypervisor.zfs.as_ref(), &docs.hypervisor);
     model.host.ubuntu_release =
         hypervisor.vm_defaults.as_ref().and_then(|d| d.get("ubuntu_release")).and_then(|r| r.as_str()).map(str::to_string);
-    build_stacks::build(&mut model, &docs.stacks, ctx);
+    if let Some(stacks) = &docs.stacks {
+        build_stacks::build(&mut model, stacks, ctx);
+    }
     build_stacks::build_folders(&mut model, ctx);
     build_stacks::apply_stack_rules(&mut model);
     if let Some(manifest) = &docs.manifest {
         build_manifest::build_manifest(&mut model, manifest, ctx);
     }
     build_host::resolve_edge(&mut model, &hypervisor, &docs.hypervisor, ctx);
+    // Zones declared and empty: the era whose DNS script generated every record.
+    let zones = "/dns_server/authoritative_zones";
+    let declared_empty = docs.hypervisor.value.pointer(zones).and_then(|z| z.as_array()).is_some_and(|z| z.is_empty());
+    if model.dns.enabled && declared_empty {
+        derived_dns::derive(&mut model, docs.hypervisor.span(zones));
+    }
     model
 }

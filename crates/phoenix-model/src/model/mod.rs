@@ -327,6 +327,15 @@ pub struct DnsRecord {
     pub address: IpAddr,
     pub span: Span,
     pub address_span: Span,
+    /// Not declared but derived, as the original's DNS script generated it: from what.
+    pub derived: Option<String>,
+}
+
+impl DnsRecord {
+    /// How a finding names the record's origin: empty for a declared one.
+    pub fn origin(&self) -> String {
+        self.derived.as_ref().map_or_else(String::new, |from| format!(" (derived, as the original's DNS script did, from {from})"))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -85,7 +85,12 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 Diagnostic::at(
                     "PHX-DNS-001",
                     record.address_span,
-                    format!("{} points at {}, which belongs to no guest, host or external system", record.fqdn, record.address),
+                    format!(
+                        "{} points at {}, which belongs to no guest, host or external system{}",
+                        record.fqdn,
+                        record.address,
+                        record.origin()
+                    ),
                 )
                 .help("correct the address, or declare the system under `external_systems`"),
             );
@@ -95,7 +100,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 Diagnostic::at(
                     "PHX-DNS-002",
                     record.address_span,
-                    format!("{} points at {} here and at {} elsewhere", record.fqdn, record.address, earlier.address),
+                    format!("{} points at {} here and at {} elsewhere{}", record.fqdn, record.address, earlier.address, record.origin()),
                 )
                 .related(earlier.address_span, "first address"),
             ),
@@ -125,7 +130,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                         Diagnostic::at(
                             "PHX-DNS-003",
                             record.address_span,
-                            format!("{} points at {} ({actual}), but {}", record.fqdn, record.address, expectation.why),
+                            format!("{} points at {} ({actual}), but {}{}", record.fqdn, record.address, expectation.why, record.origin()),
                         )
                         .help(format!("point it at {want} ({})", guest.label())),
                     );
@@ -135,7 +140,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 Diagnostic::at(
                     "PHX-DNS-005",
                     record.address_span,
-                    format!("{} points at the gateway, but no Traefik route serves it (clients get 404)", record.fqdn),
+                    format!("{} points at the gateway, but no Traefik route serves it (clients get 404){}", record.fqdn, record.origin()),
                 )
                 .help("add a traefik_service or stack label for it, or remove the record"),
             ),
