@@ -12,7 +12,8 @@ pub enum RawPortainerRole {
     None,
     Infrastructure,
     Primary,
-    /// The early revisions' name of `primary` (a container running the Portainer server).
+    // The early revisions' name of `primary` (a container running the Portainer server); a
+    // plain comment, since a doc comment would make the schema a oneOf instead of an enum.
     Server,
     Agent,
 }
