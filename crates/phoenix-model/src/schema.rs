@@ -137,7 +137,9 @@ pub struct SchemaReport {
 /// phoenix reads but does not act on yet: from November 2025 a `firewall` where phoenix has
 /// none, the bootstrap CA's URL, id maps, a template file, Swarm roles and node labels; from
 /// the early revisions the hypervisor file's `vms` stub, a container's `volumes`, its
-/// integration tests and the vLLM settings (`vllm`, `vllm_*`).
+/// integration tests and the vLLM settings (`vllm`, `vllm_*`), a VM's `qm_options`,
+/// `portainer_config`, `docker_compose_files`, `docker_firewall_rules` and Portainer admin
+/// credentials.
 pub const KEYS_NOT_ACTED_ON: &[&str] = &[
     "firewall",
     "bootstrap_ca_url",
@@ -150,6 +152,12 @@ pub const KEYS_NOT_ACTED_ON: &[&str] = &[
     "integration_tests",
     "run_integration_tests",
     "vllm",
+    "qm_options",
+    "portainer_config",
+    "docker_compose_files",
+    "docker_firewall_rules",
+    "portainer_admin_user",
+    "portainer_admin_password",
 ];
 
 /// Whether phoenix reads `key` without acting on it (see [`KEYS_NOT_ACTED_ON`]).

@@ -218,3 +218,26 @@ fn the_stacks_file_may_be_absent() {
     assert!(codes(&checked, "PHX-IO-001").is_empty());
     assert!(!codes(&checked, "PHX-STACK-001").is_empty(), "a guest naming a stack nobody defines is still reported");
 }
+
+/// The internal-mesh era (late November 2025): the same script then sent every service name
+/// to Traefik, and only Step-CA, Traefik and the gateway's internal NIC by their own names.
+#[test]
+fn with_an_internal_bridge_the_derived_records_point_at_traefik_as_the_mesh_script_did() {
+    let checked = checked_with(&[
+        (HV, &|v| {
+            internal_network(v);
+            v["domain_name"] = json!("internal.thinkheads.ai");
+            v["dns_server"]["authoritative_zones"] = json!([]);
+        }),
+        (LXC, &dual_homed),
+    ]);
+    let model = checked.model.as_ref().expect("loads");
+    let at = |fqdn: &str| model.dns.records.iter().find(|r| r.fqdn == fqdn).map(|r| r.address.to_string());
+    assert_eq!(at("portainer.internal.thinkheads.ai").as_deref(), Some("10.0.0.12"), "a VM's service at Traefik");
+    assert_eq!(at("nginx-gateway.internal.thinkheads.ai").as_deref(), Some("172.16.100.10"), "the gateway at its second NIC");
+    assert_eq!(at("step-ca.internal.thinkheads.ai").as_deref(), Some("10.0.0.10"));
+    assert_eq!(at("drphoenix.internal.thinkheads.ai").as_deref(), Some("10.0.0.12"), "a VM's own name at Traefik");
+    assert_eq!(at("portainer-agent.internal.thinkheads.ai").as_deref(), Some("10.0.0.12"));
+    // Which the checks then judge: the agent's hostname must reach the agent, not Traefik.
+    assert!(codes(&checked, "PHX-DNS-003").iter().any(|m| m.starts_with("portainer-agent.internal.thinkheads.ai points at 10.0.0.12")));
+}

@@ -105,13 +105,17 @@ fn lxc_lifecycle_snapshots(at: &At<'_>, raw: &RawGuestCommon) -> Vec<LifecycleSn
         .collect()
 }
 
-/// A VM's `snapshots` (`pre-features`, `post-features`).
+/// A VM's `snapshots` (`pre-features`, `post-features`; the early revisions wrote
+/// `pre_features`, `post_features`).
 fn vm_snapshots(at: &At<'_>, own: &RawVmFields) -> Vec<LifecycleSnapshot> {
     let Some(snapshots) = &own.snapshots else { return Vec::new() };
-    let points = [
-        (SetupPoint::BeforeSetup, "pre-features", &snapshots.pre_features),
-        (SetupPoint::AfterSetup, "post-features", &snapshots.post_features),
-    ];
+    let spelled = |name: &'static str, early: &'static str, value: &Option<String>, early_value: &Option<String>| match value {
+        Some(_) => (name, value.clone()),
+        None => (early, early_value.clone()),
+    };
+    let (pre_key, pre) = spelled("pre-features", "pre_features", &snapshots.pre_features, &snapshots.pre_features_early);
+    let (post_key, post) = spelled("post-features", "post_features", &snapshots.post_features, &snapshots.post_features_early);
+    let points = [(SetupPoint::BeforeSetup, pre_key, &pre), (SetupPoint::AfterSetup, post_key, &post)];
     points
         .into_iter()
         .filter_map(|(point, key, name)| {

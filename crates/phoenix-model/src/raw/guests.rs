@@ -193,6 +193,12 @@ pub struct RawVmSnapshots {
     pub pre_features: Option<String>,
     #[serde(rename = "post-features")]
     pub post_features: Option<String>,
+    /// The early revisions' spelling of `pre-features`.
+    #[serde(rename = "pre_features")]
+    pub pre_features_early: Option<String>,
+    /// The early revisions' spelling of `post-features`.
+    #[serde(rename = "post_features")]
+    pub post_features_early: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
