@@ -53,7 +53,7 @@ pub fn derive(model: &mut Model, zones_span: Span) {
 }
 
 fn gateway_era(model: &Model, zone: &str, zones_span: Span) -> Vec<Candidate> {
-    let gateway = role_nic(model, model.edge.gateway, 0);
+    let gateway = role_nic(model, model.edge.gateway);
     let mut out = stack_hosts(model, gateway);
     let ca = Some((IpAddr::V4(Ipv4Addr::new(10, 0, 0, 10)), zones_span));
     for guest in by_kind(model) {
@@ -74,7 +74,7 @@ fn gateway_era(model: &Model, zone: &str, zones_span: Span) -> Vec<Candidate> {
 }
 
 fn mesh_era(model: &Model, zone: &str, zones_span: Span) -> Vec<Candidate> {
-    let traefik = role_nic(model, model.edge.traefik, 0);
+    let traefik = role_nic(model, model.edge.traefik);
     let mut out = stack_hosts(model, traefik);
     for guest in by_kind(model) {
         if let Some(service) = &guest.traefik_service {
@@ -150,10 +150,8 @@ fn nic(guest: &Guest, index: usize) -> Target {
 
 /// The gateway's address in the script: its second NIC when it has one, else its first; any
 /// other role's first NIC.
-fn role_nic(model: &Model, role: Option<GuestId>, index: usize) -> Target {
+fn role_nic(model: &Model, role: Option<GuestId>) -> Target {
     let guest = model.guests.get(&role?)?;
-    match (Some(guest.id) == model.edge.gateway, guest.nics.len() > 1) {
-        (true, true) => nic(guest, 1),
-        _ => nic(guest, index),
-    }
+    let second = Some(guest.id) == model.edge.gateway && guest.nics.len() > 1;
+    nic(guest, usize::from(second))
 }
