@@ -169,3 +169,22 @@ fn a_second_nic_is_rendered_and_planned_under_its_own_key() {
     assert_eq!(step.diff, format!("- net1: (none)\n+ net1: {}\n", nics[&101]["net1"]));
     assert!(plan.steps.iter().all(|s| !s.id.starts_with("nic:") || s.id == "nic:101"), "{}", plan.to_text());
 }
+
+#[test]
+fn a_stack_that_runs_the_portainer_server_is_never_deployed_through_portainer() {
+    let mut source = phoenix_testkit::example_source();
+    let vms = phoenix_testkit::example_config().join("phoenix_vm_configs.json");
+    source.edit_json(&vms, |v| v["vms"][1]["docker_stacks"] = serde_json::json!([{ "name": "portainer_service", "environment": "production" }]));
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
+    let rendered = phoenix_core::render::render_all(&model);
+    let observed = Observed {
+        pve: Some(bare_node(&model)),
+        trust_in_place: Some(true),
+        portainer: Some(PortainerObserved::default()),
+        ..Observed::default()
+    };
+    let plan = plan_for(&model, &rendered, &observed, &all());
+    let step = plan.steps.iter().find(|s| s.id.starts_with("stack:portainer:")).expect("the stack has a step");
+    assert!(matches!(step.action, phoenix_core::plan::Action::Blocked), "{step:?}");
+    assert!(step.reason.contains("PHX-COMPOSE-003"), "{}", step.reason);
+}

@@ -105,3 +105,18 @@ pub const COROSYNC_CONF: &str = "/etc/pve/corosync.conf";
 /// Where `scripts/test` unpacks the real Traefik (under the user's home; Debian does not
 /// package it): the lab and the tests look there when PHOENIX_TRAEFIK names none.
 pub const TRAEFIK_CACHE_BINARY: &str = ".cache/phoenix/traefik-3.7.15/traefik";
+
+/// The guest whose folder in the original's persistent-data layout `path` is or lies in:
+/// `.../lxc-persistent-data/<ctid>[/...]` or `.../vm-persistent-data/<vmid>[/...]` (the
+/// original's certificate manager and mounts used these). The guest need not exist.
+pub fn persistent_data_guest(path: &str) -> Option<(crate::model::GuestId, GuestKind)> {
+    let parts: Vec<&str> = path.split('/').collect();
+    parts.windows(2).find_map(|w| {
+        let kind = match w[0] {
+            "lxc-persistent-data" => GuestKind::Lxc,
+            "vm-persistent-data" => GuestKind::Vm,
+            _ => return None,
+        };
+        Some((w[1].parse().ok()?, kind))
+    })
+}

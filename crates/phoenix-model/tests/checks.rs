@@ -694,3 +694,108 @@ fn later_keys_are_said_once_each_as_read_but_not_acted_on() {
     assert!(checked.diagnostics.iter().filter(|d| d.code == "PHX-KEY-003").all(|d| d.severity == phoenix_model::Severity::Info));
     assert!(checked.diagnostics.iter().all(|d| d.code != "PHX-KEY-001" && d.code != "PHX-SCHEMA-001"), "not refused");
 }
+
+fn compose_edit(source: &mut MemorySource, stack_folder: &str, edit: impl FnOnce(&str) -> String) {
+    let path = example_config().parent().unwrap().join("persistent-storage").join(stack_folder).join("docker-compose.yml");
+    let text = source.files[&path].clone();
+    source.files.insert(path, edit(&text));
+}
+
+#[test]
+fn a_name_claimed_by_a_guest_and_a_route_is_an_error() {
+    let checked = mutated(VM, |v| vm(v, 2)["portainer_agent_hostname"] = json!("portainer.internal.thinkheads.ai"));
+    assert_code(&checked, "PHX-NAME-002", VM, "portainer.internal.thinkheads.ai is routed through Traefik to VM 1001 (portainer), but it is its Portainer agent hostname of VM 1002");
+    let checked = mutated(STACKS, |v| {
+        v["docker_stacks"]["qdrant_service"]["environments"]["production"]["services"]["qdrant"]["traefik_labels"][1] =
+            json!("traefik.http.routers.qdrant.rule=Host(`ca.internal.thinkheads.ai`)");
+    });
+    assert_code(&checked, "PHX-NAME-003", STACKS, "ca.internal.thinkheads.ai is routed through Traefik to VM 1002");
+    assert!(found(&checked, "PHX-NAME-002").is_empty(), "the cycle is said once, as the cycle");
+}
+
+#[test]
+fn rules_that_cannot_mean_what_they_say() {
+    let checked = mutated(LXC, |v| lxc(v, "103")["firewall"]["rules"][0]["iface"] = json!("net3"));
+    assert_code(&checked, "PHX-FW-012", LXC, "names interface net3, which the guest does not have");
+    let checked = mutated(LXC, |v| lxc(v, "103")["firewall"]["rules"][0]["iface"] = json!("net0"));
+    assert!(found(&checked, "PHX-FW-012").is_empty(), "net0 exists");
+
+    let checked = mutated(LXC, |v| {
+        let rules = lxc(v, "103")["firewall"]["rules"].as_array_mut().unwrap();
+        rules.push(json!({ "type": "out", "action": "ACCEPT", "proto": "tcp", "port": "443", "comment": "updates" }));
+    });
+    assert_code(&checked, "PHX-FW-013", LXC, "rule 4 (\"updates\") says ACCEPT, as the OUT policy does");
+    // A later rule that decides otherwise makes it an exception that matters.
+    let checked = mutated(LXC, |v| {
+        let rules = lxc(v, "103")["firewall"]["rules"].as_array_mut().unwrap();
+        rules.push(json!({ "type": "out", "action": "ACCEPT", "proto": "tcp", "port": "443" }));
+        rules.push(json!({ "type": "out", "action": "DROP" }));
+    });
+    assert!(found(&checked, "PHX-FW-013").is_empty());
+
+    let checked = mutated(HV, |v| {
+        v["firewall"]["global_firewall_rules"][0].as_object_mut().unwrap().remove("source");
+    });
+    assert_code(&checked, "PHX-FW-014", HV, "accepts tcp 8006,22 of the Proxmox host from any source");
+}
+
+#[test]
+fn addresses_nobody_owns_outside_rules_and_records() {
+    let checked = mutated(LXC, |v| lxc(v, "103")["network_config"]["nameservers"] = json!("10.0.0.77"));
+    assert_code(&checked, "PHX-ADDR-001", LXC, "LXC 103 (step-ca) (net0) resolves names through 10.0.0.77, which belongs to no guest");
+    let checked = mutated(LXC, |v| lxc(v, "103")["network_config"]["nameservers"] = json!("10.0.0.12"));
+    assert_code(&checked, "PHX-ADDR-001", LXC, "which is LXC 102 (traefik), and phoenix's DNS server runs elsewhere");
+    let checked = mutated(LXC, |v| lxc(v, "103")["network_config"]["nameservers"] = json!("1.1.1.1"));
+    assert!(found(&checked, "PHX-ADDR-001").is_empty(), "a public resolver is not ours to own");
+
+    let checked = mutated(MANIFEST, |v| {
+        let sans = v[0]["sans"].as_array_mut().unwrap();
+        *sans.last_mut().unwrap() = json!("10.0.0.12");
+    });
+    assert_code(&checked, "PHX-ADDR-002", MANIFEST, "certificate gateway for LXC 101 (nginx-gateway) names IP 10.0.0.12, which is LXC 102 (traefik)'s");
+
+    let checked = mutated(LXC, |v| {
+        lxc(v, "103")["mount_points"] = json!([{ "host_path": "/quickOS/lxc-persistent-data/950", "container_path": "/srv/data" }]);
+    });
+    assert_code(&checked, "PHX-ADDR-003", LXC, "mounts the persistent-data folder of LXC 950, which does not exist");
+    let checked = mutated(LXC, |v| {
+        lxc(v, "103")["mount_points"] = json!([{ "host_path": "/quickOS/lxc-persistent-data/103", "container_path": "/srv/data" }]);
+    });
+    assert!(found(&checked, "PHX-ADDR-003").is_empty());
+}
+
+#[test]
+fn exposure_and_tls_policy() {
+    let checked = mutated(LXC, |v| {
+        lxc(v, "103")["firewall"]["rules"][0].as_object_mut().unwrap().remove("source");
+    });
+    assert_code(&checked, "PHX-EXPOSE-001", LXC, "LXC 103 (step-ca) accepts port 9000 from any source, but only LXC 101 (nginx-gateway)");
+    let checked = mutated(STACKS, |v| {
+        v["docker_stacks"]["qdrant_service"]["environments"]["production"]["services"]["qdrant"]["traefik_labels"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("traefik.http.serversTransports.qdrant.insecureSkipVerify=true"));
+    });
+    assert_code(&checked, "PHX-TLS-001", STACKS, "service qdrant of stack qdrant_service tells Traefik not to verify");
+    let checked = mutated(HV, |v| v["nfs"]["exports"][0]["options"].as_array_mut().unwrap().push(json!("no_root_squash")));
+    assert_code(&checked, "PHX-NFS-001", HV, "NFS export /quickOS/vm-persistent-data has no_root_squash");
+}
+
+#[test]
+fn compose_semantics_the_users_tripped_on() {
+    let mut source = example_source();
+    compose_edit(&mut source, "qdrant", |text| {
+        text.replace("    image:", "    user: \"1000:1000\"\n    image:")
+            .replace("    volumes:\n", "    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock:ro\n")
+    });
+    let checked = run(&source);
+    assert_code(&checked, "PHX-COMPOSE-001", STACKS, "runs as user 1000:1000 but mounts /var/run/docker.sock");
+
+    let mut source = example_source();
+    compose_edit(&mut source, "portainer", |text| text.replace("--sslcert", "--tlsverify --tlscert").replace("--sslkey", "--tlskey"));
+    let checked = run(&source);
+    assert_code(&checked, "PHX-COMPOSE-002", STACKS, "gives Portainer --tlsverify, --tlscert, --tlskey");
+
+    let checked = mutated(VM, |v| vm(v, 1)["docker_stacks"] = json!([{ "name": "portainer_service", "environment": "production" }]));
+    assert_code(&checked, "PHX-COMPOSE-003", VM, "VM 1001 (portainer) is the Portainer server and is assigned stack portainer_service");
+}

@@ -241,6 +241,11 @@ fn stack_step(
     let file = rendered.files.iter().find(|f| f.target == crate::deploy::Machine::Guest(guest.id) && f.path == path)?;
     let name = stack_name(&stack.name, &environment.name);
     let (id, title) = (format!("stack:{}:{name}", guest.name), format!("stack {name} on {}", guest.name));
+    if guest.portainer_role == PortainerRole::Primary && stack.compose.as_ref().is_some_and(|c| c.runs_portainer_server()) {
+        // Through the server's own local environment this would be Portainer deploying itself.
+        let reason = "the stack runs the Portainer server, which cannot deploy itself (PHX-COMPOSE-003)".to_string();
+        return Some(Step::blocked(id, Domain::Stacks, title, reason, after));
+    }
     let env = match stack_env(&environment.variables, secret) {
         Ok(env) => env,
         Err(unresolved) => {

@@ -183,6 +183,21 @@ pub const CODES: &[CodeInfo] = &[
        at least 2 characters; at most 64 characters for aliases and ipsets and 18 for security groups. pve-firewall reads \
        ipset and group names in lower case, so phoenix writes them (and the rules naming them) in lower case, and two names \
        that differ only in case are the same name.\nFix: rename it."),
+    c("PHX-FW-012", Warning, "rule on an interface the guest does not have",
+      "A guest rule names `iface netN`, and the guest has no NIC netN. pve-firewall checks only that the name looks like \
+       netN (verify_rule), so Proxmox VE takes the rule, and it never matches anything. The original rendered interface \
+       names it did not know as an accept-all, so such a rule once opened a guest completely.\n\
+       Fix: name one of the guest's NICs (the help line lists them), or drop `iface`."),
+    c("PHX-FW-013", Warning, "rule restates the policy",
+      "A rule's action is the policy of its direction (an OUT ACCEPT under policy_out ACCEPT, an IN DROP under policy_in \
+       DROP), and no later rule of that direction decides otherwise, so every packet meets the same verdict with or \
+       without it. Usually the rule was meant as an exception to something that is not there. Rules that log are not \
+       reported (they do something).\nFix: remove it, or change the policy."),
+    c("PHX-FW-014", Warning, "host management ports open to any source",
+      "A cluster or host rule accepts tcp traffic from any source to the Proxmox host's own management ports (8006 web UI, \
+       22 SSH, 3128 SPICE, 5900-5999 VNC, 60000-60050 migration). pve-firewall already opens these to the `management` ipset \
+       (the node's local network); a rule without a source opens them to every network that reaches the host.\n\
+       Fix: give the rule a source: the LAN, or an ipset of the machines that administer the node."),
     c("PHX-DNS-001", Error, "DNS record points at an unknown address",
       "A record's address is owned by no guest, the host, or a declared external system.\n\
        Fix: correct the address or declare the system under `external_systems`."),
@@ -209,6 +224,57 @@ pub const CODES: &[CodeInfo] = &[
       "A name phoenix turns into a name on the node or a folder on disk is not one: a node name or a guest's name that is \
        not a host name as Proxmox VE requires (pve-node, dns-name: letters, digits and inner hyphens, labels of at most 63, \
        255 in all), or a stack or environment name that is not one path component.\nFix: rename it as the help line says."),
+    c("PHX-NAME-002", Error, "name claimed by a guest and by a route",
+      "A name a guest answers for itself (a Portainer agent's agent_hostname, one of a guest's hostnames) is also the host \
+       of a Traefik route. DNS sends a name to one place: to the guest, and the route is never used; to the gateway, and \
+       whoever needs the guest (Portainer reaching its agent on 9001) reaches Traefik instead.\n\
+       Fix: give the route a name of its own, or drop the guest's claim."),
+    c("PHX-NAME-003", Error, "CA name routed through the proxy that needs the CA",
+      "Step-CA's own name (step_ca.dns_name) is the host of a Traefik route. Traefik and the gateway get their certificates \
+       from Step-CA, so they need the CA before they can serve; routing the CA through them means the CA is reachable only \
+       once they serve: a bootstrap cycle that leaves a fresh system without certificates.\n\
+       Fix: remove the route; clients reach Step-CA directly at its own address."),
+    c("PHX-ADDR-001", Warning, "resolver nobody owns or that runs no DNS",
+      "The host or a guest NIC names a resolver on the local network that belongs to no guest, host or external system, \
+       or that is a guest (or the host) where phoenix's DNS server does not run. Name lookups there time out, and every \
+       name the system needs fails. Public resolvers and the host's own gateway are not reported.\n\
+       Fix: name the DNS server phoenix runs, or declare the resolver under `external_systems`."),
+    c("PHX-ADDR-002", Warning, "certificate IP SAN of another system",
+      "A certificate names an IP address in its SANs that is not its guest's, so a client connecting to that address never \
+       meets this certificate, and the guest that does own it is not the one presenting it.\n\
+       Fix: use the guest's own address, or drop the IP SAN."),
+    c("PHX-ADDR-003", Warning, "mount of a guest that does not exist",
+      "A container bind-mounts a folder of the persistent-data layout (`lxc-persistent-data/<id>` or `vm-persistent-data/<id>`) \
+       for an id no guest of that kind has, usually left over from a renumbering. The data the guest expects is elsewhere.\n\
+       Fix: mount the folder of the guest meant."),
+    c("PHX-EXPOSE-001", Warning, "guest reachable from any source",
+      "A firewalled guest that is not the front (the gateway, or Traefik when there is no gateway) accepts connections \
+       from any source. Routes reach services through the front, so only the front must be reachable from everywhere; the \
+       rule opens the guest to everything that can reach its bridge. DNS on the DNS guest's port 53 is not reported.\n\
+       Fix: give the rule the sources that need it (the front's address, the LAN)."),
+    c("PHX-TLS-001", Warning, "backend certificate not verified",
+      "A stack's Traefik labels or compose labels set insecureSkipVerify, so Traefik accepts any certificate from the \
+       backend, and the hop is encrypted but not authenticated: whoever answers at the address gets the traffic.\n\
+       Fix: give Traefik the Step-CA root (rootCAs of a serversTransport) and let it verify."),
+    c("PHX-NFS-001", Warning, "NFS export without root squashing",
+      "An NFS export has no_root_squash, so root in any client guest acts as root on the exported files on the node \
+       (exports(5)); one compromised guest owns every guest's data there.\n\
+       Fix: drop the option (root_squash is the default) and give the files the owner the clients' services run as."),
+    c("PHX-COMPOSE-001", Warning, "unprivileged service with the Docker socket",
+      "A compose service runs as a non-root user and mounts the Docker socket, which belongs to root and the docker group \
+       (srw-rw----). Without group_add its first Docker call fails with permission denied.\n\
+       Fix: add the docker group's id under group_add, or run the service as root."),
+    c("PHX-COMPOSE-002", Warning, "Portainer given the Docker endpoint's TLS flags",
+      "The Portainer server's command has --tlsverify, --tlscert, --tlskey or --tlscacert. In Portainer these configure TLS \
+       to the Docker endpoint given with -H (api/cli/cli.go: \"TLS support\", \"Path to the TLS certificate file\"); \
+       Portainer's own HTTPS certificate is --sslcert and --sslkey. With a unix socket endpoint the flags break the \
+       connection to Docker, and the listener keeps its self-signed certificate.\n\
+       Fix: use --sslcert and --sslkey for Portainer's certificate."),
+    c("PHX-COMPOSE-003", Warning, "Portainer deploying itself",
+      "A stack that runs the Portainer server is assigned to the Portainer server's own guest. phoenix deploys that guest's \
+       stacks through Portainer's local environment, so Portainer would deploy itself: the first deploy needs Portainer \
+       running already, and an update stops the server inside its own request. The plan shows the step as blocked.\n\
+       Fix: remove the stack from the guest's docker_stacks; the server is installed with its guest."),
     c("PHX-PATH-001", Error, "guest path not normalised",
       "A certificate's cert_path or key_path is not a normalised absolute path: it is relative, or holds `..`, `.` or an \
        empty component. phoenix writes the certificate and its private key there, and a path that climbs out could put a \

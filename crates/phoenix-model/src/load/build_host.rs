@@ -53,7 +53,14 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
             let pointer = format!("/nfs/exports/{i}");
             let clients =
                 export.clients.iter().enumerate().filter_map(|(j, c)| ip(doc.span(&join(&join(&pointer, "clients"), j)), c, ctx)).collect();
-            model.nfs_exports.push(NfsExport { path: export.path.clone().unwrap_or_default(), clients });
+            let options = export
+                .options
+                .iter()
+                .enumerate()
+                .map(|(j, o)| Located { value: o.clone(), span: doc.span(&join(&join(&pointer, "options"), j)) })
+                .collect();
+            let path = export.path.clone().unwrap_or_default();
+            model.nfs_exports.push(NfsExport { path, clients, options, span: doc.span(&pointer) });
         }
     }
 }

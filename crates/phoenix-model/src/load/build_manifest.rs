@@ -102,17 +102,12 @@ pub fn host_folder_owner(model: &Model, path: &str) -> Option<(GuestId, GuestKin
     if let Some(guest) = bind {
         return Some((guest.id, guest.kind));
     }
-    let parts: Vec<&str> = path.split('/').collect();
-    parts.windows(3).find_map(|w| {
-        let kind = match w[0] {
-            "lxc-persistent-data" => GuestKind::Lxc,
-            "vm-persistent-data" => GuestKind::Vm,
-            _ => return None,
-        };
-        // The id must be a folder: the file itself is the window's third part.
-        let id = w[1].parse::<GuestId>().ok()?;
-        (!w[2].is_empty()).then_some((id, kind))
-    })
+    // The id must be a folder: the file itself comes after it.
+    let (folder, file) = path.rsplit_once('/')?;
+    if file.is_empty() {
+        return None;
+    }
+    crate::paths::persistent_data_guest(folder)
 }
 
 /// `permissions` as chmod took it: an octal mode of three or four digits.

@@ -3,6 +3,7 @@
 //! Traefik services, and the secrets found along the way. Every node keeps its source span.
 //! Must not do I/O or report problems: the builder in `load` produces diagnostics.
 
+pub mod compose;
 pub mod edge;
 pub mod firewall;
 pub mod spec;
@@ -528,6 +529,9 @@ pub struct PortainerApi {
 pub struct NfsExport {
     pub path: String,
     pub clients: Vec<Located<IpAddr>>,
+    /// exports(5) options as written (`rw`, `no_root_squash`, ...).
+    pub options: Vec<Located<String>>,
+    pub span: Span,
 }
 
 /// A flow the user declared for `phoenix assess`.

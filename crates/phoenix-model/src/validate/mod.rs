@@ -1,14 +1,19 @@
 //! Semantic checks over a loaded model: each module checks one kind of resource and returns
 //! diagnostics. Must not do I/O: facts about files and environment come from the loader's probes.
 
+mod addresses;
 mod certs;
+mod claims;
+mod compose;
 mod dns;
+mod exposure;
 mod firewall;
 mod flows;
 mod graph;
 mod guests;
 mod names;
 mod network;
+mod rule_meaning;
 mod scripts;
 mod secrets;
 mod stacks;
@@ -43,5 +48,10 @@ pub fn validate(model: &Model, facts: &Facts) -> Vec<Diagnostic> {
     out.extend(scripts::check(model, facts));
     out.extend(certs::check(model));
     out.extend(flows::check(model));
+    out.extend(claims::check(model));
+    out.extend(rule_meaning::check(model));
+    out.extend(addresses::check(model));
+    out.extend(exposure::check(model));
+    out.extend(compose::check(model));
     out
 }

@@ -21,9 +21,8 @@ use super::chain::{AddrSet, Block, Cond, Dir, Effect, IcmpMatch, Origin, Scope, 
 use super::state::{FirewallState, FwSource, Nic};
 use ipnet::IpNet;
 use phoenix_model::model::{GuestId, GuestKind, PortSet};
+use phoenix_model::pve::{MANAGEMENT_PORTS_IN as MANAGEMENT_IN, MANAGEMENT_PORTS_OUT as MANAGEMENT_OUT};
 
-const MANAGEMENT_IN: &[(u16, u16)] = &[(8006, 8006), (5900, 5999), (3128, 3128), (22, 22), (60000, 60050)];
-const MANAGEMENT_OUT: &[(u16, u16)] = &[(8006, 8006), (22, 22), (5900, 5999), (3128, 3128)];
 const TCP: u8 = 6;
 const UDP: u8 = 17;
 const ICMP: u8 = 1;
