@@ -269,16 +269,22 @@ fn stack_files_must_exist() {
 
 #[test]
 fn traefik_labels_must_agree_with_the_guest_traefik_service() {
-    let checked = mutated(STACKS, |v| {
-        v["docker_stacks"]["portainer_service"]["environments"]["production"]["services"]["portainer"] = json!({ "traefik_labels": [
-            "traefik.http.routers.portainer.rule=Host(`portainer.phoenix.thinkheads.ai`)",
-            "traefik.http.services.portainer.loadbalancer.server.port=9000",
-            "traefik.http.services.portainer.loadbalancer.server.scheme=http",
-        ] });
+    // VM 1002 routes qdrant twice: by its stack's labels (port 6333, http) and by a
+    // traefik_service that says otherwise.
+    let mut source = example_source();
+    source.edit_json(&file(VM), |v| {
+        vm(v, 2)["traefik_service"] = json!({ "name": "qdrant", "port": 6334, "scheme": "https" });
     });
-    assert_code(&checked, "PHX-TRAEFIK-001", STACKS, "port 9000 instead of port 9443, scheme http instead of https");
+    source.edit_json(&file(STACKS), |v| {
+        let labels = v["docker_stacks"]["qdrant_service"]["environments"]["production"]["services"]["qdrant"]["traefik_labels"]
+            .as_array_mut()
+            .unwrap();
+        labels.push(json!("traefik.http.routers.qdrant-again.rule=Host(`qdrant.phoenix.thinkheads.ai`)"));
+    });
+    let checked = run(&source);
+    assert_code(&checked, "PHX-TRAEFIK-001", STACKS, "port 6333 instead of port 6334, scheme http instead of https");
     // The same host name in two routers is also reported; the first definition is kept.
-    assert_code(&checked, "PHX-TRAEFIK-003", STACKS, "portainer.phoenix.thinkheads.ai is routed twice");
+    assert_code(&checked, "PHX-TRAEFIK-003", STACKS, "qdrant.phoenix.thinkheads.ai is routed twice");
 }
 
 #[test]
@@ -631,8 +637,8 @@ fn stacks_named_by_string_come_from_their_folder_and_bring_their_firewall_rules(
         "production": {
             "services": { "web": { "traefik_labels": ["traefik.enable=true"] } },
             "firewall_rules": [
-                { "type": "in", "action": "ACCEPT", "proto": "tcp", "port": "8080", "comment": "the app" },
-                { "type": "in", "action": "ACCEPT", "proto": "tcp", "port": "99999" }
+                { "type": "in", "action": "ACCEPT", "proto": "tcp", "port": "8080", "source": "10.0.0.12", "comment": "the app" },
+                { "type": "in", "action": "ACCEPT", "proto": "tcp", "port": "99999", "source": "10.0.0.12" }
             ]
         }
     }

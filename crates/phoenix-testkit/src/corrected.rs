@@ -27,7 +27,10 @@ pub fn reference(to: &Path) -> std::io::Result<PathBuf> {
         route_portainer_to_its_https_port(stacks);
         secrets_from_the_environment(stacks);
     })?;
-    edit(&etc.join("phoenix_vm_configs.json"), disk_as_large_as_its_template)?;
+    edit(&etc.join("phoenix_vm_configs.json"), |vms| {
+        disk_as_large_as_its_template(vms);
+        the_primary_does_not_deploy_its_own_stack(vms);
+    })?;
     install_application_scripts(to, &etc)?;
     Ok(etc)
 }
@@ -80,6 +83,16 @@ fn secrets_from_the_environment(stacks: &mut Value) {
 fn disk_as_large_as_its_template(vms: &mut Value) {
     for vm in vms["vms"].as_array_mut().into_iter().flatten().filter(|vm| vm["vmid"] == 1001) {
         vm["disk_size_gb"] = Value::from(50);
+    }
+}
+
+/// PHX-COMPOSE-003: the Primary runs the Portainer server outside Portainer, so its own stack
+/// is not one of the stacks Portainer deploys to it.
+fn the_primary_does_not_deploy_its_own_stack(vms: &mut Value) {
+    for vm in vms["vms"].as_array_mut().into_iter().flatten().filter(|vm| vm["portainer_role"] == "primary") {
+        if let Some(stacks) = vm["docker_stacks"].as_array_mut() {
+            stacks.retain(|stack| stack["name"] != "portainer_service" && stack != "portainer_service");
+        }
     }
 }
 

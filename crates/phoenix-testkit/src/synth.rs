@@ -64,7 +64,7 @@ fn guest_common(i: usize, n: usize) -> serde_json::Map<String, Value> {
     if i > 0 && i.is_multiple_of(3) {
         guest.insert("dependencies".into(), json!([guest_id(i - 1).to_string()]));
     }
-    guest.insert("firewall".into(), json!({"enabled": true, "rules": rules(i, n)}));
+    guest.insert("firewall".into(), json!({"enabled": true, "policy_out": "DROP", "rules": rules(i, n)}));
     if i % 2 == 1 {
         guest.insert("traefik_service".into(), json!({"name": format!("svc-{i}"), "port": 8000}));
     }
