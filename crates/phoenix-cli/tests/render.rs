@@ -15,39 +15,27 @@ fn write_example_certs(dir: &std::path::Path, ca: &phoenix_testkit::pki::TestCa,
     use phoenix_testkit::pki::Usage;
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("root_ca.crt"), &ca.cert_pem).unwrap();
-    let entries: [(&str, &[&str], Usage, bool); 5] = [
-        (
-            "gateway",
-            &[
-                "gateway.internal.thinkheads.ai",
-                "portainer.phoenix.thinkheads.ai",
-                "qdrant.phoenix.thinkheads.ai",
-                "portainer.internal.thinkheads.ai",
-                "qdrant.internal.thinkheads.ai",
-                "10.0.0.153",
-            ],
-            Usage::Server,
-            true,
-        ),
-        (
-            "traefik",
-            &[
-                "traefik.internal.thinkheads.ai",
-                "portainer.phoenix.thinkheads.ai",
-                "qdrant.phoenix.thinkheads.ai",
-                "portainer.internal.thinkheads.ai",
-                "qdrant.internal.thinkheads.ai",
-                "10.0.0.12",
-            ],
-            Usage::Server,
-            true,
-        ),
-        ("traefik-client", &["traefik.internal.thinkheads.ai"], Usage::Client, false),
-        ("portainer", &["portainer.internal.thinkheads.ai", "portainer.phoenix.thinkheads.ai", "10.0.0.111"], Usage::Server, true),
-        ("portainer-agent", &["portainer-agent.internal.thinkheads.ai", "10.0.0.102"], Usage::Server, true),
+    // The names each certificate covers are the manifest's (its common name, then its SANs).
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(phoenix_testkit::example_config().join("certificate-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let covered = |name: &str| -> Vec<String> {
+        let entry = manifest.as_array().unwrap().iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("{name} in the manifest"));
+        let sans = entry["sans"].as_array().into_iter().flatten().map(|s| s.as_str().unwrap().to_string());
+        std::iter::once(entry["common_name"].as_str().unwrap().to_string()).chain(sans).collect()
+    };
+    let entries = [
+        ("gateway", Usage::Server, true),
+        ("traefik", Usage::Server, true),
+        ("traefik-client", Usage::Client, false),
+        ("portainer", Usage::Server, true),
+        ("portainer-agent", Usage::Server, true),
     ];
-    for (name, names, usage, include_ca) in entries {
-        let leaf = ca.issue(names, usage);
+    for (name, usage, include_ca) in entries {
+        let names = covered(name);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let leaf = ca.issue(&names, usage);
         let pem = if chains && include_ca { format!("{}{}", leaf.cert_pem, ca.cert_pem) } else { leaf.cert_pem };
         std::fs::write(dir.join(format!("{name}.crt")), pem).unwrap();
         std::fs::write(dir.join(format!("{name}.key")), leaf.key_pem).unwrap();

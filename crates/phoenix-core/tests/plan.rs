@@ -143,19 +143,17 @@ fn certificate_and_trust_steps_show_their_files_owners_modes_and_actions() {
 /// rendered, each under its own key, and a node that has only the first gets the second.
 #[test]
 fn a_second_nic_is_rendered_and_planned_under_its_own_key() {
+    // The example's internal bridge (vmbr100, 10.100.0.0/24) already carries Traefik's net1.
     let mut source = phoenix_testkit::example_source();
-    source.edit_json(&phoenix_testkit::example_config().join("phoenix_hypervisor_config.json"), |v| {
-        v["network"]["internal_bridge"] = serde_json::json!({ "name": "vmbr100", "subnet": "172.16.100.0/24" });
-    });
     source.edit_json(&phoenix_testkit::example_config().join("phoenix_lxc_configs.json"), |v| {
         v["lxc_configs"]["101"]["secondary_network_config"] = serde_json::json!({
-            "name": "eth1", "bridge": "vmbr100", "ip": "172.16.100.10/24", "hwaddr": "52:54:00:AA:10:01"
+            "name": "eth1", "bridge": "vmbr100", "ip": "10.100.0.10/24", "hwaddr": "52:54:00:AA:10:01"
         });
     });
     let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
     let rendered = phoenix_core::render::render_all(&model);
     let nics = phoenix_core::render::rendered_nics(&rendered);
-    assert_eq!(nics[&101]["net1"], "name=eth1,bridge=vmbr100,firewall=1,hwaddr=52:54:00:AA:10:01,ip=172.16.100.10/24,type=veth");
+    assert_eq!(nics[&101]["net1"], "name=eth1,bridge=vmbr100,firewall=1,hwaddr=52:54:00:AA:10:01,ip=10.100.0.10/24,type=veth");
     assert!(nics[&101]["net0"].starts_with("name=eth0,bridge=vmbr0,"));
     // The node has net0 as rendered and no net1.
     let mut node = bare_node(&model);
@@ -167,7 +165,8 @@ fn a_second_nic_is_rendered_and_planned_under_its_own_key() {
     let step = plan.steps.iter().find(|s| s.id == "nic:101").expect("a NIC step for the gateway");
     assert_eq!(step.title, "guest 101: net1 (firewall flag)");
     assert_eq!(step.diff, format!("- net1: (none)\n+ net1: {}\n", nics[&101]["net1"]));
-    assert!(plan.steps.iter().all(|s| !s.id.starts_with("nic:") || s.id == "nic:101"), "{}", plan.to_text());
+    let nic_steps: Vec<&str> = plan.steps.iter().filter(|s| s.id.starts_with("nic:")).map(|s| s.id.as_str()).collect();
+    assert_eq!(nic_steps, ["nic:101", "nic:102"], "only the guests with a second NIC: {}", plan.to_text());
 }
 
 #[test]

@@ -144,7 +144,9 @@ fn every_guest_gets_its_own_file_with_its_own_rules() {
     for setting in &rendered.settings {
         assert!(setting.value.contains("firewall=1"), "{setting:?}");
     }
-    assert_eq!(rendered.settings.len(), 7);
+    // One setting per NIC: seven guests, LXC 102 with two.
+    assert_eq!(rendered.settings.len(), model.guests.values().map(|g| g.nics.len()).sum::<usize>());
+    assert_eq!(rendered.settings.len(), 8);
 }
 
 #[test]

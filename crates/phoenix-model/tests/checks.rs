@@ -440,9 +440,13 @@ fn one_dns_name_with_two_addresses() {
 fn service_names_must_point_at_the_guest_that_serves_them() {
     let checked = mutated(HV, |v| {
         let records = v["dns_server"]["authoritative_zones"][1]["records"].as_array_mut().unwrap();
-        records[1]["ip_internal"] = json!("10.0.0.153"); // traefik -> gateway
-        records[5]["ip_internal"] = json!("10.0.0.153"); // portainer-agent -> gateway
-        records[3]["ip_internal"] = json!("10.0.0.111"); // portainer -> the backend, bypassing the gateway
+        let mut point = |hostname: &str, address: &str| {
+            let record = records.iter_mut().find(|r| r["hostname"] == hostname).unwrap();
+            record["ip_internal"] = json!(address);
+        };
+        point("traefik", "10.0.0.153"); // -> the gateway
+        point("portainer-agent", "10.0.0.153"); // -> the gateway
+        point("portainer", "10.0.0.111"); // -> the backend, bypassing the gateway
     });
     assert_code(&checked, "PHX-DNS-003", HV, "traefik.internal.thinkheads.ai points at 10.0.0.153");
     assert_code(&checked, "PHX-DNS-003", HV, "portainer-agent.internal.thinkheads.ai points at 10.0.0.153");
@@ -656,7 +660,7 @@ fn stacks_named_by_string_come_from_their_folder_and_bring_their_firewall_rules(
     assert!(stack.compose.as_ref().unwrap().content.is_some(), "its compose file is read");
     let assigned: Vec<(&str, &str)> =
         model.guests[&1002].stacks.iter().map(|s| (s.name.value.as_str(), s.environment.value.as_str())).collect();
-    assert_eq!(assigned, [("qdrant_service", "production"), ("webapp", "production")]);
+    assert_eq!(assigned, [("qdrant_service", "production"), ("whoami", "production"), ("webapp", "production")]);
     let rules = &model.guests[&1002].firewall.rules;
     let app = rules.iter().find(|r| r.comment.as_deref() == Some("the app")).expect("the stack's rule is the VM's");
     assert_eq!(app.scope, phoenix_model::model::Scope::Guest(1002));

@@ -34,6 +34,8 @@ fn dual_homed(v: &mut Value) {
         "name": "eth1", "bridge": "vmbr100", "ip": "172.16.100.10/24", "gw": "172.16.100.1",
         "hwaddr": "52:54:00:AA:10:01", "nameservers": "172.16.100.1"
     });
+    // The example's Traefik is on the internal bridge too: its address moves with the subnet.
+    v["lxc_configs"]["102"]["secondary_network_config"]["ip"] = json!("172.16.100.12/24");
 }
 
 fn internal_network(v: &mut Value) {
@@ -173,8 +175,11 @@ fn with_empty_zones_the_records_are_derived_as_the_dns_script_did_and_checked() 
         (HV, &|v| {
             v["domain_name"] = json!("internal.thinkheads.ai");
             v["dns_server"]["authoritative_zones"] = json!([]);
+            // That era had no internal bridge yet (its script derived records differently after).
+            v["network"].as_object_mut().unwrap().remove("internal_bridge");
         }),
         (LXC, &|v| {
+            v["lxc_configs"]["102"].as_object_mut().unwrap().remove("secondary_network_config");
             // Step-CA moved; the script still sent `ca` to its old address.
             v["lxc_configs"]["103"]["traefik_service"] = json!({ "name": "ca", "port": 9000 });
             v["lxc_configs"]["103"]["network_config"]["ip"] = json!("10.0.0.11/24");
