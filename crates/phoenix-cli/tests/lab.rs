@@ -94,6 +94,9 @@ const HYPERVISOR: &str = "phoenix_hypervisor_config.json";
 fn mutations() -> Vec<Mutation> {
     vec![
         ("the gateway's only rule dropped", |d| edit(d, LXC, |v| lxc(v, "101")["firewall"]["rules"] = json!([]))),
+        ("Traefik's internal-bridge rule keyed on net0 instead of net1", |d| {
+            edit(d, LXC, |v| lxc(v, "102")["firewall"]["rules"][2]["iface"] = json!("net0"))
+        }),
         ("Traefik's guest firewall disabled", |d| edit(d, LXC, |v| lxc(v, "102")["firewall"]["enabled"] = json!(false))),
         ("the Portainer VM's NIC without firewall=1", |d| edit(d, VMS, |v| vm(v, 1001)["network_config"]["firewall"] = json!(false))),
         ("the cluster firewall disabled", |d| edit(d, HYPERVISOR, |v| v["firewall"]["enabled"] = json!(false))),
@@ -196,7 +199,7 @@ fn check(name: &str, config: &str, what: &str) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .map(|h| {
-            let key = format!("{}>{}:{}/{} {} {}", h["from"], h["to"], h["port"], h["proto"], h["dns"]["name"], h["tls"]["server_name"]);
+            let key = format!("{}>{}@{}:{}/{} {} {}", h["from"], h["to"], h["address"], h["port"], h["proto"], h["dns"]["name"], h["tls"]["server_name"]);
             (key, format!("{} {} {}", h["expected"], h["dns"]["expected"], h["tls"]["expected"]))
         })
         .collect()
@@ -268,6 +271,16 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
     // HTTPS end to end: the client through the real nginx gateway and the real Traefik to the backend.
     let https: Vec<&Value> = report["hops"].as_array().unwrap().iter().filter(|h| !h["live_http"].is_null()).collect();
     assert!(https.len() >= 4 && https.iter().all(|h| h["live_http"] == true), "{https:#?}");
+    // A second NIC has chains of its own: the host reaches Traefik's net1 (a rule with `-i net1`)
+    // at its internal-bridge address, and not its net0.
+    let to_traefik = |address: &str| {
+        report["hops"].as_array().unwrap().iter().find(|h| h["from"] == "host" && h["to"] == "guest-102" && h["address"] == address && h["port"] == 443)
+            .unwrap_or_else(|| panic!("host -> {address}:443 is probed"))
+            .clone()
+    };
+    let (internal, main) = (to_traefik("10.100.0.12"), to_traefik("10.0.0.12"));
+    assert_eq!((&internal["expected"], &internal["live"]), (&json!(true), &json!(true)), "{internal}");
+    assert_eq!((&main["expected"], &main["live"]), (&json!(false), &json!(false)), "{main}");
 
     for (index, (what, mutate)) in mutations().into_iter().enumerate() {
         let dir: PathBuf = work.join(format!("m{index}"));

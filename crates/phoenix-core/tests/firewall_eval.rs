@@ -46,6 +46,36 @@ fn the_example_allows_its_flows_by_rule_and_cites_the_rule() {
     }
 }
 
+/// Issue 16: LXC 102's second NIC (net1 on the internal bridge) has chains of its own. A rule
+/// keyed `-i net1` admits the host there; the same connection to its net0 address is refused;
+/// the lab compiles each NIC's chain and jumps to it by interface name.
+#[test]
+fn a_second_nic_is_judged_by_its_own_chain_and_compiled_so_for_the_lab() {
+    use phoenix_core::analyze::firewall::evaluate_between;
+    use phoenix_core::lab::nft::{ruleset, Node};
+    let (model, state) = example();
+    let ip = |text: &str| -> IpAddr { text.parse().unwrap() };
+    let internal = evaluate_between(&state, &model, (Endpoint::Host, ip("10.100.0.1")), (Endpoint::Guest(102), ip("10.100.0.12")), tcp(443));
+    assert!(internal.passes, "{internal:#?}");
+    assert!(internal.chains[1].chain.ends_with("net1"), "{:?}", internal.chains[1].chain);
+    assert!(matches!(&internal.chains[1].decision, Decision::Rule { text, .. } if text.starts_with("IN ACCEPT -i net1 -source 10.100.0.1")));
+    let main = evaluate_between(&state, &model, (Endpoint::Host, ip("10.0.0.13")), (Endpoint::Guest(102), ip("10.0.0.12")), tcp(443));
+    assert!(!main.passes, "{main:#?}");
+    let nics = [("net0".to_string(), ip("10.0.0.12")), ("net1".to_string(), ip("10.100.0.12"))];
+    let text = ruleset(&state, Node::Guest(102, &nics));
+    let chain = |name: &str| {
+        let start = text.find(&format!("chain {name} {{")).unwrap_or_else(|| panic!("chain {name} in\n{text}"));
+        text[start..start + text[start..].find("\n  }").unwrap()].to_string()
+    };
+    let admits = |line: &str| line.contains("ip saddr { 10.100.0.1/32 }") && line.contains("th dport { 443 }") && line.ends_with("accept");
+    assert!(chain("input_net1").lines().any(admits), "{text}");
+    assert!(!chain("input_net0").contains("10.100.0.1"), "{text}");
+    assert!(chain("input").contains("iifname \"net1\" jump input_net1"), "{text}");
+    // One NIC: its chain sits in the hooks, as before.
+    let single = ruleset(&state, Node::Guest(101, &[("net0".to_string(), ip("10.0.0.153"))]));
+    assert!(!single.contains("jump"), "{single}");
+}
+
 #[test]
 fn the_example_drops_what_it_does_not_allow() {
     let (model, state) = example();

@@ -85,8 +85,14 @@ pub fn build(
     record(state)?;
     run("ip", &["netns", "add", &switch], None)?;
     run("ip", &["-n", &switch, "link", "set", "lo", "up"], None)?;
-    run("ip", &["-n", &switch, "link", "add", "br0", "type", "bridge"], None)?;
-    run("ip", &["-n", &switch, "link", "set", "br0", "up"], None)?;
+    // br0 is the node's main bridge; each other Proxmox bridge a NIC is on gets its own.
+    let mut bridges: Vec<&str> = spec.namespaces.iter().flat_map(|n| &n.more_nics).map(|n| n.switch_bridge.as_str()).collect();
+    bridges.sort_unstable();
+    bridges.dedup();
+    for bridge in std::iter::once("br0").chain(bridges.into_iter().filter(|b| *b != "br0")) {
+        run("ip", &["-n", &switch, "link", "add", bridge, "type", "bridge"], None)?;
+        run("ip", &["-n", &switch, "link", "set", bridge, "up"], None)?;
+    }
     for (index, namespace) in spec.namespaces.iter().enumerate() {
         let name = netns(&lab, &namespace.key);
         state.namespaces.push(name.clone());
@@ -107,6 +113,15 @@ fn wire(switch: &str, name: &str, index: usize, namespace: &Namespace) -> Result
     run("ip", &["-n", name, "link", "set", &namespace.iface, "up"], None)?;
     // Everything is one hop away on the lab's bridge (the outside client too): no router.
     run("ip", &["-n", name, "route", "add", "default", "dev", &namespace.iface], None)?;
+    // Further NICs reach their own subnet only (the kernel's connected route).
+    for (k, nic) in namespace.more_nics.iter().enumerate() {
+        let port = format!("p{index}n{k}");
+        let address = format!("{}/{}", nic.address, nic.prefix);
+        run("ip", &["-n", switch, "link", "add", &port, "type", "veth", "peer", "name", &nic.iface, "netns", name], None)?;
+        run("ip", &["-n", switch, "link", "set", &port, "master", &nic.switch_bridge, "up"], None)?;
+        run("ip", &["-n", name, "addr", "add", &address, "dev", &nic.iface], None)?;
+        run("ip", &["-n", name, "link", "set", &nic.iface, "up"], None)?;
+    }
     // The guest's configured resolvers: `ip netns exec` mounts /etc/netns/<name>/resolv.conf.
     if !namespace.nameservers.is_empty() {
         let dir = Path::new("/etc/netns").join(name);

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 #[derive(Subcommand)]
 pub enum LabCommand {
     /// Build the lab for a configuration: one network namespace per guest with a static
-    /// address, one for the Proxmox host and one for an outside client, on one bridge; the
-    /// Proxmox firewall compiled to nftables in each; dnsmasq with phoenix's rendered DNS
+    /// address, one for the Proxmox host and one for an outside client, on a bridge per Proxmox
+    /// bridge (a guest's second NIC and the host's address on an internal bridge get their own
+    /// interfaces); the Proxmox firewall compiled to nftables in each, per NIC; dnsmasq with phoenix's rendered DNS
     /// configuration; nginx as the gateway and in Traefik's place; Pebble as Step-CA's ACME
     /// endpoint (when installed); stand-in services on every other port a hop connects to,
     /// speaking TLS with the manifest's certificates (and demanding client certificates) where

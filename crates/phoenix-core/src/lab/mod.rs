@@ -12,7 +12,7 @@ pub mod traefik;
 pub use accounts::guest_accounts;
 
 use crate::analyze::assess::{FlowVerdict, HopVerdict};
-use crate::analyze::firewall::{evaluate, Endpoint, FirewallState, Packet};
+use crate::analyze::firewall::{evaluate, evaluate_between, Endpoint, FirewallState, Packet};
 use crate::analyze::flows::EXTERNAL_CLIENT;
 use crate::analyze::verdict::Status;
 use crate::deploy::Machine;
@@ -53,9 +53,33 @@ pub struct Namespace {
     pub acme_port: Option<u16>,
     /// The resolvers the guest is configured with (its resolv.conf in the lab).
     pub nameservers: Vec<Ipv4Addr>,
+    /// Its further interfaces: a guest's other addressed NICs, the host's addresses on its other
+    /// bridges. `iface`/`address` above are the first.
+    #[serde(default)]
+    pub more_nics: Vec<LabNic>,
+}
+
+/// A further interface of a namespace, plugged into the lab switch's bridge standing for the
+/// Proxmox bridge it is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabNic {
+    pub iface: String,
+    /// The switch's bridge: `br0` for the node's main bridge, `b-<name>` for another.
+    pub switch_bridge: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
 }
 
 impl Namespace {
+    /// Its address on switch bridge `bridge`, when it has an interface there (every namespace's
+    /// first interface is on `br0`).
+    pub fn on_bridge(&self, bridge: &str) -> Option<Ipv4Addr> {
+        if bridge == "br0" {
+            return Some(self.address);
+        }
+        self.more_nics.iter().find(|n| n.switch_bridge == bridge).map(|n| n.address)
+    }
+
     /// Nothing runs here (a guest that does not exist or is not started yet): its network
     /// stays, its services go.
     pub fn without_services(&mut self) {
@@ -164,6 +188,7 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
         (
             p.from.clone(),
             p.to.clone(),
+            p.address,
             p.port,
             p.proto,
             p.dns.as_ref().map(|d| d.name.clone()),
@@ -175,13 +200,24 @@ pub fn spec(model: &Model, state: &FirewallState, verdicts: &[FlowVerdict], rend
     LabSpec { namespaces: namespaces.into_values().collect(), probes }
 }
 
+/// The lab switch's bridge standing for Proxmox bridge `bridge` (the node's main one when none
+/// is named). Linux interface names have at most 15 bytes.
+pub fn switch_bridge(model: &Model, bridge: Option<&str>) -> String {
+    let main = model.host.bridge.as_deref().unwrap_or("vmbr0");
+    match bridge {
+        None => "br0".into(),
+        Some(name) if name == main => "br0".into(),
+        Some(name) => format!("b-{}", name.chars().take(13).collect::<String>()),
+    }
+}
+
 /// One namespace per addressed guest, the host and the outside client, each with its
 /// compiled ruleset and the guest's name servers; nothing listens yet.
 fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespace> {
     let prefix = model.host.subnet.as_ref().map(|s| s.value.prefix_len()).unwrap_or(24);
     let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
     let mut namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
-    let mut add = |key: String, iface: &str, address: Ipv4Addr, ruleset: String, nameservers: Vec<Ipv4Addr>| {
+    let mut add = |key: String, iface: &str, address: Ipv4Addr, ruleset: String, nameservers: Vec<Ipv4Addr>, more_nics| {
         let namespace = Namespace {
             key: key.clone(),
             iface: iface.to_string(),
@@ -197,37 +233,63 @@ fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespac
             files: Vec::new(),
             acme_port: None,
             nameservers,
+            more_nics,
         };
         namespaces.insert(key, namespace);
     };
     if let Some(ip) = model.host.ip() {
-        add("host".into(), &bridge, ip, nft::ruleset(state, nft::Node::Host), Vec::new());
+        add("host".into(), &bridge, ip, nft::ruleset(state, nft::Node::Host), Vec::new(), host_nics(model));
     }
     for guest in model.guests.values() {
-        if let Some(ip) = guest.address() {
-            let nameservers = guest
-                .nic()
-                .nameservers
-                .iter()
-                .filter_map(|n| match n.value {
-                    std::net::IpAddr::V4(v4) => Some(v4),
-                    std::net::IpAddr::V6(_) => None,
-                })
-                .collect();
-            add(
-                format!("guest-{}", guest.id),
-                nft::GUEST_IFACE,
-                ip,
-                nft::ruleset(state, nft::Node::Guest(guest.id, std::net::IpAddr::V4(ip))),
-                nameservers,
-            );
-        }
+        let nics = guest_nics(model, guest);
+        let Some((first, rest)) = nics.split_first() else { continue };
+        let nameservers = guest
+            .nic()
+            .nameservers
+            .iter()
+            .filter_map(|n| match n.value {
+                std::net::IpAddr::V4(v4) => Some(v4),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect();
+        let addressed: Vec<(String, std::net::IpAddr)> = nics.iter().map(|n| (n.iface.clone(), std::net::IpAddr::V4(n.address))).collect();
+        let ruleset = nft::ruleset(state, nft::Node::Guest(guest.id, &addressed));
+        add(format!("guest-{}", guest.id), &first.iface, first.address, ruleset, nameservers, rest.to_vec());
     }
     if let std::net::IpAddr::V4(outside) = EXTERNAL_CLIENT {
         // The outside client has no Proxmox firewall of its own.
-        add("outside".into(), "eth0", outside, "flush ruleset\n".into(), Vec::new());
+        add("outside".into(), "eth0", outside, "flush ruleset\n".into(), Vec::new(), Vec::new());
     }
     namespaces
+}
+
+/// A guest's NICs with a static address, each under its Proxmox key (`net0`, `net1`).
+fn guest_nics(model: &Model, guest: &phoenix_model::model::Guest) -> Vec<LabNic> {
+    guest
+        .nics
+        .iter()
+        .filter_map(|nic| {
+            let address = nic.address.as_ref()?.value;
+            let switch_bridge = switch_bridge(model, nic.bridge.as_deref());
+            Some(LabNic { iface: nic.key(), switch_bridge, address: address.addr(), prefix: address.prefix_len() })
+        })
+        .collect()
+}
+
+/// The host's addresses on its other bridges (the internal bridge's `.1`), each on an
+/// interface named after the bridge, as on the node.
+fn host_nics(model: &Model) -> Vec<LabNic> {
+    let main = model.host.bridge.as_deref().unwrap_or("vmbr0");
+    model
+        .host
+        .bridges
+        .iter()
+        .filter(|b| b.name != main)
+        .filter_map(|b| {
+            let address = b.address.as_ref()?.value;
+            Some(LabNic { iface: b.name.clone(), switch_bridge: switch_bridge(model, Some(&b.name)), address: address.addr(), prefix: address.prefix_len() })
+        })
+        .collect()
 }
 
 /// Where the lab's real services run.
@@ -346,30 +408,32 @@ fn undeclared_probes(model: &Model, state: &FirewallState, namespaces: &BTreeMap
         .collect();
     let mut probes = Vec::new();
     for (to, target) in namespaces {
+        let listening: Vec<(u16, u8)> = target.tcp.iter().map(|p| (*p, 6u8)).chain(target.udp.iter().map(|p| (*p, 17u8))).collect();
         for (from, source) in endpoints.iter().filter(|(from, _)| *from != to) {
-            let listening = target.tcp.iter().map(|p| (*p, 6u8)).chain(target.udp.iter().map(|p| (*p, 17u8)));
-            for (port, proto) in listening {
+            for &(port, proto) in &listening {
                 if declared.iter().any(|p| &p.from == from && &p.to == to && p.port == port && p.proto == proto) {
                     continue;
                 }
                 let verdict = evaluate(state, model, *source, endpoints[to], Packet::to(proto, port));
-                let (from, to, address, expected) = (from.clone(), to.clone(), target.address, verdict.passes);
-                probes.push(Probe {
-                    flow: "undeclared".into(),
-                    from,
-                    to,
-                    address,
-                    port,
-                    proto,
-                    expected,
-                    dns: None,
-                    tls: None,
-                    http: None,
-                });
+                probes.push(undeclared(from, to, target.address, port, proto, verdict.passes));
+            }
+            // A further NIC is reached from the namespaces on its bridge, from their address there.
+            for nic in &target.more_nics {
+                let Some(own) = namespaces[from].on_bridge(&nic.switch_bridge) else { continue };
+                for &(port, proto) in &listening {
+                    let (src, dst) = ((*source, own.into()), (endpoints[to], nic.address.into()));
+                    let verdict = evaluate_between(state, model, src, dst, Packet::to(proto, port));
+                    probes.push(undeclared(from, to, nic.address, port, proto, verdict.passes));
+                }
             }
         }
     }
     probes
+}
+
+fn undeclared(from: &str, to: &str, address: Ipv4Addr, port: u16, proto: u8, expected: bool) -> Probe {
+    let (flow, from, to) = ("undeclared".into(), from.to_string(), to.to_string());
+    Probe { flow, from, to, address, port, proto, expected, dns: None, tls: None, http: None }
 }
 
 /// Whether a probe source is one of the lab's kinds of namespace.

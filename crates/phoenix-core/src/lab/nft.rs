@@ -14,14 +14,13 @@ use std::fmt::Write;
 
 /// Which namespace a ruleset is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Node {
+pub enum Node<'n> {
     Host,
-    /// A guest, with the address its namespace has: the chains are those of the NIC holding it.
-    Guest(GuestId, std::net::IpAddr),
+    /// A guest, with its NICs in the lab (interface, address): each interface gets the chains
+    /// of the Proxmox NIC holding that address, as pve-firewall gives every NIC its own
+    /// (`tap<vmid>i<n>`/`veth<vmid>i<n>` chains in `ruleset_generate_vm_rules`).
+    Guest(GuestId, &'n [(String, std::net::IpAddr)]),
 }
-
-/// The interface the lab gives a guest (Proxmox's `-i net0`) and the host (its bridge).
-pub const GUEST_IFACE: &str = "net0";
 
 /// The IPv4 blocks, as nft writes them (the same spelling as pve-firewall's).
 fn blocks(items: &[Block]) -> Vec<String> {
@@ -77,8 +76,7 @@ fn verdicts(effect: Effect) -> &'static [&'static str] {
 fn compile(cond: &Cond, effect: Effect, dir: Dir) -> Vec<String> {
     let mut head = String::new();
     if let Some(iface) = &cond.iface {
-        let keyword = if dir == Dir::In { "iifname" } else { "oifname" };
-        let _ = write!(head, "{keyword} \"{}\" ", iface.replace('+', "*"));
+        let _ = write!(head, "{} \"{}\" ", keyword(dir), iface.replace('+', "*"));
     }
     if cond.dst_broadcast {
         head.push_str("ip daddr { 224.0.0.0/4, 255.255.255.255 } ");
@@ -121,27 +119,49 @@ fn chain_rules(chain: &Chain, dir: Dir) -> Vec<String> {
         .collect()
 }
 
-fn chain_of(state: &FirewallState, node: Node, dir: Dir) -> Chain {
-    match node {
-        Node::Host => host_chain(state, dir, 4),
-        Node::Guest(id, ip) => {
-            let nic = state.nets.get(&id).and_then(|n| n.nic_for(ip));
-            guest_chain(state, id, &format!("guest {id}"), nic, dir, 4)
-        }
+/// The chain of a guest's NIC holding `ip`.
+fn nic_chain(state: &FirewallState, id: GuestId, ip: std::net::IpAddr, dir: Dir) -> Chain {
+    let nic = state.nets.get(&id).and_then(|n| n.nic_for(ip));
+    guest_chain(state, id, &format!("guest {id}"), nic, dir, 4)
+}
+
+fn keyword(dir: Dir) -> &'static str {
+    if dir == Dir::In {
+        "iifname"
+    } else {
+        "oifname"
     }
 }
 
-/// The nft ruleset (a complete `nft -f` input) for `node`'s namespace.
+/// The nft ruleset (a complete `nft -f` input) for `node`'s namespace. A guest with one NIC
+/// has its chain in the hooks; one with more has a chain per interface, which the hooks jump to
+/// by interface name (a NIC without the firewall flag gets an empty chain: nothing filters it).
 pub fn ruleset(state: &FirewallState, node: Node) -> String {
     let mut out = String::from("flush ruleset\ntable inet phoenix {\n");
+    let (id, per_nic): (GuestId, &[(String, std::net::IpAddr)]) = match node {
+        Node::Guest(id, nics) if nics.len() > 1 => (id, nics),
+        _ => (0, &[]),
+    };
+    for (dir, hook) in [(Dir::In, "input"), (Dir::Out, "output")] {
+        for (iface, ip) in per_nic {
+            let _ = writeln!(out, "  chain {hook}_{iface} {{");
+            for rule in chain_rules(&nic_chain(state, id, *ip, dir), dir) {
+                let _ = writeln!(out, "    {rule}");
+            }
+            out.push_str("  }\n");
+        }
+    }
     for (dir, hook) in [(Dir::In, "input"), (Dir::Out, "output")] {
         let _ = writeln!(out, "  chain {hook} {{\n    type filter hook {hook} priority filter; policy accept;");
-        let _ = writeln!(
-            out,
-            "    {} \"lo\" accept\n    ct state established,related accept",
-            if dir == Dir::In { "iifname" } else { "oifname" }
-        );
-        for rule in chain_rules(&chain_of(state, node, dir), dir) {
+        let _ = writeln!(out, "    {} \"lo\" accept\n    ct state established,related accept", keyword(dir));
+        let rules = match node {
+            Node::Host => chain_rules(&host_chain(state, dir, 4), dir),
+            Node::Guest(_, _) if !per_nic.is_empty() => {
+                per_nic.iter().map(|(iface, _)| format!("{} \"{iface}\" jump {hook}_{iface}", keyword(dir))).collect()
+            }
+            Node::Guest(id, nics) => nics.first().map_or_else(Vec::new, |(_, ip)| chain_rules(&nic_chain(state, id, *ip, dir), dir)),
+        };
+        for rule in rules {
             let _ = writeln!(out, "    {rule}");
         }
         out.push_str("  }\n");

@@ -146,9 +146,15 @@ fn bridge_of(state: &FirewallState, endpoint: Endpoint, ip: IpAddr) -> Option<&s
 /// Evaluates a new connection from `src` to `dst`.
 pub fn evaluate(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoint, packet: Packet) -> FirewallVerdict {
     match (src.ip(model), dst.ip(model)) {
-        (Some(s), Some(d)) => run(state, model, (src, s), (dst, d), packet, &mut None),
+        (Some(s), Some(d)) => evaluate_between(state, model, (src, s), (dst, d), packet),
         _ => FirewallVerdict { chains: Vec::new(), passes: false, unprotected: false },
     }
+}
+
+/// Evaluates like [`evaluate`], each end with the address it uses (which picks a guest's NIC):
+/// a connection to a guest's second NIC meets that NIC's chains.
+pub fn evaluate_between(state: &FirewallState, model: &Model, src: (Endpoint, IpAddr), dst: (Endpoint, IpAddr), packet: Packet) -> FirewallVerdict {
+    run(state, model, src, dst, packet, &mut None)
 }
 
 /// Evaluates like [`evaluate`] and tells, chain by chain, every rule considered and why it

@@ -20,7 +20,7 @@ mod evaluate;
 pub(crate) mod matching;
 mod state;
 
-pub use evaluate::{evaluate, trace, ChainVerdict, Decision, Endpoint, FirewallVerdict, Packet};
+pub use evaluate::{evaluate, evaluate_between, trace, ChainVerdict, Decision, Endpoint, FirewallVerdict, Packet};
 pub use state::{FirewallState, FwSource, GuestNet, Nic, Skipped};
 
 use phoenix_model::model::Model;
