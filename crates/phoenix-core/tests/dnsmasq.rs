@@ -138,3 +138,22 @@ async fn a_real_dnsmasq_answers_every_configured_name() {
     // Names inside an authoritative zone that are not configured are not invented or forwarded.
     assert!(query(&mut client, "nothing-here.internal.thinkheads.ai").await.is_empty());
 }
+
+/// Issue 16: a guest NIC whose resolver is the node's address on the internal bridge (the
+/// users' late shape: `nameservers` `.1` of `internal_bridge.subnet`) is answered there:
+/// dnsmasq binds its listen addresses only (`bind-interfaces`), so that address is one of them.
+/// An address of the node no guest asks is not.
+#[test]
+fn the_node_listens_where_its_guests_ask_it() {
+    let config = example_config();
+    let (text, _) = rendered_config(&example_source(), &config);
+    let listening: Vec<&str> = text.lines().filter(|l| l.starts_with("listen-address=")).collect();
+    assert_eq!(listening, ["listen-address=10.0.0.13"], "no guest asks the node on vmbr100 yet");
+    let mut source = example_source();
+    source.edit_json(&config.join("phoenix_lxc_configs.json"), |v| {
+        v["lxc_configs"]["102"]["secondary_network_config"]["nameservers"] = json!("10.100.0.1");
+    });
+    let (text, _) = rendered_config(&source, &config);
+    let listening: Vec<&str> = text.lines().filter(|l| l.starts_with("listen-address=")).collect();
+    assert_eq!(listening, ["listen-address=10.0.0.13", "listen-address=10.100.0.1"]);
+}

@@ -417,10 +417,12 @@ fn undeclared_probes(model: &Model, state: &FirewallState, namespaces: &BTreeMap
                 let verdict = evaluate(state, model, *source, endpoints[to], Packet::to(proto, port));
                 probes.push(undeclared(from, to, target.address, port, proto, verdict.passes));
             }
-            // A further NIC is reached from the namespaces on its bridge, from their address there.
+            // A further NIC is reached from the namespaces on its bridge, from their address there,
+            // on the ports that listen on it (dnsmasq binds its listen addresses only).
             for nic in &target.more_nics {
                 let Some(own) = namespaces[from].on_bridge(&nic.switch_bridge) else { continue };
-                for &(port, proto) in &listening {
+                let dns_listens = crate::render::dnsmasq::listen_addresses(model).contains(&nic.address.into());
+                for &(port, proto) in listening.iter().filter(|(port, _)| *port != 53 || target.dnsmasq.is_none() || dns_listens) {
                     let (src, dst) = ((*source, own.into()), (endpoints[to], nic.address.into()));
                     let verdict = evaluate_between(state, model, src, dst, Packet::to(proto, port));
                     probes.push(undeclared(from, to, nic.address, port, proto, verdict.passes));

@@ -15,16 +15,24 @@ pub const VALIDATE: &str = "dnsmasq --test";
 /// dnsmasq rereads its configuration only on restart (SIGHUP reloads hosts files, not this).
 pub const RELOAD: &str = "systemctl restart dnsmasq";
 
-/// The addresses dnsmasq listens on: as configured, else the DNS server's own address.
+/// The addresses dnsmasq listens on: as configured, else the DNS server's own address and
+/// its other addresses that a guest NIC names as its resolver (a guest on the internal bridge
+/// asks the node at `.1` there). With `bind-interfaces`, dnsmasq answers on these only.
 pub fn listen_addresses(model: &Model) -> Vec<IpAddr> {
     if !model.dns.listen_addresses.is_empty() {
         return model.dns.listen_addresses.iter().map(|a| a.value).collect();
     }
-    let own = match model.edge.dns {
-        Some(guest) => model.guests.get(&guest).and_then(|g| g.address()),
-        None => model.host.ip(),
+    let (own, others): (Option<std::net::Ipv4Addr>, Vec<std::net::Ipv4Addr>) = match model.edge.dns {
+        Some(id) => match model.guests.get(&id) {
+            Some(guest) => (guest.address(), guest.addresses().skip(1).collect()),
+            None => (None, Vec::new()),
+        },
+        None => (model.host.ip(), model.host.bridges.iter().filter_map(|b| b.address.as_ref().map(|a| a.value.addr())).collect()),
     };
-    own.map(IpAddr::V4).into_iter().collect()
+    let named: BTreeSet<IpAddr> =
+        model.guests.values().flat_map(|g| &g.nics).flat_map(|n| &n.nameservers).map(|n| n.value).collect();
+    let asked = others.into_iter().map(IpAddr::V4).filter(|a| named.contains(a) && Some(*a) != own.map(IpAddr::V4));
+    own.map(IpAddr::V4).into_iter().chain(asked.collect::<BTreeSet<_>>()).collect()
 }
 
 pub fn render(model: &Model, out: &mut Rendered) {
