@@ -246,3 +246,35 @@ fn with_an_internal_bridge_the_derived_records_point_at_traefik_as_the_mesh_scri
     // Which the checks then judge: the agent's hostname must reach the agent, not Traefik.
     assert!(codes(&checked, "PHX-DNS-003").iter().any(|m| m.starts_with("portainer-agent.internal.thinkheads.ai points at 10.0.0.12")));
 }
+
+/// Issue 16: Swarm-style compose files (the users' late stacks: `deploy`, external networks and
+/// secrets) load without a finding against them, and each Swarm key is said once, as read but
+/// not acted on, however many stacks carry it.
+#[test]
+fn swarm_style_compose_files_load_and_their_keys_are_said_once_each() {
+    let mut source: MemorySource = example_source();
+    let stacks = example_config().parent().unwrap().join("stacks");
+    let swarm = "services:\n  whoami:\n    image: traefik/whoami:v1.10\n    networks: [traefik_public]\n    secrets: [api_key]\n    \
+                 deploy:\n      replicas: 2\n      placement:\n        constraints: [\"node.labels.gpu == true\"]\n\
+                 networks:\n  traefik_public:\n    external: true\nsecrets:\n  api_key:\n    external: true\n";
+    source.files.insert(stacks.join("whoami/docker-compose.yml"), swarm.into());
+    source.files.insert(stacks.join("second/docker-compose.yml"), "services:\n  app:\n    image: nginx:1.27\n    deploy:\n      replicas: 3\n".into());
+    source.edit_json(&example_config().join("phoenix_vm_configs.json"), |v| {
+        let vm = v["vms"].as_array_mut().unwrap().iter_mut().find(|vm| vm["vmid"] == 1002).unwrap();
+        vm["docker_stacks"].as_array_mut().unwrap().push(json!("second"));
+    });
+    let checked = check(&example_config(), &source);
+    let mut said = codes(&checked, "PHX-KEY-003");
+    said.sort_unstable();
+    assert_eq!(
+        said,
+        [
+            "`deploy` of a compose file is read, but phoenix does not act on it yet (2 places; this is the first)",
+            "`external networks` of a compose file is read, but phoenix does not act on it yet",
+            "`secrets` of a compose file is read, but phoenix does not act on it yet",
+        ],
+        "{said:?}"
+    );
+    let others: Vec<_> = checked.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| (d.code, &d.message)).collect();
+    assert!(others.is_empty(), "{others:?}");
+}

@@ -22,7 +22,29 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
         }
     }
     out.extend(portainer_through_itself(model));
+    out.extend(crate::schema::once_per_later_key(model.stacks.values().flat_map(swarm_keys).collect()));
     out
+}
+
+/// The Swarm-style keys the users' later compose files carry (`deploy`, external networks,
+/// secrets and configs), each said once as read but not acted on (PHX-KEY-003): phoenix
+/// deploys a compose file through Portainer as a standalone stack and creates none of them.
+fn swarm_keys(stack: &Stack) -> Vec<Diagnostic> {
+    let Some(compose) = &stack.compose else { return Vec::new() };
+    let Some(content) = &compose.content else { return Vec::new() };
+    let external = |section: &str| {
+        content.get(section).and_then(serde_json::Value::as_object).is_some_and(|m| m.values().any(|v| v.get("external").is_some()))
+    };
+    let mut keys: Vec<&str> = compose.services().iter().filter(|s| s.body.get("deploy").is_some()).map(|_| "deploy").collect();
+    keys.extend([("networks", "external networks"), ("secrets", "secrets"), ("configs", "configs")].into_iter().filter_map(
+        |(section, key)| (external(section) || (section != "networks" && content.get(section).is_some())).then_some(key),
+    ));
+    keys.into_iter()
+        .map(|key| {
+            Diagnostic::at("PHX-KEY-003", compose.relative.span, format!("`{key}` of a compose file is read, but phoenix does not act on it yet"))
+                .help("phoenix deploys a compose file as a standalone stack: Swarm placement is not applied, and external networks, secrets and configs must already exist on the Docker host")
+        })
+        .collect()
 }
 
 fn runs_as_root(user: &str) -> bool {
