@@ -39,6 +39,15 @@ impl ComposeService<'_> {
         self.text("image")
     }
 
+    /// Its `dns` resolvers (a string or a list, as compose takes it).
+    pub fn dns(&self) -> Vec<&str> {
+        match self.body.get("dns") {
+            Some(Value::String(one)) => vec![one.as_str()],
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn user(&self) -> Option<String> {
         self.body.get("user").map(|u| u.as_str().map_or_else(|| u.to_string(), str::to_string))
     }

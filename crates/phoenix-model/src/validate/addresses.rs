@@ -1,5 +1,5 @@
 //! Addresses outside rules and records (those are `firewall`'s and `dns`'s): resolvers of the
-//! host and of each guest NIC that nobody owns or that are a guest running no DNS server,
+//! host, of each guest NIC and of each compose service (`dns`) that nobody owns or that are a guest running no DNS server,
 //! certificate IP SANs that are not their guest's, and mounts of persistent-data folders of
 //! guests that do not exist. Each broke the users' system once after a renumbering.
 
@@ -16,6 +16,16 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
     let guest_resolvers = model.guests.values().flat_map(|g| g.nics.iter().flat_map(move |nic| nic.nameservers.iter().map(move |ns| (format!("{} ({})", g.label(), nic.key()), ns))));
     for (who, resolver) in host_resolvers.chain(guest_resolvers) {
         out.extend(resolver_problem(model, &index, &who, resolver));
+    }
+    // A compose service's `dns` is the resolver Docker gives that container.
+    for stack in model.stacks.values() {
+        let Some(compose) = &stack.compose else { continue };
+        for service in compose.services() {
+            for resolver in service.dns().into_iter().filter_map(|text| text.parse().ok()) {
+                let who = format!("service {} of stack {}", service.name, stack.name);
+                out.extend(resolver_problem(model, &index, &who, &Located::new(resolver, compose.relative.span)));
+            }
+        }
     }
     for certificate in &model.certificates {
         out.extend(foreign_ip_sans(model, &index, certificate));
@@ -81,18 +91,23 @@ fn foreign_ip_sans(model: &Model, index: &AddressIndex<'_>, certificate: &Certif
         .iter()
         .filter_map(|san| {
             let San::Ip(ip) = san.value else { return None };
+            // Loopback is every system's own (a client on the guest itself); a public address
+            // may be the guest's behind NAT: only LAN addresses have an owner to compare.
+            if !local(ip) {
+                return None;
+            }
             let actual = match index.owner_of(ip) {
                 Some(Owner::Guest(owner)) if owner.id == guest.id => return None,
-                Some(Owner::Guest(owner)) => owner.label(),
-                Some(Owner::Host) => "the Proxmox host".to_string(),
-                Some(Owner::External(e)) => e.name.clone(),
-                None => "no known system".to_string(),
+                Some(Owner::Guest(owner)) => format!("{}'s", owner.label()),
+                Some(Owner::Host) => "the Proxmox host's".to_string(),
+                Some(Owner::External(e)) => format!("{}'s", e.name),
+                None => "no known system's".to_string(),
             };
             Some(
                 Diagnostic::at(
                     "PHX-ADDR-002",
                     san.span,
-                    format!("certificate {} for {} names IP {ip}, which is {actual}'s", certificate.name, guest.label()),
+                    format!("certificate {} for {} names IP {ip}, which is {actual}", certificate.name, guest.label()),
                 )
                 .help(format!("use the guest's own address{}", guest.address().map_or(String::new(), |a| format!(" ({a})")))),
             )
