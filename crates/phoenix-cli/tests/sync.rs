@@ -95,6 +95,17 @@ async fn sync_all_refuses_plans_applies_and_converges() {
     let summary = &lines.last().unwrap()["summary"];
     assert_eq!(summary["failed"], 0);
     assert!(!text(&applied).contains("test-value"), "no secret in the output");
+    // The example's second NIC is on the node under its own key, and its stack named in the
+    // stacks/<name>/ shape is deployed to the agent's environment with its labels.
+    let traefik = fakes.pve.with(|sim| sim.files["nodes/pve/lxc/102.conf"].clone());
+    assert!(
+        traefik.lines().any(|l| l == "net1: name=eth1,bridge=vmbr100,firewall=1,hwaddr=52:54:00:AA:11:02,ip=10.100.0.12/24,type=veth"),
+        "{traefik}"
+    );
+    let portainer = fakes.portainer.state.lock().unwrap().clone();
+    let whoami = portainer.stacks.values().find(|s| s.name == "whoami-production").expect("the whoami stack is deployed");
+    assert_eq!(portainer.endpoints[&whoami.endpoint_id].0, "drphoenix");
+    assert!(whoami.file.contains("traefik.http.routers.whoami.rule=Host(`whoami.internal.thinkheads.ai`)"), "{}", whoami.file);
 
     let again = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
