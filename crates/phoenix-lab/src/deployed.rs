@@ -69,6 +69,7 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str, 
 pub fn simulated_node(model: &Model, rendered: &Rendered) -> Result<PveSim, String> {
     let nics = phoenix_core::render::pve_firewall::nics_before_firewall(rendered);
     let mut sim = PveSim::new(&model.host.node_name);
+    sim.bridges.extend(phoenix_sim::rehearsal::node_bridges(model));
     for guest in model.guests.values() {
         let kind = match guest.kind {
             GuestKind::Lxc => SimKind::Lxc,
@@ -91,7 +92,9 @@ pub struct LabPve {
 }
 
 impl LabPve {
-    pub fn open(name: &str, node: &str) -> Result<LabPve, LabError> {
+    /// The lab's node for `model` (its name and bridges).
+    pub fn open(name: &str, model: &Model) -> Result<LabPve, LabError> {
+        let node = &model.host.node_name;
         let dir = pve_dir(name);
         if !dir.is_dir() {
             return Err(LabError(format!(
@@ -102,6 +105,7 @@ impl LabPve {
         // Kept in the folder between requests: what the lab's node root writes there (a
         // guest's .conf) is seen, as on pmxcfs.
         let mut sim = PveSim::new(node).backed_by(&dir).map_err(io(&dir))?;
+        sim.bridges.extend(phoenix_sim::rehearsal::node_bridges(model));
         // In process, tasks end at once: nothing else waits on the lab's node.
         sim.settings.task_duration = std::time::Duration::ZERO;
         sim.settings.agent_delay = std::time::Duration::ZERO;

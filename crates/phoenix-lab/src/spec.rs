@@ -33,7 +33,7 @@ pub fn deploy_target(name: &str) -> HostTarget<SystemRunner> {
 /// files in its folder; certificates judged from `store` (the one deployed, under `store_dir`).
 pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, now: u64) -> Result<LabSpec, LabError> {
     let rendered = phoenix_core::render::render_all(model);
-    let pve = LabPve::open(name, &model.host.node_name)?;
+    let pve = LabPve::open(name, model)?;
     let target = deploy_target(name);
     let domains = [Domain::Firewall, Domain::Dns, Domain::Gateway].into();
     let input = ObserveInput {

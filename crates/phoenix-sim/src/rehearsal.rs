@@ -9,6 +9,13 @@ use phoenix_model::model::Model;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The bridges the configuration's node has: its main bridge and the others it names
+/// (`network.internal_bridge`, the VLAN bridges), as the original's setup scripts made them.
+pub fn node_bridges(model: &Model) -> Vec<String> {
+    let main = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
+    std::iter::once(main).chain(model.host.bridges.iter().map(|b| b.name.clone())).collect()
+}
+
 /// A node for a configuration with no guests on it: its storages as the configuration
 /// describes them (`zfs.datasets`), and `local` (`dir` at /var/lib/vz for ISOs, OS templates,
 /// backups and images to import), which a Proxmox VE installation creates: the content list is
@@ -16,6 +23,7 @@ use std::path::Path;
 /// `get_lvm_thin_config`) writes since it added `import` (PVE 8.3 and 9).
 pub fn empty_node(model: &Model) -> PveSim {
     let mut sim = PveSim::new(&model.host.node_name);
+    sim.bridges.extend(node_bridges(model));
     let mut local = BTreeMap::new();
     local.insert("path".to_string(), "/var/lib/vz".to_string());
     let content = ["iso", "vztmpl", "backup", "import"].map(str::to_string).to_vec();

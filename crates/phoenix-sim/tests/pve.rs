@@ -229,3 +229,28 @@ fn parameters_are_checked_against_the_schema() {
     assert_eq!(sim.request("PUT", "/nodes/pve/lxc/101/firewall/options", json_body).status, 200);
     assert_eq!(ok(&mut sim, "GET", "/nodes/pve/lxc/101/firewall/options", &[])["enable"], 1);
 }
+
+/// pve-common `PVE/Network.pm` `read_bridge_mtu` ("bridge '...' does not exist"), which
+/// `veth_create` (containers) and `tap_create` (VMs) call when the NIC is plugged in at start:
+/// a guest with a NIC on a bridge the node lacks does not start; the config itself is accepted.
+#[test]
+fn a_guest_on_a_bridge_the_node_lacks_does_not_start() {
+    let mut sim = sim();
+    ok(&mut sim, "PUT", "/nodes/pve/lxc/101/config", &[("net1", "name=eth1,bridge=vmbr100,ip=10.100.0.11/24")]);
+    for (kind, vmid) in [("lxc", 101), ("qemu", 1001)] {
+        if kind == "qemu" {
+            let upid = ok(&mut sim, "POST", "/nodes/pve/qemu/1001/config", &[("net1", "virtio,bridge=vmbr100")]);
+            let status = ok(&mut sim, "GET", &format!("/nodes/pve/tasks/{}/status", upid.as_str().unwrap()), &[]);
+            assert_eq!(status["exitstatus"], "OK", "the config is accepted");
+        }
+        let upid = ok(&mut sim, "POST", &format!("/nodes/pve/{kind}/{vmid}/status/start"), &[]);
+        let status = ok(&mut sim, "GET", &format!("/nodes/pve/tasks/{}/status", upid.as_str().unwrap()), &[]);
+        assert_eq!(status["exitstatus"], "bridge 'vmbr100' does not exist", "{kind}");
+        assert!(!sim.running.contains(&vmid), "{kind} {vmid} stays stopped");
+    }
+    sim.bridges.insert("vmbr100".into());
+    let upid = ok(&mut sim, "POST", "/nodes/pve/lxc/101/status/start", &[]);
+    let status = ok(&mut sim, "GET", &format!("/nodes/pve/tasks/{}/status", upid.as_str().unwrap()), &[]);
+    assert_eq!(status["exitstatus"], "OK");
+    assert!(sim.running.contains(&101));
+}

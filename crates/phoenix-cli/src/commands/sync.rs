@@ -265,7 +265,7 @@ fn lab(args: &SyncOptions, what: What, name: &str, model: &Model, rendered: &pho
         }
         None => return Err(Failure::could_not_run(format!("lab {name} is not up")).hint(format!("phoenix lab up --bare --name {name}"))),
     }
-    let opened = deployed::LabPve::open(name, &model.host.node_name).and_then(|pve| Ok((pve, deployed::LabIssuer::open(name)?)));
+    let opened = deployed::LabPve::open(name, model).and_then(|pve| Ok((pve, deployed::LabIssuer::open(name)?)));
     let (pve, issuer) = opened.map_err(|error| Failure::could_not_run(format!("cannot reach lab {name}")).because(error.0))?;
     let target = phoenix_lab::target::LabTarget::new(phoenix_lab::spec::deploy_target(name), name, model);
     let drivers = Drivers { model, pve: &pve, portainer: &phoenix_exec::NotUsed, target: &target, issuer: &issuer };

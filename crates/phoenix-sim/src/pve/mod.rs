@@ -196,6 +196,9 @@ pub struct PveSim {
     pub lock_timeouts: usize,
     /// Where the cluster file system is kept between requests (see `backed_by`).
     backing: Option<std::path::PathBuf>,
+    /// The node's bridges (its /etc/network/interfaces, outside /etc/pve): a guest whose NIC
+    /// names another cannot start. A fresh installation has `vmbr0`.
+    pub bridges: BTreeSet<String>,
 }
 
 /// The token user recorded in tasks.
@@ -216,6 +219,7 @@ impl PveSim {
             gaps: Vec::new(),
             lock_timeouts: 0,
             backing: None,
+            bridges: BTreeSet::from(["vmbr0".to_string()]),
         }
     }
 

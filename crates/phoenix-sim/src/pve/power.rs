@@ -2,7 +2,8 @@
 //! reboot}` and the QEMU guest agent's `POST .../agent/ping`. pve-container checks "already
 //! running" / "not running" before forking (`API2/LXC/Status.pm`) and the template in its
 //! worker; qemu-server checks nothing in the API and everything in `vm_start`'s worker
-//! (`QemuServer.pm`). The agent answers `settings.agent_delay` after the VM started
+//! (`QemuServer.pm`); a NIC on a bridge the node lacks fails the start (pve-common
+//! `Network.pm`). The agent answers `settings.agent_delay` after the VM started
 //! (`QemuServer/Agent.pm` `assert_agent_available`, its three refusals in order).
 
 use super::guest::{GuestConf, GuestKind};
@@ -83,6 +84,10 @@ impl PveSim {
                 forced = Some(TaskOutcome::Error(message.into()));
             } else if let Some(lock) = conf.keys.get("lock") {
                 forced = Some(TaskOutcome::Error(format!("{w} is locked ({lock})")));
+            } else if let Some(bridge) = self.missing_bridge(&conf) {
+                // Plugging the NIC in reads the bridge's MTU first (pve-common
+                // `PVE/Network.pm` `read_bridge_mtu`, from `veth_create` and `tap_create`).
+                forced = Some(TaskOutcome::Error(format!("bridge '{bridge}' does not exist")));
             }
         }
         let prefix = if kind == GuestKind::Lxc { "vz" } else { "qm" };
@@ -96,6 +101,16 @@ impl PveSim {
             _ => vec![Effect::Running(vmid, false)],
         };
         Ok(Value::String(self.start_task_with(&format!("{prefix}{action}"), &vmid.to_string(), forced, effects, Vec::new())))
+    }
+
+    /// The first bridge a NIC of `conf` names that the node does not have.
+    fn missing_bridge(&self, conf: &GuestConf) -> Option<String> {
+        conf.keys
+            .iter()
+            .filter(|(key, _)| key.strip_prefix("net").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+            .filter_map(|(_, value)| value.split(',').find_map(|part| part.strip_prefix("bridge=")))
+            .find(|bridge| !self.bridges.contains(*bridge))
+            .map(str::to_string)
     }
 
     /// `POST /nodes/{node}/qemu/{vmid}/agent/ping`.
