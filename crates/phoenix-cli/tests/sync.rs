@@ -363,3 +363,25 @@ async fn the_corrected_reference_is_made_from_an_empty_node_by_sync_all() {
     });
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Issue 18: a bootstrap cut after Portainer's administrator was created (no API key kept)
+/// does not block later runs: phoenix logs in with the configured password, observes and
+/// plans with that session, creates and keeps its API key before the first change, and the
+/// next run uses the key.
+#[tokio::test]
+async fn a_portainer_bootstrap_cut_before_the_key_was_kept_resumes() {
+    let fakes = fakes("resume").await;
+    fakes.portainer.state.lock().unwrap().admin = Some(("admin".into(), "a-long-test-password".into()));
+    let dry = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(!text(&dry).contains("bootstrap Portainer"), "the administrator exists: {}", text(&dry));
+    assert!(fakes.portainer.state.lock().unwrap().api_keys.is_empty(), "a dry run creates no key");
+    let applied = phoenix(&fakes, &["sync", "all", "--yes"], true).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let state = fakes.portainer.state.lock().unwrap().clone();
+    assert_eq!(state.api_keys.len(), 1, "one key, created before the first change");
+    assert!(state.stacks.values().any(|s| s.name == "qdrant_service-production"), "the stacks are deployed");
+    let again = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
+    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+    assert_eq!(fakes.portainer.state.lock().unwrap().api_keys.len(), 1, "the kept key is used");
+}

@@ -38,6 +38,10 @@ pub struct PortainerClient {
     http: reqwest::Client,
     settings: PortainerSettings,
     key: Mutex<Option<Secret>>,
+    /// The administrator's session when phoenix has no API key for a Portainer that has an
+    /// administrator (a bootstrap interrupted before the key was kept): reads and writes go with
+    /// it, and the first change creates and keeps the key.
+    session: Mutex<Option<Secret>>,
 }
 
 fn error(what: &str, message: impl std::fmt::Display) -> DriverError {
@@ -48,20 +52,28 @@ impl PortainerClient {
     pub fn new(settings: PortainerSettings) -> Result<PortainerClient, DriverError> {
         http::require_https(&settings.url, "the Portainer")?;
         let key = settings.api_key.clone().or_else(|| std::fs::read_to_string(&settings.key_file).ok().map(|k| Secret::new(k.trim())));
-        Ok(PortainerClient { http: http::client(&settings.trust, settings.timeout)?, settings, key: Mutex::new(key) })
+        let http = http::client(&settings.trust, settings.timeout)?;
+        Ok(PortainerClient { http, settings, key: Mutex::new(key), session: Mutex::new(None) })
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.settings.url.trim_end_matches('/'))
     }
 
-    fn key(&self) -> Result<Secret, DriverError> {
-        self.key.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| {
-            DriverError::new(format!(
-                "no Portainer API key: set PHOENIX_PORTAINER_API_KEY or let phoenix bootstrap a fresh Portainer (key kept in {})",
-                self.settings.key_file.display()
-            ))
-        })
+    fn key(&self) -> Option<Secret> {
+        self.key.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn session(&self) -> Option<Secret> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn no_key(&self) -> DriverError {
+        DriverError::new(format!(
+            "no Portainer API key: set PHOENIX_PORTAINER_API_KEY, give the administrator's password (PHOENIX_PORTAINER_ADMIN_PASSWORD or \
+             portainer_api.admin_password) so phoenix logs in and creates one, or let phoenix bootstrap a fresh Portainer (key kept in {})",
+            self.settings.key_file.display()
+        ))
     }
 
     /// Sends the request `make` builds (again on each attempt when `repeatable`) and returns the JSON answer.
@@ -102,8 +114,14 @@ impl PortainerClient {
         Err(error(what, last))
     }
 
+    /// A request with the API key, or else the administrator's session.
     fn authed(&self, method: Method, path: &str) -> Result<RequestBuilder, DriverError> {
-        Ok(self.http.request(method, self.url(path)).header("X-API-Key", self.key()?.expose()))
+        let request = self.http.request(method, self.url(path));
+        match (self.key(), self.session()) {
+            (Some(key), _) => Ok(request.header("X-API-Key", key.expose())),
+            (None, Some(jwt)) => Ok(request.bearer_auth(jwt.expose())),
+            (None, None) => Err(self.no_key()),
+        }
     }
 
     async fn endpoint_id(&self, name: &str) -> Result<u64, DriverError> {
@@ -115,24 +133,52 @@ impl PortainerClient {
             .ok_or_else(|| DriverError::new(format!("no Portainer environment named {name}")))
     }
 
-    async fn bootstrap(&self) -> Result<(), DriverError> {
-        let password = self.settings.admin_password.clone().ok_or_else(|| {
+    fn password(&self) -> Result<Secret, DriverError> {
+        self.settings.admin_password.clone().ok_or_else(|| {
             DriverError::new(
                 "Portainer has no administrator: set PHOENIX_PORTAINER_ADMIN_PASSWORD (12 characters or more) so phoenix can create it",
             )
-        })?;
-        let user = self.settings.admin_user.clone();
-        let credentials = json!({ "Username": user, "Password": password.expose() });
-        let admin = self
-            .send("creating the administrator", false, || Ok(self.http.post(self.url("/api/users/admin/init")).json(&credentials)))
+        })
+    }
+
+    fn credentials(&self, password: &Secret) -> Value {
+        json!({ "Username": self.settings.admin_user, "Password": password.expose() })
+    }
+
+    /// `POST /api/auth`: the administrator's JWT (not a change: a dry run may log in).
+    async fn log_in(&self, password: &Secret) -> Result<Secret, DriverError> {
+        let credentials = self.credentials(password);
+        let auth = self.send("logging in", true, || Ok(self.http.post(self.url("/api/auth")).json(&credentials))).await?;
+        let jwt = auth.get("jwt").and_then(Value::as_str).ok_or_else(|| DriverError::new("logging in: no jwt in the answer"))?;
+        Ok(Secret::new(jwt))
+    }
+
+    async fn bootstrap(&self) -> Result<(), DriverError> {
+        let password = self.password()?;
+        let credentials = self.credentials(&password);
+        self.send("creating the administrator", false, || Ok(self.http.post(self.url("/api/users/admin/init")).json(&credentials)))
             .await?;
-        let auth = self.send("logging in", false, || Ok(self.http.post(self.url("/api/auth")).json(&credentials))).await?;
-        let jwt = auth.get("jwt").and_then(Value::as_str).ok_or_else(|| DriverError::new("logging in: no jwt in the answer"))?.to_string();
-        let id = admin.get("Id").and_then(Value::as_u64).unwrap_or(1);
+        let jwt = self.log_in(&password).await?;
+        self.create_key(&jwt, &password).await
+    }
+
+    /// Creates an API key for the administrator of session `jwt` and keeps it. Portainer lets a
+    /// user create tokens only for itself, with a JWT (`api/http/handler/users/
+    /// user_create_access_token.go`): the id is the administrator's, found in `GET /api/users`
+    /// (`user_list.go`) by name.
+    async fn create_key(&self, jwt: &Secret, password: &Secret) -> Result<(), DriverError> {
+        let users = self.send("listing users", true, || Ok(self.http.get(self.url("/api/users")).bearer_auth(jwt.expose()))).await?;
+        let id = users
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u.get("Username").and_then(Value::as_str) == Some(self.settings.admin_user.as_str()))
+            .and_then(|u| u.get("Id")?.as_u64())
+            .ok_or_else(|| DriverError::new(format!("creating an API key: Portainer has no user {}", self.settings.admin_user)))?;
         let body = json!({ "description": "phoenix", "password": password.expose() });
         let token = self
             .send("creating an API key", false, || {
-                Ok(self.http.post(self.url(&format!("/api/users/{id}/tokens"))).bearer_auth(&jwt).json(&body))
+                Ok(self.http.post(self.url(&format!("/api/users/{id}/tokens"))).bearer_auth(jwt.expose()).json(&body))
             })
             .await?;
         let key = token
@@ -143,6 +189,14 @@ impl PortainerClient {
         crate::host::write_atomic(&self.settings.key_file, format!("{key}\n").as_bytes(), 0o600)
             .map_err(|e| DriverError::new(format!("cannot keep the API key in {}: {e}", self.settings.key_file.display())))?;
         *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(Secret::new(key));
+        Ok(())
+    }
+
+    /// Before a change made with the session only: create and keep the API key first.
+    async fn key_before_change(&self) -> Result<(), DriverError> {
+        if let (None, Some(jwt), Some(password)) = (self.key(), self.session(), self.settings.admin_password.clone()) {
+            self.create_key(&jwt, &password).await?;
+        }
         Ok(())
     }
 }
@@ -161,7 +215,17 @@ impl PortainerApi for PortainerClient {
             .await
             .map_err(|e| error("checking for an administrator", http::with_causes(&e)))?;
         match response.status().as_u16() {
-            200..=299 => Ok(true),
+            200..=299 => {
+                // An administrator but no key (a bootstrap cut after the administrator was
+                // made): log in with the configured password, so the run can go on.
+                if self.key().is_none() && self.session().is_none() {
+                    if let Some(password) = self.settings.admin_password.clone() {
+                        let jwt = self.log_in(&password).await?;
+                        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(jwt);
+                    }
+                }
+                Ok(true)
+            }
             404 => Ok(false),
             other => Err(error("checking for an administrator", other)),
         }
@@ -209,6 +273,9 @@ impl PortainerApi for PortainerClient {
     }
 
     async fn apply(&self, operation: &Operation) -> Result<(), DriverError> {
+        if !matches!(operation, Operation::Bootstrap) {
+            self.key_before_change().await?;
+        }
         match operation {
             Operation::Bootstrap => self.bootstrap().await,
             Operation::CreateEndpoint { name, url, creation_type } => {

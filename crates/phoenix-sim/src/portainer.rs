@@ -55,7 +55,8 @@ impl FakePortainer {
         let handler = sync_handler(move |call: &Call| {
             let mut state = shared.lock().unwrap();
             let answer = handle(&mut state, call);
-            if call.method != "GET" && (200..300).contains(&answer.status) {
+            // Logging in changes nothing.
+            if call.method != "GET" && call.path != "/api/auth" && (200..300).contains(&answer.status) {
                 state.writes += 1;
             }
             answer
@@ -82,8 +83,14 @@ fn message(status: u16, text: &str) -> Answer {
     Answer::json(status, json!({ "message": text, "details": text }))
 }
 
+/// An API key Portainer issued, or the administrator's JWT (the bouncer takes either for
+/// restricted routes).
 fn authenticated(state: &PortainerState, call: &Call) -> bool {
-    call.header("x-api-key").is_some_and(|k| state.api_keys.iter().any(|known| known == k))
+    call.header("x-api-key").is_some_and(|k| state.api_keys.iter().any(|known| known == k)) || has_jwt(state, call)
+}
+
+fn has_jwt(state: &PortainerState, call: &Call) -> bool {
+    state.admin.is_some() && call.header("authorization") == Some(&format!("Bearer {JWT}"))
 }
 
 /// Multipart fields (name -> text), or `None` when the body is not multipart form data.
@@ -127,16 +134,26 @@ fn handle(state: &mut PortainerState, call: &Call) -> Answer {
                 _ => message(422, "Invalid credentials"),
             }
         }
-        ("POST", ["api", "users", "1", "tokens"]) => {
-            if call.header("authorization") != Some(&format!("Bearer {JWT}")) {
-                return message(401, "Unauthorized");
+        // users/user_create_access_token.go: a JWT only (not an API key), a description, and
+        // only for the calling user (the administrator is user 1); 201 Created.
+        ("POST", ["api", "users", id, "tokens"]) => {
+            if !has_jwt(state, call) {
+                return message(401, "Auth not supported");
             }
-            if body.get("description").and_then(Value::as_str).is_none() {
+            if body.get("description").and_then(Value::as_str).is_none_or(|d| d.trim().is_empty()) {
                 return message(400, "Invalid request payload");
+            }
+            if *id != "1" {
+                return message(403, "Permission denied to create user access token");
             }
             let key = format!("ptr_fake{}", state.api_keys.len() + 1);
             state.api_keys.push(key.clone());
-            Answer::json(200, json!({ "rawAPIKey": key, "apiKey": { "id": state.api_keys.len(), "description": "phoenix" } }))
+            Answer::json(201, json!({ "rawAPIKey": key, "apiKey": { "id": state.api_keys.len(), "description": "phoenix" } }))
+        }
+        // users/user_list.go: the administrator sees every user.
+        ("GET", ["api", "users"]) if has_jwt(state, call) => {
+            let name = state.admin.as_ref().map(|(user, _)| user.clone()).unwrap_or_default();
+            Answer::json(200, json!([{ "Id": 1, "Username": name, "Role": 1 }]))
         }
         _ if !authenticated(state, call) => message(401, "Unauthorized"),
         ("GET", ["api", "endpoints"]) => Answer::json(
