@@ -385,3 +385,32 @@ async fn a_portainer_bootstrap_cut_before_the_key_was_kept_resumes() {
     assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
     assert_eq!(fakes.portainer.state.lock().unwrap().api_keys.len(), 1, "the kept key is used");
 }
+
+/// Issue 18: the configuration's `portainer_api.admin_user` is the administrator phoenix
+/// creates on a fresh Portainer (it used to be `admin` whatever the file said).
+#[tokio::test]
+async fn the_configured_portainer_administrator_is_the_one_created() {
+    let mut fakes = fakes("admin-user").await;
+    let copy = fakes.root.join("installation");
+    phoenix_testkit::copy_dir(&phoenix_testkit::workspace_root().join("examples/homelab"), &copy).unwrap();
+    let hypervisor = copy.join("etc/phoenix_hypervisor_config.json");
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hypervisor).unwrap()).unwrap();
+    value["portainer_api"]["admin_user"] = serde_json::json!("phoenix-admin");
+    std::fs::write(&hypervisor, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    fakes.config = copy.join("etc");
+    let applied = phoenix(&fakes, &["sync", "portainer", "--yes"], true).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let admin = fakes.portainer.state.lock().unwrap().admin.clone();
+    assert_eq!(admin.map(|(user, _)| user).as_deref(), Some("phoenix-admin"));
+}
+
+/// Issue 18: the administrator check is an idempotent GET and retried like one: a Portainer
+/// answering it 503 once (restarting behind its proxy) does not fail the run.
+#[tokio::test]
+async fn the_administrator_check_is_retried() {
+    let fakes = fakes("admin-check").await;
+    fakes.portainer.server.controls.inject(Some("GET"), "/api/users/admin/check", Fault::Status(503, "starting".into()), 1);
+    let applied = phoenix(&fakes, &["sync", "portainer", "--yes"], true).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    assert!(fakes.portainer.state.lock().unwrap().admin.is_some(), "bootstrapped after the retry");
+}

@@ -83,8 +83,23 @@ impl PortainerClient {
         repeatable: bool,
         make: impl Fn() -> Result<RequestBuilder, DriverError>,
     ) -> Result<Value, DriverError> {
+        let (status, body) = self.answer(what, repeatable, make).await?;
+        if status.is_success() {
+            return Ok(serde_json::from_str(&body).unwrap_or(Value::Null));
+        }
+        Err(error(what, refusal(status, &body)))
+    }
+
+    /// The final status and body of the request `make` builds: sent again (when `repeatable`)
+    /// after a connection failure or a 5xx, up to the backoff's attempts.
+    async fn answer(
+        &self,
+        what: &str,
+        repeatable: bool,
+        make: impl Fn() -> Result<RequestBuilder, DriverError>,
+    ) -> Result<(reqwest::StatusCode, String), DriverError> {
         let attempts = if repeatable { self.settings.backoff.attempts.max(1) } else { 1 };
-        let mut last = String::new();
+        let mut last = None;
         for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.settings.backoff.delay(attempt - 1)).await;
@@ -93,25 +108,22 @@ impl PortainerClient {
                 Ok(response) => response,
                 Err(e) if http::is_tls_refusal(&e) => return Err(error(what, format!("TLS refused: {}", http::with_causes(&e)))),
                 Err(e) => {
-                    last = http::with_causes(&e);
+                    last = Some(Err(http::with_causes(&e)));
                     continue;
                 }
             };
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
-            if status.is_success() {
-                return Ok(serde_json::from_str(&body).unwrap_or(Value::Null));
-            }
-            // Portainer's errors: {"message": "...", "details": "..."}.
-            let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let text =
-                [value.get("message"), value.get("details")].into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(": ");
-            last = format!("{status} {}", if text.is_empty() { body.trim() } else { &text });
             if !status.is_server_error() {
-                break;
+                return Ok((status, body));
             }
+            last = Some(Ok((status, body)));
         }
-        Err(error(what, last))
+        match last {
+            Some(Ok(answer)) => Ok(answer),
+            Some(Err(cause)) => Err(error(what, cause)),
+            None => Err(error(what, "no attempt was made")),
+        }
     }
 
     /// A request with the API key, or else the administrator's session.
@@ -201,20 +213,23 @@ impl PortainerClient {
     }
 }
 
+/// Portainer's error answer, `{"message": "...", "details": "..."}`, as one line with its status.
+fn refusal(status: reqwest::StatusCode, body: &str) -> String {
+    let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let text = [value.get("message"), value.get("details")].into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(": ");
+    format!("{status} {}", if text.is_empty() { body.trim() } else { &text })
+}
+
 fn env_json(env: &[EnvVar]) -> Value {
     Value::Array(env.iter().map(|v| json!({ "name": v.name, "value": v.value })).collect())
 }
 
 impl PortainerApi for PortainerClient {
     async fn initialized(&self) -> Result<bool, DriverError> {
-        // 204: an administrator exists; 404: a fresh instance.
-        let response = self
-            .http
-            .get(self.url("/api/users/admin/check"))
-            .send()
-            .await
-            .map_err(|e| error("checking for an administrator", http::with_causes(&e)))?;
-        match response.status().as_u16() {
+        // 204: an administrator exists; 404: a fresh instance. Retried like any other GET.
+        let what = "checking for an administrator";
+        let (status, body) = self.answer(what, true, || Ok(self.http.get(self.url("/api/users/admin/check")))).await?;
+        match status.as_u16() {
             200..=299 => {
                 // An administrator but no key (a bootstrap cut after the administrator was
                 // made): log in with the configured password, so the run can go on.
@@ -227,7 +242,7 @@ impl PortainerApi for PortainerClient {
                 Ok(true)
             }
             404 => Ok(false),
-            other => Err(error("checking for an administrator", other)),
+            _ => Err(error(what, refusal(status, &body))),
         }
     }
 

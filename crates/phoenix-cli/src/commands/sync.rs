@@ -158,7 +158,7 @@ fn portainer_client(args: &SyncOptions, model: &Model) -> Result<PortainerClient
             .or_else(|| resolve_secret(model.secret_for("portainer_api.api_key")?))
             .map(Secret::new),
         key_file: store.join("portainer-api-key"),
-        admin_user: "admin".into(),
+        admin_user: model.portainer.as_ref().and_then(|p| p.admin_user.clone()).unwrap_or_else(|| "admin".into()),
         admin_password: std::env::var("PHOENIX_PORTAINER_ADMIN_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty())

@@ -132,6 +132,7 @@ fn build_network(model: &mut Model, network: &raw::RawNetwork, doc: &JsonDoc, ct
         server_ip: network.portainer_server_ip.as_deref().and_then(|s| ipv4(doc.span("/network/portainer_server_ip"), s, ctx)),
         server_port: port_or(&network.portainer_server_port, "/network/portainer_server_port", 9443, ctx),
         agent_port: port_or(&network.portainer_agent_port, "/network/portainer_agent_port", 9001, ctx),
+        admin_user: None,
     });
 }
 
@@ -356,9 +357,13 @@ fn build_services(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, c
     if let Some(api) = &raw.portainer_api {
         let hostname =
             api.portainer_hostname.as_ref().map(|h| Located::new(h.to_ascii_lowercase(), doc.span("/portainer_api/portainer_hostname")));
+        let admin_user = api.admin_user.clone().filter(|u| !u.trim().is_empty());
         match &mut model.portainer {
-            Some(portainer) => portainer.hostname = hostname,
-            None => model.portainer = Some(PortainerApi { hostname, server_ip: None, server_port: 9443, agent_port: 9001 }),
+            Some(portainer) => {
+                portainer.hostname = hostname;
+                portainer.admin_user = admin_user;
+            }
+            None => model.portainer = Some(PortainerApi { hostname, server_ip: None, server_port: 9443, agent_port: 9001, admin_user }),
         }
         let secrets = [("admin_password", &api.admin_password), ("api_key", &api.api_key), ("agent_secret", &api.agent_secret)];
         for (field, value) in secrets {

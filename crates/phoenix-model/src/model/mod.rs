@@ -523,6 +523,8 @@ pub struct PortainerApi {
     pub server_ip: Option<Located<Ipv4Addr>>,
     pub server_port: u16,
     pub agent_port: u16,
+    /// `portainer_api.admin_user`: the administrator phoenix creates and logs in as.
+    pub admin_user: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
