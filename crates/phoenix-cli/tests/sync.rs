@@ -414,3 +414,21 @@ async fn the_administrator_check_is_retried() {
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
     assert!(fakes.portainer.state.lock().unwrap().admin.is_some(), "bootstrapped after the retry");
 }
+
+/// Issue 18: a Portainer that cannot be observed holds back only its own steps: DNS, the
+/// firewall and the gateway are deployed, the run ends 1 naming why Portainer waits, and the
+/// next run, with Portainer back, completes it.
+#[tokio::test]
+async fn an_unreachable_portainer_blocks_only_its_own_steps() {
+    let fakes = fakes("portainer-down").await;
+    fakes.portainer.server.controls.inject(None, "/api/", Fault::Status(502, "bad gateway".into()), 1000);
+    let applied = phoenix(&fakes, &["sync", "all", "--yes"], true).await;
+    assert_eq!(applied.status.code(), Some(1), "{}", text(&applied));
+    assert!(text(&applied).contains("Portainer could not be observed"), "{}", text(&applied));
+    assert!(Path::new(&fakes.root).join("host/etc/dnsmasq.d/phoenix.conf").exists(), "DNS went on");
+    assert!(fakes.pve.with(|sim| sim.files.contains_key("firewall/cluster.fw")), "the firewall went on");
+    fakes.portainer.server.controls.clear_faults();
+    let again = phoenix(&fakes, &["sync", "all", "--yes"], true).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(fakes.portainer.state.lock().unwrap().stacks.values().any(|s| s.name == "whoami-production"));
+}

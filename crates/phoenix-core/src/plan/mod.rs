@@ -60,6 +60,9 @@ pub struct Observed {
     /// `cert_path` and `key_path` hold now (`None`: absent).
     pub cert_copies: BTreeMap<String, CertCopies>,
     pub portainer: Option<portainer::PortainerObserved>,
+    /// Why Portainer could not be observed, when it could not: its steps wait (one blocked
+    /// step says why) and every other domain goes on.
+    pub portainer_failure: Option<String>,
 }
 
 /// A certificate's store copy and its installed copies, as observed.
@@ -275,6 +278,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         steps.extend(files::file_steps(input.rendered, input.observed, Domain::Gateway, &after));
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
+        if let Some(failure) = &input.observed.portainer_failure {
+            steps.push(Step::blocked(
+                "portainer:observe".into(),
+                Domain::Portainer,
+                "observe Portainer".into(),
+                format!("Portainer could not be observed ({failure}); its environments and stacks wait for a run that reaches it"),
+                Vec::new(),
+            ));
+        }
         if let Some(observed) = &input.observed.portainer {
             steps.extend(portainer::steps(
                 input.model,

@@ -371,7 +371,11 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
         observed.trust_root = trust.map(|(root, _)| root);
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
-        observed.portainer = Some(portainer(input.portainer).await.map_err(|e| DriverError::new(format!("Portainer: {e}")))?);
+        // A Portainer that cannot be observed holds back only its own steps.
+        match portainer(input.portainer).await {
+            Ok(found) => observed.portainer = Some(found),
+            Err(e) => observed.portainer_failure = Some(e.to_string()),
+        }
     }
     Ok(observed)
 }
