@@ -21,6 +21,11 @@ fn bare_node(model: &Model) -> PveObserved {
     }
 }
 
+/// What a first run observes: a bare node, the trust in place, a fresh Portainer.
+fn first_run(model: &Model) -> Observed {
+    Observed { pve: Some(bare_node(model)), trust_in_place: Some(true), portainer: Some(PortainerObserved::default()), ..Observed::default() }
+}
+
 /// The plan with no secrets resolved and the default store and trust file.
 fn plan_for(
     model: &Model,
@@ -48,12 +53,7 @@ fn all() -> BTreeSet<Domain> {
 fn the_first_plan_orders_references_rules_options_and_switches_the_firewall_on_last() {
     let model = example();
     let rendered = phoenix_core::render::render_all(&model);
-    let observed = Observed {
-        pve: Some(bare_node(&model)),
-        trust_in_place: Some(true),
-        portainer: Some(PortainerObserved::default()),
-        ..Observed::default()
-    };
+    let observed = first_run(&model);
     let domains = all();
     let secret = |_: &phoenix_model::model::SecretRef| Some("s3cret".to_string());
     let plan = plan(&PlanInput {
@@ -176,12 +176,7 @@ fn a_stack_that_runs_the_portainer_server_is_never_deployed_through_portainer() 
     source.edit_json(&vms, |v| v["vms"][1]["docker_stacks"] = serde_json::json!([{ "name": "portainer_service", "environment": "production" }]));
     let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
     let rendered = phoenix_core::render::render_all(&model);
-    let observed = Observed {
-        pve: Some(bare_node(&model)),
-        trust_in_place: Some(true),
-        portainer: Some(PortainerObserved::default()),
-        ..Observed::default()
-    };
+    let observed = first_run(&model);
     let plan = plan_for(&model, &rendered, &observed, &all());
     let step = plan.steps.iter().find(|s| s.id.starts_with("stack:portainer:")).expect("the stack has a step");
     assert!(matches!(step.action, phoenix_core::plan::Action::Blocked), "{step:?}");

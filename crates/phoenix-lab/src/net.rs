@@ -103,24 +103,15 @@ pub fn build(
 }
 
 fn wire(switch: &str, name: &str, index: usize, namespace: &Namespace) -> Result<(), LabError> {
-    let port = format!("p{index}");
-    let address = format!("{}/{}", namespace.address, namespace.prefix);
     run("ip", &["netns", "add", name], None)?;
     run("ip", &["-n", name, "link", "set", "lo", "up"], None)?;
-    run("ip", &["-n", switch, "link", "add", &port, "type", "veth", "peer", "name", &namespace.iface, "netns", name], None)?;
-    run("ip", &["-n", switch, "link", "set", &port, "master", "br0", "up"], None)?;
-    run("ip", &["-n", name, "addr", "add", &address, "dev", &namespace.iface], None)?;
-    run("ip", &["-n", name, "link", "set", &namespace.iface, "up"], None)?;
+    let first = (namespace.iface.as_str(), "br0", namespace.address, namespace.prefix);
+    plug(switch, name, &format!("p{index}"), first)?;
     // Everything is one hop away on the lab's bridge (the outside client too): no router.
     run("ip", &["-n", name, "route", "add", "default", "dev", &namespace.iface], None)?;
     // Further NICs reach their own subnet only (the kernel's connected route).
     for (k, nic) in namespace.more_nics.iter().enumerate() {
-        let port = format!("p{index}n{k}");
-        let address = format!("{}/{}", nic.address, nic.prefix);
-        run("ip", &["-n", switch, "link", "add", &port, "type", "veth", "peer", "name", &nic.iface, "netns", name], None)?;
-        run("ip", &["-n", switch, "link", "set", &port, "master", &nic.switch_bridge, "up"], None)?;
-        run("ip", &["-n", name, "addr", "add", &address, "dev", &nic.iface], None)?;
-        run("ip", &["-n", name, "link", "set", &nic.iface, "up"], None)?;
+        plug(switch, name, &format!("p{index}n{k}"), (&nic.iface, &nic.switch_bridge, nic.address, nic.prefix))?;
     }
     // The guest's configured resolvers: `ip netns exec` mounts /etc/netns/<name>/resolv.conf.
     if !namespace.nameservers.is_empty() {
@@ -131,6 +122,15 @@ fn wire(switch: &str, name: &str, index: usize, namespace: &Namespace) -> Result
             .map_err(|e| LabError(format!("{}: {e}", dir.display())))?;
     }
     Ok(())
+}
+
+/// A veth pair: `port` on the switch's `bridge`, `iface` in namespace `name` with `address/prefix`, both up.
+fn plug(switch: &str, name: &str, port: &str, (iface, bridge, address, prefix): (&str, &str, std::net::Ipv4Addr, u8)) -> Result<(), LabError> {
+    let address = format!("{address}/{prefix}");
+    run("ip", &["-n", switch, "link", "add", port, "type", "veth", "peer", "name", iface, "netns", name], None)?;
+    run("ip", &["-n", switch, "link", "set", port, "master", bridge, "up"], None)?;
+    run("ip", &["-n", name, "addr", "add", &address, "dev", iface], None)?;
+    run("ip", &["-n", name, "link", "set", iface, "up"], None)
 }
 
 /// Loads each namespace's ruleset, starts dnsmasq where phoenix's DNS server runs, and the

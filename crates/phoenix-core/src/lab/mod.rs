@@ -263,33 +263,23 @@ fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespac
     namespaces
 }
 
+impl LabNic {
+    /// Interface `iface` with `address`, on the switch bridge standing for Proxmox bridge `bridge`.
+    fn on(model: &Model, iface: String, bridge: Option<&str>, address: ipnet::Ipv4Net) -> LabNic {
+        LabNic { iface, switch_bridge: switch_bridge(model, bridge), address: address.addr(), prefix: address.prefix_len() }
+    }
+}
+
 /// A guest's NICs with a static address, each under its Proxmox key (`net0`, `net1`).
 fn guest_nics(model: &Model, guest: &phoenix_model::model::Guest) -> Vec<LabNic> {
-    guest
-        .nics
-        .iter()
-        .filter_map(|nic| {
-            let address = nic.address.as_ref()?.value;
-            let switch_bridge = switch_bridge(model, nic.bridge.as_deref());
-            Some(LabNic { iface: nic.key(), switch_bridge, address: address.addr(), prefix: address.prefix_len() })
-        })
-        .collect()
+    guest.nics.iter().filter_map(|nic| Some(LabNic::on(model, nic.key(), nic.bridge.as_deref(), nic.address.as_ref()?.value))).collect()
 }
 
 /// The host's addresses on its other bridges (the internal bridge's `.1`), each on an
 /// interface named after the bridge, as on the node.
 fn host_nics(model: &Model) -> Vec<LabNic> {
-    let main = model.host.bridge.as_deref().unwrap_or("vmbr0");
-    model
-        .host
-        .bridges
-        .iter()
-        .filter(|b| b.name != main)
-        .filter_map(|b| {
-            let address = b.address.as_ref()?.value;
-            Some(LabNic { iface: b.name.clone(), switch_bridge: switch_bridge(model, Some(&b.name)), address: address.addr(), prefix: address.prefix_len() })
-        })
-        .collect()
+    let nics = model.host.bridges.iter().filter_map(|b| Some(LabNic::on(model, b.name.clone(), Some(&b.name), b.address.as_ref()?.value)));
+    nics.filter(|nic| nic.switch_bridge != "br0").collect()
 }
 
 /// Where the lab's real services run.
@@ -406,6 +396,7 @@ fn undeclared_probes(model: &Model, state: &FirewallState, namespaces: &BTreeMap
             Some((k.clone(), endpoint))
         })
         .collect();
+    let dns_addresses = crate::render::dnsmasq::listen_addresses(model);
     let mut probes = Vec::new();
     for (to, target) in namespaces {
         let listening: Vec<(u16, u8)> = target.tcp.iter().map(|p| (*p, 6u8)).chain(target.udp.iter().map(|p| (*p, 17u8))).collect();
@@ -421,7 +412,7 @@ fn undeclared_probes(model: &Model, state: &FirewallState, namespaces: &BTreeMap
             // on the ports that listen on it (dnsmasq binds its listen addresses only).
             for nic in &target.more_nics {
                 let Some(own) = namespaces[from].on_bridge(&nic.switch_bridge) else { continue };
-                let dns_listens = crate::render::dnsmasq::listen_addresses(model).contains(&nic.address.into());
+                let dns_listens = dns_addresses.contains(&nic.address.into());
                 for &(port, proto) in listening.iter().filter(|(port, _)| *port != 53 || target.dnsmasq.is_none() || dns_listens) {
                     let (src, dst) = ((*source, own.into()), (endpoints[to], nic.address.into()));
                     let verdict = evaluate_between(state, model, src, dst, Packet::to(proto, port));

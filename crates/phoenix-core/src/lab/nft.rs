@@ -138,33 +138,28 @@ fn keyword(dir: Dir) -> &'static str {
 /// by interface name (a NIC without the firewall flag gets an empty chain: nothing filters it).
 pub fn ruleset(state: &FirewallState, node: Node) -> String {
     let mut out = String::from("flush ruleset\ntable inet phoenix {\n");
-    let (id, per_nic): (GuestId, &[(String, std::net::IpAddr)]) = match node {
-        Node::Guest(id, nics) if nics.len() > 1 => (id, nics),
-        _ => (0, &[]),
-    };
-    for (dir, hook) in [(Dir::In, "input"), (Dir::Out, "output")] {
-        for (iface, ip) in per_nic {
-            let _ = writeln!(out, "  chain {hook}_{iface} {{");
-            for rule in chain_rules(&nic_chain(state, id, *ip, dir), dir) {
-                let _ = writeln!(out, "    {rule}");
-            }
-            out.push_str("  }\n");
-        }
-    }
-    for (dir, hook) in [(Dir::In, "input"), (Dir::Out, "output")] {
-        let _ = writeln!(out, "  chain {hook} {{\n    type filter hook {hook} priority filter; policy accept;");
-        let _ = writeln!(out, "    {} \"lo\" accept\n    ct state established,related accept", keyword(dir));
-        let rules = match node {
-            Node::Host => chain_rules(&host_chain(state, dir, 4), dir),
-            Node::Guest(_, _) if !per_nic.is_empty() => {
-                per_nic.iter().map(|(iface, _)| format!("{} \"{iface}\" jump {hook}_{iface}", keyword(dir))).collect()
-            }
-            Node::Guest(id, nics) => nics.first().map_or_else(Vec::new, |(_, ip)| chain_rules(&nic_chain(state, id, *ip, dir), dir)),
-        };
+    let chain = |out: &mut String, head: &str, rules: Vec<String>| {
+        let _ = writeln!(out, "  chain {head}");
         for rule in rules {
             let _ = writeln!(out, "    {rule}");
         }
         out.push_str("  }\n");
+    };
+    if let Node::Guest(id, nics @ [_, _, ..]) = node {
+        for (dir, hook) in [(Dir::In, "input"), (Dir::Out, "output")] {
+            for (iface, ip) in nics {
+                chain(&mut out, &format!("{hook}_{iface} {{"), chain_rules(&nic_chain(state, id, *ip, dir), dir));
+            }
+        }
+    }
+    for (dir, hook) in [(Dir::In, "input"), (Dir::Out, "output")] {
+        let mut rules = vec![format!("{} \"lo\" accept", keyword(dir)), "ct state established,related accept".to_string()];
+        rules.extend(match node {
+            Node::Host => chain_rules(&host_chain(state, dir, 4), dir),
+            Node::Guest(id, [(_, ip)]) => chain_rules(&nic_chain(state, id, *ip, dir), dir),
+            Node::Guest(_, nics) => nics.iter().map(|(iface, _)| format!("{} \"{iface}\" jump {hook}_{iface}", keyword(dir))).collect(),
+        });
+        chain(&mut out, &format!("{hook} {{\n    type filter hook {hook} priority filter; policy accept;"), rules);
     }
     out.push_str("}\n");
     out

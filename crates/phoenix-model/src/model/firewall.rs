@@ -362,6 +362,11 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether pve-firewall compiles the rule at all: enabled and well-formed.
+    pub fn in_force(&self) -> bool {
+        self.enabled && !self.malformed
+    }
+
     /// Whether the rule admits every source: none given, or a /0 network among its entries.
     pub fn from_anywhere(&self) -> bool {
         self.source.as_ref().is_none_or(|s| s.literal_nets().any(|net| net.prefix_len() == 0))

@@ -32,13 +32,12 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
 fn swarm_keys(stack: &Stack) -> Vec<Diagnostic> {
     let Some(compose) = &stack.compose else { return Vec::new() };
     let Some(content) = &compose.content else { return Vec::new() };
-    let external = |section: &str| {
-        content.get(section).and_then(serde_json::Value::as_object).is_some_and(|m| m.values().any(|v| v.get("external").is_some()))
-    };
     let mut keys: Vec<&str> = compose.services().iter().filter(|s| s.body.get("deploy").is_some()).map(|_| "deploy").collect();
-    keys.extend([("networks", "external networks"), ("secrets", "secrets"), ("configs", "configs")].into_iter().filter_map(
-        |(section, key)| (external(section) || (section != "networks" && content.get(section).is_some())).then_some(key),
-    ));
+    let networks = content.get("networks").and_then(serde_json::Value::as_object);
+    if networks.is_some_and(|n| n.values().any(|network| network.get("external").is_some())) {
+        keys.push("external networks");
+    }
+    keys.extend(["secrets", "configs"].into_iter().filter(|section| content.get(*section).is_some()));
     keys.into_iter()
         .map(|key| {
             Diagnostic::at("PHX-KEY-003", compose.relative.span, format!("`{key}` of a compose file is read, but phoenix does not act on it yet"))

@@ -35,7 +35,7 @@ fn open_to_anyone(model: &Model, guest: &Guest) -> Vec<Diagnostic> {
         .firewall
         .rules
         .iter()
-        .filter(|r| r.enabled && !r.malformed && r.direction == Direction::In && r.verdict == Verdict::Action(Action::Accept))
+        .filter(|r| r.in_force() && r.direction == Direction::In && r.verdict == Verdict::Action(Action::Accept))
         .filter(|r| r.from_anywhere())
         .filter(|r| !(serves_dns && r.dport.as_ref().is_some_and(|p| p.0 == [(DNS_PORT, DNS_PORT)])))
         .map(|rule| {

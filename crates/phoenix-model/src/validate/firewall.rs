@@ -33,7 +33,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
 }
 
 fn active(rule: &Rule) -> bool {
-    rule.enabled && !rule.malformed && rule.macro_name.is_none() && matches!(rule.verdict, Verdict::Action(_))
+    rule.in_force() && rule.macro_name.is_none() && matches!(rule.verdict, Verdict::Action(_))
 }
 
 fn describe(rule: &Rule) -> String {

@@ -31,10 +31,6 @@ fn describe(rule: &Rule) -> String {
     rule.comment.clone().map_or_else(|| format!("rule {}", rule.position + 1), |c| format!("rule {} (\"{c}\")", rule.position + 1))
 }
 
-fn decides(rule: &Rule) -> bool {
-    rule.enabled && !rule.malformed
-}
-
 /// PHX-FW-012: `iface netN` where the guest has no such NIC (other names are PHX-FW-010's).
 fn missing_interfaces(guest: &Guest) -> Vec<Diagnostic> {
     let keys: Vec<String> = guest.nics.iter().map(Nic::key).collect();
@@ -42,11 +38,10 @@ fn missing_interfaces(guest: &Guest) -> Vec<Diagnostic> {
         .firewall
         .rules
         .iter()
-        .filter(|rule| decides(rule))
+        .filter(|rule| rule.in_force())
         .filter_map(|rule| {
             let iface = rule.iface.as_deref()?;
-            let is_nic_key = iface.strip_prefix("net").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            (is_nic_key && !keys.iter().any(|k| k == iface)).then(|| {
+            (crate::pve::fw_names::is_nic_key(iface) && !keys.iter().any(|k| k == iface)).then(|| {
                 Diagnostic::at(
                     "PHX-FW-012",
                     rule.span,
@@ -72,11 +67,11 @@ fn restated_policies(list: &str, rules: &[Rule], later_lists: &[Rule], policies:
     for (i, rule) in rules.iter().enumerate() {
         let Verdict::Action(action) = rule.verdict else { continue };
         let logs = rule.log.as_deref().is_some_and(|level| level != "nolog");
-        if !decides(rule) || logs || action != policy(policies, rule.direction) {
+        if !rule.in_force() || logs || action != policy(policies, rule.direction) {
             continue;
         }
         let mut after = rules[i + 1..].iter().chain(later_lists);
-        if after.any(|later| decides(later) && later.direction == rule.direction && later.verdict != rule.verdict) {
+        if after.any(|later| later.in_force() && later.direction == rule.direction && later.verdict != rule.verdict) {
             continue;
         }
         out.push(
@@ -99,7 +94,7 @@ fn restated_policies(list: &str, rules: &[Rule], later_lists: &[Rule], policies:
 /// PHX-FW-014: an IN ACCEPT of the host's management ports (pve-firewall opens them only to
 /// the `management` ipset) to any source.
 fn open_management(model: &Model, scope: &str, rule: &Rule) -> Option<Diagnostic> {
-    if !decides(rule) || rule.direction != Direction::In || rule.verdict != Verdict::Action(Action::Accept) || rule.macro_name.is_some() {
+    if !rule.in_force() || rule.direction != Direction::In || rule.verdict != Verdict::Action(Action::Accept) || rule.macro_name.is_some() {
         return None;
     }
     if !rule.from_anywhere() || rule.proto.as_ref().is_some_and(|p| p.number != TCP) {

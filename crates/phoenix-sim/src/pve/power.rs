@@ -107,7 +107,7 @@ impl PveSim {
     fn missing_bridge(&self, conf: &GuestConf) -> Option<String> {
         conf.keys
             .iter()
-            .filter(|(key, _)| key.strip_prefix("net").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+            .filter(|(key, _)| phoenix_model::pve::fw_names::is_nic_key(key))
             .filter_map(|(_, value)| value.split(',').find_map(|part| part.strip_prefix("bridge=")))
             .find(|bridge| !self.bridges.contains(*bridge))
             .map(str::to_string)
