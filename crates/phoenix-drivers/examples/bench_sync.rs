@@ -68,6 +68,8 @@ fn clients(fake: &Fake) -> (PveClient, PortainerClient) {
         admin_user: "admin".into(),
         admin_password: None,
         timeout: Duration::from_secs(1),
+        deploy_timeout: Duration::from_secs(600),
+        agent_wait: Duration::from_secs(60),
         backoff: Backoff::default(),
     })
     .expect("client");

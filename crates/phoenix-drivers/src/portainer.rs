@@ -4,8 +4,10 @@
 //! Agent environments are created with multipart form data (`POST /api/endpoints`,
 //! EndpointCreationType 2); standalone stacks with `POST /api/stacks/create/standalone/string
 //! ?endpointId=N` and updated with `PUT /api/stacks/{id}?endpointId=N` (without endpointId
-//! Portainer cannot find the stack's environment: portainer #8584, #9210). Reads and updates
-//! are retried on 5xx and connection failures; creations are not (they are not idempotent).
+//! Portainer cannot find the stack's environment: portainer #8584, #9210). Reads and
+//! environment updates are retried on 5xx and connection failures; creations are not (they
+//! are not idempotent), nor are stack deploys, which answer only when the containers run and
+//! get their own timeout: one cut by it is observed by the next run, never sent again blindly.
 
 use crate::http::{self, Backoff, Trust};
 use phoenix_core::plan::portainer::{EndpointObserved, EnvVar, Operation, StackObserved};
@@ -31,6 +33,10 @@ pub struct PortainerSettings {
     /// Needed only to bootstrap a fresh Portainer (PHOENIX_PORTAINER_ADMIN_PASSWORD).
     pub admin_password: Option<Secret>,
     pub timeout: Duration,
+    /// For stack creations and updates, which answer only when deployed.
+    pub deploy_timeout: Duration,
+    /// How long an agent environment's creation waits for Portainer to reach the agent.
+    pub agent_wait: Duration,
     pub backoff: Backoff,
 }
 
@@ -42,6 +48,23 @@ pub struct PortainerClient {
     /// administrator (a bootstrap interrupted before the key was kept): reads and writes go with
     /// it, and the first change creates and keeps the key.
     session: Mutex<Option<Secret>>,
+}
+
+/// Portainer's stack type of a standalone docker-compose stack (portainer.go `DockerComposeStack`).
+const COMPOSE_STACK: u64 = 2;
+
+/// Portainer's words when it cannot reach an agent it is asked to add
+/// (endpoints/endpoint_create.go: the agent's version and platform, then the first snapshot).
+const AGENT_UNREACHED: [&str; 2] = ["Unable to get environment type", "Unable to initiate communications with environment"];
+
+/// How a request may be sent: an idempotent one again after a 5xx or a connection failure;
+/// a change once; a deploy once, with the deploy timeout (Portainer pulls images and starts
+/// the containers before it answers: stacks/create_compose_stack.go, stack_update.go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Idempotent,
+    Once,
+    Deploy,
 }
 
 fn error(what: &str, message: impl std::fmt::Display) -> DriverError {
@@ -76,43 +99,47 @@ impl PortainerClient {
         ))
     }
 
-    /// Sends the request `make` builds (again on each attempt when `repeatable`) and returns the JSON answer.
-    async fn send(
-        &self,
-        what: &str,
-        repeatable: bool,
-        make: impl Fn() -> Result<RequestBuilder, DriverError>,
-    ) -> Result<Value, DriverError> {
-        let (status, body) = self.answer(what, repeatable, make).await?;
+    /// Sends the request `make` builds (again on each attempt when idempotent) and returns the JSON answer.
+    async fn send(&self, what: &str, kind: Kind, make: impl Fn() -> Result<RequestBuilder, DriverError>) -> Result<Value, DriverError> {
+        let (status, body) = self.answer(what, kind, make).await?;
         if status.is_success() {
             return Ok(serde_json::from_str(&body).unwrap_or(Value::Null));
         }
         Err(error(what, refusal(status, &body)))
     }
 
-    /// The final status and body of the request `make` builds: sent again (when `repeatable`)
+    /// The final status and body of the request `make` builds: sent again (when idempotent)
     /// after a connection failure or a 5xx, up to the backoff's attempts.
     async fn answer(
         &self,
         what: &str,
-        repeatable: bool,
+        kind: Kind,
         make: impl Fn() -> Result<RequestBuilder, DriverError>,
     ) -> Result<(reqwest::StatusCode, String), DriverError> {
-        let attempts = if repeatable { self.settings.backoff.attempts.max(1) } else { 1 };
+        let attempts = if kind == Kind::Idempotent { self.settings.backoff.attempts.max(1) } else { 1 };
         let mut last = None;
         for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.settings.backoff.delay(attempt - 1)).await;
             }
-            let response = match make()?.send().await {
+            let request = match kind {
+                Kind::Deploy => make()?.timeout(self.settings.deploy_timeout),
+                _ => make()?,
+            };
+            let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) if http::is_tls_refusal(&e) => return Err(error(what, format!("TLS refused: {}", http::with_causes(&e)))),
+                Err(e) if e.is_timeout() && kind == Kind::Deploy => return Err(error(what, self.deploy_cut())),
                 Err(e) => {
                     last = Some(Err(http::with_causes(&e)));
                     continue;
                 }
             };
             let status = response.status();
+            if status == reqwest::StatusCode::SEE_OTHER {
+                let reason = response.headers().get("redirect-reason").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                return Err(error(what, redirected(&reason)));
+            }
             let body = response.text().await.unwrap_or_default();
             if !status.is_server_error() {
                 return Ok((status, body));
@@ -124,6 +151,64 @@ impl PortainerClient {
             Some(Err(cause)) => Err(error(what, cause)),
             None => Err(error(what, "no attempt was made")),
         }
+    }
+
+    /// Creates an environment. Portainer pings an agent before it keeps the environment
+    /// (endpoints/endpoint_create.go: `GetAgentVersionAndPlatform`, then a snapshot; nothing is
+    /// saved when either fails), so while the agent does not answer the creation is sent again,
+    /// every few seconds for at most `agent_wait`, and then refused with the reason.
+    async fn create_endpoint(
+        &self,
+        name: &str,
+        url: &str,
+        agent: bool,
+        make: impl Fn() -> Result<RequestBuilder, DriverError>,
+    ) -> Result<(), DriverError> {
+        let what = "creating an environment";
+        let started = std::time::Instant::now();
+        let every = (self.settings.agent_wait / 10).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        // Bounded in time and, should the clock stall, in count.
+        for _ in 0..=100 {
+            let (status, body) = self.answer(what, Kind::Once, &make).await?;
+            if status.is_success() {
+                return Ok(());
+            }
+            let unanswered = agent && status.as_u16() == 500 && AGENT_UNREACHED.iter().any(|m| body.contains(m));
+            if !unanswered {
+                return Err(error(what, refusal(status, &body)));
+            }
+            if started.elapsed() + every > self.settings.agent_wait {
+                return Err(error(
+                    what,
+                    format!(
+                        "the Portainer server did not reach the agent of {name} at {url} within {} s ({}): start the agent on {name} \
+                         and let the Portainer server through the firewall to its port",
+                        self.settings.agent_wait.as_secs(),
+                        refusal(status, &body)
+                    ),
+                ));
+            }
+            tokio::time::sleep(every).await;
+        }
+        Err(error(what, "the agent did not answer"))
+    }
+
+    /// The compose projects of an environment's containers, through Portainer's Docker proxy;
+    /// `None` when the environment does not answer (its stacks then fail on their own).
+    async fn projects(&self, endpoint: u64) -> Option<std::collections::BTreeSet<String>> {
+        let path = format!("/api/endpoints/{endpoint}/docker/containers/json?all=1");
+        let list = self.send("listing containers", Kind::Idempotent, || self.authed(Method::GET, &path)).await.ok()?;
+        let labels = list.as_array()?.iter().filter_map(|c| c.get("Labels")?.get("com.docker.compose.project")?.as_str());
+        Some(labels.map(str::to_string).collect())
+    }
+
+    /// Why a deploy that did not answer in time is not sent again.
+    fn deploy_cut(&self) -> String {
+        format!(
+            "no answer within {} s; Portainer deploys inside the request (image pulls included) and may still be at it. \
+             phoenix does not send it again: the next run observes the stack and updates or leaves it",
+            self.settings.deploy_timeout.as_secs()
+        )
     }
 
     /// A request with the API key, or else the administrator's session.
@@ -160,7 +245,7 @@ impl PortainerClient {
     /// `POST /api/auth`: the administrator's JWT (not a change: a dry run may log in).
     async fn log_in(&self, password: &Secret) -> Result<Secret, DriverError> {
         let credentials = self.credentials(password);
-        let auth = self.send("logging in", true, || Ok(self.http.post(self.url("/api/auth")).json(&credentials))).await?;
+        let auth = self.send("logging in", Kind::Idempotent, || Ok(self.http.post(self.url("/api/auth")).json(&credentials))).await?;
         let jwt = auth.get("jwt").and_then(Value::as_str).ok_or_else(|| DriverError::new("logging in: no jwt in the answer"))?;
         Ok(Secret::new(jwt))
     }
@@ -168,7 +253,7 @@ impl PortainerClient {
     async fn bootstrap(&self) -> Result<(), DriverError> {
         let password = self.password()?;
         let credentials = self.credentials(&password);
-        self.send("creating the administrator", false, || Ok(self.http.post(self.url("/api/users/admin/init")).json(&credentials)))
+        self.send("creating the administrator", Kind::Once, || Ok(self.http.post(self.url("/api/users/admin/init")).json(&credentials)))
             .await?;
         let jwt = self.log_in(&password).await?;
         self.create_key(&jwt, &password).await
@@ -179,7 +264,7 @@ impl PortainerClient {
     /// user_create_access_token.go`): the id is the administrator's, found in `GET /api/users`
     /// (`user_list.go`) by name.
     async fn create_key(&self, jwt: &Secret, password: &Secret) -> Result<(), DriverError> {
-        let users = self.send("listing users", true, || Ok(self.http.get(self.url("/api/users")).bearer_auth(jwt.expose()))).await?;
+        let users = self.send("listing users", Kind::Idempotent, || Ok(self.http.get(self.url("/api/users")).bearer_auth(jwt.expose()))).await?;
         let id = users
             .as_array()
             .into_iter()
@@ -189,7 +274,7 @@ impl PortainerClient {
             .ok_or_else(|| DriverError::new(format!("creating an API key: Portainer has no user {}", self.settings.admin_user)))?;
         let body = json!({ "description": "phoenix", "password": password.expose() });
         let token = self
-            .send("creating an API key", false, || {
+            .send("creating an API key", Kind::Once, || {
                 Ok(self.http.post(self.url(&format!("/api/users/{id}/tokens"))).bearer_auth(jwt.expose()).json(&body))
             })
             .await?;
@@ -213,6 +298,19 @@ impl PortainerClient {
     }
 }
 
+/// Portainer's 303 (`api/adminmonitor/admin_monitor.go` `WithRedirect`): a fresh instance
+/// that got no administrator within five minutes of its start refuses the API until restarted.
+fn redirected(reason: &str) -> String {
+    if reason == "AdminInitTimeout" {
+        "Portainer turned its first-administrator setup off (303, redirect-reason AdminInitTimeout): no administrator was \
+         created within 5 minutes of its start. Restart the Portainer server (`docker restart portainer` on its VM) and run \
+         sync again within 5 minutes"
+            .to_string()
+    } else {
+        format!("Portainer redirected the request (303, redirect-reason `{reason}`); phoenix does not follow redirects")
+    }
+}
+
 /// Portainer's error answer, `{"message": "...", "details": "..."}`, as one line with its status.
 fn refusal(status: reqwest::StatusCode, body: &str) -> String {
     let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
@@ -228,7 +326,7 @@ impl PortainerApi for PortainerClient {
     async fn initialized(&self) -> Result<bool, DriverError> {
         // 204: an administrator exists; 404: a fresh instance. Retried like any other GET.
         let what = "checking for an administrator";
-        let (status, body) = self.answer(what, true, || Ok(self.http.get(self.url("/api/users/admin/check")))).await?;
+        let (status, body) = self.answer(what, Kind::Idempotent, || Ok(self.http.get(self.url("/api/users/admin/check")))).await?;
         match status.as_u16() {
             200..=299 => {
                 // An administrator but no key (a bootstrap cut after the administrator was
@@ -247,25 +345,26 @@ impl PortainerApi for PortainerClient {
     }
 
     async fn endpoints(&self) -> Result<Vec<EndpointObserved>, DriverError> {
-        let list = self.send("listing environments", true, || self.authed(Method::GET, "/api/endpoints")).await?;
-        Ok(list
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| {
-                Some(EndpointObserved {
-                    id: e.get("Id")?.as_u64()?,
-                    name: e.get("Name")?.as_str()?.to_string(),
-                    url: e.get("URL")?.as_str()?.to_string(),
-                })
-            })
-            .collect())
+        let list = self.send("listing environments", Kind::Idempotent, || self.authed(Method::GET, "/api/endpoints")).await?;
+        let mut endpoints = Vec::new();
+        for e in list.as_array().into_iter().flatten() {
+            let (Some(id), Some(name), Some(url)) =
+                (e.get("Id").and_then(Value::as_u64), e.get("Name").and_then(Value::as_str), e.get("URL").and_then(Value::as_str))
+            else {
+                continue;
+            };
+            let projects = self.projects(id).await;
+            endpoints.push(EndpointObserved { id, name: name.to_string(), url: url.to_string(), projects });
+        }
+        Ok(endpoints)
     }
 
     async fn stacks(&self) -> Result<Vec<StackObserved>, DriverError> {
-        let list = self.send("listing stacks", true, || self.authed(Method::GET, "/api/stacks")).await?;
+        let list = self.send("listing stacks", Kind::Idempotent, || self.authed(Method::GET, "/api/stacks")).await?;
         let mut stacks = Vec::new();
-        for stack in list.as_array().into_iter().flatten() {
+        // Every type of stack is listed (stacks/stack_list.go); phoenix deploys standalone
+        // compose stacks only (Type 2; 1 is Swarm, 3 Kubernetes).
+        for stack in list.as_array().into_iter().flatten().filter(|s| s.get("Type").and_then(Value::as_u64) == Some(COMPOSE_STACK)) {
             let (Some(id), Some(name), Some(endpoint_id)) = (
                 stack.get("Id").and_then(Value::as_u64),
                 stack.get("Name").and_then(Value::as_str),
@@ -273,7 +372,7 @@ impl PortainerApi for PortainerClient {
             ) else {
                 continue;
             };
-            let file = self.send("reading a stack file", true, || self.authed(Method::GET, &format!("/api/stacks/{id}/file"))).await?;
+            let file = self.send("reading a stack file", Kind::Idempotent, || self.authed(Method::GET, &format!("/api/stacks/{id}/file"))).await?;
             let env = stack
                 .get("Env")
                 .and_then(Value::as_array)
@@ -305,13 +404,14 @@ impl PortainerApi for PortainerClient {
                     }
                     form
                 };
-                self.send("creating an environment", false, || Ok(self.authed(Method::POST, "/api/endpoints")?.multipart(form())))
-                    .await
-                    .map(drop)
+                self.create_endpoint(name, url, *creation_type == phoenix_core::plan::portainer::AGENT, || {
+                    Ok(self.authed(Method::POST, "/api/endpoints")?.multipart(form()))
+                })
+                .await
             }
             Operation::UpdateEndpoint { id, url, .. } => {
                 let body = json!({ "URL": url });
-                self.send("updating an environment", true, || Ok(self.authed(Method::PUT, &format!("/api/endpoints/{id}"))?.json(&body)))
+                self.send("updating an environment", Kind::Idempotent, || Ok(self.authed(Method::PUT, &format!("/api/endpoints/{id}"))?.json(&body)))
                     .await
                     .map(drop)
             }
@@ -319,13 +419,14 @@ impl PortainerApi for PortainerClient {
                 let endpoint_id = self.endpoint_id(endpoint).await?;
                 let body = json!({ "name": name, "stackFileContent": content, "env": env_json(env), "fromAppTemplate": false });
                 let path = format!("/api/stacks/create/standalone/string?endpointId={endpoint_id}");
-                self.send("creating a stack", false, || Ok(self.authed(Method::POST, &path)?.json(&body))).await.map(drop)
+                self.send("creating a stack", Kind::Deploy, || Ok(self.authed(Method::POST, &path)?.json(&body))).await.map(drop)
             }
             Operation::UpdateStack { id, endpoint, content, env, .. } => {
                 let endpoint_id = self.endpoint_id(endpoint).await?;
-                let body = json!({ "stackFileContent": content, "env": env_json(env), "prune": true, "pullImage": true });
+                // No `prune`: stack_update.go reads it for Swarm stacks only.
+                let body = json!({ "stackFileContent": content, "env": env_json(env), "pullImage": true });
                 let path = format!("/api/stacks/{id}?endpointId={endpoint_id}");
-                self.send("updating a stack", true, || Ok(self.authed(Method::PUT, &path)?.json(&body))).await.map(drop)
+                self.send("updating a stack", Kind::Deploy, || Ok(self.authed(Method::PUT, &path)?.json(&body))).await.map(drop)
             }
         }
     }

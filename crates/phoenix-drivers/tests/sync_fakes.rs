@@ -174,14 +174,18 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
     assert_eq!(json_endpoint.status(), 400);
     let no_key = portainer.get(format!("{base}/api/stacks")).send().await.unwrap();
     assert_eq!(no_key.status(), 401);
+    rig.portainer.add_foreign_stack("someone-elses", 7, "services: {}\n");
+    let stack = *rig.portainer.state.lock().unwrap().stacks.keys().next().unwrap();
     let update = portainer
-        .put(format!("{base}/api/stacks/1"))
+        .put(format!("{base}/api/stacks/{stack}"))
         .header("X-API-Key", "ptr_test")
         .json(&serde_json::json!({ "stackFileContent": "x" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(update.status(), 400);
+    // stacks/stack_update.go: without endpointId the stack's environment is 0, not found.
+    assert_eq!(update.status(), 404);
+    assert!(update.text().await.unwrap().contains("Unable to find the environment associated to the stack"));
 
     // phoenix with a wrong token cannot observe, and says so.
     let bad = PveClient::new(PveSettings {

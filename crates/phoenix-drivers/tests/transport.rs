@@ -30,6 +30,8 @@ fn plain_http_is_refused_for_both_apis() {
         admin_user: "admin".into(),
         admin_password: None,
         timeout: Duration::from_secs(1),
+        deploy_timeout: Duration::from_secs(5),
+        agent_wait: Duration::from_secs(3),
         backoff: Backoff::default(),
     });
     assert!(portainer.err().expect("refused").message.contains("is not https://"));

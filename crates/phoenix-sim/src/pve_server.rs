@@ -66,11 +66,12 @@ pub fn decode_urlencoded(text: &str) -> BTreeMap<String, String> {
 }
 
 fn answer(reply: Reply) -> Answer {
-    Answer { status: reply.status, reason: Some(reply.reason), body: reply.body.to_string() }
+    Answer { status: reply.status, reason: Some(reply.reason), body: reply.body.to_string(), headers: Vec::new() }
 }
 
 fn refuse(status: u16, message: &str) -> Answer {
-    Answer { status, reason: Some(message.to_string()), body: json!({ "data": null, "message": format!("{message}\n") }).to_string() }
+    let body = json!({ "data": null, "message": format!("{message}\n") }).to_string();
+    Answer { status, reason: Some(message.to_string()), body, headers: Vec::new() }
 }
 
 /// The parameters of a call as pve-http-server extracts them.

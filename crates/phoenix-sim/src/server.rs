@@ -27,6 +27,9 @@ pub enum Fault {
     /// Handle the request, then answer this status and message instead of its answer (the
     /// change was made, the client is told otherwise: a proxy failing on the way back).
     AfterHandling(u16, String),
+    /// Handle the request, then answer after this long (a Portainer deploy that outlasts the
+    /// client's timeout: the change is made, the client hears nothing in time).
+    Late(Duration),
     /// Answer `307 Temporary Redirect` to this location (a proxy or a hostile server sending
     /// the client, with its credentials, elsewhere).
     Redirect(String),
@@ -70,11 +73,22 @@ pub struct Answer {
     /// message there).
     pub reason: Option<String>,
     pub body: String,
+    /// Headers besides `content-type` (Portainer's `redirect-reason`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Answer {
     pub fn json(status: u16, value: serde_json::Value) -> Answer {
-        Answer { status, reason: None, body: value.to_string() }
+        Answer { status, reason: None, body: value.to_string(), headers: Vec::new() }
+    }
+
+    pub fn empty(status: u16) -> Answer {
+        Answer { status, reason: None, body: String::new(), headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Answer {
+        self.headers.push((name, value.to_string()));
+        self
     }
 }
 
@@ -257,6 +271,11 @@ async fn serve(
             serde_json::json!({ "data": null, "message": "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout\n" }),
         ),
         Some(Fault::Status(status, message)) => Answer::json(status, serde_json::json!({ "data": null, "message": message })),
+        Some(Fault::Late(duration)) => {
+            let answer = handler(call).await;
+            tokio::time::sleep(duration).await;
+            answer
+        }
         Some(Fault::AfterHandling(status, message)) => {
             let _ = handler(call).await;
             Answer::json(status, serde_json::json!({ "data": null, "message": message }))
@@ -271,5 +290,10 @@ async fn serve(
             .insert(hyper::ext::ReasonPhrase::try_from(reason.into_bytes()).unwrap_or(hyper::ext::ReasonPhrase::from_static(b"Error")));
     }
     response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    for (name, value) in answer.headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
     Ok(response)
 }

@@ -104,6 +104,14 @@ pub struct SyncOptions {
     /// Steps that take a node lock (guest configuration changes) running at once per node.
     #[arg(long, default_value_t = 8)]
     node_parallel: usize,
+    /// How long a stack deploy may take: Portainer answers a stack's creation or update only
+    /// once its images are pulled and its containers run. A deploy cut by it is not sent again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    deploy_timeout: u64,
+    /// How long creating an agent environment waits for the Portainer server to reach the
+    /// agent (Portainer refuses the environment while its agent does not answer).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    agent_wait: u64,
     /// Where phoenix answers ACME http-01 challenges when certificates are renewed.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
     http01_listen: std::net::SocketAddr,
@@ -165,6 +173,8 @@ fn portainer_client(args: &SyncOptions, model: &Model) -> Result<PortainerClient
             .or_else(|| resolve_secret(model.secret_for("portainer_api.admin_password")?))
             .map(Secret::new),
         timeout: Duration::from_secs(60),
+        deploy_timeout: Duration::from_secs(args.deploy_timeout),
+        agent_wait: Duration::from_secs(args.agent_wait),
         backoff: Backoff::default(),
     };
     PortainerClient::new(settings).map_err(|error| {

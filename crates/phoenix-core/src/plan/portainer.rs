@@ -19,6 +19,10 @@ pub struct EndpointObserved {
     pub id: u64,
     pub name: String,
     pub url: String,
+    /// The compose projects its containers carry (`com.docker.compose.project`), `None` when
+    /// they could not be listed (an agent that does not answer). Portainer refuses a stack
+    /// whose name one of them has (stacks/create_compose_stack.go `checkUniqueStackNameInDocker`).
+    pub projects: Option<std::collections::BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,9 +258,20 @@ fn stack_step(
         }
     };
     let endpoint_id = observed.endpoints.iter().find(|e| e.name == guest.name).map(|e| e.id);
-    let current = observed.stacks.iter().find(|s| s.name == name && Some(s.endpoint_id) == endpoint_id);
+    // Portainer compares stack names case-insensitively, as compose project names
+    // (stacks/create_compose_stack.go): a stack named `Whoami-Production` is this one's name.
+    let current = observed.stacks.iter().find(|s| s.name.eq_ignore_ascii_case(&name) && Some(s.endpoint_id) == endpoint_id);
     let owned = ownership_labels(&stack.name, &environment.name)[0].clone();
+    let projects = observed.endpoints.iter().find(|e| e.name == guest.name).and_then(|e| e.projects.as_ref());
     let (operation, reason, diff) = match current {
+        None if projects.is_some_and(|p| p.contains(&name)) => {
+            let reason = format!(
+                "containers of a compose project named {name} run on {} outside Portainer, and Portainer refuses a stack of that \
+                 name; remove them (`docker compose -p {name} down` on {}) and sync again",
+                guest.name, guest.name
+            );
+            return Some(Step::blocked(id, Domain::Stacks, title, reason, after));
+        }
         None => (
             Operation::CreateStack { endpoint: guest.name.clone(), name: name.clone(), content: file.content.clone(), env },
             "the stack is not deployed".to_string(),

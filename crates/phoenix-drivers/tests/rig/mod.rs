@@ -104,6 +104,8 @@ impl Rig {
             admin_user: "admin".into(),
             admin_password: Some("a-long-test-password".into()),
             timeout: Duration::from_secs(2),
+            deploy_timeout: Duration::from_secs(2),
+            agent_wait: Duration::from_secs(2),
             backoff,
         })
         .unwrap();
