@@ -540,6 +540,29 @@ fn certificates_must_name_existing_guests_of_the_right_kind() {
     assert_code(&checked, "PHX-CERT-002", MANIFEST, "not a name");
 }
 
+/// Issue 18: a wildcard needs dns-01 (and gets it when no challenge is written); an address
+/// cannot be proven over dns-01.
+#[test]
+fn names_the_challenge_cannot_prove_are_errors() {
+    let wildcard = |challenge: Option<&str>| {
+        mutated(MANIFEST, |v| {
+            v[1]["sans"] = json!(["*.internal.thinkheads.ai"]);
+            if let Some(challenge) = challenge {
+                v[1]["challenge"] = json!(challenge);
+            }
+        })
+    };
+    for challenge in ["http-01", "tls-alpn-01"] {
+        let checked = wildcard(Some(challenge));
+        assert_code(&checked, "PHX-CERT-004", MANIFEST, &format!("cannot prove the wildcard *.internal.thinkheads.ai with {challenge}"));
+    }
+    assert!(found(&wildcard(None), "PHX-CERT-004").is_empty(), "a wildcard without a challenge is dns-01");
+    assert!(found(&wildcard(Some("dns-01")), "PHX-CERT-004").is_empty());
+    let address = mutated(MANIFEST, |v| v[0]["challenge"] = json!("dns-01"));
+    assert_code(&address, "PHX-CERT-004", MANIFEST, "cannot prove the address 10.0.0.153 with dns-01");
+    assert!(found(&run(&example_source()), "PHX-CERT-004").is_empty(), "the example proves every name");
+}
+
 #[test]
 fn every_emitted_code_is_documented() {
     // A sample of broken configurations; every code they produce must be explainable.

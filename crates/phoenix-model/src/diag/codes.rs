@@ -300,6 +300,11 @@ pub const CODES: &[CodeInfo] = &[
       "A manifest entry's `permissions` grants read to others (e.g. 644). The original's certificate manager applied the \
        mode to the certificate and the key alike, and phoenix installs what is written, so every user of the machine (and \
        of the guest) can read the private key.\nFix: write \"640\" with the service's group in `owner`, or \"600\"."),
+    c("PHX-CERT-004", Error, "name the ACME challenge cannot prove",
+      "A manifest entry asks for a name its challenge cannot prove: a wildcard (*.example) with http-01 or tls-alpn-01, \
+       which an ACME server validates only over dns-01 (RFC 8555 section 7.1.3), or an IP address with dns-01, which has \
+       no DNS name to hold the TXT record (RFC 8738). Step-CA would refuse the order.\nFix: dns-01 for wildcards (the \
+       default when an entry has one), http-01 or tls-alpn-01 for addresses, in separate entries when both are needed."),
     c("PHX-FLOW-001", Error, "declared flow names nothing",
       "An entry of `flows` (flows phoenix assess should prove) has a `from` or `to` that is not `host`, a defined guest id, \
        or an IP address, so the flow cannot be judged.\nFix: correct the endpoint."),

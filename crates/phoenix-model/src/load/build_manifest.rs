@@ -81,7 +81,11 @@ fn certificate(model: &Model, doc: &JsonDoc, pointer: &str, entry: &raw::RawCert
         reload_service: entry.reload_service.clone(),
         challenge: match entry.challenge {
             Some(raw::RawChallenge::TlsAlpn01) => AcmeChallenge::TlsAlpn01,
-            _ => AcmeChallenge::Http01,
+            Some(raw::RawChallenge::Dns01) => AcmeChallenge::Dns01,
+            Some(raw::RawChallenge::Http01) => AcmeChallenge::Http01,
+            // A wildcard can only be proven in DNS (RFC 8555 section 7.1.3).
+            None if entry.sans.iter().chain(&entry.common_name).any(|n| n.starts_with("*.")) => AcmeChallenge::Dns01,
+            None => AcmeChallenge::Http01,
         },
         span: doc.span(pointer),
     })

@@ -455,6 +455,8 @@ pub enum AcmeChallenge {
     Http01,
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
+    #[serde(rename = "dns-01")]
+    Dns01,
 }
 
 /// A subject alternative name.

@@ -35,6 +35,10 @@ pub enum RawChallenge {
     /// A TLS handshake on port 443 with the acme-tls/1 protocol (RFC 8737).
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
+    /// A TXT record `_acme-challenge.<name>` in phoenix's own DNS (RFC 8555 section 8.4); the
+    /// only challenge for wildcard names.
+    #[serde(rename = "dns-01")]
+    Dns01,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -62,6 +66,6 @@ pub struct RawCertificate {
     pub name: Option<String>,
     /// phoenix extension, the structured alternative to post_renewal_command: the service to reload in the guest.
     pub reload_service: Option<String>,
-    /// phoenix extension: the ACME challenge, `http-01` (default) or `tls-alpn-01`.
+    /// phoenix extension: the ACME challenge, `http-01` (default; `dns-01` for a wildcard), `tls-alpn-01` or `dns-01`.
     pub challenge: Option<RawChallenge>,
 }

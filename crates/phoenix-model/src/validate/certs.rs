@@ -1,13 +1,15 @@
-//! Certificate manifest entries for guests that do not exist or are of another kind, and
-//! modes that let every user of the machine read a private key.
+//! Certificate manifest entries for guests that do not exist or are of another kind, modes
+//! that let every user of the machine read a private key, and names the entry's ACME
+//! challenge cannot prove.
 
 use crate::diag::Diagnostic;
-use crate::model::Model;
+use crate::model::{AcmeChallenge, Certificate, Model, San};
 
 pub fn check(model: &Model) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for cert in &model.certificates {
         out.extend(readable_key(cert));
+        out.extend(unprovable_names(cert));
         let Some(guest_ref) = &cert.guest else {
             continue;
         };
@@ -57,4 +59,31 @@ fn readable_key(cert: &crate::model::Certificate) -> Option<Diagnostic> {
         )
         .help("the mode applies to the key too: write \"640\" (group readable) or \"600\"")
     })
+}
+
+/// Names the challenge cannot prove: a wildcard is proven only in DNS (RFC 8555 section
+/// 7.1.3: dns-01), an IP address never in DNS (RFC 8738 section 7: http-01 or tls-alpn-01).
+fn unprovable_names(cert: &Certificate) -> Vec<Diagnostic> {
+    let challenge = match cert.challenge {
+        AcmeChallenge::Http01 => "http-01",
+        AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+        AcmeChallenge::Dns01 => "dns-01",
+    };
+    let mut out = Vec::new();
+    for san in &cert.sans {
+        let why = match (&san.value, cert.challenge) {
+            (San::Dns(name), AcmeChallenge::Http01 | AcmeChallenge::TlsAlpn01) if name.starts_with("*.") => {
+                (format!("the wildcard {name}"), "an ACME server proves a wildcard only in DNS", "write \"challenge\": \"dns-01\" (or leave challenge out)")
+            }
+            (San::Ip(ip), AcmeChallenge::Dns01) => {
+                (format!("the address {ip}"), "an address has no DNS name to hold the TXT record", "give the address its own entry with \"challenge\": \"http-01\"")
+            }
+            _ => continue,
+        };
+        out.push(
+            Diagnostic::at("PHX-CERT-004", san.span, format!("certificate {} cannot prove {} with {challenge}: {}", cert.name, why.0, why.1))
+                .help(why.2),
+        );
+    }
+    out
 }
