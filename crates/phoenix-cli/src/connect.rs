@@ -91,3 +91,22 @@ pub fn observe_guests(config: &std::path::Path, args: &PveArgs) -> Result<Guests
         .map_err(|error| Failure::could_not_run("cannot observe the Proxmox VE node").because(error))?;
     Ok(GuestsObserved { model, rendered, client, runtime, observed })
 }
+
+/// dns-01 through the node's dnsmasq, when phoenix runs on the node whose dnsmasq it
+/// configures (the records file is written and dnsmasq restarted here); `None` elsewhere (a
+/// DNS guest, `--ssh`, a rehearsal), where an order that needs dns-01 is refused.
+pub fn dns01_on_this_node(model: &Model) -> Option<phoenix_drivers::acme::dns01::Dns01Settings> {
+    use phoenix_core::render::dnsmasq;
+    if !model.dns.enabled || model.edge.dns.is_some() {
+        return None;
+    }
+    let resolver = *dnsmasq::listen_addresses(model).first()?;
+    let argv = |command: &str| command.split_whitespace().map(str::to_string).collect();
+    Some(phoenix_drivers::acme::dns01::Dns01Settings {
+        conf_file: dnsmasq::ACME_RECORDS_PATH.into(),
+        check: argv(dnsmasq::VALIDATE),
+        restart: argv(dnsmasq::RELOAD),
+        resolver: std::net::SocketAddr::new(resolver, 53),
+        wait: std::time::Duration::from_secs(30),
+    })
+}

@@ -199,7 +199,10 @@ fn check(name: &str, config: &str, what: &str) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .map(|h| {
-            let key = format!("{}>{}@{}:{}/{} {} {}", h["from"], h["to"], h["address"], h["port"], h["proto"], h["dns"]["name"], h["tls"]["server_name"]);
+            let key = format!(
+                "{}>{}@{}:{}/{} {} {}",
+                h["from"], h["to"], h["address"], h["port"], h["proto"], h["dns"]["name"], h["tls"]["server_name"]
+            );
             (key, format!("{} {} {}", h["expected"], h["dns"]["expected"], h["tls"]["expected"]))
         })
         .collect()
@@ -274,7 +277,11 @@ fn static_and_live_verdicts_agree_on_every_hop_for_the_example_and_its_mutations
     // A second NIC has chains of its own: the host reaches Traefik's net1 (a rule with `-i net1`)
     // at its internal-bridge address, and not its net0.
     let to_traefik = |address: &str| {
-        report["hops"].as_array().unwrap().iter().find(|h| h["from"] == "host" && h["to"] == "guest-102" && h["address"] == address && h["port"] == 443)
+        report["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["from"] == "host" && h["to"] == "guest-102" && h["address"] == address && h["port"] == 443)
             .unwrap_or_else(|| panic!("host -> {address}:443 is probed"))
             .clone()
     };

@@ -16,10 +16,9 @@ fn write_example_certs(dir: &std::path::Path, ca: &phoenix_testkit::pki::TestCa,
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("root_ca.crt"), &ca.cert_pem).unwrap();
     // The names each certificate covers are the manifest's (its common name, then its SANs).
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(phoenix_testkit::example_config().join("certificate-manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(phoenix_testkit::example_config().join("certificate-manifest.json")).unwrap())
+            .unwrap();
     let covered = |name: &str| -> Vec<String> {
         let entry = manifest.as_array().unwrap().iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("{name} in the manifest"));
         let sans = entry["sans"].as_array().into_iter().flatten().map(|s| s.as_str().unwrap().to_string());

@@ -55,10 +55,13 @@ fn a_second_nic_is_judged_by_its_own_chain_and_compiled_so_for_the_lab() {
     use phoenix_core::lab::nft::{ruleset, Node};
     let (model, state) = example();
     let ip = |text: &str| -> IpAddr { text.parse().unwrap() };
-    let internal = evaluate_between(&state, &model, (Endpoint::Host, ip("10.100.0.1")), (Endpoint::Guest(102), ip("10.100.0.12")), tcp(443));
+    let internal =
+        evaluate_between(&state, &model, (Endpoint::Host, ip("10.100.0.1")), (Endpoint::Guest(102), ip("10.100.0.12")), tcp(443));
     assert!(internal.passes, "{internal:#?}");
     assert!(internal.chains[1].chain.ends_with("net1"), "{:?}", internal.chains[1].chain);
-    assert!(matches!(&internal.chains[1].decision, Decision::Rule { text, .. } if text.starts_with("IN ACCEPT -i net1 -source 10.100.0.1")));
+    assert!(
+        matches!(&internal.chains[1].decision, Decision::Rule { text, .. } if text.starts_with("IN ACCEPT -i net1 -source 10.100.0.1"))
+    );
     let main = evaluate_between(&state, &model, (Endpoint::Host, ip("10.0.0.13")), (Endpoint::Guest(102), ip("10.0.0.12")), tcp(443));
     assert!(!main.passes, "{main:#?}");
     let nics = [("net0".to_string(), ip("10.0.0.12")), ("net1".to_string(), ip("10.100.0.12"))];

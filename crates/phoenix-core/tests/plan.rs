@@ -23,7 +23,12 @@ fn bare_node(model: &Model) -> PveObserved {
 
 /// What a first run observes: a bare node, the trust in place, a fresh Portainer.
 fn first_run(model: &Model) -> Observed {
-    Observed { pve: Some(bare_node(model)), trust_in_place: Some(true), portainer: Some(PortainerObserved::default()), ..Observed::default() }
+    Observed {
+        pve: Some(bare_node(model)),
+        trust_in_place: Some(true),
+        portainer: Some(PortainerObserved::default()),
+        ..Observed::default()
+    }
 }
 
 /// The plan with no secrets resolved and the default store and trust file.
@@ -173,7 +178,9 @@ fn a_second_nic_is_rendered_and_planned_under_its_own_key() {
 fn a_stack_that_runs_the_portainer_server_is_never_deployed_through_portainer() {
     let mut source = phoenix_testkit::example_source();
     let vms = phoenix_testkit::example_config().join("phoenix_vm_configs.json");
-    source.edit_json(&vms, |v| v["vms"][1]["docker_stacks"] = serde_json::json!([{ "name": "portainer_service", "environment": "production" }]));
+    source.edit_json(&vms, |v| {
+        v["vms"][1]["docker_stacks"] = serde_json::json!([{ "name": "portainer_service", "environment": "production" }])
+    });
     let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.unwrap();
     let rendered = phoenix_core::render::render_all(&model);
     let observed = first_run(&model);

@@ -37,7 +37,12 @@ fn rendered_file(rendered: &Rendered, path: &str) -> FwFile {
         .unwrap_or_default()
 }
 
-fn node(model: &Model, rendered: &Rendered, firewalls: BTreeMap<FwScope, FwFile>, nics: BTreeMap<u32, BTreeMap<String, String>>) -> Observed {
+fn node(
+    model: &Model,
+    rendered: &Rendered,
+    firewalls: BTreeMap<FwScope, FwFile>,
+    nics: BTreeMap<u32, BTreeMap<String, String>>,
+) -> Observed {
     let rule_digests = firewalls
         .iter()
         .flat_map(|(scope, file)| {

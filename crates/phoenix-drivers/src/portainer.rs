@@ -264,7 +264,8 @@ impl PortainerClient {
     /// user_create_access_token.go`): the id is the administrator's, found in `GET /api/users`
     /// (`user_list.go`) by name.
     async fn create_key(&self, jwt: &Secret, password: &Secret) -> Result<(), DriverError> {
-        let users = self.send("listing users", Kind::Idempotent, || Ok(self.http.get(self.url("/api/users")).bearer_auth(jwt.expose()))).await?;
+        let users =
+            self.send("listing users", Kind::Idempotent, || Ok(self.http.get(self.url("/api/users")).bearer_auth(jwt.expose()))).await?;
         let id = users
             .as_array()
             .into_iter()
@@ -372,7 +373,8 @@ impl PortainerApi for PortainerClient {
             ) else {
                 continue;
             };
-            let file = self.send("reading a stack file", Kind::Idempotent, || self.authed(Method::GET, &format!("/api/stacks/{id}/file"))).await?;
+            let file =
+                self.send("reading a stack file", Kind::Idempotent, || self.authed(Method::GET, &format!("/api/stacks/{id}/file"))).await?;
             let env = stack
                 .get("Env")
                 .and_then(Value::as_array)
@@ -411,9 +413,11 @@ impl PortainerApi for PortainerClient {
             }
             Operation::UpdateEndpoint { id, url, .. } => {
                 let body = json!({ "URL": url });
-                self.send("updating an environment", Kind::Idempotent, || Ok(self.authed(Method::PUT, &format!("/api/endpoints/{id}"))?.json(&body)))
-                    .await
-                    .map(drop)
+                self.send("updating an environment", Kind::Idempotent, || {
+                    Ok(self.authed(Method::PUT, &format!("/api/endpoints/{id}"))?.json(&body))
+                })
+                .await
+                .map(drop)
             }
             Operation::CreateStack { endpoint, name, content, env } => {
                 let endpoint_id = self.endpoint_id(endpoint).await?;

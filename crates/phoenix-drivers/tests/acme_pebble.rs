@@ -49,6 +49,7 @@ impl Rig {
             http01_listen: http01,
             tls_alpn01_listen: self.pebble.tls_alpn01,
             order_timeout: Duration::from_secs(20),
+            dns01: None,
         })
     }
 

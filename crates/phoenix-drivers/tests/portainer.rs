@@ -140,12 +140,7 @@ async fn a_fresh_portainer_past_its_first_administrator_window_says_what_to_do()
 /// nothing: a cut there leaves what a cut of the login leaves.)
 #[tokio::test]
 async fn a_bootstrap_interrupted_at_any_call_is_completed_by_the_next_run() {
-    let cuts = [
-        (Some("POST"), "/api/users/admin/init"),
-        (Some("POST"), "/api/auth"),
-        (Some("POST"), "/tokens"),
-        (None, "key file"),
-    ];
+    let cuts = [(Some("POST"), "/api/users/admin/init"), (Some("POST"), "/api/auth"), (Some("POST"), "/tokens"), (None, "key file")];
     for (method, path) in cuts {
         let rig = Rig::new(&format!("cut-{}", path.replace('/', "-"))).await;
         let key_file = rig.root.join("portainer-api-key");

@@ -125,7 +125,12 @@ fn wire(switch: &str, name: &str, index: usize, namespace: &Namespace) -> Result
 }
 
 /// A veth pair: `port` on the switch's `bridge`, `iface` in namespace `name` with `address/prefix`, both up.
-fn plug(switch: &str, name: &str, port: &str, (iface, bridge, address, prefix): (&str, &str, std::net::Ipv4Addr, u8)) -> Result<(), LabError> {
+fn plug(
+    switch: &str,
+    name: &str,
+    port: &str,
+    (iface, bridge, address, prefix): (&str, &str, std::net::Ipv4Addr, u8),
+) -> Result<(), LabError> {
     let address = format!("{address}/{prefix}");
     run("ip", &["-n", switch, "link", "add", port, "type", "veth", "peer", "name", iface, "netns", name], None)?;
     run("ip", &["-n", switch, "link", "set", port, "master", bridge, "up"], None)?;

@@ -785,12 +785,22 @@ fn addresses_nobody_owns_outside_rules_and_records() {
         let sans = v[0]["sans"].as_array_mut().unwrap();
         *sans.last_mut().unwrap() = json!("10.0.0.12");
     });
-    assert_code(&checked, "PHX-ADDR-002", MANIFEST, "certificate gateway for LXC 101 (nginx-gateway) names IP 10.0.0.12, which is LXC 102 (traefik)'s");
+    assert_code(
+        &checked,
+        "PHX-ADDR-002",
+        MANIFEST,
+        "certificate gateway for LXC 101 (nginx-gateway) names IP 10.0.0.12, which is LXC 102 (traefik)'s",
+    );
     // A container's resolver (compose `dns`) is checked the same way.
     let mut source = example_source();
     compose_edit(&mut source, "qdrant", |text| text.replacen("    image:", "    dns: [\"10.0.0.77\"]\n    image:", 1));
     let checked = run(&source);
-    assert_code(&checked, "PHX-ADDR-001", STACKS, "service qdrant of stack qdrant_service resolves names through 10.0.0.77, which belongs to no guest");
+    assert_code(
+        &checked,
+        "PHX-ADDR-001",
+        STACKS,
+        "service qdrant of stack qdrant_service resolves names through 10.0.0.77, which belongs to no guest",
+    );
     // Loopback is the guest's own (the users' Docker daemon certificate names 127.0.0.1).
     let checked = mutated(MANIFEST, |v| v[0]["sans"].as_array_mut().unwrap().push(json!("127.0.0.1")));
     assert!(found(&checked, "PHX-ADDR-002").is_empty(), "{:?}", found(&checked, "PHX-ADDR-002"));

@@ -47,12 +47,16 @@ fn internal_network(v: &mut Value) {
 
 #[test]
 fn a_second_nic_is_read_with_its_bridge_vlan_mac_and_resolver_and_its_address_belongs_to_its_guest() {
-    let checked = checked_with(&[(HV, &internal_network), (LXC, &dual_homed), (LXC, &|v| {
-        // Traefik admits the gateway's internal address: a rule on a second NIC's address.
-        v["lxc_configs"]["102"]["firewall"]["rules"].as_array_mut().unwrap().push(json!({
-            "type": "in", "action": "ACCEPT", "source": "172.16.100.10", "proto": "tcp", "port": "443", "comment": "gateway, internal"
-        }));
-    })]);
+    let checked = checked_with(&[
+        (HV, &internal_network),
+        (LXC, &dual_homed),
+        (LXC, &|v| {
+            // Traefik admits the gateway's internal address: a rule on a second NIC's address.
+            v["lxc_configs"]["102"]["firewall"]["rules"].as_array_mut().unwrap().push(json!({
+                "type": "in", "action": "ACCEPT", "source": "172.16.100.10", "proto": "tcp", "port": "443", "comment": "gateway, internal"
+            }));
+        }),
+    ]);
     let model = checked.model.as_ref().expect("loads");
     let gateway = &model.guests[&101];
     assert_eq!(gateway.nics.len(), 2);
@@ -83,10 +87,14 @@ fn a_second_nic_is_read_with_its_bridge_vlan_mac_and_resolver_and_its_address_be
 
 #[test]
 fn an_address_outside_its_own_bridges_subnet_and_a_duplicate_mac_on_a_second_nic_are_reported() {
-    let checked = checked_with(&[(HV, &internal_network), (LXC, &dual_homed), (LXC, &|v| {
-        v["lxc_configs"]["101"]["secondary_network_config"]["ip"] = json!("10.0.0.77/24");
-        v["lxc_configs"]["102"]["mac_address"] = json!("52:54:00:AA:10:01");
-    })]);
+    let checked = checked_with(&[
+        (HV, &internal_network),
+        (LXC, &dual_homed),
+        (LXC, &|v| {
+            v["lxc_configs"]["101"]["secondary_network_config"]["ip"] = json!("10.0.0.77/24");
+            v["lxc_configs"]["102"]["mac_address"] = json!("52:54:00:AA:10:01");
+        }),
+    ]);
     let outside = codes(&checked, "PHX-NET-003");
     assert_eq!(outside, ["10.0.0.77 of LXC 101 (nginx-gateway) is outside the subnet 172.16.100.0/24"], "{outside:?}");
     assert!(codes(&checked, "PHX-NET-002").iter().any(|m| m.contains("52:54:00:AA:10:01")));
@@ -134,7 +142,10 @@ fn manifest_entries_without_guest_id_take_the_guest_of_their_folder_and_their_pe
     assert_eq!(traefik.permissions.as_ref().map(|p| p.value), Some(0o644));
     let agent = by_cn("agent.internal.thinkheads.ai");
     assert_eq!((agent.guest.as_ref().map(|g| g.value), agent.guest_kind), (Some(1002), Some(GuestKind::Vm)));
-    assert_eq!(codes(&checked, "PHX-CERT-003"), ["permissions 644 make the private key of certificate proxy.internal.thinkheads.ai readable by every user"]);
+    assert_eq!(
+        codes(&checked, "PHX-CERT-003"),
+        ["permissions 644 make the private key of certificate proxy.internal.thinkheads.ai readable by every user"]
+    );
     assert!(codes(&checked, "PHX-CERT-002").iter().any(|m| m.contains("`6x0` is not an octal file mode")));
     assert!(codes(&checked, "PHX-CERT-001").iter().any(|m| m.contains("persistent-data folder of guest 199")));
     assert!(codes(&checked, "PHX-SCHEMA-002").is_empty(), "guest_id is not required: {:?}", codes(&checked, "PHX-SCHEMA-002"));
@@ -258,7 +269,10 @@ fn swarm_style_compose_files_load_and_their_keys_are_said_once_each() {
                  deploy:\n      replicas: 2\n      placement:\n        constraints: [\"node.labels.gpu == true\"]\n\
                  networks:\n  traefik_public:\n    external: true\nsecrets:\n  api_key:\n    external: true\n";
     source.files.insert(stacks.join("whoami/docker-compose.yml"), swarm.into());
-    source.files.insert(stacks.join("second/docker-compose.yml"), "services:\n  app:\n    image: nginx:1.27\n    deploy:\n      replicas: 3\n".into());
+    source.files.insert(
+        stacks.join("second/docker-compose.yml"),
+        "services:\n  app:\n    image: nginx:1.27\n    deploy:\n      replicas: 3\n".into(),
+    );
     source.edit_json(&example_config().join("phoenix_vm_configs.json"), |v| {
         let vm = v["vms"].as_array_mut().unwrap().iter_mut().find(|vm| vm["vmid"] == 1002).unwrap();
         vm["docker_stacks"].as_array_mut().unwrap().push(json!("second"));

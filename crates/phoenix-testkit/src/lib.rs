@@ -5,6 +5,7 @@
 //! checks that). The simulators themselves live in phoenix-sim.
 
 pub mod corrected;
+pub mod dnsmasq;
 pub mod pebble;
 pub mod synth;
 pub mod tls;

@@ -67,9 +67,19 @@ impl Pebble {
     /// Starts Pebble with `env` added (e.g. `PEBBLE_VA_ALWAYS_VALID`). Validation does not sleep,
     /// no nonce is rejected and no authorization is reused unless `env` says otherwise.
     pub fn start(tag: &str, env: &[(&str, &str)]) -> Pebble {
+        Pebble::start_with(tag, env, None)
+    }
+
+    /// Starts Pebble asking `dns` (a real dnsmasq) for every name instead of
+    /// pebble-challtestsrv: dns-01 is then validated against what that server answers.
+    pub fn start_with_dns(tag: &str, env: &[(&str, &str)], dns: SocketAddr) -> Pebble {
+        Pebble::start_with(tag, env, Some(dns))
+    }
+
+    fn start_with(tag: &str, env: &[(&str, &str)], dns: Option<SocketAddr>) -> Pebble {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Pebble::try_start(tag, env) {
+            match Pebble::try_start(tag, env, dns) {
                 Ok(pebble) => return pebble,
                 Err(why) => last = why,
             }
@@ -77,7 +87,7 @@ impl Pebble {
         panic!("{last} ({START_ATTEMPTS} attempts with fresh ports)");
     }
 
-    fn try_start(tag: &str, env: &[(&str, &str)]) -> Result<Pebble, String> {
+    fn try_start(tag: &str, env: &[(&str, &str)], dns_server: Option<SocketAddr>) -> Result<Pebble, String> {
         let dir = std::env::temp_dir().join(format!("phoenix-pebble-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("pebble folder");
@@ -100,24 +110,31 @@ impl Pebble {
         }});
         std::fs::write(dir.join("pebble.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let log = |name: &str| std::fs::File::create(dir.join(name)).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
-        let mut challtestsrv = Command::new(program("pebble-challtestsrv"))
-            .args(["-dns01", &format!("127.0.0.1:{dns}"), "-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-management", &format!("127.0.0.1:{dns_management}"), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .stdout(log("challtestsrv.log"))
-            .stderr(log("challtestsrv.err"))
-            .spawn()
-            .expect("start pebble-challtestsrv");
         let stop = |mut child: Child| {
             let _ = child.kill();
             let _ = child.wait();
         };
-        if let Err(why) = wait_for_port(format!("127.0.0.1:{dns_management}").parse().unwrap(), &mut challtestsrv, "pebble-challtestsrv") {
-            stop(challtestsrv);
-            return Err(why);
+        let mut children = Vec::new();
+        if dns_server.is_none() {
+            let mut challtestsrv = Command::new(program("pebble-challtestsrv"))
+                .args(["-dns01", &format!("127.0.0.1:{dns}"), "-http01", "", "-https01", "", "-tlsalpn01", ""])
+                .args(["-management", &format!("127.0.0.1:{dns_management}"), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+                .stdout(log("challtestsrv.log"))
+                .stderr(log("challtestsrv.err"))
+                .spawn()
+                .expect("start pebble-challtestsrv");
+            if let Err(why) =
+                wait_for_port(format!("127.0.0.1:{dns_management}").parse().unwrap(), &mut challtestsrv, "pebble-challtestsrv")
+            {
+                stop(challtestsrv);
+                return Err(why);
+            }
+            children.push(challtestsrv);
         }
+        let dns_server = dns_server.unwrap_or_else(|| format!("127.0.0.1:{dns}").parse().unwrap());
         let mut command = Command::new(program("pebble"));
         command
-            .args(["-config", &dir.join("pebble.json").to_string_lossy(), "-dnsserver", &format!("127.0.0.1:{dns}"), "-strict", "false"])
+            .args(["-config", &dir.join("pebble.json").to_string_lossy(), "-dnsserver", &dns_server.to_string(), "-strict", "false"])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             // Every order is validated: a reused authorization would hide a failing challenge.
@@ -132,10 +149,10 @@ impl Pebble {
             .and_then(|()| wait_for_port(format!("127.0.0.1:{management}").parse().unwrap(), &mut pebble, "pebble management"));
         if let Err(why) = ready {
             stop(pebble);
-            stop(challtestsrv);
+            children.into_iter().for_each(stop);
             return Err(why);
         }
-        let children = vec![challtestsrv, pebble];
+        children.push(pebble);
         Ok(Pebble {
             directory: format!("https://127.0.0.1:{acme}/dir"),
             management: format!("127.0.0.1:{management}").parse().unwrap(),

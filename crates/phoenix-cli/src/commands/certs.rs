@@ -222,6 +222,7 @@ fn issuer(args: &RenewArgs, model: &phoenix_model::model::Model) -> Result<AcmeI
     if let Some(account) = &args.account {
         settings.account_file = account.clone();
     }
+    settings.dns01 = crate::connect::dns01_on_this_node(model);
     Ok(AcmeIssuer::new(settings))
 }
 

@@ -248,12 +248,16 @@ pub fn run_what(what: What, args: SyncOptions) -> Result<Outcome, Failure> {
     );
     target.host_root = args.root.as_ref().map(|root| root.join("host"));
     target.remote_host = args.ssh.is_some();
-    let issuer = AcmeIssuer::new(AcmeSettings::for_store(
+    let mut acme = AcmeSettings::for_store(
         phoenix_core::render::traefik::acme_directory(&model).unwrap_or_default(),
         &local_store(&args),
         args.http01_listen,
         "0.0.0.0:443".parse().expect("a socket address"),
-    ));
+    );
+    if args.root.is_none() && args.ssh.is_none() {
+        acme.dns01 = crate::connect::dns01_on_this_node(&model);
+    }
+    let issuer = AcmeIssuer::new(acme);
     let drivers = Drivers { model: &model, pve: &pve, portainer: &portainer, target: &target, issuer: &issuer };
     sync_with(&args, domains(what), &rendered, &drivers, args.root.is_none()).map(|(outcome, _)| outcome)
 }

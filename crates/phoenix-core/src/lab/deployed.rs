@@ -25,11 +25,7 @@ pub fn firewall(pve: &PveObserved, model: &Model) -> FirewallState {
             (path, file.to_text())
         })
         .collect();
-    let nets = model
-        .guests
-        .values()
-        .map(|g| (g.id, GuestNet::from_conf(g.kind, &nic_lines(pve.nics.get(&g.id)))))
-        .collect();
+    let nets = model.guests.values().map(|g| (g.id, GuestNet::from_conf(g.kind, &nic_lines(pve.nics.get(&g.id))))).collect();
     let bridge = model.host.bridge.clone().unwrap_or_else(|| "vmbr0".into());
     FirewallState::from_texts(&texts, &pve.node, nets, &bridge, "the Proxmox VE API (the lab's)").with_node(model, None)
 }

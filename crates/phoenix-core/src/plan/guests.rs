@@ -287,8 +287,7 @@ fn image_volid(pve: &PveObserved, image: &str) -> Option<String> {
 }
 
 pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan {
-    let context =
-        Context { model, pve, nics: crate::render::rendered_nics(rendered) };
+    let context = Context { model, pve, nics: crate::render::rendered_nics(rendered) };
     let mut plan = GuestPlan::default();
     let mut downloads: BTreeMap<String, String> = BTreeMap::new();
     for id in phoenix_model::graph::build(model).order {
@@ -444,9 +443,7 @@ fn create(
                 node,
             )
         }
-        Origin::Clone { from, snapshot } => {
-            clone(context, guest, from.value, snapshot.as_deref(), &config_keys, &nics, after, plan)?
-        }
+        Origin::Clone { from, snapshot } => clone(context, guest, from.value, snapshot.as_deref(), &config_keys, &nics, after, plan)?,
     };
     plan.created.insert(id);
     let mut last = vec![origin_step.id.clone()];

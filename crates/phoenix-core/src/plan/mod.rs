@@ -495,11 +495,7 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_p
             missing.push(guest.id);
         }
     }
-    let context = ScopeContext {
-        pve,
-        firewalls: rendered_firewalls(rendered),
-        nics: crate::render::rendered_nics(rendered),
-    };
+    let context = ScopeContext { pve, firewalls: rendered_firewalls(rendered), nics: crate::render::rendered_nics(rendered) };
     let (mut steps, mut rule_steps, mut cluster_refs) = (Vec::new(), Vec::new(), false);
     for (scope, path) in &scopes {
         let found = scope_steps(&context, *scope, path, cluster_refs);

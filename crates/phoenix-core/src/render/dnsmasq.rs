@@ -10,6 +10,9 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 pub const PATH: &str = "/etc/dnsmasq.d/phoenix.conf";
+/// Where ACME dns-01 records live while an order runs (its own file: the rendered one is
+/// never touched by an order).
+pub const ACME_RECORDS_PATH: &str = "/etc/dnsmasq.d/phoenix-acme.conf";
 /// dnsmasq reads its whole configuration (including dnsmasq.d) and checks it.
 pub const VALIDATE: &str = "dnsmasq --test";
 /// dnsmasq rereads its configuration only on restart (SIGHUP reloads hosts files, not this).
@@ -29,8 +32,7 @@ pub fn listen_addresses(model: &Model) -> Vec<IpAddr> {
         },
         None => (model.host.ip(), model.host.bridges.iter().filter_map(|b| b.address.as_ref().map(|a| a.value.addr())).collect()),
     };
-    let named: BTreeSet<IpAddr> =
-        model.guests.values().flat_map(|g| &g.nics).flat_map(|n| &n.nameservers).map(|n| n.value).collect();
+    let named: BTreeSet<IpAddr> = model.guests.values().flat_map(|g| &g.nics).flat_map(|n| &n.nameservers).map(|n| n.value).collect();
     let asked = others.into_iter().map(IpAddr::V4).filter(|a| named.contains(a) && Some(*a) != own.map(IpAddr::V4));
     own.map(IpAddr::V4).into_iter().chain(asked.collect::<BTreeSet<_>>()).collect()
 }

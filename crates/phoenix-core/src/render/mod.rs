@@ -9,10 +9,10 @@ pub mod pve_firewall;
 pub mod stacks;
 pub mod traefik;
 
-use std::collections::BTreeMap;
 use phoenix_model::diag::Diagnostic;
 use phoenix_model::model::{GuestId, Model};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use crate::deploy::Machine;
 

@@ -1,9 +1,10 @@
 //! ACME (RFC 8555) through instant-acme: Step-CA's ACME provisioner in production, Pebble in
 //! tests. It keeps one account per directory, answers the http-01 or tls-alpn-01 challenge
-//! itself while an order runs, and sends its own CSR (so the key never leaves phoenix and the
+//! itself while an order runs (dns-01 through phoenix's dnsmasq: [`dns01`]), and sends its own CSR (so the key never leaves phoenix and the
 //! requested EKU is in the request). It must not decide what to order or where the result
 //! goes: that is phoenix-core's and phoenix-exec's.
 
+pub mod dns01;
 mod responder;
 
 use instant_acme::{
@@ -35,6 +36,8 @@ pub struct AcmeSettings {
     pub tls_alpn01_listen: SocketAddr,
     /// The most one order may take, challenges included.
     pub order_timeout: Duration,
+    /// Where dns-01 records go; `None`: an order that needs dns-01 is refused.
+    pub dns01: Option<dns01::Dns01Settings>,
 }
 
 impl AcmeSettings {
@@ -48,6 +51,7 @@ impl AcmeSettings {
             http01_listen,
             tls_alpn01_listen,
             order_timeout: Duration::from_secs(120),
+            dns01: None,
         }
     }
 }
@@ -112,27 +116,50 @@ impl AcmeIssuer {
             })
             .collect();
         let mut acme_order = account.new_order(&NewOrder::new(&identifiers)).await.map_err(|e| acme_error("creating the order", e))?;
-        let responder = match order.challenge {
-            AcmeChallenge::Http01 => Responder::http01(self.settings.http01_listen).await,
-            AcmeChallenge::TlsAlpn01 => Responder::tls_alpn01(self.settings.tls_alpn01_listen).await,
-        }
-        .map_err(|e| DriverError::new(format!("cannot answer {:?} challenges: {e}", order.challenge)))?;
-        let wanted = match order.challenge {
-            AcmeChallenge::Http01 => ChallengeType::Http01,
-            AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        let (responder, wanted) = match order.challenge {
+            AcmeChallenge::Http01 => (Some(Responder::http01(self.settings.http01_listen).await), ChallengeType::Http01),
+            AcmeChallenge::TlsAlpn01 => (Some(Responder::tls_alpn01(self.settings.tls_alpn01_listen).await), ChallengeType::TlsAlpn01),
+            AcmeChallenge::Dns01 => (None, ChallengeType::Dns01),
         };
-        let result = self.validate_and_finalize(&mut acme_order, &responder, wanted, order).await;
-        responder.stop().await;
-        result
+        let responder =
+            responder.transpose().map_err(|e| DriverError::new(format!("cannot answer {:?} challenges: {e}", order.challenge)))?;
+        let dns = match (&responder, &self.settings.dns01) {
+            (Some(_), _) => None,
+            (None, Some(settings)) => Some(dns01::Dns01::new(settings.clone())),
+            (None, None) => {
+                return Err(DriverError::new(
+                    "the order needs dns-01, and this run has no DNS server of phoenix's to hold the record: dns-01 is answered by \
+                     the node's dnsmasq when phoenix runs on that node (not through --ssh, not in a rehearsal or a DNS guest)",
+                ))
+            }
+        };
+        let result = self.validate_and_finalize(&mut acme_order, responder.as_ref(), dns.as_ref(), wanted, order).await;
+        if let Some(responder) = responder {
+            responder.stop().await;
+        }
+        // The records go also when the order failed; a failure to remove them is said, and
+        // the next order removes them first.
+        let Some(dns) = dns else { return result };
+        let cleared = dns.clear().await;
+        match result {
+            Ok(issued) => cleared.map(|()| issued),
+            Err(error) => Err(error),
+        }
     }
 
     async fn validate_and_finalize(
         &self,
         acme_order: &mut instant_acme::Order,
-        responder: &Responder,
+        responder: Option<&Responder>,
+        dns: Option<&dns01::Dns01>,
         wanted: ChallengeType,
         order: &OrderRequest,
     ) -> Result<Issued, DriverError> {
+        // dns-01: every record is published (one dnsmasq restart) before any challenge is
+        // announced, so the authorizations are read twice.
+        if let Some(dns) = dns {
+            dns.publish(&self.txt_records(acme_order).await?).await?;
+        }
         let mut authorizations = acme_order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization.map_err(|e| acme_error("reading an authorization", e))?;
@@ -144,9 +171,11 @@ impl AcmeIssuer {
             let mut challenge = authorization
                 .challenge(wanted.clone())
                 .ok_or_else(|| DriverError::new(format!("the ACME server offers no {wanted:?} challenge")))?;
-            let identifier = challenge.identifier().to_string();
-            let key_authorization = challenge.key_authorization();
-            responder.publish(&identifier, &challenge.token, key_authorization.as_str(), key_authorization.digest().as_ref());
+            if let Some(responder) = responder {
+                let identifier = challenge.identifier().to_string();
+                let key_authorization = challenge.key_authorization();
+                responder.publish(&identifier, &challenge.token, key_authorization.as_str(), key_authorization.digest().as_ref());
+            }
             challenge.set_ready().await.map_err(|e| acme_error("announcing the challenge", e))?;
         }
         let retries = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(self.settings.order_timeout);
@@ -161,10 +190,39 @@ impl AcmeIssuer {
     }
 }
 
+impl AcmeIssuer {
+    /// The dns-01 record of each pending authorization: its name without `*.` (a wildcard is
+    /// proven at its base name, RFC 8555 section 8.4) and the key authorization's digest.
+    async fn txt_records(&self, acme_order: &mut instant_acme::Order) -> Result<Vec<dns01::TxtRecord>, DriverError> {
+        let mut records = Vec::new();
+        let mut authorizations = acme_order.authorizations();
+        while let Some(authorization) = authorizations.next().await {
+            let mut authorization = authorization.map_err(|e| acme_error("reading an authorization", e))?;
+            if authorization.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let challenge = authorization
+                .challenge(ChallengeType::Dns01)
+                .ok_or_else(|| DriverError::new("the ACME server offers no dns-01 challenge"))?;
+            let name = match challenge.identifier().identifier {
+                Identifier::Dns(name) => name.clone(),
+                other => return Err(DriverError::new(format!("{other:?} cannot be proven over dns-01"))),
+            };
+            records.push(dns01::TxtRecord { name, value: challenge.key_authorization().dns_value() });
+        }
+        records.sort();
+        Ok(records)
+    }
+}
+
 impl Issuer for AcmeIssuer {
     async fn issue(&self, order: &OrderRequest) -> Result<Issued, DriverError> {
         let deadline = self.settings.order_timeout + Duration::from_secs(10);
         let attempt = async {
+            // Records an interrupted dns-01 order left behind go first.
+            if let Some(settings) = &self.settings.dns01 {
+                dns01::Dns01::new(settings.clone()).clear().await?;
+            }
             let stored = self.stored_credentials().is_some();
             let account = self.account(false).await?;
             match self.issue_with(&account, order).await {

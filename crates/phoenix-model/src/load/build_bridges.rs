@@ -31,7 +31,8 @@ pub fn bridges(network: &raw::RawNetwork, doc: &JsonDoc, ctx: &mut Ctx<'_>) -> V
                 span,
             }),
             None => ctx.push(
-                Diagnostic::at("PHX-SCHEMA-004", span, format!("`{tag}` is not a VLAN tag (1-4094)")).help("write the VLAN's number, e.g. 20"),
+                Diagnostic::at("PHX-SCHEMA-004", span, format!("`{tag}` is not a VLAN tag (1-4094)"))
+                    .help("write the VLAN's number, e.g. 20"),
             ),
         }
     }

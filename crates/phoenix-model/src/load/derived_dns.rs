@@ -134,7 +134,10 @@ fn agents(model: &Model, target: impl Fn(&Guest) -> Target) -> Vec<Candidate> {
 }
 
 fn static_names(zone: &str, zones_span: Span, target: Target) -> Vec<Candidate> {
-    ["portainer", "traefik"].into_iter().map(|name| (format!("{name}.{zone}"), zones_span, target, "the names the script always wrote".into())).collect()
+    ["portainer", "traefik"]
+        .into_iter()
+        .map(|name| (format!("{name}.{zone}"), zones_span, target, "the names the script always wrote".into()))
+        .collect()
 }
 
 fn own_name(guest: &Guest, zone: &str) -> String {

@@ -64,7 +64,9 @@ impl ComposeService<'_> {
     pub fn labels(&self) -> Vec<String> {
         match self.body.get("labels") {
             Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
-            Some(Value::Object(map)) => map.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect(),
+            Some(Value::Object(map)) => {
+                map.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect()
+            }
             _ => Vec::new(),
         }
     }

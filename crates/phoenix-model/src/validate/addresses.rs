@@ -13,7 +13,9 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
     let index = model.address_index();
     let mut out = Vec::new();
     let host_resolvers = model.host.nameservers.iter().map(|ns| ("the Proxmox host".to_string(), ns));
-    let guest_resolvers = model.guests.values().flat_map(|g| g.nics.iter().flat_map(move |nic| nic.nameservers.iter().map(move |ns| (format!("{} ({})", g.label(), nic.key()), ns))));
+    let guest_resolvers = model.guests.values().flat_map(|g| {
+        g.nics.iter().flat_map(move |nic| nic.nameservers.iter().map(move |ns| (format!("{} ({})", g.label(), nic.key()), ns)))
+    });
     for (who, resolver) in host_resolvers.chain(guest_resolvers) {
         out.extend(resolver_problem(model, &index, &who, resolver));
     }

@@ -72,17 +72,25 @@ fn unprovable_names(cert: &Certificate) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for san in &cert.sans {
         let why = match (&san.value, cert.challenge) {
-            (San::Dns(name), AcmeChallenge::Http01 | AcmeChallenge::TlsAlpn01) if name.starts_with("*.") => {
-                (format!("the wildcard {name}"), "an ACME server proves a wildcard only in DNS", "write \"challenge\": \"dns-01\" (or leave challenge out)")
-            }
-            (San::Ip(ip), AcmeChallenge::Dns01) => {
-                (format!("the address {ip}"), "an address has no DNS name to hold the TXT record", "give the address its own entry with \"challenge\": \"http-01\"")
-            }
+            (San::Dns(name), AcmeChallenge::Http01 | AcmeChallenge::TlsAlpn01) if name.starts_with("*.") => (
+                format!("the wildcard {name}"),
+                "an ACME server proves a wildcard only in DNS",
+                "write \"challenge\": \"dns-01\" (or leave challenge out)",
+            ),
+            (San::Ip(ip), AcmeChallenge::Dns01) => (
+                format!("the address {ip}"),
+                "an address has no DNS name to hold the TXT record",
+                "give the address its own entry with \"challenge\": \"http-01\"",
+            ),
             _ => continue,
         };
         out.push(
-            Diagnostic::at("PHX-CERT-004", san.span, format!("certificate {} cannot prove {} with {challenge}: {}", cert.name, why.0, why.1))
-                .help(why.2),
+            Diagnostic::at(
+                "PHX-CERT-004",
+                san.span,
+                format!("certificate {} cannot prove {} with {challenge}: {}", cert.name, why.0, why.1),
+            )
+            .help(why.2),
         );
     }
     out

@@ -25,7 +25,8 @@ struct Expectation {
 /// known, not required (the internal-mesh script sent most of them to Traefik on purpose), so
 /// it keeps a record at its guest from being taken for a name without a route.
 fn own_names_of_derived_zones(model: &Model) -> BTreeMap<String, GuestId> {
-    let zones: std::collections::BTreeSet<&str> = model.dns.records.iter().filter(|r| r.derived.is_some()).map(|r| r.zone.as_str()).collect();
+    let zones: std::collections::BTreeSet<&str> =
+        model.dns.records.iter().filter(|r| r.derived.is_some()).map(|r| r.zone.as_str()).collect();
     let mut names = BTreeMap::new();
     for guest in model.guests.values() {
         for zone in &zones {
@@ -42,8 +43,10 @@ fn expectations(model: &Model, routes: &[Route]) -> BTreeMap<String, Expectation
     for guest in model.guests.values().filter(|g| !g.is_template) {
         let label = guest.name.to_ascii_lowercase();
         for zone in &zones {
-            expected
-                .insert(format!("{label}.{zone}"), Expectation { guest: guest.id, also: None, why: format!("it is the name of {}", guest.label()) });
+            expected.insert(
+                format!("{label}.{zone}"),
+                Expectation { guest: guest.id, also: None, why: format!("it is the name of {}", guest.label()) },
+            );
         }
     }
     let front = model.edge.gateway.or(model.edge.traefik);
@@ -72,7 +75,11 @@ fn expectations(model: &Model, routes: &[Route]) -> BTreeMap<String, Expectation
     if let (Some(ca), Some(name)) = (model.edge.step_ca, model.step_ca.as_ref().and_then(|s| s.dns_name.as_ref())) {
         expected.insert(
             name.value.clone(),
-            Expectation { guest: ca, also: None, why: format!("it is step_ca.dns_name, and Step-CA runs on {}", model.guests[&ca].label()) },
+            Expectation {
+                guest: ca,
+                also: None,
+                why: format!("it is step_ca.dns_name, and Step-CA runs on {}", model.guests[&ca].label()),
+            },
         );
     }
     for guest in model.guests.values() {
@@ -87,8 +94,10 @@ fn expectations(model: &Model, routes: &[Route]) -> BTreeMap<String, Expectation
             );
         }
         for name in &guest.hostnames {
-            expected
-                .insert(name.value.clone(), Expectation { guest: guest.id, also: None, why: format!("{} declares it in hostnames", guest.label()) });
+            expected.insert(
+                name.value.clone(),
+                Expectation { guest: guest.id, also: None, why: format!("{} declares it in hostnames", guest.label()) },
+            );
         }
     }
     expected
@@ -162,12 +171,16 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
                 && own_names.get(&record.fqdn) != model.edge.gateway.as_ref() =>
             {
                 out.push(
-                Diagnostic::at(
-                    "PHX-DNS-005",
-                    record.address_span,
-                    format!("{} points at the gateway, but no Traefik route serves it (clients get 404){}", record.fqdn, record.origin()),
-                )
-                .help("add a traefik_service or stack label for it, or remove the record"),
+                    Diagnostic::at(
+                        "PHX-DNS-005",
+                        record.address_span,
+                        format!(
+                            "{} points at the gateway, but no Traefik route serves it (clients get 404){}",
+                            record.fqdn,
+                            record.origin()
+                        ),
+                    )
+                    .help("add a traefik_service or stack label for it, or remove the record"),
                 )
             }
             None => {}

@@ -81,7 +81,10 @@ fn unverified_backends(stack: &Stack) -> Vec<Diagnostic> {
             Diagnostic::at(
                 "PHX-TLS-001",
                 span,
-                format!("service {service} of stack {} tells Traefik not to verify the backend's certificate (insecureSkipVerify)", stack.name),
+                format!(
+                    "service {service} of stack {} tells Traefik not to verify the backend's certificate (insecureSkipVerify)",
+                    stack.name
+                ),
             )
             .help("trust the Step-CA root in Traefik (rootCAs of a serversTransport) and let it verify")
         })

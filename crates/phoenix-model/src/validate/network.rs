@@ -58,8 +58,12 @@ fn check_nic<'m>(
         if let Some(subnet) = model.host.subnet_of(nic.bridge.as_deref()) {
             if !subnet.value.contains(&ip) {
                 out.push(
-                    Diagnostic::at("PHX-NET-003", address.span, format!("{ip} of {} is outside the subnet {}", guest.label(), subnet.value))
-                        .related(subnet.span, "subnet declared here"),
+                    Diagnostic::at(
+                        "PHX-NET-003",
+                        address.span,
+                        format!("{ip} of {} is outside the subnet {}", guest.label(), subnet.value),
+                    )
+                    .related(subnet.span, "subnet declared here"),
                 );
             }
         }

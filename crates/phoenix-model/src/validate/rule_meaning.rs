@@ -45,7 +45,11 @@ fn missing_interfaces(guest: &Guest) -> Vec<Diagnostic> {
                 Diagnostic::at(
                     "PHX-FW-012",
                     rule.span,
-                    format!("{} of {} names interface {iface}, which the guest does not have, so it never matches", describe(rule), guest.label()),
+                    format!(
+                        "{} of {} names interface {iface}, which the guest does not have, so it never matches",
+                        describe(rule),
+                        guest.label()
+                    ),
                 )
                 .help(format!("the guest's interfaces are {}", if keys.is_empty() { "none".to_string() } else { keys.join(", ") }))
             })

@@ -125,7 +125,11 @@ pub fn endpoint_create(state: &mut PortainerState, request: &Request) -> Answer 
         if let Some(failing) = state.agents_down.get_mut(&url).filter(|left| **left > 0) {
             *failing -= 1;
             let host = url.trim_start_matches("tcp://");
-            return message(500, "Unable to get environment type", &format!("Get \"https://{host}/ping\": dial tcp {host}: connect: connection refused"));
+            return message(
+                500,
+                "Unable to get environment type",
+                &format!("Get \"https://{host}/ping\": dial tcp {host}: connect: connection refused"),
+            );
         }
     }
     let id = state.next();
@@ -153,9 +157,9 @@ pub fn containers(state: &mut PortainerState, request: &Request) -> Answer {
     };
     let deployed = state.stacks.values().filter(|s| s.endpoint_id == id && s.kind == 2).map(|s| s.name.clone());
     let foreign = state.foreign_projects.get(&id).into_iter().flatten().cloned();
-    let list = deployed
-        .chain(foreign)
-        .map(|project| json!({ "Id": project, "Names": [format!("/{project}-app-1")], "Labels": { "com.docker.compose.project": project } }));
+    let list = deployed.chain(foreign).map(
+        |project| json!({ "Id": project, "Names": [format!("/{project}-app-1")], "Labels": { "com.docker.compose.project": project } }),
+    );
     Answer::json(200, Value::Array(list.collect()))
 }
 
@@ -241,7 +245,11 @@ pub fn stack_update(state: &mut PortainerState, request: &Request) -> Answer {
     let endpoint_id = endpoint_param(request).unwrap_or(0);
     if !state.endpoints.contains_key(&endpoint_id) {
         // The words of portainer #8584 and #9210 (an update sent without endpointId).
-        return message(404, "Unable to find the environment associated to the stack inside the database", "Object not found inside the database");
+        return message(
+            404,
+            "Unable to find the environment associated to the stack inside the database",
+            "Object not found inside the database",
+        );
     }
     let Some(file) = request.text("stackFileContent").filter(|f| !f.trim().is_empty()) else {
         return bad_request("Invalid stack file content");

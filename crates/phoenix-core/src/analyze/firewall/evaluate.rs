@@ -153,7 +153,13 @@ pub fn evaluate(state: &FirewallState, model: &Model, src: Endpoint, dst: Endpoi
 
 /// Evaluates like [`evaluate`], each end with the address it uses (which picks a guest's NIC):
 /// a connection to a guest's second NIC meets that NIC's chains.
-pub fn evaluate_between(state: &FirewallState, model: &Model, src: (Endpoint, IpAddr), dst: (Endpoint, IpAddr), packet: Packet) -> FirewallVerdict {
+pub fn evaluate_between(
+    state: &FirewallState,
+    model: &Model,
+    src: (Endpoint, IpAddr),
+    dst: (Endpoint, IpAddr),
+    packet: Packet,
+) -> FirewallVerdict {
     run(state, model, src, dst, packet, &mut None)
 }
 
