@@ -54,7 +54,8 @@ pub struct PortainerClient {
 const COMPOSE_STACK: u64 = 2;
 
 /// Portainer's words when it cannot reach an agent it is asked to add
-/// (endpoints/endpoint_create.go: the agent's version and platform, then the first snapshot).
+/// (endpoints/endpoint_create.go: `agent.GetAgentVersionAndPlatform`, then the first snapshot
+/// in `snapshotAndPersistEndpoint`; the environment is saved only after both).
 const AGENT_UNREACHED: [&str; 2] = ["Unable to get environment type", "Unable to initiate communications with environment"];
 
 /// How a request may be sent: an idempotent one again after a 5xx or a connection failure;
@@ -173,7 +174,20 @@ impl PortainerClient {
             if status.is_success() {
                 return Ok(());
             }
-            let unanswered = agent && status.as_u16() == 500 && AGENT_UNREACHED.iter().any(|m| body.contains(m));
+            // An agent paired with another Portainer answers, but refuses this one: waiting
+            // does not help (endpoint_create.go turns "Invalid request signature" into it).
+            let paired_elsewhere = body.contains("already paired with another Portainer instance");
+            let unanswered = agent && status.as_u16() == 500 && !paired_elsewhere && AGENT_UNREACHED.iter().any(|m| body.contains(m));
+            if paired_elsewhere {
+                return Err(error(
+                    what,
+                    format!(
+                        "{}: the agent of {name} keeps the key of the Portainer server it first met; remove its data volume \
+                         (or give it this server's AGENT_SECRET) and restart it",
+                        refusal(status, &body)
+                    ),
+                ));
+            }
             if !unanswered {
                 return Err(error(what, refusal(status, &body)));
             }

@@ -68,6 +68,31 @@ async fn an_agent_that_never_answers_fails_its_environment_in_bounded_time_with_
 }
 
 #[tokio::test]
+async fn an_agent_paired_with_another_server_is_not_waited_for() {
+    let rig = Rig::new("agent-paired").await;
+    rig.portainer.state.lock().unwrap().agents_paired_elsewhere.insert(AGENT.into());
+    let started = Instant::now();
+    let summary = sync(&rig).await;
+    let message = failure(&summary, "endpoint:drphoenix");
+    assert!(message.contains("already paired with another Portainer instance") && message.contains("AGENT_SECRET"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(2), "no waiting: {:?}", started.elapsed());
+}
+
+/// A Portainer failing while the plan is applied holds back only what depends on it.
+#[tokio::test]
+async fn a_portainer_failing_during_apply_stops_only_its_own_steps() {
+    let rig = Rig::new("portainer-fails").await;
+    rig.portainer.server.controls.inject(Some("POST"), "/api/users/admin/init", Fault::Status(500, "database is locked".into()), 1);
+    let plan = rig.plan(&rig::all()).await.unwrap();
+    let summary = rig.apply(&plan).await.0;
+    assert!(matches!(outcome(&summary, "portainer:bootstrap"), StepOutcome::Failed { .. }));
+    assert!(matches!(outcome(&summary, WHOAMI), StepOutcome::Skipped { .. }));
+    for independent in ["dns", "firewall:cluster:options"] {
+        assert!(matches!(outcome(&summary, independent), StepOutcome::Done { .. }), "{independent}: {}", summary.to_text());
+    }
+}
+
+#[tokio::test]
 async fn a_deploy_cut_by_the_timeout_is_not_sent_again_and_the_next_run_finds_it() {
     let rig = Rig::new("deploy-slow").await;
     rig.portainer.server.controls.inject(Some("POST"), "/api/stacks/create", Fault::Late(Duration::from_secs(3)), 10);

@@ -131,6 +131,14 @@ pub fn endpoint_create(state: &mut PortainerState, request: &Request) -> Answer 
                 &format!("Get \"https://{host}/ping\": dial tcp {host}: connect: connection refused"),
             );
         }
+        // snapshotAndPersistEndpoint: an agent keyed to another server refuses the snapshot.
+        if state.agents_paired_elsewhere.contains(&url) {
+            return message(
+                500,
+                "Unable to initiate communications with environment",
+                "agent already paired with another Portainer instance",
+            );
+        }
     }
     let id = state.next();
     state.endpoints.insert(id, (name.clone(), url.clone(), kind));

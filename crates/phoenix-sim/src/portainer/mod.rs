@@ -35,6 +35,8 @@ pub struct PortainerState {
     pub stacks: BTreeMap<u64, FakeStack>,
     /// Agents (by URL) that do not answer Portainer's ping yet: how many more pings fail.
     pub agents_down: BTreeMap<String, usize>,
+    /// Agents (by URL) that answer but were paired with another Portainer server.
+    pub agents_paired_elsewhere: BTreeSet<String>,
     /// Compose projects running on an environment outside Portainer (containers labelled
     /// `com.docker.compose.project`).
     pub foreign_projects: BTreeMap<u64, BTreeSet<String>>,
@@ -57,6 +59,7 @@ impl Default for PortainerState {
             endpoints: BTreeMap::new(),
             stacks: BTreeMap::new(),
             agents_down: BTreeMap::new(),
+            agents_paired_elsewhere: BTreeSet::new(),
             foreign_projects: BTreeMap::new(),
             deploy_failure: None,
             deploys: 0,

@@ -1,5 +1,5 @@
 //! Portainer's routes as a table: method, path, who may call it, the handler, and the Go
-//! handler file (github.com/portainer/portainer at the release tag named) whose payload,
+//! handler file (github.com/portainer/portainer, `api/http/handler/`) whose payload,
 //! validation and status codes the handler follows. The dispatcher also does what Portainer's
 //! middleware does before any handler: the first-administrator timeout (`adminmonitor`) and
 //! the bouncer's authentication (`api/http/security/bouncer.go`).
@@ -11,8 +11,11 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The release whose handlers the table follows (the users run 2.20-2.23; these handlers did
-/// not change in what phoenix uses between those releases).
+/// The version the fake reports (`/api/status`). The users run 2.20-2.23. The rows follow the
+/// handler files as stored for portainer/portainer (read with the search tool; the stored
+/// stacks/stack_update.go is an older release, whose endpointId work-around and
+/// Swarm-only `Prune` the later releases keep) and the behaviours issue 18 names for
+/// 2.20-2.23 (agent ping, synchronous deploys, the five-minute window, 201 tokens).
 pub const RELEASE: &str = "2.21.5";
 
 /// `api/adminmonitor/admin_monitor.go`: a fresh instance waits this long for its first
@@ -55,7 +58,7 @@ pub struct Route {
     pub path: &'static str,
     pub access: Access,
     pub handler: HandlerFn,
-    /// The handler file under `api/http/handler/`, at [`RELEASE`].
+    /// The handler file under `api/http/handler/`.
     pub source: &'static str,
 }
 
