@@ -3,6 +3,7 @@
 //! Proxmox VE API (`pve`) and the Portainer API (`portainer`), over one HTTPS setup (`http`).
 
 pub mod acme;
+pub mod dns;
 pub mod host;
 pub mod http;
 pub mod portainer;

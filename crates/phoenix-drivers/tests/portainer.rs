@@ -210,7 +210,8 @@ async fn a_stack_update_with_another_environment_reassociates_it() {
             .json(&serde_json::json!({ "stackFileContent": "services: {}\n" }))
             .send()
     };
-    assert_eq!(put("").await.unwrap().status(), 404);
+    assert_eq!(put("").await.unwrap().status(), 400);
+    assert_eq!(put("?endpointId=98").await.unwrap().status(), 404);
     assert_eq!(put("?endpointId=99").await.unwrap().status(), 200);
     assert_eq!(rig.portainer.state.lock().unwrap().stacks[&stack].endpoint_id, 99);
 }

@@ -172,6 +172,15 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
         .await
         .unwrap();
     assert_eq!(json_endpoint.status(), 400);
+    // users/admin_init.go: the payload's Validate refuses whitespace in the username.
+    let spaced = portainer
+        .post(format!("{base}/api/users/admin/init"))
+        .json(&serde_json::json!({ "Username": "the admin", "Password": "long-enough-password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spaced.status(), 400);
+    assert!(spaced.text().await.unwrap().contains("Must not contain any whitespace"));
     let no_key = portainer.get(format!("{base}/api/stacks")).send().await.unwrap();
     assert_eq!(no_key.status(), 401);
     rig.portainer.add_foreign_stack("someone-elses", 7, "services: {}\n");
@@ -183,9 +192,9 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
         .send()
         .await
         .unwrap();
-    // stacks/stack_update.go: without endpointId the stack's environment is 0, not found.
-    assert_eq!(update.status(), 404);
-    assert!(update.text().await.unwrap().contains("Unable to find the environment associated to the stack"));
+    // stacks/stack_update.go (2.20+): endpointId is a required query parameter.
+    assert_eq!(update.status(), 400);
+    assert!(update.text().await.unwrap().contains("Invalid query parameter: endpointId"));
 
     // phoenix with a wrong token cannot observe, and says so.
     let bad = PveClient::new(PveSettings {

@@ -4,6 +4,8 @@
 
 use crate::LabError;
 use futures_util::stream::{self, StreamExt};
+use hickory_proto::rr::{DNSClass, RecordType};
+use phoenix_drivers::dns;
 use phoenix_core::lab::{LabSpec, Probe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -11,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 
 /// How long a probe waits for a connection or a reply: a dropped packet is a failure after this.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(600);
@@ -43,36 +45,17 @@ pub struct Found {
     pub chain: Vec<String>,
 }
 
-/// A DNS query for `name`'s A records (RFC 1035), built with hickory-proto.
-fn query(name: &str) -> Option<Vec<u8>> {
-    use hickory_proto::op::{Message, MessageType, OpCode, Query};
-    use hickory_proto::rr::{Name, RecordType};
-    let mut message = Message::new();
-    message.set_id(0x5eed).set_message_type(MessageType::Query).set_op_code(OpCode::Query).set_recursion_desired(true);
-    message.add_query(Query::query(Name::from_ascii(name).ok()?, RecordType::A));
-    message.to_vec().ok()
-}
-
-/// `version.bind` CHAOS TXT, which DNS servers answer locally.
-fn version_query() -> Option<Vec<u8>> {
-    use hickory_proto::op::{Message, Query};
-    use hickory_proto::rr::{DNSClass, Name, RecordType};
-    let mut query = Query::query(Name::from_ascii("version.bind.").ok()?, RecordType::TXT);
-    query.set_query_class(DNSClass::CH);
-    let mut message = Message::new();
-    message.set_id(0x5eee).add_query(query);
-    message.to_vec().ok()
+/// Whether a DNS server at `address` answers: a question dnsmasq answers itself (CHAOS TXT
+/// `version.bind`, whatever its upstreams); the stand-in echoes it.
+async fn dns_answers(address: SocketAddr) -> bool {
+    let Some(query) = dns::question("version.bind", RecordType::TXT, DNSClass::CH) else { return false };
+    dns::ask(address, query, PROBE_TIMEOUT).await.is_some()
 }
 
 /// The A answers for `name` from `server` (UDP 53).
 async fn lookup(name: &str, server: Ipv4Addr) -> Option<Vec<Ipv4Addr>> {
-    use hickory_proto::rr::RData;
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await.ok()?;
-    socket.send_to(&query(name)?, (server, 53)).await.ok()?;
-    let mut buffer = vec![0u8; 1500];
-    let (n, _) = tokio::time::timeout(PROBE_TIMEOUT, socket.recv_from(&mut buffer)).await.ok()?.ok()?;
-    let message = hickory_proto::op::Message::from_vec(&buffer[..n]).ok()?;
-    Some(message.answers().iter().filter_map(|r| if let RData::A(a) = r.data() { Some(a.0) } else { None }).collect())
+    let query = dns::question(name, RecordType::A, DNSClass::IN)?;
+    dns::ask(SocketAddr::from((server, 53)), query, PROBE_TIMEOUT).await.map(|records| dns::addresses(&records))
 }
 
 /// A TLS handshake sending `server_name`, then `GET /` for `host`: whether TLS held and the
@@ -120,15 +103,7 @@ async fn handshake(
 
 async fn reachable(address: SocketAddr, proto: u8) -> bool {
     if proto == 17 {
-        let Ok(socket) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else { return false };
-        // A DNS query dnsmasq answers itself (CHAOS TXT version.bind, whatever its upstreams);
-        // the stand-in echoes it.
-        let Some(packet) = version_query() else { return false };
-        if socket.send_to(&packet, address).await.is_err() {
-            return false;
-        }
-        let mut buffer = [0u8; 1500];
-        return matches!(tokio::time::timeout(PROBE_TIMEOUT, socket.recv_from(&mut buffer)).await, Ok(Ok(_)));
+        return dns_answers(address).await;
     }
     matches!(tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(address)).await, Ok(Ok(_)))
 }

@@ -7,8 +7,8 @@
 //! configuration (dnsmasq(8), SIGHUP), so the change takes a restart. A check or restart that
 //! fails puts the previous file back.
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
+use crate::dns;
+use hickory_proto::rr::{DNSClass, RecordType};
 use phoenix_exec::DriverError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -105,7 +105,7 @@ impl Dns01 {
         for _ in 0..200 {
             let mut still = Vec::new();
             for record in missing {
-                if !txt_values(self.settings.resolver, &record.owner()).await.contains(&record.value) {
+                if !served(self.settings.resolver, &record.owner()).await.contains(&record.value) {
                     still.push(record);
                 }
             }
@@ -146,40 +146,10 @@ async fn run(argv: &[String], doing: &str) -> Result<(), DriverError> {
 }
 
 /// The TXT values `resolver` answers for `name` (empty on no answer within a second).
-async fn txt_values(resolver: SocketAddr, name: &str) -> Vec<String> {
-    let Ok(query) = txt_query(name) else { return Vec::new() };
-    let bind: SocketAddr = if resolver.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
-    let Ok(socket) = tokio::net::UdpSocket::bind(bind).await else { return Vec::new() };
-    if socket.send_to(&query, resolver).await.is_err() {
-        return Vec::new();
-    }
-    let mut buffer = vec![0u8; 4096];
-    let Ok(Ok((length, _))) = tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buffer)).await else {
-        return Vec::new();
-    };
-    let Ok(answer) = Message::from_vec(&buffer[..length]) else { return Vec::new() };
-    answer
-        .answers()
-        .iter()
-        .filter_map(|record| match record.data() {
-            RData::TXT(txt) => Some(txt.txt_data().iter().map(|part| String::from_utf8_lossy(part).into_owned()).collect::<String>()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn txt_query(name: &str) -> Result<Vec<u8>, String> {
-    let name = Name::from_ascii(format!("{name}.")).map_err(|e| e.to_string())?;
-    let mut message = Message::new();
-    message.set_id(rand_id()).set_message_type(MessageType::Query).set_op_code(OpCode::Query).set_recursion_desired(true);
-    message.add_query(Query::query(name, RecordType::TXT));
-    message.to_vec().map_err(|e| e.to_string())
-}
-
-fn rand_id() -> u16 {
-    let mut bytes = [0u8; 2];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    u16::from_be_bytes(bytes)
+/// The TXT values `resolver` serves for `name` now (none when it does not answer in a second).
+async fn served(resolver: SocketAddr, name: &str) -> Vec<String> {
+    let Some(query) = dns::question(name, RecordType::TXT, DNSClass::IN) else { return Vec::new() };
+    dns::ask(resolver, query, Duration::from_secs(1)).await.map(|records| dns::texts(&records)).unwrap_or_default()
 }
 
 #[cfg(test)]

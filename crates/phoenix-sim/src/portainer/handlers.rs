@@ -36,6 +36,9 @@ pub fn admin_init(state: &mut PortainerState, request: &Request) -> Answer {
     if user.trim().is_empty() {
         return bad_request("Invalid administrator username");
     }
+    if user.chars().any(char::is_whitespace) {
+        return bad_request("Invalid username. Must not contain any whitespace");
+    }
     if state.admin.is_some() {
         return message(409, "Unable to create administrator user", "An administrator user already exists");
     }
@@ -110,18 +113,19 @@ fn multipart_fields(call: &Call) -> Option<BTreeMap<String, String>> {
 /// when it does not answer), and becomes EndpointType 2 (AgentOnDockerEnvironment).
 pub fn endpoint_create(state: &mut PortainerState, request: &Request) -> Answer {
     let Some(fields) = multipart_fields(request.call) else { return bad_request("request Content-Type isn't multipart/form-data") };
-    let Some(name) = fields.get("Name").filter(|n| !n.trim().is_empty()) else { return bad_request("Invalid environment name") };
+    let Some(name) = fields.get("Name").filter(|n| !n.trim().is_empty()) else { return bad_request("invalid environment name") };
     let Some(kind) = fields.get("EndpointCreationType").and_then(|k| k.parse::<u8>().ok()).filter(|k| (1..=7).contains(k)) else {
         return bad_request("Invalid environment type value. Value must be one of: 1 (Docker environment), 2 (Agent environment), ...");
     };
+    // No format check on an agent's URL: one the ping cannot reach fails there, with 500.
     let url = fields.get("URL").cloned().unwrap_or_default();
-    if kind == 2 && !url.starts_with("tcp://") {
-        return bad_request("Invalid environment URL");
-    }
     if state.endpoints.values().any(|(n, _, _)| n == name) {
         return message(409, "Name is not unique", "Name is not unique");
     }
     if kind == 2 {
+        if !url.starts_with("tcp://") {
+            return message(500, "Unable to get environment type", &format!("parse \"{url}\": missing protocol scheme"));
+        }
         if let Some(failing) = state.agents_down.get_mut(&url).filter(|left| **left > 0) {
             *failing -= 1;
             let host = url.trim_start_matches("tcp://");
@@ -241,18 +245,18 @@ pub fn create_compose_stack(state: &mut PortainerState, request: &Request) -> An
     Answer::json(200, json!({ "Id": id, "Name": name, "EndpointId": endpoint_id, "Type": 2 }))
 }
 
-/// stacks/stack_update.go: `endpointId` is optional, and when it differs from the stack's it
-/// re-associates the stack (a work-around the handler keeps for stacks of old versions); a
-/// missing one means environment 0, which does not exist. The file is replaced, the deploy
-/// runs, and on failure the file is rolled back and nothing is kept. `prune` is read for
-/// Swarm stacks only.
+/// stacks/stack_update.go (`stackUpdate`, the libhttp-in-pkg era of 2.20+): `endpointId` is a
+/// required query parameter (`RetrieveNumericQueryParameter(r, "endpointId", false)`: 400
+/// without it), and when it differs from the stack's it re-associates the stack (a work-around
+/// the handler keeps for stacks of old versions); an unknown one is 404. The file is replaced,
+/// the deploy runs, and on failure the file is rolled back and nothing is kept. `prune` is read
+/// for Swarm stacks only.
 pub fn stack_update(state: &mut PortainerState, request: &Request) -> Answer {
     let Some(id) = request.param("id").parse::<u64>().ok().filter(|id| state.stacks.contains_key(id)) else {
         return message(404, NO_STACK, "Object not found inside the database");
     };
-    let endpoint_id = endpoint_param(request).unwrap_or(0);
+    let Some(endpoint_id) = endpoint_param(request) else { return message(400, "Invalid query parameter: endpointId", "") };
     if !state.endpoints.contains_key(&endpoint_id) {
-        // The words of portainer #8584 and #9210 (an update sent without endpointId).
         return message(
             404,
             "Unable to find the environment associated to the stack inside the database",
