@@ -17,9 +17,12 @@ fn cert<'m>(model: &'m Model, name: &str) -> &'m phoenix_model::model::Certifica
 #[test]
 fn orders_name_the_common_name_first_without_repeats() {
     let model = example();
-    let order = order_for(cert(&model, "portainer"));
-    assert_eq!(order.identifiers, ["portainer.internal.thinkheads.ai", "portainer.phoenix.thinkheads.ai", "10.0.0.111"]);
-    assert_eq!(order.sans()[2], San::Ip("10.0.0.111".parse().unwrap()));
+    let order = order_for(cert(&model, "gateway"));
+    assert_eq!(order.identifiers[0], "gateway.internal.thinkheads.ai");
+    assert_eq!(order.identifiers.len(), 7, "{:?}", order.identifiers);
+    assert_eq!(order.sans()[6], San::Ip("10.0.0.153".parse().unwrap()));
+    let traefik = order_for(cert(&model, "traefik"));
+    assert_eq!(traefik.identifiers.iter().filter(|i| *i == "traefik.internal.thinkheads.ai").count(), 1);
 }
 
 const CHAIN: &str =

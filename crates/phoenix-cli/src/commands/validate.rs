@@ -13,7 +13,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Outcome, Failure> {
-    let checked = context::checked(&args.config.config)?;
+    let mut checked = context::checked(&args.config.config)?;
+    // Whether Step-CA can complete each certificate's challenge takes the firewall and DNS
+    // analysis, which lives in phoenix-core; judged only on a model without errors of its own.
+    if let (Some(model), false) = (&checked.model, checked.has_errors()) {
+        checked.diagnostics.extend(phoenix_core::analyze::challenges::diagnostics(model));
+    }
     let text = match args.format {
         Format::Human => render::to_human(&checked.diagnostics, &checked.sources, context::color_wanted()),
         Format::Json => format!("{:#}\n", render::to_json(&checked.diagnostics, &checked.sources)),

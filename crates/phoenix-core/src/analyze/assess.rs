@@ -21,6 +21,17 @@ pub struct HopVerdict {
     pub firewall_chains: FirewallVerdict,
     pub dns: Option<Check>,
     pub tls: Option<Check>,
+    /// Whether anything at the destination does what the hop is for (set for hops whose
+    /// flow already shows that nothing does: see [`Hop::dead_end`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Check>,
+}
+
+impl HopVerdict {
+    /// Every check made on the hop, firewall first.
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        [Some(&self.firewall), self.dns.as_ref(), self.tls.as_ref(), self.answer.as_ref()].into_iter().flatten()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -235,12 +246,11 @@ pub fn assess(model: &Model, edge: &Edge, state: &FirewallState, options: &Optio
                     let firewall = firewall_check(&verdict, &hop);
                     let dns = dns_check(model, &indexes, state, &hop);
                     let tls = hop.tls.as_ref().map(|t| tls_check(model, edge, t, options));
-                    let status = [Some(firewall.status), dns.as_ref().map(|c| c.status), tls.as_ref().map(|c| c.status)]
-                        .into_iter()
-                        .flatten()
-                        .max()
-                        .unwrap_or(Status::Ok);
-                    HopVerdict { hop, status, firewall, firewall_chains: verdict, dns, tls }
+                    let answer =
+                        hop.dead_end.as_ref().map(|why| Check { status: Status::Fail, summary: why.clone(), evidence: Vec::new() });
+                    let mut verdict = HopVerdict { hop, status: Status::Ok, firewall, firewall_chains: verdict, dns, tls, answer };
+                    verdict.status = verdict.checks().map(|c| c.status).max().unwrap_or(Status::Ok);
+                    verdict
                 })
                 .collect();
             let status = hops.iter().map(|h| h.status).max().unwrap_or(Status::Ok);

@@ -1,5 +1,6 @@
 //! The flows a configuration implies, each a chain of hops: clients through DNS, the gateway and
-//! Traefik to every routed backend; ACME between Traefik, the gateway and Step-CA; Portainer to
+//! Traefik to every routed backend; ACME between Traefik, the gateway and Step-CA (and, in
+//! `challenges`, Step-CA's validation of each certificate phoenix orders); Portainer to
 //! its agents; every guest to the DNS server; NFS clients to the NFS server.
 //! Must not judge: verdicts are computed in `assess`.
 
@@ -48,6 +49,10 @@ pub struct Hop {
     pub protocol: String,
     pub purpose: String,
     pub tls: Option<TlsHop>,
+    /// Why nothing at `to` does what the hop is for (no one there answers phoenix's ACME
+    /// challenge), when the flow's shape already shows it; `assess` fails the hop with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_end: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,8 +66,17 @@ fn protocol(name: &str, proto: u8, port: u16) -> String {
     format!("{name} ({}/{port})", if proto == UDP { "UDP" } else { "TCP" })
 }
 
-fn hop(from: Endpoint, to: Endpoint, name: Option<&str>, port: u16, proto: u8, label: &str, purpose: String, tls: Option<TlsHop>) -> Hop {
-    Hop { from, to, name: name.map(str::to_string), port, proto, protocol: protocol(label, proto, port), purpose, tls }
+pub(super) fn hop(
+    from: Endpoint,
+    to: Endpoint,
+    name: Option<&str>,
+    port: u16,
+    proto: u8,
+    label: &str,
+    purpose: String,
+    tls: Option<TlsHop>,
+) -> Hop {
+    Hop { from, to, name: name.map(str::to_string), port, proto, protocol: protocol(label, proto, port), purpose, tls, dead_end: None }
 }
 
 /// Client -> gateway -> Traefik -> backend for one host name of one route.
@@ -156,6 +170,7 @@ pub fn flows(model: &Model, edge: &Edge) -> Vec<Flow> {
         }
     }
     acme_flows(model, edge, &mut out);
+    super::challenges::challenge_flows(model, edge, &mut out);
     portainer_flows(model, &mut out);
     dns_flows(model, &mut out);
     nfs_flows(model, &mut out);

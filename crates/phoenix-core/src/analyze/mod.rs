@@ -3,6 +3,7 @@
 
 pub mod assess;
 pub mod certs;
+pub mod challenges;
 pub mod firewall;
 pub mod flows;
 pub mod report;

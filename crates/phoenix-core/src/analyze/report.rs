@@ -150,10 +150,13 @@ fn hop_table(model: &Model, hops: &[&HopVerdict]) -> String {
         "| Step | Source | Destination | Protocol | Purpose | Certificate Status | Firewall Status |\n|---|---|---|---|---|---|---|\n",
     );
     for (i, hop) in hops.iter().enumerate() {
-        let destination = match (&hop.hop.name, &hop.dns) {
+        let mut destination = match (&hop.hop.name, &hop.dns) {
             (Some(name), Some(dns)) => format!("{} via `{name}`<br>DNS: {}", short(model, hop.hop.to), badge(dns)),
             _ => short(model, hop.hop.to),
         };
+        if let Some(answer) = &hop.answer {
+            destination.push_str(&format!("<br>{}", badge(answer)));
+        }
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
@@ -289,7 +292,7 @@ fn conclusion(model: &Model, flows: &[FlowVerdict], skipped: &[Skipped]) -> Stri
     let mut findings: BTreeMap<(Status, String), BTreeSet<String>> = BTreeMap::new();
     for flow in flows {
         for hop in &flow.hops {
-            for check in [Some(&hop.firewall), hop.dns.as_ref(), hop.tls.as_ref()].into_iter().flatten() {
+            for check in hop.checks() {
                 if check.status != Status::Ok {
                     findings.entry((check.status, check.summary.clone())).or_default().insert(flow.title.clone());
                 }
@@ -382,7 +385,7 @@ pub fn to_human(model: &Model, flows: &[FlowVerdict], state: &FirewallState) -> 
                 hop.hop.protocol,
                 hop.status.word()
             );
-            for check in [Some(&hop.firewall), hop.dns.as_ref(), hop.tls.as_ref()].into_iter().flatten() {
+            for check in hop.checks() {
                 if check.status != Status::Ok {
                     let _ = writeln!(out, "       {} {}", check.status.word(), check.summary);
                 }

@@ -1,6 +1,7 @@
 //! The NGINX gateway's whole nginx.conf, from the edge routes.
-//! - Port 80 serves ACME http-01 challenges (proxied to Traefik, whose resolver answers them)
-//!   and redirects everything else to HTTPS.
+//! - Port 80 serves ACME http-01 challenges and redirects everything else to HTTPS: the names
+//!   phoenix proves over http-01 go to phoenix's responder on the Proxmox host (then to Traefik
+//!   for tokens phoenix does not hold), every other name to Traefik, whose resolver answers them.
 //! - A `terminate` route: NGINX presents the gateway's certificate for the route's names, then
 //!   opens a new TLS connection to Traefik, sending the client's host name as SNI and verifying
 //!   Traefik's certificate against the Step-CA root. NGINX verifies nothing upstream by
@@ -44,6 +45,33 @@ fn terminate_server(out: &mut String, model: &Model, edge: &Edge, route: &EdgeRo
     );
 }
 
+/// The port-80 servers: for the names phoenix proves over http-01, challenge paths go to
+/// phoenix's responder on the Proxmox host first and fall back to Traefik's resolver when
+/// phoenix does not know the token (404) or is not answering (502, 504: it listens only while
+/// it orders); for every other name they go to Traefik. Everything else moves to HTTPS.
+/// (`proxy_intercept_errors` plus `error_page ... = @location` re-runs the request in the
+/// named location, method and URI unchanged: ngx_http_proxy_module, ngx_http_core_module.)
+pub fn http_servers(model: &Model, edge: &Edge) -> String {
+    let Some(traefik) = edge.traefik else { return String::new() };
+    let mut out = String::new();
+    let names = crate::certificates::http01_identifiers(model);
+    if let (Some(host), false) = (model.host.ip(), names.is_empty()) {
+        let _ = write!(
+            out,
+            "\n    # HTTP for the names phoenix proves over http-01: phoenix's responder first, then Traefik's.\n    server {{\n        listen 80;\n        server_name {names};\n\n        location /.well-known/acme-challenge/ {{\n            proxy_pass http://{host}:{port};\n            proxy_set_header Host $host;\n            proxy_connect_timeout 3s;\n            proxy_intercept_errors on;\n            error_page 404 502 504 = @traefik_acme;\n        }}\n\n        location @traefik_acme {{\n            proxy_pass http://{traefik}:80;\n            proxy_set_header Host $host;\n        }}\n\n        location / {{\n            return 301 https://$host$request_uri;\n        }}\n    }}\n",
+            names = names.join(" "),
+            port = crate::certificates::RESPONDER_HTTP01_PORT,
+            traefik = traefik.address,
+        );
+    }
+    let _ = write!(
+        out,
+        "\n    # HTTP: ACME http-01 challenges go to Traefik; everything else moves to HTTPS.\n    server {{\n        listen 80 default_server;\n        server_name _;\n\n        location /.well-known/acme-challenge/ {{\n            proxy_pass http://{traefik}:80;\n            proxy_set_header Host $host;\n        }}\n\n        location / {{\n            return 301 https://$host$request_uri;\n        }}\n    }}\n",
+        traefik = traefik.address
+    );
+    out
+}
+
 /// The configuration text, or `None` when the edge has no gateway and Traefik.
 pub fn config(model: &Model, edge: &Edge) -> Option<String> {
     let traefik = edge.traefik?;
@@ -53,11 +81,7 @@ pub fn config(model: &Model, edge: &Edge) -> Option<String> {
     let mut out = String::from(
         "# Rendered by phoenix for the NGINX gateway; do not edit: phoenix sync overwrites it.\nuser www-data;\nworker_processes auto;\npid /run/nginx.pid;\nerror_log /var/log/nginx/error.log;\ninclude /etc/nginx/modules-enabled/*.conf;\n\nevents {\n    worker_connections 768;\n}\n\nhttp {\n    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n    access_log /var/log/nginx/access.log;\n    server_tokens off;\n    ssl_protocols TLSv1.2 TLSv1.3;\n",
     );
-    let _ = write!(
-        out,
-        "\n    # HTTP: ACME http-01 challenges go to Traefik; everything else moves to HTTPS.\n    server {{\n        listen 80 default_server;\n        server_name _;\n\n        location /.well-known/acme-challenge/ {{\n            proxy_pass http://{traefik}:80;\n            proxy_set_header Host $host;\n        }}\n\n        location / {{\n            return 301 https://$host$request_uri;\n        }}\n    }}\n",
-        traefik = traefik.address
-    );
+    out.push_str(&http_servers(model, edge));
     let listen = if passthrough.is_empty() { "443" } else { INTERNAL_TLS };
     for route in &terminate {
         terminate_server(&mut out, model, edge, route, listen);

@@ -305,6 +305,14 @@ pub const CODES: &[CodeInfo] = &[
        which an ACME server validates only over dns-01 (RFC 8555 section 7.1.3), or an IP address with dns-01, which has \
        no DNS name to hold the TXT record (RFC 8738). Step-CA would refuse the order.\nFix: dns-01 for wildcards (the \
        default when an entry has one), http-01 or tls-alpn-01 for addresses, in separate entries when both are needed."),
+    c("PHX-CERT-005", Error, "ACME challenge Step-CA cannot complete",
+      "Step-CA validates a challenge where the name leads it (RFC 8555 section 8): http-01 at port 80 of the address the \
+       name resolves to through phoenix's DNS, where only the Proxmox host (phoenix's responder) or the gateway (which \
+       relays the challenge paths of http-01 names to it) answers; tls-alpn-01 at port 443 of the Proxmox host; dns-01 \
+       at phoenix's DNS server, which holds the TXT record only when it is the host's dnsmasq. The message names the \
+       first hop of that path that fails: the firewall, the DNS answer, or nobody answering there.\nFix: point the name \
+       at the gateway, open the hop in the firewall, or use dns-01 for names phoenix's DNS serves; `phoenix assess` \
+       shows the whole path (flows `challenge:<certificate>:<name>`)."),
     c("PHX-FLOW-001", Error, "declared flow names nothing",
       "An entry of `flows` (flows phoenix assess should prove) has a `from` or `to` that is not `host`, a defined guest id, \
        or an IP address, so the flow cannot be judged.\nFix: correct the endpoint."),
