@@ -8,24 +8,13 @@
 use phoenix_core::render::{nginx, render_all};
 use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use phoenix_testkit::free_port;
+use phoenix_testkit::nginx::{localise, scratch, Nginx};
 use phoenix_testkit::pki::{TestCa, Usage};
 use phoenix_testkit::tls::{https_get_within, tls_backend};
 use phoenix_testkit::{example_config, example_source, reference_config, MemorySource};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
-
-const NGINX: &str = "/usr/sbin/nginx";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("phoenix-nginx-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("ssl")).unwrap();
-    // Debian's module includes name `modules/...` relative to the prefix, as /usr/share/nginx/modules is.
-    std::os::unix::fs::symlink("/usr/lib/nginx/modules", dir.join("modules")).unwrap();
-    dir
-}
 
 fn rendered(source: &MemorySource, config: &Path) -> String {
     let checked = phoenix_model::check(config, source);
@@ -49,24 +38,7 @@ fn install(text: &str, dir: &Path, ca: &TestCa, gateway_names: &[&str]) -> Strin
         }
     }
     std::fs::write(dir.join("root.crt"), &ca.cert_pem).unwrap();
-    text.replace("/run/nginx.pid", &dir.join("nginx.pid").display().to_string())
-        .replace("/var/log/nginx/", &format!("{}/", dir.display()))
-        .replace("user www-data;\n", "")
-}
-
-fn nginx_test(dir: &Path, text: &str) -> std::process::Output {
-    assert!(Path::new(NGINX).exists(), "nginx is not installed: `apt-get install nginx libnginx-mod-stream` (scripts/test does this)");
-    std::fs::write(dir.join("nginx.conf"), text).unwrap();
-    Command::new(NGINX)
-        .arg("-t")
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .output()
-        .unwrap()
+    localise(&text, dir)
 }
 
 #[test]
@@ -87,7 +59,7 @@ fn nginx_accepts_the_rendered_configuration() {
             assert!(text.contains("ssl_preread on;") && text.contains(nginx::INTERNAL_TLS), "{text}");
         }
         let dir = scratch(name);
-        let output = nginx_test(&dir, &install(&text, &dir, &ca, &["portainer.phoenix.thinkheads.ai"]));
+        let output = phoenix_testkit::nginx::test(&dir, &install(&text, &dir, &ca, &["portainer.phoenix.thinkheads.ai"]));
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(output.status.success(), "nginx -t refused the {name} configuration:\n{}\n{text}", String::from_utf8_lossy(&output.stderr));
     }
@@ -96,46 +68,25 @@ fn nginx_accepts_the_rendered_configuration() {
 #[test]
 fn nginx_t_refuses_what_nginx_refuses() {
     let dir = scratch("bad");
-    let output = nginx_test(&dir, "events {}\nhttp { server { listen 80; proxy_ssl_verify maybe; } }\n");
+    let output = phoenix_testkit::nginx::test(&dir, "events {}\nhttp { server { listen 80; proxy_ssl_verify maybe; } }\n");
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(!output.status.success());
-}
-
-struct Nginx(Child, PathBuf);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
 }
 
 async fn start_gateway(name: &str, ca: &TestCa, backend_port: u16) -> (Nginx, u16) {
     let text = rendered(&example_source(), &example_config());
     let dir = scratch(name);
     let https = free_port();
-    let http = free_port();
+    let (http, relay) = (free_port(), free_port());
     let text =
         install(&text, &dir, ca, &["portainer.phoenix.thinkheads.ai", "portainer.internal.thinkheads.ai", "qdrant.phoenix.thinkheads.ai"])
             .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{https} ssl;"))
             .replace("listen 80 default_server;", &format!("listen 127.0.0.1:{http} default_server;"))
+            .replace("listen 80;", &format!("listen 127.0.0.1:{relay};"))
+            .replace("http://10.0.0.13:80", "http://127.0.0.1:9")
             .replace("https://10.0.0.12:443", &format!("https://127.0.0.1:{backend_port}"))
             .replace("http://10.0.0.12:80", "http://127.0.0.1:9");
-    std::fs::write(dir.join("nginx.conf"), &text).unwrap();
-    let child = Command::new(NGINX)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .args(["-g", "daemon off; master_process off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx starts");
-    (Nginx(child, dir), https)
+    (Nginx::start(dir, &text), https)
 }
 
 async fn wait_for(port: u16, host: &str, root: &str) -> String {

@@ -23,6 +23,11 @@ pub struct Dnsmasq {
 
 impl Dnsmasq {
     pub fn start(tag: &str) -> Dnsmasq {
+        Dnsmasq::start_with(tag, "")
+    }
+
+    /// Started with `extra` lines in its configuration (e.g. `host-record=name,127.0.0.153`).
+    pub fn start_with(tag: &str, extra: &str) -> Dnsmasq {
         let dir = std::env::temp_dir().join(format!("phoenix-dnsmasq-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dnsmasq folder");
@@ -30,7 +35,7 @@ impl Dnsmasq {
         let (main, records, pid) = (dir.join("dnsmasq.conf"), dir.join("phoenix-acme.conf"), dir.join("dnsmasq.pid"));
         std::fs::write(&records, "").unwrap();
         let conf = format!(
-            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=root\npid-file={}\nlog-facility={}\nconf-file={}\n",
+            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=root\npid-file={}\nlog-facility={}\nconf-file={}\n{extra}",
             pid.display(),
             dir.join("dnsmasq.log").display(),
             records.display()

@@ -6,6 +6,7 @@
 
 pub mod corrected;
 pub mod dnsmasq;
+pub mod nginx;
 pub mod pebble;
 pub mod synth;
 pub mod tls;

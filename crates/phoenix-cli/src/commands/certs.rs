@@ -4,7 +4,7 @@
 use crate::context::{self, parse_now, rfc3339, valid_model, ConfigArg, Format};
 use crate::exit::{Failure, Outcome};
 use clap::{Args, Subcommand};
-use phoenix_core::certificates::timer;
+use phoenix_core::certificates::{timer, RESPONDER_HTTP01_PORT, RESPONDER_TLS_ALPN01_PORT};
 use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
 use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
 use phoenix_exec::certs::{self, RenewRequest};
@@ -117,11 +117,12 @@ pub struct RenewArgs {
     /// Where the ACME account is kept (mode 0600); default: acme-account.json in the store.
     #[arg(long, value_name = "FILE")]
     account: Option<PathBuf>,
-    /// Where phoenix answers http-01 challenges.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+    /// Where phoenix answers http-01 challenges (the gateway relays the challenges of http-01
+    /// names to the Proxmox host on this port).
+    #[arg(long, value_name = "ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], RESPONDER_HTTP01_PORT)))]
     http01_listen: SocketAddr,
     /// Where phoenix answers tls-alpn-01 challenges.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:443")]
+    #[arg(long, value_name = "ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], RESPONDER_TLS_ALPN01_PORT)))]
     tls_alpn01_listen: SocketAddr,
     /// Do not run post-renewal actions (reloads, post_renewal_command).
     #[arg(long)]

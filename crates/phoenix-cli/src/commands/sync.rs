@@ -112,8 +112,9 @@ pub struct SyncOptions {
     /// agent (Portainer refuses the environment while its agent does not answer).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     agent_wait: u64,
-    /// Where phoenix answers ACME http-01 challenges when certificates are renewed.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+    /// Where phoenix answers ACME http-01 challenges when certificates are renewed (the
+    /// gateway relays the challenges of http-01 names to the Proxmox host on this port).
+    #[arg(long, value_name = "ADDR", default_value_t = std::net::SocketAddr::from(([0, 0, 0, 0], phoenix_core::certificates::RESPONDER_HTTP01_PORT)))]
     http01_listen: std::net::SocketAddr,
     /// Deploy to the lab NAME (`phoenix lab up --bare`) instead: its folder, its Proxmox VE
     /// API and its CA; afterwards the lab runs what was deployed. The lab has no Portainer.
@@ -252,7 +253,7 @@ pub fn run_what(what: What, args: SyncOptions) -> Result<Outcome, Failure> {
         phoenix_core::render::traefik::acme_directory(&model).unwrap_or_default(),
         &local_store(&args),
         args.http01_listen,
-        "0.0.0.0:443".parse().expect("a socket address"),
+        std::net::SocketAddr::from(([0, 0, 0, 0], phoenix_core::certificates::RESPONDER_TLS_ALPN01_PORT)),
     );
     if args.root.is_none() && args.ssh.is_none() {
         acme.dns01 = crate::connect::dns01_on_this_node(&model);
