@@ -205,7 +205,7 @@ async fn tls_alpn_01_and_client_certificates() {
     let model = model_with(serde_json::json!([
         web_entry(serde_json::json!({ "challenge": "tls-alpn-01" })),
         web_entry(serde_json::json!({
-            "name": "web-client", "common_name": "client.lab.phoenix.test", "sans": [], "cert_type": "client",
+            "name": "web-client", "common_name": "client.lab.phoenix.test", "sans": [], "cert_type": "client", "challenge": "http-01",
             "cert_path": "/etc/nginx/ssl/client.crt", "key_path": "/etc/nginx/ssl/client.key", "include_ca": false
         })),
     ]));

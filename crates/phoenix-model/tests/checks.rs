@@ -541,7 +541,8 @@ fn certificates_must_name_existing_guests_of_the_right_kind() {
 }
 
 /// Issue 18: a wildcard needs dns-01 (and gets it when no challenge is written); an address
-/// cannot be proven over dns-01.
+/// cannot be proven over dns-01. Unwritten, the challenge is dns-01 where phoenix's DNS runs on
+/// the node and the entry has no address, else http-01.
 #[test]
 fn names_the_challenge_cannot_prove_are_errors() {
     let wildcard = |challenge: Option<&str>| {
@@ -558,9 +559,19 @@ fn names_the_challenge_cannot_prove_are_errors() {
     }
     assert!(found(&wildcard(None), "PHX-CERT-004").is_empty(), "a wildcard without a challenge is dns-01");
     assert!(found(&wildcard(Some("dns-01")), "PHX-CERT-004").is_empty());
-    let address = mutated(MANIFEST, |v| v[0]["challenge"] = json!("dns-01"));
+    let address = mutated(MANIFEST, |v| {
+        v[0]["sans"].as_array_mut().unwrap().push(json!("10.0.0.153"));
+        v[0]["challenge"] = json!("dns-01");
+    });
     assert_code(&address, "PHX-CERT-004", MANIFEST, "cannot prove the address 10.0.0.153 with dns-01");
     assert!(found(&run(&example_source()), "PHX-CERT-004").is_empty(), "the example proves every name");
+    let challenge = |checked: &Checked, i: usize| checked.model.as_ref().unwrap().certificates[i].challenge;
+    use phoenix_model::model::AcmeChallenge;
+    assert_eq!(challenge(&run(&example_source()), 0), AcmeChallenge::Dns01, "dns-01 through the node's dnsmasq");
+    let with_address = mutated(MANIFEST, |v| v[0]["sans"].as_array_mut().unwrap().push(json!("10.0.0.153")));
+    assert_eq!(challenge(&with_address, 0), AcmeChallenge::Http01, "an address needs http-01");
+    let dns_in_guest = mutated(HV, |v| v["edge"] = json!({ "dns_guest": 103 }));
+    assert_eq!(challenge(&dns_in_guest, 0), AcmeChallenge::Http01, "phoenix writes no records into a DNS guest");
 }
 
 #[test]

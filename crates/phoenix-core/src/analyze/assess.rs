@@ -22,7 +22,8 @@ pub struct HopVerdict {
     pub dns: Option<Check>,
     pub tls: Option<Check>,
     /// Whether anything at the destination does what the hop is for (set for hops whose
-    /// flow already shows that nothing does: see [`Hop::dead_end`]).
+    /// flow already shows that nothing does, or only under a condition: [`Hop::dead_end`],
+    /// [`Hop::caveat`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<Check>,
 }
@@ -246,8 +247,11 @@ pub fn assess(model: &Model, edge: &Edge, state: &FirewallState, options: &Optio
                     let firewall = firewall_check(&verdict, &hop);
                     let dns = dns_check(model, &indexes, state, &hop);
                     let tls = hop.tls.as_ref().map(|t| tls_check(model, edge, t, options));
-                    let answer =
-                        hop.dead_end.as_ref().map(|why| Check { status: Status::Fail, summary: why.clone(), evidence: Vec::new() });
+                    let answer = match (&hop.dead_end, &hop.caveat) {
+                        (Some(why), _) => Some(Check { status: Status::Fail, summary: why.clone(), evidence: Vec::new() }),
+                        (None, Some(why)) => Some(Check { status: Status::Warning, summary: why.clone(), evidence: Vec::new() }),
+                        (None, None) => None,
+                    };
                     let mut verdict = HopVerdict { hop, status: Status::Ok, firewall, firewall_chains: verdict, dns, tls, answer };
                     verdict.status = verdict.checks().map(|c| c.status).max().unwrap_or(Status::Ok);
                     verdict

@@ -75,7 +75,7 @@ fn name_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, name:
                 Some(gateway) if !points_at_host => Endpoint::Guest(gateway.id),
                 _ => Endpoint::Host,
             };
-            http_hops(model, ca, to, Some(name), name)
+            http_hops(model, cert, ca, to, Some(name), name)
         }
         AcmeChallenge::TlsAlpn01 => vec![tls_alpn_hop(model, ca, Endpoint::Host, Some(name), name)],
     }
@@ -89,7 +89,7 @@ fn address_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, ip
             format!("{ip} is an address, which has no DNS name to hold a TXT record: dns-01 cannot prove it (RFC 8738 section 7)"),
         )],
         AcmeChallenge::Http01 => {
-            let mut hops = http_hops(model, ca, to, None, &ip.to_string());
+            let mut hops = http_hops(model, cert, ca, to, None, &ip.to_string());
             let answers = to == Endpoint::Host || edge.gateway.is_some_and(|g| to == Endpoint::Guest(g.id));
             if !answers {
                 hops[0].dead_end = Some(format!(
@@ -104,7 +104,9 @@ fn address_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, ip
 }
 
 /// Step-CA to `to` on port 80, and on from the gateway to phoenix's responder when `to` relays.
-fn http_hops(model: &Model, ca: Endpoint, to: Endpoint, name: Option<&str>, identifier: &str) -> Vec<Hop> {
+/// The gateway's own certificate gets a caveat: nginx needs it to start, so the relay that would
+/// prove it runs only once a certificate is there (a renewal passes; a first issuance cannot).
+fn http_hops(model: &Model, cert: &Certificate, ca: Endpoint, to: Endpoint, name: Option<&str>, identifier: &str) -> Vec<Hop> {
     let port = RESPONDER_HTTP01_PORT;
     let fetch = format!("Step-CA fetches http://{identifier}/.well-known/acme-challenge/<token>");
     let mut hops = vec![hop(ca, to, name, port, TCP, "HTTP", fetch, None)];
@@ -112,6 +114,12 @@ fn http_hops(model: &Model, ca: Endpoint, to: Endpoint, name: Option<&str>, iden
         if model.edge.gateway == Some(gateway) {
             let relay = "the gateway relays the challenge to phoenix's responder on the Proxmox host".to_string();
             hops.push(hop(to, Endpoint::Host, None, port, TCP, "HTTP", relay, None));
+            if cert.guest.as_ref().is_some_and(|g| g.value == gateway) {
+                hops[0].caveat = Some(format!(
+                    "certificate {} is the gateway's own: nginx needs it to start, so its first issuance cannot pass through the gateway's relay (renewals can); issue it over dns-01",
+                    cert.name
+                ));
+            }
         }
     }
     hops

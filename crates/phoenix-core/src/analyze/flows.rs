@@ -53,6 +53,10 @@ pub struct Hop {
     /// challenge), when the flow's shape already shows it; `assess` fails the hop with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_end: Option<String>,
+    /// When the hop works only under a condition the configuration cannot show (the gateway
+    /// relaying the challenge of its own certificate works once it runs); a warning in `assess`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,7 +80,7 @@ pub(super) fn hop(
     purpose: String,
     tls: Option<TlsHop>,
 ) -> Hop {
-    Hop { from, to, name: name.map(str::to_string), port, proto, protocol: protocol(label, proto, port), purpose, tls, dead_end: None }
+    Hop { from, to, name: name.map(str::to_string), port, proto, protocol: protocol(label, proto, port), purpose, tls, dead_end: None, caveat: None }
 }
 
 /// Client -> gateway -> Traefik -> backend for one host name of one route.

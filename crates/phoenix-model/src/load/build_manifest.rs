@@ -12,20 +12,29 @@ use crate::schema::FileKind;
 use crate::source::Span;
 use std::net::IpAddr;
 
-pub fn build_manifest(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
+/// `dns_on_node`: phoenix's DNS is the node's dnsmasq, so dns-01 is the default challenge for
+/// entries without an address (issue 18: Step-CA validates through phoenix's resolver).
+pub fn build_manifest(model: &mut Model, doc: &JsonDoc, dns_on_node: bool, ctx: &mut Ctx<'_>) {
     let Some(raw::RawManifest(entries)) = ctx.decode::<raw::RawManifest>(doc, FileKind::Manifest, "") else {
         return;
     };
     for (i, entry) in entries.iter().enumerate() {
         let Some(entry) = entry else { continue };
         let pointer = join("", i);
-        if let Some(cert) = certificate(model, doc, &pointer, entry, ctx) {
+        if let Some(cert) = certificate(model, doc, &pointer, entry, dns_on_node, ctx) {
             model.certificates.push(cert);
         }
     }
 }
 
-fn certificate(model: &Model, doc: &JsonDoc, pointer: &str, entry: &raw::RawCertificate, ctx: &mut Ctx<'_>) -> Option<Certificate> {
+fn certificate(
+    model: &Model,
+    doc: &JsonDoc,
+    pointer: &str,
+    entry: &raw::RawCertificate,
+    dns_on_node: bool,
+    ctx: &mut Ctx<'_>,
+) -> Option<Certificate> {
     let common_name = entry.common_name.clone()?;
     let span = |field: &str| doc.span(&join(pointer, field));
     let cn_span = span("common_name");
@@ -83,12 +92,26 @@ fn certificate(model: &Model, doc: &JsonDoc, pointer: &str, entry: &raw::RawCert
             Some(raw::RawChallenge::TlsAlpn01) => AcmeChallenge::TlsAlpn01,
             Some(raw::RawChallenge::Dns01) => AcmeChallenge::Dns01,
             Some(raw::RawChallenge::Http01) => AcmeChallenge::Http01,
-            // A wildcard can only be proven in DNS (RFC 8555 section 7.1.3).
-            None if entry.sans.iter().chain(&entry.common_name).any(|n| n.starts_with("*.")) => AcmeChallenge::Dns01,
-            None => AcmeChallenge::Http01,
+            None => default_challenge(entry, dns_on_node),
         },
         span: doc.span(pointer),
     })
+}
+
+/// The challenge of an entry that names none: dns-01 for a wildcard (the only proof of one,
+/// RFC 8555 section 7.1.3) and, where phoenix's DNS is the node's dnsmasq, for every entry
+/// without an address (an address has no name to hold a TXT record, RFC 8738); else http-01.
+fn default_challenge(entry: &raw::RawCertificate, dns_on_node: bool) -> AcmeChallenge {
+    let names = || entry.sans.iter().chain(&entry.common_name);
+    if names().any(|n| n.starts_with("*.")) {
+        return AcmeChallenge::Dns01;
+    }
+    let has_address = names().any(|n| n.parse::<std::net::IpAddr>().is_ok());
+    if dns_on_node && !has_address {
+        AcmeChallenge::Dns01
+    } else {
+        AcmeChallenge::Http01
+    }
 }
 
 /// The guest whose folder on the node holds `path`: a container's bind-mount source, else the

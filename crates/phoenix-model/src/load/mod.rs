@@ -241,7 +241,9 @@ fn build(config_dir: &Path, docs: &Docs, ctx: &mut Ctx<'_>) -> Model {
     build_stacks::build_folders(&mut model, ctx);
     build_stacks::apply_stack_rules(&mut model);
     if let Some(manifest) = &docs.manifest {
-        build_manifest::build_manifest(&mut model, manifest, ctx);
+        // Whether phoenix's DNS runs on the node, where phoenix writes dns-01 records.
+        let dns_on_node = model.dns.enabled && hypervisor.edge.as_ref().is_none_or(|e| e.dns_guest.is_none());
+        build_manifest::build_manifest(&mut model, manifest, dns_on_node, ctx);
     }
     build_host::resolve_edge(&mut model, &hypervisor, &docs.hypervisor, ctx);
     // Zones declared and empty: the era whose DNS script generated every record.

@@ -66,6 +66,7 @@ pub struct RawCertificate {
     pub name: Option<String>,
     /// phoenix extension, the structured alternative to post_renewal_command: the service to reload in the guest.
     pub reload_service: Option<String>,
-    /// phoenix extension: the ACME challenge, `http-01` (default; `dns-01` for a wildcard), `tls-alpn-01` or `dns-01`.
+    /// phoenix extension: the ACME challenge, `http-01`, `tls-alpn-01` or `dns-01`. Default: `dns-01` for a wildcard,
+    /// and for an entry without an address when phoenix's DNS runs on the node; else `http-01`.
     pub challenge: Option<RawChallenge>,
 }
