@@ -354,9 +354,14 @@ fn sync_deploys_dns_firewall_gateway_and_certificates_to_a_bare_lab_for_real() {
     assert!(hops.iter().any(|h| h["live_dns"] == true), "dnsmasq answers with the deployed records");
     assert!(hops.iter().any(|h| h["live_tls"] == true), "the deployed certificates are presented");
     assert!(hops.iter().any(|h| h["live_http"] == true), "the deployed gateway proxies");
-    // The certificates came from the lab's CA, through the sync, into the node's store.
+    // The certificates came from the lab's CA, through the sync, into the node's store, once
+    // Pebble at Step-CA's address validated them over dns-01 through the lab's dnsmasq.
     let store = format!("/run/phoenix-lab/{name}/deployed/host/var/lib/phoenix/certs");
     assert!(Path::new(&store).join("gateway.crt").is_file());
+    let pebble = std::fs::read_to_string(format!("/run/phoenix-lab/{name}/guest-103/pebble.log")).unwrap();
+    assert!(pebble.contains("Using custom DNS resolver for ACME challenges: 10.0.0.13:53"), "{pebble}");
+    let identifiers: usize = model_of(&config).certificates.iter().map(|c| phoenix_core::certificates::renewal::order_for(c).identifiers.len()).sum();
+    assert_eq!(pebble.matches("set VALID by completed challenge").count(), identifiers, "every identifier validated:\n{pebble}");
 
     let again = phoenix(&["sync", "all", "--lab", &name, "--dry-run", "--config", &config]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
@@ -380,6 +385,44 @@ fn sync_deploys_dns_firewall_gateway_and_certificates_to_a_bare_lab_for_real() {
     let portainer = phoenix(&["sync", "stacks", "--lab", &name, "--yes", "--config", &config]);
     assert_eq!(portainer.status.code(), Some(2));
     assert!(text(&portainer).contains("no Portainer"), "{}", text(&portainer));
+}
+
+fn model_of(config: &str) -> phoenix_model::model::Model {
+    let dir = Path::new(config);
+    let source = phoenix_testkit::MemorySource::from_dir(dir.parent().unwrap()).set_env(phoenix_testkit::EXAMPLE_ENV);
+    phoenix_model::check(dir, &source).model.unwrap()
+}
+
+/// Issue 18: a host firewall rule that drops Step-CA's DNS questions. `validate` predicts that no
+/// dns-01 challenge can be completed, naming the hop; in a bare lab, Pebble at Step-CA's address
+/// then cannot see the TXT records through the lab's firewall, and `sync all --lab` fails the
+/// certificates (and what needs them) while DNS and the firewall are deployed.
+#[test]
+fn a_firewall_blocking_step_cas_validation_fails_the_certificates_as_validate_predicts() {
+    let name = format!("b{}", std::process::id() % 100_000);
+    let work = std::env::temp_dir().join(format!("phoenix-lab-{name}"));
+    let _ = std::fs::remove_dir_all(&work);
+    phoenix_testkit::copy_dir(&phoenix_testkit::workspace_root().join("examples/homelab"), &work).unwrap();
+    edit(&work, "phoenix_hypervisor_config.json", |v| {
+        let rule = json!({ "type": "in", "action": "DROP", "source": "10.0.0.10", "proto": "udp", "port": "53", "comment": "Step-CA may not ask" });
+        v["firewall"]["global_firewall_rules"].as_array_mut().unwrap().insert(0, rule);
+    });
+    let config = work.join("etc").to_string_lossy().into_owned();
+    let validate = phoenix(&["validate", "--config", &config]);
+    assert_eq!(validate.status.code(), Some(1), "{}", text(&validate));
+    assert!(text(&validate).contains("error[PHX-CERT-005]: Step-CA cannot validate portainer-agent.internal.thinkheads.ai"), "{}", text(&validate));
+    assert!(text(&validate).contains("blocked (udp/53) by the IN of the host chain"), "{}", text(&validate));
+
+    let up = phoenix(&["lab", "up", "--bare", "--config", &config, "--name", &name]);
+    let _lab = Lab(name.clone());
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    let sync = phoenix(&["sync", "all", "--lab", &name, "--yes", "--config", &config]);
+    assert_eq!(sync.status.code(), Some(1), "{}", text(&sync));
+    assert!(text(&sync).contains("Step-CA (Pebble in the lab) did not validate certificate portainer-agent"), "{}", text(&sync));
+    let store = format!("/run/phoenix-lab/{name}/deployed/host/var/lib/phoenix/certs");
+    assert!(!Path::new(&store).join("portainer-agent.crt").exists(), "nothing installed");
+    assert!(Path::new(&format!("/run/phoenix-lab/{name}/deployed/host/etc/dnsmasq.d/phoenix.conf")).is_file(), "DNS was deployed");
+    let _ = std::fs::remove_dir_all(&work);
 }
 
 /// Issue 14: the lab from nothing. `lab up --empty` stands in for a node with no guests; `sync

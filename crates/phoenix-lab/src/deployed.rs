@@ -142,24 +142,35 @@ impl PveApi for LabPve {
     }
 }
 
-/// The lab CA as an issuer: it signs what the order asks for, as Step-CA would after the
-/// challenge (the lab's own traffic has nothing to prove).
-pub struct LabIssuer(TestCa);
+/// The lab CA as an issuer: it signs what the order asks for, as Step-CA does once the
+/// challenge is valid; in a bare lab whose Step-CA validates, only after Pebble at Step-CA's
+/// address validated the same order over the lab's DNS and firewall ([`crate::acme`]).
+pub struct LabIssuer {
+    ca: TestCa,
+    validation: Option<crate::acme::Validation>,
+}
 
 impl LabIssuer {
     pub fn open(name: &str) -> Result<LabIssuer, LabError> {
         let dir = ca_dir(name);
-        TestCa::load(&dir).map(LabIssuer).map_err(|e| LabError(format!("lab {name} has no CA of its own ({}: {e})", dir.display())))
+        let ca = TestCa::load(&dir).map_err(|e| LabError(format!("lab {name} has no CA of its own ({}: {e})", dir.display())))?;
+        let spec = crate::read_state(name).and_then(|state| state.spec);
+        Ok(LabIssuer { ca, validation: spec.and_then(|spec| crate::acme::Validation::for_lab(name, &spec)) })
     }
 }
 
 impl Issuer for LabIssuer {
     async fn issue(&self, order: &OrderRequest) -> Result<Issued, DriverError> {
+        if let Some(validation) = &self.validation {
+            validation.validate(order).await.map_err(|e| {
+                DriverError::new(format!("Step-CA (Pebble in the lab) did not validate certificate {}: {}", order.name, e.message))
+            })?;
+        }
         let names: Vec<&str> = order.identifiers.iter().map(String::as_str).collect();
         let leaf = self
-            .0
+            .ca
             .try_issue(&names, order.usage.into())
             .map_err(|e| DriverError::new(format!("the lab CA cannot issue {}: {e}", order.name)))?;
-        Ok(Issued { chain_pem: format!("{}{}", leaf.cert_pem, self.0.cert_pem), key_pem: leaf.key_pem })
+        Ok(Issued { chain_pem: format!("{}{}", leaf.cert_pem, self.ca.cert_pem), key_pem: leaf.key_pem })
     }
 }

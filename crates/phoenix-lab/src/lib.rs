@@ -6,6 +6,7 @@
 //! dnsmasq and nginx.
 //! The lab's data (namespaces, rulesets, listeners, probes) comes from phoenix-core::lab.
 
+pub mod acme;
 pub mod certs;
 pub mod deployed;
 pub mod net;

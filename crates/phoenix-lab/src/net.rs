@@ -165,7 +165,8 @@ pub fn configure(
             serve.udp.remove(&53);
         }
         if let Some(port) = namespace.acme_port.filter(|_| pebble_installed()) {
-            started(state, record, &mut refused, start_pebble(&dir.join(&namespace.key), &name, namespace.address, port))?;
+            let pebble = start_pebble(&dir.join(&namespace.key), &name, (namespace.address, port), namespace.acme_resolver);
+            started(state, record, &mut refused, pebble)?;
             serve.tcp.remove(&port);
         }
         let traefik = namespace.traefik.as_ref().zip(traefik_program());
@@ -282,13 +283,29 @@ fn wait_listening(name: &str, port: u16, child: &mut std::process::Child) -> boo
 /// logs to its own file); ready once something listens on TCP `port`, else stopped and
 /// `failure` returned.
 fn start_daemon(name: &str, argv: &[&str], env: &[(&str, &str)], port: u16, failure: String) -> Result<u32, LabError> {
+    start_daemon_logged(name, argv, env, port, None, failure)
+}
+
+/// As [`start_daemon`], its output (both streams) into `log`.
+fn start_daemon_logged(
+    name: &str,
+    argv: &[&str],
+    env: &[(&str, &str)],
+    port: u16,
+    log: Option<std::fs::File>,
+    failure: String,
+) -> Result<u32, LabError> {
+    let (stdout, stderr) = match log.and_then(|file| Some((file.try_clone().ok()?, file))) {
+        Some((out, err)) => (Stdio::from(out), Stdio::from(err)),
+        None => (Stdio::null(), Stdio::null()),
+    };
     let mut child = Command::new("ip")
         .args(["netns", "exec", name])
         .args(argv)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .map_err(|e| LabError(format!("cannot start {} in {name}: {e}", argv.first().copied().unwrap_or_default())))?;
     let pid = child.id();
@@ -336,7 +353,7 @@ pub fn check_dnsmasq(dir: &Path, conf: &str) -> Result<(), LabError> {
 }
 
 /// Where a program the lab runs is installed.
-fn program(name: &str, package: &str) -> Result<String, LabError> {
+pub fn program(name: &str, package: &str) -> Result<String, LabError> {
     ["/usr/sbin", "/usr/bin"]
         .into_iter()
         .map(|dir| Path::new(dir).join(name))
@@ -415,40 +432,103 @@ fn pebble_installed() -> bool {
 }
 
 /// Pebble (an ACME server) standing in for Step-CA's ACME endpoint on its address and port,
-/// with a serving certificate of its own; validations are not needed by the lab's probes, so
-/// it answers them as valid (PEBBLE_VA_ALWAYS_VALID) without reaching out.
-fn start_pebble(root: &Path, name: &str, address: std::net::Ipv4Addr, port: u16) -> Result<u32, LabError> {
+/// with a serving certificate of its own. With `resolver` it validates for real, as Step-CA
+/// would: it resolves each name there and asks port 80 (http-01) or 443 (tls-alpn-01) of the
+/// answer, or the resolver for the TXT record (dns-01), all through the lab's firewall; its log
+/// goes to `pebble.log` in `root` (appended). Without, it answers every validation as valid
+/// (PEBBLE_VA_ALWAYS_VALID) without reaching out: the lab's own probes need none.
+fn start_pebble(root: &Path, name: &str, (address, port): (std::net::Ipv4Addr, u16), resolver: Option<std::net::Ipv4Addr>) -> Result<u32, LabError> {
     let io = |e: std::io::Error| LabError(format!("cannot prepare Pebble in {}: {e}", root.display()));
     std::fs::create_dir_all(root).map_err(io)?;
-    crate::certs::serving_certificate(&root.join("pebble.crt"), &root.join("pebble.key"), &address.to_string())?;
+    crate::certs::serving_certificate(&root.join(PEBBLE_CERT), &root.join("pebble.key"), &address.to_string())?;
     let config = serde_json::json!({ "pebble": {
         "listenAddress": format!("{address}:{port}"),
         "managementListenAddress": "127.0.0.1:15000",
-        "certificate": root.join("pebble.crt"),
+        "certificate": root.join(PEBBLE_CERT),
         "privateKey": root.join("pebble.key"),
-        "httpPort": 80,
-        "tlsPort": 443,
+        "httpPort": phoenix_core::certificates::RESPONDER_HTTP01_PORT,
+        "tlsPort": phoenix_core::certificates::RESPONDER_TLS_ALPN01_PORT,
         "ocspResponderURL": "",
         "externalAccountBindingRequired": false,
     }});
     let file = root.join("pebble.json");
     std::fs::write(&file, config.to_string()).map_err(io)?;
     let config_arg = file.to_string_lossy();
-    let argv = ["/usr/bin/pebble", "-config", &config_arg, "-strict", "false"];
-    let env = [("PEBBLE_VA_ALWAYS_VALID", "1"), ("PEBBLE_VA_NOSLEEP", "1")];
-    start_daemon(name, &argv, &env, port, format!("Pebble did not start in {name}"))
+    let dns_arg = resolver.map(|r| format!("{r}:53")).unwrap_or_default();
+    // Go's flag package: a bool flag takes `=false`; `-strict false` would mean strict, and end the flags.
+    let mut argv = vec!["/usr/bin/pebble", "-config", &config_arg, "-strict=false"];
+    // Every order proven afresh (no reused authorizations) and no nonce refused at random.
+    let mut env = vec![("PEBBLE_VA_NOSLEEP", "1"), ("PEBBLE_AUTHZREUSE", "0"), ("PEBBLE_WFE_NONCEREJECT", "0")];
+    match resolver {
+        Some(_) => argv.extend(["-dnsserver", dns_arg.as_str()]),
+        None => env.push(("PEBBLE_VA_ALWAYS_VALID", "1")),
+    }
+    // Appended to: a reload's Pebble keeps what the one before it validated.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("pebble.log")).map_err(io)?;
+    start_daemon_logged(name, &argv, &env, port, Some(log), format!("Pebble did not start in {name}"))
 }
 
-/// dnsmasq with phoenix's rendered configuration, in the foreground, as root (the lab has no
-/// dnsmasq user), logging to the lab's folder; ready once it answers on TCP 53.
+/// Pebble's serving certificate in its folder: what a client of the lab's ACME endpoint trusts.
+pub const PEBBLE_CERT: &str = "pebble.crt";
+
+/// The files of the dnsmasq running in namespace `netns` of the lab whose folder is `dir`.
+pub struct DnsmasqFiles {
+    pub conf: PathBuf,
+    /// Challenge records (dns-01), included by `conf`, as the node's
+    /// /etc/dnsmasq.d/phoenix-acme.conf is.
+    pub records: PathBuf,
+    pub pid: PathBuf,
+    pub log: PathBuf,
+}
+
+impl DnsmasqFiles {
+    pub fn of(dir: &Path, netns: &str) -> DnsmasqFiles {
+        let file = |suffix: &str| dir.join(format!("dnsmasq-{netns}{suffix}"));
+        DnsmasqFiles { conf: file(".conf"), records: file("-acme.conf"), pid: file(".pid"), log: file(".log") }
+    }
+
+    /// The dnsmasq its pid file names, when that process is still this dnsmasq (its command
+    /// line names this configuration: a stale pid another process got is never touched).
+    pub fn running(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(&self.pid).ok()?.trim().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let conf = format!("--conf-file={}", self.conf.display());
+        cmdline.split(|b| *b == 0).any(|arg| arg == conf.as_bytes()).then_some(pid)
+    }
+
+    /// The daemon's command line; `foreground` for the one the lab starts and tracks.
+    pub fn argv(&self, program: &str, foreground: bool) -> Vec<String> {
+        let mut argv = vec![program.to_string()];
+        if foreground {
+            argv.push("--keep-in-foreground".into());
+        }
+        argv.extend([
+            "--user=root".to_string(),
+            format!("--pid-file={}", self.pid.display()),
+            format!("--conf-file={}", self.conf.display()),
+            format!("--log-facility={}", self.log.display()),
+        ]);
+        argv
+    }
+}
+
+/// dnsmasq with phoenix's rendered configuration (and its challenge-record file), in the
+/// foreground, as root (the lab has no dnsmasq user), logging to the lab's folder; ready once
+/// it answers on TCP 53. One a dns-01 order restarted (a daemon the lab did not start) goes first.
 fn start_dnsmasq(dir: &Path, name: &str, conf: &str) -> Result<u32, LabError> {
-    let file = dir.join(format!("dnsmasq-{name}.conf"));
-    std::fs::write(&file, conf).map_err(|e| LabError(format!("{}: {e}", file.display())))?;
-    let log = dir.join(format!("dnsmasq-{name}.log"));
+    let files = DnsmasqFiles::of(dir, name);
+    if let Some(pid) = files.running() {
+        stop_processes(&[pid]);
+    }
+    let io = |e: std::io::Error| LabError(format!("{}: {e}", files.conf.display()));
+    if !files.records.is_file() {
+        std::fs::write(&files.records, "").map_err(io)?;
+    }
+    std::fs::write(&files.conf, format!("{conf}\nconf-file={}\n", files.records.display())).map_err(io)?;
     let program = program("dnsmasq", "dnsmasq-base")?;
-    let (conf_arg, log_arg) = (format!("--conf-file={}", file.display()), format!("--log-facility={}", log.display()));
-    let argv = [program.as_str(), "--keep-in-foreground", "--user=root", "--pid-file=", &conf_arg, &log_arg];
-    start_daemon(name, &argv, &[], 53, format!("dnsmasq did not start in {name}: see {}", log.display()))
+    let argv = files.argv(&program, true);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    start_daemon(name, &argv, &[], 53, format!("dnsmasq did not start in {name}: see {}", files.log.display()))
 }
 
 /// `phoenix lab serve` inside the namespace; returns once it printed "ready".

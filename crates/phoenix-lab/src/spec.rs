@@ -55,6 +55,10 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
     let pve = observed.pve.as_ref().ok_or_else(|| cannot("no firewall observed".into()))?;
     let state = phoenix_core::lab::deployed::firewall(pve, model);
     let mut spec = with(model, &state, &phoenix_core::lab::deployed::files(&rendered, &observed), store, now)?;
+    // Step-CA validates for real in a bare lab, through the resolver its guest is given.
+    for namespace in spec.namespaces.iter_mut().filter(|n| n.acme_port.is_some()) {
+        namespace.acme_resolver = namespace.nameservers.first().copied();
+    }
     // A guest the lab's node does not have (yet) is dark: its namespace without services.
     for namespace in &mut spec.namespaces {
         let absent = namespace.key.strip_prefix("guest-").and_then(|id| id.parse().ok()).is_some_and(|id| !pve.guests.contains_key(&id));

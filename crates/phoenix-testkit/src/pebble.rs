@@ -134,7 +134,7 @@ impl Pebble {
         let dns_server = dns_server.unwrap_or_else(|| format!("127.0.0.1:{dns}").parse().unwrap());
         let mut command = Command::new(program("pebble"));
         command
-            .args(["-config", &dir.join("pebble.json").to_string_lossy(), "-dnsserver", &dns_server.to_string(), "-strict", "false"])
+            .args(["-config", &dir.join("pebble.json").to_string_lossy(), "-dnsserver", &dns_server.to_string(), "-strict=false"])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             // Every order is validated: a reused authorization would hide a failing challenge.

@@ -266,7 +266,6 @@ pub fn run_what(what: What, args: SyncOptions) -> Result<Outcome, Failure> {
 /// `sync --lab NAME`: the lab's folder, Proxmox VE API and CA; then the lab reloads with what
 /// was deployed, so `phoenix assess --live --lab NAME` probes it.
 fn lab(args: &SyncOptions, what: What, name: &str, model: &Model, rendered: &phoenix_core::render::Rendered) -> Result<Outcome, Failure> {
-    use phoenix_lab::deployed;
     let mut wanted = domains(what);
     if matches!(what, What::Portainer | What::Stacks) {
         return Err(Failure::could_not_run("the lab has no Portainer").hint("sync portainer and stacks against a real one"));
@@ -280,11 +279,38 @@ fn lab(args: &SyncOptions, what: What, name: &str, model: &Model, rendered: &pho
         }
         None => return Err(Failure::could_not_run(format!("lab {name} is not up")).hint(format!("phoenix lab up --bare --name {name}"))),
     }
+    // Certificates are validated through the lab's DNS and firewall as they run, like a node's
+    // once deployed: what comes before them is applied and running first.
+    let later: BTreeSet<Domain> = [Domain::Certs, Domain::Gateway].into();
+    let (first, second): (BTreeSet<Domain>, BTreeSet<Domain>) = wanted.into_iter().partition(|d| !later.contains(d));
+    let phases = match (args.dry_run, first.is_empty() || second.is_empty()) {
+        (false, false) => vec![first, second],
+        _ => vec![first.into_iter().chain(second).collect()],
+    };
+    let mut outcome = Outcome::Ok;
+    for phase in phases {
+        outcome = lab_phase(args, phase, name, model, rendered)?;
+        if outcome != Outcome::Ok {
+            break;
+        }
+    }
+    Ok(outcome)
+}
+
+/// One sync of `domains` to lab `name`, then the lab runs what it deployed.
+fn lab_phase(
+    args: &SyncOptions,
+    domains: BTreeSet<Domain>,
+    name: &str,
+    model: &Model,
+    rendered: &phoenix_core::render::Rendered,
+) -> Result<Outcome, Failure> {
+    use phoenix_lab::deployed;
     let opened = deployed::LabPve::open(name, model).and_then(|pve| Ok((pve, deployed::LabIssuer::open(name)?)));
     let (pve, issuer) = opened.map_err(|error| Failure::could_not_run(format!("cannot reach lab {name}")).because(error.0))?;
     let target = phoenix_lab::target::LabTarget::new(phoenix_lab::spec::deploy_target(name), name, model);
     let drivers = Drivers { model, pve: &pve, portainer: &phoenix_exec::NotUsed, target: &target, issuer: &issuer };
-    let (outcome, applied) = sync_with(args, wanted, rendered, &drivers, true)?;
+    let (outcome, applied) = sync_with(args, domains, rendered, &drivers, true)?;
     if !applied {
         return Ok(outcome);
     }

@@ -51,6 +51,11 @@ pub struct Namespace {
     pub files: Vec<(String, String)>,
     /// When this is Step-CA: the port its ACME directory is served on (Pebble stands in).
     pub acme_port: Option<u16>,
+    /// The resolver Step-CA's validation asks (its guest's first nameserver), when Pebble
+    /// validates for real (a bare lab, which `sync --lab` orders from); else it answers every
+    /// validation as valid.
+    #[serde(default)]
+    pub acme_resolver: Option<Ipv4Addr>,
     /// The resolvers the guest is configured with (its resolv.conf in the lab).
     pub nameservers: Vec<Ipv4Addr>,
     /// Its further interfaces: a guest's other addressed NICs, the host's addresses on its other
@@ -91,6 +96,7 @@ impl Namespace {
         self.traefik = None;
         self.files.clear();
         self.acme_port = None;
+        self.acme_resolver = None;
     }
 }
 
@@ -232,6 +238,7 @@ fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespac
             traefik: None,
             files: Vec::new(),
             acme_port: None,
+            acme_resolver: None,
             nameservers,
             more_nics,
         };

@@ -58,11 +58,14 @@ impl AcmeSettings {
 
 pub struct AcmeIssuer {
     settings: AcmeSettings,
+    /// Orders run one at a time: the responders bind fixed ports, and the dns-01 records file
+    /// holds one order's records (a second order would overwrite, or clear, the first's).
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl AcmeIssuer {
     pub fn new(settings: AcmeSettings) -> AcmeIssuer {
-        AcmeIssuer { settings }
+        AcmeIssuer { settings, one_at_a_time: tokio::sync::Mutex::new(()) }
     }
 
     fn builder(&self) -> Result<instant_acme::AccountBuilder, DriverError> {
@@ -217,6 +220,7 @@ impl AcmeIssuer {
 
 impl Issuer for AcmeIssuer {
     async fn issue(&self, order: &OrderRequest) -> Result<Issued, DriverError> {
+        let _turn = self.one_at_a_time.lock().await;
         let deadline = self.settings.order_timeout + Duration::from_secs(10);
         let attempt = async {
             // Records an interrupted dns-01 order left behind go first.
