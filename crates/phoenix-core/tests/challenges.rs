@@ -163,3 +163,22 @@ fn the_gateway_relays_exactly_the_http01_identifiers() {
     assert!(relay.contains("proxy_pass http://10.0.0.13:80;"), "{relay}");
     assert!(relay.contains("error_page 404 502 504 = @traefik_acme;"), "{relay}");
 }
+
+#[test]
+fn a_guest_serving_its_own_web_root_answers_http01_once_step_ca_reaches_its_port_80() {
+    // The agent's certificate (portainer-agent.internal points at VM 1002) from VM 1002's web root.
+    let webroot = |v: &mut Value| v[4]["http01_webroot"] = json!("/var/www/html");
+    let blocked = diagnostics(&model_with(&[(MANIFEST, &webroot)]));
+    let hit = about(&blocked, "portainer-agent.internal.thinkheads.ai");
+    assert!(hit.message.contains("from the guest's own web server"), "{}", hit.message);
+    assert!(hit.message.contains("blocked (tcp/80) by the IN of VM 1002"), "{}", hit.message);
+    let open = |v: &mut Value| {
+        let agent = v["vms"].as_array_mut().unwrap().iter_mut().find(|g| g["vmid"] == 1002).unwrap();
+        let rule = json!({ "type": "in", "action": "ACCEPT", "source": "10.0.0.10", "proto": "tcp", "port": "80", "comment": "Step-CA's http-01" });
+        agent["firewall"]["rules"].as_array_mut().unwrap().push(rule);
+    };
+    let model = model_with(&[(MANIFEST, &webroot), ("phoenix_vm_configs.json", &open)]);
+    assert!(diagnostics(&model).is_empty(), "{:#?}", messages(&diagnostics(&model)));
+    let relay = phoenix_core::render::nginx::http_servers(&model, &phoenix_core::edge::edge(&model));
+    assert!(!relay.contains("portainer-agent"), "the gateway relays nothing for it");
+}

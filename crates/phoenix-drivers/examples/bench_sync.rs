@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 struct NoAcme;
 
 impl Issuer for NoAcme {
-    async fn issue(&self, _: &phoenix_core::certificates::renewal::OrderRequest) -> Result<Issued, DriverError> {
+    async fn issue<T: phoenix_exec::Target>(&self, _: &phoenix_core::certificates::renewal::OrderRequest, _: &T) -> Result<Issued, DriverError> {
         Err(DriverError::new("not in this benchmark"))
     }
 }

@@ -2,7 +2,9 @@
 //! real dnsmasq to the gateway's address, asks a real nginx running the gateway's rendered
 //! port-80 servers (`render::nginx::http_servers`), which relays the challenge to phoenix's
 //! responder; a token phoenix does not hold, or phoenix not listening, falls through to
-//! Traefik (a stand-in that knows one token). The rendered node addresses are moved to
+//! Traefik (a stand-in that knows one token). And http-01 in a guest that serves port 80
+//! itself: phoenix writes the token into the guest's web root (`http01_webroot`), a real nginx
+//! serves it from there, and the token is gone afterwards. The rendered node addresses are moved to
 //! loopback: the gateway 10.0.0.153 to 127.0.0.153, the host 10.0.0.13 to 127.0.0.13, Traefik
 //! 10.0.0.12 to 127.0.0.12; nothing else in the servers changes.
 
@@ -24,13 +26,18 @@ const TRAEFIK_TOKEN: &str = "traefik-own-token";
 
 /// The example with one gateway certificate for `NAME` over `challenge`.
 fn model(challenge: &str) -> Model {
+    model_with(serde_json::json!({ "challenge": challenge }))
+}
+
+fn model_with(extra: serde_json::Value) -> Model {
     let mut source = phoenix_testkit::example_source();
     let config = phoenix_testkit::example_config();
-    let entry = serde_json::json!([{
-        "name": "portal", "common_name": NAME, "challenge": challenge, "guest_id": 101, "guest_type": "lxc",
+    let mut entry = serde_json::json!({
+        "name": "portal", "common_name": NAME, "guest_id": 101, "guest_type": "lxc",
         "cert_path": "/etc/nginx/ssl/portal.crt", "key_path": "/etc/nginx/ssl/portal.key", "owner": "root:root"
-    }]);
-    source.edit_json(&config.join("certificate-manifest.json"), |value| *value = entry);
+    });
+    entry.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    source.edit_json(&config.join("certificate-manifest.json"), |value| *value = serde_json::json!([entry]));
     phoenix_model::check(&config, &source).model.expect("model")
 }
 
@@ -194,4 +201,29 @@ async fn traefik_keeps_its_own_challenges_behind_the_relay() {
     assert_eq!(get(port, &path).await.1, "traefik-key-authorization");
     // Anything else still moves to HTTPS.
     assert!(get(port, "/").await.0.starts_with("HTTP/1.1 301"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_serving_port_80_itself_answers_from_the_web_root_phoenix_writes_into() {
+    let rig = Rig::new("webroot").await;
+    let model = model_with(serde_json::json!({ "http01_webroot": "/var/www/acme" }));
+    assert_eq!(model.certificates[0].challenge, phoenix_model::model::AcmeChallenge::Http01, "a web root implies http-01");
+    // The guest's own web server: a real nginx serving the guest's folder at / on port 80.
+    let webroot = rig.work.join("guests/guest-101/var/www/acme");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let dir = scratch("webroot");
+    let port = rig.pebble.http01.port();
+    let text = format!(
+        "events {{}}\nhttp {{\n    access_log {}/access.log;\n    server {{\n        listen 127.0.0.153:{port};\n        root {};\n    }}\n}}\n",
+        dir.display(),
+        webroot.display()
+    );
+    let nginx = Nginx::start(dir, &text);
+    wait_for_listener(SocketAddr::from(([127, 0, 0, 153], port)));
+    let outcome = rig.renew(&model).await;
+    assert!(matches!(outcome, Outcome::Renewed { .. }), "{outcome:#?}\n{}\n{}", rig.pebble.log(), nginx.log());
+    assert!(nginx.log().contains("GET /.well-known/acme-challenge/"), "Pebble fetched the token from the guest:\n{}", nginx.log());
+    assert!(nginx.log().contains("\" 200 "), "and got it:\n{}", nginx.log());
+    let left: Vec<_> = std::fs::read_dir(webroot.join(".well-known/acme-challenge")).unwrap().collect();
+    assert!(left.is_empty(), "the tokens are removed afterwards: {left:?}");
 }

@@ -210,7 +210,7 @@ async fn carry_out(
         ));
     };
     let issued =
-        issuer.issue(&plan.order).await.map_err(|error| failed(Stage::Issue, format!("ACME order failed, nothing installed: {error}")))?;
+        issuer.issue(&plan.order, target).await.map_err(|error| failed(Stage::Issue, format!("ACME order failed, nothing installed: {error}")))?;
     if let Err(problems) = renewal::verify_issued(cert, &issued.chain_pem, &issued.key_pem, root, request.now) {
         let codes: Vec<&str> = problems.iter().map(|r| r.code()).collect();
         return Err(failed(

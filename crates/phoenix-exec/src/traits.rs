@@ -93,7 +93,9 @@ impl std::fmt::Debug for Issued {
 
 /// Obtains certificates (over ACME in phoenix-drivers).
 pub trait Issuer {
-    fn issue(&self, order: &OrderRequest) -> impl Future<Output = Result<Issued, DriverError>>;
+    /// Orders `order`. An http-01 order into a guest's web root (`order.webroot`) writes its
+    /// tokens there through `target`, and removes them afterwards.
+    fn issue<T: Target>(&self, order: &OrderRequest, target: &T) -> impl Future<Output = Result<Issued, DriverError>>;
 }
 
 /// The Proxmox VE API (phoenix-drivers: HTTPS with an API token, retries, task polling).
@@ -161,7 +163,7 @@ impl Target for NotUsed {
 }
 
 impl Issuer for NotUsed {
-    async fn issue(&self, _: &OrderRequest) -> Result<Issued, DriverError> {
+    async fn issue<T: Target>(&self, _: &OrderRequest, _: &T) -> Result<Issued, DriverError> {
         not_used()
     }
 }

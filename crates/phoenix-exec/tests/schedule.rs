@@ -73,7 +73,7 @@ impl Target for Unused {
 }
 
 impl Issuer for Unused {
-    async fn issue(&self, _: &phoenix_core::certificates::renewal::OrderRequest) -> Result<Issued, DriverError> {
+    async fn issue<T: phoenix_exec::Target>(&self, _: &phoenix_core::certificates::renewal::OrderRequest, _: &T) -> Result<Issued, DriverError> {
         unreachable!()
     }
 }

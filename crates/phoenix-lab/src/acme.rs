@@ -16,7 +16,8 @@ use phoenix_core::certificates::{RESPONDER_HTTP01_PORT, RESPONDER_TLS_ALPN01_POR
 use phoenix_core::lab::LabSpec;
 use phoenix_drivers::acme::dns01::Dns01Settings;
 use phoenix_drivers::acme::{AcmeIssuer, AcmeSettings};
-use phoenix_exec::{DriverError, Issuer};
+use phoenix_core::deploy::{FileWrite, Place, PostAction};
+use phoenix_exec::{DriverError, Issuer, Target};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -59,7 +60,7 @@ impl Validation {
             in_namespace(&netns, move || {
                 let runtime =
                     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| DriverError::new(e.to_string()))?;
-                runtime.block_on(AcmeIssuer::new(settings).issue(&order)).map(|_| ())
+                runtime.block_on(AcmeIssuer::new(settings).issue(&order, &NoWebRoots)).map(|_| ())
             })
         };
         let result = tokio::task::spawn_blocking(work).await.map_err(|e| DriverError::new(e.to_string()))?;
@@ -102,4 +103,23 @@ fn in_namespace<T: Send + 'static>(netns: &str, work: impl FnOnce() -> T + Send 
     })
     .join();
     joined.map_err(|_| LabError(format!("the work inside {netns} panicked")))?
+}
+
+/// The guests as the validating thread sees them: none (the lab's guests are folders of the
+/// process outside), so an order into a guest's web root is refused there, with the reason.
+struct NoWebRoots;
+
+impl Target for NoWebRoots {
+    async fn read(&self, _: &Place) -> Result<Option<Vec<u8>>, DriverError> {
+        Ok(None)
+    }
+    async fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
+        Err(DriverError::new(format!("the lab does not write http-01 tokens into guests' web roots ({})", file.place)))
+    }
+    async fn remove(&self, _: &Place) -> Result<(), DriverError> {
+        Ok(())
+    }
+    async fn run(&self, _: &PostAction) -> Result<(), DriverError> {
+        Ok(())
+    }
 }

@@ -160,7 +160,7 @@ impl LabIssuer {
 }
 
 impl Issuer for LabIssuer {
-    async fn issue(&self, order: &OrderRequest) -> Result<Issued, DriverError> {
+    async fn issue<T: phoenix_exec::Target>(&self, order: &OrderRequest, _: &T) -> Result<Issued, DriverError> {
         if let Some(validation) = &self.validation {
             validation.validate(order).await.map_err(|e| {
                 DriverError::new(format!("Step-CA (Pebble in the lab) did not validate certificate {}: {}", order.name, e.message))

@@ -570,6 +570,18 @@ fn names_the_challenge_cannot_prove_are_errors() {
     assert_eq!(challenge(&run(&example_source()), 0), AcmeChallenge::Dns01, "dns-01 through the node's dnsmasq");
     let with_address = mutated(MANIFEST, |v| v[0]["sans"].as_array_mut().unwrap().push(json!("10.0.0.153")));
     assert_eq!(challenge(&with_address, 0), AcmeChallenge::Http01, "an address needs http-01");
+    let webroot = |root: &str, challenge: Option<&str>| {
+        mutated(MANIFEST, |v| {
+            v[4]["http01_webroot"] = json!(root);
+            if let Some(challenge) = challenge {
+                v[4]["challenge"] = json!(challenge);
+            }
+        })
+    };
+    assert_eq!(challenge(&webroot("/var/www/html", None), 4), AcmeChallenge::Http01, "a web root implies http-01");
+    assert!(found(&webroot("/var/www/html", None), "PHX-CERT-006").is_empty());
+    assert_code(&webroot("var/www", None), "PHX-CERT-006", MANIFEST, "not an absolute path in the guest");
+    assert_code(&webroot("/var/www", Some("dns-01")), "PHX-CERT-006", MANIFEST, "only http-01 reads tokens from files");
     let dns_in_guest = mutated(HV, |v| v["edge"] = json!({ "dns_guest": 103 }));
     assert_eq!(challenge(&dns_in_guest, 0), AcmeChallenge::Http01, "phoenix writes no records into a DNS guest");
 }

@@ -4,6 +4,8 @@
 //!   section 8.3). phoenix's responder runs where phoenix runs, the Proxmox host, so the name
 //!   must point at the host, or at the gateway, which relays the challenge paths of these
 //!   names to the host (`render::nginx::http_servers`). An address is asked directly (RFC 8738).
+//!   With `http01_webroot`, the entry's guest answers itself from its web root (phoenix writes
+//!   the tokens there): the name must point at that guest.
 //! - tls-alpn-01: port 443 of the name's address must be phoenix's responder: the host only
 //!   (the gateway routes TLS by name and cannot hand `acme-tls/1` to phoenix).
 //! - dns-01: Step-CA asks phoenix's DNS server for `_acme-challenge.<name>` TXT; phoenix writes
@@ -68,6 +70,11 @@ fn name_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, name:
                 format!("{name} is a wildcard, which an ACME server proves only over dns-01 (RFC 8555 section 7.1.3)"),
             )]
         }
+        AcmeChallenge::Http01 if web_root(cert).is_some() => {
+            let guest = web_root(cert).expect("checked");
+            let fetch = format!("Step-CA fetches http://{name}/.well-known/acme-challenge/<token> from the guest's own web server");
+            vec![hop(ca, Endpoint::Guest(guest), Some(name), RESPONDER_HTTP01_PORT, TCP, "HTTP", fetch, None)]
+        }
         AcmeChallenge::Http01 => {
             // The name must point where a responder is: the host itself, else the gateway.
             let points_at_host = resolved(model, name).first().is_some_and(|ip| Some(*ip) == Endpoint::Host.ip(model));
@@ -88,6 +95,18 @@ fn address_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, ip
             dns_hop(model, ca, &ip.to_string()),
             format!("{ip} is an address, which has no DNS name to hold a TXT record: dns-01 cannot prove it (RFC 8738 section 7)"),
         )],
+        AcmeChallenge::Http01 if web_root(cert).is_some() => {
+            let guest = web_root(cert).expect("checked");
+            let fetch = format!("Step-CA fetches http://{ip}/.well-known/acme-challenge/<token> from the guest's own web server");
+            let mut hop = hop(ca, to, None, RESPONDER_HTTP01_PORT, TCP, "HTTP", fetch, None);
+            if to != Endpoint::Guest(guest) {
+                hop.dead_end = Some(format!(
+                    "{ip} is {}, not guest {guest}, whose web root holds the tokens",
+                    super::assess::endpoint_label(model, to)
+                ));
+            }
+            vec![hop]
+        }
         AcmeChallenge::Http01 => {
             let mut hops = http_hops(model, cert, ca, to, None, &ip.to_string());
             let answers = to == Endpoint::Host || edge.gateway.is_some_and(|g| to == Endpoint::Guest(g.id));
@@ -149,6 +168,11 @@ fn dns_hop(model: &Model, ca: Endpoint, identifier: &str) -> Hop {
         ));
     }
     hop
+}
+
+/// The guest whose own web server serves the entry's http-01 tokens (`http01_webroot`).
+fn web_root(cert: &Certificate) -> Option<u32> {
+    cert.http01_webroot.as_ref().and(cert.guest.as_ref()).map(|g| g.value)
 }
 
 /// The addresses phoenix's DNS answers for `name`.

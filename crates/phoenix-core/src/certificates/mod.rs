@@ -16,12 +16,13 @@ pub const RESPONDER_HTTP01_PORT: u16 = 80;
 /// The port of phoenix's tls-alpn-01 responder (RFC 8737 validates on 443, nowhere else).
 pub const RESPONDER_TLS_ALPN01_PORT: u16 = 443;
 
-/// The identifiers (names and addresses) phoenix proves over http-01, in manifest order and
-/// without repeats: the names the gateway relays to phoenix's responder. Wildcards are left
+/// The identifiers (names and addresses) phoenix proves over http-01 with its own responder,
+/// in manifest order and without repeats: the names the gateway relays to it. Wildcards are left
 /// out (no http-01 can prove one; validation says so).
 pub fn http01_identifiers(model: &Model) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for cert in model.certificates.iter().filter(|c| c.challenge == AcmeChallenge::Http01) {
+    // An entry answered from its guest's own web root needs no relay.
+    for cert in model.certificates.iter().filter(|c| c.challenge == AcmeChallenge::Http01 && c.http01_webroot.is_none()) {
         for san in renewal::order_for(cert).sans() {
             let text = match san {
                 San::Dns(name) if name.starts_with("*.") => continue,

@@ -25,6 +25,10 @@ pub struct OrderRequest {
     pub identifiers: Vec<String>,
     pub usage: CertUsage,
     pub challenge: AcmeChallenge,
+    /// http-01 through the guest's own web server: the folder it serves at `/`, where the
+    /// tokens are written (`<webroot>/.well-known/acme-challenge/<token>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webroot: Option<crate::deploy::Place>,
 }
 
 impl OrderRequest {
@@ -51,6 +55,10 @@ pub fn order_for(cert: &Certificate) -> OrderRequest {
         identifiers,
         usage: cert.usage,
         challenge: cert.challenge,
+        webroot: cert.http01_webroot.as_ref().zip(cert.guest.as_ref()).map(|(root, guest)| crate::deploy::Place {
+            guest: Some((guest.value, cert.guest_kind.unwrap_or(GuestKind::Lxc))),
+            path: root.value.trim_end_matches('/').to_string(),
+        }),
     }
 }
 

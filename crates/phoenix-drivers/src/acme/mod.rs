@@ -10,6 +10,7 @@ mod responder;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
+use phoenix_core::deploy::{FileWrite, Place};
 use phoenix_core::certificates::renewal::OrderRequest;
 use phoenix_exec::{DriverError, Issued, Issuer};
 use phoenix_model::model::{AcmeChallenge, CertUsage, San};
@@ -109,7 +110,7 @@ impl AcmeIssuer {
         serde_json::from_value(stored.get_mut("credentials")?.take()).ok()
     }
 
-    async fn issue_with(&self, account: &Account, order: &OrderRequest) -> Result<Issued, DriverError> {
+    async fn issue_with<T: phoenix_exec::Target>(&self, account: &Account, order: &OrderRequest, target: &T) -> Result<Issued, DriverError> {
         let identifiers: Vec<Identifier> = order
             .sans()
             .into_iter()
@@ -120,6 +121,7 @@ impl AcmeIssuer {
             .collect();
         let mut acme_order = account.new_order(&NewOrder::new(&identifiers)).await.map_err(|e| acme_error("creating the order", e))?;
         let (responder, wanted) = match order.challenge {
+            AcmeChallenge::Http01 if order.webroot.is_some() => (None, ChallengeType::Http01),
             AcmeChallenge::Http01 => (Some(Responder::http01(self.settings.http01_listen).await), ChallengeType::Http01),
             AcmeChallenge::TlsAlpn01 => (Some(Responder::tls_alpn01(self.settings.tls_alpn01_listen).await), ChallengeType::TlsAlpn01),
             AcmeChallenge::Dns01 => (None, ChallengeType::Dns01),
@@ -128,6 +130,7 @@ impl AcmeIssuer {
             responder.transpose().map_err(|e| DriverError::new(format!("cannot answer {:?} challenges: {e}", order.challenge)))?;
         let dns = match (&responder, &self.settings.dns01) {
             (Some(_), _) => None,
+            _ if order.webroot.is_some() => None,
             (None, Some(settings)) => Some(dns01::Dns01::new(settings.clone())),
             (None, None) => {
                 return Err(DriverError::new(
@@ -136,9 +139,16 @@ impl AcmeIssuer {
                 ))
             }
         };
-        let result = self.validate_and_finalize(&mut acme_order, responder.as_ref(), dns.as_ref(), wanted, order).await;
+        let mut tokens = WebRootTokens { target, written: Vec::new() };
+        let answer = Answer { responder: responder.as_ref(), dns: dns.as_ref(), webroot: order.webroot.as_ref().map(|root| (root, &mut tokens)) };
+        let result = self.validate_and_finalize(&mut acme_order, answer, wanted, order).await;
         if let Some(responder) = responder {
             responder.stop().await;
+        }
+        // Tokens written into a guest's web root go whatever the outcome; a failure to remove
+        // one is said (it proves nothing once its order is over, and the next order writes its own).
+        if let Err(error) = tokens.remove_all().await {
+            return result.and(Err(error));
         }
         // The records go also when the order failed; a failure to remove them is said, and
         // the next order removes them first.
@@ -150,14 +160,14 @@ impl AcmeIssuer {
         }
     }
 
-    async fn validate_and_finalize(
+    async fn validate_and_finalize<T: phoenix_exec::Target>(
         &self,
         acme_order: &mut instant_acme::Order,
-        responder: Option<&Responder>,
-        dns: Option<&dns01::Dns01>,
+        mut answer: Answer<'_, '_, T>,
         wanted: ChallengeType,
         order: &OrderRequest,
     ) -> Result<Issued, DriverError> {
+        let (responder, dns) = (answer.responder, answer.dns);
         // dns-01: every record is published (one dnsmasq restart) before any challenge is
         // announced, so the authorizations are read twice.
         if let Some(dns) = dns {
@@ -179,6 +189,9 @@ impl AcmeIssuer {
                 let key_authorization = challenge.key_authorization();
                 responder.publish(&identifier, &challenge.token, key_authorization.as_str(), key_authorization.digest().as_ref());
             }
+            if let Some((root, tokens)) = answer.webroot.as_mut() {
+                tokens.write(root, &challenge.token, challenge.key_authorization().as_str()).await?;
+            }
             challenge.set_ready().await.map_err(|e| acme_error("announcing the challenge", e))?;
         }
         let retries = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(self.settings.order_timeout);
@@ -190,6 +203,42 @@ impl AcmeIssuer {
         acme_order.finalize_csr(&csr).await.map_err(|e| acme_error("finalizing the order", e))?;
         let chain_pem = acme_order.poll_certificate(&retries).await.map_err(|e| acme_error("downloading the certificate", e))?;
         Ok(Issued { chain_pem, key_pem })
+    }
+}
+
+/// How this order's challenges are answered: phoenix's responder, dns-01 records, or token
+/// files in a guest's web root.
+struct Answer<'a, 't, T> {
+    responder: Option<&'a Responder>,
+    dns: Option<&'a dns01::Dns01>,
+    webroot: Option<(&'a Place, &'a mut WebRootTokens<'t, T>)>,
+}
+
+/// http-01 tokens written into a guest's web root (`http01_webroot`), served by the guest's own
+/// web server at `/.well-known/acme-challenge/<token>` (RFC 8555 section 8.3).
+struct WebRootTokens<'t, T> {
+    target: &'t T,
+    written: Vec<Place>,
+}
+
+impl<T: phoenix_exec::Target> WebRootTokens<'_, T> {
+    async fn write(&mut self, root: &Place, token: &str, key_authorization: &str) -> Result<(), DriverError> {
+        // A token is base64url (RFC 8555 section 8.1): never a path of its own.
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(DriverError::new(format!("the ACME server sent a token that is not base64url: {token:?}")));
+        }
+        let place = Place { guest: root.guest, path: format!("{}/.well-known/acme-challenge/{token}", root.path) };
+        let file = FileWrite { place: place.clone(), content: key_authorization.as_bytes().to_vec(), owner: None, mode: 0o644 };
+        self.target.write(&file).await.map_err(|e| DriverError::new(format!("writing the http-01 token to {place}: {}", e.message)))?;
+        self.written.push(place);
+        Ok(())
+    }
+
+    async fn remove_all(&mut self) -> Result<(), DriverError> {
+        for place in std::mem::take(&mut self.written) {
+            self.target.remove(&place).await.map_err(|e| DriverError::new(format!("removing the http-01 token {place}: {}", e.message)))?;
+        }
+        Ok(())
     }
 }
 
@@ -219,7 +268,7 @@ impl AcmeIssuer {
 }
 
 impl Issuer for AcmeIssuer {
-    async fn issue(&self, order: &OrderRequest) -> Result<Issued, DriverError> {
+    async fn issue<T: phoenix_exec::Target>(&self, order: &OrderRequest, target: &T) -> Result<Issued, DriverError> {
         let _turn = self.one_at_a_time.lock().await;
         let deadline = self.settings.order_timeout + Duration::from_secs(10);
         let attempt = async {
@@ -229,12 +278,12 @@ impl Issuer for AcmeIssuer {
             }
             let stored = self.stored_credentials().is_some();
             let account = self.account(false).await?;
-            match self.issue_with(&account, order).await {
+            match self.issue_with(&account, order, target).await {
                 // A stored account the server no longer knows (Pebble forgets everything on
                 // restart; a CA can be rebuilt): register again, once.
                 Err(error) if stored && error.message.contains("accountDoesNotExist") => {
                     let account = self.account(true).await?;
-                    self.issue_with(&account, order).await
+                    self.issue_with(&account, order, target).await
                 }
                 other => other,
             }

@@ -26,7 +26,7 @@ pub const TRUST_FILE: &str = "/usr/local/share/ca-certificates/phoenix-root-ca.c
 pub struct NoAcme;
 
 impl Issuer for NoAcme {
-    async fn issue(&self, _: &phoenix_core::certificates::renewal::OrderRequest) -> Result<Issued, DriverError> {
+    async fn issue<T: phoenix_exec::Target>(&self, _: &phoenix_core::certificates::renewal::OrderRequest, _: &T) -> Result<Issued, DriverError> {
         Err(DriverError::new("no ACME server in this test"))
     }
 }

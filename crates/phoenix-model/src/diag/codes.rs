@@ -305,6 +305,11 @@ pub const CODES: &[CodeInfo] = &[
        which an ACME server validates only over dns-01 (RFC 8555 section 7.1.3), or an IP address with dns-01, which has \
        no DNS name to hold the TXT record (RFC 8738). Step-CA would refuse the order.\nFix: dns-01 for wildcards (the \
        default when an entry has one), http-01 or tls-alpn-01 for addresses, in separate entries when both are needed."),
+    c("PHX-CERT-006", Error, "http01_webroot phoenix cannot use",
+      "`http01_webroot` names the folder the entry's guest serves at / on port 80, where phoenix writes the http-01 tokens \
+       (and removes them afterwards). It needs the entry's guest, an absolute path, and the http-01 challenge (the one \
+       it implies when none is written).\nFix: set guest_id, write the folder as an absolute path, and leave challenge \
+       out or write http-01."),
     c("PHX-CERT-005", Error, "ACME challenge Step-CA cannot complete",
       "Step-CA validates a challenge where the name leads it (RFC 8555 section 8): http-01 at port 80 of the address the \
        name resolves to through phoenix's DNS, where only the Proxmox host (phoenix's responder) or the gateway (which \

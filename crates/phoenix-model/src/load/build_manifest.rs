@@ -92,8 +92,10 @@ fn certificate(
             Some(raw::RawChallenge::TlsAlpn01) => AcmeChallenge::TlsAlpn01,
             Some(raw::RawChallenge::Dns01) => AcmeChallenge::Dns01,
             Some(raw::RawChallenge::Http01) => AcmeChallenge::Http01,
+            None if entry.http01_webroot.is_some() => AcmeChallenge::Http01,
             None => default_challenge(entry, dns_on_node),
         },
+        http01_webroot: entry.http01_webroot.clone().map(|root| Located::new(root, span("http01_webroot"))),
         span: doc.span(pointer),
     })
 }

@@ -489,6 +489,9 @@ pub struct Certificate {
     pub post_renewal_command: Option<String>,
     pub reload_service: Option<String>,
     pub challenge: AcmeChallenge,
+    /// Where the guest's own web server serves `/` on port 80, when phoenix answers http-01 by
+    /// writing its tokens there (`http01_webroot`).
+    pub http01_webroot: Option<Located<String>>,
     pub span: Span,
 }
 

@@ -69,4 +69,8 @@ pub struct RawCertificate {
     /// phoenix extension: the ACME challenge, `http-01`, `tls-alpn-01` or `dns-01`. Default: `dns-01` for a wildcard,
     /// and for an entry without an address when phoenix's DNS runs on the node; else `http-01`.
     pub challenge: Option<RawChallenge>,
+    /// phoenix extension: the folder (absolute, in the entry's guest) that the guest's own web
+    /// server serves at `/` on port 80; phoenix answers http-01 by writing the tokens under
+    /// `.well-known/acme-challenge/` there, and removes them afterwards. Implies `http-01`.
+    pub http01_webroot: Option<String>,
 }

@@ -10,6 +10,7 @@ pub fn check(model: &Model) -> Vec<Diagnostic> {
     for cert in &model.certificates {
         out.extend(readable_key(cert));
         out.extend(unprovable_names(cert));
+        out.extend(webroot(cert));
         let Some(guest_ref) = &cert.guest else {
             continue;
         };
@@ -59,6 +60,25 @@ fn readable_key(cert: &crate::model::Certificate) -> Option<Diagnostic> {
         )
         .help("the mode applies to the key too: write \"640\" (group readable) or \"600\"")
     })
+}
+
+/// A web root for http-01 tokens must be an absolute folder in the entry's guest, and the
+/// entry's challenge http-01 (the tokens are files; no other challenge reads them).
+fn webroot(cert: &Certificate) -> Option<Diagnostic> {
+    let root = cert.http01_webroot.as_ref()?;
+    let why = if cert.guest.is_none() {
+        "the entry names no guest to write the tokens into"
+    } else if !root.value.starts_with('/') {
+        "it is not an absolute path in the guest"
+    } else if cert.challenge != AcmeChallenge::Http01 {
+        "only http-01 reads tokens from files, and the entry's challenge is another"
+    } else {
+        return None;
+    };
+    Some(
+        Diagnostic::at("PHX-CERT-006", root.span, format!("certificate {}: http01_webroot {}: {why}", cert.name, root.value))
+            .help("give the entry a guest_id and an absolute folder its web server serves at / on port 80, and leave challenge out (or write http-01)"),
+    )
 }
 
 /// Names the challenge cannot prove: a wildcard is proven only in DNS (RFC 8555 section
