@@ -15,13 +15,16 @@ const MANIFEST: &str = "certificate-manifest.json";
 const HYPERVISOR: &str = "phoenix_hypervisor_config.json";
 const LXC: &str = "phoenix_lxc_configs.json";
 
-fn model_with(edits: &[(&str, &dyn Fn(&mut Value))]) -> phoenix_model::Model {
+fn checked_with(edits: &[(&str, &dyn Fn(&mut Value))]) -> phoenix_model::Checked {
     let mut source: MemorySource = example_source();
     for (file, edit) in edits {
         source.edit_json(&example_config().join(file), |v| edit(v));
     }
-    let checked = phoenix_model::check(&example_config(), &source);
-    checked.model.expect("a model")
+    phoenix_model::check(&example_config(), &source)
+}
+
+fn model_with(edits: &[(&str, &dyn Fn(&mut Value))]) -> phoenix_model::Model {
+    checked_with(edits).model.expect("a model")
 }
 
 /// The example with certificate `portainer` (portainer.internal and portainer.phoenix, both
@@ -64,6 +67,15 @@ fn the_bundled_example_completes_every_challenge_over_dns01() {
 fn http01_through_the_gateway_completes_when_the_host_opens_the_relay() {
     let model = relayed(&[]);
     assert!(diagnostics(&model).is_empty(), "{:#?}", messages(&diagnostics(&model)));
+    // The relay runs once the gateway runs phoenix's nginx.conf, deployed after certificates.
+    let flows = judged(&model);
+    let flow = flows.iter().find(|f| f.id == "challenge:portainer:portainer.internal.thinkheads.ai").expect("its flow");
+    let caveat = flow.hops[0].answer.as_ref().expect("a caveat");
+    assert_eq!(caveat.status, phoenix_core::analyze::verdict::Status::Warning);
+    assert!(caveat.summary.contains("a first issuance cannot pass through it"), "{}", caveat.summary);
+    // phoenix's own order: the host reaches Step-CA's ACME directory.
+    let order = flows.iter().find(|f| f.id == "acme:host").expect("phoenix's order");
+    assert_eq!(order.status, phoenix_core::analyze::verdict::Status::Ok, "{:#?}", order.hops[0].firewall);
 }
 
 #[test]
@@ -139,6 +151,11 @@ fn a_wildcard_over_http01_is_a_dead_end_in_assess_and_phx_cert_004_in_validate()
     let answer = wildcard.hops[0].answer.as_ref().expect("a dead end");
     assert!(answer.summary.contains("proves only over dns-01"), "{}", answer.summary);
     assert!(diagnostics(&model).iter().all(|d| !d.message.contains("*.")), "left to PHX-CERT-004");
+    let checked = checked_with(&[(MANIFEST, &|v: &mut Value| {
+        v[3]["challenge"] = json!("http-01");
+        v[3]["sans"].as_array_mut().unwrap().push(json!("*.internal.thinkheads.ai"));
+    })]);
+    assert!(checked.diagnostics.iter().any(|d| d.code == "PHX-CERT-004" && d.message.contains("wildcard")), "{:#?}", checked.diagnostics);
 }
 
 #[test]
@@ -155,7 +172,7 @@ fn the_gateways_own_certificate_over_its_relay_is_a_warning_about_the_first_issu
 #[test]
 fn the_gateway_relays_exactly_the_http01_identifiers() {
     let servers = |model: &phoenix_model::Model| phoenix_core::render::nginx::http_servers(model, &phoenix_core::edge::edge(model));
-    assert!(!servers(&model_with(&[])).contains("phoenix's responder first"), "nothing to relay over dns-01");
+    assert!(!servers(&model_with(&[])).contains("@traefik_acme"), "nothing to relay over dns-01");
     let conf = servers(&relayed(&[]));
     let relay = conf.split("server {").nth(1).expect("the relay server");
     let names = relay.lines().find_map(|l| l.trim().strip_prefix("server_name ")).unwrap().trim_end_matches(';');

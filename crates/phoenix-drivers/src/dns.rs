@@ -18,11 +18,13 @@ pub fn question(name: &str, kind: RecordType, class: DNSClass) -> Option<Query> 
 }
 
 /// Asks `server` one question and returns the answer section's records, or `None` when nothing
-/// (or nothing that parses as DNS) came back within `wait`. An empty list is an answer without
-/// records (NXDOMAIN, NODATA, or a server echoing the query).
+/// (or nothing that parses as DNS with the question's id) came back within `wait`. An empty list
+/// is an answer without records (NXDOMAIN, NODATA, or a stand-in echoing the query, which the
+/// lab's UDP probes count as an answer).
 pub async fn ask(server: SocketAddr, query: Query, wait: Duration) -> Option<Vec<RData>> {
     let mut message = Message::new();
-    message.set_id(random_id()).set_message_type(MessageType::Query).set_op_code(OpCode::Query).set_recursion_desired(true);
+    let id = random_id();
+    message.set_id(id).set_message_type(MessageType::Query).set_op_code(OpCode::Query).set_recursion_desired(true);
     message.add_query(query);
     let packet = message.to_vec().ok()?;
     let bind = if server.is_ipv4() { SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)) } else { "[::]:0".parse().ok()? };
@@ -31,6 +33,10 @@ pub async fn ask(server: SocketAddr, query: Query, wait: Duration) -> Option<Vec
     let mut buffer = vec![0u8; 4096];
     let (length, _) = tokio::time::timeout(wait, socket.recv_from(&mut buffer)).await.ok()?.ok()?;
     let answer = Message::from_vec(&buffer[..length]).ok()?;
+    // A reply to another question (or from someone guessing) is no answer.
+    if answer.id() != id {
+        return None;
+    }
     Some(answer.answers().iter().map(|record| record.data().clone()).collect())
 }
 

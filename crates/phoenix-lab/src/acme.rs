@@ -77,15 +77,20 @@ fn dns01(name: &str, spec: &LabSpec, dir: &Path) -> Option<Dns01Settings> {
     let in_netns = |argv: Vec<String>| [vec!["ip".to_string(), "netns".into(), "exec".into(), netns.clone()], argv].concat();
     let check = in_netns(vec![program.clone(), "--test".into(), format!("--conf-file={}", files.conf.display())]);
     // The restarted dnsmasq runs as a daemon (the lab's next start replaces it: net::start_dnsmasq).
-    let start = in_netns(files.argv(&program, false)).join(" ");
-    let stop = format!(
-        "p=$(cat {pid} 2>/dev/null); if [ -n \"$p\" ]; then kill $p; for i in $(seq 100); do kill -0 $p 2>/dev/null || break; sleep 0.05; done; fi",
-        pid = files.pid.display()
-    );
+    // Values go as arguments, never into the script; the pid is stopped only when it is a
+    // number and that process is this dnsmasq (its command line names this configuration).
+    let stop_then_start = r#"p=$(cat "$1" 2>/dev/null); case "$p" in ''|*[!0-9]*) p= ;; esac
+if [ -n "$p" ] && tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$2"; then
+    kill "$p"; for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+fi
+shift 2; exec "$@""#;
+    let conf_arg = format!("--conf-file={}", files.conf.display());
+    let mut restart = vec!["sh".into(), "-c".into(), stop_then_start.into(), "sh".into(), files.pid.display().to_string(), conf_arg];
+    restart.extend(in_netns(files.argv(&program, false)));
     Some(Dns01Settings {
         conf_file: files.records,
         check,
-        restart: vec!["sh".into(), "-c".into(), format!("{stop}; exec {start}")],
+        restart,
         resolver: SocketAddr::from((server.address, 53)),
         wait: Duration::from_secs(10),
     })

@@ -1,7 +1,8 @@
 //! The lab as a system to deploy to (`phoenix lab up --bare`, then `phoenix sync --lab`).
 //! Its folder `deployed/` has the layout of a rehearsal (`host/`, `guest-<vmid>/`); its Proxmox
 //! VE API is phoenix-sim's simulator, in process, its cluster file system kept in
-//! `deployed/host/etc/pve`; a lab CA stands in for Step-CA as the issuer. After a sync the lab reloads with what was written:
+//! `deployed/host/etc/pve`; a lab CA stands in for Step-CA's signing, once Pebble at Step-CA's
+//! address validated the order ([`crate::acme`]). After a sync the lab reloads with what was written:
 //! the firewall compiled from what the API holds, dnsmasq and nginx with the deployed files,
 //! the TLS stand-ins with the deployed store. What it must not do: read the configuration's
 //! rendering as if it were deployed.
@@ -152,6 +153,7 @@ pub struct LabIssuer {
 
 impl LabIssuer {
     pub fn open(name: &str) -> Result<LabIssuer, LabError> {
+        crate::check_name(name)?;
         let dir = ca_dir(name);
         let ca = TestCa::load(&dir).map_err(|e| LabError(format!("lab {name} has no CA of its own ({}: {e})", dir.display())))?;
         let spec = crate::read_state(name).and_then(|state| state.spec);

@@ -20,8 +20,11 @@ use super::flows::{hop, Flow, Hop, TCP, UDP};
 use crate::certificates::renewal::order_for;
 use crate::certificates::{RESPONDER_HTTP01_PORT, RESPONDER_TLS_ALPN01_PORT};
 use crate::edge::Edge;
-use phoenix_model::model::{AcmeChallenge, Certificate, Model, San};
+use phoenix_model::model::{AcmeChallenge, Certificate, Model, Owner, San};
 use std::net::IpAddr;
+
+/// The id of every flow this module makes starts with it: `challenge:<certificate>:<identifier>`.
+pub const FLOW_PREFIX: &str = "challenge:";
 
 /// One flow per identifier of every certificate, when the model has a Step-CA.
 pub fn challenge_flows(model: &Model, edge: &Edge, out: &mut Vec<Flow>) {
@@ -34,19 +37,11 @@ pub fn challenge_flows(model: &Model, edge: &Edge, out: &mut Vec<Flow>) {
                 San::Ip(ip) => (ip.to_string(), address_hops(model, edge, cert, ca, *ip)),
             };
             out.push(Flow {
-                id: format!("challenge:{}:{identifier}", cert.name),
-                title: format!("Step-CA validates {identifier} of certificate {} over {}", cert.name, challenge_word(cert.challenge)),
+                id: format!("{FLOW_PREFIX}{}:{identifier}", cert.name),
+                title: format!("Step-CA validates {identifier} of certificate {} over {}", cert.name, cert.challenge.as_str()),
                 hops,
             });
         }
-    }
-}
-
-fn challenge_word(challenge: AcmeChallenge) -> &'static str {
-    match challenge {
-        AcmeChallenge::Http01 => "http-01",
-        AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
-        AcmeChallenge::Dns01 => "dns-01",
     }
 }
 
@@ -77,12 +72,14 @@ fn name_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, name:
         }
         AcmeChallenge::Http01 => {
             // The name must point where a responder is: the host itself, else the gateway.
-            let points_at_host = resolved(model, name).first().is_some_and(|ip| Some(*ip) == Endpoint::Host.ip(model));
+            let answers = resolved(model, name);
+            let index = model.address_index();
+            let points_at_host = !answers.is_empty() && answers.iter().all(|ip| matches!(index.owner_of(*ip), Some(Owner::Host)));
             let to = match edge.gateway {
                 Some(gateway) if !points_at_host => Endpoint::Guest(gateway.id),
                 _ => Endpoint::Host,
             };
-            http_hops(model, cert, ca, to, Some(name), name)
+            http_hops(model, edge, cert, ca, to, Some(name), name)
         }
         AcmeChallenge::TlsAlpn01 => vec![tls_alpn_hop(model, ca, Endpoint::Host, Some(name), name)],
     }
@@ -108,7 +105,7 @@ fn address_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, ip
             vec![hop]
         }
         AcmeChallenge::Http01 => {
-            let mut hops = http_hops(model, cert, ca, to, None, &ip.to_string());
+            let mut hops = http_hops(model, edge, cert, ca, to, None, &ip.to_string());
             let answers = to == Endpoint::Host || edge.gateway.is_some_and(|g| to == Endpoint::Guest(g.id));
             if !answers {
                 hops[0].dead_end = Some(format!(
@@ -125,22 +122,25 @@ fn address_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, ip
 /// Step-CA to `to` on port 80, and on from the gateway to phoenix's responder when `to` relays.
 /// The gateway's own certificate gets a caveat: nginx needs it to start, so the relay that would
 /// prove it runs only once a certificate is there (a renewal passes; a first issuance cannot).
-fn http_hops(model: &Model, cert: &Certificate, ca: Endpoint, to: Endpoint, name: Option<&str>, identifier: &str) -> Vec<Hop> {
+fn http_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, to: Endpoint, name: Option<&str>, identifier: &str) -> Vec<Hop> {
     let port = RESPONDER_HTTP01_PORT;
     let fetch = format!("Step-CA fetches http://{identifier}/.well-known/acme-challenge/<token>");
     let mut hops = vec![hop(ca, to, name, port, TCP, "HTTP", fetch, None)];
-    if let Endpoint::Guest(gateway) = to {
-        if model.edge.gateway == Some(gateway) {
-            let relay = "the gateway relays the challenge to phoenix's responder on the Proxmox host".to_string();
-            hops.push(hop(to, Endpoint::Host, None, port, TCP, "HTTP", relay, None));
-            if cert.guest.as_ref().is_some_and(|g| g.value == gateway) {
-                hops[0].caveat = Some(format!(
-                    "certificate {} is the gateway's own: nginx needs it to start, so its first issuance cannot pass through the gateway's relay (renewals can); issue it over dns-01",
-                    cert.name
-                ));
-            }
-        }
+    let Endpoint::Guest(gateway) = to else { return hops };
+    if model.edge.gateway != Some(gateway) {
+        return hops;
     }
+    if !crate::render::nginx::relays_http01(model, edge) {
+        hops[0].dead_end = Some("the gateway relays no challenge: its nginx.conf is rendered only with Traefik, and the relay needs the Proxmox host's address".into());
+        return hops;
+    }
+    let relay = "the gateway relays the challenge to phoenix's responder on the Proxmox host".to_string();
+    hops.push(hop(to, Endpoint::Host, None, port, TCP, "HTTP", relay, None));
+    hops[0].caveat = Some(if cert.guest.as_ref().is_some_and(|g| g.value == gateway) {
+        format!("certificate {} is the gateway's own: nginx needs it to start, so its first issuance cannot pass through the gateway's relay (renewals can); issue it over dns-01", cert.name)
+    } else {
+        "the relay runs once the gateway runs phoenix's nginx.conf, which sync deploys after the certificates: a first issuance cannot pass through it (renewals can)".into()
+    });
     hops
 }
 
@@ -161,7 +161,9 @@ fn dns_hop(model: &Model, ca: Endpoint, identifier: &str) -> Hop {
     let server = dns_server(model);
     let purpose = format!("Step-CA asks phoenix's DNS for the TXT record _acme-challenge.{}", identifier.trim_start_matches("*."));
     let mut hop = hop(ca, server, None, 53, UDP, "DNS", purpose, None);
-    if let Endpoint::Guest(_) = server {
+    if !model.dns.enabled {
+        hop.dead_end = Some("phoenix serves no DNS (dns_server.enabled is false), so it has nowhere to publish the TXT record".into());
+    } else if let Endpoint::Guest(_) = server {
         hop.dead_end = Some(format!(
             "phoenix writes challenge records only into the Proxmox host's dnsmasq, and phoenix's DNS server is {}",
             super::assess::endpoint_label(model, server)
@@ -190,7 +192,7 @@ pub fn diagnostics(model: &Model) -> Vec<phoenix_model::diag::Diagnostic> {
     let edge = crate::edge::edge(model);
     let mut out = Vec::new();
     for flow in super::assess::assess(model, &edge, &state, &super::assess::Options::default()) {
-        let Some(rest) = flow.id.strip_prefix("challenge:") else { continue };
+        let Some(rest) = flow.id.strip_prefix(FLOW_PREFIX) else { continue };
         let Some(cert) = model.certificates.iter().find(|c| rest.strip_prefix(&c.name).is_some_and(|r| r.starts_with(':'))) else {
             continue;
         };
@@ -217,15 +219,17 @@ pub fn diagnostics(model: &Model) -> Vec<phoenix_model::diag::Diagnostic> {
                 format!(
                     "Step-CA cannot validate {identifier} of certificate {} over {}: hop {} ({}) fails: {}",
                     cert.name,
-                    challenge_word(cert.challenge),
+                    cert.challenge.as_str(),
                     index + 1,
                     broken.hop.purpose,
                     reasons.join("; ")
                 ),
             )
-            .help(
-                "point the name at the gateway or the Proxmox host (http-01), open the hop's port in the firewall, or write \"challenge\": \"dns-01\" for a name phoenix's DNS serves (`phoenix assess` shows every hop)",
-            ),
+            .help(match cert.challenge {
+                AcmeChallenge::Http01 => "point the name at the gateway (which relays to phoenix), the Proxmox host, or a guest with http01_webroot, and let Step-CA reach its port 80; or use dns-01 for a name phoenix's DNS serves (`phoenix assess` shows every hop)",
+                AcmeChallenge::TlsAlpn01 => "point the name at the Proxmox host and let Step-CA reach its port 443; or use dns-01 or http-01 (`phoenix assess` shows every hop)",
+                AcmeChallenge::Dns01 => "let Step-CA reach phoenix's DNS on the node (udp/53), where phoenix writes the TXT records; or use http-01 (`phoenix assess` shows every hop)",
+            }),
         );
     }
     out

@@ -198,9 +198,8 @@ fn declared_flows(model: &Model, out: &mut Vec<Flow>) {
 fn acme_flows(model: &Model, edge: &Edge, out: &mut Vec<Flow>) {
     let (Some(ca), Some(step)) = (edge.step_ca, model.step_ca.as_ref()) else { return };
     let ca_name = step.dns_name.as_ref().map(|n| n.value.clone());
-    for (client, label) in [(edge.traefik, "Traefik"), (edge.gateway, "the NGINX gateway")] {
-        let Some(client) = client else { continue };
-        let tls = ca_name.clone().map(|name| TlsHop {
+    let tls = || {
+        ca_name.clone().map(|name| TlsHop {
             server_name: name,
             server: ca.id,
             terminated_here: true,
@@ -209,20 +208,26 @@ fn acme_flows(model: &Model, edge: &Edge, out: &mut Vec<Flow>) {
             client_certificate: None,
             client_certificate_required: false,
             mutual_in_question: false,
-        });
+        })
+    };
+    let order = |client: Endpoint, label: &str| {
+        let purpose = format!("{label}'s ACME client talks to Step-CA's ACME directory");
+        hop(client, Endpoint::Guest(ca.id), ca_name.as_deref(), step.port, TCP, "HTTPS", purpose, tls())
+    };
+    for (client, label) in [(edge.traefik, "Traefik"), (edge.gateway, "the NGINX gateway")] {
+        let Some(client) = client else { continue };
         out.push(Flow {
             id: format!("acme:{}", client.id),
             title: format!("{label} orders certificates from Step-CA"),
-            hops: vec![hop(
-                Endpoint::Guest(client.id),
-                Endpoint::Guest(ca.id),
-                ca_name.as_deref(),
-                step.port,
-                TCP,
-                "HTTPS",
-                format!("{label}'s ACME client talks to Step-CA's ACME directory"),
-                tls,
-            )],
+            hops: vec![order(Endpoint::Guest(client.id), label)],
+        });
+    }
+    // phoenix orders the manifest's certificates where it runs, on the node.
+    if !model.certificates.is_empty() {
+        out.push(Flow {
+            id: "acme:host".into(),
+            title: "phoenix (on the Proxmox host) orders the manifest's certificates from Step-CA".into(),
+            hops: vec![order(Endpoint::Host, "phoenix")],
         });
     }
     if let (Some(gateway), Some(traefik)) = (edge.gateway, edge.traefik) {

@@ -347,7 +347,10 @@ fn declared_probes(
     namespaces: &mut BTreeMap<String, Namespace>,
 ) -> Vec<Probe> {
     let mut probes = Vec::new();
-    for flow in verdicts {
+    // Step-CA's validation paths are shown by validating for real (a bare lab's `sync --lab`),
+    // not probed: what answers there (phoenix's responders, a guest's web root) answers only
+    // while an order runs, so nothing may listen there in their place.
+    for flow in verdicts.iter().filter(|f| !f.id.starts_with(crate::analyze::challenges::FLOW_PREFIX)) {
         for judged in &flow.hops {
             let hop = &judged.hop;
             let (Some(from), Some(to), Some(address)) = (key(hop.from), key(hop.to), v4(model, hop.to)) else { continue };

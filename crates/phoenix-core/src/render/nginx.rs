@@ -55,7 +55,7 @@ pub fn http_servers(model: &Model, edge: &Edge) -> String {
     let Some(traefik) = edge.traefik else { return String::new() };
     let mut out = String::new();
     let names = crate::certificates::http01_identifiers(model);
-    if let (Some(host), false) = (model.host.ip(), names.is_empty()) {
+    if let (Some(host), true, false) = (model.host.ip(), relays_http01(model, edge), names.is_empty()) {
         let _ = write!(
             out,
             "\n    # HTTP for the names phoenix proves over http-01: phoenix's responder first, then Traefik's.\n    server {{\n        listen 80;\n        server_name {names};\n\n        location /.well-known/acme-challenge/ {{\n            proxy_pass http://{host}:{port};\n            proxy_set_header Host $host;\n            proxy_connect_timeout 3s;\n            proxy_intercept_errors on;\n            error_page 404 502 504 = @traefik_acme;\n        }}\n\n        location @traefik_acme {{\n            proxy_pass http://{traefik}:80;\n            proxy_set_header Host $host;\n        }}\n\n        location / {{\n            return 301 https://$host$request_uri;\n        }}\n    }}\n",
@@ -70,6 +70,12 @@ pub fn http_servers(model: &Model, edge: &Edge) -> String {
         traefik = traefik.address
     );
     out
+}
+
+/// Whether the rendered gateway relays http-01 challenges to phoenix's responder: it is
+/// rendered only with a gateway and Traefik, and the relay needs the Proxmox host's address.
+pub fn relays_http01(model: &Model, edge: &Edge) -> bool {
+    edge.gateway.is_some() && edge.traefik.is_some() && model.host.ip().is_some()
 }
 
 /// The configuration text, or `None` when the edge has no gateway and Traefik.

@@ -145,7 +145,6 @@ async fn run(argv: &[String], doing: &str) -> Result<(), DriverError> {
     Err(DriverError::new(format!("{doing}: `{}` failed ({}): {said}", argv.join(" "), output.status)))
 }
 
-/// The TXT values `resolver` answers for `name` (empty on no answer within a second).
 /// The TXT values `resolver` serves for `name` now (none when it does not answer in a second).
 async fn served(resolver: SocketAddr, name: &str) -> Vec<String> {
     let Some(query) = dns::question(name, RecordType::TXT, DNSClass::IN) else { return Vec::new() };

@@ -459,6 +459,17 @@ pub enum AcmeChallenge {
     Dns01,
 }
 
+impl AcmeChallenge {
+    /// The name RFC 8555 and the manifest use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcmeChallenge::Http01 => "http-01",
+            AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+            AcmeChallenge::Dns01 => "dns-01",
+        }
+    }
+}
+
 /// A subject alternative name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum San {

@@ -84,13 +84,12 @@ fn webroot(cert: &Certificate) -> Option<Diagnostic> {
 /// Names the challenge cannot prove: a wildcard is proven only in DNS (RFC 8555 section
 /// 7.1.3: dns-01), an IP address never in DNS (RFC 8738 section 7: http-01 or tls-alpn-01).
 fn unprovable_names(cert: &Certificate) -> Vec<Diagnostic> {
-    let challenge = match cert.challenge {
-        AcmeChallenge::Http01 => "http-01",
-        AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
-        AcmeChallenge::Dns01 => "dns-01",
-    };
+    let challenge = cert.challenge.as_str();
     let mut out = Vec::new();
-    for san in &cert.sans {
+    // The common name is ordered too (first of the identifiers).
+    let common = cert.common_name.value.parse().map(San::Ip).unwrap_or_else(|_| San::Dns(cert.common_name.value.clone()));
+    let common = crate::model::Located::new(common, cert.common_name.span);
+    for san in std::iter::once(&common).chain(&cert.sans) {
         let why = match (&san.value, cert.challenge) {
             (San::Dns(name), AcmeChallenge::Http01 | AcmeChallenge::TlsAlpn01) if name.starts_with("*.") => (
                 format!("the wildcard {name}"),
