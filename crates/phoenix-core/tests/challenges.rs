@@ -199,3 +199,36 @@ fn a_guest_serving_its_own_web_root_answers_http01_once_step_ca_reaches_its_port
     let relay = phoenix_core::render::nginx::http_servers(&model, &phoenix_core::edge::edge(&model));
     assert!(!relay.contains("portainer-agent"), "the gateway relays nothing for it");
 }
+
+#[test]
+fn step_ca_resolving_elsewhere_is_a_dead_end_for_every_name() {
+    let found = diagnostics(&model_with(&[(LXC, &|v: &mut Value| {
+        v["lxc_configs"]["103"]["network_config"]["nameservers"] = json!("1.1.1.1");
+    })]));
+    let hit = about(&found, "portainer-agent.internal.thinkheads.ai");
+    assert!(hit.message.contains("Step-CA's guest resolves through 1.1.1.1, not phoenix's DNS server 10.0.0.13"), "{}", hit.message);
+}
+
+/// A name that points at the Proxmox host is answered there by phoenix's responders: http-01
+/// on port 80, tls-alpn-01 on 443, each only once the host lets Step-CA in.
+#[test]
+fn names_pointing_at_the_host_are_answered_there_once_step_ca_may_reach_it() {
+    let at_host = |v: &mut Value| {
+        let zone = &mut v["dns_server"]["authoritative_zones"][1]["records"];
+        let record = zone.as_array_mut().unwrap().iter_mut().find(|r| r["hostname"] == "portainer-agent").unwrap();
+        record["ip_internal"] = json!("10.0.0.13");
+    };
+    for (challenge, port) in [("http-01", "80"), ("tls-alpn-01", "443")] {
+        let written = move |v: &mut Value| v[4]["challenge"] = json!(challenge);
+        let blocked = diagnostics(&model_with(&[(HYPERVISOR, &at_host), (MANIFEST, &written)]));
+        let hit = about(&blocked, "portainer-agent.internal.thinkheads.ai");
+        assert!(hit.message.contains(&format!("blocked (tcp/{port}) by the IN of the host chain")), "{challenge}: {}", hit.message);
+        let open = move |v: &mut Value| {
+            at_host(v);
+            let rule = json!({ "type": "in", "action": "ACCEPT", "source": "10.0.0.10", "proto": "tcp", "port": port, "comment": "Step-CA validates" });
+            v["firewall"]["global_firewall_rules"].as_array_mut().unwrap().push(rule);
+        };
+        let model = model_with(&[(HYPERVISOR, &open), (MANIFEST, &written)]);
+        assert!(diagnostics(&model).is_empty(), "{challenge}: {:#?}", messages(&diagnostics(&model)));
+    }
+}

@@ -33,13 +33,22 @@ pub struct Validation {
 }
 
 impl Validation {
-    /// For a bare lab whose Step-CA validates (its namespace has a resolver), `None` otherwise.
-    pub fn for_lab(name: &str, spec: &LabSpec) -> Option<Validation> {
-        let ca = spec.namespaces.iter().find(|n| n.acme_port.is_some() && n.acme_resolver.is_some())?;
+    /// For a bare lab running a Step-CA: how its orders are validated; `Ok(None)` when no
+    /// Step-CA runs there (no guest of it, or not started yet); an error when one runs but
+    /// cannot validate as Step-CA would (so that nothing is signed unproven, silently).
+    pub fn for_lab(name: &str, spec: &LabSpec) -> Result<Option<Validation>, String> {
+        let Some(ca) = spec.namespaces.iter().find(|n| n.acme_port.is_some()) else { return Ok(None) };
+        if !net::pebble_installed() {
+            return Err("Pebble is not installed (apt-get install pebble): the lab cannot validate as Step-CA would".into());
+        }
+        if ca.acme_resolver.is_none() {
+            return Err("Step-CA's guest has no IPv4 resolver in the lab, so Pebble cannot resolve as Step-CA would".into());
+        }
+        let Some(port) = ca.acme_port else { return Ok(None) };
         let dir = crate::state_dir(name);
         let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
         let settings = AcmeSettings {
-            directory: format!("https://{}:{}/dir", ca.address, ca.acme_port?),
+            directory: format!("https://{}:{port}/dir", ca.address),
             server_root: Some(dir.join(&ca.key).join(net::PEBBLE_CERT)),
             // Pebble forgets accounts when it restarts; the issuer then registers again.
             account_file: dir.join("acme-account.json"),
@@ -48,7 +57,7 @@ impl Validation {
             order_timeout: Duration::from_secs(30),
             dns01: dns01(name, spec, &dir),
         };
-        Some(Validation { netns: net::netns(name, "host"), settings, turn: Default::default() })
+        Ok(Some(Validation { netns: net::netns(name, "host"), settings, turn: Default::default() }))
     }
 
     /// Orders `order` from the lab's Step-CA and waits until it is valid; the certificate it

@@ -148,7 +148,8 @@ impl PveApi for LabPve {
 /// address validated the same order over the lab's DNS and firewall ([`crate::acme`]).
 pub struct LabIssuer {
     ca: TestCa,
-    validation: Option<crate::acme::Validation>,
+    /// How orders are validated; the reason why they cannot be, when a Step-CA runs that cannot.
+    validation: Result<Option<crate::acme::Validation>, String>,
 }
 
 impl LabIssuer {
@@ -157,16 +158,19 @@ impl LabIssuer {
         let dir = ca_dir(name);
         let ca = TestCa::load(&dir).map_err(|e| LabError(format!("lab {name} has no CA of its own ({}: {e})", dir.display())))?;
         let spec = crate::read_state(name).and_then(|state| state.spec);
-        Ok(LabIssuer { ca, validation: spec.and_then(|spec| crate::acme::Validation::for_lab(name, &spec)) })
+        let validation = spec.map_or(Ok(None), |spec| crate::acme::Validation::for_lab(name, &spec));
+        Ok(LabIssuer { ca, validation })
     }
 }
 
 impl Issuer for LabIssuer {
     async fn issue<T: phoenix_exec::Target>(&self, order: &OrderRequest, _: &T) -> Result<Issued, DriverError> {
-        if let Some(validation) = &self.validation {
-            validation.validate(order).await.map_err(|e| {
+        match &self.validation {
+            Ok(Some(validation)) => validation.validate(order).await.map_err(|e| {
                 DriverError::new(format!("Step-CA (Pebble in the lab) did not validate certificate {}: {}", order.name, e.message))
-            })?;
+            })?,
+            Ok(None) => {}
+            Err(why) => return Err(DriverError::new(format!("certificate {} cannot be validated: {why}", order.name))),
         }
         let names: Vec<&str> = order.identifiers.iter().map(String::as_str).collect();
         let leaf = self

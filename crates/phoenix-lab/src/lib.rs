@@ -2,7 +2,9 @@
 //! named `phx-<lab>-<key>`; the bridge lives in `phx-<lab>-sw`, so nothing is added to the
 //! host's own namespace and no route leaves the lab. What it created (namespaces, processes) is
 //! recorded in `/run/phoenix-lab/<lab>/state.json` before it is created, so `down` removes
-//! everything, also after a crash. Programs: `ip` and `ss` (iproute2), `nft` (nftables),
+//! everything, also after a crash (the one process it does not record, a dnsmasq a dns-01 order
+//! restarted, lives in a lab namespace: `down` stops every process there, and the next start of
+//! the lab's dnsmasq replaces it). Programs: `ip` and `ss` (iproute2), `nft` (nftables),
 //! dnsmasq and nginx.
 //! The lab's data (namespaces, rulesets, listeners, probes) comes from phoenix-core::lab.
 

@@ -427,7 +427,7 @@ fn start_traefik(
     start_daemon(name, &[&program.to_string_lossy(), &config], &[], 443, failure)
 }
 
-fn pebble_installed() -> bool {
+pub fn pebble_installed() -> bool {
     Path::new("/usr/bin/pebble").is_file()
 }
 

@@ -26,18 +26,26 @@ use std::net::IpAddr;
 /// The id of every flow this module makes starts with it: `challenge:<certificate>:<identifier>`.
 pub const FLOW_PREFIX: &str = "challenge:";
 
+fn flow_id(certificate: &str, identifier: &str) -> String {
+    format!("{FLOW_PREFIX}{certificate}:{identifier}")
+}
+
 /// One flow per identifier of every certificate, when the model has a Step-CA.
 pub fn challenge_flows(model: &Model, edge: &Edge, out: &mut Vec<Flow>) {
     let Some(ca) = edge.step_ca else { return };
+    let foreign_resolver = foreign_resolver(model, ca.id);
     let ca = Endpoint::Guest(ca.id);
     for cert in &model.certificates {
         for san in order_for(cert).sans() {
-            let (identifier, hops) = match &san {
+            let (identifier, mut hops) = match &san {
                 San::Dns(name) => (name.clone(), name_hops(model, edge, cert, ca, name)),
                 San::Ip(ip) => (ip.to_string(), address_hops(model, edge, cert, ca, *ip)),
             };
+            if let (Some(why), San::Dns(_)) = (&foreign_resolver, &san) {
+                hops[0].dead_end.get_or_insert_with(|| why.clone());
+            }
             out.push(Flow {
-                id: format!("{FLOW_PREFIX}{}:{identifier}", cert.name),
+                id: flow_id(&cert.name, &identifier),
                 title: format!("Step-CA validates {identifier} of certificate {} over {}", cert.name, cert.challenge.as_str()),
                 hops,
             });
@@ -172,6 +180,17 @@ fn dns_hop(model: &Model, ca: Endpoint, identifier: &str) -> Hop {
     hop
 }
 
+/// Why Step-CA would not see phoenix's answers for names: its guest is given a resolver that
+/// is not phoenix's DNS server (it then resolves, and looks for TXT records, elsewhere).
+/// `None` when it asks phoenix's DNS, or is given no resolver (the node's then).
+fn foreign_resolver(model: &Model, ca: u32) -> Option<String> {
+    let first = model.guests.get(&ca)?.nic().nameservers.first()?.value;
+    let phoenix = dns_server(model).ip(model)?;
+    (first != phoenix).then(|| {
+        format!("Step-CA's guest resolves through {first}, not phoenix's DNS server {phoenix}: its answers for the manifest's names, and any TXT record, are not phoenix's")
+    })
+}
+
 /// The guest whose own web server serves the entry's http-01 tokens (`http01_webroot`).
 fn web_root(cert: &Certificate) -> Option<u32> {
     cert.http01_webroot.as_ref().and(cert.guest.as_ref()).map(|g| g.value)
@@ -190,13 +209,17 @@ pub fn diagnostics(model: &Model) -> Vec<phoenix_model::diag::Diagnostic> {
     use super::verdict::Status;
     let state = super::firewall::FirewallState::from_rendered(&crate::render::render_firewall(model), model);
     let edge = crate::edge::edge(model);
+    // Each flow's certificate and identifier, by the flow's whole id (names may hold ':').
+    let mut subjects = std::collections::BTreeMap::new();
+    for cert in &model.certificates {
+        for identifier in order_for(cert).identifiers {
+            subjects.insert(flow_id(&cert.name, &identifier), (cert, identifier));
+        }
+    }
     let mut out = Vec::new();
     for flow in super::assess::assess(model, &edge, &state, &super::assess::Options::default()) {
-        let Some(rest) = flow.id.strip_prefix(FLOW_PREFIX) else { continue };
-        let Some(cert) = model.certificates.iter().find(|c| rest.strip_prefix(&c.name).is_some_and(|r| r.starts_with(':'))) else {
-            continue;
-        };
-        let identifier = &rest[cert.name.len() + 1..];
+        let Some((cert, identifier)) = subjects.get(&flow.id) else { continue };
+        let (cert, identifier) = (*cert, identifier.as_str());
         let Some((index, broken)) = flow.hops.iter().enumerate().find(|(_, h)| h.status == Status::Fail) else { continue };
         let reasons: Vec<String> = broken.checks().filter(|c| c.status == Status::Fail).map(|c| c.summary.clone()).collect();
         if identifier.starts_with("*.") && cert.challenge != AcmeChallenge::Dns01
