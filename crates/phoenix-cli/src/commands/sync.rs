@@ -117,7 +117,9 @@ pub struct SyncOptions {
     #[arg(long, value_name = "ADDR", default_value_t = std::net::SocketAddr::from(([0, 0, 0, 0], phoenix_core::certificates::RESPONDER_HTTP01_PORT)))]
     http01_listen: std::net::SocketAddr,
     /// Deploy to the lab NAME (`phoenix lab up --bare`) instead: its folder, its Proxmox VE
-    /// API and its CA; afterwards the lab runs what was deployed. The lab has no Portainer.
+    /// API and its CA; afterwards the lab runs what was deployed. Certificates are validated
+    /// by Pebble at Step-CA's address through the lab's DNS and firewall, so what comes before
+    /// them is applied and running first (two plans). The lab has no Portainer.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["root", "ssh", "pve_url", "portainer_url", "certs"])]
     lab: Option<String>,
 }

@@ -70,7 +70,16 @@ fn certificate(
     };
     Some(Certificate {
         name: entry.name.clone().unwrap_or_else(|| common_name.clone()),
-        common_name: Located::new(common_name.to_ascii_lowercase(), cn_span),
+        // Read as the SANs are (trimmed, lower case, no trailing dot), so the order, the checks
+        // and the gateway's server names all see one spelling.
+        common_name: Located::new(
+            match san(&common_name) {
+                Some(San::Dns(name)) => name,
+                Some(San::Ip(ip)) => ip.to_string(),
+                None => common_name.to_ascii_lowercase(),
+            },
+            cn_span,
+        ),
         sans,
         guest,
         guest_kind,
@@ -104,11 +113,11 @@ fn certificate(
 /// RFC 8555 section 7.1.3) and, where phoenix's DNS is the node's dnsmasq, for every entry
 /// without an address (an address has no name to hold a TXT record, RFC 8738); else http-01.
 fn default_challenge(entry: &raw::RawCertificate, dns_on_node: bool) -> AcmeChallenge {
-    let names = || entry.sans.iter().chain(&entry.common_name);
+    let names = || entry.sans.iter().chain(&entry.common_name).map(|n| n.trim());
     if names().any(|n| n.starts_with("*.")) {
         return AcmeChallenge::Dns01;
     }
-    let has_address = names().any(|n| n.parse::<std::net::IpAddr>().is_ok());
+    let has_address = names().any(|n| matches!(san(n), Some(San::Ip(_))));
     if dns_on_node && !has_address {
         AcmeChallenge::Dns01
     } else {
