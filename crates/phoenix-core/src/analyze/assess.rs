@@ -99,10 +99,7 @@ impl<'m> Indexes<'m> {
 /// The source's way to phoenix's DNS server: `None` when it passes (or the source is the server
 /// itself, or outside, where another resolver holds the external view), else why not.
 fn resolver_blocked(model: &Model, firewall: &FirewallState, from: Endpoint) -> Option<String> {
-    let server = match model.edge.dns {
-        Some(id) => Endpoint::Guest(id),
-        None => Endpoint::Host,
-    };
+    let server = super::flows::dns_server(model);
     if from == server || matches!(from, Endpoint::Outside(_)) {
         return None;
     }

@@ -16,7 +16,7 @@
 //! Must not judge firewalls or DNS answers: `assess` does, hop by hop.
 
 use super::firewall::{parse_endpoint, Endpoint};
-use super::flows::{hop, Flow, Hop, TCP, UDP};
+use super::flows::{dns_server, hop, Flow, Hop, TCP, UDP};
 use crate::certificates::renewal::order_for;
 use crate::certificates::{RESPONDER_HTTP01_PORT, RESPONDER_TLS_ALPN01_PORT};
 use crate::edge::Edge;
@@ -58,10 +58,6 @@ fn dead(mut hop: Hop, why: String) -> Hop {
     hop
 }
 
-/// The DNS server phoenix runs (the host's dnsmasq, or the guest `edge.dns` names).
-fn dns_server(model: &Model) -> Endpoint {
-    model.edge.dns.map_or(Endpoint::Host, Endpoint::Guest)
-}
 
 fn name_hops(model: &Model, edge: &Edge, cert: &Certificate, ca: Endpoint, name: &str) -> Vec<Hop> {
     match cert.challenge {

@@ -295,11 +295,16 @@ fn portainer_flows(model: &Model, out: &mut Vec<Flow>) {
     }
 }
 
+/// Where phoenix's DNS server runs: the host's dnsmasq, or the guest `edge.dns` names.
+pub fn dns_server(model: &Model) -> Endpoint {
+    model.edge.dns.map_or(Endpoint::Host, Endpoint::Guest)
+}
+
 fn dns_flows(model: &Model, out: &mut Vec<Flow>) {
     if !model.dns.enabled {
         return;
     }
-    let server = model.edge.dns.map_or(Endpoint::Host, Endpoint::Guest);
+    let server = dns_server(model);
     for guest in model.guests.values().filter(|g| !g.is_template && g.address().is_some()) {
         if Endpoint::Guest(guest.id) == server {
             continue;
