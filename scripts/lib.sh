@@ -95,3 +95,23 @@ PY
     fi
     export PHOENIX_TRAEFIK="$dir/traefik"
 }
+
+# need_rootfs: the Debian root file system of phoenix's real containers (scripts/lab-rootfs,
+# mmdebstrap; about 40 s and 230 MB), built once into a cache folder named by the script's
+# digest, so a changed script builds a new one. Exports PHOENIX_ROOTFS (the tests read it).
+need_rootfs() {
+    need mmdebstrap mmdebstrap || return 1
+    need lxc-start lxc || return 1
+    need dpkg-scanpackages dpkg-dev || return 1
+    local digest dir rootfs
+    digest=$(sha256sum scripts/lab-rootfs | cut -c1-12)
+    dir="$HOME/.cache/phoenix"
+    rootfs="$dir/rootfs-$digest"
+    if [ ! -d "$rootfs" ]; then
+        echo "phoenix: building the containers' Debian root file system into $rootfs" >&2
+        mkdir -p "$dir"
+        rm -rf "$dir"/rootfs-*
+        bash scripts/lab-rootfs "$rootfs" >&2 || return 1
+    fi
+    export PHOENIX_ROOTFS="$rootfs"
+}

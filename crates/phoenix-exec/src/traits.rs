@@ -1,6 +1,6 @@
 //! The driver traits, all in one place: where files go and commands run ([`Target`]), who
 //! issues certificates ([`Issuer`]), the Proxmox VE API ([`PveApi`]) and the Portainer API
-//! ([`PortainerApi`]), and the error they report ([`DriverError`]). Implementations live in
+//! ([`PortainerApi`]), scripts in guests ([`GuestShell`]), and the error they report ([`DriverError`]). Implementations live in
 //! phoenix-drivers (real systems), phoenix-lab and tests (fakes); nothing here does I/O.
 //! Every method is asynchronous, so a driver that must block (a file write, an ssh or pct
 //! process) does it off the applier's thread and concurrent API steps go on meanwhile.
@@ -9,6 +9,8 @@ use phoenix_core::certificates::renewal::OrderRequest;
 use phoenix_core::deploy::{FileMeta, FileWrite, Place, PostAction};
 use phoenix_core::plan::portainer::{EndpointObserved, Operation, StackObserved};
 use phoenix_core::plan::pve::ApiRequest;
+use phoenix_core::provision::shell::Shell;
+use phoenix_model::model::{GuestId, GuestKind};
 use serde_json::Value;
 use std::future::Future;
 
@@ -73,6 +75,40 @@ pub trait Target {
     /// only its content is compared).
     fn stat(&self, _place: &Place) -> impl Future<Output = Result<Option<FileMeta>, DriverError>> {
         async { Ok(None) }
+    }
+}
+
+/// Runs scripts inside guests (provisioning, health checks): `pct exec` for containers and
+/// `qm guest exec` for VMs on the node, `lxc-attach` for the lab's real containers.
+pub trait GuestShell {
+    /// Runs `shell` by `sh -c` in the guest and returns how it ended (a failing script is an
+    /// answer, not an error; an error is a guest that cannot be reached).
+    fn shell(&self, guest: GuestId, kind: GuestKind, shell: &Shell) -> impl Future<Output = Result<ShellOutput, DriverError>>;
+}
+
+/// How a script ended: its exit code (`None` when a signal ended it) and its output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShellOutput {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ShellOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The last lines of stderr (where apt, systemctl and phoenix's scripts say why), or
+    /// the exit status, for an error message.
+    pub fn summary(&self) -> String {
+        let stderr = String::from_utf8_lossy(&self.stderr);
+        let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        match (lines.len(), self.code) {
+            (0, Some(code)) => format!("exit status {code}"),
+            (0, None) => "ended by a signal".to_string(),
+            (n, _) => lines[n.saturating_sub(3)..].join("; "),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod corrected;
 pub mod dnsmasq;
+pub mod lxc;
 pub mod nginx;
 pub mod pebble;
 pub mod synth;

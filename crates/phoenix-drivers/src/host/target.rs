@@ -1,12 +1,14 @@
 //! [`phoenix_exec::Target`] for the machine phoenix runs on. Host paths are local files. Guest
 //! paths go through `pct` (containers) or `qm guest exec` (VMs, through the QEMU guest agent)
-//! on a Proxmox node, or, for a rehearsal and the tests, to a folder per guest
+//! on a Proxmox node, through `lxc-attach` to real containers (the lab), or, for a rehearsal and the tests, to a folder per guest
 //! (`<root>/guest-<vmid>/<path>`, whose own etc/passwd and etc/group name owners when present). Writes are atomic in every case: a temporary file beside the
 //! target, then a rename inside the same filesystem.
 
 use super::owners::{resolve_owner, Owner};
 use super::runner::{CommandOutput, CommandRunner};
 use phoenix_core::deploy::{FileMeta, FileWrite, Place, PostAction};
+use phoenix_core::provision::shell::Shell;
+use phoenix_exec::traits::ShellOutput;
 use phoenix_exec::{DriverError, Target};
 use phoenix_model::model::{GuestId, GuestKind};
 use std::path::{Path, PathBuf};
@@ -19,6 +21,10 @@ pub enum GuestAccess {
     /// Each guest is the folder `<root>/guest-<vmid>` (rehearsals, tests), the layout of
     /// `phoenix render --out`.
     Folders(PathBuf),
+    /// Each guest is a real container of Debian's `lxc`, named by its vmid under this lxc path
+    /// (`lxc-attach -P <path> -n <vmid>`): the lab's guests and the provisioning tests. `pct`
+    /// drives the same runtime on a Proxmox node.
+    Lxc(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +75,7 @@ impl<R: CommandRunner> HostTarget<R> {
                 None => Ok(Some(PathBuf::from(&place.path))),
             },
             (Some((id, _)), GuestAccess::Folders(root)) => rooted(&guest_folder(root, *id)),
-            (Some(_), GuestAccess::Pve) => Ok(None),
+            (Some(_), GuestAccess::Pve | GuestAccess::Lxc(_)) => Ok(None),
         }
     }
 
@@ -141,9 +147,18 @@ impl<R: CommandRunner> HostTarget<R> {
         stdin: Option<&[u8]>,
     ) -> Result<CommandOutput, DriverError> {
         let id = id.to_string();
-        let mut command = match kind {
-            GuestKind::Lxc => argv(&["pct", "exec", &id, "--", "sh", "-c", script, "sh"]),
-            GuestKind::Vm => {
+        let mut command = match (kind, &self.guests) {
+            (_, GuestAccess::Lxc(path)) => {
+                let path = path.to_string_lossy();
+                // A clean environment, as `pct exec` gives: the caller's variables stay here.
+                let clean = ["--clear-env", "--set-var", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
+                let mut lxc = argv(&["lxc-attach", "-P", &path, "-n", &id]);
+                lxc.extend(argv(&clean));
+                lxc.extend(argv(&["--", "sh", "-c", script, "sh"]));
+                lxc
+            }
+            (GuestKind::Lxc, _) => argv(&["pct", "exec", &id, "--", "sh", "-c", script, "sh"]),
+            (GuestKind::Vm, _) => {
                 let mut vm = argv(&["qm", "guest", "exec", &id]);
                 if stdin.is_some() {
                     vm.extend(argv(&["--pass-stdin", "1"]));
@@ -154,9 +169,9 @@ impl<R: CommandRunner> HostTarget<R> {
         };
         command.extend(args.iter().map(|a| a.to_string()));
         let output = self.runner.run(&command, stdin)?;
-        match kind {
-            GuestKind::Lxc => Ok(output),
-            GuestKind::Vm => qm_exec_result(&output),
+        match (kind, &self.guests) {
+            (GuestKind::Vm, GuestAccess::Pve) => qm_exec_result(&output),
+            _ => Ok(output),
         }
     }
 
@@ -303,7 +318,7 @@ impl<R: CommandRunner> HostTarget<R> {
     /// says what was asked (`what`) and `hint`.
     fn in_guest(&self, guest: (GuestId, GuestKind), script: &str, args: &[&str], what: &str, hint: &str) -> Result<(), DriverError> {
         match &self.guests {
-            GuestAccess::Pve => {
+            GuestAccess::Pve | GuestAccess::Lxc(_) => {
                 let place = Place { guest: Some(guest), path: String::new() };
                 self.guest_checked(&place, script, args, None).map(drop)
             }
@@ -320,5 +335,27 @@ fn touch(path: &Path) -> std::io::Result<()> {
         Ok(file) => file.set_modified(std::time::SystemTime::now()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// Provisioning's scripts run where the target's guests are: `pct exec`, `qm guest exec` or
+/// `lxc-attach`. Guests that are folders run nothing.
+impl<R: CommandRunner + Clone + Send + Sync + 'static> phoenix_exec::GuestShell for HostTarget<R> {
+    async fn shell(&self, guest: GuestId, kind: GuestKind, shell: &Shell) -> Result<ShellOutput, DriverError> {
+        let (target, shell) = (self.clone(), shell.clone());
+        off_thread(move || target.shell_now(guest, kind, &shell)).await
+    }
+}
+
+impl<R: CommandRunner> HostTarget<R> {
+    /// Runs a provisioning script in a guest, blocking: `pct exec`, `qm guest exec` (its JSON
+    /// read back into an exit code and output) or `lxc-attach`.
+    pub fn shell_now(&self, guest: GuestId, kind: GuestKind, shell: &Shell) -> Result<ShellOutput, DriverError> {
+        if let GuestAccess::Folders(root) = &self.guests {
+            return Err(DriverError::new(format!("cannot run scripts in guest {guest}: guests are folders under {} here", root.display())));
+        }
+        let args: Vec<&str> = shell.args.iter().map(String::as_str).collect();
+        let output = self.guest_shell(guest, kind, &shell.script, &args, shell.stdin.as_deref())?;
+        Ok(ShellOutput { code: output.code, stdout: output.stdout, stderr: output.stderr })
     }
 }

@@ -290,6 +290,10 @@ pub const CODES: &[CodeInfo] = &[
     c("PHX-APP-002", Error, "unknown feature",
       "A guest names a feature that is neither one phoenix knows nor installed as bin/lxc_setup/phoenix_hypervisor_feature_install_<name>.sh.\n\
        Fix: correct the name (see the help line) or install the feature script."),
+    c("PHX-APP-003", Error, "malformed health check",
+      "A guest's health_check is not an object with a non-empty `command` (run by `sh -c` in the guest) and, when \
+       given, `retries` and `interval` (seconds) as whole numbers from 1 to 3600. phoenix does not run it.\nFix: write \
+       it as {\"command\": \"nc -z localhost 9000\", \"retries\": 30, \"interval\": 10}."),
     c("PHX-CERT-001", Error, "certificate for an unknown guest",
       "A certificate-manifest.json entry names a guest_id that is not defined, or a guest_type that disagrees with the guest's kind.\n\
        Fix: correct guest_id / guest_type."),

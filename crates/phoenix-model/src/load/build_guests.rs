@@ -241,6 +241,7 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         dependencies,
         features: list("features", &raw.features),
         application_script: raw.application_script.as_ref().map(|s| Located::new(s.clone(), at.span("application_script"))),
+        health_check: raw.health_check.as_ref().and_then(|h| health_check(at, h, ctx)),
         firewall: raw.firewall.as_ref().map(|f| guest_firewall(at, f, id, ctx)).unwrap_or_default(),
         traefik_service: raw.traefik_service.as_ref().and_then(|t| traefik_service(model, at, t, ctx)),
         stacks,
@@ -254,6 +255,29 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         hostnames: list("hostnames", &raw.hostnames).into_iter().map(|h| Located::new(h.value.to_ascii_lowercase(), h.span)).collect(),
         boot: Boot { start_at_boot: raw.start_at_boot.unwrap_or(false), order: raw.boot_order, delay: raw.boot_delay },
         spec: GuestSpec::default(),
+    }
+}
+
+/// `health_check`: `{"command": "...", "retries": n, "interval": s}`; one without a command, or
+/// with counts that are not small whole numbers, is reported (PHX-APP-003) and not run.
+fn health_check(at: &At<'_>, raw: &serde_json::Value, ctx: &mut Ctx<'_>) -> Option<HealthCheck> {
+    let span = at.span("health_check");
+    let count = |key: &str, default: u32| match raw.get(key) {
+        None => Some(default),
+        Some(v) => v.as_u64().filter(|n| (1..=3600).contains(n)).map(|n| n as u32),
+    };
+    let command = raw.get("command").and_then(|c| c.as_str()).filter(|c| !c.trim().is_empty());
+    match (command, count("retries", HealthCheck::DEFAULT_RETRIES), count("interval", HealthCheck::DEFAULT_INTERVAL_SECS)) {
+        (Some(command), Some(retries), Some(interval_secs)) => {
+            Some(HealthCheck { command: Located::new(command.to_string(), span), retries, interval_secs })
+        }
+        _ => {
+            ctx.push(
+                Diagnostic::at("PHX-APP-003", span, "health_check is not a command with retries and an interval")
+                    .help(r#"write {"command": "nc -z localhost 9000", "retries": 30, "interval": 10}: a non-empty command, retries and interval whole numbers from 1 to 3600"#),
+            );
+            None
+        }
     }
 }
 

@@ -33,6 +33,7 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
         }
         None => "pve".to_string(),
     };
+    model.host.timezone = raw.timezone.as_ref().and_then(|tz| timezone(tz, doc, ctx));
     model.host.api_url = raw.proxmox.as_ref().and_then(|p| p.api_url.clone());
     model.host.token_id = raw.proxmox.as_ref().and_then(|p| p.token_id.clone());
     if let Some(network) = &raw.network {
@@ -465,4 +466,21 @@ pub fn resolve_edge(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc,
         step_ca: step_ca.unwrap_or_else(|| discover_role(&model.guests, |g| g.has_feature("step_ca"))),
         dns: dns.flatten(),
     };
+}
+
+/// `timezone`: an IANA zone name, which becomes a path (`/usr/share/zoneinfo/<zone>`) in every
+/// guest, so only names of letters, digits, `_`, `+`, `-` joined by single `/` are taken; others
+/// are reported and not used.
+fn timezone(zone: &str, doc: &JsonDoc, ctx: &mut Ctx<'_>) -> Option<Located<String>> {
+    let span = doc.span("/timezone");
+    let part = |p: &str| !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if zone.len() <= 64 && !zone.starts_with('.') && zone.split('/').all(part) {
+        return Some(Located::new(zone.to_string(), span));
+    }
+    let shown: String = zone.chars().take(64).collect();
+    ctx.push(
+        Diagnostic::at("PHX-NAME-001", span, format!("timezone `{shown}` is not a time zone name"))
+            .help("write an IANA zone name such as America/New_York or UTC (a file under /usr/share/zoneinfo)"),
+    );
+    None
 }

@@ -197,6 +197,8 @@ pub struct Guest {
     pub dependencies: Vec<Located<GuestId>>,
     pub features: Vec<Located<String>>,
     pub application_script: Option<Located<String>>,
+    /// `health_check`: a command run in the guest after provisioning and by `phoenix status`.
+    pub health_check: Option<HealthCheck>,
     pub firewall: GuestFirewall,
     pub traefik_service: Option<TraefikService>,
     pub stacks: Vec<StackAssignment>,
@@ -234,6 +236,21 @@ impl Guest {
     }
 }
 
+/// A guest's `health_check`: `command` run by `sh -c` in the guest until it succeeds, at most
+/// `retries` times, `interval` seconds apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub command: Located<String>,
+    pub retries: u32,
+    pub interval_secs: u32,
+}
+
+impl HealthCheck {
+    /// phoenix's choice when a key is absent (the reference always writes both).
+    pub const DEFAULT_RETRIES: u32 = 3;
+    pub const DEFAULT_INTERVAL_SECS: u32 = 5;
+}
+
 /// The Proxmox host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Host {
@@ -256,6 +273,9 @@ pub struct Host {
     /// `vm_defaults.ubuntu_release` of the hypervisor file: where cloud images are downloaded
     /// from (`https://cloud-images.ubuntu.com/<release>/current/<template_image>`).
     pub ubuntu_release: Option<String>,
+    /// `timezone` of the hypervisor file (an IANA name such as `America/New_York`): what
+    /// `base_setup` sets in every guest. Checked to be a zoneinfo path that stays there.
+    pub timezone: Option<Located<String>>,
 }
 
 impl Host {

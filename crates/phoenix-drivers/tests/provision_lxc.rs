@@ -1,0 +1,184 @@
+//! Provisioning against real Debian containers (Debian's lxc, systemd inside, packages from
+//! the archive's copy in the root file system scripts/lab-rootfs builds): the example's
+//! gateway guest (101: base_setup, trusted_ca, the gateway's nginx) provisioned from a bare
+//! Debian, a second run that plans nothing, drift put back, and failures that stop only the
+//! failing guest's later changes.
+
+use phoenix_core::provision::features::Feature;
+use phoenix_core::provision::resource::{GuardedCommand, ManagedFile, Resource};
+use phoenix_core::provision::{self, Desired, GuestPlan, Inputs};
+use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
+use phoenix_exec::provision::{apply, plan_all, GuestOutcome};
+use phoenix_model::model::{GuestKind, HealthCheck};
+use phoenix_testkit::lxc::Container;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn work(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("phoenix-provision-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn target(container: &Container) -> HostTarget<SystemRunner> {
+    HostTarget::new(GuestAccess::Lxc(container.lxc_path.clone()), SystemRunner)
+}
+
+async fn plan_one(target: &HostTarget<SystemRunner>, desired: &Desired) -> GuestPlan {
+    let all = BTreeMap::from([(desired.guest, desired.clone())]);
+    plan_all(target, &all).await.remove(&desired.guest).unwrap().expect("the probe answers")
+}
+
+async fn run(target: &HostTarget<SystemRunner>, plan: &GuestPlan, check: Option<&HealthCheck>) -> GuestOutcome {
+    apply(target, plan, check, |d| tokio::time::sleep(d.min(Duration::from_millis(200)))).await
+}
+
+fn described(plan: &GuestPlan) -> Vec<String> {
+    plan.changes.iter().map(|c| format!("{}: {}", c.feature, c.action.describe())).collect()
+}
+
+#[test]
+fn the_gateway_guest_is_provisioned_from_bare_debian_and_then_left_alone() {
+    let dir = work("gateway");
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.expect("the example");
+    let ca = phoenix_testkit::pki::TestCa::new("phoenix provisioning test root");
+    let inputs = Inputs { root_ca_pem: Some(ca.cert_pem.clone()), scripts: BTreeMap::new() };
+    let desired = provision::desired(&model, &inputs).remove(&101).expect("guest 101 is provisioned");
+    assert_eq!(desired.health_check.as_ref().map(|h| (h.command.value.as_str(), h.retries)), Some(("systemctl is-active --quiet nginx", 5)));
+    let container = Container::start(&dir, 101);
+    let target = target(&container);
+    let rt = runtime();
+
+    let first = rt.block_on(plan_one(&target, &desired));
+    let text = described(&first);
+    for expected in [
+        "base_setup: install locales tzdata ca-certificates curl",
+        "base_setup: write /etc/locale.gen (root:root, 0644)",
+        "base_setup: run locale-gen",
+        "base_setup: write /etc/timezone (root:root, 0644)",
+        "base_setup: run localtime",
+        "trusted_ca: write /usr/local/share/ca-certificates/phoenix-root-ca.crt (root:root, 0644)",
+        "trusted_ca: run update-ca-certificates",
+        "gateway: install nginx libnginx-mod-stream",
+    ] {
+        assert!(text.contains(&expected.to_string()), "{expected} missing from the first plan: {text:#?}");
+    }
+    assert_eq!(first.not_provisioned, ["step_cli"], "step_cli is left to the original's script");
+    let outcome = rt.block_on(run(&target, &first, desired.health_check.as_ref()));
+    assert!(outcome.ok(), "{outcome:#?}");
+    assert_eq!(outcome.health.as_ref().map(|h| h.passed), Some(true));
+
+    // What the features must leave behind, read in the container.
+    assert_eq!(container.sh("cat /etc/timezone"), "America/New_York\n");
+    assert_eq!(container.sh("readlink /etc/localtime").trim(), "/usr/share/zoneinfo/America/New_York");
+    assert!(container.sh("locale -a").lines().any(|l| l == "en_US.utf8"));
+    assert!(container.sh("grep -c BEGIN /etc/ssl/certs/ca-certificates.crt >/dev/null; ls /etc/ssl/certs/").contains("phoenix-root-ca.pem"));
+    assert_eq!(container.sh("systemctl is-active nginx").trim(), "active");
+    assert!(container.sh("ls /usr/lib/nginx/modules/").contains("ngx_stream_module.so"));
+
+    let second = rt.block_on(plan_one(&target, &desired));
+    assert!(second.is_empty(), "a second run plans nothing: {:#?}", described(&second));
+
+    // Drift: a changed file and a stopped service are put back, and nothing else is touched.
+    container.sh("echo Europe/Paris > /etc/timezone; chmod 600 /etc/locale.gen; systemctl stop nginx");
+    let third = rt.block_on(plan_one(&target, &desired));
+    assert_eq!(
+        third.changes.iter().map(|c| format!("{} ({})", c.action.describe(), c.reason)).collect::<Vec<_>>(),
+        [
+            "write /etc/locale.gen (root:root, 0644) (root:root 0600, wanted root:root 0644)",
+            "run locale-gen (/etc/locale.gen changed)",
+            "write /etc/timezone (root:root, 0644) (content differs)",
+            "start nginx (is inactive)",
+        ]
+    );
+    let outcome = rt.block_on(run(&target, &third, None));
+    assert!(outcome.ok(), "{outcome:#?}");
+    assert_eq!(container.sh("cat /etc/timezone"), "America/New_York\n");
+    assert!(rt.block_on(plan_one(&target, &desired)).is_empty());
+    drop(container);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn file(path: &str, content: &str) -> Resource {
+    Resource::File(ManagedFile::new(path, content.as_bytes().to_vec(), 0o644))
+}
+
+fn feature(name: &str, resources: Vec<Resource>) -> Feature {
+    Feature { name: name.into(), resources: Ok(resources) }
+}
+
+fn desired(id: u32, features: Vec<Feature>) -> Desired {
+    Desired { guest: id, kind: GuestKind::Lxc, features, not_provisioned: Vec::new(), health_check: None }
+}
+
+#[test]
+fn a_failed_change_stops_only_its_guest_and_keeps_the_files_before_it() {
+    let dir = work("failures");
+    let container = Container::start(&dir, 120);
+    let target = target(&container);
+    let rt = runtime();
+
+    // A package the archive does not have: the file before it stays, the one after is not written.
+    let missing = desired(
+        120,
+        vec![
+            feature("first", vec![file("/etc/phoenix-first", "one\n")]),
+            feature("broken", vec![Resource::Packages { names: vec!["phoenix-no-such-package".into()] }]),
+            feature("later", vec![file("/etc/phoenix-later", "two\n")]),
+        ],
+    );
+    let outcome = rt.block_on(async { run(&target, &plan_one(&target, &missing).await, None).await });
+    assert_eq!(outcome.done, ["first: write /etc/phoenix-first (root:root, 0644)"]);
+    let (what, why) = outcome.failed.clone().expect("the install fails");
+    assert_eq!(what, "broken: install phoenix-no-such-package");
+    assert!(why.contains("Unable to locate package phoenix-no-such-package"), "{why}");
+    assert_eq!(outcome.skipped, ["later: write /etc/phoenix-later (root:root, 0644)"]);
+    assert_eq!(container.sh("cat /etc/phoenix-first"), "one\n");
+    assert_eq!(container.sh("test -e /etc/phoenix-later && echo present || echo absent").trim(), "absent");
+
+    // A file its validation refuses: the previous content stays in place.
+    let mut refused = ManagedFile::new("/etc/phoenix-first", b"replaced\n".to_vec(), 0o644);
+    refused.validate = Some("grep -q valid /etc/phoenix-first".into());
+    let validated = desired(120, vec![feature("checked", vec![Resource::File(refused)])]);
+    let outcome = rt.block_on(async { run(&target, &plan_one(&target, &validated).await, None).await });
+    let (_, why) = outcome.failed.expect("the validation fails");
+    assert!(why.contains("validation failed, previous file kept"), "{why}");
+    assert_eq!(container.sh("cat /etc/phoenix-first"), "one\n");
+    assert_eq!(container.sh("ls /etc | grep -c phoenix-first").trim(), "1", "no staged copy is left beside it");
+
+    // A service that does not start fails with what systemd says; a command guarded by its
+    // condition runs once.
+    let unit = "[Service]\nExecStart=/bin/false\n[Install]\nWantedBy=multi-user.target\n";
+    let guarded = GuardedCommand {
+        name: "marker".into(),
+        run: "echo ran >> /var/tmp/phoenix-ran".into(),
+        done_when: Some("grep -q ran /var/tmp/phoenix-ran".into()),
+        after: Vec::new(),
+        log: Some("/var/log/phoenix/marker.log".into()),
+    };
+    let service = desired(
+        120,
+        vec![
+            feature("guarded", vec![Resource::Command(guarded)]),
+            feature("unit", vec![file("/etc/systemd/system/phoenix-broken.service", unit), Resource::Command(GuardedCommand {
+                name: "daemon-reload".into(),
+                run: "systemctl daemon-reload".into(),
+                done_when: None,
+                after: vec!["/etc/systemd/system/phoenix-broken.service".into()],
+                log: None,
+            }), Resource::Service { unit: "phoenix-broken".into(), watch: Vec::new(), reload: false }]),
+        ],
+    );
+    let outcome = rt.block_on(async { run(&target, &plan_one(&target, &service).await, None).await });
+    assert_eq!(outcome.failed.as_ref().map(|f| f.0.as_str()), Some("unit: start phoenix-broken"), "{outcome:#?}");
+    assert_eq!(container.sh("cat /var/tmp/phoenix-ran"), "ran\n");
+    let again = rt.block_on(plan_one(&target, &service));
+    assert_eq!(described(&again), ["unit: start phoenix-broken"], "the guarded command does not run twice");
+    drop(container);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,114 @@
+//! Provisioning carried out: each guest probed in one round trip, planned by the core, its
+//! changes run in order through [`GuestShell`]; the first failed change stops that guest's
+//! later changes (the files before it stay as written) and no other guest's. Health checks
+//! run after a guest's changes, with the retries and interval the configuration gives.
+//! Decides nothing: the plan is the core's, and what runs is exactly what it shows.
+
+use crate::traits::{DriverError, GuestShell};
+use futures_util::future::join_all;
+use phoenix_core::provision::{self, probe, shell, Desired, GuestPlan, GuestState};
+use phoenix_model::model::{GuestId, GuestKind, HealthCheck};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+/// What the probe found in `desired`'s guest.
+pub async fn observe(guests: &impl GuestShell, desired: &Desired) -> Result<GuestState, DriverError> {
+    let resources = desired.resources();
+    let (script, args) = probe::script(&resources);
+    let output = guests.shell(desired.guest, desired.kind, &shell::Shell { script, args, stdin: None }).await?;
+    if !output.success() {
+        return Err(DriverError::new(format!("guest {}: the probe failed: {}", desired.guest, output.summary())));
+    }
+    probe::parse(&String::from_utf8_lossy(&output.stdout)).map_err(|e| DriverError::new(format!("guest {}: {e}", desired.guest)))
+}
+
+/// Every guest's plan, probed concurrently; a guest that cannot be probed is an error of its
+/// own and plans nothing.
+pub async fn plan_all(
+    guests: &impl GuestShell,
+    desired: &BTreeMap<GuestId, Desired>,
+) -> BTreeMap<GuestId, Result<GuestPlan, DriverError>> {
+    let probes = desired.values().map(|d| async move { (d.guest, observe(guests, d).await.map(|state| provision::plan(d, &state))) });
+    join_all(probes).await.into_iter().collect()
+}
+
+/// How one guest's provisioning went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuestOutcome {
+    pub guest: GuestId,
+    /// Changes that ran, in order (their descriptions).
+    pub done: Vec<String>,
+    /// The change that failed, and why.
+    pub failed: Option<(String, String)>,
+    /// Changes not run because an earlier one failed.
+    pub skipped: Vec<String>,
+    pub health: Option<Health>,
+}
+
+/// A health check's result: the tries it took and whether the last passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub passed: bool,
+    pub tries: u32,
+    /// The last failure's words (empty when it passed).
+    pub detail: String,
+}
+
+impl GuestOutcome {
+    pub fn ok(&self) -> bool {
+        self.failed.is_none() && self.health.as_ref().is_none_or(|h| h.passed)
+    }
+}
+
+/// Runs `plan`'s changes in order, then `check` when the changes all succeeded.
+pub async fn apply<G: GuestShell, S: Future<Output = ()>>(
+    guests: &G,
+    plan: &GuestPlan,
+    check: Option<&HealthCheck>,
+    sleep: impl Fn(Duration) -> S,
+) -> GuestOutcome {
+    let mut outcome = GuestOutcome { guest: plan.guest, done: Vec::new(), failed: None, skipped: Vec::new(), health: None };
+    for change in &plan.changes {
+        let what = format!("{}: {}", change.feature, change.action.describe());
+        if outcome.failed.is_some() {
+            outcome.skipped.push(what);
+            continue;
+        }
+        match guests.shell(plan.guest, plan.kind, &change.action.shell()).await {
+            Ok(output) if output.success() => outcome.done.push(what),
+            Ok(output) => outcome.failed = Some((what, output.summary())),
+            Err(error) => outcome.failed = Some((what, error.to_string())),
+        }
+    }
+    if outcome.failed.is_none() {
+        if let Some(check) = check {
+            outcome.health = Some(health(guests, plan.guest, plan.kind, check, sleep).await);
+        }
+    }
+    outcome
+}
+
+/// Runs `check` until it passes, at most `retries` times, `interval` apart.
+pub async fn health<G: GuestShell, S: Future<Output = ()>>(
+    guests: &G,
+    guest: GuestId,
+    kind: GuestKind,
+    check: &HealthCheck,
+    sleep: impl Fn(Duration) -> S,
+) -> Health {
+    let script = shell::health_check(&check.command.value);
+    let mut detail = String::new();
+    for attempt in 1..=check.retries.max(1) {
+        if attempt > 1 {
+            sleep(Duration::from_secs(check.interval_secs.into())).await;
+        }
+        match guests.shell(guest, kind, &script).await {
+            Ok(output) if output.success() => return Health { passed: true, tries: attempt, detail: String::new() },
+            Ok(output) => detail = output.summary(),
+            Err(error) => detail = error.to_string(),
+        }
+    }
+    Health { passed: false, tries: check.retries.max(1), detail }
+}
