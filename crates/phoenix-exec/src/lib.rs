@@ -10,4 +10,4 @@ pub mod provision;
 pub mod sync;
 pub mod traits;
 
-pub use traits::{DriverError, GuestShell, Issued, Issuer, NotUsed, PortainerApi, PveApi, PveReply, Target, Watch};
+pub use traits::{DriverError, Issued, Issuer, NotUsed, PortainerApi, PveApi, PveReply, Target, Watch};

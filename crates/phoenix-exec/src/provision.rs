@@ -1,10 +1,10 @@
 //! Provisioning carried out: each guest probed in one round trip, planned by the core, its
-//! changes run in order through [`GuestShell`]; the first failed change stops that guest's
+//! changes run in order through [`Target`]; the first failed change stops that guest's
 //! later changes (the files before it stay as written) and no other guest's. Health checks
 //! run after a guest's changes, with the retries and interval the configuration gives.
 //! Decides nothing: the plan is the core's, and what runs is exactly what it shows.
 
-use crate::traits::{DriverError, GuestShell};
+use crate::traits::{DriverError, Target};
 use futures_util::future::join_all;
 use phoenix_core::provision::{self, probe, shell, Desired, GuestPlan, GuestState};
 use phoenix_model::model::{GuestId, GuestKind, HealthCheck};
@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// What the probe found in `desired`'s guest.
-pub async fn observe(guests: &impl GuestShell, desired: &Desired) -> Result<GuestState, DriverError> {
+pub async fn observe(guests: &impl Target, desired: &Desired) -> Result<GuestState, DriverError> {
     let resources = desired.resources();
     let (script, args) = probe::script(&resources);
     let output = guests.shell(desired.guest, desired.kind, &shell::Shell { script, args, stdin: None }).await?;
@@ -27,7 +27,7 @@ pub async fn observe(guests: &impl GuestShell, desired: &Desired) -> Result<Gues
 /// Every guest's plan, probed concurrently; a guest that cannot be probed is an error of its
 /// own and plans nothing.
 pub async fn plan_all(
-    guests: &impl GuestShell,
+    guests: &impl Target,
     desired: &BTreeMap<GuestId, Desired>,
 ) -> BTreeMap<GuestId, Result<GuestPlan, DriverError>> {
     let probes = desired.values().map(|d| async move { (d.guest, observe(guests, d).await.map(|state| provision::plan(d, &state))) });
@@ -63,7 +63,7 @@ impl GuestOutcome {
 }
 
 /// Runs `plan`'s changes in order, then `check` when the changes all succeeded.
-pub async fn apply<G: GuestShell, S: Future<Output = ()>>(
+pub async fn apply<G: Target, S: Future<Output = ()>>(
     guests: &G,
     plan: &GuestPlan,
     check: Option<&HealthCheck>,
@@ -84,25 +84,28 @@ pub async fn apply<G: GuestShell, S: Future<Output = ()>>(
     }
     if outcome.failed.is_none() {
         if let Some(check) = check {
-            outcome.health = Some(health(guests, plan.guest, plan.kind, check, sleep).await);
+            let command = &check.command.value;
+            outcome.health = Some(health(guests, plan.guest, plan.kind, command, check.retries, check.interval_secs, sleep).await);
         }
     }
     outcome
 }
 
-/// Runs `check` until it passes, at most `retries` times, `interval` apart.
-pub async fn health<G: GuestShell, S: Future<Output = ()>>(
+/// Runs `command` until it passes, at most `retries` times, `interval_secs` apart.
+pub async fn health<G: Target, S: Future<Output = ()>>(
     guests: &G,
     guest: GuestId,
     kind: GuestKind,
-    check: &HealthCheck,
+    command: &str,
+    retries: u32,
+    interval_secs: u32,
     sleep: impl Fn(Duration) -> S,
 ) -> Health {
-    let script = shell::health_check(&check.command.value);
+    let script = shell::health_check(command);
     let mut detail = String::new();
-    for attempt in 1..=check.retries.max(1) {
+    for attempt in 1..=retries.max(1) {
         if attempt > 1 {
-            sleep(Duration::from_secs(check.interval_secs.into())).await;
+            sleep(Duration::from_secs(interval_secs.into())).await;
         }
         match guests.shell(guest, kind, &script).await {
             Ok(output) if output.success() => return Health { passed: true, tries: attempt, detail: String::new() },
@@ -110,5 +113,5 @@ pub async fn health<G: GuestShell, S: Future<Output = ()>>(
             Err(error) => detail = error.to_string(),
         }
     }
-    Health { passed: false, tries: check.retries.max(1), detail }
+    Health { passed: false, tries: retries.max(1), detail }
 }

@@ -1,6 +1,6 @@
 //! The driver traits, all in one place: where files go and commands run ([`Target`]), who
 //! issues certificates ([`Issuer`]), the Proxmox VE API ([`PveApi`]) and the Portainer API
-//! ([`PortainerApi`]), scripts in guests ([`GuestShell`]), and the error they report ([`DriverError`]). Implementations live in
+//! ([`PortainerApi`]), and the error they report ([`DriverError`]). Implementations live in
 //! phoenix-drivers (real systems), phoenix-lab and tests (fakes); nothing here does I/O.
 //! Every method is asynchronous, so a driver that must block (a file write, an ssh or pct
 //! process) does it off the applier's thread and concurrent API steps go on meanwhile.
@@ -61,8 +61,8 @@ impl std::error::Error for DriverError {
     }
 }
 
-/// Where files are installed and post-renewal actions run: the machine phoenix runs on and its
-/// guests.
+/// Where files are installed and post-renewal actions run, and provisioning's scripts: the
+/// machine phoenix runs on and its guests.
 pub trait Target {
     /// The file's content, `None` when it does not exist.
     fn read(&self, place: &Place) -> impl Future<Output = Result<Option<Vec<u8>>, DriverError>>;
@@ -76,14 +76,19 @@ pub trait Target {
     fn stat(&self, _place: &Place) -> impl Future<Output = Result<Option<FileMeta>, DriverError>> {
         async { Ok(None) }
     }
-}
-
-/// Runs scripts inside guests (provisioning, health checks): `pct exec` for containers and
-/// `qm guest exec` for VMs on the node, `lxc-attach` for the lab's real containers.
-pub trait GuestShell {
-    /// Runs `shell` by `sh -c` in the guest and returns how it ended (a failing script is an
-    /// answer, not an error; an error is a guest that cannot be reached).
-    fn shell(&self, guest: GuestId, kind: GuestKind, shell: &Shell) -> impl Future<Output = Result<ShellOutput, DriverError>>;
+    /// Whether [`Target::shell`] can run scripts in guests (provisioning is observed and
+    /// planned only then): not where guests are folders.
+    fn runs_scripts(&self) -> bool {
+        false
+    }
+    /// Runs `shell` by `sh -c` in a guest (provisioning, health checks: `pct exec` for
+    /// containers and `qm guest exec` for VMs on the node, `lxc-attach` for the lab's real
+    /// containers) and returns how it ended: a failing script is an answer, not an error; an
+    /// error is a guest that cannot be reached.
+    fn shell(&self, guest: GuestId, kind: GuestKind, shell: &Shell) -> impl Future<Output = Result<ShellOutput, DriverError>> {
+        let _ = (kind, shell);
+        async move { Err(DriverError::new(format!("cannot run scripts in guest {guest} here"))) }
+    }
 }
 
 /// How a script ended: its exit code (`None` when a signal ended it) and its output.

@@ -21,12 +21,17 @@ use std::time::Duration;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum What {
-    /// Everything, in order: guests, trust, dns, firewall, certs, gateway, portainer, stacks
-    /// (guests are started after their firewall is in place).
+    /// Everything, in order: guests, features, trust, dns, firewall, certs, gateway, portainer,
+    /// stacks (guests are started after their firewall is in place, and provisioned once they
+    /// run).
     All,
     /// The guests: created (from a template, a cloud image or a clone) or converged, templates
     /// converted, then started in boot order.
     Guests,
+    /// What runs inside the guests: their features (base_setup, trusted_ca, docker), the
+    /// gateway's nginx and their application scripts, then their health checks. Probed in
+    /// each running guest (pct exec, qm guest exec); not in a rehearsal (guests are folders).
+    Features,
     Trust,
     Dns,
     Firewall,
@@ -128,6 +133,7 @@ fn domains(what: What) -> BTreeSet<Domain> {
     match what {
         What::All => Domain::ALL.into_iter().collect(),
         What::Guests => [Domain::Guests].into(),
+        What::Features => [Domain::Features].into(),
         What::Trust => [Domain::Trust].into(),
         What::Dns => [Domain::Dns].into(),
         What::Firewall => [Domain::Firewall].into(),
@@ -336,6 +342,8 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     let runtime = context::runtime()?;
     // Held from observing to the last step: a second run plans from what the first applied.
     let _lock = if args.dry_run { None } else { Some(sync_lock(args, &model.host.node_name)?) };
+    let scripts = phoenix_drivers::host::application_scripts(model)
+        .map_err(|error| Failure::could_not_run("cannot read the application scripts").because(error))?;
     let input = ObserveInput {
         model,
         rendered,
@@ -348,6 +356,7 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         host_trust_file: &args.trust_file,
         now,
         boot_delays: !args.no_boot_delay,
+        scripts: &scripts,
     };
     let plan = runtime
         .block_on(plan_sync(&input, &resolve_secret))

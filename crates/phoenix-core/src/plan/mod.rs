@@ -7,6 +7,7 @@
 //! the caller passes in.
 
 pub mod bind_mounts;
+pub mod features;
 pub mod files;
 pub mod guests;
 pub mod node_conf;
@@ -29,6 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[serde(rename_all = "lowercase")]
 pub enum Domain {
     Guests,
+    /// In-guest provisioning (features, the gateway's nginx, application scripts).
+    Features,
     Trust,
     Dns,
     Firewall,
@@ -39,8 +42,8 @@ pub enum Domain {
 }
 
 impl Domain {
-    pub const ALL: [Domain; 8] =
-        [Domain::Guests, Domain::Trust, Domain::Dns, Domain::Firewall, Domain::Certs, Domain::Gateway, Domain::Portainer, Domain::Stacks];
+    pub const ALL: [Domain; 9] =
+        [Domain::Guests, Domain::Features, Domain::Trust, Domain::Dns, Domain::Firewall, Domain::Certs, Domain::Gateway, Domain::Portainer, Domain::Stacks];
 }
 
 /// What the drivers found. Absent parts (`None`) were not observed (the domain was not asked for).
@@ -63,6 +66,11 @@ pub struct Observed {
     /// Why Portainer could not be observed, when it could not: its steps wait (one blocked
     /// step says why) and every other domain goes on.
     pub portainer_failure: Option<String>,
+    /// What each provisioned guest has, by id (observed for the features domain, where the
+    /// target runs scripts in guests); a guest absent here is not provisioned this run.
+    pub features: BTreeMap<GuestId, features::FeatureObservation>,
+    /// What the features need beyond the model (the store's CA root, the application scripts).
+    pub feature_inputs: crate::provision::Inputs,
 }
 
 /// A certificate's store copy and its installed copies, as observed.
@@ -139,6 +147,23 @@ pub enum Action {
         raw: Vec<(String, String)>,
         /// Keys removed (a dead worker's `lock`).
         remove: Vec<String>,
+    },
+    /// One provisioning change in a guest, run as its script ([`crate::provision::shell`]).
+    Provision {
+        guest: GuestId,
+        #[serde(skip)]
+        kind: GuestKind,
+        change: crate::provision::Change,
+    },
+    /// A guest's health check: `check` by `sh -c` in the guest until it passes, at most
+    /// `retries` times, `interval_secs` apart.
+    Health {
+        guest: GuestId,
+        #[serde(skip)]
+        kind: GuestKind,
+        check: String,
+        retries: u32,
+        interval_secs: u32,
     },
     /// Cannot be done: the reason says why (the step fails and its dependents are skipped).
     Blocked,
@@ -264,6 +289,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let starts = guests::start_steps(input.model, pve, &guest_plan, &steps, input.boot_delays);
         steps.extend(starts);
     }
+    if wants(Domain::Features) {
+        let provisioning = features::steps(input.model, input.observed, &steps);
+        steps.extend(provisioning);
+    }
     if wants(Domain::Certs) {
         let after = present(&steps, &["dns"]);
         steps.extend(certificate_steps(input, &after));
@@ -300,6 +329,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
     wait_for_started_guests(&mut steps);
+    wait_for_features(&mut steps);
     if let (Some(pve), true) = (&input.observed.pve, wants(Domain::Guests)) {
         let snapshots = snapshots::steps(input.model, pve, &guest_plan, &steps);
         steps.extend(snapshots);
@@ -327,6 +357,35 @@ fn wait_for_started_guests(steps: &mut [Step]) {
         for id in needed.into_iter().filter(|id| starts.contains(id)) {
             if !step.after.contains(&id) {
                 step.after.push(id);
+            }
+        }
+    }
+}
+
+/// What runs in a guest waits for the guest's provisioning: a file written into it (nginx.conf
+/// needs nginx), and certificates, whose installs and reloads reach into guests (they wait for
+/// every provisioned guest; they come later in the plan, so the order stays dependencies first).
+fn wait_for_features(steps: &mut [Step]) {
+    let guests: BTreeSet<GuestId> = steps
+        .iter()
+        .filter_map(|s| match s.action {
+            Action::Provision { guest, .. } | Action::Health { guest, .. } => Some(guest),
+            _ => None,
+        })
+        .collect();
+    let lasts: BTreeMap<GuestId, String> = guests.iter().filter_map(|g| Some((*g, features::last_step(steps, *g)?))).collect();
+    for step in steps.iter_mut() {
+        let needed: Vec<&String> = match &step.action {
+            Action::File { file } => match file.target {
+                crate::deploy::Machine::Guest(id) => lasts.get(&id).into_iter().collect(),
+                crate::deploy::Machine::Host => Vec::new(),
+            },
+            Action::Certificate { .. } | Action::Install { .. } => lasts.values().collect(),
+            _ => Vec::new(),
+        };
+        for id in needed {
+            if !step.after.contains(id) {
+                step.after.push(id.clone());
             }
         }
     }

@@ -12,7 +12,7 @@ use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use std::collections::BTreeMap;
 
 /// What the features need that is not in the model.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inputs {
     /// The Step-CA root (PEM), from phoenix's store; `trusted_ca` waits without it.
     pub root_ca_pem: Option<String>,

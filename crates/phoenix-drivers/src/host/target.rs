@@ -227,6 +227,16 @@ impl<R: CommandRunner + Clone + Send + Sync + 'static> Target for HostTarget<R> 
         let (target, place) = (self.clone(), place.clone());
         off_thread(move || target.stat_now(&place)).await
     }
+
+    /// Guests that are folders run nothing.
+    fn runs_scripts(&self) -> bool {
+        !matches!(self.guests, GuestAccess::Folders(_))
+    }
+
+    async fn shell(&self, guest: GuestId, kind: GuestKind, shell: &Shell) -> Result<ShellOutput, DriverError> {
+        let (target, shell) = (self.clone(), shell.clone());
+        off_thread(move || target.shell_now(guest, kind, &shell)).await
+    }
 }
 
 /// Runs blocking `work` on tokio's blocking pool.
@@ -335,15 +345,6 @@ fn touch(path: &Path) -> std::io::Result<()> {
         Ok(file) => file.set_modified(std::time::SystemTime::now()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
-    }
-}
-
-/// Provisioning's scripts run where the target's guests are: `pct exec`, `qm guest exec` or
-/// `lxc-attach`. Guests that are folders run nothing.
-impl<R: CommandRunner + Clone + Send + Sync + 'static> phoenix_exec::GuestShell for HostTarget<R> {
-    async fn shell(&self, guest: GuestId, kind: GuestKind, shell: &Shell) -> Result<ShellOutput, DriverError> {
-        let (target, shell) = (self.clone(), shell.clone());
-        off_thread(move || target.shell_now(guest, kind, &shell)).await
     }
 }
 

@@ -321,6 +321,19 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
                 Err(error) => failed(error.message),
             }
         }
+        Action::Provision { guest, kind, change } => match drivers.target.shell(*guest, *kind, &change.action.shell()).await {
+            Ok(output) if output.success() => StepOutcome::Done { note: None },
+            Ok(output) => failed(output.summary()),
+            Err(error) => failed(error.message),
+        },
+        Action::Health { guest, kind, check, retries, interval_secs } => {
+            let sleep = |d| tokio::time::sleep(d);
+            let health = crate::provision::health(drivers.target, *guest, *kind, check, *retries, *interval_secs, sleep).await;
+            match health.passed {
+                true => StepOutcome::Done { note: (health.tries > 1).then(|| format!("passed at try {}", health.tries)) },
+                false => failed(format!("failed {} time(s): {}", health.tries, health.detail)),
+            }
+        }
         Action::NodeConf { place, set, raw, remove } => node_conf(drivers.target, place, set, raw, remove).await,
         Action::Portainer { operation } => match drivers.portainer.apply(operation).await {
             Ok(()) => StepOutcome::Done { note: None },

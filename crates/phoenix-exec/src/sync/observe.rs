@@ -12,6 +12,7 @@ use phoenix_core::deploy::Place;
 use phoenix_core::plan::files::file_domain;
 use phoenix_core::plan::guests::{GuestState, PendingChange, StorageState};
 use phoenix_core::plan::pve::{self, ApiRequest, FwScope, Method};
+use phoenix_core::plan::features::FeatureObservation;
 use phoenix_core::plan::{CertCopies, Domain, Observed, PveObserved};
 use phoenix_core::pve_fw::{FwFile, FwGroup};
 use phoenix_core::render::Rendered;
@@ -294,10 +295,9 @@ pub async fn trust_in_place(
     host_trust_file: &str,
     target: &impl Target,
 ) -> Result<Option<(String, bool)>, DriverError> {
-    let Some(root) = target.read(&Place::host(format!("{}/{STORE_ROOT_FILE}", store_dir.trim_end_matches('/')))).await? else {
+    let Some(root_text) = store_root(store_dir, target).await? else {
         return Ok(None);
     };
-    let root_text = String::from_utf8_lossy(&root).into_owned();
     let (files, _) = renewal::trust_plan(model, &root_text, store_dir, host_trust_file);
     for file in files {
         if target.read(&file.place).await?.as_deref() != Some(file.content.as_slice()) {
@@ -305,6 +305,29 @@ pub async fn trust_in_place(
         }
     }
     Ok(Some((root_text, true)))
+}
+
+/// The store's CA root (PEM), when it has one.
+async fn store_root(store_dir: &str, target: &impl Target) -> Result<Option<String>, DriverError> {
+    let root = target.read(&Place::host(format!("{}/{STORE_ROOT_FILE}", store_dir.trim_end_matches('/')))).await?;
+    Ok(root.map(|r| String::from_utf8_lossy(&r).into_owned()))
+}
+
+/// Each provisioned guest's resources, probed concurrently where the guest runs; a guest that
+/// does not exist or is stopped is planned from nothing, one whose probe fails waits.
+async fn features(model: &Model, observed: &Observed, target: &impl Target) -> BTreeMap<GuestId, FeatureObservation> {
+    let desired = phoenix_core::provision::desired(model, &observed.feature_inputs);
+    let running = |id: &GuestId| observed.pve.as_ref().and_then(|p| p.guest_states.get(id)).is_some_and(|g| g.status == "running");
+    let probes = desired.values().map(|d| async move {
+        if !running(&d.guest) {
+            return (d.guest, FeatureObservation::NotRunning);
+        }
+        match crate::provision::observe(target, d).await {
+            Ok(state) => (d.guest, FeatureObservation::Found(state)),
+            Err(error) => (d.guest, FeatureObservation::Unreachable(error.message)),
+        }
+    });
+    futures_util::future::join_all(probes).await.into_iter().collect()
 }
 
 /// Portainer's environments and stacks (with each stack's compose file).
@@ -333,6 +356,8 @@ pub struct ObserveInput<'a, P, Q, T> {
     pub now: u64,
     /// Plan each guest's boot delay after its start.
     pub boot_delays: bool,
+    /// Each application script's content, by the name guests give (read from the installation).
+    pub scripts: &'a BTreeMap<String, Vec<u8>>,
 }
 
 /// The owner of each container bind mount's host folder, on the node (see `plan::bind_mounts`).
@@ -352,11 +377,14 @@ async fn bind_owners(model: &Model, target: &impl Target) -> Result<BTreeMap<Str
 pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput<'_, P, Q, T>) -> Result<Observed, DriverError> {
     let wants = |d: Domain| input.domains.contains(&d);
     let mut observed = Observed::default();
-    if wants(Domain::Firewall) || wants(Domain::Guests) {
+    let provisioning = wants(Domain::Features) && input.target.runs_scripts();
+    if wants(Domain::Firewall) || wants(Domain::Guests) || provisioning {
         let proxmox = |e: DriverError| DriverError::new(format!("Proxmox VE: {e}"));
         let mut found = pve(input.pve, input.model, input.node).await.map_err(proxmox)?;
-        if wants(Domain::Guests) {
+        if wants(Domain::Guests) || provisioning {
             guests(input.pve, input.model, input.node, &mut found).await.map_err(proxmox)?;
+        }
+        if wants(Domain::Guests) {
             found.bind_owners = bind_owners(input.model, input.target).await?;
         }
         observed.pve = Some(found);
@@ -369,6 +397,11 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
         let trust = trust_in_place(input.model, input.store_dir, input.host_trust_file, input.target).await?;
         observed.trust_in_place = trust.as_ref().map(|(_, in_place)| *in_place);
         observed.trust_root = trust.map(|(root, _)| root);
+    }
+    if provisioning {
+        let root = store_root(input.store_dir, input.target).await?;
+        observed.feature_inputs = phoenix_core::provision::Inputs { root_ca_pem: root, scripts: input.scripts.clone() };
+        observed.features = features(input.model, &observed, input.target).await;
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
         // A Portainer that cannot be observed holds back only its own steps.

@@ -1,0 +1,77 @@
+//! Provisioning's steps in the sync plan: one step per change a guest's features need (in
+//! order, each after the one before, so a failure skips only that guest's later changes), the
+//! first after the guest's start when sync starts it, then its health check when anything
+//! changed. A guest that does not run yet is planned from nothing (everything is absent in a
+//! guest that does not exist); one that could not be probed gets one blocked step saying why.
+
+use super::{Action, Domain, Observed, Step};
+use crate::provision::{self, GuestState};
+use phoenix_model::model::{GuestId, Model};
+
+/// What the probe found in a guest the plan provisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureObservation {
+    Found(GuestState),
+    /// The guest does not exist or is not running: its changes are planned from nothing.
+    NotRunning,
+    /// The probe failed (why).
+    Unreachable(String),
+}
+
+/// The id of a guest's last provisioning step in `steps`, if it has one: what its files,
+/// certificates and services wait for.
+pub fn last_step(steps: &[Step], guest: GuestId) -> Option<String> {
+    let prefix = format!("features:{guest}:");
+    steps.iter().rev().find(|s| s.id.starts_with(&prefix)).map(|s| s.id.clone())
+}
+
+/// The features domain's steps; `before` holds the steps planned so far (a guest's start).
+pub fn steps(model: &Model, observed: &Observed, before: &[Step]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (id, desired) in provision::desired(model, &observed.feature_inputs) {
+        let Some(found) = observed.features.get(&id) else { continue };
+        let start = format!("guest:{id}:start");
+        let mut after: Vec<String> = before.iter().filter(|s| s.id == start).map(|s| s.id.clone()).collect();
+        let state = match found {
+            FeatureObservation::Found(state) => state.clone(),
+            FeatureObservation::NotRunning => GuestState::default(),
+            FeatureObservation::Unreachable(why) => {
+                let reason = format!("guest {id} could not be probed ({why}); its features wait for a run that reaches it");
+                steps.push(Step::blocked(format!("features:{id}:probe"), Domain::Features, format!("probe guest {id}"), reason, after));
+                continue;
+            }
+        };
+        let plan = provision::plan(&desired, &state);
+        for (n, change) in plan.changes.iter().enumerate() {
+            let step_id = format!("features:{id}:{:03}", n + 1);
+            steps.push(Step {
+                id: step_id.clone(),
+                domain: Domain::Features,
+                title: format!("{} in guest {id}: {}", change.feature, change.action.describe()),
+                reason: change.reason.clone(),
+                diff: String::new(),
+                action: Action::Provision { guest: id, kind: desired.kind, change: change.clone() },
+                after: std::mem::take(&mut after),
+                lock: None,
+                node: None,
+                calls: 1,
+            });
+            after = vec![step_id];
+        }
+        if let (Some(check), false) = (&desired.health_check, plan.changes.is_empty()) {
+            steps.push(Step {
+                id: format!("features:{id}:health"),
+                domain: Domain::Features,
+                title: format!("health check of guest {id}: `{}`", check.command.value),
+                reason: format!("its features changed; up to {} tries, {} s apart", check.retries, check.interval_secs),
+                diff: String::new(),
+                action: Action::Health { guest: id, kind: desired.kind, check: check.command.value.clone(), retries: check.retries, interval_secs: check.interval_secs },
+                after,
+                lock: None,
+                node: None,
+                calls: 1,
+            });
+        }
+    }
+    steps
+}
