@@ -873,3 +873,30 @@ fn compose_semantics_the_users_tripped_on() {
     let checked = mutated(VM, |v| vm(v, 1)["docker_stacks"] = json!([{ "name": "portainer_service", "environment": "production" }]));
     assert_code(&checked, "PHX-COMPOSE-003", VM, "VM 1001 (portainer) is the Portainer server and is assigned stack portainer_service");
 }
+
+#[test]
+fn health_checks_are_typed_and_malformed_ones_reported() {
+    let checked = run(&example_source());
+    let gateway = &checked.model.as_ref().unwrap().guests[&101];
+    let check = gateway.health_check.as_ref().expect("the example's gateway has one");
+    assert_eq!((check.command.value.as_str(), check.retries, check.interval_secs), ("systemctl is-active --quiet nginx", 5, 2));
+    // The reference's own shape (103: nc -z localhost 9000, 30 tries 10 s apart) reads too.
+    let config = phoenix_testkit::reference_config();
+    let reference = phoenix_model::load(&config, &MemorySource::from_dir(config.parent().unwrap()));
+    let step_ca = reference.model.as_ref().and_then(|m| m.guests.get(&103)).and_then(|g| g.health_check.clone());
+    assert_eq!(step_ca.map(|h| (h.command.value, h.retries, h.interval_secs)), Some(("nc -z localhost 9000".to_string(), 30, 10)));
+    for bad in [json!({ "retries": 3 }), json!({ "command": " " }), json!({ "command": "true", "retries": 0 }), json!("true")] {
+        let checked = mutated(LXC, |v| lxc(v, "101")["health_check"] = bad.clone());
+        assert_code(&checked, "PHX-APP-003", LXC, "health_check");
+    }
+}
+
+#[test]
+fn a_timezone_that_is_not_a_zone_name_is_refused() {
+    assert_eq!(run(&example_source()).model.unwrap().host.timezone.map(|t| t.value), Some("America/New_York".into()));
+    for bad in ["../../etc/passwd", "Europe/Paris'; rm -rf /", "/UTC", "Europe//Paris"] {
+        let checked = mutated(HV, |v| v["timezone"] = json!(bad));
+        assert_code(&checked, "PHX-NAME-001", HV, "timezone");
+        assert_eq!(checked.model.and_then(|m| m.host.timezone), None, "{bad} is not used");
+    }
+}

@@ -103,6 +103,8 @@ pub fn plan(desired: &Desired, state: &GuestState) -> GuestPlan {
     let mut waiting = Vec::new();
     // Files written in this run: commands after them rerun, services watching them restart.
     let mut written: BTreeSet<String> = BTreeSet::new();
+    // Packages an earlier feature installs in this run count as installed for later ones.
+    let mut state = state.clone();
     for feature in &desired.features {
         let resources = match &feature.resources {
             Ok(resources) => resources,
@@ -113,9 +115,11 @@ pub fn plan(desired: &Desired, state: &GuestState) -> GuestPlan {
         };
         let mut push = |action: Action, reason: String| changes.push(Change { feature: feature.name.clone(), action, reason });
         for resource in resources {
-            for (action, reason) in needed(resource, state, &written) {
-                if let Action::WriteFile { file } = &action {
-                    written.insert(file.path.clone());
+            for (action, reason) in needed(resource, &state, &written) {
+                match &action {
+                    Action::WriteFile { file } => drop(written.insert(file.path.clone())),
+                    Action::InstallPackages { names } => state.packages.extend(names.iter().cloned()),
+                    _ => {}
                 }
                 push(action, reason);
             }

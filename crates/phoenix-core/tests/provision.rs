@@ -1,0 +1,158 @@
+//! The provisioning core on data: the example's guests planned from nothing (snapshot), the
+//! probe's parser, and the planner's reasons (drift, watched files, guarded commands, what
+//! waits).
+
+use phoenix_core::deploy::FileMeta;
+use phoenix_core::provision::features::Inputs;
+use phoenix_core::provision::probe;
+use phoenix_core::provision::resource::{FileState, ServiceState};
+use phoenix_core::provision::{self, Action, GuestState, ManagedFile, Resource};
+use phoenix_testkit::{example_config, example_source};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn model_with(edit: impl FnOnce(&mut Value)) -> phoenix_model::Model {
+    let mut source = example_source();
+    source.edit_json(&example_config().join("phoenix_lxc_configs.json"), edit);
+    phoenix_model::check(&example_config(), &source).model.expect("a model")
+}
+
+fn inputs() -> Inputs {
+    Inputs { root_ca_pem: Some("-----BEGIN CERTIFICATE-----\nROOT\n-----END CERTIFICATE-----\n".into()), scripts: BTreeMap::new() }
+}
+
+fn plans_from_nothing(model: &phoenix_model::Model, inputs: &Inputs) -> String {
+    let mut out = String::new();
+    for (id, desired) in provision::desired(model, inputs) {
+        out.push_str(&format!("guest {id}\n{}", provision::plan(&desired, &GuestState::default()).to_text()));
+    }
+    out
+}
+
+#[test]
+fn the_example_from_nothing() {
+    let model = model_with(|_| {});
+    insta::assert_snapshot!(plans_from_nothing(&model, &inputs()));
+}
+
+#[test]
+fn trusted_ca_waits_for_the_root_and_the_rest_goes_on() {
+    let model = model_with(|_| {});
+    let desired = provision::desired(&model, &Inputs::default()).remove(&101).unwrap();
+    let plan = provision::plan(&desired, &GuestState::default());
+    assert_eq!(plan.waiting.len(), 1);
+    assert!(plan.waiting[0].0 == "trusted_ca" && plan.waiting[0].1.contains("not in phoenix's store"), "{:?}", plan.waiting);
+    assert!(plan.changes.iter().any(|c| c.feature == "gateway"));
+}
+
+fn state_with_everything(desired: &provision::Desired) -> GuestState {
+    let mut state = GuestState::default();
+    for resource in desired.resources() {
+        match resource {
+            Resource::Packages { names } => state.packages.extend(names.iter().cloned()),
+            Resource::File(file) => {
+                let meta = FileMeta { mode: file.mode, owner: file.owner.clone() };
+                state.files.insert(file.path.clone(), FileState { sha256: file.sha256(), meta });
+            }
+            Resource::Command(command) => drop(state.done.insert(command.name.clone())),
+            Resource::Service { unit, .. } => {
+                state.services.insert(unit.clone(), ServiceState { enabled: "enabled".into(), active: "active".into() });
+            }
+            Resource::Group { name } => drop(state.groups.insert(name.clone())),
+            Resource::User { name, .. } => drop(state.users.insert(name.clone())),
+        }
+    }
+    state
+}
+
+#[test]
+fn a_changed_daemon_json_restarts_docker_and_nothing_else_changes() {
+    let model = model_with(|_| {});
+    let desired = provision::desired(&model, &inputs()).remove(&1001).unwrap();
+    let mut state = state_with_everything(&desired);
+    assert!(provision::plan(&desired, &state).is_empty(), "everything in place plans nothing");
+    state.files.get_mut("/etc/docker/daemon.json").unwrap().sha256 = "0".repeat(64);
+    let plan = provision::plan(&desired, &state);
+    let changes: Vec<(String, String)> = plan.changes.iter().map(|c| (c.action.describe(), c.reason.clone())).collect();
+    assert_eq!(
+        changes,
+        [
+            ("write /etc/docker/daemon.json (root:root, 0644)".to_string(), "content differs".to_string()),
+            ("restart docker".to_string(), "/etc/docker/daemon.json changed".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn docker_uses_the_dns_guest_when_dns_runs_in_one() {
+    let mut source = example_source();
+    source.edit_json(&example_config().join("phoenix_hypervisor_config.json"), |v| v["edge"]["dns_guest"] = json!(103));
+    let model = phoenix_model::load(&example_config(), &source).model.unwrap();
+    let desired = provision::desired(&model, &inputs()).remove(&1001).unwrap();
+    let daemon = desired.resources().into_iter().find_map(|r| match r {
+        Resource::File(f) if f.path == "/etc/docker/daemon.json" => Some(String::from_utf8(f.content.clone()).unwrap()),
+        _ => None,
+    });
+    assert_eq!(daemon.as_deref(), Some("{\n  \"dns\": [\n    \"10.0.0.10\"\n  ]\n}\n"));
+}
+
+#[test]
+fn the_application_script_runs_when_it_changed_or_its_health_check_fails() {
+    let model = model_with(|v| v["lxc_configs"]["102"]["application_script"] = json!("setup_traefik.sh"));
+    let mut inputs = inputs();
+    inputs.scripts.insert("setup_traefik.sh".into(), b"#!/bin/sh\necho configured\n".to_vec());
+    let desired = provision::desired(&model, &inputs).remove(&102).unwrap();
+    let mut state = state_with_everything(&desired);
+    assert!(provision::plan(&desired, &state).is_empty());
+    // 102 has no health check: only a changed script reruns it.
+    state.files.remove("/usr/local/lib/phoenix/setup_traefik.sh");
+    let plan = provision::plan(&desired, &state);
+    let described: Vec<String> = plan.changes.iter().map(|c| format!("{} ({})", c.action.describe(), c.reason)).collect();
+    assert_eq!(described, ["write /usr/local/lib/phoenix/setup_traefik.sh (root:root, 0755) (absent)", "run application_script (/usr/local/lib/phoenix/setup_traefik.sh changed)"]);
+    let Action::RunCommand { command, .. } = &plan.changes[1].action else { panic!() };
+    assert_eq!(command.log.as_deref(), Some("/var/log/phoenix/setup_traefik.sh.log"));
+    // With a health check that fails, the script runs again though it did not change.
+    let model = model_with(|v| {
+        v["lxc_configs"]["102"]["application_script"] = json!("setup_traefik.sh");
+        v["lxc_configs"]["102"]["health_check"] = json!({ "command": "curl -fs localhost:8080/ping" });
+    });
+    let desired = provision::desired(&model, &inputs).remove(&102).unwrap();
+    let mut state = state_with_everything(&desired);
+    state.done.remove("application_script");
+    let plan = provision::plan(&desired, &state);
+    assert_eq!(plan.changes.len(), 1);
+    assert_eq!(plan.changes[0].reason, "`curl -fs localhost:8080/ping` does not hold");
+}
+
+#[test]
+fn the_probe_passes_values_as_arguments_and_refuses_what_it_did_not_print() {
+    let file = Resource::File(ManagedFile::new("/etc/it's here", b"x".to_vec(), 0o600));
+    let (script, args) = probe::script(&[&file]);
+    assert!(!script.contains("it's"), "values never spliced into the script: {script}");
+    assert_eq!(args, ["/etc/it's here"]);
+    let found = probe::parse("package\tnginx\tinstalled\npackage\tcurl\tconfig-files\nfile\t/etc/x\tabc\t640 root:www-data\nservice\tnginx\tenabled\tfailed\n").unwrap();
+    assert!(found.packages.contains("nginx") && !found.packages.contains("curl"), "removed but not purged is not installed");
+    assert_eq!(found.files["/etc/x"].meta, FileMeta { mode: 0o640, owner: "root:www-data".into() });
+    assert!(found.services["nginx"].is_enabled() && !found.services["nginx"].is_active());
+    let error = probe::parse("Welcome to Ubuntu\n").unwrap_err();
+    assert!(error.contains("unexpected line"), "{error}");
+}
+
+#[test]
+fn a_secret_file_never_prints() {
+    let mut file = ManagedFile::new("/etc/portainer/agent-secret", b"s3cr3t-value".to_vec(), 0o600);
+    file.secret = true;
+    assert!(!format!("{file:?}").contains("s3cr3t"));
+    let change = provision::plan(
+        &provision::Desired {
+            guest: 1001,
+            kind: phoenix_model::model::GuestKind::Vm,
+            features: vec![provision::features::Feature { name: "portainer".into(), resources: Ok(vec![Resource::File(file)]) }],
+            not_provisioned: Vec::new(),
+            health_check: None,
+        },
+        &GuestState::default(),
+    );
+    let json = serde_json::to_string(&change).unwrap();
+    assert!(!json.contains("s3cr3t") && !format!("{:?}", change.changes[0].action.shell()).contains("s3cr3t"), "{json}");
+}

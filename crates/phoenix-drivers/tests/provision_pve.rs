@@ -1,0 +1,113 @@
+//! `sync features` on the Proxmox VE simulator standing in for the node: the plan is observed
+//! and applied through the command lines a node runs (`pct exec` for containers, `qm guest
+//! exec` with the guest agent's JSON for VMs), recorded and checked. A recording runner plays
+//! bare guests (the probe finds nothing; every change succeeds).
+
+mod rig;
+
+use phoenix_core::plan::{Action, Domain};
+use phoenix_drivers::host::{CommandOutput, CommandRunner, GuestAccess, HostTarget};
+use phoenix_exec::sync::observe::ObserveInput;
+use phoenix_exec::sync::{apply, plan_sync, ApplyOptions, Drivers};
+use phoenix_exec::DriverError;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+type Call = (Vec<String>, Option<Vec<u8>>);
+
+#[derive(Clone, Default)]
+struct Node {
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl CommandRunner for Node {
+    fn run(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<CommandOutput, DriverError> {
+        self.calls.lock().unwrap().push((argv.to_vec(), stdin.map(<[u8]>::to_vec)));
+        // A bare guest: the probe prints nothing, every change exits 0. `qm guest exec`
+        // prints the agent's answer as JSON (qemu-server's PVE::CLI::qm `guest exec`).
+        let stdout = match argv.first().map(String::as_str) {
+            Some("qm") => br#"{"exitcode":0,"exited":1,"out-data":""}"#.to_vec(),
+            _ => Vec::new(),
+        };
+        Ok(CommandOutput { code: Some(0), stdout, stderr: Vec::new() })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_run_through_pct_exec_and_qm_guest_exec() {
+    // The example's guests exist and run (all but the templates).
+    let model = rig::example();
+    let running: Vec<u32> = model.guests.values().filter(|g| !g.is_template).map(|g| g.id).collect();
+    let rig = rig::Rig::with("provision-pve", model, |sim| sim.running.extend(running)).await;
+    let node = Node::default();
+    // Host files (the store's root) in the rehearsal folder; guests through the node's commands.
+    let mut target = HostTarget::new(GuestAccess::Pve, node.clone());
+    target.host_root = Some(rig.root.join("host"));
+    let domains: BTreeSet<Domain> = [Domain::Features].into();
+    let input = ObserveInput {
+        model: &rig.model,
+        rendered: &rig.rendered,
+        domains: &domains,
+        pve: &rig.pve_client,
+        portainer: &rig.portainer_client,
+        target: &target,
+        node: &rig.model.host.node_name,
+        store_dir: rig::STORE,
+        host_trust_file: rig::TRUST_FILE,
+        now: 1_800_000_000,
+        boot_delays: false,
+        scripts: &Default::default(),
+    };
+    let plan = plan_sync(&input, &|_| None).await.expect("observed");
+    let titles: Vec<&str> = plan.steps.iter().map(|s| s.title.as_str()).collect();
+    for expected in [
+        "base_setup in guest 101: install locales tzdata ca-certificates curl",
+        "trusted_ca in guest 101: write /usr/local/share/ca-certificates/phoenix-root-ca.crt (root:root, 0644)",
+        "gateway in guest 101: install nginx libnginx-mod-stream",
+        "health check of guest 101: `systemctl is-active --quiet nginx`",
+        "docker in guest 1001: install docker.io",
+        "docker in guest 1001: write /etc/docker/daemon.json (root:root, 0644)",
+        "docker in guest 1001: start docker",
+    ] {
+        assert!(titles.contains(&expected), "{expected} missing: {titles:#?}");
+    }
+    // Templates are cloned, never provisioned; each guest's changes form one chain.
+    assert!(!titles.iter().any(|t| t.contains("guest 900") || t.contains("guest 9000")), "{titles:#?}");
+    let first_of_101 = plan.steps.iter().find(|s| s.id == "features:101:001").unwrap();
+    let second_of_101 = plan.steps.iter().find(|s| s.id == "features:101:002").unwrap();
+    assert_eq!(second_of_101.after, [first_of_101.id.clone()]);
+    let probes = node.calls.lock().unwrap().len();
+    assert_eq!(probes, 5, "one probe per provisioned guest (101, 102, 103, 1001, 1002)");
+
+    let drivers = Drivers { model: &rig.model, pve: &rig.pve_client, portainer: &rig.portainer_client, target: &target, issuer: &rig::NoAcme };
+    let options = ApplyOptions {
+        parallel: 8,
+        node_parallel: 4,
+        run_commands: true,
+        store_dir: rig::STORE.into(),
+        host_trust_file: rig::TRUST_FILE.into(),
+        now: 1_800_000_000,
+    };
+    let summary = apply(&plan, &drivers, &options, &mut |_| {}).await;
+    assert_eq!(summary.failed, 0, "{}", summary.to_text());
+    let steps = plan.steps.iter().filter(|s| matches!(s.action, Action::Provision { .. } | Action::Health { .. })).count();
+    let calls = node.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), probes + steps, "one command line per step");
+
+    let lines: Vec<&Call> = calls[probes..].iter().collect();
+    let apt_101 = lines.iter().find(|(argv, _)| argv.last().is_some_and(|a| a == "curl") && argv[..3] == ["pct", "exec", "101"]).unwrap();
+    assert_eq!(&apt_101.0[..6], ["pct", "exec", "101", "--", "sh", "-c"]);
+    assert!(apt_101.0[6].contains("apt-get install -y -q --no-install-recommends -- \"$@\""), "{}", apt_101.0[6]);
+    assert_eq!(&apt_101.0[7..], ["sh", "locales", "tzdata", "ca-certificates", "curl"]);
+
+    // A VM's file goes through the guest agent with its content on standard input.
+    let daemon = lines.iter().find(|(argv, _)| argv.iter().any(|a| a == "/etc/docker/daemon.json") && argv[3] == "1001").unwrap();
+    assert_eq!(&daemon.0[..8], ["qm", "guest", "exec", "1001", "--pass-stdin", "1", "--", "sh"]);
+    assert_eq!(daemon.1.as_deref(), Some(&b"{\n  \"dns\": [\n    \"10.0.0.13\"\n  ]\n}\n"[..]), "the internal DNS, the node");
+
+    // The CA root reaches guests only on standard input, never on a command line.
+    let root = std::fs::read_to_string(rig.root.join("host").join(rig::STORE.trim_start_matches('/')).join("root_ca.crt")).unwrap();
+    let marker = root.lines().nth(1).unwrap();
+    assert!(calls.iter().all(|(argv, _)| !argv.iter().any(|a| a.contains(marker))));
+    assert!(calls.iter().any(|(_, stdin)| stdin.as_deref().is_some_and(|s| s == root.as_bytes())));
+}
