@@ -317,8 +317,15 @@ async fn status(fakes: &Fakes, format: &str) -> Output {
 async fn all_running_without_drift(fakes: &Fakes, count: usize) {
     let after = status(fakes, "json").await;
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
-    let rows: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
-    let rows = rows["guests"].as_array().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    // Features as declared (no --probe: nothing is run in the guests).
+    use serde_json::json;
+    if let Some(gateway) = report["features"].as_array().unwrap().iter().find(|f| f["guest"] == 101) {
+        assert_eq!(gateway["features"].as_array().unwrap()[..3], [json!("base_setup"), json!("trusted_ca"), json!("gateway")], "{gateway}");
+        assert_eq!(gateway["not_provisioned"], serde_json::json!(["step_cli"]));
+        assert_eq!((&gateway["pending"], &gateway["health"]), (&serde_json::Value::Null, &serde_json::Value::Null));
+    }
+    let rows = report["guests"].as_array().unwrap();
     assert_eq!(rows.len(), count, "{rows:?}");
     for row in rows {
         assert!(row["state"] == "running" || row["state"] == "template", "{row}");

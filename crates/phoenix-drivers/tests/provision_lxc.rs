@@ -8,7 +8,7 @@ use phoenix_core::provision::features::Feature;
 use phoenix_core::provision::resource::{GuardedCommand, ManagedFile, Resource};
 use phoenix_core::provision::{self, Desired, GuestPlan, Inputs};
 use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
-use phoenix_exec::provision::{apply, plan_all, GuestOutcome};
+use phoenix_exec::provision::{apply, plan_all, report, report_text, GuestOutcome};
 use phoenix_model::model::{GuestKind, HealthCheck};
 use phoenix_testkit::lxc::Container;
 use std::collections::BTreeMap;
@@ -100,6 +100,19 @@ fn the_gateway_guest_is_provisioned_from_bare_debian_and_then_left_alone() {
     assert!(outcome.ok(), "{outcome:#?}");
     assert_eq!(container.sh("cat /etc/timezone"), "America/New_York\n");
     assert!(rt.block_on(plan_one(&target, &desired)).is_empty());
+
+    // What `phoenix status --probe` reports: in place and healthy, then a failing check.
+    let all = BTreeMap::from([(101, desired.clone())]);
+    let running = [101].into();
+    let sleep = |d: Duration| tokio::time::sleep(d.min(Duration::from_millis(50)));
+    let reports = rt.block_on(report(&target, &all, &running, sleep));
+    assert!(reports[0].converged(), "{reports:#?}");
+    assert!(report_text(&reports).contains("in place"), "{}", report_text(&reports));
+    container.sh("systemctl stop nginx");
+    let reports = rt.block_on(report(&target, &all, &running, sleep));
+    let text = report_text(&reports);
+    assert!(!reports[0].converged() && text.contains("1 change(s) pending"), "a stopped nginx is one start: {text}");
+    assert!(text.contains("FAILED after 5 tries"), "{text}");
     drop(container);
     let _ = std::fs::remove_dir_all(&dir);
 }

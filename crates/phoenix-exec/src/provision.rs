@@ -115,3 +115,92 @@ pub async fn health<G: Target, S: Future<Output = ()>>(
     }
     Health { passed: false, tries: retries.max(1), detail }
 }
+
+/// One guest's provisioning as `phoenix status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuestReport {
+    pub guest: GuestId,
+    /// The features phoenix provisions, in order.
+    pub features: Vec<String>,
+    /// Declared features phoenix leaves to the original's scripts.
+    pub not_provisioned: Vec<String>,
+    /// Features that wait (why).
+    pub waiting: Vec<(String, String)>,
+    /// What a sync would change (the plan's lines); `None` when the guest was not probed.
+    pub pending: Option<Vec<String>>,
+    /// Why the guest could not be probed, when it could not.
+    pub probe_error: Option<String>,
+    /// The health check's result, when the guest has one and runs.
+    pub health: Option<Health>,
+}
+
+/// Each provisioned guest's features and, for those in `running` (probed through `target`),
+/// what a sync would change and how its health check goes.
+pub async fn report<G: Target, S: Future<Output = ()>>(
+    target: &G,
+    desired: &BTreeMap<GuestId, Desired>,
+    running: &std::collections::BTreeSet<GuestId>,
+    sleep: impl Fn(Duration) -> S + Copy,
+) -> Vec<GuestReport> {
+    let reports = desired.values().map(|d| async move {
+        let mut report = GuestReport {
+            guest: d.guest,
+            features: d.features.iter().map(|f| f.name.clone()).collect(),
+            not_provisioned: d.not_provisioned.clone(),
+            waiting: d.features.iter().filter_map(|f| Some((f.name.clone(), f.resources.as_ref().err()?.clone()))).collect(),
+            pending: None,
+            probe_error: None,
+            health: None,
+        };
+        if !running.contains(&d.guest) {
+            return report;
+        }
+        match observe(target, d).await {
+            Ok(state) => {
+                let plan = provision::plan(d, &state);
+                report.pending = Some(plan.changes.iter().map(|c| format!("{}: {}", c.feature, c.action.describe())).collect());
+            }
+            Err(error) => report.probe_error = Some(error.message),
+        }
+        if let Some(check) = &d.health_check {
+            let command = &check.command.value;
+            report.health = Some(health(target, d.guest, d.kind, command, check.retries, check.interval_secs, sleep).await);
+        }
+        report
+    });
+    join_all(reports).await
+}
+
+/// The reports as a table for a terminal.
+pub fn report_text(reports: &[GuestReport]) -> String {
+    let mut out = format!("{:<10} {:<40} {:<24} {}\n", "ID", "FEATURES", "PROVISIONING", "HEALTH");
+    for r in reports {
+        let mut features = r.features.join(", ");
+        if !r.not_provisioned.is_empty() {
+            features.push_str(&format!(" (not phoenix's: {})", r.not_provisioned.join(", ")));
+        }
+        let provisioning = match (&r.pending, &r.probe_error) {
+            (_, Some(error)) => format!("cannot probe: {error}"),
+            (Some(p), None) if p.is_empty() => "in place".to_string(),
+            (Some(p), None) => format!("{} change(s) pending", p.len()),
+            (None, None) => "not running".to_string(),
+        };
+        let health = match &r.health {
+            None => "-".to_string(),
+            Some(h) if h.passed => format!("passed (try {})", h.tries),
+            Some(h) => format!("FAILED after {} tries: {}", h.tries, h.detail),
+        };
+        out.push_str(&format!("{:<10} {features:<40} {provisioning:<24} {health}\n", r.guest));
+        for (feature, why) in &r.waiting {
+            out.push_str(&format!("{:<10} {feature} waits: {why}\n", ""));
+        }
+    }
+    out
+}
+
+impl GuestReport {
+    /// Everything in place and healthy (a guest not running has nothing to say here).
+    pub fn converged(&self) -> bool {
+        self.probe_error.is_none() && self.pending.as_ref().is_none_or(Vec::is_empty) && self.health.as_ref().is_none_or(|h| h.passed)
+    }
+}
