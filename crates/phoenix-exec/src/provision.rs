@@ -6,7 +6,7 @@
 
 use crate::traits::{DriverError, Target};
 use futures_util::future::join_all;
-use phoenix_core::provision::{self, probe, shell, Desired, GuestPlan, GuestState};
+use phoenix_core::provision::{self, probe, shell, Action, Desired, GuestPlan, GuestState};
 use phoenix_model::model::{GuestId, GuestKind, HealthCheck};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -76,10 +76,9 @@ pub async fn apply<G: Target, S: Future<Output = ()>>(
             outcome.skipped.push(what);
             continue;
         }
-        match guests.shell(plan.guest, plan.kind, &change.action.shell()).await {
-            Ok(output) if output.success() => outcome.done.push(what),
-            Ok(output) => outcome.failed = Some((what, output.summary())),
-            Err(error) => outcome.failed = Some((what, error.to_string())),
+        match run_change(guests, plan.guest, plan.kind, &change.action).await {
+            Ok(()) => outcome.done.push(what),
+            Err(error) => outcome.failed = Some((what, error.message)),
         }
     }
     if outcome.failed.is_none() {
@@ -89,6 +88,27 @@ pub async fn apply<G: Target, S: Future<Output = ()>>(
         }
     }
     outcome
+}
+
+/// Runs one change in a guest. A download is fetched by phoenix and its SHA-256 checked first:
+/// one that does not match is refused and nothing reaches the guest.
+pub async fn run_change(target: &impl Target, guest: GuestId, kind: GuestKind, action: &Action) -> Result<(), DriverError> {
+    let mut script = action.shell();
+    if let Action::Download { url, sha256, .. } = action {
+        let content = target.fetch(url).await?;
+        let found = phoenix_core::provision::resource::sha256_hex(&content);
+        if &found != sha256 {
+            return Err(DriverError::new(format!("{url} has SHA-256 {found}, not {sha256}: refused, nothing installed"))
+                .hint("check software.<name>.sha256 against the file the url serves (sha256sum prints it)"));
+        }
+        script.stdin = Some(content);
+    }
+    let output = target.shell(guest, kind, &script).await?;
+    if output.success() {
+        Ok(())
+    } else {
+        Err(DriverError::new(output.summary()))
+    }
 }
 
 /// Runs `command` until it passes, at most `retries` times, `interval_secs` apart.

@@ -89,6 +89,12 @@ pub trait Target {
         let _ = (kind, shell);
         async move { Err(DriverError::new(format!("cannot run scripts in guest {guest} here"))) }
     }
+    /// What `url` serves (a program's source: https, http, or file:/// on the machine phoenix
+    /// runs on), fetched by phoenix, never by the guest.
+    fn fetch(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, DriverError>> {
+        let url = url.to_string();
+        async move { Err(DriverError::new(format!("cannot fetch {url} here"))) }
+    }
 }
 
 /// How a script ended: its exit code (`None` when a signal ended it) and its output.

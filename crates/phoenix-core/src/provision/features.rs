@@ -1,10 +1,11 @@
 //! The features phoenix provisions, each as the resources it must leave behind in a guest:
-//! `base_setup`, `trusted_ca`, the gateway's nginx, `docker`, the guest's `application_script`.
+//! `base_setup`, `trusted_ca`, the gateway's nginx, `traefik`, `docker`, the guest's
+//! `application_script`.
 //! Pure: the model and the inputs read elsewhere (the CA root from phoenix's store, the
 //! scripts from the installation) come in; resources go out. The files other sync steps
 //! render (nginx.conf, Traefik's files, certificates) are theirs, not a feature's.
 
-use super::resource::{GuardedCommand, ManagedFile, Resource};
+use super::resource::{Download, GuardedCommand, ManagedFile, Resource};
 use crate::analyze::firewall::Endpoint;
 use crate::analyze::flows::dns_server;
 use phoenix_model::model::{Guest, Model};
@@ -60,6 +61,7 @@ fn declared(model: &Model, guest: &Guest, name: &str, inputs: &Inputs) -> Option
         "base_setup" => Ok(base_setup(model, guest)),
         "trusted_ca" => trusted_ca(inputs),
         "docker" => Ok(docker(model)),
+        "traefik" => traefik(model),
         _ => return None,
     };
     Some(feature(name, resources))
@@ -124,7 +126,45 @@ fn trusted_ca(inputs: &Inputs) -> Result<Vec<Resource>, String> {
 /// nginx with its stream module (Debian: libnginx-mod-stream), enabled and running. Its
 /// configuration is the gateway step's (rendered, `nginx -t`, reload), not this feature's.
 fn gateway() -> Vec<Resource> {
-    vec![packages(&["nginx", "libnginx-mod-stream"]), Resource::Service { unit: "nginx".into(), watch: Vec::new(), reload: true }]
+    vec![packages(&["nginx", "libnginx-mod-stream"]), Resource::Service { unit: "nginx".into(), watch: Vec::new(), reload: true, needs: None }]
+}
+
+/// Where the traefik feature installs the binary and its unit.
+pub const TRAEFIK_BINARY: &str = "/usr/local/bin/traefik";
+pub const TRAEFIK_UNIT: &str = "/etc/systemd/system/traefik.service";
+
+/// Traefik, which Debian does not package: the binary from `software.traefik` (its SHA-256
+/// checked before it is written), a system user, and a unit that runs it with phoenix's
+/// static configuration. The configuration files are the gateway step's, which restarts
+/// Traefik when it writes them, so the unit is started here only once they exist.
+fn traefik(model: &Model) -> Result<Vec<Resource>, String> {
+    let source = model.software.get("traefik").ok_or("no source for Traefik: give software.traefik a url and its sha256")?;
+    let unit = format!(
+        "# Rendered by phoenix; do not edit: phoenix sync overwrites it.\n\
+         [Unit]\nDescription=Traefik (phoenix)\nAfter=network-online.target\nWants=network-online.target\n\n\
+         [Service]\nUser=traefik\nGroup=traefik\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n\
+         ExecStart={TRAEFIK_BINARY} --configFile={}\nRestart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n",
+        crate::render::traefik::STATIC_PATH
+    );
+    Ok(vec![
+        Resource::Group { name: "traefik".into() },
+        Resource::User { name: "traefik".into(), group: "traefik".into(), home: "/etc/traefik".into() },
+        Resource::Download(Download {
+            path: TRAEFIK_BINARY.into(),
+            url: source.url.value.clone(),
+            sha256: source.sha256.clone(),
+            owner: "root:root".into(),
+            mode: 0o755,
+        }),
+        Resource::File(ManagedFile::new(TRAEFIK_UNIT, unit, 0o644)),
+        command("daemon-reload", "systemctl daemon-reload".into(), None, &[TRAEFIK_UNIT]),
+        Resource::Service {
+            unit: "traefik".into(),
+            watch: vec![TRAEFIK_BINARY.into(), TRAEFIK_UNIT.into()],
+            reload: false,
+            needs: Some(crate::render::traefik::STATIC_PATH.into()),
+        },
+    ])
 }
 
 /// Docker from Debian (docker.io), with the daemon settings phoenix owns: the resolver its
@@ -141,7 +181,7 @@ fn docker(model: &Model) -> Vec<Resource> {
     vec![
         packages(&["docker.io"]),
         Resource::File(ManagedFile::new(DAEMON, daemon, 0o644)),
-        Resource::Service { unit: "docker".into(), watch: vec![DAEMON.into()], reload: false },
+        Resource::Service { unit: "docker".into(), watch: vec![DAEMON.into()], reload: false, needs: None },
     ]
 }
 

@@ -55,6 +55,14 @@ pub enum Action {
         #[serde(flatten)]
         file: FileChange,
     },
+    /// Fetch `url` (on phoenix's side), check its SHA-256, write it.
+    Download {
+        path: String,
+        url: String,
+        sha256: String,
+        owner: String,
+        mode: String,
+    },
     RunCommand {
         name: String,
         #[serde(skip)]
@@ -118,6 +126,7 @@ pub fn plan(desired: &Desired, state: &GuestState) -> GuestPlan {
             for (action, reason) in needed(resource, &state, &written) {
                 match &action {
                     Action::WriteFile { file } => drop(written.insert(file.path.clone())),
+                    Action::Download { path, .. } => drop(written.insert(path.clone())),
                     Action::InstallPackages { names } => state.packages.extend(names.iter().cloned()),
                     _ => {}
                 }
@@ -150,11 +159,22 @@ fn needed(resource: &Resource, state: &GuestState, written: &BTreeSet<String>) -
             })
             .into_iter()
             .collect(),
+        Resource::Download(download) => download_reason(download, state)
+            .map(|reason| {
+                let d = download.clone();
+                (Action::Download { path: d.path, url: d.url, sha256: d.sha256, owner: d.owner, mode: format!("{:04o}", d.mode) }, reason)
+            })
+            .into_iter()
+            .collect(),
         Resource::Command(command) => command_reason(command, state, written)
             .map(|reason| (Action::RunCommand { name: command.name.clone(), command: command.clone() }, reason))
             .into_iter()
             .collect(),
-        Resource::Service { unit, watch, reload } => service_changes(unit, watch, *reload, state, written),
+        Resource::Service { unit, watch, reload, needs } => {
+            // Not started before its configuration exists (or is written in this run).
+            let configured = needs.as_ref().is_none_or(|p| state.files.contains_key(p) || written.contains(p));
+            service_changes(unit, watch, *reload, configured, state, written)
+        }
     }
 }
 
@@ -169,6 +189,20 @@ fn file_reason(file: &ManagedFile, state: &GuestState) -> Option<String> {
         .then(|| format!("{} {found_mode}, wanted {} {mode}", found.meta.owner, file.owner))
 }
 
+fn download_reason(download: &super::resource::Download, state: &GuestState) -> Option<String> {
+    let Some(found) = state.files.get(&download.path) else { return Some("absent".into()) };
+    if found.sha256 != download.sha256 {
+        return Some(format!("its SHA-256 is {}, the source's {}", short(&found.sha256), short(&download.sha256)));
+    }
+    (found.meta.owner != download.owner || found.meta.mode != download.mode)
+        .then(|| format!("{} {:04o}, wanted {} {:04o}", found.meta.owner, found.meta.mode, download.owner, download.mode))
+}
+
+/// A digest's first 12 digits, enough for people to tell two apart.
+fn short(sha256: &str) -> &str {
+    &sha256[..sha256.len().min(12)]
+}
+
 fn command_reason(command: &GuardedCommand, state: &GuestState, written: &BTreeSet<String>) -> Option<String> {
     if let Some(changed) = command.after.iter().find(|p| written.contains(*p)) {
         return Some(format!("{changed} changed"));
@@ -179,7 +213,14 @@ fn command_reason(command: &GuardedCommand, state: &GuestState, written: &BTreeS
     }
 }
 
-fn service_changes(unit: &str, watch: &[String], reload: bool, state: &GuestState, written: &BTreeSet<String>) -> Vec<(Action, String)> {
+fn service_changes(
+    unit: &str,
+    watch: &[String],
+    reload: bool,
+    configured: bool,
+    state: &GuestState,
+    written: &BTreeSet<String>,
+) -> Vec<(Action, String)> {
     let found = state.services.get(unit).cloned().unwrap_or_default();
     let shown = |s: &str| if s.is_empty() { "unknown".to_string() } else { s.to_string() };
     let mut out = Vec::new();
@@ -188,6 +229,7 @@ fn service_changes(unit: &str, watch: &[String], reload: bool, state: &GuestStat
     }
     let changed = watch.iter().find(|p| written.contains(*p));
     match (found.is_active(), changed) {
+        (false, _) if !configured => {}
         (false, _) => out.push((Action::StartService { unit: unit.into() }, format!("is {}", shown(&found.active)))),
         (true, Some(path)) if reload => out.push((Action::ReloadService { unit: unit.into() }, format!("{path} changed"))),
         (true, Some(path)) => out.push((Action::RestartService { unit: unit.into() }, format!("{path} changed"))),
@@ -204,6 +246,7 @@ impl Action {
             Action::CreateGroup { name } => format!("create group {name}"),
             Action::CreateUser { name, group, .. } => format!("create user {name} ({group})"),
             Action::WriteFile { file } => format!("write {} ({}, {})", file.path, file.owner, file.mode),
+            Action::Download { path, url, owner, mode, .. } => format!("install {path} from {url} ({owner}, {mode})"),
             Action::RunCommand { name, .. } => format!("run {name}"),
             Action::EnableService { unit } => format!("enable {unit}"),
             Action::StartService { unit } => format!("start {unit}"),

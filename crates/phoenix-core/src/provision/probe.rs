@@ -28,12 +28,8 @@ pub fn script(resources: &[&Resource]) -> (String, Vec<String>) {
                 let name = arg(name);
                 format!("getent passwd {name} >/dev/null && printf 'user\\t%s\\n' {name}")
             }
-            Resource::File(file) => {
-                let path = arg(&file.path);
-                format!(
-                    "[ -f {path} ] && printf 'file\\t%s\\t%s\\t%s\\n' {path} \"$(sha256sum < {path} | cut -d' ' -f1)\" \"$(stat -c '%a %U:%G' -- {path})\""
-                )
-            }
+            Resource::File(file) => file_line(arg(&file.path)),
+            Resource::Download(download) => file_line(arg(&download.path)),
             Resource::Command(command) => match &command.done_when {
                 Some(condition) => {
                     let (name, condition) = (arg(&command.name), arg(condition));
@@ -41,11 +37,15 @@ pub fn script(resources: &[&Resource]) -> (String, Vec<String>) {
                 }
                 None => continue,
             },
-            Resource::Service { unit, .. } => {
+            Resource::Service { unit, needs, .. } => {
                 let unit = arg(unit);
-                format!(
+                let service = format!(
                     "printf 'service\\t%s\\t%s\\t%s\\n' {unit} \"$(systemctl is-enabled -- {unit} 2>/dev/null)\" \"$(systemctl is-active -- {unit} 2>/dev/null)\""
-                )
+                );
+                match needs {
+                    Some(path) => format!("{service}\n{}", file_line(arg(path))),
+                    None => service,
+                }
             }
         };
         script.push_str(&line);
@@ -54,6 +54,11 @@ pub fn script(resources: &[&Resource]) -> (String, Vec<String>) {
     // The last line's status would otherwise be the script's.
     script.push_str("exit 0\n");
     (script, args)
+}
+
+/// A file's line: its path, digest and metadata, when it is a regular file.
+fn file_line(path: String) -> String {
+    format!("[ -f {path} ] && printf 'file\\t%s\\t%s\\t%s\\n' {path} \"$(sha256sum < {path} | cut -d' ' -f1)\" \"$(stat -c '%a %U:%G' -- {path})\"")
 }
 
 /// The facts the probe printed. A line that is not one of them is refused, so a guest

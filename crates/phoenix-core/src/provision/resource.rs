@@ -15,10 +15,25 @@ pub enum Resource {
     /// A system user in `group` with `home` (not created), no login shell.
     User { name: String, group: String, home: String },
     File(ManagedFile),
+    /// A program fetched from its source by phoenix (not in the guest), its digest checked
+    /// before it is written: a download that does not match is refused and nothing installed.
+    Download(Download),
     Command(GuardedCommand),
     /// A systemd unit, enabled and running; restarted (or reloaded) when one of `watch`
-    /// changed in the same run.
-    Service { unit: String, watch: Vec<String>, reload: bool },
+    /// changed in the same run. With `needs`, it is started only once that file exists (its
+    /// configuration, which another step writes and which restarts it).
+    Service { unit: String, watch: Vec<String>, reload: bool, needs: Option<String> },
+}
+
+/// A file whose content is what `url` serves, known by its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    pub path: String,
+    pub url: String,
+    /// Lower-case hex, as `sha256sum` prints it.
+    pub sha256: String,
+    pub owner: String,
+    pub mode: u32,
 }
 
 /// A file phoenix renders into the guest.
@@ -89,6 +104,7 @@ impl Resource {
             Resource::Group { name } => format!("group:{name}"),
             Resource::User { name, .. } => format!("user:{name}"),
             Resource::File(file) => format!("file:{}", file.path),
+            Resource::Download(download) => format!("file:{}", download.path),
             Resource::Command(command) => format!("command:{}", command.name),
             Resource::Service { unit, .. } => format!("service:{unit}"),
         }

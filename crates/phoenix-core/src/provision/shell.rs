@@ -32,11 +32,13 @@ apt-get -q update >/dev/null 2>&1 || echo "apt-get update failed; installing fro
 apt-get install -y -q --no-install-recommends -- "$@""#;
 
 /// The new file beside the old one (same filesystem, so the rename is atomic), created with
-/// umask 077 and given its owner and mode before it replaces the old; then the validation,
+/// umask 077 and given its owner and mode before it replaces the old (missing folders 0755, so
+/// a service's own user can reach its files); then the validation,
 /// which on failure puts the old file back (or removes the new one) and fails.
-const WRITE_FILE: &str = r#"set -e; umask 077
+const WRITE_FILE: &str = r#"set -e
 p=$1; new="$p.phoenix-new"; old="$p.phoenix-old"
-mkdir -p -- "$(dirname -- "$p")"
+(umask 022; mkdir -p -- "$(dirname -- "$p")")
+umask 077
 cat > "$new"; chown -- "$2" "$new"; chmod -- "$3" "$new"
 had=0; if [ -e "$p" ]; then cp -p -- "$p" "$old"; had=1; fi
 mv -f -- "$new" "$p"
@@ -71,6 +73,8 @@ impl Action {
                 out.stdin = Some(file.file.content.clone());
                 out
             }
+            // The content is the download's, which the executor fetches and checks first.
+            Action::Download { path, owner, mode, .. } => shell(WRITE_FILE, &[path, owner, mode, ""]),
             Action::RunCommand { command, .. } => run(command),
             Action::EnableService { unit } => shell(r#"systemctl enable --quiet -- "$1""#, &[unit]),
             Action::StartService { unit } => shell(STARTED, &[unit, "start"]),

@@ -237,7 +237,27 @@ impl<R: CommandRunner + Clone + Send + Sync + 'static> Target for HostTarget<R> 
         let (target, shell) = (self.clone(), shell.clone());
         off_thread(move || target.shell_now(guest, kind, &shell)).await
     }
+
+    /// A file:/// URL is a file of this machine; https is verified against this machine's
+    /// trust store (Debian's ca-certificates bundle).
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, DriverError> {
+        if let Some(path) = url.strip_prefix("file://") {
+            let (path, url) = (path.to_string(), url.to_string());
+            return off_thread(move || std::fs::read(&path).map_err(|e| DriverError::caused_by(format!("cannot read {url}"), e))).await;
+        }
+        let trust = crate::http::Trust::Ca(SYSTEM_ROOTS.into());
+        let client = crate::http::client(&trust, std::time::Duration::from_secs(900))?;
+        let fetched = async { client.get(url).send().await?.error_for_status()?.bytes().await };
+        match fetched.await {
+            Ok(bytes) => Ok(bytes.to_vec()),
+            Err(e) => Err(DriverError::caused_by(format!("cannot download {url}"), e)),
+        }
+    }
 }
+
+/// This machine's CA bundle (Debian's ca-certificates), what a download from a public source
+/// is verified against.
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Runs blocking `work` on tokio's blocking pool.
 async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T, DriverError> + Send + 'static) -> Result<T, DriverError> {
@@ -273,8 +293,10 @@ impl<R: CommandRunner> HostTarget<R> {
         }
         let mode = format!("{:o}", file.mode);
         let owner = file.owner.clone().unwrap_or_else(|| "root:root".into());
-        // Created with umask 077 and chowned before the rename: the content is never readable by others.
-        let script = r#"set -e; umask 077; d=$(dirname -- "$1"); mkdir -p -- "$d"; cat > "$2"; chown -- "$3" "$2"; chmod -- "$4" "$2"; mv -f -- "$2" "$1""#;
+        // Created with umask 077 and chowned before the rename: the content is never readable by
+        // others. Missing folders are made 0755 first (under umask 077 they would be 0700 and
+        // root's alone: the real Traefik, running as its own user, could not read its files).
+        let script = r#"set -e; d=$(dirname -- "$1"); (umask 022; mkdir -p -- "$d"); umask 077; cat > "$2"; chown -- "$3" "$2"; chmod -- "$4" "$2"; mv -f -- "$2" "$1""#;
         self.guest_checked(place, script, &[&place.path, &staging(&place.path), &owner, &mode], Some(&file.content)).map(drop)
     }
 

@@ -321,9 +321,8 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
                 Err(error) => failed(error.message),
             }
         }
-        Action::Provision { guest, kind, change } => match drivers.target.shell(*guest, *kind, &change.action.shell()).await {
-            Ok(output) if output.success() => StepOutcome::Done { note: None },
-            Ok(output) => failed(output.summary()),
+        Action::Provision { guest, kind, change } => match crate::provision::run_change(drivers.target, *guest, *kind, &change.action).await {
+            Ok(()) => StepOutcome::Done { note: None },
             Err(error) => failed(error.message),
         },
         Action::Health { guest, kind, check, retries, interval_secs } => {

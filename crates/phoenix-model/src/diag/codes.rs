@@ -294,6 +294,11 @@ pub const CODES: &[CodeInfo] = &[
       "A guest's health_check is not an object with a non-empty `command` (run by `sh -c` in the guest) and, when \
        given, `retries` and `interval` (seconds) as whole numbers from 1 to 3600. phoenix does not run it.\nFix: write \
        it as {\"command\": \"nc -z localhost 9000\", \"retries\": 30, \"interval\": 10}."),
+    c("PHX-SRC-001", Error, "software source without a verifiable download",
+      "An entry of `software` (where phoenix gets a program Debian does not package, such as Traefik) needs a `url` \
+       (https://, http:// or file:///) and the `sha256` of the file it serves (64 hex digits). phoenix refuses a download \
+       whose digest differs and installs nothing then; without a valid entry the feature waits.\nFix: write the url and \
+       the digest `sha256sum` prints for the file."),
     c("PHX-CERT-001", Error, "certificate for an unknown guest",
       "A certificate-manifest.json entry names a guest_id that is not defined, or a guest_type that disagrees with the guest's kind.\n\
        Fix: correct guest_id / guest_type."),

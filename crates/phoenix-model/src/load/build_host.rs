@@ -34,6 +34,7 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
         None => "pve".to_string(),
     };
     model.host.timezone = raw.timezone.as_ref().and_then(|tz| timezone(tz, doc, ctx));
+    model.software = raw.software.iter().filter_map(|(name, value)| Some((name.clone(), software(name, value, doc, ctx)?))).collect();
     model.host.api_url = raw.proxmox.as_ref().and_then(|p| p.api_url.clone());
     model.host.token_id = raw.proxmox.as_ref().and_then(|p| p.token_id.clone());
     if let Some(network) = &raw.network {
@@ -483,4 +484,28 @@ fn timezone(zone: &str, doc: &JsonDoc, ctx: &mut Ctx<'_>) -> Option<Located<Stri
             .help("write an IANA zone name such as America/New_York or UTC (a file under /usr/share/zoneinfo)"),
     );
     None
+}
+
+/// One `software` entry: a URL phoenix can fetch (https, http, file) and a SHA-256 of 64 hex
+/// digits; anything else is reported (PHX-SRC-001) and the program waits for a source.
+fn software(name: &str, value: &serde_json::Value, doc: &JsonDoc, ctx: &mut Ctx<'_>) -> Option<SoftwareSource> {
+    let span = doc.span(&format!("/software/{}", crate::json::escape_segment(name)));
+    let url = value.get("url").and_then(|u| u.as_str()).filter(|u| ["https://", "http://", "file:///"].iter().any(|s| u.starts_with(s)));
+    let sha256 = value
+        .get("sha256")
+        .and_then(|s| s.as_str())
+        .map(|s| s.to_ascii_lowercase())
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    match (url, sha256) {
+        (Some(url), Some(sha256)) if !url.contains(char::is_whitespace) => {
+            Some(SoftwareSource { url: Located::new(url.to_string(), span), sha256 })
+        }
+        _ => {
+            ctx.push(
+                Diagnostic::at("PHX-SRC-001", span, format!("software `{name}` needs a url and the sha256 of what it serves"))
+                    .help(r#"write {"url": "https://.../traefik", "sha256": "<64 hex digits, as sha256sum prints>"}; the url is https, http or file:///"#),
+            );
+            None
+        }
+    }
 }

@@ -251,6 +251,13 @@ impl HealthCheck {
     pub const DEFAULT_INTERVAL_SECS: u32 = 5;
 }
 
+/// Where a program comes from: a URL and the SHA-256 its content must have (lower-case hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftwareSource {
+    pub url: Located<String>,
+    pub sha256: String,
+}
+
 /// The Proxmox host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Host {
@@ -605,6 +612,8 @@ pub struct Model {
     pub step_ca: Option<StepCa>,
     pub portainer: Option<PortainerApi>,
     pub nfs_exports: Vec<NfsExport>,
+    /// `software`: the sources of the programs phoenix installs that Debian does not package.
+    pub software: BTreeMap<String, SoftwareSource>,
     pub secrets: Vec<SecretSite>,
     pub flows: Vec<DeclaredFlow>,
 }

@@ -33,6 +33,11 @@ pub struct RawHypervisorConfig {
     pub flows: Vec<Option<RawFlow>>,
     /// phoenix extension: which guests play the edge roles. Default: discovered (see each field).
     pub edge: Option<RawEdge>,
+    /// phoenix extension: where phoenix gets the software Debian does not package (Traefik), by
+    /// name: a URL and the SHA-256 the download must have.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawSoftwareSource>")]
+    pub software: BTreeMap<String, serde_json::Value>,
     /// phoenix extension: the Proxmox VE node phoenix manages.
     pub proxmox: Option<RawProxmox>,
     /// Shared host folders bind-mounted into guests, by name.
@@ -240,6 +245,15 @@ pub struct RawEdge {
     pub step_ca_guest: Option<StrOrNum>,
     /// Guest id serving DNS; absent means the Proxmox host.
     pub dns_guest: Option<StrOrNum>,
+}
+
+/// One program's source: its `url` (https, http or file) and the `sha256` it must have.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawSoftwareSource {
+    pub url: String,
+    /// The SHA-256 of the file, 64 hex digits.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
