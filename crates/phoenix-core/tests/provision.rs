@@ -54,6 +54,10 @@ fn state_with_everything(desired: &provision::Desired) -> GuestState {
                 let meta = FileMeta { mode: file.mode, owner: file.owner.clone() };
                 state.files.insert(file.path.clone(), FileState { sha256: file.sha256(), meta });
             }
+            Resource::Download(download) => {
+                let meta = FileMeta { mode: download.mode, owner: download.owner.clone() };
+                state.files.insert(download.path.clone(), FileState { sha256: download.sha256.clone(), meta });
+            }
             Resource::Command(command) => drop(state.done.insert(command.name.clone())),
             Resource::Service { unit, .. } => {
                 state.services.insert(unit.clone(), ServiceState { enabled: "enabled".into(), active: "active".into() });
