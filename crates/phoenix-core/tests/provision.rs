@@ -104,7 +104,7 @@ fn docker_uses_the_dns_guest_when_dns_runs_in_one() {
 fn the_application_script_runs_when_it_changed_or_its_health_check_fails() {
     let model = model_with(|v| v["lxc_configs"]["102"]["application_script"] = json!("setup_traefik.sh"));
     let mut inputs = inputs();
-    inputs.scripts.insert("setup_traefik.sh".into(), b"#!/bin/sh\necho configured\n".to_vec());
+    inputs.scripts.insert((phoenix_model::model::GuestKind::Lxc, "setup_traefik.sh".into()), b"#!/bin/sh\necho configured\n".to_vec());
     let desired = provision::desired(&model, &inputs).remove(&102).unwrap();
     let mut state = state_with_everything(&desired);
     assert!(provision::plan(&desired, &state).is_empty());
@@ -134,12 +134,15 @@ fn the_probe_passes_values_as_arguments_and_refuses_what_it_did_not_print() {
     let (script, args) = probe::script(&[&file]);
     assert!(!script.contains("it's"), "values never spliced into the script: {script}");
     assert_eq!(args, ["/etc/it's here"]);
-    let found = probe::parse("package\tnginx\tinstalled\npackage\tcurl\tconfig-files\nfile\t/etc/x\tabc\t640 root:www-data\nservice\tnginx\tenabled\tfailed\n").unwrap();
+    let digest = "a".repeat(64);
+    let found = probe::parse(&format!("package\tnginx\tinstalled\npackage\tcurl\tconfig-files\nfile\t/etc/x\t{}\t640 root:www-data\nservice\tnginx\tenabled\tfailed\n", digest)).unwrap();
     assert!(found.packages.contains("nginx") && !found.packages.contains("curl"), "removed but not purged is not installed");
     assert_eq!(found.files["/etc/x"].meta, FileMeta { mode: 0o640, owner: "root:www-data".into() });
     assert!(found.services["nginx"].is_enabled() && !found.services["nginx"].is_active());
     let error = probe::parse("Welcome to Ubuntu\n").unwrap_err();
     assert!(error.contains("unexpected line"), "{error}");
+    let error = probe::parse("file\t/etc/x\tsha256sum: ü\t644 root:root\n").unwrap_err();
+    assert!(error.contains("unexpected digest"), "{error}");
 }
 
 #[test]

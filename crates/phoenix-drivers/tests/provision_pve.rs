@@ -67,7 +67,8 @@ async fn features_run_through_pct_exec_and_qm_guest_exec() {
         "health check of guest 101: `systemctl is-active --quiet nginx`",
         "docker in guest 1001: install docker.io",
         "docker in guest 1001: write /etc/docker/daemon.json (root:root, 0644)",
-        "docker in guest 1001: start docker",
+        // docker.io starts docker with its defaults: the written daemon.json needs a restart.
+        "docker in guest 1001: restart docker",
     ] {
         assert!(titles.contains(&expected), "{expected} missing: {titles:#?}");
     }
@@ -97,12 +98,13 @@ async fn features_run_through_pct_exec_and_qm_guest_exec() {
     let lines: Vec<&Call> = calls[probes..].iter().collect();
     let apt_101 = lines.iter().find(|(argv, _)| argv.last().is_some_and(|a| a == "curl") && argv[..3] == ["pct", "exec", "101"]).unwrap();
     assert_eq!(&apt_101.0[..6], ["pct", "exec", "101", "--", "sh", "-c"]);
-    assert!(apt_101.0[6].contains("apt-get install -y -q --no-install-recommends -- \"$@\""), "{}", apt_101.0[6]);
+    let apt = &apt_101.0[6];
+    assert!(apt.contains("apt-get install -y -q --no-install-recommends") && apt.contains("DPkg::Lock::Timeout=600") && apt.contains("-- \"$@\""), "{apt}");
     assert_eq!(&apt_101.0[7..], ["sh", "locales", "tzdata", "ca-certificates", "curl"]);
 
     // A VM's file goes through the guest agent with its content on standard input.
-    let daemon = lines.iter().find(|(argv, _)| argv.iter().any(|a| a == "/etc/docker/daemon.json") && argv[3] == "1001").unwrap();
-    assert_eq!(&daemon.0[..8], ["qm", "guest", "exec", "1001", "--pass-stdin", "1", "--", "sh"]);
+    let daemon = lines.iter().find(|(argv, _)| argv.iter().any(|a| a == "/etc/docker/daemon.json") && argv.get(3).is_some_and(|a| a == "1001")).unwrap();
+    assert_eq!(&daemon.0[..10], ["qm", "guest", "exec", "1001", "--timeout", "0", "--pass-stdin", "1", "--", "sh"]);
     assert_eq!(daemon.1.as_deref(), Some(&b"{\n  \"dns\": [\n    \"10.0.0.13\"\n  ]\n}\n"[..]), "the internal DNS, the node");
 
     // The CA root reaches guests only on standard input, never on a command line.

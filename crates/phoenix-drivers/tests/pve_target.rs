@@ -67,15 +67,32 @@ fn vm_commands_use_the_guest_agent_and_its_exit_code() {
         ok.read_now(&in_guest(1001, GuestKind::Vm, "/persistent-storage/portainer/certs/portainer.crt")).unwrap(),
         Some(b"PEM".to_vec())
     );
-    assert_eq!(&ok.runner.calls.borrow()[0].0[..6], ["qm", "guest", "exec", "1001", "--", "sh"]);
+    // `--timeout 0`: qm waits however long the command takes (its default, 30 s, returns while it runs).
+    assert_eq!(&ok.runner.calls.borrow()[0].0[..8], ["qm", "guest", "exec", "1001", "--timeout", "0", "--", "sh"]);
 
     let refused = target(0, r#"{"exitcode":1,"exited":1,"err-data":"mv: cannot move: Permission denied\n"}"#);
     let file = FileWrite { place: in_guest(1001, GuestKind::Vm, "/etc/x.crt"), content: b"C".to_vec(), owner: None, mode: 0o644 };
     let error = refused.write_now(&file).unwrap_err();
     assert!(error.message.contains("Permission denied"), "{error}");
     let calls = refused.runner.calls.borrow();
-    assert_eq!(&calls[0].0[..6], ["qm", "guest", "exec", "1001", "--pass-stdin", "1"], "the content goes through stdin");
+    assert_eq!(&calls[0].0[..8], ["qm", "guest", "exec", "1001", "--timeout", "0", "--pass-stdin", "1"], "the content goes through stdin");
     assert!(calls[0].0.contains(&"root:root".to_string()), "no owner given: root");
+}
+
+#[test]
+fn a_vm_is_not_sent_more_than_its_agent_takes_and_an_unfinished_command_is_an_error() {
+    // The agent's exec input: maxLength 65536 in PVE 9.1.3's schema (agent/exec `input-data`).
+    let vm = target(0, r#"{"exitcode":0,"exited":1}"#);
+    let big = FileWrite { place: in_guest(1001, GuestKind::Vm, "/usr/local/bin/x"), content: vec![0; 65537], owner: None, mode: 0o755 };
+    let error = vm.write_now(&big).unwrap_err();
+    assert!(error.message.contains("65537 bytes cannot reach a VM") && error.hint.is_some(), "{error}");
+    assert!(vm.runner.calls.borrow().is_empty(), "nothing is sent");
+    let fits = FileWrite { content: vec![0; 65536], ..big };
+    vm.write_now(&fits).unwrap();
+    // qm returned with a pid only: the command has not ended.
+    let unfinished = target(0, r#"{"pid":4242}"#);
+    let error = unfinished.read_now(&in_guest(1001, GuestKind::Vm, "/etc/x")).unwrap_err();
+    assert!(error.message.contains("returned before the command ended"), "{error}");
 }
 
 #[test]

@@ -20,7 +20,11 @@ pub fn rootfs() -> PathBuf {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("rootfs-")));
+        .find(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // A `.part` folder is a build that did not finish.
+            p.is_dir() && name.starts_with("rootfs-") && !name.ends_with(".part")
+        });
     found.unwrap_or_else(|| panic!("no container root file system in {}: scripts/test builds it (need_rootfs in scripts/lib.sh)", cache.display()))
 }
 

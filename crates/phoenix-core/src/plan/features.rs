@@ -1,12 +1,13 @@
 //! Provisioning's steps in the sync plan: one step per change a guest's features need (in
 //! order, each after the one before, so a failure skips only that guest's later changes), the
 //! first after the guest's start when sync starts it, then its health check when anything
-//! changed. A guest that does not run yet is planned from nothing (everything is absent in a
-//! guest that does not exist); one that could not be probed gets one blocked step saying why.
+//! changed. A guest this sync starts is planned from nothing (everything is absent in a guest
+//! that does not exist yet); one that does not run and is not started here, or could not be
+//! probed, gets one blocked step saying why.
 
 use super::{Action, Domain, Observed, Step};
 use crate::provision::{self, GuestState};
-use phoenix_model::model::{GuestId, Model};
+use phoenix_model::model::Model;
 
 /// What the probe found in a guest the plan provisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,13 +19,6 @@ pub enum FeatureObservation {
     Unreachable(String),
 }
 
-/// The id of a guest's last provisioning step in `steps`, if it has one: what its files,
-/// certificates and services wait for.
-pub fn last_step(steps: &[Step], guest: GuestId) -> Option<String> {
-    let prefix = format!("features:{guest}:");
-    steps.iter().rev().find(|s| s.id.starts_with(&prefix)).map(|s| s.id.clone())
-}
-
 /// The features domain's steps; `before` holds the steps planned so far (a guest's start).
 pub fn steps(model: &Model, observed: &Observed, before: &[Step]) -> Vec<Step> {
     let mut steps = Vec::new();
@@ -34,7 +28,13 @@ pub fn steps(model: &Model, observed: &Observed, before: &[Step]) -> Vec<Step> {
         let mut after: Vec<String> = before.iter().filter(|s| s.id == start).map(|s| s.id.clone()).collect();
         let state = match found {
             FeatureObservation::Found(state) => state.clone(),
-            FeatureObservation::NotRunning => GuestState::default(),
+            // Planned from nothing when this sync starts it; otherwise nothing can run there.
+            FeatureObservation::NotRunning if !after.is_empty() => GuestState::default(),
+            FeatureObservation::NotRunning => {
+                let reason = format!("guest {id} does not run: `phoenix sync guests` (or `phoenix start {id}`) first, then its features");
+                steps.push(Step::blocked(format!("features:{id}:probe"), Domain::Features, format!("provision guest {id}"), reason, after));
+                continue;
+            }
             FeatureObservation::Unreachable(why) => {
                 let reason = format!("guest {id} could not be probed ({why}); its features wait for a run that reaches it");
                 steps.push(Step::blocked(format!("features:{id}:probe"), Domain::Features, format!("probe guest {id}"), reason, after));

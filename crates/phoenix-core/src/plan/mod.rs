@@ -334,7 +334,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let snapshots = snapshots::steps(input.model, pve, &guest_plan, &steps);
         steps.extend(snapshots);
     }
-    Plan { schema_version: 1, steps }
+    Plan { schema_version: 1, steps: dependencies_first(steps) }
 }
 
 /// A file written into a guest, and a Portainer step, wait for the guests they need to run:
@@ -362,33 +362,89 @@ fn wait_for_started_guests(steps: &mut [Step]) {
     }
 }
 
-/// What runs in a guest waits for the guest's provisioning: a file written into it (nginx.conf
-/// needs nginx), and certificates, whose installs and reloads reach into guests (they wait for
-/// every provisioned guest; they come later in the plan, so the order stays dependencies first).
+/// What reaches into a guest waits for the guest's provisioning (nginx.conf needs nginx, a
+/// reload needs its service, the trust root needs ca-certificates): a file written into it, a
+/// certificate or trust step installing there or reloading there. Each waits for the last
+/// change of the guests it touches only (not for their health checks), so one guest's failure
+/// holds back nothing of another's.
 fn wait_for_features(steps: &mut [Step]) {
-    let guests: BTreeSet<GuestId> = steps
+    let lasts: BTreeMap<GuestId, String> = steps
         .iter()
         .filter_map(|s| match s.action {
-            Action::Provision { guest, .. } | Action::Health { guest, .. } => Some(guest),
+            Action::Provision { guest, .. } => Some((guest, s.id.clone())),
             _ => None,
         })
         .collect();
-    let lasts: BTreeMap<GuestId, String> = guests.iter().filter_map(|g| Some((*g, features::last_step(steps, *g)?))).collect();
+    if lasts.is_empty() {
+        return;
+    }
     for step in steps.iter_mut() {
-        let needed: Vec<&String> = match &step.action {
-            Action::File { file } => match file.target {
-                crate::deploy::Machine::Guest(id) => lasts.get(&id).into_iter().collect(),
-                crate::deploy::Machine::Host => Vec::new(),
-            },
-            Action::Certificate { .. } | Action::Install { .. } => lasts.values().collect(),
-            _ => Vec::new(),
-        };
-        for id in needed {
+        for guest in guests_touched(&step.action) {
+            let Some(id) = lasts.get(&guest) else { continue };
             if !step.after.contains(id) {
                 step.after.push(id.clone());
             }
         }
     }
+}
+
+/// The guests a step writes into or runs something in.
+fn guests_touched(action: &Action) -> BTreeSet<GuestId> {
+    let in_place = |p: &crate::deploy::Place| p.guest.map(|(id, _)| id);
+    let in_action = |a: &PostAction| match a {
+        PostAction::Reload { guest, .. } => Some(*guest),
+        PostAction::UpdateTrust { guest } | PostAction::Command { guest, .. } => guest.map(|(id, _)| id),
+        PostAction::Touch { place } => in_place(place),
+        PostAction::Shell { .. } => None,
+    };
+    match action {
+        Action::File { file } => match file.target {
+            crate::deploy::Machine::Guest(id) => [id].into(),
+            crate::deploy::Machine::Host => BTreeSet::new(),
+        },
+        Action::Certificate { renewal } => renewal
+            .files
+            .iter()
+            .filter_map(|f| in_place(&f.place))
+            .chain(renewal.actions.iter().filter_map(in_action))
+            .chain(renewal.order.webroot.as_ref().and_then(in_place))
+            .collect(),
+        Action::Install { files, actions } | Action::Trust { files, actions } => {
+            files.iter().filter_map(|f| in_place(&f.place)).chain(actions.iter().filter_map(in_action)).collect()
+        }
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The steps reordered so that each comes after every step it waits for, otherwise in the
+/// order they were planned (the applier and the critical path read the plan in order; a
+/// step made to wait for provisioning may have been planned before it).
+fn dependencies_first(steps: Vec<Step>) -> Vec<Step> {
+    let index: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let mut waiting: Vec<usize> = vec![0; steps.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, step) in steps.iter().enumerate() {
+        for before in step.after.iter().filter_map(|a| index.get(a.as_str())) {
+            waiting[i] += 1;
+            dependents[*before].push(i);
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..steps.len()).filter(|i| waiting[*i] == 0).collect();
+    let mut order = Vec::with_capacity(steps.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.insert(d);
+            }
+        }
+    }
+    // A cycle cannot be ordered: its steps keep their places at the end (the applier reports them).
+    let placed: BTreeSet<usize> = order.iter().copied().collect();
+    order.extend((0..steps.len()).filter(|i| !placed.contains(i)));
+    let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// The ids among `wanted` that are steps of the plan so far.

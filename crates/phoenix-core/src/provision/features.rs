@@ -8,17 +8,22 @@
 use super::resource::{Download, GuardedCommand, ManagedFile, Resource};
 use crate::analyze::firewall::Endpoint;
 use crate::analyze::flows::dns_server;
-use phoenix_model::model::{Guest, Model};
+use super::shell::quote;
+use phoenix_model::model::{Guest, GuestKind, Model};
 use phoenix_model::paths::TRUSTED_ROOT_PATH;
 use std::collections::BTreeMap;
+
+/// Application scripts by the guest's kind and the name it gives.
+pub type Scripts = BTreeMap<(GuestKind, String), Vec<u8>>;
 
 /// What the features need that is not in the model.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inputs {
     /// The Step-CA root (PEM), from phoenix's store; `trusted_ca` waits without it.
     pub root_ca_pem: Option<String>,
-    /// Each application script's content, by the name the guest gives.
-    pub scripts: BTreeMap<String, Vec<u8>>,
+    /// Each application script's content, by the guest's kind (containers' scripts live in
+    /// bin/lxc_setup/, VMs' in bin/vm_setup/) and the name the guest gives.
+    pub scripts: Scripts,
 }
 
 /// A feature's resources, or why phoenix cannot provision it here.
@@ -77,7 +82,7 @@ fn command(name: &str, run: String, done_when: Option<String>, after: &[&str]) -
 
 /// Locale, time zone and resolver: base packages, `/etc/locale.gen` with phoenix's locale
 /// (generated when `locale -a` lacks it), `/etc/timezone` and `/etc/localtime` for the
-/// configured zone, and the guest's nameservers in `/etc/resolv.conf`. On Proxmox VE the
+/// configured zone, and a container's nameservers in `/etc/resolv.conf`. On Proxmox VE the
 /// container's resolver comes from its `nameserver` option (pve-container writes resolv.conf
 /// at each start, PVE::LXC::Setup::Base::set_dns), so the file is only written when it lacks
 /// one of them: a check, not a second owner.
@@ -100,8 +105,10 @@ fn base_setup(model: &Model, guest: &Guest) -> Vec<Resource> {
             &[],
         ));
     }
+    // A container's resolver: a VM's is cloud-init's (its `nameserver`), and Ubuntu's
+    // resolv.conf is systemd-resolved's stub, which never names the servers.
     let servers: Vec<String> = guest.nic().nameservers.iter().map(|n| n.value.to_string()).collect();
-    if !servers.is_empty() {
+    if !servers.is_empty() && guest.kind == GuestKind::Lxc {
         let lines: String = servers.iter().map(|s| format!("nameserver {s}\n")).collect();
         let check = servers.iter().map(|s| format!("grep -qx 'nameserver {s}' /etc/resolv.conf")).collect::<Vec<_>>().join(" && ");
         // The domain goes into a shell string: only a DNS name (letters, digits, dots, hyphens) does.
@@ -186,15 +193,18 @@ fn docker(model: &Model) -> Vec<Resource> {
 }
 
 /// The user's script, pushed and run (output in `/var/log/phoenix/<script>.log`) when it
-/// changed or, when the guest has a health check, whenever that check fails.
+/// changed or, when the guest has a health check, whenever that check fails; a failed run
+/// removes it so that the next run tries again.
 fn application_script(guest: &Guest, script: &str, inputs: &Inputs) -> Result<Vec<Resource>, String> {
-    let content = inputs.scripts.get(script).ok_or_else(|| format!("{script} was not found in the installation's bin folder"))?;
+    let content =
+        inputs.scripts.get(&(guest.kind, script.to_string())).ok_or_else(|| format!("{script} was not found in the installation's bin folder"))?;
     let base = script.rsplit('/').next().unwrap_or(script);
     let path = format!("{SCRIPT_DIR}/{base}");
     let log = format!("{LOG_DIR}/{base}.log");
     let run = GuardedCommand {
         name: APPLICATION_SCRIPT.into(),
-        run: format!("'{path}'"),
+        // A failed run removes the script, so the next run writes it again and runs it again.
+        run: format!("{path} || {{ status=$?; rm -f -- {path}; exit $status; }}", path = quote(&path)),
         done_when: guest.health_check.as_ref().map(|h| h.command.value.clone()),
         after: vec![path.clone()],
         log: Some(log),

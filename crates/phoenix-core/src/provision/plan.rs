@@ -227,13 +227,14 @@ fn service_changes(
     if !found.is_enabled() {
         out.push((Action::EnableService { unit: unit.into() }, format!("is {}", shown(&found.enabled))));
     }
-    let changed = watch.iter().find(|p| written.contains(*p));
-    match (found.is_active(), changed) {
-        (false, _) if !configured => {}
-        (false, _) => out.push((Action::StartService { unit: unit.into() }, format!("is {}", shown(&found.active)))),
-        (true, Some(path)) if reload => out.push((Action::ReloadService { unit: unit.into() }, format!("{path} changed"))),
-        (true, Some(path)) => out.push((Action::RestartService { unit: unit.into() }, format!("{path} changed"))),
-        (true, None) => {}
+    // A watched file written in this run: the unit must read it, whatever state the probe saw
+    // (a package install may have started it with its defaults since).
+    match (watch.iter().find(|p| written.contains(*p)), found.is_active()) {
+        (_, false) if !configured => {}
+        (Some(path), true) if reload => out.push((Action::ReloadService { unit: unit.into() }, format!("{path} changed"))),
+        (Some(path), _) => out.push((Action::RestartService { unit: unit.into() }, format!("{path} changed"))),
+        (None, false) => out.push((Action::StartService { unit: unit.into() }, format!("is {}", shown(&found.active)))),
+        (None, true) => {}
     }
     out
 }

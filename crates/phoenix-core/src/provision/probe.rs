@@ -77,6 +77,9 @@ pub fn parse(output: &str) -> Result<GuestState, String> {
             ["user", name] => drop(state.users.insert(name.to_string())),
             ["done", name] => drop(state.done.insert(name.to_string())),
             ["file", path, sha256, meta] => {
+                if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!("unexpected digest `{}` for {path}", sha256.chars().take(70).collect::<String>()));
+                }
                 let (mode, owner) = meta.split_once(' ').ok_or_else(|| format!("unexpected stat output `{meta}`"))?;
                 let mode = u32::from_str_radix(mode, 8).map_err(|_| format!("unexpected mode `{mode}`"))?;
                 let meta = FileMeta { mode, owner: owner.to_string() };

@@ -29,7 +29,10 @@ fn shell(script: &str, args: &[&str]) -> Shell {
 /// lists it has, and the install then says which package it cannot find.
 const APT_INSTALL: &str = r#"export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 apt-get -q update >/dev/null 2>&1 || echo "apt-get update failed; installing from the package lists the guest has" >&2
-apt-get install -y -q --no-install-recommends -- "$@""#;
+# Waits for another apt (unattended-upgrades at a cloud image's first boot); keeps a changed
+# configuration file (the gateway's nginx.conf is phoenix's) instead of asking.
+apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -- "$@""#;
 
 /// The new file beside the old one (same filesystem, so the rename is atomic), created with
 /// umask 077 and given its owner and mode before it replaces the old (missing folders 0755, so
@@ -50,7 +53,9 @@ rm -f -- "$old""#;
 
 /// The command, its output kept in its log when it has one (the last lines in the error).
 const RUN_LOGGED: &str = r#"if [ -z "$2" ]; then exec sh -c "$1"; fi
-mkdir -p -- "$(dirname -- "$2")"
+(umask 022; mkdir -p -- "$(dirname -- "$2")")
+# The log may hold what the script printed of its secrets: root's alone.
+(umask 077; : > "$2")
 sh -c "$1" > "$2" 2>&1 </dev/null; status=$?
 if [ $status = 0 ]; then exit 0; fi
 tail -n 5 -- "$2" >&2; echo "(the whole output is in $2)" >&2; exit $status"#;
@@ -88,6 +93,11 @@ impl Action {
 /// afterwards.
 const STARTED: &str = r#"if systemctl "$2" -- "$1" && systemctl is-active --quiet -- "$1"; then exit 0; fi
 systemctl status --no-pager --lines=5 -- "$1" >&2 || true; exit 1"#;
+
+/// `text` as one word for `sh`: in single quotes, each `'` written as `'\''`.
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
 
 fn run(command: &GuardedCommand) -> Shell {
     shell(RUN_LOGGED, &[&command.run, command.log.as_deref().unwrap_or_default()])

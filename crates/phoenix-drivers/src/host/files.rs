@@ -341,16 +341,16 @@ pub fn read_rendered_places(
 }
 
 /// Each guest's application script, read from the installation where the original keeps it
-/// (`bin/lxc_setup/` or `bin/vm_setup/`, else `bin/`), by the name the guest gives. Validation
+/// (`bin/lxc_setup/` or `bin/vm_setup/`, else `bin/`), by the guest's kind and the name it gives. Validation
 /// has refused names that leave the installation (PHX-PATH-002) or do not exist (PHX-APP-001).
-pub fn application_scripts(model: &phoenix_model::Model) -> std::io::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+pub fn application_scripts(model: &phoenix_model::Model) -> std::io::Result<phoenix_core::provision::features::Scripts> {
     let mut scripts = std::collections::BTreeMap::new();
     for guest in model.guests.values() {
         let Some(script) = &guest.application_script else { continue };
         let candidates = phoenix_model::paths::application_script_candidates(&model.root_dir, guest.kind, &script.value);
         if let Some(path) = candidates.iter().find(|p| p.is_file()) {
             let content = std::fs::read(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            scripts.insert(script.value.clone(), content);
+            scripts.insert((guest.kind, script.value.clone()), content);
         }
     }
     Ok(scripts)

@@ -159,7 +159,16 @@ impl<R: CommandRunner> HostTarget<R> {
             }
             (GuestKind::Lxc, _) => argv(&["pct", "exec", &id, "--", "sh", "-c", script, "sh"]),
             (GuestKind::Vm, _) => {
-                let mut vm = argv(&["qm", "guest", "exec", &id]);
+                // The agent's exec takes at most 64 KiB of input (`input-data`, maxLength 65536,
+                // in PVE 9.1.3's /nodes/{node}/qemu/{vmid}/agent/exec schema).
+                if stdin.is_some_and(|s| s.len() > VM_INPUT_LIMIT) {
+                    let size = stdin.map_or(0, <[u8]>::len);
+                    return Err(DriverError::new(format!("guest {id}: {size} bytes cannot reach a VM through its guest agent (at most {VM_INPUT_LIMIT})"))
+                        .hint("install it from inside the VM (a package, or an application script that fetches it), or run this guest as a container"));
+                }
+                // `--timeout 0`: wait for the command however long it takes (qm's default, 30 s,
+                // returns while apt still runs).
+                let mut vm = argv(&["qm", "guest", "exec", &id, "--timeout", "0"]);
                 if stdin.is_some() {
                     vm.extend(argv(&["--pass-stdin", "1"]));
                 }
@@ -185,13 +194,20 @@ impl<R: CommandRunner> HostTarget<R> {
     }
 }
 
-/// `qm guest exec` prints the agent's JSON: `exitcode`, `out-data`, `err-data`.
+/// What a VM's guest agent takes on standard input at most.
+const VM_INPUT_LIMIT: usize = 65536;
+
+/// `qm guest exec` prints the agent's JSON: `exited`, `exitcode`, `out-data`, `err-data`.
 fn qm_exec_result(output: &CommandOutput) -> Result<CommandOutput, DriverError> {
     if !output.success() {
         return Ok(output.clone());
     }
     let value: serde_json::Value =
         serde_json::from_slice(&output.stdout).map_err(|e| DriverError::new(format!("unexpected output from qm guest exec: {e}")))?;
+    if value.get("exitcode").is_none() && value.get("exited").and_then(|e| e.as_i64()) != Some(1) {
+        return Err(DriverError::new("qm guest exec returned before the command ended (no exit code)")
+            .hint("the command may still run in the VM; wait for it, then run phoenix again"));
+    }
     let text = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default().as_bytes().to_vec();
     Ok(CommandOutput {
         code: value.get("exitcode").and_then(|c| c.as_i64()).map(|c| c as i32),

