@@ -3,7 +3,7 @@
 //! whose resources all hold plans nothing. Pure; [`super::shell`] says how each change runs.
 
 use super::features::{self, Feature, Inputs};
-use super::resource::{GuardedCommand, GuestState, ManagedFile, Resource};
+use super::resource::{FileState, GuardedCommand, GuestState, ManagedFile, Resource};
 use phoenix_model::model::{GuestId, GuestKind, HealthCheck, Model};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -179,23 +179,22 @@ fn needed(resource: &Resource, state: &GuestState, written: &BTreeSet<String>) -
 }
 
 fn file_reason(file: &ManagedFile, state: &GuestState) -> Option<String> {
-    let Some(found) = state.files.get(&file.path) else { return Some("absent".into()) };
-    if found.sha256 != file.sha256() {
-        return Some("content differs".into());
-    }
-    let mode = format!("{:04o}", file.mode);
-    let found_mode = format!("{:04o}", found.meta.mode);
-    (found.meta.owner != file.owner || found.meta.mode != file.mode)
-        .then(|| format!("{} {found_mode}, wanted {} {mode}", found.meta.owner, file.owner))
+    drift(state.files.get(&file.path), &file.sha256(), &file.owner, file.mode, |_| "content differs".into())
 }
 
 fn download_reason(download: &super::resource::Download, state: &GuestState) -> Option<String> {
-    let Some(found) = state.files.get(&download.path) else { return Some("absent".into()) };
-    if found.sha256 != download.sha256 {
-        return Some(format!("its SHA-256 is {}, the source's {}", short(&found.sha256), short(&download.sha256)));
+    let differs = |found: &str| format!("its SHA-256 is {}, the source's {}", short(found), short(&download.sha256));
+    drift(state.files.get(&download.path), &download.sha256, &download.owner, download.mode, differs)
+}
+
+/// Why a file found in the guest is not the one wanted (`None` when it is): absent, its content
+/// (said by `differs`, given the digest found), or its owner and mode.
+fn drift(found: Option<&FileState>, sha256: &str, owner: &str, mode: u32, differs: impl FnOnce(&str) -> String) -> Option<String> {
+    let Some(found) = found else { return Some("absent".into()) };
+    if found.sha256 != sha256 {
+        return Some(differs(&found.sha256));
     }
-    (found.meta.owner != download.owner || found.meta.mode != download.mode)
-        .then(|| format!("{} {:04o}, wanted {} {:04o}", found.meta.owner, found.meta.mode, download.owner, download.mode))
+    (found.meta.owner != owner || found.meta.mode != mode).then(|| format!("{} {:04o}, wanted {owner} {mode:04o}", found.meta.owner, found.meta.mode))
 }
 
 /// A digest's first 12 digits, enough for people to tell two apart.
