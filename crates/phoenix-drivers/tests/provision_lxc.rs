@@ -10,9 +10,35 @@ use phoenix_core::provision::{self, Desired, GuestPlan, Inputs};
 use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
 use phoenix_exec::provision::{apply, plan_all, report, report_text, GuestOutcome};
 use phoenix_model::model::{GuestKind, HealthCheck};
-use phoenix_testkit::lxc::Container;
+use phoenix_drivers::host::lxc::{ContainerSpec, LxcContainer};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A container of its own for one test (its own lxc path, no network), removed when dropped.
+struct Container(LxcContainer);
+
+impl Container {
+    fn start(dir: &std::path::Path, vmid: u32) -> Container {
+        let container = Container(LxcContainer::new(&dir.join("lxc"), vmid));
+        let rootfs = phoenix_testkit::lxc::rootfs();
+        let spec = ContainerSpec { rootfs: &rootfs, hostname: &format!("guest-{vmid}"), netns: None, resolv_conf: None };
+        container.0.start(&spec).unwrap_or_else(|e| panic!("{e}"));
+        container
+    }
+
+    /// `sh -c script` in the container; its stdout, asserting it succeeded.
+    fn sh(&self, script: &str) -> String {
+        let out = self.0.attach(&["sh", "-c", script]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "`{script}` in container {}: {}", self.0.vmid, String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.0.destroy();
+    }
+}
 
 fn work(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("phoenix-provision-{name}-{}", std::process::id()));
@@ -26,7 +52,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn target(container: &Container) -> HostTarget<SystemRunner> {
-    HostTarget::new(GuestAccess::Lxc(container.lxc_path.clone()), SystemRunner)
+    HostTarget::new(GuestAccess::Lxc(container.0.lxc_path.clone()), SystemRunner)
 }
 
 async fn plan_one(target: &HostTarget<SystemRunner>, desired: &Desired) -> GuestPlan {
@@ -235,7 +261,7 @@ fn traefik_is_installed_from_its_checked_source_and_runs_phoenix_s_configuration
     assert!(container.sh("/usr/local/bin/traefik version").contains("3.7.15"));
     assert_eq!(container.sh("id -un traefik").trim(), "traefik");
     assert_eq!(container.sh("systemctl is-enabled traefik").trim(), "enabled");
-    assert_eq!(container.attach(&["systemctl", "is-active", "traefik"]).status.code(), Some(3), "inactive until configured");
+    assert_eq!(container.0.attach(&["systemctl", "is-active", "traefik"]).unwrap().status.code(), Some(3), "inactive until configured");
     assert!(rt.block_on(plan_one(&target, &desired)).is_empty(), "a second run plans nothing");
 
     // The gateway step's part: phoenix's rendered files, then its restart; the real Traefik runs them.
@@ -248,7 +274,7 @@ fn traefik_is_installed_from_its_checked_source_and_runs_phoenix_s_configuration
     container.sh("systemctl restart traefik");
     let mut active = String::new();
     for _ in 0..50 {
-        active = String::from_utf8_lossy(&container.attach(&["systemctl", "is-active", "traefik"]).stdout).trim().to_string();
+        active = String::from_utf8_lossy(&container.0.attach(&["systemctl", "is-active", "traefik"]).unwrap().stdout).trim().to_string();
         if active == "active" && container.sh("ss -Hltn 'sport = :443' | wc -l").trim() != "0" {
             break;
         }

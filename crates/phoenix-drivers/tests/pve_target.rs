@@ -101,7 +101,7 @@ fn reloads_and_trust_updates_run_in_the_guest() {
     pve.run_now(&PostAction::Reload { guest: 102, guest_kind: GuestKind::Lxc, service: "traefik".into() }).unwrap();
     pve.run_now(&PostAction::UpdateTrust { guest: Some((101, GuestKind::Lxc)) }).unwrap();
     let calls = pve.runner.calls.borrow();
-    assert_eq!(calls[0].0, ["pct", "exec", "102", "--", "sh", "-c", r#"systemctl reload -- "$1""#, "sh", "traefik"]);
+    assert_eq!(calls[0].0, ["pct", "exec", "102", "--", "sh", "-c", r#"systemctl try-reload-or-restart -- "$1""#, "sh", "traefik"]);
     assert_eq!(calls[1].0, ["pct", "exec", "101", "--", "sh", "-c", "update-ca-certificates", "sh"]);
     let failing = target(1, "");
     let error = failing.run_now(&PostAction::Shell { command: "pct exec 101 -- systemctl reload nginx".into() }).unwrap_err();

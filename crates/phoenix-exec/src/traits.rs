@@ -76,9 +76,10 @@ pub trait Target {
     fn stat(&self, _place: &Place) -> impl Future<Output = Result<Option<FileMeta>, DriverError>> {
         async { Ok(None) }
     }
-    /// Whether [`Target::shell`] can run scripts in guests (provisioning is observed and
-    /// planned only then): not where guests are folders.
-    fn runs_scripts(&self) -> bool {
+    /// Whether [`Target::shell`] can run scripts in guest `guest` (its provisioning is observed
+    /// and planned only then): not where guests are folders, nor the lab's VMs.
+    fn runs_scripts(&self, guest: GuestId, kind: GuestKind) -> bool {
+        let _ = (guest, kind);
         false
     }
     /// Runs `shell` by `sh -c` in a guest (provisioning, health checks: `pct exec` for

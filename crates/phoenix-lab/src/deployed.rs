@@ -87,9 +87,13 @@ fn save_pve(name: &str, sim: &PveSim) -> Result<(), LabError> {
     sim.save_dir(&dir).map_err(io(&dir))
 }
 
-/// The lab's Proxmox VE API: every request answered by the simulator, every change saved.
+/// The lab's Proxmox VE API: every request answered by the simulator, every change saved. In
+/// a lab of real containers ([`crate::containers`]), a container's start, stop and removal
+/// the simulator accepted are then carried out on the real one, as pct does.
 pub struct LabPve {
     state: Mutex<PveSim>,
+    name: String,
+    containers: Option<PathBuf>,
 }
 
 impl LabPve {
@@ -110,14 +114,46 @@ impl LabPve {
         // In process, tasks end at once: nothing else waits on the lab's node.
         sim.settings.task_duration = std::time::Duration::ZERO;
         sim.settings.agent_delay = std::time::Duration::ZERO;
-        // The lab runs every guest (as its namespaces) but the templates.
-        let running: Vec<u32> =
-            sim.all_guests().into_iter().filter(|(_, _, c)| c.keys.get("template").is_none_or(|t| t != "1")).map(|(id, _, _)| id).collect();
+        // The lab runs every guest (as its namespaces) but the templates; a real container
+        // runs when it runs.
+        let containers = crate::containers::rootfs(name);
+        let runs = |id: u32, kind: SimKind| match (&containers, kind) {
+            (Some(_), SimKind::Lxc) => crate::containers::container(name, id).running(),
+            _ => true,
+        };
+        let running: Vec<u32> = sim
+            .all_guests()
+            .into_iter()
+            .filter(|(id, kind, c)| c.keys.get("template").is_none_or(|t| t != "1") && runs(*id, *kind))
+            .map(|(id, _, _)| id)
+            .collect();
         for id in running {
             sim.running.insert(id);
             sim.started.insert(id, std::time::Instant::now());
         }
-        Ok(LabPve { state: Mutex::new(sim) })
+        Ok(LabPve { state: Mutex::new(sim), name: name.to_string(), containers })
+    }
+
+    /// After the simulator accepted `method path`: the real container's start, stop or removal
+    /// (`/nodes/{node}/lxc/{vmid}/status/{start,stop,shutdown,reboot}`, `DELETE .../lxc/{vmid}`).
+    fn carry_out(&self, sim: &PveSim, method: &str, path: &str) -> Result<(), DriverError> {
+        let Some(rootfs) = &self.containers else { return Ok(()) };
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (vmid, action) = match parts.as_slice() {
+            ["nodes", _, "lxc", vmid, "status", action] if method == "POST" => (vmid.parse::<u32>().ok(), *action),
+            ["nodes", _, "lxc", vmid] if method == "DELETE" => (vmid.parse::<u32>().ok(), "destroy"),
+            _ => return Ok(()),
+        };
+        let Some(vmid) = vmid else { return Ok(()) };
+        let conf = || sim.all_guests().into_iter().find(|(id, _, _)| *id == vmid).map(|(_, _, conf)| conf).unwrap_or_default();
+        let done = match action {
+            "start" => crate::containers::start(&self.name, rootfs, vmid, &conf()),
+            "reboot" => crate::containers::stop(&self.name, vmid).and_then(|()| crate::containers::start(&self.name, rootfs, vmid, &conf())),
+            "stop" | "shutdown" => crate::containers::stop(&self.name, vmid),
+            "destroy" => crate::containers::destroy(&self.name, vmid),
+            _ => Ok(()),
+        };
+        done.map_err(|e| DriverError::new(format!("container {vmid}: {e}")))
     }
 }
 
@@ -139,6 +175,7 @@ impl PveApi for LabPve {
             let errors = reply.body.get("errors").map(|e| format!(" {e}")).unwrap_or_default();
             return Err(DriverError::new(format!("{method} {}: {} {message}{errors}", request.path, reply.status)));
         }
+        self.carry_out(&state, method, &path)?;
         Ok(reply.data().clone().into())
     }
 }

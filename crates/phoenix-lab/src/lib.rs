@@ -10,6 +10,7 @@
 
 pub mod acme;
 pub mod certs;
+pub mod containers;
 pub mod deployed;
 pub mod net;
 pub mod node;
@@ -52,6 +53,10 @@ pub struct LabState {
     /// What serves Traefik's guest: the real Traefik, or nginx standing in for it and why.
     #[serde(default)]
     pub traefik: Option<String>,
+    /// The root file system of the lab's real containers, when its LXC guests are real
+    /// containers ([`containers`]); else they are namespaces with stand-ins.
+    #[serde(default)]
+    pub containers: Option<PathBuf>,
 }
 
 pub fn state_dir(name: &str) -> PathBuf {
@@ -106,14 +111,24 @@ pub fn preflight() -> Result<(), LabError> {
 /// Builds the lab. `phoenix` is the binary that serves the stand-in listeners; `store` holds
 /// the certificates they present.
 /// `bare`: the lab stands in for a node nothing was deployed to yet (see [`deployed`]).
-pub fn up(name: &str, spec: &LabSpec, phoenix: &Path, store: &Path, bare: bool) -> Result<LabState, LabError> {
+/// `containers`: its LXC guests are real containers started from this root file system.
+pub fn up(name: &str, spec: &LabSpec, phoenix: &Path, store: &Path, bare: bool, containers: Option<&Path>) -> Result<LabState, LabError> {
     check_name(name)?;
     preflight()?;
+    if let Some(rootfs) = containers {
+        containers::preflight(rootfs)?;
+    }
     if read_state(name).is_some() || !net::lab_namespaces(name).is_empty() {
         return Err(LabError(format!("lab {name} is already up (phoenix lab down --name {name} first)")));
     }
-    let mut state =
-        LabState { name: name.to_string(), spec: Some(spec.clone()), store: Some(store.to_path_buf()), bare, ..LabState::default() };
+    let mut state = LabState {
+        name: name.to_string(),
+        spec: Some(spec.clone()),
+        store: Some(store.to_path_buf()),
+        bare,
+        containers: containers.map(Path::to_path_buf),
+        ..LabState::default()
+    };
     let result = net::build(&mut state, spec, phoenix, &mut |s| save(s));
     if let Err(error) = result {
         let _ = down(name);
@@ -150,6 +165,8 @@ pub fn down(name: &str) -> Result<DownReport, LabError> {
     check_name(name)?;
     let state = read_state(name).unwrap_or_default();
     net::stop_processes(&state.pids);
+    // Containers before their namespaces (found by their folders, also after a crash).
+    let stuck = containers::stop_all(name);
     let mut namespaces: Vec<String> = state.namespaces.clone();
     for found in net::lab_namespaces(name) {
         if !namespaces.contains(&found) {
@@ -162,6 +179,9 @@ pub fn down(name: &str) -> Result<DownReport, LabError> {
         net::delete_namespace(namespace);
     }
     let _ = std::fs::remove_dir_all(state_dir(name));
+    if !stuck.is_empty() {
+        return Err(LabError(format!("could not stop containers: {}", stuck.join("; "))));
+    }
     let left = net::lab_namespaces(name);
     if !left.is_empty() {
         return Err(LabError(format!("could not remove namespaces {}", left.join(", "))));

@@ -193,6 +193,12 @@ pub fn configure(
             }
             _ => {}
         }
+        // What a real container serves itself (its nginx, its Traefik) is its own.
+        if is_real_container(state, &namespace.key) {
+            let (tcp, udp) = listening(&name);
+            serve.tcp.retain(|port| !tcp.contains(port));
+            serve.udp.retain(|port| !udp.contains(port));
+        }
         if serve.tcp.is_empty() && serve.udp.is_empty() {
             continue;
         }
@@ -207,6 +213,28 @@ pub fn configure(
         true => Ok(()),
         false => Err(LabError(refused.join("; "))),
     }
+}
+
+fn is_real_container(state: &LabState, key: &str) -> bool {
+    let id = key.strip_prefix("guest-").and_then(|id| id.parse().ok());
+    state.containers.is_some() && id.is_some_and(|id| crate::containers::is_container(&state.name, id))
+}
+
+/// The TCP and UDP ports something listens on in namespace `name` (`ss -Hltun`).
+fn listening(name: &str) -> (std::collections::BTreeSet<u16>, std::collections::BTreeSet<u16>) {
+    let output = Command::new("ip").args(["netns", "exec", name, "ss", "-Hltun"]).output();
+    let text = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let (mut tcp, mut udp) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = fields.get(4).and_then(|local| local.rsplit(':').next()).and_then(|p| p.parse::<u16>().ok());
+        match (fields.first(), port) {
+            (Some(&"tcp"), Some(port)) => tcp.insert(port),
+            (Some(&"udp"), Some(port)) => udp.insert(port),
+            _ => false,
+        };
+    }
+    (tcp, udp)
 }
 
 /// Where a guest's files come from: a bare lab's guests have the files a sync installed; else

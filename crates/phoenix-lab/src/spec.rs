@@ -34,7 +34,7 @@ pub fn deploy_target(name: &str) -> HostTarget<SystemRunner> {
 pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, now: u64) -> Result<LabSpec, LabError> {
     let rendered = phoenix_core::render::render_all(model);
     let pve = LabPve::open(name, model)?;
-    let target = deploy_target(name);
+    let target = crate::target::LabTarget::new(deploy_target(name), name, model);
     let domains = [Domain::Firewall, Domain::Dns, Domain::Gateway].into();
     let input = ObserveInput {
         model,
@@ -59,6 +59,16 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
     // Step-CA validates for real in a bare lab, through the resolver its guest is given.
     for namespace in spec.namespaces.iter_mut().filter(|n| n.acme_port.is_some()) {
         namespace.acme_resolver = namespace.nameservers.first().copied();
+    }
+    // A real container runs its own nginx or Traefik, as provisioned: the lab starts none
+    // there (the stand-ins fill only the ports nothing in it listens on, see net::configure).
+    for namespace in &mut spec.namespaces {
+        let id = namespace.key.strip_prefix("guest-").and_then(|id| id.parse().ok());
+        if id.is_some_and(|id| crate::containers::is_container(name, id)) {
+            namespace.nginx = None;
+            namespace.traefik = None;
+            namespace.files.clear();
+        }
     }
     // A guest the lab's node does not have (yet) is dark: its namespace without services.
     for namespace in &mut spec.namespaces {

@@ -9,6 +9,9 @@
 use crate::net;
 use phoenix_core::deploy::{FileWrite, Place, PostAction};
 use phoenix_core::render::{dnsmasq, nginx};
+use phoenix_core::provision::shell::Shell;
+use phoenix_drivers::host::{GuestAccess, HostTarget, SystemRunner};
+use phoenix_exec::traits::ShellOutput;
 use phoenix_exec::{DriverError, Target};
 use phoenix_model::model::{GuestId, GuestKind, Model};
 
@@ -16,11 +19,29 @@ pub struct LabTarget<'m, T> {
     inner: T,
     name: String,
     model: &'m Model,
+    /// The lab's real containers, when it has them.
+    containers: Option<HostTarget<SystemRunner>>,
 }
 
 impl<'m, T: Target> LabTarget<'m, T> {
     pub fn new(inner: T, name: &str, model: &'m Model) -> LabTarget<'m, T> {
-        LabTarget { inner, name: name.to_string(), model }
+        let containers = crate::containers::rootfs(name)
+            .map(|_| HostTarget::new(GuestAccess::Lxc(crate::containers::lxc_path(name)), SystemRunner));
+        LabTarget { inner, name: name.to_string(), model, containers }
+    }
+
+    /// The containers' target when `guest` is one of the lab's real containers and exists (one
+    /// not created yet has nothing in it: its empty folder answers).
+    fn container(&self, guest: Option<(GuestId, GuestKind)>) -> Option<&HostTarget<SystemRunner>> {
+        match guest {
+            Some((id, GuestKind::Lxc)) if crate::containers::is_container(&self.name, id) => self.containers.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether `guest` is a container of a lab of real containers (created yet or not).
+    fn containerised(&self, guest: Option<(GuestId, GuestKind)>) -> bool {
+        self.containers.is_some() && matches!(guest, Some((_, GuestKind::Lxc)))
     }
 
     /// The content of the file at `path` where `guest` says, as written.
@@ -50,27 +71,72 @@ impl<'m, T: Target> LabTarget<'m, T> {
 /// lab is a rehearsal on one machine, and its steps wait for the files they check anyway.
 impl<T: Target> Target for LabTarget<'_, T> {
     async fn read(&self, place: &Place) -> Result<Option<Vec<u8>>, DriverError> {
-        self.inner.read(place).await
+        match self.container(place.guest) {
+            Some(container) => container.read(place).await,
+            None => self.inner.read(place).await,
+        }
     }
 
     async fn write(&self, file: &FileWrite) -> Result<(), DriverError> {
-        self.inner.write(file).await
+        match self.container(file.place.guest) {
+            Some(container) => container.write(file).await,
+            None if self.containerised(file.place.guest) => Err(DriverError::new(format!("{}: the container does not exist", file.place))),
+            None => self.inner.write(file).await,
+        }
     }
 
     async fn remove(&self, place: &Place) -> Result<(), DriverError> {
-        self.inner.remove(place).await
+        match self.container(place.guest) {
+            Some(container) => container.remove(place).await,
+            None => self.inner.remove(place).await,
+        }
     }
 
     async fn stat(&self, place: &Place) -> Result<Option<phoenix_core::deploy::FileMeta>, DriverError> {
-        self.inner.stat(place).await
+        match self.container(place.guest) {
+            Some(container) => container.stat(place).await,
+            None => self.inner.stat(place).await,
+        }
+    }
+
+    fn runs_scripts(&self, guest: GuestId, kind: GuestKind) -> bool {
+        self.containerised(Some((guest, kind)))
+    }
+
+    async fn shell(&self, guest: GuestId, kind: GuestKind, shell: &Shell) -> Result<ShellOutput, DriverError> {
+        match self.container(Some((guest, kind))) {
+            Some(container) => container.shell(guest, kind, shell).await,
+            None => self.inner.shell(guest, kind, shell).await,
+        }
+    }
+
+    /// A program's source, fetched on the machine the lab runs on.
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, DriverError> {
+        match &self.containers {
+            Some(containers) => containers.fetch(url).await,
+            None => self.inner.fetch(url).await,
+        }
     }
 
     async fn run(&self, action: &PostAction) -> Result<(), DriverError> {
+        if let Some(container) = self.container(action_guest(action)) {
+            return container.run(action).await;
+        }
         match action {
             PostAction::Command { guest, command } if command == nginx::VALIDATE => self.check_nginx(*guest).await,
             PostAction::Command { guest, command } if command == dnsmasq::VALIDATE => self.check_dnsmasq(*guest).await,
             PostAction::Touch { .. } => self.inner.run(action).await,
             _ => Ok(()),
         }
+    }
+}
+
+/// The guest a post action runs in (`None`: the node, whose commands are meant for the real one).
+fn action_guest(action: &PostAction) -> Option<(GuestId, GuestKind)> {
+    match action {
+        PostAction::Reload { guest, guest_kind, .. } => Some((*guest, *guest_kind)),
+        PostAction::UpdateTrust { guest } | PostAction::Command { guest, .. } => *guest,
+        PostAction::Touch { place } => place.guest,
+        PostAction::Shell { .. } => None,
     }
 }

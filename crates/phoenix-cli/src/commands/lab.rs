@@ -39,6 +39,13 @@ pub enum LabCommand {
         /// services once it exists (until then its namespace is dark).
         #[arg(long, conflicts_with = "certs")]
         empty: bool,
+        /// With --empty: the LXC guests are real containers (Debian's lxc, systemd inside),
+        /// each in its guest's namespace, started from the root file system ROOTFS when the
+        /// lab's Proxmox VE starts the guest; `sync features` then provisions them for real
+        /// (packages from the archive copy the root file system carries). VMs stay namespaces
+        /// with stand-ins. `bash scripts/lab-rootfs ROOTFS` builds one.
+        #[arg(long, value_name = "ROOTFS", requires = "empty", env = "PHOENIX_ROOTFS")]
+        containers: Option<PathBuf>,
     },
     /// Load a configuration's firewall, DNS, certificates and services into a running lab.
     Reload {
@@ -136,7 +143,7 @@ fn store_for(name: &str, model: &Model, given: Option<PathBuf>, issue: bool) -> 
     Ok(store)
 }
 
-fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool, empty: bool) -> Result<Outcome, Failure> {
+fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool, empty: bool, containers: Option<PathBuf>) -> Result<Outcome, Failure> {
     let bare = bare || empty;
     if phoenix_lab::read_state(name).is_some() {
         return Err(Failure::could_not_run(format!("lab {name} is already up")).hint(format!("phoenix lab down --name {name} first")));
@@ -152,7 +159,8 @@ fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool, empty: bool) -
         let store = store_for(name, &model, certs, true)?;
         (spec_for(&model, &store)?, store)
     };
-    let state = phoenix_lab::up(name, &spec, &phoenix_binary(), &store, bare).map_err(failed)?;
+    let containers = containers.map(|rootfs| std::path::absolute(&rootfs).unwrap_or(rootfs));
+    let state = phoenix_lab::up(name, &spec, &phoenix_binary(), &store, bare, containers.as_deref()).map_err(failed)?;
     let mut text = format!(
         "lab {name} is up: {} namespaces, {} processes, {} hops to probe\n",
         state.namespaces.len(),
@@ -161,6 +169,9 @@ fn up(dir: &Path, name: &str, certs: Option<PathBuf>, bare: bool, empty: bool) -
     );
     if let Some(traefik) = &state.traefik {
         text.push_str(&format!("Traefik: {traefik}\n"));
+    }
+    if let Some(rootfs) = &state.containers {
+        text.push_str(&format!("containers: real (Debian's lxc) from {}, started as the lab's Proxmox VE starts them\n", rootfs.display()));
     }
     context::report(&text, false)
 }
@@ -205,7 +216,9 @@ fn probe_here(certs: Option<&Path>) -> Result<Outcome, Failure> {
 
 pub fn run(command: LabCommand) -> Result<Outcome, Failure> {
     match command {
-        LabCommand::Up { config, name, certs, bare, empty } => up(&config.config, &name, certs, bare, empty),
+        LabCommand::Up { config, name, certs, bare, empty, containers } => {
+            up(&config.config, &name, certs, bare, empty, containers.filter(|_| empty))
+        }
         LabCommand::Reload { config, name, certs } => reload(&config.config, &name, certs),
         LabCommand::Down { name } => {
             let report = phoenix_lab::down(&name).map_err(failed)?;

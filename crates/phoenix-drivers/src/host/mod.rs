@@ -3,6 +3,7 @@
 
 mod files;
 pub mod lock;
+pub mod lxc;
 mod owners;
 mod runner;
 mod target;

@@ -149,13 +149,11 @@ impl<R: CommandRunner> HostTarget<R> {
         let id = id.to_string();
         let mut command = match (kind, &self.guests) {
             (_, GuestAccess::Lxc(path)) => {
-                let path = path.to_string_lossy();
                 // A clean environment, as `pct exec` gives: the caller's variables stay here.
                 let clean = ["--clear-env", "--set-var", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
-                let mut lxc = argv(&["lxc-attach", "-P", &path, "-n", &id]);
-                lxc.extend(argv(&clean));
-                lxc.extend(argv(&["--", "sh", "-c", script, "sh"]));
-                lxc
+                let rest: Vec<&str> = clean.into_iter().chain(["--", "sh", "-c", script, "sh"]).collect();
+                let vmid = id.parse().map_err(|_| DriverError::new(format!("guest {id}: not a vmid")))?;
+                super::lxc::LxcContainer::new(path, vmid).argv("lxc-attach", &rest)
             }
             (GuestKind::Lxc, _) => argv(&["pct", "exec", &id, "--", "sh", "-c", script, "sh"]),
             (GuestKind::Vm, _) => {
@@ -245,7 +243,7 @@ impl<R: CommandRunner + Clone + Send + Sync + 'static> Target for HostTarget<R> 
     }
 
     /// Guests that are folders run nothing.
-    fn runs_scripts(&self) -> bool {
+    fn runs_scripts(&self, _: GuestId, _: GuestKind) -> bool {
         !matches!(self.guests, GuestAccess::Folders(_))
     }
 
@@ -332,9 +330,13 @@ impl<R: CommandRunner> HostTarget<R> {
                 self.on_node(&["sh", "-c", command], &format!("`{command}`"))
             }
             PostAction::UpdateTrust { guest: None } => self.on_node(&["update-ca-certificates"], "update-ca-certificates"),
+            // `try-reload-or-restart` (systemctl(1)): a running service reloads (or restarts when its
+            // unit cannot reload: Traefik's has no ExecReload); a stopped one is left to read the
+            // new files when it starts. A plain `reload` fails on an inactive unit, and a
+            // certificate is often installed before its service first starts.
             PostAction::Reload { guest, guest_kind, service } => self.in_guest(
                 (*guest, *guest_kind),
-                r#"systemctl reload -- "$1""#,
+                r#"systemctl try-reload-or-restart -- "$1""#,
                 &[service],
                 &format!("reload {service}"),
                 " (--skip-post-actions rehearses without it)",

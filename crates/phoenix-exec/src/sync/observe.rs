@@ -318,7 +318,8 @@ async fn store_root(store_dir: &str, target: &impl Target) -> Result<Option<Stri
 async fn features(model: &Model, observed: &Observed, target: &impl Target) -> BTreeMap<GuestId, FeatureObservation> {
     let desired = phoenix_core::provision::desired(model, &observed.feature_inputs);
     let running = |id: &GuestId| observed.pve.as_ref().and_then(|p| p.guest_states.get(id)).is_some_and(|g| g.status == "running");
-    let probes = desired.values().map(|d| async move {
+    // A guest the target cannot run scripts in is not provisioned from here (no steps).
+    let probes = desired.values().filter(|d| target.runs_scripts(d.guest, d.kind)).map(|d| async move {
         if !running(&d.guest) {
             return (d.guest, FeatureObservation::NotRunning);
         }
@@ -377,7 +378,7 @@ async fn bind_owners(model: &Model, target: &impl Target) -> Result<BTreeMap<Str
 pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput<'_, P, Q, T>) -> Result<Observed, DriverError> {
     let wants = |d: Domain| input.domains.contains(&d);
     let mut observed = Observed::default();
-    let provisioning = wants(Domain::Features) && input.target.runs_scripts();
+    let provisioning = wants(Domain::Features) && input.model.guests.values().any(|g| input.target.runs_scripts(g.id, g.kind));
     if wants(Domain::Firewall) || wants(Domain::Guests) || provisioning {
         let proxmox = |e: DriverError| DriverError::new(format!("Proxmox VE: {e}"));
         let mut found = pve(input.pve, input.model, input.node).await.map_err(proxmox)?;
