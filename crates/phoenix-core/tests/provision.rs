@@ -163,3 +163,116 @@ fn a_secret_file_never_prints() {
     let json = serde_json::to_string(&change).unwrap();
     assert!(!json.contains("s3cr3t") && !format!("{:?}", change.changes[0].action.shell()).contains("s3cr3t"), "{json}");
 }
+
+/// A VM's NFS volume is a mount unit named as systemd requires: the name phoenix gives is the
+/// one `systemd-escape --path --suffix=mount` prints, and `systemd-analyze verify` accepts the
+/// rendered unit under it (it refuses a unit whose name does not match its Where=).
+#[test]
+fn an_nfs_volume_is_a_mount_unit_systemd_accepts() {
+    use phoenix_core::provision::mounts::{mount_unit, mount_unit_name};
+    for path in ["/persistent-storage", "/srv/data.v2/x_y", "/mnt/.hidden", "/a-b/c"] {
+        let real = std::process::Command::new("systemd-escape").args(["--path", "--suffix=mount", path]).output().expect("systemd-escape (systemd)");
+        assert_eq!(mount_unit_name(path), String::from_utf8_lossy(&real.stdout).trim(), "{path}");
+    }
+    let model = model_with(|_| {});
+    let vm = &model.guests[&1001];
+    let volume = &vm.nfs_volumes[0];
+    assert_eq!((volume.server.value.as_str(), volume.path.value.as_str()), ("10.0.0.13", "/quickOS/vm-persistent-data/1001"));
+    let dir = std::env::temp_dir().join(format!("phoenix-mount-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let unit = dir.join(mount_unit_name(&volume.mount_point.value));
+    std::fs::write(&unit, mount_unit(volume)).unwrap();
+    let verified = std::process::Command::new("systemd-analyze").arg("verify").arg(&unit).output().expect("systemd-analyze");
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let misnamed = dir.join("data.mount");
+    std::fs::write(&misnamed, mount_unit(volume)).unwrap();
+    let refused = std::process::Command::new("systemd-analyze").arg("verify").arg(&misnamed).output().unwrap();
+    assert!(!refused.status.success(), "a misnamed unit is refused, so the check above can fail");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Planned: the client, the unit, a daemon-reload, the mount enabled and (re)started: its unit
+    // is written in this run, so it is restarted whatever it ran before (`restart` starts an
+    // inactive unit).
+    let desired = provision::desired(&model, &inputs()).remove(&1001).unwrap();
+    let plan = provision::plan(&desired, &GuestState::default());
+    let nfs: Vec<String> = plan.changes.iter().filter(|c| c.feature == "nfs_volumes").map(|c| c.action.describe()).collect();
+    assert_eq!(
+        nfs,
+        [
+            "install nfs-common",
+            r"write /etc/systemd/system/persistent\x2dstorage.mount (root:root, 0644)",
+            "run daemon-reload",
+            r"enable persistent\x2dstorage.mount",
+            r"restart persistent\x2dstorage.mount",
+        ]
+    );
+}
+
+/// A malformed NFS volume is an error with its place, a volume of another type a warning.
+#[test]
+fn malformed_and_foreign_volumes_are_reported() {
+    let mut source = example_source();
+    source.edit_json(&example_config().join("phoenix_vm_configs.json"), |v| {
+        let vm = v["vms"].as_array_mut().unwrap().iter_mut().find(|g| g["vmid"] == 1001).unwrap();
+        vm["volumes"] = json!([{ "type": "nfs", "server": "10.0.0.13", "path": "../etc", "mount_point": "/data" }, { "type": "cifs" }]);
+    });
+    let report = phoenix_model::check(&example_config(), &source);
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code).filter(|c| c.starts_with("PHX-VOL")).collect();
+    assert_eq!(codes, ["PHX-VOL-001", "PHX-VOL-002"]);
+    assert!(report.model.unwrap().guests[&1001].nfs_volumes.is_empty());
+}
+
+/// `nvidia` in a container: it waits without verified sources (saying which), then plans the
+/// runfile (checked), its user-space install without a kernel module, the toolkit's signed
+/// repository and package, and Docker's `nvidia` runtime in the docker feature's daemon.json.
+#[test]
+fn nvidia_plans_the_driver_user_space_and_the_container_toolkit() {
+    let with_features = |v: &mut Value| {
+        v["lxc_configs"]["102"]["features"] = json!(["base_setup", "docker", "nvidia"]);
+        v["lxc_configs"]["102"]["gpu_assignment"] = json!("0");
+    };
+    let model = model_with(with_features);
+    let desired = provision::desired(&model, &inputs()).remove(&102).unwrap();
+    let plan = provision::plan(&desired, &GuestState::default());
+    let waiting: Vec<&str> = plan.waiting.iter().filter(|w| w.0 == "nvidia").map(|w| w.1.as_str()).collect();
+    assert!(waiting.len() == 1 && waiting[0].contains("software.nvidia_driver"), "{waiting:?}");
+
+    let runfile = "https://us.download.nvidia.com/XFree86/Linux-x86_64/580.76.05/NVIDIA-Linux-x86_64-580.76.05.run";
+    let mut source = example_source();
+    source.edit_json(&example_config().join("phoenix_lxc_configs.json"), with_features);
+    source.edit_json(&example_config().join("phoenix_hypervisor_config.json"), |v| {
+        v["software"] = json!({
+            "nvidia_driver": { "url": runfile, "sha256": "a".repeat(64) },
+            "nvidia_container_toolkit": { "url": "https://nvidia.github.io/libnvidia-container/gpgkey", "sha256": "b".repeat(64) },
+        });
+    });
+    let model = phoenix_model::check(&example_config(), &source).model.unwrap();
+    let desired = provision::desired(&model, &inputs()).remove(&102).unwrap();
+    let plan = provision::plan(&desired, &GuestState::default());
+    let nvidia: Vec<String> = plan.changes.iter().filter(|c| c.feature == "nvidia").map(|c| c.action.describe()).collect();
+    assert_eq!(
+        nvidia,
+        [
+            format!("install /var/cache/phoenix/NVIDIA-Linux-x86_64-580.76.05.run from {runfile} (root:root, 0755)"),
+            "run nvidia-driver".to_string(),
+            "install /etc/apt/keyrings/nvidia-container-toolkit.asc from https://nvidia.github.io/libnvidia-container/gpgkey (root:root, 0644)".to_string(),
+            "write /etc/apt/sources.list.d/nvidia-container-toolkit.list (root:root, 0644)".to_string(),
+            "install nvidia-container-toolkit".to_string(),
+        ]
+    );
+    let install = desired.resources().into_iter().find_map(|r| match r {
+        Resource::Command(c) if c.name == "nvidia-driver" => Some(c.clone()),
+        _ => None,
+    });
+    let install = install.unwrap();
+    assert!(install.run.contains("--no-kernel-module"), "{}", install.run);
+    assert_eq!(install.done_when.as_deref(), Some("[ -e /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.76.05 ]"));
+    let daemon = desired.resources().into_iter().find_map(|r| match r {
+        Resource::File(f) if f.path == "/etc/docker/daemon.json" => Some(String::from_utf8_lossy(&f.content).into_owned()),
+        _ => None,
+    });
+    let daemon: Value = serde_json::from_str(&daemon.unwrap()).unwrap();
+    assert_eq!(daemon["runtimes"]["nvidia"]["path"], "nvidia-container-runtime");
+    assert_eq!(phoenix_core::provision::nvidia::driver_version("https://x/NVIDIA-Linux-x86_64-580.76.05.run"), Some("580.76.05"));
+    assert_eq!(phoenix_core::provision::nvidia::driver_version("https://x/driver.run"), None);
+}

@@ -1,6 +1,7 @@
 //! The features phoenix provisions, each as the resources it must leave behind in a guest:
-//! `base_setup`, `trusted_ca`, the gateway's nginx, `traefik`, `docker`, the guest's
-//! `application_script`.
+//! `base_setup`, `trusted_ca`, the gateway's nginx, `traefik`, `docker`, `nvidia`
+//! ([`super::nvidia`]), a VM's NFS volumes
+//! ([`super::mounts`]), the guest's `application_script`.
 //! Pure: the model and the inputs read elsewhere (the CA root from phoenix's store, the
 //! scripts from the installation) come in; resources go out. The files other sync steps
 //! render (nginx.conf, Traefik's files, certificates) are theirs, not a feature's.
@@ -43,13 +44,17 @@ pub const GATEWAY: &str = "gateway";
 pub const APPLICATION_SCRIPT: &str = "application_script";
 
 /// The features phoenix provisions in `guest`, in order: its `features` as declared, then the
-/// gateway role, then its application script. `None` for a feature phoenix does not provision
+/// gateway role, its NFS volumes, then its application script. `None` for a feature phoenix does not provision
 /// (the original's script remains the way to install it).
 pub fn for_guest(model: &Model, guest: &Guest, inputs: &Inputs) -> Vec<(String, Option<Feature>)> {
     let mut out: Vec<(String, Option<Feature>)> =
         guest.features.iter().map(|f| (f.value.clone(), declared(model, guest, &f.value, inputs))).collect();
     if model.edge.gateway == Some(guest.id) {
         out.push((GATEWAY.into(), Some(feature(GATEWAY, Ok(gateway())))));
+    }
+    if !guest.nfs_volumes.is_empty() {
+        let name = super::mounts::NFS_VOLUMES;
+        out.push((name.into(), Some(feature(name, Ok(super::mounts::nfs_volumes(&guest.nfs_volumes))))));
     }
     if let Some(script) = &guest.application_script {
         out.push((APPLICATION_SCRIPT.into(), Some(feature(APPLICATION_SCRIPT, application_script(guest, &script.value, inputs)))));
@@ -65,8 +70,9 @@ fn declared(model: &Model, guest: &Guest, name: &str, inputs: &Inputs) -> Option
     let resources = match name {
         "base_setup" => Ok(base_setup(model, guest)),
         "trusted_ca" => trusted_ca(inputs),
-        "docker" => Ok(docker(model)),
+        "docker" => Ok(docker(model, guest)),
         "traefik" => traefik(model),
+        "nvidia" => super::nvidia::nvidia(model),
         _ => return None,
     };
     Some(feature(name, resources))
@@ -176,13 +182,17 @@ fn traefik(model: &Model) -> Result<Vec<Resource>, String> {
 
 /// Docker from Debian (docker.io), with the daemon settings phoenix owns: the resolver its
 /// containers use is phoenix's internal DNS (the node or the DNS guest), never a fixed address.
-fn docker(model: &Model) -> Vec<Resource> {
+/// A guest that also has `nvidia` gets Docker's `nvidia` runtime in the same file.
+fn docker(model: &Model, guest: &Guest) -> Vec<Resource> {
     const DAEMON: &str = "/etc/docker/daemon.json";
     let dns = match dns_server(model) {
         Endpoint::Guest(id) => model.guests.get(&id).and_then(|g| g.address()).map(|a| a.to_string()),
         _ => model.host.address.as_ref().map(|a| a.value.addr().to_string()),
     };
-    let settings = serde_json::json!({ "dns": dns.into_iter().collect::<Vec<_>>() });
+    let mut settings = serde_json::json!({ "dns": dns.into_iter().collect::<Vec<_>>() });
+    if guest.has_feature("nvidia") {
+        settings["runtimes"] = super::nvidia::docker_runtime();
+    }
     let mut daemon = serde_json::to_string_pretty(&settings).unwrap_or_default();
     daemon.push('\n');
     vec![

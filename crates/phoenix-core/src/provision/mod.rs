@@ -5,6 +5,8 @@
 //! the drivers run the scripts and the executor walks the plan; a second run plans nothing.
 
 pub mod features;
+pub mod mounts;
+pub mod nvidia;
 pub mod plan;
 pub mod probe;
 pub mod resource;

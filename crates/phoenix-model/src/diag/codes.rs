@@ -294,6 +294,15 @@ pub const CODES: &[CodeInfo] = &[
       "A guest's health_check is not an object with a non-empty `command` (run by `sh -c` in the guest) and, when \
        given, `retries` and `interval` (seconds) as whole numbers from 1 to 3600. phoenix does not run it.\nFix: write \
        it as {\"command\": \"nc -z localhost 9000\", \"retries\": 30, \"interval\": 10}."),
+    c("PHX-VOL-001", Error, "malformed NFS volume",
+      "A VM's `volumes` entry of type `nfs` needs a `server` (an IPv4 address or a DNS name), the exported `path` and \
+       the `mount_point` inside the VM, both absolute paths of letters, digits and `/._-` (not `/` itself). phoenix \
+       mounts it with a systemd mount unit in the VM; a malformed entry is not mounted.\nFix: write it as \
+       {\"type\": \"nfs\", \"name\": \"persistent-storage\", \"server\": \"10.0.0.13\", \"path\": \"/quickOS/vm-persistent-data/1001\", \
+       \"mount_point\": \"/persistent-storage\"}."),
+    c("PHX-VOL-002", Warning, "volume phoenix does not mount",
+      "A VM's `volumes` entry has a `type` other than `nfs`: phoenix mounts NFS volumes only, and leaves this one \
+       to the guest.\nFix: mount it from the guest's application script, or remove it."),
     c("PHX-SRC-001", Error, "software source without a verifiable download",
       "An entry of `software` (where phoenix gets a program Debian does not package, such as Traefik) needs a `url` \
        (https://, http:// or file:///) serving the program itself, a bare binary, not an archive (unpack Traefik's \

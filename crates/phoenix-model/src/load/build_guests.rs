@@ -130,6 +130,7 @@ pub fn build_vms(model: &mut Model, doc: &JsonDoc, ctx: &mut Ctx<'_>) {
         guest.is_template = own.is_template.unwrap_or(false);
         let default_span = |key: &str| doc.span(&join("/vm_defaults", key));
         guest.spec = super::build_spec::vm_spec(&at, &shared, &own, &defaults, &default_span, guest.clone_from.as_ref());
+        guest.nfs_volumes = super::build_volumes::nfs_volumes(doc, &join(&at.pointer, "volumes"), &own.volumes, ctx);
         guest.agent_hostname =
             own.portainer_agent_hostname.as_ref().map(|h| Located::new(h.to_ascii_lowercase(), at.span("portainer_agent_hostname")));
         insert(model, guest, ctx);
@@ -242,6 +243,7 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         features: list("features", &raw.features),
         application_script: raw.application_script.as_ref().map(|s| Located::new(s.clone(), at.span("application_script"))),
         health_check: raw.health_check.as_ref().and_then(|h| health_check(at, h, ctx)),
+        nfs_volumes: Vec::new(),
         firewall: raw.firewall.as_ref().map(|f| guest_firewall(at, f, id, ctx)).unwrap_or_default(),
         traefik_service: raw.traefik_service.as_ref().and_then(|t| traefik_service(model, at, t, ctx)),
         stacks,

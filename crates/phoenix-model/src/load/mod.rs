@@ -11,6 +11,7 @@ mod build_host;
 mod build_manifest;
 mod build_rules;
 mod build_spec;
+mod build_volumes;
 mod build_stacks;
 mod decode;
 mod derived_dns;

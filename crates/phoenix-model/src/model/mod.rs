@@ -199,6 +199,8 @@ pub struct Guest {
     pub application_script: Option<Located<String>>,
     /// `health_check`: a command run in the guest after provisioning and by `phoenix status`.
     pub health_check: Option<HealthCheck>,
+    /// A VM's NFS `volumes`, mounted inside it.
+    pub nfs_volumes: Vec<NfsVolume>,
     pub firewall: GuestFirewall,
     pub traefik_service: Option<TraefikService>,
     pub stacks: Vec<StackAssignment>,
@@ -234,6 +236,16 @@ impl Guest {
     pub fn has_feature(&self, feature: &str) -> bool {
         self.features.iter().any(|f| f.value == feature)
     }
+}
+
+/// A VM's `volumes` entry of type `nfs`: the export `server:path` mounted at `mount_point`
+/// inside the guest (a systemd mount unit phoenix provisions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsVolume {
+    pub name: String,
+    pub server: Located<String>,
+    pub path: Located<String>,
+    pub mount_point: Located<String>,
 }
 
 /// A guest's `health_check`: `command` run by `sh -c` in the guest until it succeeds, at most
