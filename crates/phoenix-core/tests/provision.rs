@@ -276,3 +276,81 @@ fn nvidia_plans_the_driver_user_space_and_the_container_toolkit() {
     assert_eq!(phoenix_core::provision::nvidia::driver_version("https://x/NVIDIA-Linux-x86_64-580.76.05.run"), Some("580.76.05"));
     assert_eq!(phoenix_core::provision::nvidia::driver_version("https://x/driver.run"), None);
 }
+
+fn with_step_ca_source() -> phoenix_model::Model {
+    let mut source = example_source();
+    source.edit_json(&example_config().join("phoenix_hypervisor_config.json"), |v| {
+        v["software"] = json!({ "step_ca": { "url": "https://example.org/step-ca", "sha256": "c".repeat(64) } });
+    });
+    phoenix_model::check(&example_config(), &source).model.unwrap()
+}
+
+/// step_ca in guest 103: the PKI made in the guest, ca.json, the binary, the unit, the service
+/// and the wait for the ACME directory; then sync exports the root the PKI made to the store,
+/// and again only when the guest's root is not the store's.
+#[test]
+fn step_ca_is_set_up_in_its_guest_and_its_root_exported_to_the_store() {
+    use phoenix_core::plan::{features::FeatureObservation, Action as StepAction, Observed};
+    let model = with_step_ca_source();
+    let desired = provision::desired(&model, &inputs()).remove(&103).unwrap();
+    let plan = provision::plan(&desired, &GuestState::default());
+    let step_ca: Vec<String> = plan.changes.iter().filter(|c| c.feature == "step_ca").map(|c| c.action.describe()).collect();
+    assert_eq!(
+        step_ca,
+        [
+            "install openssl",
+            "create group step",
+            "create user step (step)",
+            "run pki",
+            "install /usr/local/bin/step-ca from https://example.org/step-ca (root:root, 0755)",
+            "write /etc/step-ca/config/ca.json (root:root, 0644)",
+            "write /etc/systemd/system/step-ca.service (root:root, 0644)",
+            "run daemon-reload",
+            "enable step-ca",
+            "restart step-ca",
+            "run acme-directory",
+        ]
+    );
+    let store = "/var/lib/phoenix/certs";
+    let observed = |state: GuestState, root: Option<&str>| Observed {
+        features: [(103, FeatureObservation::Found(state))].into(),
+        feature_inputs: inputs(),
+        step_ca_root: root.map(str::to_string),
+        ..Observed::default()
+    };
+    let exports = |observed: &Observed| -> Vec<phoenix_core::plan::Step> {
+        phoenix_core::plan::features::steps(&model, observed, &[], store).into_iter().filter(|s| s.id == "features:103:root").collect()
+    };
+    let from_nothing = exports(&observed(GuestState::default(), None));
+    assert_eq!(from_nothing.len(), 1);
+    assert_eq!(from_nothing[0].reason, "Step-CA's PKI is made in this run");
+    assert!(from_nothing[0].after[0].starts_with("features:103:"), "after the guest's last change: {:?}", from_nothing[0].after);
+    let StepAction::ExportRoot { from, to } = &from_nothing[0].action else { panic!("{:?}", from_nothing[0].action) };
+    assert_eq!((from.path.as_str(), to.path.as_str()), ("/etc/step-ca/certs/root_ca.crt", "/var/lib/phoenix/certs/root_ca.crt"));
+    let set_up = state_with_everything(&desired);
+    let other = "-----BEGIN CERTIFICATE-----\nOTHER\n-----END CERTIFICATE-----\n";
+    assert_eq!(exports(&observed(set_up.clone(), Some(other)))[0].reason, "the store's root is not the one Step-CA's guest holds");
+    let same = inputs().root_ca_pem.unwrap();
+    assert!(exports(&observed(set_up, Some(&same))).is_empty(), "the store has the guest's root: nothing to export");
+}
+
+/// ca.json names the PKI step_ca makes, serves the CA's name and address on its port, and has
+/// the ACME provisioner the Traefik and phoenix's directory URL name, with 24-hour
+/// certificates (Traefik is told the same).
+#[test]
+fn step_ca_s_configuration_is_what_the_rest_of_the_system_expects() {
+    let model = with_step_ca_source();
+    let config: Value = serde_json::from_str(&phoenix_core::provision::step_ca::ca_json(&model, &model.guests[&103])).unwrap();
+    assert_eq!(config["root"], "/etc/step-ca/certs/root_ca.crt");
+    assert_eq!(config["crt"], "/etc/step-ca/certs/intermediate_ca.crt");
+    assert_eq!(config["key"], "/etc/step-ca/secrets/intermediate_ca_key");
+    assert_eq!(config["address"], ":9000");
+    assert_eq!(config["dnsNames"], json!(["ca.internal.thinkheads.ai", "10.0.0.10"]));
+    assert_eq!(config["db"], json!({ "type": "badgerv2", "dataSource": "/etc/step-ca/db" }));
+    let provisioner = &config["authority"]["provisioners"][0];
+    assert_eq!((provisioner["type"].as_str(), provisioner["name"].as_str()), (Some("ACME"), Some("acme")));
+    assert_eq!(provisioner["claims"]["defaultTLSCertDuration"], "24h");
+    let directory = phoenix_core::render::traefik::acme_directory(&model).unwrap();
+    assert_eq!(directory, "https://ca.internal.thinkheads.ai:9000/acme/acme/directory");
+    assert_eq!(phoenix_core::render::traefik::static_config(&model)["certificatesResolvers"]["stepca"]["acme"]["certificatesDuration"], 24);
+}

@@ -286,3 +286,53 @@ fn traefik_is_installed_from_its_checked_source_and_runs_phoenix_s_configuration
     drop(container);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Step-CA's PKI, made in its guest by the step_ca feature's guarded command: the example's
+/// guest 103 (base packages from the archive copy, openssl, the CA's user, then the PKI), the
+/// certificates checked by this machine's openssl (the intermediate chains to the root, both
+/// are CAs, named as the configuration says), the keys 0600 and the CA user's, and a second
+/// run that makes nothing again (the keys stay).
+#[test]
+fn step_ca_s_pki_is_made_in_its_guest_once_and_chains() {
+    let dir = work("step-ca");
+    let mut source = phoenix_testkit::example_source();
+    source.edit_json(&phoenix_testkit::example_config().join("phoenix_hypervisor_config.json"), |v| {
+        v["software"] = serde_json::json!({ "step_ca": { "url": "file:///nonexistent/step-ca", "sha256": "0".repeat(64) } });
+    });
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.expect("the example");
+    let guest = &model.guests[&103];
+    let all = phoenix_core::provision::step_ca::step_ca(&model, guest).expect("a source is given");
+    // Up to the PKI: the binary is not here (step-ca is not packaged for Debian).
+    let pki: Vec<Resource> = all.into_iter().take_while(|r| !matches!(r, Resource::Download(_))).collect();
+    assert!(matches!(pki.last(), Some(Resource::Command(c)) if c.name == "pki"));
+    let desired = desired(103, vec![feature("step_ca", pki)]);
+    let container = Container::start(&dir, 103);
+    let target = target(&container);
+    let rt = runtime();
+    let outcome = rt.block_on(async { run(&target, &plan_one(&target, &desired).await, None).await });
+    assert!(outcome.ok(), "{outcome:#?}");
+    let root = container.sh("cat /etc/step-ca/certs/root_ca.crt");
+    let intermediate = container.sh("cat /etc/step-ca/certs/intermediate_ca.crt");
+    std::fs::write(dir.join("root.crt"), &root).unwrap();
+    std::fs::write(dir.join("intermediate.crt"), &intermediate).unwrap();
+    let verify = std::process::Command::new("openssl")
+        .args(["verify", "-x509_strict", "-CAfile"])
+        .arg(dir.join("root.crt"))
+        .arg(dir.join("intermediate.crt"))
+        .output()
+        .expect("openssl");
+    assert!(verify.status.success(), "{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    let text = |file: &str| {
+        let out = std::process::Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(dir.join(file)).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (root_text, intermediate_text) = (text("root.crt"), text("intermediate.crt"));
+    assert!(root_text.contains("Subject: CN = ThinkHeads Internal CA\n"), "{root_text}");
+    assert!(root_text.contains("CA:TRUE, pathlen:1"), "{root_text}");
+    assert!(intermediate_text.contains("Subject: CN = ThinkHeads Internal CA Intermediate CA\n"), "{intermediate_text}");
+    assert!(intermediate_text.contains("CA:TRUE, pathlen:0") && intermediate_text.contains("Certificate Sign, CRL Sign"), "{intermediate_text}");
+    assert_eq!(container.sh("stat -c '%a %U' /etc/step-ca/secrets/intermediate_ca_key /etc/step-ca/secrets/root_ca_key /etc/step-ca/db"), "600 step\n600 step\n700 step\n");
+    let key = container.sh("sha256sum /etc/step-ca/secrets/intermediate_ca_key");
+    assert!(rt.block_on(plan_one(&target, &desired)).is_empty(), "a second run plans nothing");
+    assert_eq!(container.sh("sha256sum /etc/step-ca/secrets/intermediate_ca_key"), key, "the key stays");
+}

@@ -7,7 +7,8 @@
 
 use super::{Action, Domain, Observed, Step};
 use crate::provision::{self, GuestState};
-use phoenix_model::model::Model;
+use crate::deploy::Place;
+use phoenix_model::model::{GuestId, GuestKind, Model};
 
 /// What the probe found in a guest the plan provisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +21,8 @@ pub enum FeatureObservation {
 }
 
 /// The features domain's steps; `before` holds the steps planned so far (a guest's start).
-pub fn steps(model: &Model, observed: &Observed, before: &[Step]) -> Vec<Step> {
+/// `store_dir`: phoenix's store, where Step-CA's root is exported.
+pub fn steps(model: &Model, observed: &Observed, before: &[Step], store_dir: &str) -> Vec<Step> {
     let mut steps = Vec::new();
     for (id, desired) in provision::desired(model, &observed.feature_inputs) {
         let Some(found) = observed.features.get(&id) else { continue };
@@ -58,6 +60,11 @@ pub fn steps(model: &Model, observed: &Observed, before: &[Step]) -> Vec<Step> {
             });
             after = vec![step_id];
         }
+        let makes_pki = plan.changes.iter().any(|c| matches!(&c.action, provision::Action::RunCommand { name, .. } if name == "pki") && c.feature == "step_ca");
+        if let Some(step) = export_root(id, desired.kind, makes_pki, observed, store_dir, &after) {
+            after = vec![step.id.clone()];
+            steps.push(step);
+        }
         if let (Some(check), false) = (&desired.health_check, plan.changes.is_empty()) {
             steps.push(Step {
                 id: format!("features:{id}:health"),
@@ -74,4 +81,32 @@ pub fn steps(model: &Model, observed: &Observed, before: &[Step]) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// The step exporting Step-CA's root from guest `id` to the store: when its PKI is made in this
+/// run, or the root it holds is not the store's.
+fn export_root(id: GuestId, kind: GuestKind, makes_pki: bool, observed: &Observed, store_dir: &str, after: &[String]) -> Option<Step> {
+    let store = observed.feature_inputs.root_ca_pem.as_deref();
+    let reason = match (&observed.step_ca_root, makes_pki) {
+        (_, true) => "Step-CA's PKI is made in this run".to_string(),
+        (Some(root), false) if Some(root.as_str()) != store => match store {
+            Some(_) => "the store's root is not the one Step-CA's guest holds".into(),
+            None => "the store has no root yet".into(),
+        },
+        _ => return None,
+    };
+    let from = Place { guest: Some((id, kind)), path: provision::step_ca::ROOT_CERT.into() };
+    let to = Place::host(format!("{}/{}", store_dir.trim_end_matches('/'), phoenix_model::paths::STORE_ROOT_FILE));
+    Some(Step {
+        id: format!("features:{id}:root"),
+        domain: Domain::Features,
+        title: format!("export Step-CA's root from guest {id} to {}", to.path),
+        reason,
+        diff: String::new(),
+        action: Action::ExportRoot { from, to },
+        after: after.to_vec(),
+        lock: None,
+        node: None,
+        calls: 2,
+    })
 }

@@ -71,6 +71,9 @@ pub struct Observed {
     pub features: BTreeMap<GuestId, features::FeatureObservation>,
     /// What the features need beyond the model (the store's CA root, the application scripts).
     pub feature_inputs: crate::provision::Inputs,
+    /// The root certificate Step-CA's guest holds (its PKI's, `None`: not made yet), observed
+    /// with the features.
+    pub step_ca_root: Option<String>,
 }
 
 /// A certificate's store copy and its installed copies, as observed.
@@ -164,6 +167,12 @@ pub enum Action {
         check: String,
         retries: u32,
         interval_secs: u32,
+    },
+    /// Copy the root certificate Step-CA's PKI made in its guest (`from`) to phoenix's store
+    /// (`to`, 0644): what the guests' trust stores and the ACME client trust.
+    ExportRoot {
+        from: crate::deploy::Place,
+        to: crate::deploy::Place,
     },
     /// Cannot be done: the reason says why (the step fails and its dependents are skipped).
     Blocked,
@@ -290,7 +299,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         steps.extend(starts);
     }
     if wants(Domain::Features) {
-        let provisioning = features::steps(input.model, input.observed, &steps);
+        let provisioning = features::steps(input.model, input.observed, &steps, input.store_dir);
         steps.extend(provisioning);
     }
     if wants(Domain::Certs) {

@@ -1,6 +1,6 @@
 //! The features phoenix provisions, each as the resources it must leave behind in a guest:
 //! `base_setup`, `trusted_ca`, the gateway's nginx, `traefik`, `docker`, `nvidia`
-//! ([`super::nvidia`]), a VM's NFS volumes
+//! ([`super::nvidia`]), `step_ca` ([`super::step_ca`]), a VM's NFS volumes
 //! ([`super::mounts`]), the guest's `application_script`.
 //! Pure: the model and the inputs read elsewhere (the CA root from phoenix's store, the
 //! scripts from the installation) come in; resources go out. The files other sync steps
@@ -73,6 +73,7 @@ fn declared(model: &Model, guest: &Guest, name: &str, inputs: &Inputs) -> Option
         "docker" => Ok(docker(model, guest)),
         "traefik" => traefik(model),
         "nvidia" => super::nvidia::nvidia(model),
+        "step_ca" => super::step_ca::step_ca(model, guest),
         _ => return None,
     };
     Some(feature(name, resources))

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod probe;
 pub mod resource;
 pub mod shell;
+pub mod step_ca;
 
 pub use features::Inputs;
 pub use plan::{desired, plan, Action, Change, Desired, GuestPlan};

@@ -46,8 +46,8 @@ pub fn static_config(model: &Model) -> Value {
                 // than count on the guest's system trust store.
                 "caCertificates": [TRUSTED_ROOT_PATH],
                 "storage": "/etc/traefik/acme.json",
-                // Step-CA issues 24-hour certificates by default.
-                "certificatesDuration": 24,
+                // As long as Step-CA issues them for (its ca.json claims).
+                "certificatesDuration": crate::provision::step_ca::TLS_CERT_HOURS,
                 "httpChallenge": { "entryPoint": "web" },
             } }
         });

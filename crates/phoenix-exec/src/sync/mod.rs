@@ -334,11 +334,25 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
             }
         }
         Action::NodeConf { place, set, raw, remove } => node_conf(drivers.target, place, set, raw, remove).await,
+        Action::ExportRoot { from, to } => match export_root(drivers.target, from, to).await {
+            Ok(()) => StepOutcome::Done { note: None },
+            Err(error) => failed(error.message),
+        },
         Action::Portainer { operation } => match drivers.portainer.apply(operation).await {
             Ok(()) => StepOutcome::Done { note: None },
             Err(error) => failed(error.message),
         },
     }
+}
+
+/// Copies Step-CA's root from its guest to the store; refuses what is not a PEM certificate.
+async fn export_root(target: &impl Target, from: &Place, to: &Place) -> Result<(), DriverError> {
+    let root = target.read(from).await?.ok_or_else(|| DriverError::new(format!("{from} is missing: Step-CA's PKI was not made")))?;
+    let text = String::from_utf8_lossy(&root);
+    if !text.trim_start().starts_with("-----BEGIN CERTIFICATE-----") {
+        return Err(DriverError::new(format!("{from} is not a PEM certificate")));
+    }
+    target.write(&FileWrite { place: to.clone(), content: root, owner: None, mode: 0o644 }).await
 }
 
 /// Edits a guest's `.conf` on the node (read, changed, written atomically; the cluster file

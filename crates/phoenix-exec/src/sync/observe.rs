@@ -313,6 +313,18 @@ async fn store_root(store_dir: &str, target: &impl Target) -> Result<Option<Stri
     Ok(root.map(|r| String::from_utf8_lossy(&r).into_owned()))
 }
 
+/// The root certificate in Step-CA's guest, when phoenix provisions Step-CA there and the
+/// guest is reached (a guest not created yet has none).
+async fn step_ca_root(model: &Model, target: &impl Target) -> Result<Option<String>, DriverError> {
+    let Some(guest) = model.edge.step_ca.and_then(|id| model.guests.get(&id)) else { return Ok(None) };
+    if !guest.has_feature("step_ca") || !target.runs_scripts(guest.id, guest.kind) {
+        return Ok(None);
+    }
+    let place = Place { guest: Some((guest.id, guest.kind)), path: phoenix_core::provision::step_ca::ROOT_CERT.into() };
+    // A guest that does not run yet cannot be read: it holds no root.
+    Ok(target.read(&place).await.ok().flatten().map(|r| String::from_utf8_lossy(&r).into_owned()))
+}
+
 /// Each provisioned guest's resources, probed concurrently where the guest runs; a guest that
 /// does not exist or is stopped is planned from nothing, one whose probe fails waits.
 async fn features(model: &Model, observed: &Observed, target: &impl Target) -> BTreeMap<GuestId, FeatureObservation> {
@@ -403,6 +415,7 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
         let root = store_root(input.store_dir, input.target).await?;
         observed.feature_inputs = phoenix_core::provision::Inputs { root_ca_pem: root, scripts: input.scripts.clone() };
         observed.features = features(input.model, &observed, input.target).await;
+        observed.step_ca_root = step_ca_root(input.model, input.target).await?;
     }
     if wants(Domain::Portainer) || wants(Domain::Stacks) {
         // A Portainer that cannot be observed holds back only its own steps.

@@ -353,6 +353,7 @@ fn build_services(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, c
             dns_name: step_ca.dns_name.as_ref().map(|n| Located::new(n.to_ascii_lowercase(), doc.span("/step_ca/dns_name"))),
             port: step_ca.port.as_ref().and_then(|p| port(doc.span("/step_ca/port"), p, ctx)).map_or(9000, |p| p.value),
             root_ca_name: step_ca.root_ca_name.clone(),
+            intermediate_ca_name: step_ca.intermediate_ca_name.clone(),
             acme_provisioner: step_ca.acme_provisioner.clone().unwrap_or_else(|| "acme".to_string()),
         });
     }

@@ -568,6 +568,7 @@ pub struct StepCa {
     pub dns_name: Option<Located<String>>,
     pub port: u16,
     pub root_ca_name: Option<String>,
+    pub intermediate_ca_name: Option<String>,
     /// Name of the ACME provisioner (its directory is /acme/<name>/directory).
     pub acme_provisioner: String,
 }
