@@ -18,7 +18,7 @@ fn model_with(edit: impl FnOnce(&mut Value)) -> phoenix_model::Model {
 }
 
 fn inputs() -> Inputs {
-    Inputs { root_ca_pem: Some("-----BEGIN CERTIFICATE-----\nROOT\n-----END CERTIFICATE-----\n".into()), scripts: BTreeMap::new() }
+    Inputs { root_ca_pem: Some("-----BEGIN CERTIFICATE-----\nROOT\n-----END CERTIFICATE-----\n".into()), scripts: BTreeMap::new(), agent_secret: None }
 }
 
 fn plans_from_nothing(model: &phoenix_model::Model, inputs: &Inputs) -> String {
@@ -27,6 +27,12 @@ fn plans_from_nothing(model: &phoenix_model::Model, inputs: &Inputs) -> String {
         out.push_str(&format!("guest {id}\n{}", provision::plan(&desired, &GuestState::default()).to_text()));
     }
     out
+}
+
+/// What `feature` changes in `desired`'s guest from nothing, described.
+fn changes_of(desired: &provision::Desired, feature: &str) -> Vec<String> {
+    let plan = provision::plan(desired, &GuestState::default());
+    plan.changes.iter().filter(|c| c.feature == feature).map(|c| c.action.describe()).collect()
 }
 
 #[test]
@@ -194,8 +200,7 @@ fn an_nfs_volume_is_a_mount_unit_systemd_accepts() {
     // is written in this run, so it is restarted whatever it ran before (`restart` starts an
     // inactive unit).
     let desired = provision::desired(&model, &inputs()).remove(&1001).unwrap();
-    let plan = provision::plan(&desired, &GuestState::default());
-    let nfs: Vec<String> = plan.changes.iter().filter(|c| c.feature == "nfs_volumes").map(|c| c.action.describe()).collect();
+    let nfs = changes_of(&desired, "nfs_volumes");
     assert_eq!(
         nfs,
         [
@@ -248,8 +253,7 @@ fn nvidia_plans_the_driver_user_space_and_the_container_toolkit() {
     });
     let model = phoenix_model::check(&example_config(), &source).model.unwrap();
     let desired = provision::desired(&model, &inputs()).remove(&102).unwrap();
-    let plan = provision::plan(&desired, &GuestState::default());
-    let nvidia: Vec<String> = plan.changes.iter().filter(|c| c.feature == "nvidia").map(|c| c.action.describe()).collect();
+    let nvidia = changes_of(&desired, "nvidia");
     assert_eq!(
         nvidia,
         [
@@ -293,8 +297,7 @@ fn step_ca_is_set_up_in_its_guest_and_its_root_exported_to_the_store() {
     use phoenix_core::plan::{features::FeatureObservation, Action as StepAction, Observed};
     let model = with_step_ca_source();
     let desired = provision::desired(&model, &inputs()).remove(&103).unwrap();
-    let plan = provision::plan(&desired, &GuestState::default());
-    let step_ca: Vec<String> = plan.changes.iter().filter(|c| c.feature == "step_ca").map(|c| c.action.describe()).collect();
+    let step_ca = changes_of(&desired, "step_ca");
     assert_eq!(
         step_ca,
         [
@@ -353,4 +356,69 @@ fn step_ca_s_configuration_is_what_the_rest_of_the_system_expects() {
     let directory = phoenix_core::render::traefik::acme_directory(&model).unwrap();
     assert_eq!(directory, "https://ca.internal.thinkheads.ai:9000/acme/acme/directory");
     assert_eq!(phoenix_core::render::traefik::static_config(&model)["certificatesResolvers"]["stepca"]["acme"]["certificatesDuration"], 24);
+}
+
+/// The Portainer server on the primary (the configuration's compose definition in the folder
+/// its path names, the agent secret in an env file next to it, `docker compose up`, its
+/// `/api/system/status` waited for) and the agent on VM 1002 (portainer/agent of the server's
+/// version, `/ping`); the secret only ever in a 0600 file the plan does not show, and both wait
+/// without it.
+#[test]
+fn the_portainer_server_and_agent_run_with_compose_and_the_agent_secret_in_a_file() {
+    let model = model_with(|_| {});
+    let waiting = provision::desired(&model, &inputs()).remove(&1001).unwrap();
+    let plan = provision::plan(&waiting, &GuestState::default());
+    assert!(plan.waiting.iter().any(|(f, why)| f == "portainer" && why.contains("agent secret")), "{:?}", plan.waiting);
+
+    let secret = "agent-secret-value-7f3a";
+    let with_secret = Inputs { agent_secret: Some(phoenix_model::secret::Secret::new(secret)), ..inputs() };
+    let server = provision::desired(&model, &with_secret).remove(&1001).unwrap();
+    let portainer = changes_of(&server, "portainer");
+    let plan = provision::plan(&server, &GuestState::default());
+    assert_eq!(
+        portainer,
+        [
+            "install docker-compose-v2",
+            "write /persistent-storage/portainer/docker-compose.yml (root:root, 0644)",
+            "write /persistent-storage/portainer/docker-compose.phoenix.yml (root:root, 0644)",
+            "write /persistent-storage/portainer/phoenix.env (root:root, 0600)",
+            "run portainer-up",
+            "run portainer-status",
+        ]
+    );
+    assert_eq!(plan.changes.last().unwrap().feature, "portainer", "Portainer comes last in its guest");
+    let text = plan.to_text();
+    assert!(!text.contains(secret), "the plan never shows the secret:\n{text}");
+    let resources = server.resources();
+    let env = resources.iter().find_map(|r| match r {
+        Resource::File(f) if f.path.ends_with("phoenix.env") => Some(f),
+        _ => None,
+    });
+    let env = env.unwrap();
+    assert!(env.secret && env.content == format!("AGENT_SECRET={secret}\n").as_bytes());
+    let scripts: Vec<String> = plan.changes.iter().map(|c| format!("{:?}", c.action.shell().args)).collect();
+    assert!(scripts.iter().all(|args| !args.contains(secret)), "never on a command line");
+    let up = resources.iter().find_map(|r| match r {
+        Resource::Command(c) if c.name == "portainer-up" => Some(c.run.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        up.unwrap(),
+        "cd '/persistent-storage/portainer' && docker compose -f '/persistent-storage/portainer/docker-compose.yml' -f '/persistent-storage/portainer/docker-compose.phoenix.yml' up -d"
+    );
+    let status = resources.iter().find_map(|r| match r {
+        Resource::Command(c) if c.name == "portainer-status" => c.done_when.clone(),
+        _ => None,
+    });
+    assert!(status.unwrap().contains("--resolve 'portainer.phoenix.thinkheads.ai:9443:127.0.0.1' 'https://portainer.phoenix.thinkheads.ai:9443/api/system/status'"));
+
+    let agent = provision::desired(&model, &with_secret).remove(&1002).unwrap();
+    let compose = agent.resources().into_iter().find_map(|r| match r {
+        Resource::File(f) if f.path == "/etc/phoenix/portainer-agent/docker-compose.yml" => Some(String::from_utf8_lossy(&f.content).into_owned()),
+        _ => None,
+    });
+    let compose: Value = yaml_serde::from_str(&compose.unwrap()).expect("valid YAML");
+    assert_eq!(compose["services"]["agent"]["image"], "portainer/agent:2.21.4", "the server's version");
+    assert_eq!(compose["services"]["agent"]["env_file"], json!(["phoenix.env"]));
+    assert_eq!(compose["services"]["agent"]["ports"], json!(["9001:9001"]));
 }

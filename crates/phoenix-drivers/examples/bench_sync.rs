@@ -99,7 +99,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         host_trust_file: "/nonexistent",
         now: 0,
         boot_delays: true,
-        scripts: &Default::default(),
+        feature_inputs: &Default::default(),
     };
     sync_once("first sync", &input, latency_ms).await;
     // In the GUI, someone deletes the second rule of every guest and disables the first.

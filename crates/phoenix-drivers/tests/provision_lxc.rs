@@ -73,7 +73,7 @@ fn the_gateway_guest_is_provisioned_from_bare_debian_and_then_left_alone() {
     let dir = work("gateway");
     let model = phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.expect("the example");
     let ca = phoenix_testkit::pki::TestCa::new("phoenix provisioning test root");
-    let inputs = Inputs { root_ca_pem: Some(ca.cert_pem.clone()), scripts: BTreeMap::new() };
+    let inputs = Inputs { root_ca_pem: Some(ca.cert_pem.clone()), scripts: BTreeMap::new(), agent_secret: None };
     let desired = provision::desired(&model, &inputs).remove(&101).expect("guest 101 is provisioned");
     assert_eq!(desired.health_check.as_ref().map(|h| (h.command.value.as_str(), h.retries)), Some(("systemctl is-active --quiet nginx", 5)));
     let container = Container::start(&dir, 101);
@@ -239,7 +239,7 @@ fn traefik_is_installed_from_its_checked_source_and_runs_phoenix_s_configuration
     let binary = std::fs::read(phoenix_testkit::traefik::binary()).unwrap();
     let digest = phoenix_core::provision::resource::sha256_hex(&binary);
     drop(binary);
-    let inputs = Inputs { root_ca_pem: Some(phoenix_testkit::pki::TestCa::new("traefik test root").cert_pem), scripts: BTreeMap::new() };
+    let inputs = Inputs { root_ca_pem: Some(phoenix_testkit::pki::TestCa::new("traefik test root").cert_pem), scripts: BTreeMap::new(), agent_secret: None };
     let container = Container::start(&dir, 102);
     let target = target(&container);
     let rt = runtime();

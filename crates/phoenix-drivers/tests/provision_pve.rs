@@ -25,11 +25,38 @@ impl CommandRunner for Node {
         self.calls.lock().unwrap().push((argv.to_vec(), stdin.map(<[u8]>::to_vec)));
         // A bare guest: the probe prints nothing, every change exits 0. `qm guest exec`
         // prints the agent's answer as JSON (qemu-server's PVE::CLI::qm `guest exec`).
+        // A file read or stat'ed (`test -e "$1" || exit 3`) is absent.
+        let absent = argv.iter().any(|a| a.contains(r#"test -e "$1" || exit 3"#));
+        let code = if absent { 3 } else { 0 };
         let stdout = match argv.first().map(String::as_str) {
-            Some("qm") => br#"{"exitcode":0,"exited":1,"out-data":""}"#.to_vec(),
+            Some("qm") => format!(r#"{{"exitcode":{code},"exited":1,"out-data":""}}"#).into_bytes(),
             _ => Vec::new(),
         };
-        Ok(CommandOutput { code: Some(0), stdout, stderr: Vec::new() })
+        let code = if argv.first().is_some_and(|a| a == "qm") { 0 } else { code };
+        Ok(CommandOutput { code: Some(code), stdout, stderr: Vec::new() })
+    }
+}
+
+/// What sync observes on the rig's node for `domains`, through `target`.
+fn observe_input<'a>(
+    rig: &'a rig::Rig,
+    target: &'a HostTarget<Node>,
+    domains: &'a BTreeSet<Domain>,
+    inputs: &'a phoenix_core::provision::Inputs,
+) -> ObserveInput<'a, phoenix_drivers::pve::PveClient, phoenix_drivers::portainer::PortainerClient, HostTarget<Node>> {
+    ObserveInput {
+        model: &rig.model,
+        rendered: &rig.rendered,
+        domains,
+        pve: &rig.pve_client,
+        portainer: &rig.portainer_client,
+        target,
+        node: &rig.model.host.node_name,
+        store_dir: rig::STORE,
+        host_trust_file: rig::TRUST_FILE,
+        now: 1_800_000_000,
+        boot_delays: false,
+        feature_inputs: inputs,
     }
 }
 
@@ -44,20 +71,8 @@ async fn features_run_through_pct_exec_and_qm_guest_exec() {
     let mut target = HostTarget::new(GuestAccess::Pve, node.clone());
     target.host_root = Some(rig.root.join("host"));
     let domains: BTreeSet<Domain> = [Domain::Features].into();
-    let input = ObserveInput {
-        model: &rig.model,
-        rendered: &rig.rendered,
-        domains: &domains,
-        pve: &rig.pve_client,
-        portainer: &rig.portainer_client,
-        target: &target,
-        node: &rig.model.host.node_name,
-        store_dir: rig::STORE,
-        host_trust_file: rig::TRUST_FILE,
-        now: 1_800_000_000,
-        boot_delays: false,
-        scripts: &Default::default(),
-    };
+    let inputs = Default::default();
+    let input = observe_input(&rig, &target, &domains, &inputs);
     let plan = plan_sync(&input, &|_| None).await.expect("observed");
     let titles: Vec<&str> = plan.steps.iter().map(|s| s.title.as_str()).collect();
     for expected in [
@@ -78,7 +93,7 @@ async fn features_run_through_pct_exec_and_qm_guest_exec() {
     let second_of_101 = plan.steps.iter().find(|s| s.id == "features:101:002").unwrap();
     assert_eq!(second_of_101.after, [first_of_101.id.clone()]);
     let probes = node.calls.lock().unwrap().len();
-    assert_eq!(probes, 5, "one probe per provisioned guest (101, 102, 103, 1001, 1002)");
+    assert_eq!(probes, 6, "one probe per provisioned guest (101, 102, 103, 1001, 1002), and Step-CA's root read in 103");
 
     let drivers = Drivers { model: &rig.model, pve: &rig.pve_client, portainer: &rig.portainer_client, target: &target, issuer: &rig::NoAcme };
     let options = ApplyOptions {
@@ -112,4 +127,41 @@ async fn features_run_through_pct_exec_and_qm_guest_exec() {
     let marker = root.lines().nth(1).unwrap();
     assert!(calls.iter().all(|(argv, _)| !argv.iter().any(|a| a.contains(marker))));
     assert!(calls.iter().any(|(_, stdin)| stdin.as_deref().is_some_and(|s| s == root.as_bytes())));
+}
+
+/// In one plan, the Portainer server and agent start only once their guest's certificates are
+/// installed (Portainer's TLS files), those certificates wait for the rest of the guest's
+/// features, and the Portainer API steps wait for the server and agent to answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portainer_starts_after_its_certificates_and_before_the_portainer_steps() {
+    let model = rig::example();
+    let running: Vec<u32> = model.guests.values().filter(|g| !g.is_template).map(|g| g.id).collect();
+    let rig = rig::Rig::with("provision-portainer", model, |sim| sim.running.extend(running)).await;
+    let node = Node::default();
+    let mut target = HostTarget::new(GuestAccess::Pve, node.clone());
+    target.host_root = Some(rig.root.join("host"));
+    let domains: BTreeSet<Domain> = [Domain::Features, Domain::Certs, Domain::Portainer].into();
+    let secret = "agent-secret-in-a-file-only";
+    let inputs = phoenix_core::provision::Inputs { agent_secret: Some(phoenix_model::secret::Secret::new(secret)), ..Default::default() };
+    let input = observe_input(&rig, &target, &domains, &inputs);
+    let plan = plan_sync(&input, &|_| None).await.expect("observed");
+    let step = |title: &str| plan.steps.iter().find(|s| s.title == title).unwrap_or_else(|| panic!("{title}: {:#?}", plan.steps.iter().map(|s| &s.title).collect::<Vec<_>>()));
+    let up = step("portainer in guest 1001: run portainer-up");
+    let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    let cert = plan.steps.iter().find(|s| s.id == "cert-install:portainer").unwrap_or_else(|| panic!("Portainer's certificate is installed: {ids:?}"));
+    let first_portainer = plan.steps.iter().find(|s| s.title == "portainer in guest 1001: install docker-compose-v2").unwrap();
+    assert!(first_portainer.after.contains(&cert.id), "the server's first change waits for its certificate: {:?}", first_portainer.after);
+    assert!(plan.steps.iter().position(|s| s.id == cert.id) < plan.steps.iter().position(|s| s.id == up.id), "in order");
+    let before_cert: Vec<&String> = cert.after.iter().filter(|a| a.starts_with("features:1001:")).collect();
+    assert_eq!(before_cert.len(), 1, "the certificate waits for the guest's features: {:?}", cert.after);
+    let waited = plan.steps.iter().find(|s| &s.id == before_cert[0]).unwrap();
+    assert!(!waited.title.starts_with("portainer in"), "but not for Portainer itself: {}", waited.title);
+    let status = step("portainer in guest 1001: run portainer-status");
+    let ping = step("portainer in guest 1002: run portainer-agent-ping");
+    let api: Vec<_> = plan.steps.iter().filter(|s| matches!(s.action, Action::Portainer { .. })).collect();
+    assert!(!api.is_empty(), "the example's Portainer steps are planned");
+    for s in api {
+        assert!(s.after.contains(&status.id) && s.after.contains(&ping.id), "{} waits for the server and agent: {:?}", s.id, s.after);
+    }
+    assert!(!plan.to_text().contains(secret), "the plan never shows the agent secret");
 }

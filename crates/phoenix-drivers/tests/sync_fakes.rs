@@ -219,7 +219,7 @@ async fn the_fakes_refuse_what_the_real_services_refuse() {
         host_trust_file: TRUST_FILE,
         now: 0,
         boot_delays: true,
-        scripts: &Default::default(),
+        feature_inputs: &Default::default(),
     };
     let error = plan_sync(&input, &|_| None).await.unwrap_err();
     assert!(error.message.contains("401"), "{error}");

@@ -49,7 +49,7 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
         host_trust_file: phoenix_model::paths::TRUSTED_ROOT_PATH,
         now,
         boot_delays: true,
-        scripts: &Default::default(),
+        feature_inputs: &Default::default(),
     };
     let cannot = |e: String| LabError(format!("cannot read what lab {name} has deployed: {e}"));
     let observed = observe(&input).await.map_err(|e| cannot(e.message))?;

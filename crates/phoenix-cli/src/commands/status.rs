@@ -51,9 +51,9 @@ pub fn run(args: StatusArgs) -> Result<Outcome, Failure> {
 fn features(args: &StatusArgs, node: &crate::connect::GuestsObserved) -> Result<Vec<phoenix_exec::provision::GuestReport>, Failure> {
     use phoenix_drivers::host::{GuestAccess, HostTarget, NodeRunner, SshRunner, SystemRunner};
     let root_ca_pem = phoenix_drivers::host::read_optional(&args.certs.join(phoenix_model::paths::STORE_ROOT_FILE)).ok().flatten();
-    let scripts = phoenix_drivers::host::application_scripts(&node.model)
+    let inputs = phoenix_drivers::host::feature_inputs(&node.model)
         .map_err(|error| Failure::could_not_run("cannot read the application scripts").because(error))?;
-    let desired = phoenix_core::provision::desired(&node.model, &phoenix_core::provision::Inputs { root_ca_pem, scripts });
+    let desired = phoenix_core::provision::desired(&node.model, &phoenix_core::provision::Inputs { root_ca_pem, ..inputs });
     let running: std::collections::BTreeSet<u32> = match args.probe {
         true => node.observed.guest_states.iter().filter(|(_, s)| s.status == "running").map(|(id, _)| *id).collect(),
         false => Default::default(),

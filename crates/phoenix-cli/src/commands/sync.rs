@@ -342,7 +342,7 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     let runtime = context::runtime()?;
     // Held from observing to the last step: a second run plans from what the first applied.
     let _lock = if args.dry_run { None } else { Some(sync_lock(args, &model.host.node_name)?) };
-    let scripts = phoenix_drivers::host::application_scripts(model)
+    let feature_inputs = phoenix_drivers::host::feature_inputs(model)
         .map_err(|error| Failure::could_not_run("cannot read the application scripts").because(error))?;
     let input = ObserveInput {
         model,
@@ -356,7 +356,7 @@ fn sync_with<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
         host_trust_file: &args.trust_file,
         now,
         boot_delays: !args.no_boot_delay,
-        scripts: &scripts,
+        feature_inputs: &feature_inputs,
     };
     let plan = runtime
         .block_on(plan_sync(&input, &resolve_secret))

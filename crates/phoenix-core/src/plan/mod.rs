@@ -377,21 +377,51 @@ fn wait_for_started_guests(steps: &mut [Step]) {
 /// change of the guests it touches only (not for their health checks), so one guest's failure
 /// holds back nothing of another's.
 fn wait_for_features(steps: &mut [Step]) {
-    let lasts: BTreeMap<GuestId, String> = steps
+    // A guest is ready for files once its features are provisioned, but for its Portainer
+    // server or agent, which start only with the guest's certificates in place.
+    let late = |s: &Step| matches!(&s.action, Action::Provision { change, .. } if change.feature == crate::provision::portainer::PORTAINER);
+    let ready: BTreeMap<GuestId, String> = steps
         .iter()
+        .filter(|s| !late(s))
         .filter_map(|s| match s.action {
             Action::Provision { guest, .. } => Some((guest, s.id.clone())),
             _ => None,
         })
         .collect();
-    if lasts.is_empty() {
-        return;
+    let touching: Vec<(GuestId, String)> = steps
+        .iter()
+        .filter(|s| !matches!(s.action, Action::Provision { .. } | Action::Health { .. }))
+        .flat_map(|s| guests_touched(&s.action).into_iter().map(|g| (g, s.id.clone())))
+        .collect();
+    // The first Portainer change of each guest, and the last one of all (the API waits for it).
+    let mut first_late: BTreeMap<GuestId, String> = BTreeMap::new();
+    let mut last_late: BTreeMap<GuestId, String> = BTreeMap::new();
+    for step in steps.iter().filter(|s| late(s)) {
+        if let Action::Provision { guest, .. } = step.action {
+            first_late.entry(guest).or_insert_with(|| step.id.clone());
+            last_late.insert(guest, step.id.clone());
+        }
     }
+    let add = |step: &mut Step, id: &String| {
+        if !step.after.contains(id) && &step.id != id {
+            step.after.push(id.clone());
+        }
+    };
     for step in steps.iter_mut() {
         for guest in guests_touched(&step.action) {
-            let Some(id) = lasts.get(&guest) else { continue };
-            if !step.after.contains(id) {
-                step.after.push(id.clone());
+            if let Some(id) = ready.get(&guest) {
+                add(step, id);
+            }
+        }
+        if first_late.values().any(|id| id == &step.id) {
+            let Action::Provision { guest, .. } = step.action else { continue };
+            for (_, id) in touching.iter().filter(|(g, _)| *g == guest) {
+                add(step, id);
+            }
+        }
+        if matches!(step.action, Action::Portainer { .. }) {
+            for id in last_late.values() {
+                add(step, id);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The features phoenix provisions, each as the resources it must leave behind in a guest:
 //! `base_setup`, `trusted_ca`, the gateway's nginx, `traefik`, `docker`, `nvidia`
-//! ([`super::nvidia`]), `step_ca` ([`super::step_ca`]), a VM's NFS volumes
+//! ([`super::nvidia`]), `step_ca` ([`super::step_ca`]), the Portainer server and agents
+//! ([`super::portainer`]), a VM's NFS volumes
 //! ([`super::mounts`]), the guest's `application_script`.
 //! Pure: the model and the inputs read elsewhere (the CA root from phoenix's store, the
 //! scripts from the installation) come in; resources go out. The files other sync steps
@@ -25,6 +26,8 @@ pub struct Inputs {
     /// Each application script's content, by the guest's kind (containers' scripts live in
     /// bin/lxc_setup/, VMs' in bin/vm_setup/) and the name the guest gives.
     pub scripts: Scripts,
+    /// `portainer_api.agent_secret`, resolved: the Portainer server and agents wait without it.
+    pub agent_secret: Option<phoenix_model::secret::Secret>,
 }
 
 /// A feature's resources, or why phoenix cannot provision it here.
@@ -44,7 +47,7 @@ pub const GATEWAY: &str = "gateway";
 pub const APPLICATION_SCRIPT: &str = "application_script";
 
 /// The features phoenix provisions in `guest`, in order: its `features` as declared, then the
-/// gateway role, its NFS volumes, then its application script. `None` for a feature phoenix does not provision
+/// gateway role, its NFS volumes, its application script, then its Portainer server or agent. `None` for a feature phoenix does not provision
 /// (the original's script remains the way to install it).
 pub fn for_guest(model: &Model, guest: &Guest, inputs: &Inputs) -> Vec<(String, Option<Feature>)> {
     let mut out: Vec<(String, Option<Feature>)> =
@@ -58,6 +61,11 @@ pub fn for_guest(model: &Model, guest: &Guest, inputs: &Inputs) -> Vec<(String, 
     }
     if let Some(script) = &guest.application_script {
         out.push((APPLICATION_SCRIPT.into(), Some(feature(APPLICATION_SCRIPT, application_script(guest, &script.value, inputs)))));
+    }
+    // Last: it starts once the guest's certificates are in place (see `plan::wait_for_features`).
+    if super::portainer::runs_portainer(guest) {
+        let name = super::portainer::PORTAINER;
+        out.push((name.into(), Some(feature(name, super::portainer::portainer(model, guest, inputs.agent_secret.as_ref())))));
     }
     out
 }

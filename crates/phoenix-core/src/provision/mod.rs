@@ -8,6 +8,7 @@ pub mod features;
 pub mod mounts;
 pub mod nvidia;
 pub mod plan;
+pub mod portainer;
 pub mod probe;
 pub mod resource;
 pub mod shell;

@@ -62,14 +62,21 @@ fn subject(name: &str) -> String {
 }
 
 /// Step-CA's `ca.json` (smallstep/certificates authority/config/config.go `Config`): the
-/// PKI's files, the address and names it serves, its database, and one ACME provisioner whose
-/// claims give the certificate lifetimes.
+/// PKI's files (`root`, `crt`, `key`: Validate refuses them empty), the `address` with its port
+/// and the `dnsNames` it serves (refused empty), its `db` (badgerv2, one of smallstep/nosql's
+/// types: without a db, ca/ca.go mounts no /acme routes), and one ACME provisioner
+/// (authority/provisioner/acme.go) whose `claims` (durations as strings, claims.go; Validate
+/// refuses a default above the max) give the certificate lifetimes. The intermediate key is
+/// not encrypted, so step-ca starts without a password file (softkms reads a plain PEM key).
 pub fn ca_json(model: &Model, guest: &Guest) -> String {
     let ca = model.step_ca.as_ref();
     let port = ca.map_or(9000, |c| c.port);
     let provisioner = ca.map_or("acme", |c| c.acme_provisioner.as_str());
     let mut names: Vec<String> = ca.and_then(|c| c.dns_name.as_ref()).map(|n| n.value.clone()).into_iter().collect();
     names.extend(guest.addresses().map(|a| a.to_string()));
+    if names.is_empty() {
+        names.push("localhost".into());
+    }
     let hours = format!("{TLS_CERT_HOURS}h");
     let config = json!({
         "root": ROOT_CERT,

@@ -340,6 +340,13 @@ pub fn read_rendered_places(
     Ok(deployed)
 }
 
+/// What provisioning needs from this machine (see [`phoenix_core::provision::Inputs`]): the
+/// application scripts and the resolved agent secret; `root_ca_pem` is left to the caller.
+pub fn feature_inputs(model: &phoenix_model::Model) -> std::io::Result<phoenix_core::provision::Inputs> {
+    let agent_secret = model.secret_for("portainer_api.agent_secret").and_then(resolve_secret).map(phoenix_model::secret::Secret::new);
+    Ok(phoenix_core::provision::Inputs { root_ca_pem: None, scripts: application_scripts(model)?, agent_secret })
+}
+
 /// Each guest's application script, read from the installation where the original keeps it
 /// (`bin/lxc_setup/` or `bin/vm_setup/`, else `bin/`), by the guest's kind and the name it gives. Validation
 /// has refused names that leave the installation (PHX-PATH-002) or do not exist (PHX-APP-001).

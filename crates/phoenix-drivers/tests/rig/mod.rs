@@ -127,7 +127,7 @@ impl Rig {
             host_trust_file: TRUST_FILE,
             now: 1_800_000_000,
             boot_delays: false,
-            scripts: &Default::default(),
+            feature_inputs: &Default::default(),
         };
         let secret = |_: &SecretRef| Some("test-secret-value".to_string());
         plan_sync(&input, &secret).await

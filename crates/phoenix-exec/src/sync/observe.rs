@@ -322,7 +322,8 @@ async fn step_ca_root(model: &Model, target: &impl Target) -> Result<Option<Stri
     }
     let place = Place { guest: Some((guest.id, guest.kind)), path: phoenix_core::provision::step_ca::ROOT_CERT.into() };
     // A guest that does not run yet cannot be read: it holds no root.
-    Ok(target.read(&place).await.ok().flatten().map(|r| String::from_utf8_lossy(&r).into_owned()))
+    let root = target.read(&place).await.ok().flatten().map(|r| String::from_utf8_lossy(&r).into_owned());
+    Ok(root.filter(|r| r.trim_start().starts_with("-----BEGIN CERTIFICATE-----")))
 }
 
 /// Each provisioned guest's resources, probed concurrently where the guest runs; a guest that
@@ -370,7 +371,9 @@ pub struct ObserveInput<'a, P, Q, T> {
     /// Plan each guest's boot delay after its start.
     pub boot_delays: bool,
     /// Each application script's content, by the name guests give (read from the installation).
-    pub scripts: &'a phoenix_core::provision::features::Scripts,
+    /// What provisioning needs beyond the model (the application scripts, the agent secret);
+    /// the store's root is read here.
+    pub feature_inputs: &'a phoenix_core::provision::Inputs,
 }
 
 /// The owner of each container bind mount's host folder, on the node (see `plan::bind_mounts`).
@@ -413,7 +416,7 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
     }
     if provisioning {
         let root = store_root(input.store_dir, input.target).await?;
-        observed.feature_inputs = phoenix_core::provision::Inputs { root_ca_pem: root, scripts: input.scripts.clone() };
+        observed.feature_inputs = phoenix_core::provision::Inputs { root_ca_pem: root, ..input.feature_inputs.clone() };
         observed.features = features(input.model, &observed, input.target).await;
         observed.step_ca_root = step_ca_root(input.model, input.target).await?;
     }
