@@ -19,6 +19,12 @@ pub(crate) fn parse_chain(pem: &str) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem.as_bytes()).filter_map(Result::ok).collect()
 }
 
+/// The SHA-256 fingerprint of the first certificate in `pem` (of its DER, lower-case hex);
+/// `None` when `pem` holds no certificate.
+pub fn fingerprint(pem: &str) -> Option<String> {
+    parse_chain(pem).first().map(|der| crate::provision::resource::sha256_hex(der.as_ref()))
+}
+
 /// Why a chain could not be verified.
 pub(crate) enum ChainError {
     /// The root is not a usable trust anchor.

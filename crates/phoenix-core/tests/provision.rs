@@ -422,3 +422,18 @@ fn the_portainer_server_and_agent_run_with_compose_and_the_agent_secret_in_a_fil
     assert_eq!(compose["services"]["agent"]["env_file"], json!(["phoenix.env"]));
     assert_eq!(compose["services"]["agent"]["ports"], json!(["9001:9001"]));
 }
+
+/// A mount point systemd would simplify (`//`, `.`) is refused: its unit would be named
+/// otherwise than phoenix names it, and systemd refuses such a unit.
+#[test]
+fn mount_points_systemd_would_rename_are_refused() {
+    for bad in ["/a//b", "/a/./b", "/.", "/data/../etc", "relative"] {
+        let mut source = example_source();
+        source.edit_json(&example_config().join("phoenix_vm_configs.json"), |v| {
+            let vm = v["vms"].as_array_mut().unwrap().iter_mut().find(|g| g["vmid"] == 1001).unwrap();
+            vm["volumes"] = json!([{ "type": "nfs", "server": "10.0.0.13", "path": "/export", "mount_point": bad }]);
+        });
+        let report = phoenix_model::check(&example_config(), &source);
+        assert!(report.diagnostics.iter().any(|d| d.code == "PHX-VOL-001"), "{bad} is refused");
+    }
+}

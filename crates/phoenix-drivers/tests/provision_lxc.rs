@@ -332,6 +332,19 @@ fn step_ca_s_pki_is_made_in_its_guest_once_and_chains() {
     assert!(intermediate_text.contains("Subject: CN = ThinkHeads Internal CA Intermediate CA\n"), "{intermediate_text}");
     assert!(intermediate_text.contains("CA:TRUE, pathlen:0") && intermediate_text.contains("Certificate Sign, CRL Sign"), "{intermediate_text}");
     assert_eq!(container.sh("stat -c '%a %U' /etc/step-ca/secrets/intermediate_ca_key /etc/step-ca/secrets/root_ca_key /etc/step-ca/db"), "600 step\n600 step\n700 step\n");
+    // Sync's export: the root and its fingerprint (as openssl computes it) into the node's store.
+    let mut node = HostTarget::new(GuestAccess::Lxc(container.0.lxc_path.clone()), SystemRunner);
+    node.host_root = Some(dir.join("node"));
+    let from = phoenix_core::deploy::Place { guest: Some((103, GuestKind::Lxc)), path: "/etc/step-ca/certs/root_ca.crt".into() };
+    let to = phoenix_core::deploy::Place::host("/var/lib/phoenix/certs/root_ca.crt".to_string());
+    rt.block_on(phoenix_exec::sync::export_root(&node, &from, &to)).expect("exported");
+    assert_eq!(std::fs::read_to_string(dir.join("node/var/lib/phoenix/certs/root_ca.crt")).unwrap(), root);
+    let openssl = std::process::Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(dir.join("root.crt")).output().unwrap();
+    let expected = String::from_utf8_lossy(&openssl.stdout).trim().rsplit('=').next().unwrap().replace(':', "").to_lowercase();
+    assert_eq!(std::fs::read_to_string(dir.join("node/var/lib/phoenix/certs/root_ca.fingerprint")).unwrap(), format!("{expected}\n"));
+    let not_a_root = phoenix_core::deploy::Place { guest: Some((103, GuestKind::Lxc)), path: "/etc/hostname".into() };
+    let refused = rt.block_on(phoenix_exec::sync::export_root(&node, &not_a_root, &to)).unwrap_err();
+    assert!(refused.message.contains("is not a PEM certificate"), "{}", refused.message);
     let key = container.sh("sha256sum /etc/step-ca/secrets/intermediate_ca_key");
     assert!(rt.block_on(plan_one(&target, &desired)).is_empty(), "a second run plans nothing");
     assert_eq!(container.sh("sha256sum /etc/step-ca/secrets/intermediate_ca_key"), key, "the key stays");

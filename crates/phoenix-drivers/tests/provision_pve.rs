@@ -165,3 +165,34 @@ async fn portainer_starts_after_its_certificates_and_before_the_portainer_steps(
     }
     assert!(!plan.to_text().contains(secret), "the plan never shows the agent secret");
 }
+
+/// Where phoenix provisions Step-CA, certificates are ordered only once it is set up and its
+/// root exported to the store (the ACME client's trust): every renewal waits for the CA guest's
+/// last change and for the export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_wait_for_step_ca_and_its_root() {
+    let mut source = phoenix_testkit::example_source();
+    source.edit_json(&phoenix_testkit::example_config().join("phoenix_hypervisor_config.json"), |v| {
+        v["software"] = serde_json::json!({ "step_ca": { "url": "https://example.org/step-ca", "sha256": "c".repeat(64) } });
+    });
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.expect("the example with a Step-CA source");
+    let running: Vec<u32> = model.guests.values().filter(|g| !g.is_template).map(|g| g.id).collect();
+    let rig = rig::Rig::with("provision-step-ca", model, |sim| sim.running.extend(running)).await;
+    let mut target = HostTarget::new(GuestAccess::Pve, Node::default());
+    target.host_root = Some(rig.root.join("host"));
+    let domains: BTreeSet<Domain> = [Domain::Features, Domain::Certs].into();
+    let inputs = Default::default();
+    let mut input = observe_input(&rig, &target, &domains, &inputs);
+    // Long after the store's certificates expired: every one is renewed.
+    input.now = 200_000_000_000;
+    let plan = plan_sync(&input, &|_| None).await.expect("observed");
+    let export = plan.steps.iter().find(|s| s.id == "features:103:root").expect("the root the PKI makes is exported");
+    assert_eq!(export.reason, "Step-CA's PKI is made in this run");
+    let last_of_ca = plan.steps.iter().filter(|s| s.id.starts_with("features:103:0")).last().unwrap();
+    assert!(last_of_ca.title.contains("acme-directory"), "{}", last_of_ca.title);
+    let renewals: Vec<_> = plan.steps.iter().filter(|s| matches!(s.action, Action::Certificate { .. })).collect();
+    assert_eq!(renewals.len(), rig.model.certificates.len(), "{:#?}", plan.steps.iter().map(|s| &s.id).collect::<Vec<_>>());
+    for renewal in renewals {
+        assert!(renewal.after.contains(&export.id) && renewal.after.contains(&last_of_ca.id), "{}: {:?}", renewal.id, renewal.after);
+    }
+}

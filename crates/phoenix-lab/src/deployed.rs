@@ -16,6 +16,7 @@ use phoenix_exec::{DriverError, Issued, Issuer};
 use phoenix_model::model::{GuestKind, Model};
 use phoenix_sim::ca::TestCa;
 use phoenix_sim::pve::guest::GuestKind as SimKind;
+use phoenix_sim::pve::guest::GuestConf;
 use phoenix_sim::pve::PveSim;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -135,26 +136,32 @@ impl LabPve {
     }
 
     /// After the simulator accepted `method path`: the real container's start, stop or removal
-    /// (`/nodes/{node}/lxc/{vmid}/status/{start,stop,shutdown,reboot}`, `DELETE .../lxc/{vmid}`).
-    fn carry_out(&self, sim: &PveSim, method: &str, path: &str) -> Result<(), DriverError> {
-        let Some(rootfs) = &self.containers else { return Ok(()) };
+    /// it asks for (`/nodes/{node}/lxc/{vmid}/status/{start,stop,shutdown,reboot}`,
+    /// `DELETE .../lxc/{vmid}`), with the guest's config as the simulator has it.
+    fn container_change(&self, sim: &PveSim, method: &str, path: &str) -> Option<(u32, &'static str, GuestConf)> {
+        self.containers.as_ref()?;
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (vmid, action) = match parts.as_slice() {
-            ["nodes", _, "lxc", vmid, "status", action] if method == "POST" => (vmid.parse::<u32>().ok(), *action),
-            ["nodes", _, "lxc", vmid] if method == "DELETE" => (vmid.parse::<u32>().ok(), "destroy"),
-            _ => return Ok(()),
+            ["nodes", _, "lxc", vmid, "status", action] if method == "POST" => (vmid.parse::<u32>().ok()?, *action),
+            ["nodes", _, "lxc", vmid] if method == "DELETE" => (vmid.parse::<u32>().ok()?, "destroy"),
+            _ => return None,
         };
-        let Some(vmid) = vmid else { return Ok(()) };
-        let conf = || sim.all_guests().into_iter().find(|(id, _, _)| *id == vmid).map(|(_, _, conf)| conf).unwrap_or_default();
-        let done = match action {
-            "start" => crate::containers::start(&self.name, rootfs, vmid, &conf()),
-            "reboot" => crate::containers::stop(&self.name, vmid).and_then(|()| crate::containers::start(&self.name, rootfs, vmid, &conf())),
-            "stop" | "shutdown" => crate::containers::stop(&self.name, vmid),
-            "destroy" => crate::containers::destroy(&self.name, vmid),
-            _ => Ok(()),
-        };
-        done.map_err(|e| DriverError::new(format!("container {vmid}: {e}")))
+        let action = ["start", "reboot", "stop", "shutdown", "destroy"].into_iter().find(|a| *a == action)?;
+        let conf = sim.all_guests().into_iter().find(|(id, _, _)| *id == vmid).map(|(_, _, conf)| conf).unwrap_or_default();
+        Some((vmid, action, conf))
     }
+}
+
+/// Carries out a container's start, stop or removal (blocking: a start waits for its systemd).
+fn carry_out(name: &str, rootfs: &Path, (vmid, action, conf): (u32, &str, GuestConf)) -> Result<(), DriverError> {
+    use crate::containers;
+    let done = match action {
+        "start" => containers::start(name, rootfs, vmid, &conf),
+        "reboot" => containers::stop(name, vmid).and_then(|()| containers::start(name, rootfs, vmid, &conf)),
+        "stop" | "shutdown" => containers::stop(name, vmid),
+        _ => containers::destroy(name, vmid),
+    };
+    done.map_err(|e| DriverError::new(format!("container {vmid}: {e}")))
 }
 
 impl PveApi for LabPve {
@@ -175,7 +182,14 @@ impl PveApi for LabPve {
             let errors = reply.body.get("errors").map(|e| format!(" {e}")).unwrap_or_default();
             return Err(DriverError::new(format!("{method} {}: {} {message}{errors}", request.path, reply.status)));
         }
-        self.carry_out(&state, method, &path)?;
+        let change = self.container_change(&state, method, &path);
+        // The simulator is free again while a container boots: other requests go on.
+        drop(state);
+        if let (Some(change), Some(rootfs)) = (change, self.containers.clone()) {
+            let name = self.name.clone();
+            let done = tokio::task::spawn_blocking(move || carry_out(&name, &rootfs, change)).await;
+            done.map_err(|e| DriverError::new(format!("a container operation stopped: {e}")))??;
+        }
         Ok(reply.data().clone().into())
     }
 }

@@ -165,8 +165,12 @@ pub fn down(name: &str) -> Result<DownReport, LabError> {
     check_name(name)?;
     let state = read_state(name).unwrap_or_default();
     net::stop_processes(&state.pids);
-    // Containers before their namespaces (found by their folders, also after a crash).
+    // Containers before their namespaces (found by their folders, also after a crash); one that
+    // does not stop keeps the lab's state and namespaces, so that a second `down` finds it.
     let stuck = containers::stop_all(name);
+    if !stuck.is_empty() {
+        return Err(LabError(format!("could not stop containers (the lab is left as it is; run down again): {}", stuck.join("; "))));
+    }
     let mut namespaces: Vec<String> = state.namespaces.clone();
     for found in net::lab_namespaces(name) {
         if !namespaces.contains(&found) {
@@ -179,9 +183,6 @@ pub fn down(name: &str) -> Result<DownReport, LabError> {
         net::delete_namespace(namespace);
     }
     let _ = std::fs::remove_dir_all(state_dir(name));
-    if !stuck.is_empty() {
-        return Err(LabError(format!("could not stop containers: {}", stuck.join("; "))));
-    }
     let left = net::lab_namespaces(name);
     if !left.is_empty() {
         return Err(LabError(format!("could not remove namespaces {}", left.join(", "))));

@@ -65,6 +65,11 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
     for namespace in &mut spec.namespaces {
         let id = namespace.key.strip_prefix("guest-").and_then(|id| id.parse().ok());
         if id.is_some_and(|id| crate::containers::is_container(name, id)) {
+            // 80 and 443 are its nginx's or Traefik's, running or not yet: no stand-in takes them.
+            if namespace.nginx.is_some() || namespace.traefik.is_some() {
+                namespace.tcp.remove(&80);
+                namespace.tcp.remove(&443);
+            }
             namespace.nginx = None;
             namespace.traefik = None;
             namespace.files.clear();

@@ -16,6 +16,11 @@ pub const DEFAULT_STORE: &str = "/var/lib/phoenix/certs";
 /// The CA root's file name in the store (and in `assess --certs DIR`).
 pub const STORE_ROOT_FILE: &str = "root_ca.crt";
 
+/// The CA root's SHA-256 fingerprint (of its DER, lower-case hex, as `step certificate
+/// fingerprint` prints it and `step ca bootstrap --fingerprint` takes it), beside the root in
+/// the store once phoenix exported Step-CA's root.
+pub const STORE_ROOT_FINGERPRINT_FILE: &str = "root_ca.fingerprint";
+
 /// Where phoenix installs the Step-CA root in a Debian trust store folder: on every guest,
 /// and on the host unless `--trust-file` says otherwise.
 pub const TRUSTED_ROOT_PATH: &str = "/usr/local/share/ca-certificates/phoenix-root-ca.crt";

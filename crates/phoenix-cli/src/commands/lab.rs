@@ -44,7 +44,7 @@ pub enum LabCommand {
         /// lab's Proxmox VE starts the guest; `sync features` then provisions them for real
         /// (packages from the archive copy the root file system carries). VMs stay namespaces
         /// with stand-ins. `bash scripts/lab-rootfs ROOTFS` builds one.
-        #[arg(long, value_name = "ROOTFS", requires = "empty", env = "PHOENIX_ROOTFS")]
+        #[arg(long, value_name = "ROOTFS", requires = "empty")]
         containers: Option<PathBuf>,
     },
     /// Load a configuration's firewall, DNS, certificates and services into a running lab.

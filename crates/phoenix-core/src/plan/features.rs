@@ -103,7 +103,7 @@ fn export_root(id: GuestId, kind: GuestKind, makes_pki: bool, observed: &Observe
     Some(Step {
         id: format!("features:{id}:root"),
         domain: Domain::Features,
-        title: format!("export Step-CA's root from guest {id} to {}", to.path),
+        title: format!("export Step-CA's root from guest {id} to {} (and its fingerprint beside it)", to.path),
         reason,
         diff: String::new(),
         action: Action::ExportRoot { from, to },

@@ -375,7 +375,10 @@ fn wait_for_started_guests(steps: &mut [Step]) {
 /// reload needs its service, the trust root needs ca-certificates): a file written into it, a
 /// certificate or trust step installing there or reloading there. Each waits for the last
 /// change of the guests it touches only (not for their health checks), so one guest's failure
-/// holds back nothing of another's.
+/// holds back nothing of another's, with three exceptions by design: a guest's Portainer
+/// server or agent starts after the certificates installed into it; Portainer's API steps wait
+/// for every Portainer server and agent; certificates are ordered once Step-CA, where phoenix
+/// provisions it, is set up and its root exported.
 fn wait_for_features(steps: &mut [Step]) {
     // A guest is ready for files once its features are provisioned, but for its Portainer
     // server or agent, which start only with the guest's certificates in place.
@@ -402,6 +405,16 @@ fn wait_for_features(steps: &mut [Step]) {
             last_late.insert(guest, step.id.clone());
         }
     }
+    // Step-CA's last change and its root's export: the orders go to that CA, trusting that root.
+    let ca_guests: BTreeSet<GuestId> = steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Provision { guest, change, .. } if change.feature == "step_ca" => Some(*guest),
+            _ => None,
+        })
+        .collect();
+    let mut ca_ready: Vec<String> = ca_guests.iter().filter_map(|g| ready.get(g).cloned()).collect();
+    ca_ready.extend(steps.iter().filter(|s| matches!(s.action, Action::ExportRoot { .. })).map(|s| s.id.clone()));
     let add = |step: &mut Step, id: &String| {
         if !step.after.contains(id) && &step.id != id {
             step.after.push(id.clone());
@@ -421,6 +434,11 @@ fn wait_for_features(steps: &mut [Step]) {
         }
         if matches!(step.action, Action::Portainer { .. }) {
             for id in last_late.values() {
+                add(step, id);
+            }
+        }
+        if matches!(step.action, Action::Certificate { .. }) {
+            for id in &ca_ready {
                 add(step, id);
             }
         }

@@ -64,10 +64,12 @@ fn compose_up(dir: &str, files: &[&str], service: &str, after: Vec<String>) -> R
     })
 }
 
-/// Waits (at most 60 s) until `url` answers, checked against the CA root `trusted_ca` installs.
-fn answers(name: &str, url: &str, host_port: Option<&str>) -> Resource {
+/// Waits (at most 60 s) until `url` answers: checked against the CA root where `trusted_ca`
+/// installs it, else only that it answers (`-k`).
+fn answers(name: &str, url: &str, host_port: Option<&str>, trusted: bool) -> Resource {
     let resolve = host_port.map(|h| format!(" --resolve {}", quote(&format!("{h}:127.0.0.1")))).unwrap_or_default();
-    let check = format!("curl -fsS -o /dev/null --max-time 5 --cacert {TRUSTED_ROOT_PATH}{resolve} {}", quote(url));
+    let trust = if trusted { format!("--cacert {TRUSTED_ROOT_PATH}") } else { "-k".into() };
+    let check = format!("curl -fsS -o /dev/null --max-time 5 {trust}{resolve} {}", quote(url));
     Resource::Command(GuardedCommand {
         name: name.into(),
         run: format!("for i in $(seq 60); do {check} && exit 0; sleep 1; done; {check}"),
@@ -79,12 +81,12 @@ fn answers(name: &str, url: &str, host_port: Option<&str>) -> Resource {
 
 pub fn portainer(model: &Model, guest: &Guest, agent_secret: Option<&Secret>) -> Result<Vec<Resource>, String> {
     match guest.portainer_role {
-        PortainerRole::Primary => server(model, agent_secret),
+        PortainerRole::Primary => server(model, agent_secret, guest.has_feature("trusted_ca")),
         _ => agent(model, agent_secret),
     }
 }
 
-fn server(model: &Model, agent_secret: Option<&Secret>) -> Result<Vec<Resource>, String> {
+fn server(model: &Model, agent_secret: Option<&Secret>, trusted: bool) -> Result<Vec<Resource>, String> {
     let (compose, service) = server_stack(model).ok_or("no stack's compose file runs the Portainer server image")?;
     let text = compose.text.as_ref().ok_or_else(|| format!("{} cannot be read", compose.relative.value))?;
     let path = format!("/{}", compose.relative.value.trim_start_matches('/'));
@@ -101,7 +103,7 @@ fn server(model: &Model, agent_secret: Option<&Secret>) -> Result<Vec<Resource>,
         Resource::File(ManagedFile::new(files[1].clone(), override_text, 0o644)),
         secret_file(&dir, agent_secret)?,
         compose_up(&dir, &[&path, &files[1]], &service, files.to_vec()),
-        answers("portainer-status", &format!("https://{host_port}/api/system/status"), Some(&host_port)),
+        answers("portainer-status", &format!("https://{host_port}/api/system/status"), Some(&host_port), trusted),
     ])
 }
 

@@ -65,7 +65,8 @@ impl LxcContainer {
 
     fn lxc(&self, program: &str, rest: &[&str]) -> Result<Output, String> {
         let argv = self.argv(program, rest);
-        Command::new(&argv[0]).args(&argv[1..]).output().map_err(|e| format!("cannot run {program} (Debian's lxc package): {e}"))
+        let package = if argv[0] == "nsenter" { "util-linux" } else { "Debian's lxc package" };
+        Command::new(&argv[0]).args(&argv[1..]).output().map_err(|e| format!("cannot run {} ({package}): {e}", argv[0]))
     }
 
     /// Writes its configuration and upper layer (kept between starts: what was installed
@@ -111,19 +112,30 @@ impl LxcContainer {
         let deadline = Instant::now() + limit;
         let mut last = String::new();
         while Instant::now() < deadline {
-            if let Ok(out) = self.attach(&["systemctl", "is-system-running"]) {
-                last = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                if last == "running" || last == "degraded" {
-                    return Ok(());
+            match self.attach(&["systemctl", "is-system-running"]) {
+                Ok(out) => {
+                    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                    if said == "running" || said == "degraded" {
+                        return Ok(());
+                    }
+                    last = format!("systemd says `{said}` {}", String::from_utf8_lossy(&out.stderr).trim());
                 }
+                Err(error) => last = error,
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Err(format!("container {} did not come up within {limit:?} (systemd says `{last}`)", self.vmid))
+        let log = self.home().join("lxc.log");
+        Err(format!("container {} did not come up within {limit:?}: {} (see {})", self.vmid, last.trim(), log.display()))
     }
 
-    /// Whether it runs now (`lxc-info -s`).
+    /// Whether it runs now (`lxc-info -s`). One started in a network namespace that no longer
+    /// exists does not: deleting a namespace stops what runs in it (the lab's `down` does).
     pub fn running(&self) -> bool {
+        if let Ok(netns) = std::fs::read_to_string(self.home().join(NETNS_FILE)) {
+            if !Path::new("/run/netns").join(netns.trim()).exists() {
+                return false;
+            }
+        }
         self.exists() && self.lxc("lxc-info", &["-s"]).is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("RUNNING"))
     }
 

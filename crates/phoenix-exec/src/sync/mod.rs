@@ -345,13 +345,15 @@ async fn run_step<P: PveApi, Q: PortainerApi, T: Target, I: Issuer>(
     }
 }
 
-/// Copies Step-CA's root from its guest to the store; refuses what is not a PEM certificate.
-async fn export_root(target: &impl Target, from: &Place, to: &Place) -> Result<(), DriverError> {
+/// Copies Step-CA's root from its guest to the store, with its fingerprint beside it (the file
+/// `STORE_ROOT_FINGERPRINT_FILE`); refuses what is not a PEM certificate.
+pub async fn export_root(target: &impl Target, from: &Place, to: &Place) -> Result<(), DriverError> {
     let root = target.read(from).await?.ok_or_else(|| DriverError::new(format!("{from} is missing: Step-CA's PKI was not made")))?;
-    let text = String::from_utf8_lossy(&root);
-    if !text.trim_start().starts_with("-----BEGIN CERTIFICATE-----") {
-        return Err(DriverError::new(format!("{from} is not a PEM certificate")));
-    }
+    let text = String::from_utf8_lossy(&root).into_owned();
+    let fingerprint = phoenix_core::pki::fingerprint(&text).ok_or_else(|| DriverError::new(format!("{from} is not a PEM certificate")))?;
+    let folder = to.path.rsplit_once('/').map_or("", |(folder, _)| folder);
+    let beside = Place { guest: to.guest, path: format!("{folder}/{}", phoenix_model::paths::STORE_ROOT_FINGERPRINT_FILE) };
+    target.write(&FileWrite { place: beside, content: format!("{fingerprint}\n").into_bytes(), owner: None, mode: 0o644 }).await?;
     target.write(&FileWrite { place: to.clone(), content: root, owner: None, mode: 0o644 }).await
 }
 

@@ -45,10 +45,11 @@ fn volume(doc: &JsonDoc, pointer: &str, raw: &Value, ctx: &mut Ctx<'_>) -> Optio
     }
 }
 
-/// An absolute path of letters, digits and `/._-`, without `..`: safe in a mount unit and
-/// its name.
+/// An absolute path of letters, digits and `/._-`, without empty, `.` or `..` parts: safe in a
+/// mount unit, and already what systemd simplifies a path to before naming its unit (it would
+/// name `/a//b` and `/a/./b` `a-b.mount`, refusing a unit named otherwise).
 fn absolute_path(text: &str) -> bool {
-    text.starts_with('/')
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
-        && !text.split('/').any(|part| part == "..")
+    let inner = text.strip_prefix('/').map(|t| t.strip_suffix('/').unwrap_or(t));
+    text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        && inner.is_some_and(|inner| inner.is_empty() || inner.split('/').all(|part| !part.is_empty() && part != "." && part != ".."))
 }
