@@ -97,7 +97,7 @@ PY
 }
 
 # need_rootfs: the Debian root file system of phoenix's real containers (scripts/lab-rootfs,
-# mmdebstrap; about 40 s and 230 MB), built once into a cache folder named by the script's
+# mmdebstrap; about 70 s and 290 MB), built once into a cache folder named by the script's
 # digest, so a changed script builds a new one. Exports PHOENIX_ROOTFS (the tests read it).
 need_rootfs() {
     need mmdebstrap mmdebstrap || return 1

@@ -349,3 +349,52 @@ fn step_ca_s_pki_is_made_in_its_guest_once_and_chains() {
     assert!(rt.block_on(plan_one(&target, &desired)).is_empty(), "a second run plans nothing");
     assert_eq!(container.sh("sha256sum /etc/step-ca/secrets/intermediate_ca_key"), key, "the key stays");
 }
+
+/// The docker feature in a real container (Debian's docker.io from the archive copy; dockerd
+/// runs with the vfs storage driver there): installed, daemon.json (the internal DNS, and the
+/// `nvidia` runtime for a guest with nvidia) accepted by the real dockerd, which is restarted
+/// when the file is changed by hand and started when stopped; a second run plans nothing.
+#[test]
+fn docker_runs_phoenix_s_daemon_json_and_is_restarted_when_it_changes() {
+    let dir = work("docker");
+    let mut source = phoenix_testkit::example_source();
+    source.edit_json(&phoenix_testkit::example_config().join("phoenix_vm_configs.json"), |v| {
+        let vm = v["vms"].as_array_mut().unwrap().iter_mut().find(|g| g["vmid"] == 1001).unwrap();
+        vm["features"] = serde_json::json!(["docker", "nvidia"]);
+    });
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &source).model.expect("the example");
+    let inputs = Inputs::default();
+    let mut desired = provision::desired(&model, &inputs).remove(&1001).expect("guest 1001 is provisioned");
+    // Docker alone: nvidia waits for its sources, the NFS client is not in the archive copy.
+    desired.features.retain(|f| f.name == "docker");
+    let container = Container::start(&dir, 1001);
+    let target = target(&container);
+    let rt = runtime();
+    let plan = rt.block_on(plan_one(&target, &desired));
+    assert_eq!(
+        described(&plan),
+        ["docker: install docker.io", "docker: write /etc/docker/daemon.json (root:root, 0644)", "docker: enable docker", "docker: restart docker"]
+    );
+    let outcome = rt.block_on(run(&target, &plan, None));
+    assert!(outcome.ok(), "{outcome:#?}");
+    assert_eq!(container.sh("systemctl is-active docker").trim(), "active", "dockerd took phoenix's daemon.json");
+    let daemon: serde_json::Value = serde_json::from_str(&container.sh("cat /etc/docker/daemon.json")).unwrap();
+    assert_eq!(daemon["dns"], serde_json::json!(["10.0.0.13"]));
+    assert_eq!(daemon["runtimes"]["nvidia"]["path"], "nvidia-container-runtime");
+    assert!(container.sh("docker info --format '{{json .Runtimes}}'").contains("nvidia"), "dockerd knows the nvidia runtime");
+    assert!(rt.block_on(plan_one(&target, &desired)).is_empty(), "a second run plans nothing");
+
+    let pid = container.sh("systemctl show -p MainPID --value docker");
+    container.sh(r#"echo '{"dns": ["192.0.2.1"]}' > /etc/docker/daemon.json"#);
+    let plan = rt.block_on(plan_one(&target, &desired));
+    assert_eq!(described(&plan), ["docker: write /etc/docker/daemon.json (root:root, 0644)", "docker: restart docker"]);
+    assert!(rt.block_on(run(&target, &plan, None)).ok());
+    assert_ne!(container.sh("systemctl show -p MainPID --value docker"), pid, "restarted with the file put back");
+    assert!(container.sh("cat /etc/docker/daemon.json").contains("10.0.0.13"));
+
+    container.sh("systemctl stop docker docker.socket");
+    let plan = rt.block_on(plan_one(&target, &desired));
+    assert_eq!(described(&plan), ["docker: start docker"]);
+    assert!(rt.block_on(run(&target, &plan, None)).ok());
+    assert_eq!(container.sh("systemctl is-active docker").trim(), "active");
+}
