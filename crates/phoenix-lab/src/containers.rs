@@ -29,6 +29,11 @@ pub fn is_container(name: &str, vmid: u32) -> bool {
     container(name, vmid).exists()
 }
 
+/// Whether the lab namespace `key` (`guest-<vmid>`) holds one of lab `name`'s real containers.
+pub fn in_namespace(name: &str, key: &str) -> bool {
+    key.strip_prefix("guest-").and_then(|id| id.parse().ok()).is_some_and(|id| is_container(name, id))
+}
+
 /// `/etc/resolv.conf` from the guest's `nameserver` and `searchdomain`, as pve-container writes
 /// it on start (PVE::LXC::Setup::Base::set_dns); `None` when the guest names neither (the
 /// container keeps its own).

@@ -194,7 +194,7 @@ pub fn configure(
             _ => {}
         }
         // What a real container serves itself (its nginx, its Traefik) is its own.
-        if is_real_container(state, &namespace.key) {
+        if crate::containers::in_namespace(&state.name, &namespace.key) {
             let (tcp, udp) = listening(&name);
             serve.tcp.retain(|port| !tcp.contains(port));
             serve.udp.retain(|port| !udp.contains(port));
@@ -213,11 +213,6 @@ pub fn configure(
         true => Ok(()),
         false => Err(LabError(refused.join("; "))),
     }
-}
-
-fn is_real_container(state: &LabState, key: &str) -> bool {
-    let id = key.strip_prefix("guest-").and_then(|id| id.parse().ok());
-    state.containers.is_some() && id.is_some_and(|id| crate::containers::is_container(&state.name, id))
 }
 
 /// The TCP and UDP ports something listens on in namespace `name` (`ss -Hltun`).

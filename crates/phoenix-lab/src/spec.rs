@@ -63,8 +63,7 @@ pub async fn for_bare(name: &str, model: &Model, store: &Path, store_dir: &str, 
     // A real container runs its own nginx or Traefik, as provisioned: the lab starts none
     // there (the stand-ins fill only the ports nothing in it listens on, see net::configure).
     for namespace in &mut spec.namespaces {
-        let id = namespace.key.strip_prefix("guest-").and_then(|id| id.parse().ok());
-        if id.is_some_and(|id| crate::containers::is_container(name, id)) {
+        if crate::containers::in_namespace(name, &namespace.key) {
             // 80 and 443 are its nginx's or Traefik's, running or not yet: no stand-in takes them.
             if namespace.nginx.is_some() || namespace.traefik.is_some() {
                 namespace.tcp.remove(&80);

@@ -60,9 +60,10 @@ pub fn steps(model: &Model, observed: &Observed, before: &[Step], store_dir: &st
             });
             after = vec![step_id];
         }
-        let makes_pki = plan.changes.iter().any(|c| matches!(&c.action, provision::Action::RunCommand { name, .. } if name == "pki") && c.feature == "step_ca");
+        use provision::step_ca::{PKI, STEP_CA};
+        let makes_pki = plan.changes.iter().any(|c| matches!(&c.action, provision::Action::RunCommand { name, .. } if name == PKI) && c.feature == STEP_CA);
         // Only where phoenix provisions Step-CA (its feature not waiting).
-        let provisions_ca = desired.features.iter().any(|f| f.name == "step_ca" && f.resources.is_ok());
+        let provisions_ca = desired.features.iter().any(|f| f.name == STEP_CA && f.resources.is_ok());
         let export = provisions_ca.then(|| export_root(id, desired.kind, makes_pki, observed, store_dir, &after)).flatten();
         if let Some(step) = export {
             after = vec![step.id.clone()];

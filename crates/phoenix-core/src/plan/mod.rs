@@ -409,7 +409,7 @@ fn wait_for_features(steps: &mut [Step]) {
     let ca_guests: BTreeSet<GuestId> = steps
         .iter()
         .filter_map(|s| match &s.action {
-            Action::Provision { guest, change, .. } if change.feature == "step_ca" => Some(*guest),
+            Action::Provision { guest, change, .. } if change.feature == crate::provision::step_ca::STEP_CA => Some(*guest),
             _ => None,
         })
         .collect();

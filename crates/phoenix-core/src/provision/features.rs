@@ -81,7 +81,7 @@ fn declared(model: &Model, guest: &Guest, name: &str, inputs: &Inputs) -> Option
         "docker" => Ok(docker(model, guest)),
         "traefik" => traefik(model),
         "nvidia" => super::nvidia::nvidia(model),
-        "step_ca" => super::step_ca::step_ca(model, guest),
+        super::step_ca::STEP_CA => super::step_ca::step_ca(model, guest),
         _ => return None,
     };
     Some(feature(name, resources))
@@ -89,6 +89,17 @@ fn declared(model: &Model, guest: &Guest, name: &str, inputs: &Inputs) -> Option
 
 fn packages(names: &[&str]) -> Resource {
     Resource::Packages { names: names.iter().map(|n| n.to_string()).collect() }
+}
+
+/// `systemctl daemon-reload` once any of `units` changed (systemd re-reads unit files only then).
+pub(super) fn daemon_reload(units: &[String]) -> Resource {
+    Resource::Command(GuardedCommand {
+        name: "daemon-reload".into(),
+        run: "systemctl daemon-reload".into(),
+        done_when: None,
+        after: units.to_vec(),
+        log: None,
+    })
 }
 
 fn command(name: &str, run: String, done_when: Option<String>, after: &[&str]) -> Resource {
@@ -179,7 +190,7 @@ fn traefik(model: &Model) -> Result<Vec<Resource>, String> {
             mode: 0o755,
         }),
         Resource::File(ManagedFile::new(TRAEFIK_UNIT, unit, 0o644)),
-        command("daemon-reload", "systemctl daemon-reload".into(), None, &[TRAEFIK_UNIT]),
+        daemon_reload(&[TRAEFIK_UNIT.into()]),
         Resource::Service {
             unit: "traefik".into(),
             watch: vec![TRAEFIK_BINARY.into(), TRAEFIK_UNIT.into()],

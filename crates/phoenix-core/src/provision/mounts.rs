@@ -3,7 +3,7 @@
 //! be named after the mount point directories they control"), enabled for remote-fs.target and
 //! mounted; a changed unit is re-read and the volume remounted. Pure: resources out.
 
-use super::resource::{GuardedCommand, ManagedFile, Resource};
+use super::resource::{ManagedFile, Resource};
 use phoenix_model::model::NfsVolume;
 
 /// The feature's name in the plan.
@@ -44,23 +44,17 @@ pub fn mount_unit(volume: &NfsVolume) -> String {
 /// The NFS client, then each volume's unit, a daemon-reload when a unit changed, and the
 /// mount enabled and active (remounted when its unit changed).
 pub fn nfs_volumes(volumes: &[NfsVolume]) -> Vec<Resource> {
-    let units: Vec<(String, String)> =
-        volumes.iter().map(|v| (mount_unit_name(&v.mount_point.value), mount_unit(v))).collect();
-    let paths: Vec<String> = units.iter().map(|(name, _)| format!("/etc/systemd/system/{name}")).collect();
+    let units: Vec<(String, String)> = volumes
+        .iter()
+        .map(|v| {
+            let name = mount_unit_name(&v.mount_point.value);
+            (format!("/etc/systemd/system/{name}"), name)
+        })
+        .collect();
+    let paths: Vec<String> = units.iter().map(|(path, _)| path.clone()).collect();
     let mut out = vec![Resource::Packages { names: vec!["nfs-common".into()] }];
-    out.extend(units.iter().zip(&paths).map(|((_, text), path)| Resource::File(ManagedFile::new(path.clone(), text.clone(), 0o644))));
-    out.push(Resource::Command(GuardedCommand {
-        name: "daemon-reload".into(),
-        run: "systemctl daemon-reload".into(),
-        done_when: None,
-        after: paths.clone(),
-        log: None,
-    }));
-    out.extend(units.iter().zip(&paths).map(|((name, _), path)| Resource::Service {
-        unit: name.clone(),
-        watch: vec![path.clone()],
-        reload: false,
-        needs: None,
-    }));
+    out.extend(volumes.iter().zip(&paths).map(|(volume, path)| Resource::File(ManagedFile::new(path.clone(), mount_unit(volume), 0o644))));
+    out.push(super::features::daemon_reload(&paths));
+    out.extend(units.into_iter().map(|(path, unit)| Resource::Service { unit, watch: vec![path], reload: false, needs: None }));
     out
 }

@@ -10,7 +10,7 @@
 //! Pure: resources out.
 
 use super::resource::{GuardedCommand, ManagedFile, Resource};
-use super::shell::quote;
+use super::shell::{quote, retried};
 use phoenix_model::model::{Guest, Model, PortainerRole};
 use phoenix_model::secret::Secret;
 use phoenix_model::paths::TRUSTED_ROOT_PATH;
@@ -72,7 +72,7 @@ fn answers(name: &str, url: &str, host_port: Option<&str>, trusted: bool) -> Res
     let check = format!("curl -fsS -o /dev/null --max-time 5 {trust}{resolve} {}", quote(url));
     Resource::Command(GuardedCommand {
         name: name.into(),
-        run: format!("for i in $(seq 60); do {check} && exit 0; sleep 1; done; {check}"),
+        run: retried(&check, 60),
         done_when: Some(check),
         after: Vec::new(),
         log: None,
@@ -118,19 +118,12 @@ fn agent(model: &Model, agent_secret: Option<&Secret>) -> Result<Vec<Resource>, 
     );
     let path = format!("{AGENT_DIR}/docker-compose.yml");
     let files = vec![path.clone(), format!("{AGENT_DIR}/{ENV_FILE}")];
-    // The agent serves /ping over TLS with a certificate of its own: only that it answers counts.
-    let ping = format!("curl -fsSk -o /dev/null --max-time 5 https://localhost:{port}/ping");
     Ok(vec![
         Resource::Packages { names: vec![COMPOSE_PACKAGE.into(), "curl".into()] },
         Resource::File(ManagedFile::new(path.clone(), compose, 0o644)),
         secret_file(AGENT_DIR, agent_secret)?,
         compose_up(AGENT_DIR, &[&path], "agent", files),
-        Resource::Command(GuardedCommand {
-            name: "portainer-agent-ping".into(),
-            run: format!("for i in $(seq 60); do {ping} && exit 0; sleep 1; done; {ping}"),
-            done_when: Some(ping),
-            after: Vec::new(),
-            log: None,
-        }),
+        // The agent serves /ping over TLS with a certificate of its own: only that it answers counts.
+        answers("portainer-agent-ping", &format!("https://localhost:{port}/ping"), None, false),
     ])
 }

@@ -95,6 +95,12 @@ const STARTED: &str = r#"if systemctl "$2" -- "$1" && systemctl is-active --quie
 systemctl status --no-pager --lines=5 -- "$1" >&2 || true; exit 1"#;
 
 /// `text` as one word for `sh`: in single quotes, each `'` written as `'\''`.
+/// `check` until it succeeds, once a second, at most `tries` times: the last try's status is the
+/// script's (a service's readiness after it was started).
+pub fn retried(check: &str, tries: u32) -> String {
+    format!("for i in $(seq {tries}); do {check} && exit 0; sleep 1; done; {check}")
+}
+
 pub fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }

@@ -8,10 +8,14 @@
 
 use super::features::LOG_DIR;
 use super::resource::{Download, GuardedCommand, ManagedFile, Resource};
-use super::shell::quote;
+use super::shell::{quote, retried};
 use phoenix_model::model::{Guest, Model};
 use serde_json::json;
 
+/// The feature's name, and the name of its command that makes the PKI (sync exports the root
+/// when it runs).
+pub const STEP_CA: &str = "step_ca";
+pub const PKI: &str = "pki";
 pub const STEPPATH: &str = "/etc/step-ca";
 pub const ROOT_CERT: &str = "/etc/step-ca/certs/root_ca.crt";
 pub const INTERMEDIATE_CERT: &str = "/etc/step-ca/certs/intermediate_ca.crt";
@@ -131,13 +135,13 @@ pub fn step_ca(model: &Model, guest: &Guest) -> Result<Vec<Resource>, String> {
         Resource::Packages { names: vec!["openssl".into(), "curl".into()] },
         Resource::Group { name: "step".into() },
         Resource::User { name: "step".into(), group: "step".into(), home: STEPPATH.into() },
-        command("pki", pki_script(root, intermediate), Some(format!("[ -s {INTERMEDIATE_CERT} ] && [ -s {INTERMEDIATE_KEY} ] && [ -s {ROOT_CERT} ]")), &[]),
+        command(PKI, pki_script(root, intermediate), Some(format!("[ -s {INTERMEDIATE_CERT} ] && [ -s {INTERMEDIATE_KEY} ] && [ -s {ROOT_CERT} ]")), &[]),
         Resource::Download(Download { path: BINARY.into(), url: source.url.value.clone(), sha256: source.sha256.clone(), owner: "root:root".into(), mode: 0o755 }),
         Resource::File(ManagedFile::new(CONFIG, ca_json(model, guest), 0o644)),
         Resource::File(ManagedFile::new(UNIT, unit, 0o644)),
-        command("daemon-reload", "systemctl daemon-reload".into(), None, &[UNIT]),
+        super::features::daemon_reload(&[UNIT.into()]),
         Resource::Service { unit: "step-ca".into(), watch: vec![BINARY.into(), UNIT.into(), CONFIG.into()], reload: false, needs: None },
         // Answers once it has started (a few seconds): waited for, at most 30 s.
-        command("acme-directory", format!("for i in $(seq 30); do {check} && exit 0; sleep 1; done; {check}"), Some(check.clone()), &[]),
+        command("acme-directory", retried(&check, 30), Some(check.clone()), &[]),
     ])
 }

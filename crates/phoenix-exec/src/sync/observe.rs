@@ -317,7 +317,7 @@ async fn store_root(store_dir: &str, target: &impl Target) -> Result<Option<Stri
 /// guest is reached (a guest not created yet has none).
 async fn step_ca_root(model: &Model, target: &impl Target) -> Result<Option<String>, DriverError> {
     let Some(guest) = model.edge.step_ca.and_then(|id| model.guests.get(&id)) else { return Ok(None) };
-    if !guest.has_feature("step_ca") || !target.runs_scripts(guest.id, guest.kind) {
+    if !guest.has_feature(phoenix_core::provision::step_ca::STEP_CA) || !target.runs_scripts(guest.id, guest.kind) {
         return Ok(None);
     }
     let place = Place { guest: Some((guest.id, guest.kind)), path: phoenix_core::provision::step_ca::ROOT_CERT.into() };
