@@ -102,6 +102,8 @@ impl GuestState {
 pub struct StorageState {
     pub content: Vec<String>,
     pub avail: u64,
+    /// Every node sees the same volumes (`shared` in storage.cfg: NFS, Ceph, ...).
+    pub shared: bool,
 }
 
 impl StorageState {
@@ -142,6 +144,19 @@ pub struct GuestPlan {
     pub ready: BTreeMap<GuestId, String>,
     /// Guests the domain planned for (created, converged or blocked).
     pub handled: BTreeSet<GuestId>,
+    /// The node each described guest's requests go to (after its migration, if any).
+    pub nodes: BTreeMap<GuestId, String>,
+    /// Per guest migrated in this plan, its migration step (what its other steps wait for).
+    pub migrations: BTreeMap<GuestId, String>,
+    /// What the plan says without doing it (a guest HA keeps on another node).
+    pub notes: Vec<String>,
+}
+
+impl GuestPlan {
+    /// The node a guest's requests go to in this plan.
+    pub fn node_of<'a>(&'a self, id: GuestId, pve: &'a PveObserved) -> &'a str {
+        self.nodes.get(&id).map_or_else(|| pve.node_of(id), String::as_str)
+    }
 }
 
 struct Context<'a> {
@@ -149,15 +164,18 @@ struct Context<'a> {
     pve: &'a PveObserved,
     /// Each guest's rendered NICs.
     nics: crate::render::GuestNics<'a>,
+    /// Where each described guest is addressed (see `placement`).
+    placements: BTreeMap<GuestId, super::placement::Placement>,
 }
 
 impl Context<'_> {
-    fn node(&self) -> &str {
-        &self.pve.node
+    /// The node the guest's requests go to in this plan.
+    fn node(&self, id: GuestId) -> &str {
+        self.placements.get(&id).map_or_else(|| self.pve.node_of(id), |p| p.node())
     }
 
-    fn base(&self, kind: GuestKind) -> String {
-        format!("/nodes/{}/{}", self.node(), guest_segment(kind))
+    fn base(&self, id: GuestId, kind: GuestKind) -> String {
+        format!("/nodes/{}/{}", self.node(id), guest_segment(kind))
     }
 }
 
@@ -280,21 +298,22 @@ fn template_volid(model: &Model, template: &str) -> Option<String> {
 /// Where a VM's cloud image is imported from: the first storage holding `import` content,
 /// the file named `.qcow2` (Ubuntu's `.img` cloud images are qcow2; the `import` content type
 /// takes `.qcow2`, `.raw`, `.vmdk`).
-fn image_volid(pve: &PveObserved, image: &str) -> Option<String> {
-    let (storage, _) = pve.storages.iter().find(|(_, s)| s.holds("import"))?;
+fn image_volid(pve: &PveObserved, node: &str, image: &str) -> Option<String> {
+    let (storage, _) = pve.storages_of(node).iter().find(|(_, s)| s.holds("import"))?;
     let stem = image.rsplit('/').next()?.trim_end_matches(".img").trim_end_matches(".qcow2");
     Some(format!("{storage}:import/{stem}.qcow2"))
 }
 
 pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan {
-    let context = Context { model, pve, nics: crate::render::rendered_nics(rendered) };
+    let placements = model.guests.values().map(|g| (g.id, super::placement::decide(g, pve))).collect();
+    let context = Context { model, pve, nics: crate::render::rendered_nics(rendered), placements };
     let mut plan = GuestPlan::default();
     let mut downloads: BTreeMap<String, String> = BTreeMap::new();
     for id in phoenix_model::graph::build(model).order {
         let guest = &model.guests[&id];
         // Creation needs only the clone source; a dependency must run before this guest
         // starts (see `start_steps`), not exist before it is created.
-        let before: Vec<String> = match &guest.spec.origin {
+        let mut before: Vec<String> = match &guest.spec.origin {
             Origin::Clone { from, .. } => plan.ready.get(&from.value).cloned().into_iter().collect(),
             _ => Vec::new(),
         };
@@ -302,6 +321,21 @@ pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan
             continue; // It exists, but was not observed in detail: nothing to plan from.
         }
         plan.handled.insert(id);
+        plan.nodes.insert(id, context.node(id).to_string());
+        let mut moved = Vec::new();
+        match (&context.placements[&id], pve.guest_states.get(&id)) {
+            (super::placement::Placement::Migrate { from, to }, Some(state)) if state.kind == Some(guest.kind) && state.lock().is_none() => {
+                let migrate = super::placement::migrate_step(guest, state, pve, from, to, before.clone());
+                before = vec![migrate.id.clone()];
+                plan.migrations.insert(id, migrate.id.clone());
+                moved.push(migrate);
+            }
+            (super::placement::Placement::HeldByHa { node, declared, state }, _) => {
+                plan.notes.push(super::placement::ha_note(guest, node, declared, state));
+            }
+            _ => {}
+        }
+        plan.steps.extend(moved);
         let found = match pve.guest_states.get(&id) {
             // Half-made by a worker that died: removed, then made again.
             Some(state) if state.kind == Some(guest.kind) && half_made(state) => {
@@ -315,7 +349,7 @@ pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan
             Some(state) if state.kind == Some(guest.kind) => converge(&context, guest, state, before),
             Some(state) => Err(format!(
                 "guest {id} exists on node {} as a{} {}, but is described as a{} {}",
-                pve.node,
+                pve.node_of(id),
                 if state.kind == Some(GuestKind::Lxc) { "n" } else { "" },
                 state.kind.map_or("guest", GuestKind::label),
                 if guest.kind == GuestKind::Lxc { "n" } else { "" },
@@ -354,15 +388,15 @@ fn create(
     let (model, pve) = (context.model, context.pve);
     let id = guest.id;
     let mut steps = Vec::new();
-    let node = Some(context.node().to_string());
+    let node = Some(context.node(id).to_string());
     let mut params: Vec<(String, String)> = vec![pair("vmid", id.to_string())];
     let config_keys = owned_keys(guest);
     let nics: Vec<(String, String)> = context.nics.get(&id).into_iter().flatten().map(|(k, v)| pair(*k, *v)).collect();
     let storage = guest.spec.storage.as_ref().map(|s| s.value.clone());
     let needs = if guest.kind == GuestKind::Lxc { "rootdir" } else { "images" };
     if let Some(storage) = &storage {
-        match pve.storages.get(storage) {
-            None => return Err(format!("storage `{storage}` does not exist on node {}", pve.node)),
+        match pve.storages_of(context.node(id)).get(storage) {
+            None => return Err(format!("storage `{storage}` does not exist on node {}", context.node(id))),
             Some(found) if !found.holds(needs) => return Err(format!("storage `{storage}` does not hold `{needs}` content")),
             Some(_) => {}
         }
@@ -372,7 +406,7 @@ fn create(
         Origin::OsTemplate(template) => {
             let volid = template_volid(model, &template.value)
                 .ok_or_else(|| format!("no storage of the node holds the OS template `{}`", template.value))?;
-            after.extend(download(context, &volid, None, downloads, &mut steps));
+            after.extend(download(context, context.node(id), &volid, None, downloads, &mut steps));
             params.push(pair("ostemplate", &volid));
             params.push(pair("tags", CREATED_TAG));
             for (key, value, _) in &config_keys {
@@ -392,7 +426,7 @@ fn create(
                 }
             }
             params.extend(nics.iter().cloned());
-            let request = ApiRequest::new(Method::Post, context.base(GuestKind::Lxc), params);
+            let request = ApiRequest::new(Method::Post, context.base(id, GuestKind::Lxc), params);
             let reason = format!("it does not exist: created from the OS template {volid}");
             step(
                 format!("guest:{id}:create"),
@@ -405,14 +439,14 @@ fn create(
             )
         }
         Origin::CloudImage(image) => {
-            let volid = image_volid(pve, &image.value).ok_or_else(|| {
+            let volid = image_volid(pve, context.node(id), &image.value).ok_or_else(|| {
                 "no storage of the node holds `import` content, where the cloud image is downloaded to and imported from \
                  (add it to a file storage: pvesm set STORAGE --content iso,vztmpl,import)"
                     .to_string()
             })?;
             let release = model.host.ubuntu_release.as_deref().unwrap_or("noble");
             let url = format!("https://cloud-images.ubuntu.com/{release}/current/{}", image.value);
-            after.extend(download(context, &volid, Some(&url), downloads, &mut steps));
+            after.extend(download(context, context.node(id), &volid, Some(&url), downloads, &mut steps));
             let storage = storage.clone().unwrap_or_else(|| "local-lvm".into());
             for (key, value, _) in &config_keys {
                 params.push(pair(key, value));
@@ -427,9 +461,9 @@ fn create(
                 pair("boot", "order=scsi0"),
             ]);
             params.extend(nics.iter().cloned());
-            let mut requests = vec![ApiRequest::new(Method::Post, context.base(GuestKind::Vm), params)];
+            let mut requests = vec![ApiRequest::new(Method::Post, context.base(id, GuestKind::Vm), params)];
             if let Some(size) = &guest.spec.disk_gb {
-                let path = format!("{}/{id}/resize", context.base(GuestKind::Vm));
+                let path = format!("{}/{id}/resize", context.base(id, GuestKind::Vm));
                 requests.push(ApiRequest::new(Method::Put, path, vec![pair("disk", "scsi0"), pair("size", format!("{}G", size.value))]));
             }
             let reason = format!("it does not exist: created from the cloud image {volid}, its disk imported, with a cloud-init drive, a serial console and the guest agent");
@@ -447,9 +481,17 @@ fn create(
     };
     plan.created.insert(id);
     let mut last = vec![origin_step.id.clone()];
+    let cloned_on = clone_node(context, guest, plan);
     steps.push(origin_step);
+    // Cloned from local storage on its source's node: moved to its own node offline.
+    if let Some(from) = cloned_on.filter(|n| n != context.node(id)) {
+        let migrate = super::placement::move_new_clone(guest, &from, context.node(id), last.clone());
+        last = vec![migrate.id.clone()];
+        plan.migrations.insert(id, migrate.id.clone());
+        steps.push(migrate);
+    }
     if let Some(node) = super::node_conf::step(
-        context.node(),
+        context.node(id),
         guest,
         None,
         last.clone(),
@@ -462,46 +504,42 @@ fn create(
     Ok(steps)
 }
 
-/// The download of a template or image to its storage, once per plan; the id to wait for.
+/// The download of a template or image to its storage as `node` sees it, once per plan and
+/// node; the id to wait for.
 fn download(
     context: &Context<'_>,
+    node: &str,
     volid: &str,
     url: Option<&str>,
     downloads: &mut BTreeMap<String, String>,
     steps: &mut Vec<Step>,
 ) -> Option<String> {
-    if context.pve.volumes.contains(volid) {
+    if context.pve.has_volume(node, volid) {
         return None;
     }
-    if let Some(id) = downloads.get(volid) {
-        return Some(id.clone());
+    // The first node's downloads keep their names; another node's say which node.
+    let id = if node == context.pve.node { format!("download:{volid}") } else { format!("download:{node}:{volid}") };
+    if downloads.contains_key(&id) {
+        return Some(id);
     }
     let (storage, rest) = volid.split_once(':')?;
     let file = rest.split_once('/').map_or(rest, |(_, f)| f);
-    let id = format!("download:{volid}");
     let request = match url {
         None => ApiRequest::new(
             Method::Post,
-            format!("/nodes/{}/aplinfo", context.node()),
+            format!("/nodes/{node}/aplinfo"),
             vec![pair("storage", storage), pair("template", file)],
         ),
         Some(url) => ApiRequest::new(
             Method::Post,
-            format!("/nodes/{}/storage/{storage}/download-url", context.node()),
+            format!("/nodes/{node}/storage/{storage}/download-url"),
             vec![pair("content", "import"), pair("filename", file), pair("url", url)],
         ),
     };
     let reason = format!("{volid} is not on storage {storage}");
-    steps.push(step(
-        id.clone(),
-        format!("download {file} to {storage}"),
-        reason,
-        vec![request],
-        Vec::new(),
-        Some(format!("download:{volid}")),
-        None,
-    ));
-    downloads.insert(volid.to_string(), id.clone());
+    let title = if node == context.pve.node { format!("download {file} to {storage}") } else { format!("download {file} to {storage} on {node}") };
+    steps.push(step(id.clone(), title, reason, vec![request], Vec::new(), Some(id.clone()), None));
+    downloads.insert(id.clone(), id.clone());
     Some(id)
 }
 
@@ -522,14 +560,20 @@ fn clone(
         (Some(state), _) if !plan.created.contains(&source) => state.is_template(),
         (_, Some(described)) => described.is_template,
         (Some(state), None) => state.is_template(),
-        (None, None) => return Err(format!("its clone source {source} exists neither on node {} nor in the configuration", pve.node)),
+        (None, None) => return Err(format!("its clone source {source} exists neither on node {} nor in the configuration", plan.node_of(source, pve))),
     };
-    let base = context.base(guest.kind);
+    let route = clone_route(context, guest, source, plan);
+    let segment = guest_segment(guest.kind);
+    let base = format!("/nodes/{}/{segment}", route.lands_on);
     let name_key = if guest.kind == GuestKind::Lxc { "hostname" } else { "name" };
     let mut params = vec![pair("newid", id.to_string()), pair(name_key, &guest.name)];
+    if route.lands_on != route.source_node {
+        params.push(pair("target", &route.lands_on));
+    }
     // A template is cloned linked (a container) or in full (a VM, as the original did); any
-    // other source in full, at its snapshot.
-    let full = guest.kind == GuestKind::Vm || !source_template;
+    // other source in full, at its snapshot. A clone that moves to another node afterwards is
+    // full: a linked clone's base stays on the source's node.
+    let full = guest.kind == GuestKind::Vm || !source_template || route.lands_on != context.node(id);
     if full {
         params.push(pair("full", "1"));
         if let Some(storage) = &guest.spec.storage {
@@ -539,7 +583,8 @@ fn clone(
     if let Some(snapshot) = snapshot {
         params.push(pair("snapname", snapshot));
     }
-    let mut requests = vec![ApiRequest::new(Method::Post, format!("{base}/{source}/clone"), params)];
+    let clone_path = format!("/nodes/{}/{segment}/{source}/clone", route.source_node);
+    let mut requests = vec![ApiRequest::new(Method::Post, clone_path, params)];
     let mut config: Vec<(String, String)> = config_keys.iter().filter(|(k, _, _)| *k != name_key).map(|(k, v, _)| pair(k, v)).collect();
     config.extend(nics.iter().cloned());
     config.push(pair("tags", CREATED_TAG));
@@ -586,14 +631,53 @@ fn clone(
         requests,
         after,
         Some(lock),
-        Some(context.node().to_string()),
+        Some(route.source_node),
     ))
+}
+
+/// Where a clone is made and where it lands.
+struct CloneRoute {
+    /// The node holding the source (the clone request goes there).
+    source_node: String,
+    /// Where the new guest is when the clone ends: the declared node when the source's disks
+    /// are all on shared storage (`target`; qemu-server and pve-container refuse it otherwise,
+    /// "can't clone VM to node '$target' (VM uses local storage)"), else the source's node.
+    lands_on: String,
+}
+
+fn clone_route(context: &Context<'_>, guest: &Guest, source: GuestId, plan: &GuestPlan) -> CloneRoute {
+    let pve = context.pve;
+    let source_node = plan.node_of(source, pve).to_string();
+    let declared = context.node(guest.id).to_string();
+    if source_node == declared {
+        return CloneRoute { source_node, lands_on: declared };
+    }
+    let storages = pve.storages_of(&source_node);
+    let shared = |sid: &str| storages.get(sid).is_some_and(|s| s.shared);
+    let all_shared = match pve.guest_states.get(&source).filter(|_| !plan.created.contains(&source)) {
+        Some(state) => state
+            .config
+            .iter()
+            .filter(|(k, v)| super::placement::is_disk_key(k) && !v.contains("media=cdrom"))
+            .all(|(_, v)| v.split_once(':').is_some_and(|(sid, _)| shared(sid))),
+        None => context.model.guests.get(&source).and_then(|g| g.spec.storage.as_ref()).is_some_and(|s| shared(&s.value)),
+    };
+    let lands_on = if all_shared { declared } else { source_node.clone() };
+    CloneRoute { source_node, lands_on }
+}
+
+/// For a guest cloned in this plan: the node its clone lands on.
+fn clone_node(context: &Context<'_>, guest: &Guest, plan: &GuestPlan) -> Option<String> {
+    match &guest.spec.origin {
+        Origin::Clone { from, .. } => Some(clone_route(context, guest, from.value, plan).lands_on),
+        _ => None,
+    }
 }
 
 /// The snapshot a clone source is cloned at, and a template's conversion, when not done yet.
 fn finish(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<String>) -> Option<Vec<Step>> {
     let id = guest.id;
-    let base = format!("{}/{id}", context.base(guest.kind));
+    let base = format!("{}/{id}", context.base(id, guest.kind));
     let lock = Some(format!("guest:{id}"));
     let mut steps = Vec::new();
     if guest.is_template && !state.is_template() {
@@ -624,7 +708,7 @@ fn finish(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<S
         ));
     } else if let Some(name) = guest.template_snapshot.as_ref().filter(|n| !guest.is_template && !state.snapshots.contains(*n)) {
         let reason = format!("its clones start from snapshot {name} (`template_snapshot_name`)");
-        steps.push(snapshot_step(context.node(), guest, format!("guest:{id}:snapshot"), name, reason, after));
+        steps.push(snapshot_step(context.node(id), guest, format!("guest:{id}:snapshot"), name, reason, after));
     }
     (!steps.is_empty()).then_some(steps)
 }
@@ -640,7 +724,8 @@ fn half_made(state: &GuestState) -> bool {
 fn recover(context: &Context<'_>, guest: &Guest, lock: &str, after: Vec<String>) -> Vec<Step> {
     let id = guest.id;
     let folder = if guest.kind == GuestKind::Lxc { "lxc" } else { "qemu-server" };
-    let place = crate::deploy::Place::host(format!("/etc/pve/nodes/{}/{folder}/{id}.conf", context.node()));
+    // Where it is now (a half-made guest is not migrated first).
+    let place = crate::deploy::Place::host(format!("/etc/pve/nodes/{}/{folder}/{id}.conf", context.pve.node_of(id)));
     let unlock = Step {
         id: format!("guest:{id}:unlock"),
         domain: Domain::Guests,
@@ -655,7 +740,8 @@ fn recover(context: &Context<'_>, guest: &Guest, lock: &str, after: Vec<String>)
     };
     let mut steps = vec![unlock];
     if matches!(lock, "create" | "clone") {
-        let request = ApiRequest::new(Method::Delete, format!("{}/{id}", context.base(guest.kind)), vec![pair("purge", "1")]);
+        let path = format!("/nodes/{}/{}/{id}", context.pve.node_of(id), guest_segment(guest.kind));
+        let request = ApiRequest::new(Method::Delete, path, vec![pair("purge", "1")]);
         let reason = "it is half-made (its creation did not finish): destroyed with its disks, then made again".to_string();
         steps.push(step(
             format!("guest:{id}:remove"),
@@ -686,7 +772,7 @@ fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec
         return Ok(recover(context, guest, lock, after));
     }
     let mut steps = Vec::new();
-    let base = format!("{}/{id}", context.base(guest.kind));
+    let base = format!("{}/{id}", context.base(id, guest.kind));
     let lock = Some(format!("guest:{id}"));
     if !state.is_template() {
         let mut changes = Vec::new();
@@ -748,7 +834,7 @@ fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec
         None
     } else {
         super::node_conf::step(
-            context.node(),
+            context.node(id),
             guest,
             Some(state),
             after.clone(),
@@ -792,7 +878,7 @@ pub fn start_steps(model: &Model, pve: &PveObserved, guests: &GuestPlan, earlier
         after.extend(guest.dependencies.iter().map(|d| format!("guest:{}:start", d.value)).filter(|d| steps.iter().any(|s| &s.id == d)));
         after.sort();
         after.dedup();
-        let base = format!("/nodes/{}/{}/{id}", pve.node, guest_segment(guest.kind));
+        let base = format!("/nodes/{}/{}/{id}", guests.node_of(id, pve), guest_segment(guest.kind));
         let mut request = ApiRequest::new(Method::Post, format!("{base}/status/start"), Vec::new());
         let agent = guests.created.contains(&id)
             || pve.guest_states.get(&id).is_some_and(|s| s.config.get("agent").is_some_and(|a| a.starts_with('1')));

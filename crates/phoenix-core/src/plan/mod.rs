@@ -11,6 +11,7 @@ pub mod features;
 pub mod files;
 pub mod guests;
 pub mod node_conf;
+pub mod placement;
 pub mod portainer;
 pub mod pve;
 pub mod snapshots;
@@ -88,9 +89,14 @@ pub struct CertCopies {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PveObserved {
+    /// The first node (the one the API is reached on).
     pub node: String,
-    /// Guests that exist on the node, with their kind.
+    /// Guests that exist in the cluster, with their kind.
     pub guests: BTreeMap<GuestId, GuestKind>,
+    /// The node each guest is on (`/cluster/resources`); absent: the first node.
+    pub placement: BTreeMap<GuestId, String>,
+    /// The guests HA manages (any state but `ignored`), with their HA state.
+    pub ha: BTreeMap<GuestId, String>,
     pub firewalls: BTreeMap<FwScope, FwFile>,
     /// Each guest's NICs as configured (`netN` key to value).
     pub nics: BTreeMap<GuestId, BTreeMap<String, String>>,
@@ -99,13 +105,32 @@ pub struct PveObserved {
     pub rule_digests: BTreeMap<String, String>,
     /// The described guests that exist, in detail (observed for the guests domain).
     pub guest_states: BTreeMap<GuestId, guests::GuestState>,
-    /// The node's storages (observed for the guests domain).
-    pub storages: BTreeMap<String, guests::StorageState>,
-    /// The files on the storages that hold OS templates and images to import (volids).
-    pub volumes: BTreeSet<String>,
+    /// Each node's storages, by node then id (observed for the guests domain).
+    pub storages: BTreeMap<String, BTreeMap<String, guests::StorageState>>,
+    /// The files each node sees on its storages that hold OS templates and images to
+    /// import (volids), by node.
+    pub volumes: BTreeMap<String, BTreeSet<String>>,
     /// Each described bind mount's host folder, stat'ed on the node (`None`: it does not
     /// exist); absent when not observed (then nothing is said about it).
     pub bind_owners: BTreeMap<String, Option<crate::deploy::FileMeta>>,
+}
+
+impl PveObserved {
+    /// The node a guest is on now (the first node for one not observed there).
+    pub fn node_of(&self, id: GuestId) -> &str {
+        self.placement.get(&id).map_or(self.node.as_str(), String::as_str)
+    }
+
+    /// A node's storages (none observed: empty).
+    pub fn storages_of(&self, node: &str) -> &BTreeMap<String, guests::StorageState> {
+        static NONE: BTreeMap<String, guests::StorageState> = BTreeMap::new();
+        self.storages.get(node).unwrap_or(&NONE)
+    }
+
+    /// Whether a node sees a volume.
+    pub fn has_volume(&self, node: &str, volid: &str) -> bool {
+        self.volumes.get(node).is_some_and(|v| v.contains(volid))
+    }
 }
 
 /// What a step does.
@@ -220,6 +245,9 @@ impl Step {
 pub struct Plan {
     pub schema_version: u32,
     pub steps: Vec<Step>,
+    /// What the plan leaves to someone else, and says so (a guest HA keeps on another node).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -241,10 +269,11 @@ impl Plan {
 
     /// The plan for a terminal.
     pub fn to_text(&self) -> String {
+        let notes: String = self.notes.iter().map(|n| format!("note: {n}\n")).collect();
         if self.steps.is_empty() {
-            return "Nothing to do: the system is as described.\n".to_string();
+            return format!("{notes}Nothing to do: the system is as described.\n");
         }
-        let mut out = format!("{} step(s):\n", self.steps.len());
+        let mut out = format!("{notes}{} step(s):\n", self.steps.len());
         for step in &self.steps {
             out.push_str(&format!("\n[{}] {}\n  why: {}\n", step.id, step.title, step.reason));
             if !step.after.is_empty() {
@@ -343,7 +372,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let snapshots = snapshots::steps(input.model, pve, &guest_plan, &steps);
         steps.extend(snapshots);
     }
-    Plan { schema_version: 1, steps: dependencies_first(steps) }
+    Plan { schema_version: 1, steps: dependencies_first(steps), notes: guest_plan.notes }
 }
 
 /// A file written into a guest, and a Portainer step, wait for the guests they need to run:
@@ -670,7 +699,11 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_p
     let context = ScopeContext { pve, firewalls: rendered_firewalls(rendered), nics: crate::render::rendered_nics(rendered) };
     let (mut steps, mut rule_steps, mut cluster_refs) = (Vec::new(), Vec::new(), false);
     for (scope, path) in &scopes {
-        let found = scope_steps(&context, *scope, path, cluster_refs);
+        let node = match scope {
+            FwScope::Guest(id, _) => guest_plan.node_of(*id, pve),
+            _ => pve.node.as_str(),
+        };
+        let found = scope_steps(&context, *scope, node, path, cluster_refs);
         cluster_refs |= matches!(scope, FwScope::Cluster) && found.steps.iter().any(|s| s.id.ends_with(":refs"));
         rule_steps.extend(found.rules);
         steps.extend(found.steps);
@@ -683,6 +716,13 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_p
         if let Some(ready) = guest.filter(|id| guest_plan.created.contains(id)).and_then(|id| guest_plan.ready.get(&id)) {
             step.after.push(ready.clone());
         }
+        // A guest migrated in this plan: its firewall and NIC on its new node, after the move.
+        let nic = step.id.strip_prefix("nic:").and_then(|id| id.parse::<GuestId>().ok());
+        if let Some(migrated) = guest.or(nic).and_then(|id| guest_plan.migrations.get(&id)) {
+            if !step.after.contains(migrated) {
+                step.after.push(migrated.clone());
+            }
+        }
     }
     // The cluster options (enable, policies) go last: switching the firewall on before the
     // rules are in place would cut guests off.
@@ -693,7 +733,7 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_p
         steps.push(Step::blocked(
             format!("guest:{id}"),
             Domain::Firewall,
-            format!("guest {id} does not exist on node {}", pve.node),
+            format!("guest {id} does not exist on node {}", model.guests[&id].node.value),
             "phoenix sync does not create guests; create it (or fix its id and type) first",
             Vec::new(),
         ));
@@ -722,8 +762,8 @@ struct ScopeSteps {
 /// One firewall scope: its references (aliases, ipsets, groups), its rules and the references
 /// no longer used, its options, and for a guest its NIC flag, each waiting for the one before.
 /// Other scopes' references wait for the cluster's (`cluster_refs`), which they may name.
-fn scope_steps(context: &ScopeContext<'_>, scope: FwScope, path: &str, cluster_refs: bool) -> ScopeSteps {
-    let (pve, node) = (context.pve, context.pve.node.as_str());
+fn scope_steps(context: &ScopeContext<'_>, scope: FwScope, node: &str, path: &str, cluster_refs: bool) -> ScopeSteps {
+    let pve = context.pve;
     let empty = FwFile::default();
     let desired = context.firewalls.get(path).unwrap_or(&empty);
     let observed = pve.firewalls.get(&scope).unwrap_or(&empty);
@@ -762,20 +802,20 @@ fn scope_steps(context: &ScopeContext<'_>, scope: FwScope, path: &str, cluster_r
         found.steps.push(step);
     }
     if let FwScope::Guest(id, kind) = scope {
-        found.steps.extend(nic_step(context, id, kind, after, lock));
+        found.steps.extend(nic_step(context, node, id, kind, after, lock));
     }
     found
 }
 
 /// A guest's NICs when a key phoenix renders (the firewall flag) differs in any of them.
-fn nic_step(context: &ScopeContext<'_>, id: GuestId, kind: GuestKind, after: Vec<String>, lock: Option<String>) -> Option<Step> {
+fn nic_step(context: &ScopeContext<'_>, node: &str, id: GuestId, kind: GuestKind, after: Vec<String>, lock: Option<String>) -> Option<Step> {
     let observed = context.pve.nics.get(&id);
     let changes = pve::nic_changes(observed, context.nics.get(&id)?);
     if changes.is_empty() {
         return None;
     }
     // The change takes only this guest's config lock (pct/qm set lock the guest).
-    let request = pve::nic_request(&context.pve.node, id, kind, &changes);
+    let request = pve::nic_request(node, id, kind, &changes);
     let keys: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
     let mut step = requests_step(
         format!("nic:{id}"),

@@ -95,7 +95,7 @@ pub fn plan(model: &Model, rendered: &Rendered, pve: &PveObserved, verb: Verb, i
                 .filter(|id| verb == Verb::Converge || targets.contains(id) || !pve.guest_states.contains_key(id))
                 .collect();
             let mut steps: Vec<Step> = all.steps.iter().filter(|s| belongs(s, &wanted)).cloned().collect();
-            let limited = GuestPlan { steps: Vec::new(), created: all.created.clone(), ready: all.ready.clone(), handled: wanted };
+            let limited = GuestPlan { created: all.created.clone(), ready: all.ready.clone(), handled: wanted, nodes: all.nodes.clone(), ..GuestPlan::default() };
             steps.extend(guests::start_steps(model, pve, &limited, &steps, boot_delays));
             without_idle_downloads(steps)
         }
@@ -120,12 +120,12 @@ pub fn plan(model: &Model, rendered: &Rendered, pve: &PveObserved, verb: Verb, i
         }
         Verb::Delete { force } => delete(model, pve, ids, force)?,
     };
-    Ok(Plan { schema_version: 1, steps })
+    Ok(Plan { schema_version: 1, steps, notes: Vec::new() })
 }
 
 /// Start steps for the guests of `set` that do not run, after `after`.
 fn start(model: &Model, pve: &PveObserved, set: &BTreeSet<GuestId>, after: &[String], boot_delays: bool) -> Vec<Step> {
-    let limited = GuestPlan { steps: Vec::new(), created: BTreeSet::new(), ready: Default::default(), handled: set.clone() };
+    let limited = GuestPlan { handled: set.clone(), ..GuestPlan::default() };
     let mut steps = guests::start_steps(model, pve, &limited, &[], boot_delays);
     for step in &mut steps {
         step.after.extend(after.iter().cloned());
@@ -134,7 +134,7 @@ fn start(model: &Model, pve: &PveObserved, set: &BTreeSet<GuestId>, after: &[Str
 }
 
 fn base(pve: &PveObserved, model: &Model, id: GuestId) -> String {
-    format!("/nodes/{}/{}/{id}", pve.node, guest_segment(model.guests[&id].kind))
+    format!("/nodes/{}/{}/{id}", pve.node_of(id), guest_segment(model.guests[&id].kind))
 }
 
 fn pve_step(id: String, title: String, reason: String, requests: Vec<ApiRequest>, after: Vec<String>, lock: String) -> Step {

@@ -28,16 +28,41 @@ async fn get(api: &impl PveApi, path: String) -> Result<Value, DriverError> {
     Ok(api.call(&ApiRequest::new(Method::Get, path, Vec::new())).await?.data)
 }
 
-fn vmids(list: &Value) -> Vec<GuestId> {
-    list.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|g| g.get("vmid").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())))
-                .map(|v| v as GuestId)
-                .collect()
-        })
-        .unwrap_or_default()
+fn vmid(entry: &Value) -> Option<GuestId> {
+    entry.get("vmid").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).map(|v| v as GuestId)
+}
+
+/// Every guest of the cluster and its node (`GET /cluster/resources?type=vm`: `type` qemu or
+/// lxc, `node`, `vmid`).
+async fn placement(api: &impl PveApi, observed: &mut PveObserved) -> Result<(), DriverError> {
+    let query = vec![("type".to_string(), "vm".to_string())];
+    let list = api.call(&ApiRequest::new(Method::Get, "/cluster/resources".to_string(), query)).await?.data;
+    for entry in list.as_array().into_iter().flatten() {
+        let kind = match entry.get("type").and_then(Value::as_str) {
+            Some("lxc") => GuestKind::Lxc,
+            Some("qemu") => GuestKind::Vm,
+            _ => continue,
+        };
+        let (Some(id), Some(node)) = (vmid(entry), entry.get("node").and_then(Value::as_str)) else { continue };
+        observed.guests.insert(id, kind);
+        observed.placement.insert(id, node.to_string());
+    }
+    Ok(())
+}
+
+/// The guests HA manages: `GET /cluster/ha/resources` (`sid` `vm:100`/`ct:100`, `state`,
+/// default `started`); `ignored` ones are not managed (`PVE::HA::Config::vm_is_ha_managed`).
+async fn ha(api: &impl PveApi, observed: &mut PveObserved) -> Result<(), DriverError> {
+    let list = get(api, "/cluster/ha/resources".to_string()).await?;
+    for entry in list.as_array().into_iter().flatten() {
+        let Some(sid) = entry.get("sid").and_then(Value::as_str) else { continue };
+        let Some(id) = sid.rsplit(':').next().and_then(|id| id.parse::<GuestId>().ok()) else { continue };
+        let state = entry.get("state").and_then(Value::as_str).unwrap_or("started");
+        if state != "ignored" {
+            observed.ha.insert(id, state.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// A scope's firewall and the digests of its rule lists (by API path).
@@ -136,34 +161,41 @@ async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind
     })
 }
 
-/// The node's storages, and the files on those holding OS templates and images to import.
+/// A node's storages, and the files it sees on those holding OS templates and images to import.
 async fn storages(api: &impl PveApi, node: &str, observed: &mut PveObserved) -> Result<(), DriverError> {
     let list = get(api, format!("/nodes/{node}/storage")).await?;
     for item in list.as_array().into_iter().flatten() {
         let Some(id) = item.get("storage").and_then(Value::as_str) else { continue };
         let content: Vec<String> = item.get("content").and_then(Value::as_str).unwrap_or_default().split(',').map(str::to_string).collect();
-        let state = StorageState { avail: item.get("avail").and_then(Value::as_u64).unwrap_or(0), content };
+        let shared = item.get("shared").and_then(Value::as_u64).is_some_and(|s| s == 1);
+        let state = StorageState { avail: item.get("avail").and_then(Value::as_u64).unwrap_or(0), content, shared };
         if state.holds("vztmpl") || state.holds("import") {
             for volume in get(api, format!("/nodes/{node}/storage/{id}/content")).await?.as_array().into_iter().flatten() {
                 if let Some(volid) = volume.get("volid").and_then(Value::as_str) {
-                    observed.volumes.insert(volid.to_string());
+                    observed.volumes.entry(node.to_string()).or_default().insert(volid.to_string());
                 }
             }
         }
-        observed.storages.insert(id.to_string(), state);
+        observed.storages.entry(node.to_string()).or_default().insert(id.to_string(), state);
     }
     Ok(())
 }
 
-/// What the guests domain needs: each described guest in detail, the storages and their files.
-pub async fn guests(api: &impl PveApi, model: &Model, node: &str, observed: &mut PveObserved) -> Result<(), DriverError> {
-    let present: Vec<(GuestId, GuestKind)> =
-        observed.guests.iter().filter(|(id, _)| model.guests.contains_key(id)).map(|(id, kind)| (*id, *kind)).collect();
-    let states: Vec<(GuestId, GuestState)> =
-        stream::iter(present.into_iter().map(|(id, kind)| async move { guest_state(api, node, id, kind).await.map(|s| (id, s)) }))
-            .buffer_unordered(CONCURRENT_READS)
-            .try_collect()
-            .await?;
+/// What the guests domain needs: each described guest in detail (on its node), each node's
+/// storages and their files.
+pub async fn guests(api: &impl PveApi, model: &Model, observed: &mut PveObserved) -> Result<(), DriverError> {
+    let present: Vec<(GuestId, GuestKind, String)> = observed
+        .guests
+        .iter()
+        .filter(|(id, _)| model.guests.contains_key(id))
+        .map(|(id, kind)| (*id, *kind, observed.node_of(*id).to_string()))
+        .collect();
+    let states: Vec<(GuestId, GuestState)> = stream::iter(
+        present.into_iter().map(|(id, kind, node)| async move { guest_state(api, &node, id, kind).await.map(|s| (id, s)) }),
+    )
+    .buffer_unordered(CONCURRENT_READS)
+    .try_collect()
+    .await?;
     observed.guest_states = states.into_iter().collect();
     // A locked guest: is anything still running for it (or, for a clone, for its source)?
     for (id, state) in observed.guest_states.iter_mut().filter(|(_, s)| s.lock().is_some()) {
@@ -171,43 +203,70 @@ pub async fn guests(api: &impl PveApi, model: &Model, node: &str, observed: &mut
             phoenix_model::model::Origin::Clone { from, .. } => Some(from.value),
             _ => None,
         });
+        // A task runs on the node of the guest it is for (a clone's on its source's).
         for vmid in std::iter::once(*id).chain(source) {
+            let node = placement_of(&observed.placement, &observed.node, vmid);
             let query = vec![("vmid".to_string(), vmid.to_string()), ("source".to_string(), "active".to_string())];
             let active = api.call(&ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks"), query)).await?.data;
             state.active_tasks += active.as_array().map_or(0, Vec::len);
         }
     }
-    storages(api, node, observed).await
+    for node in cluster_nodes(model, observed) {
+        storages(api, &node, observed).await?;
+    }
+    Ok(())
 }
 
-/// The node as the guests domain and `phoenix status` see it.
+fn placement_of(placement: &BTreeMap<GuestId, String>, first: &str, id: GuestId) -> String {
+    placement.get(&id).map_or(first, String::as_str).to_string()
+}
+
+/// The nodes to read storages of: the described ones and any a described guest is on.
+fn cluster_nodes(model: &Model, observed: &PveObserved) -> BTreeSet<String> {
+    let mut nodes: BTreeSet<String> = model.host.nodes.iter().map(|n| n.name.clone()).collect();
+    nodes.insert(observed.node.clone());
+    nodes.extend(model.guests.keys().filter_map(|id| observed.placement.get(id).cloned()));
+    nodes
+}
+
+/// The cluster as the guests domain and `phoenix status` see it.
 pub async fn guests_observed(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
     let mut observed = pve(api, model, node).await?;
-    guests(api, model, node, &mut observed).await?;
+    guests(api, model, &mut observed).await?;
     Ok(observed)
 }
 
+/// The guests of the cluster and where they are, HA's resources, the firewalls (the cluster's,
+/// the first node's, each described guest's on its node) and the described guests' NICs.
 pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
     let mut observed = PveObserved { node: node.to_string(), ..PveObserved::default() };
-    for (kind, segment) in [(GuestKind::Lxc, "lxc"), (GuestKind::Vm, "qemu")] {
-        for id in vmids(&get(api, format!("/nodes/{node}/{segment}")).await?) {
-            observed.guests.insert(id, kind);
-        }
-    }
-    let mut scopes = vec![FwScope::Cluster, FwScope::Host];
-    scopes.extend(model.guests.values().filter(|g| observed.guests.get(&g.id) == Some(&g.kind)).map(|g| FwScope::Guest(g.id, g.kind)));
-    let firewalls: Vec<(FwScope, ScopeFirewall)> =
-        stream::iter(scopes.into_iter().map(|scope| async move { firewall(api, scope, node).await.map(|f| (scope, f)) }))
-            .buffer_unordered(CONCURRENT_READS)
-            .try_collect()
-            .await?;
+    placement(api, &mut observed).await?;
+    ha(api, &mut observed).await?;
+    let mut scopes = vec![(FwScope::Cluster, node.to_string()), (FwScope::Host, node.to_string())];
+    scopes.extend(
+        model
+            .guests
+            .values()
+            .filter(|g| observed.guests.get(&g.id) == Some(&g.kind))
+            .map(|g| (FwScope::Guest(g.id, g.kind), observed.node_of(g.id).to_string())),
+    );
+    let firewalls: Vec<(FwScope, ScopeFirewall)> = stream::iter(
+        scopes.into_iter().map(|(scope, node)| async move { firewall(api, scope, &node).await.map(|f| (scope, f)) }),
+    )
+    .buffer_unordered(CONCURRENT_READS)
+    .try_collect()
+    .await?;
     for (scope, (file, digests)) in firewalls {
         observed.firewalls.insert(scope, file);
         observed.rule_digests.extend(digests);
     }
-    let guests: Vec<(GuestId, GuestKind)> =
-        observed.guests.iter().filter(|(id, _)| model.guests.contains_key(id)).map(|(id, kind)| (*id, *kind)).collect();
-    let nics: Vec<(GuestId, BTreeMap<String, String>)> = stream::iter(guests.into_iter().map(|(id, kind)| async move {
+    let guests: Vec<(GuestId, GuestKind, String)> = observed
+        .guests
+        .iter()
+        .filter(|(id, _)| model.guests.contains_key(id))
+        .map(|(id, kind)| (*id, *kind, observed.node_of(*id).to_string()))
+        .collect();
+    let nics: Vec<(GuestId, BTreeMap<String, String>)> = stream::iter(guests.into_iter().map(|(id, kind, node)| async move {
         let config = get(api, format!("/nodes/{node}/{}/{id}/config", pve::guest_segment(kind))).await?;
         Ok::<_, DriverError>((id, nic_keys(&config)))
     }))
@@ -398,7 +457,7 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
         let proxmox = |e: DriverError| DriverError::new(format!("Proxmox VE: {e}"));
         let mut found = pve(input.pve, input.model, input.node).await.map_err(proxmox)?;
         if wants(Domain::Guests) || provisioning {
-            guests(input.pve, input.model, input.node, &mut found).await.map_err(proxmox)?;
+            guests(input.pve, input.model, &mut found).await.map_err(proxmox)?;
         }
         if wants(Domain::Guests) {
             found.bind_owners = bind_owners(input.model, input.target).await?;

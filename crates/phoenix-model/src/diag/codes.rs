@@ -294,6 +294,13 @@ pub const CODES: &[CodeInfo] = &[
       "A guest's health_check is not an object with a non-empty `command` (run by `sh -c` in the guest) and, when \
        given, `retries` and `interval` (seconds) as whole numbers from 1 to 3600. phoenix does not run it.\nFix: write \
        it as {\"command\": \"nc -z localhost 9000\", \"retries\": 30, \"interval\": 10}."),
+    c("PHX-NODE-001", Error, "guest on a node the cluster does not have",
+      "A guest's `node` (phoenix extension) names a node that is neither `proxmox.node_name` nor one of `proxmox.nodes`. \
+       phoenix creates each guest on its node and migrates it there when it runs elsewhere, so the node must be known.\n\
+       Fix: add the node to `proxmox.nodes` (name, management address) or correct the guest's `node`."),
+    c("PHX-NODE-002", Error, "node listed twice",
+      "`proxmox.nodes` names the same node twice. Each node has one management address and one API.\n\
+       Fix: keep one entry per node."),
     c("PHX-VOL-001", Error, "malformed NFS volume",
       "A VM's `volumes` entry of type `nfs` needs a `server` (an IPv4 address or a DNS name), the exported `path` and \
        the `mount_point` inside the VM, both absolute paths of letters, digits and `/._-` (not `/` itself). phoenix \

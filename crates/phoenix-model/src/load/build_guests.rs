@@ -236,6 +236,7 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         span: at.fallback,
         id_span: at.fallback,
         nics,
+        node: guest_node(model, at, raw.node.as_deref(), ctx),
         is_template: false,
         template_snapshot: raw.template_snapshot_name.clone(),
         clone_from: None,
@@ -258,6 +259,24 @@ fn common(model: &Model, at: &At<'_>, id: GuestId, kind: GuestKind, raw: &RawGue
         boot: Boot { start_at_boot: raw.start_at_boot.unwrap_or(false), order: raw.boot_order, delay: raw.boot_delay },
         spec: GuestSpec::default(),
     }
+}
+
+/// The guest's `node`: one of the cluster's (PHX-NODE-001 otherwise, and the first node is
+/// assumed so the rest of the checks go on).
+fn guest_node(model: &Model, at: &At<'_>, name: Option<&str>, ctx: &mut Ctx<'_>) -> Located<String> {
+    let first = || Located::new(model.host.node_name.clone(), at.fallback);
+    let Some(name) = name else { return first() };
+    let span = at.span("node");
+    if model.host.node(name).is_some() {
+        return Located::new(name.to_string(), span);
+    }
+    let known: Vec<&str> = model.host.nodes.iter().map(|n| n.name.as_str()).collect();
+    let shown: String = name.chars().take(64).collect();
+    ctx.push(
+        Diagnostic::at("PHX-NODE-001", span, format!("guest's node `{shown}` is not a node of the cluster"))
+            .help(format!("the cluster's nodes are {} (`proxmox.node_name` and `proxmox.nodes`)", known.join(", "))),
+    );
+    first()
 }
 
 /// `health_check`: `{"command": "...", "retries": n, "interval": s}`; one without a command, or

@@ -40,6 +40,7 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
     if let Some(network) = &raw.network {
         build_network(model, network, doc, ctx);
     }
+    build_nodes(model, raw.proxmox.as_ref().map_or(&[][..], |p| &p.nodes[..]), doc, ctx);
     if let Some(firewall) = &raw.firewall {
         build_firewall(model, firewall, doc, ctx);
     }
@@ -64,6 +65,42 @@ pub fn build(model: &mut Model, raw: &RawHypervisorConfig, doc: &JsonDoc, ctx: &
             let path = export.path.clone().unwrap_or_default();
             model.nfs_exports.push(NfsExport { path, clients, options, span: doc.span(&pointer) });
         }
+    }
+}
+
+/// The cluster's nodes: `node_name` (at the host's address) first, then `proxmox.nodes`, each
+/// named once (PHX-NODE-002) with a node name (PHX-NAME-001) and an address that parses.
+fn build_nodes(model: &mut Model, raw: &[raw::RawClusterNode], doc: &JsonDoc, ctx: &mut Ctx<'_>) {
+    let first = ClusterNode {
+        name: model.host.node_name.clone(),
+        address: model.host.address.as_ref().map(|a| Located::new(a.value.addr(), a.span)),
+        api_url: model.host.api_url.clone(),
+        span: doc.span("/proxmox"),
+    };
+    model.host.nodes = vec![first];
+    for (i, node) in raw.iter().enumerate() {
+        let pointer = format!("/proxmox/nodes/{i}");
+        let span = doc.span(&join(&pointer, "name"));
+        let shown: String = node.name.chars().take(64).collect();
+        if !crate::pve::names::dns_name(&node.name) {
+            ctx.push(
+                Diagnostic::at("PHX-NAME-001", span, format!("node name `{shown}` is not a Proxmox VE node name"))
+                    .help("a node name is a host name: letters, digits and inner hyphens (pve-node), as `hostname` prints it on the node"),
+            );
+            continue;
+        }
+        if model.host.node(&node.name).is_some() {
+            // The first node may be listed again (with its address): that entry adds nothing.
+            if node.name != model.host.node_name {
+                ctx.push(
+                    Diagnostic::at("PHX-NODE-002", span, format!("node `{shown}` is listed twice"))
+                        .help("name each node of the cluster once in `proxmox.nodes`"),
+                );
+            }
+            continue;
+        }
+        let address = node.address.as_deref().and_then(|a| address_at(doc.span(&join(&pointer, "address")), a, "an IPv4 address", ctx));
+        model.host.nodes.push(ClusterNode { name: node.name.clone(), address, api_url: node.api_url.clone(), span: doc.span(&pointer) });
     }
 }
 

@@ -191,6 +191,8 @@ pub struct Guest {
     pub id_span: Span,
     /// Its NICs in `netN` order; the first is the one its name and routes use.
     pub nics: Vec<Nic>,
+    /// The cluster node it is declared on (`node`; default the first node).
+    pub node: Located<String>,
     pub is_template: bool,
     pub template_snapshot: Option<String>,
     pub clone_from: Option<Located<GuestId>>,
@@ -273,7 +275,11 @@ pub struct SoftwareSource {
 /// The Proxmox host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Host {
+    /// The first node (`proxmox.node_name`): where the host's own services run (DNS, the
+    /// certificate store) and where `host` in flows and rules is.
     pub node_name: String,
+    /// Every node of the cluster, `node_name` first (one entry for a single node).
+    pub nodes: Vec<ClusterNode>,
     /// `proxmox.api_url`: the node's API (`--pve-url` and PHOENIX_PVE_URL override it).
     pub api_url: Option<String>,
     /// `proxmox.token_id` (`user@realm!tokenid`); with `proxmox.token_secret` the token
@@ -297,7 +303,28 @@ pub struct Host {
     pub timezone: Option<Located<String>>,
 }
 
+/// One node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub name: String,
+    /// Its management address (the first node's is `Host::address`).
+    pub address: Option<Located<Ipv4Addr>>,
+    /// Its own API, when it is not reached through the cluster's.
+    pub api_url: Option<String>,
+    pub span: Span,
+}
+
 impl Host {
+    /// The node named `name`, if the cluster has it.
+    pub fn node(&self, name: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Whether the configuration describes more than one node.
+    pub fn is_cluster(&self) -> bool {
+        self.nodes.len() > 1
+    }
+
     /// The subnet of the guests on `bridge` (the host's own bridge when none is named).
     pub fn subnet_of(&self, bridge: Option<&str>) -> Option<&Located<Ipv4Net>> {
         match bridge {

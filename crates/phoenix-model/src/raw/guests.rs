@@ -65,6 +65,9 @@ pub struct RawGuestCommon {
     /// phoenix extension: DNS names this guest itself answers on (besides its services).
     #[serde(default)]
     pub hostnames: Vec<String>,
+    /// phoenix extension: the cluster node the guest runs on (`proxmox.node_name` or one of
+    /// `proxmox.nodes`). Default: `proxmox.node_name`.
+    pub node: Option<String>,
     pub health_check: Option<serde_json::Value>,
     pub tests: Option<serde_json::Value>,
 }

@@ -266,6 +266,23 @@ pub struct RawProxmox {
     /// API token id, `user@realm!tokenid`.
     pub token_id: Option<String>,
     pub token_secret: Option<SecretValue>,
+    /// phoenix extension: the cluster's nodes besides `node_name` (which is always the first).
+    /// Absent: a single node. Guests name theirs with `node`.
+    #[serde(default)]
+    pub nodes: Vec<RawClusterNode>,
+}
+
+/// phoenix extension: one node of the Proxmox VE cluster.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawClusterNode {
+    /// The node's name (directory under /etc/pve/nodes), as `hostname` prints it there.
+    pub name: String,
+    /// The node's management address on the host bridge (corosync's ring0 address), e.g. 10.0.0.14.
+    pub address: Option<String>,
+    /// The node's own API, e.g. https://10.0.0.14:8006. Absent: the cluster's `api_url`, which
+    /// proxies every `/nodes/{node}` call to that node.
+    pub api_url: Option<String>,
 }
 
 /// A flow the user wants proved: one connection from `from` to `to`.

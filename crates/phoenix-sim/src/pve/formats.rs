@@ -120,6 +120,14 @@ pub fn check(name: &str, text: &str) -> Checked {
                 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+.".contains(&b)),
             || format!("invalid tag '{text}'"),
         ),
+        // pve-ha-manager PVE/HA/Tools.pm: `^([a-z]+:\S+|\d+)$` and `^[a-z]+:\S+$`.
+        "pve-ha-resource-or-vm-id" | "pve-ha-resource-id" => {
+            let typed = text.split_once(':').is_some_and(|(t, rest)| {
+                !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase()) && !rest.is_empty() && !rest.contains(char::is_whitespace)
+            });
+            let number = name.ends_with("-or-vm-id") && !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+            refuse_unless(typed || number, || "value does not look like a valid ha resource id".into())
+        }
         // pve-common JSONSchema.pm pve_verify_dns_name.
         "dns-name" => refuse_unless(dns_name(text), || "value does not look like a valid DNS name".into()),
         // pve-storage PVE/Storage.pm: `/^[a-z][a-z0-9\-\_\.]*[a-z0-9]$/i`.

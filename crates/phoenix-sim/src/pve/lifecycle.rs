@@ -97,10 +97,14 @@ impl PveSim {
         found
     }
 
-    /// `PVE::Cluster::check_vmid_unused`: the word is that of the guest owning the id.
+    /// `PVE::Cluster::check_vmid_unused`: ids are unique in the cluster; the word is that of
+    /// the guest owning the id, the node the one holding it.
     fn check_vmid_unused(&self, vmid: u32) -> Result<(), Failure> {
-        match self.guest(vmid) {
-            Some((kind, _)) => Err(die(format!("{} {vmid} already exists on node '{}'", word(kind), self.node))),
+        match self.node_of(vmid) {
+            Some(node) => {
+                let (kind, _) = self.guest_on(&node, vmid).expect("the guest is on its node");
+                Err(die(format!("{} {vmid} already exists on node '{node}'", word(kind))))
+            }
             None => Ok(()),
         }
     }
@@ -157,7 +161,7 @@ impl PveSim {
                     self.running.remove(&vmid);
                     self.started.remove(&vmid);
                 }
-                Effect::FileVolume(volid, bytes) => self.add_file_volume(&volid, bytes),
+                Effect::FileVolume(node, volid, bytes) => self.add_file_volume_on(&node, &volid, bytes),
                 Effect::ApplyPending(path) => {
                     if let Some(text) = self.files.get(&path) {
                         let mut conf = GuestConf::parse(text);
@@ -175,6 +179,9 @@ impl PveSim {
         let (volume, rest) = value.split_once(',').map_or((value, ""), |(v, r)| (v, r));
         let Some((storage_id, size)) = volume.split_once(':') else { return Ok(None) };
         let storage = self.storage(storage_id).ok_or_else(|| param(key, format!("storage '{storage_id}' does not exist")))?;
+        if !storage.enabled_on(&self.node) {
+            return Err(die(format!("storage '{storage_id}' is not available on node '{}'", self.node)));
+        }
         if size == "cloudinit" {
             return Ok(Some(format!("{storage_id}:vm-{vmid}-cloudinit,media=cdrom")));
         }
@@ -330,7 +337,23 @@ impl PveSim {
         if !full && !template {
             return Err(die("Linked clone feature is not available for a guest that is not a template"));
         }
-        let new_path = kind.config_path(&self.node, newid);
+        // `target`: the clone's config is written on that node, which needs every disk of the
+        // source on shared storage (qemu-server clone_vm: "can't clone VM to node '$target'
+        // (VM uses local storage)"; pve-container checks the same).
+        let node = match params.get("target").filter(|t| **t != self.node) {
+            None => self.node.clone(),
+            Some(target) if !self.members.contains(target) => return Err(die(format!("no such cluster node '{target}'"))),
+            Some(target) => {
+                let local = source.keys.iter().filter(|(k, v)| is_disk_key(k) && !v.contains("media=cdrom")).any(|(_, v)| {
+                    v.split_once(':').and_then(|(sid, _)| self.storage(sid)).is_none_or(|s| !s.shared())
+                });
+                if local {
+                    return Err(die(format!("can't clone VM to node '{target}' (VM uses local storage)")));
+                }
+                target.clone()
+            }
+        };
+        let new_path = kind.config_path(&node, newid);
         match kind {
             GuestKind::Lxc => self.check_vmid_unused(newid)?,
             GuestKind::Qemu if self.files.contains_key(&new_path) => {
@@ -595,7 +618,7 @@ impl PveSim {
 
     /// `GET /cluster/nextid` (pve-manager `API2/Cluster.pm`): the lowest free id from 100.
     pub(super) fn next_id(&self, params: &Params) -> Result<Value, Failure> {
-        let used: std::collections::BTreeSet<u32> = self.all_guests().iter().map(|(v, _, _)| *v).collect();
+        let used: std::collections::BTreeSet<u32> = self.cluster_guests().iter().map(|(_, v, _, _)| *v).collect();
         if let Some(vmid) = params.get("vmid").and_then(|v| v.parse::<u32>().ok()) {
             return if used.contains(&vmid) { Err(param("vmid", format!("VM {vmid} already exists"))) } else { Ok(json!(vmid)) };
         }

@@ -11,6 +11,7 @@
 //! What it must not do: network I/O (the HTTPS front is `crate::pve_server`); files only in
 //! `disk`, where a node's state is kept in a folder.
 
+pub mod cluster;
 mod disk;
 pub mod formats;
 pub mod fw;
@@ -177,7 +178,10 @@ impl Settings {
 /// The simulated node.
 #[derive(Debug)]
 pub struct PveSim {
+    /// The node the current request runs on (between requests: the one the API is reached on).
     pub node: String,
+    /// The cluster's nodes (one for a single node); guest ids are unique across them.
+    pub members: BTreeSet<String>,
     /// The cluster file system, by path below `/etc/pve`.
     pub files: BTreeMap<String, String>,
     pub running: BTreeSet<u32>,
@@ -208,6 +212,7 @@ impl PveSim {
     pub fn new(node: &str) -> PveSim {
         PveSim {
             node: node.to_string(),
+            members: BTreeSet::from([node.to_string()]),
             files: BTreeMap::new(),
             running: BTreeSet::new(),
             started: BTreeMap::new(),
@@ -300,7 +305,7 @@ impl PveSim {
 
     fn answer(&mut self, method: &str, path: &str, mut params: BTreeMap<String, Value>, started: Instant) -> Result<Reply, Busy> {
         self.settle();
-        let route = match admit(method, path, &mut params, Some(&self.node)) {
+        let route = match admit(method, path, &mut params, Some(&self.members)) {
             Ok(route) => route,
             Err(Refused::NoRoute) => return Ok(Reply::error(501, &format!("Method '{method} {path}' not implemented"), None)),
             Err(Refused::Invalid(errors)) => return Ok(Reply::error(400, "Parameter verification failed.\n", Some(&errors))),
@@ -332,7 +337,13 @@ impl PveSim {
         }
         // The schema is static: its templates and definitions outlive the request.
         let (template, definition): (&'static str, &'static Value) = (route.template, route.method);
-        Ok(match self.handle(method, template, &params, definition) {
+        // `proxyto => 'node'`: the handler runs on the node the path names.
+        let entry = route.path_params.get("node").map(|asked| std::mem::replace(&mut self.node, asked.clone()));
+        let handled = self.handle(method, template, &params, definition);
+        if let Some(entry) = entry {
+            self.node = entry;
+        }
+        Ok(match handled {
             Ok(data) => {
                 let data = typed_tree(data, &definition["returns"]);
                 match check_answer(&data, &definition["returns"], "") {
@@ -416,6 +427,13 @@ impl PveSim {
             ["nodes", "{node}", "storage", "{storage}", "download-url"] => self.download(params, false),
             ["nodes", "{node}", "aplinfo"] if method == "POST" => self.download(params, true),
             ["cluster", "nextid"] => self.next_id(params),
+            ["cluster", "resources"] => self.resources(params),
+            ["cluster", "ha", "resources"] if method == "GET" => self.ha_index(params),
+            ["cluster", "ha", "resources"] if method == "POST" => self.ha_add(params),
+            ["cluster", "ha", "resources", "{sid}", action @ ("migrate" | "relocate")] => self.ha_move(params, *action == "relocate"),
+            ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "migrate"] if method == "POST" => {
+                self.migrate(guest_kind(kind), vmid(), params)
+            }
             ["nodes", "{node}", "tasks"] if method == "GET" => {
                 Ok(self.tasks.list(params.get("vmid").map(String::as_str), params.get("source").map_or("archive", String::as_str)))
             }
@@ -598,7 +616,7 @@ enum Refused {
     NoRoute,
     /// Parameter errors (or a body key repeating a path parameter with another value): 400.
     Invalid(BTreeMap<String, String>),
-    /// A node other than this one (proxyto's hostname lookup fails): 500.
+    /// A node not in the cluster (proxyto's hostname lookup fails): 500.
     UnknownNode(String),
     /// A check the simulator cannot make: a loud 501.
     Gaps(&'static str, Vec<String>),
@@ -608,7 +626,12 @@ enum Refused {
 /// (`find_handler`), a body key repeating a path parameter with another value, the node
 /// (`proxyto`, when `node` is given), then the parameters (`PVE::JSONSchema::validate`).
 /// The path parameters are added to `params`.
-fn admit(method: &str, path: &str, params: &mut BTreeMap<String, Value>, node: Option<&str>) -> Result<schema::Route<'static>, Refused> {
+fn admit(
+    method: &str,
+    path: &str,
+    params: &mut BTreeMap<String, Value>,
+    members: Option<&BTreeSet<String>>,
+) -> Result<schema::Route<'static>, Refused> {
     let route = schema::ApiSchema::get().route(method, path).map_err(|_| Refused::NoRoute)?;
     for (name, value) in &route.path_params {
         if params.get(name).and_then(jsonschema::scalar).is_some_and(|given| &given != value) {
@@ -617,8 +640,8 @@ fn admit(method: &str, path: &str, params: &mut BTreeMap<String, Value>, node: O
         }
         params.insert(name.clone(), Value::String(value.clone()));
     }
-    if let (Some(here), Some(asked)) = (node, route.path_params.get("node")) {
-        if asked != here {
+    if let (Some(members), Some(asked)) = (members, route.path_params.get("node")) {
+        if !members.contains(asked) {
             return Err(Refused::UnknownNode(asked.clone()));
         }
     }

@@ -12,8 +12,19 @@ use super::{Failure, Params, PveSim};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// The file of the simulator's own listing the volumes on file storages.
+/// The file of the simulator's own listing the volumes on shared file storages; a node's
+/// local file storages are listed in `node_volumes_file`.
 pub const VOLUMES_FILE: &str = "phoenix-sim/volumes";
+
+/// The list of a node's volumes on its local file storages.
+pub fn node_volumes_file(node: &str) -> String {
+    format!("{VOLUMES_FILE}-{node}")
+}
+
+fn read_volumes(text: Option<&String>) -> BTreeMap<String, u64> {
+    let text = text.map(String::as_str).unwrap_or_default();
+    text.lines().filter_map(|l| l.split_once(' ')).filter_map(|(v, s)| Some((v.to_string(), s.parse().ok()?))).collect()
+}
 
 /// A storage of `storage.cfg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +39,17 @@ pub struct StorageCfg {
 impl StorageCfg {
     pub fn holds(&self, content: &str) -> bool {
         self.content.iter().any(|c| c == content)
+    }
+
+    /// Whether the storage is enabled on `node` (`PVE::Storage::storage_check_enabled`: no
+    /// `nodes` list, or one naming it).
+    pub fn enabled_on(&self, node: &str) -> bool {
+        self.options.get("nodes").is_none_or(|list| list.split(',').any(|n| n.trim() == node))
+    }
+
+    /// `shared 1` in storage.cfg: every node sees the same volumes (NFS, Ceph, ...).
+    pub fn shared(&self) -> bool {
+        self.options.get("shared").is_some_and(|s| s == "1")
     }
 
     /// File based storages hold templates, ISOs and images to import.
@@ -125,17 +147,28 @@ impl PveSim {
         self.storages().into_iter().find(|s| s.id == id)
     }
 
-    /// The files on file storages (`volid` -> bytes).
+    /// The files on the file storages this node sees (`volid` -> bytes): a shared storage's
+    /// are the cluster's, a local one's this node's own.
     pub fn file_volumes(&self) -> BTreeMap<String, u64> {
-        let text = self.files.get(VOLUMES_FILE).cloned().unwrap_or_default();
-        text.lines().filter_map(|l| l.split_once(' ')).filter_map(|(v, s)| Some((v.to_string(), s.parse().ok()?))).collect()
+        let mut found = read_volumes(self.files.get(VOLUMES_FILE));
+        found.extend(read_volumes(self.files.get(&node_volumes_file(&self.node))));
+        found
     }
 
-    pub fn add_file_volume(&mut self, volid: &str, bytes: u64) {
-        let mut volumes = self.file_volumes();
+    /// Adds a file to a storage as `node` sees it (on a local storage, that node's copy).
+    pub fn add_file_volume_on(&mut self, node: &str, volid: &str, bytes: u64) {
+        let shared = volid.split(':').next().and_then(|sid| self.storage(sid)).is_some_and(|s| s.shared());
+        let file = if shared { VOLUMES_FILE.to_string() } else { node_volumes_file(node) };
+        let mut volumes = read_volumes(self.files.get(&file));
         volumes.insert(volid.to_string(), bytes);
         let text: String = volumes.iter().map(|(v, s)| format!("{v} {s}\n")).collect();
-        self.files.insert(VOLUMES_FILE.into(), text);
+        self.files.insert(file, text);
+    }
+
+    /// Adds a file to a storage of the current node.
+    pub fn add_file_volume(&mut self, volid: &str, bytes: u64) {
+        let node = self.node.clone();
+        self.add_file_volume_on(&node, volid, bytes);
     }
 
     /// Every guest disk: (volid, bytes, owner vmid).
@@ -184,14 +217,14 @@ impl PveSim {
     pub(super) fn storage_index(&self, params: &Params) -> Result<Value, Failure> {
         let content = params.get("content");
         let mut list = Vec::new();
-        for storage in self.storages() {
+        for storage in self.storages().into_iter().filter(|s| s.enabled_on(&self.node)) {
             if content.is_some_and(|c| !storage.holds(c)) || params.get("storage").is_some_and(|s| *s != storage.id) {
                 continue;
             }
             let (total, used) = (self.capacity(&storage.id), self.used(&storage.id));
             list.push(json!({
                 "storage": storage.id, "type": storage.kind, "content": storage.content.join(","),
-                "enabled": 1, "active": 1, "shared": 0, "total": total, "used": used, "avail": total.saturating_sub(used),
+                "enabled": 1, "active": 1, "shared": u8::from(storage.shared()), "total": total, "used": used, "avail": total.saturating_sub(used),
                 "used_fraction": used as f64 / total.max(1) as f64,
             }));
         }
@@ -249,7 +282,7 @@ impl PveSim {
         let volid = format!("{id}:{content}/{filename}");
         let bytes = self.settings.download_bytes.get(&filename).copied().unwrap_or(512 << 20);
         self.allocate(&id, &filename, bytes)?;
-        let upid = self.start_task("download", &id, vec![super::tasks::Effect::FileVolume(volid, bytes)]);
+        let upid = self.start_task("download", &id, vec![super::tasks::Effect::FileVolume(self.node.clone(), volid, bytes)]);
         Ok(Value::String(upid))
     }
 }

@@ -37,8 +37,8 @@ pub enum Effect {
     Running(u32, bool),
     /// The pending changes of the config at this path are applied (`vmconfig_apply_pending`).
     ApplyPending(String),
-    /// A file appears on a file storage (`volid`, bytes).
-    FileVolume(String, u64),
+    /// A file appears on a file storage as a node sees it (node, `volid`, bytes).
+    FileVolume(String, String, u64),
 }
 
 #[derive(Debug, Clone)]
