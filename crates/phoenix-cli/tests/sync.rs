@@ -439,3 +439,97 @@ async fn an_unreachable_portainer_blocks_only_its_own_steps() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(fakes.portainer.state.lock().unwrap().stacks.values().any(|s| s.name == "whoami-production"));
 }
+
+/// The example's configuration copied to `dir`, one text replaced in one of its files (a
+/// declaration changed by hand).
+fn edited_config(dir: &Path, file: &str, from: &str, to: &str) -> PathBuf {
+    let config = dir.join("etc");
+    std::fs::create_dir_all(&config).unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(CONFIG);
+    for entry in std::fs::read_dir(&example).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, config.join(path.file_name().unwrap())).unwrap();
+    }
+    for folder in ["stacks", "persistent-storage"] {
+        let from_dir = example.join("..").join(folder);
+        if from_dir.is_dir() {
+            let _ = std::process::Command::new("cp").arg("-r").arg(&from_dir).arg(dir).status();
+        }
+    }
+    let path = config.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has `{from}`");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    config
+}
+
+/// The example's empty cluster, with its certificate store and the guests' accounts (for `sync all`).
+async fn empty_cluster(tag: &str) -> Fakes {
+    let fakes = empty_node(tag).await;
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.unwrap();
+    phoenix_testkit::pki::write_manifest_store(&fakes.root.join("host/var/lib/phoenix/certs"), &model).unwrap();
+    phoenix_sim::rehearsal::write_guest_accounts(&fakes.root, &model, &phoenix_core::render::render_all(&model)).unwrap();
+    fakes
+}
+
+fn plan_steps(output: &Output) -> Vec<serde_json::Value> {
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("a JSON plan: {}", text(output)));
+    plan["steps"].as_array().cloned().unwrap_or_default()
+}
+
+/// Issue 20: the two-node example from nothing: `sync all` creates each guest on its node (103
+/// and 1002 on pve2, cloned on pve from its templates' local storage and moved), a second run
+/// plans nothing; the declaration of 103 moved back to pve plans exactly one migration (its
+/// container running: restart mode), which is carried out, and then nothing is left to do.
+#[tokio::test]
+async fn the_two_node_example_is_made_on_its_nodes_and_a_moved_declaration_migrates_once() {
+    let mut fakes = empty_cluster("cluster").await;
+    let made = phoenix(&fakes, &["sync", "all", "--yes", "--no-boot-delay"], true).await;
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+    let again = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
+    assert!(text(&again).contains("Nothing to do"), "{}", text(&again));
+    let placed = |fakes: &Fakes| fakes.pve.with(|sim| [101, 102, 103, 900, 1001, 1002, 9000].map(|id| sim.node_of(id).unwrap_or_default()));
+    assert_eq!(placed(&fakes), ["pve", "pve", "pve2", "pve", "pve", "pve2", "pve"].map(String::from));
+
+    fakes.config = edited_config(&fakes.root.join("edited"), "phoenix_lxc_configs.json", "\"node\": \"pve2\",", "\"node\": \"pve\",");
+    let planned = phoenix(&fakes, &["sync", "all", "--dry-run", "--format", "json"], true).await;
+    let steps = plan_steps(&planned);
+    let ids: Vec<&str> = steps.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, vec!["guest:103:migrate"], "one migration and nothing else: {}", text(&planned));
+    let request = &steps[0]["action"]["requests"][0];
+    assert_eq!(request["path"], "/nodes/pve2/lxc/103/migrate", "{request}");
+    let params: Vec<(String, String)> = serde_json::from_value(request["params"].clone()).unwrap();
+    assert_eq!(params, vec![("target".into(), "pve".into()), ("restart".into(), "1".into())], "a running container moves in restart mode");
+    let moved = phoenix(&fakes, &["sync", "all", "--yes", "--no-boot-delay"], true).await;
+    assert_eq!(moved.status.code(), Some(0), "{}", text(&moved));
+    assert_eq!(placed(&fakes)[2], "pve");
+    fakes.pve.with(|sim| assert!(sim.running.contains(&103), "started again on pve"));
+    let after = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
+    assert!(text(&after).contains("Nothing to do"), "{}", text(&after));
+}
+
+/// Issue 20: a guest HA manages and moved (its node failed: HA recovered it on pve) is neither
+/// recreated nor moved back: the plan says HA decides, and a sync leaves it where HA put it.
+#[tokio::test]
+async fn a_guest_ha_moved_is_neither_recreated_nor_moved_back() {
+    let fakes = empty_cluster("ha").await;
+    let made = phoenix(&fakes, &["sync", "all", "--yes", "--no-boot-delay"], true).await;
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
+    fakes.pve.with(|sim| {
+        let added = sim.request("POST", "/cluster/ha/resources", [("sid".to_string(), serde_json::json!("vm:1002"))].into());
+        assert_eq!(added.status, 200, "{}", added.body);
+        sim.ha_recover(1002, "pve").unwrap();
+    });
+    let planned = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
+    assert_eq!(planned.status.code(), Some(0), "{}", text(&planned));
+    assert!(text(&planned).contains("Nothing to do"), "{}", text(&planned));
+    assert!(text(&planned).contains("HA manages vm:1002"), "the plan says HA decides: {}", text(&planned));
+    let writes_before = writes(&fakes);
+    let synced = phoenix(&fakes, &["sync", "all", "--yes", "--no-boot-delay"], true).await;
+    assert_eq!(synced.status.code(), Some(0), "{}", text(&synced));
+    assert_eq!(writes(&fakes), writes_before, "nothing was changed");
+    fakes.pve.with(|sim| {
+        assert_eq!(sim.node_of(1002).as_deref(), Some("pve"), "left where HA put it");
+        assert_eq!(sim.all_guests().iter().filter(|(id, _, _)| *id == 1002).count(), 1, "not recreated");
+    });
+}

@@ -215,7 +215,7 @@ async fn bench(label: &str, model: &Model, scale: f64) {
         .filter(|r| matches!(r.outcome, phoenix_exec::sync::StepOutcome::Done { .. }))
         .map(|r| r.id.as_str())
         .collect();
-    let ran = Plan { schema_version: 1, steps: plan.steps.iter().filter(|s| done.contains(s.id.as_str())).cloned().collect() };
+    let ran = Plan { schema_version: 1, steps: plan.steps.iter().filter(|s| done.contains(s.id.as_str())).cloned().collect(), notes: Vec::new() };
     let durations = durations(&ran, &unscaled);
     let path = critical_path(&ran, &durations);
     let total: f64 = durations.iter().sum();

@@ -110,7 +110,7 @@ async fn locks_serialize_node_limits_cap_and_the_rest_overlaps() {
         steps.push(step(&format!("node-{i}"), "/g/node/x", &[], None, Some("pve")));
         steps.push(step(&format!("free-{i}"), "/g/free/x", &[], None, None));
     }
-    let (summary, recorder) = run(&Plan { schema_version: 1, steps }, 2).await;
+    let (summary, recorder) = run(&Plan { schema_version: 1, steps, notes: Vec::new() }, 2).await;
     assert_eq!(summary.done, 18);
     let peak = recorder.peak.borrow();
     assert_eq!(peak["locked"], 1, "one lock, one at a time");
@@ -140,7 +140,7 @@ async fn the_longest_remaining_chain_starts_first() {
         now: 0,
     };
     let mut started = Vec::new();
-    let summary = apply(&Plan { schema_version: 1, steps }, &drivers, &options, &mut |event| {
+    let summary = apply(&Plan { schema_version: 1, steps, notes: Vec::new() }, &drivers, &options, &mut |event| {
         if let phoenix_exec::sync::Event::Started { id, .. } = event {
             started.push(id.clone());
         }
@@ -161,7 +161,7 @@ async fn a_failure_skips_its_dependents_transitively_and_nothing_else() {
         step("e", "/g/x/ok", &["d", "c"], None, None),
         step("f", "/g/x/ok", &["d", "gone-from-the-plan"], None, None),
     ];
-    let (summary, _) = run(&Plan { schema_version: 1, steps }, 2).await;
+    let (summary, _) = run(&Plan { schema_version: 1, steps, notes: Vec::new() }, 2).await;
     let outcome = |id: &str| summary.results.iter().find(|r| r.id == id).unwrap().outcome.clone();
     assert!(matches!(outcome("a"), StepOutcome::Failed { .. }));
     assert_eq!(outcome("b"), StepOutcome::Skipped { because: "a did not succeed".into() });
@@ -209,7 +209,7 @@ mod files {
         file.validate = Some(validate.replace("{}", &path.to_string_lossy()));
         file.reload = Some(reload.into());
         let step = Step { action: Action::File { file }, ..step("file", "/", &[], None, None) };
-        let plan = Plan { schema_version: 1, steps: vec![step] };
+        let plan = Plan { schema_version: 1, steps: vec![step], notes: Vec::new() };
         let drivers =
             Drivers { model: &Default::default(), pve: &Recorder::default(), portainer: &Unused, target: &Local, issuer: &Unused };
         let options = ApplyOptions {

@@ -70,15 +70,14 @@ pub fn prepare(name: &str, model: &Model, rendered: &Rendered, store_dir: &str, 
 /// `nics_before_firewall`), and nothing else configured.
 pub fn simulated_node(model: &Model, rendered: &Rendered) -> Result<PveSim, String> {
     let nics = phoenix_core::render::pve_firewall::nics_before_firewall(rendered);
-    let mut sim = PveSim::new(&model.host.node_name);
-    sim.bridges.extend(phoenix_sim::rehearsal::node_bridges(model));
+    let mut sim = phoenix_sim::rehearsal::cluster(model);
     for guest in model.guests.values() {
         let kind = match guest.kind {
             GuestKind::Lxc => SimKind::Lxc,
             GuestKind::Vm => SimKind::Qemu,
         };
         let own: Vec<(&str, &str)> = nics.get(&guest.id).into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        sim.add_guest_with_nics(guest.id, kind, &own, &[]).map_err(|e| format!("guest {}: {e}", guest.id))?;
+        sim.add_guest_on(&guest.node.value, guest.id, kind, &own, &[]).map_err(|e| format!("guest {}: {e}", guest.id))?;
     }
     Ok(sim)
 }

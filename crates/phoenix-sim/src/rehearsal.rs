@@ -16,14 +16,24 @@ pub fn node_bridges(model: &Model) -> Vec<String> {
     std::iter::once(main).chain(model.host.bridges.iter().map(|b| b.name.clone())).collect()
 }
 
+/// The configuration's node, or its cluster of nodes (`proxmox.nodes`, each at its management
+/// address), each with the configuration's bridges (a guest migrates only between nodes that
+/// have its bridges: a cluster's nodes are set up alike).
+pub fn cluster(model: &Model) -> PveSim {
+    let nodes: Vec<(&str, Option<std::net::IpAddr>)> =
+        model.host.nodes.iter().map(|n| (n.name.as_str(), n.address.as_ref().map(|a| std::net::IpAddr::V4(a.value)))).collect();
+    let mut sim = if nodes.is_empty() { PveSim::new(&model.host.node_name) } else { PveSim::cluster(&nodes) };
+    sim.bridges.extend(node_bridges(model));
+    sim
+}
+
 /// A node for a configuration with no guests on it: its storages as the configuration
 /// describes them (`zfs.datasets`), and `local` (`dir` at /var/lib/vz for ISOs, OS templates,
 /// backups and images to import), which a Proxmox VE installation creates: the content list is
 /// the one pve-installer's `Proxmox/Install/StorageConfig.pm` (`get_zfs_config`,
 /// `get_lvm_thin_config`) writes since it added `import` (PVE 8.3 and 9).
 pub fn empty_node(model: &Model) -> PveSim {
-    let mut sim = PveSim::new(&model.host.node_name);
-    sim.bridges.extend(node_bridges(model));
+    let mut sim = cluster(model);
     let mut local = BTreeMap::new();
     local.insert("path".to_string(), "/var/lib/vz".to_string());
     let content = ["iso", "vztmpl", "backup", "import"].map(str::to_string).to_vec();

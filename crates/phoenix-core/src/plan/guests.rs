@@ -359,8 +359,9 @@ pub fn steps(model: &Model, rendered: &Rendered, pve: &PveObserved) -> GuestPlan
         };
         match found {
             Ok(steps) => {
-                if let Some(last) = steps.last() {
-                    plan.ready.insert(id, last.id.clone());
+                // Ready after its last step, or after its move when nothing else is to do.
+                if let Some(last) = steps.last().map(|s| &s.id).or(plan.migrations.get(&id)) {
+                    plan.ready.insert(id, last.clone());
                 }
                 plan.steps.extend(steps);
             }

@@ -14,9 +14,47 @@ use super::storage::{disk_of, is_disk_key};
 use super::tasks::{Effect, TaskOutcome};
 use super::{Failure, Params, PveSim};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 /// The cluster file system's HA resource list (`PVE::HA::Config::read_resources_config`).
 pub const HA_RESOURCES: &str = "ha/resources.cfg";
+
+/// The cluster's corosync configuration in the cluster file system.
+pub const COROSYNC_CONF: &str = "corosync.conf";
+
+/// `corosync.conf` for these nodes, laid out as pve-cluster writes it.
+fn corosync_conf(nodes: &[(&str, Option<std::net::IpAddr>)]) -> String {
+    let mut out = String::from("logging {\n  debug: off\n  to_syslog: yes\n}\n\nnodelist {\n");
+    for (index, (name, address)) in nodes.iter().enumerate() {
+        let ring = address.map_or_else(|| name.to_string(), |a| a.to_string());
+        out.push_str(&format!(
+            "  node {{\n    name: {name}\n    nodeid: {}\n    quorum_votes: 1\n    ring0_addr: {ring}\n  }}\n",
+            index + 1
+        ));
+    }
+    out.push_str("}\n\nquorum {\n  provider: corosync_votequorum\n}\n\n");
+    out.push_str("totem {\n  cluster_name: phoenix\n  config_version: 1\n  interface {\n    linknumber: 0\n  }\n");
+    out.push_str("  ip_version: ipv4-6\n  link_mode: passive\n  secauth: on\n  version: 2\n}\n");
+    out
+}
+
+/// The `name:` of each `node { }` in `nodelist { }`.
+fn nodelist_names(text: &str) -> BTreeSet<String> {
+    let (mut depth, mut in_list, mut names) = (0usize, false, BTreeSet::new());
+    for line in text.lines().map(|l| l.split('#').next().unwrap_or_default().trim()) {
+        if let Some(section) = line.strip_suffix('{') {
+            depth += 1;
+            if depth == 1 {
+                in_list = section.trim() == "nodelist";
+            }
+        } else if line == "}" {
+            depth = depth.saturating_sub(1);
+        } else if let Some(name) = line.strip_prefix("name:").filter(|_| in_list && depth == 2) {
+            names.insert(name.trim().to_string());
+        }
+    }
+    names
+}
 
 fn die(message: impl Into<String>) -> Failure {
     Failure::Die(message.into())
@@ -93,16 +131,31 @@ enum Mode {
 }
 
 impl PveSim {
-    /// A cluster of these nodes (the first is the one the API is reached on).
-    pub fn cluster(nodes: &[&str]) -> PveSim {
-        let mut sim = PveSim::new(nodes.first().copied().unwrap_or("pve"));
-        sim.members = nodes.iter().map(|n| n.to_string()).collect();
+    /// A cluster of these nodes, each with its ring0 address (the first is the one the API is
+    /// reached on): `corosync.conf` lists them, as `pvecm create` and `pvecm add` leave it
+    /// (pve-cluster `PVE/Corosync.pm` create_conf / add_corosync_member).
+    pub fn cluster(nodes: &[(&str, Option<std::net::IpAddr>)]) -> PveSim {
+        let mut sim = PveSim::new(nodes.first().map_or("pve", |n| n.0));
+        if nodes.len() > 1 {
+            sim.files.insert(COROSYNC_CONF.into(), corosync_conf(nodes));
+        }
         sim
+    }
+
+    /// The cluster's nodes: `corosync.conf`'s nodelist, or this node alone outside a cluster
+    /// (what pmxcfs's `.members` lists).
+    pub fn members(&self) -> BTreeSet<String> {
+        let listed = self.files.get(COROSYNC_CONF).map(|text| nodelist_names(text)).unwrap_or_default();
+        if listed.is_empty() {
+            BTreeSet::from([self.node.clone()])
+        } else {
+            listed
+        }
     }
 
     /// The node whose folder holds the guest's config.
     pub fn node_of(&self, vmid: u32) -> Option<String> {
-        self.members.iter().find(|node| self.guest_on(node, vmid).is_some()).cloned()
+        self.members().into_iter().find(|node| self.guest_on(node, vmid).is_some())
     }
 
     pub(crate) fn guest_on(&self, node: &str, vmid: u32) -> Option<(GuestKind, GuestConf)> {
@@ -114,7 +167,7 @@ impl PveSim {
     /// Every guest of the cluster: (node, vmid, kind, config).
     pub fn cluster_guests(&self) -> Vec<(String, u32, GuestKind, GuestConf)> {
         let mut found = Vec::new();
-        for node in &self.members {
+        for node in &self.members() {
             for kind in [GuestKind::Lxc, GuestKind::Qemu] {
                 let prefix = format!("nodes/{node}/{}/", kind.folder());
                 for (path, text) in self.files.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)) {
@@ -155,12 +208,12 @@ impl PveSim {
             }
         }
         if wanted.is_none_or(|t| t == "node") {
-            for node in &self.members {
+            for node in &self.members() {
                 list.push(json!({ "id": format!("node/{node}"), "type": "node", "node": node, "status": "online" }));
             }
         }
         if wanted.is_none_or(|t| t == "storage") {
-            for node in &self.members {
+            for node in &self.members() {
                 for storage in self.storages().into_iter().filter(|s| s.enabled_on(node)) {
                     list.push(json!({
                         "id": format!("storage/{node}/{}", storage.id), "type": "storage", "node": node,
@@ -239,7 +292,7 @@ impl PveSim {
         let Some(resource) = resource.filter(HaResource::managed) else {
             return Err(die(format!("service '{sid}' is not managed by the HA manager")));
         };
-        if !self.members.contains(&target) {
+        if !self.members().contains(&target) {
             return Err(die(format!("no such cluster node '{target}'")));
         }
         let source = self.node_of(vmid).expect("ha_guest found it");
@@ -275,7 +328,7 @@ impl PveSim {
         if target == self.node {
             return Err(die("target is local node."));
         }
-        if !self.members.contains(&target) {
+        if !self.members().contains(&target) {
             return Err(die(format!("no such cluster node '{target}'")));
         }
         self.config_text(&kind.config_path(&self.node, vmid))?;

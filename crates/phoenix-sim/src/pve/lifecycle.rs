@@ -83,18 +83,9 @@ fn remove_section(conf: &mut GuestConf, name: &str) {
 }
 
 impl PveSim {
-    /// Every guest on the node: (vmid, kind, config).
+    /// Every guest of the cluster, whichever node holds it: (vmid, kind, config).
     pub fn all_guests(&self) -> Vec<(u32, GuestKind, GuestConf)> {
-        let mut found = Vec::new();
-        for kind in [GuestKind::Lxc, GuestKind::Qemu] {
-            let prefix = format!("nodes/{}/{}/", self.node, kind.folder());
-            for (path, text) in self.files.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)) {
-                if let Some(vmid) = path[prefix.len()..].strip_suffix(".conf").and_then(|v| v.parse().ok()) {
-                    found.push((vmid, kind, GuestConf::parse(text)));
-                }
-            }
-        }
-        found
+        self.cluster_guests().into_iter().map(|(_, vmid, kind, conf)| (vmid, kind, conf)).collect()
     }
 
     /// `PVE::Cluster::check_vmid_unused`: ids are unique in the cluster; the word is that of
@@ -342,7 +333,7 @@ impl PveSim {
         // (VM uses local storage)"; pve-container checks the same).
         let node = match params.get("target").filter(|t| **t != self.node) {
             None => self.node.clone(),
-            Some(target) if !self.members.contains(target) => return Err(die(format!("no such cluster node '{target}'"))),
+            Some(target) if !self.members().contains(target) => return Err(die(format!("no such cluster node '{target}'"))),
             Some(target) => {
                 let local = source.keys.iter().filter(|(k, v)| is_disk_key(k) && !v.contains("media=cdrom")).any(|(_, v)| {
                     v.split_once(':').and_then(|(sid, _)| self.storage(sid)).is_none_or(|s| !s.shared())

@@ -180,8 +180,6 @@ impl Settings {
 pub struct PveSim {
     /// The node the current request runs on (between requests: the one the API is reached on).
     pub node: String,
-    /// The cluster's nodes (one for a single node); guest ids are unique across them.
-    pub members: BTreeSet<String>,
     /// The cluster file system, by path below `/etc/pve`.
     pub files: BTreeMap<String, String>,
     pub running: BTreeSet<u32>,
@@ -212,7 +210,6 @@ impl PveSim {
     pub fn new(node: &str) -> PveSim {
         PveSim {
             node: node.to_string(),
-            members: BTreeSet::from([node.to_string()]),
             files: BTreeMap::new(),
             running: BTreeSet::new(),
             started: BTreeMap::new(),
@@ -237,6 +234,12 @@ impl PveSim {
 
     /// A guest with several NICs (`netN` key and value each), normalised as the API stores them.
     pub fn add_guest_with_nics(&mut self, vmid: u32, kind: GuestKind, nics: &[(&str, &str)], extra: &[(&str, &str)]) -> Result<(), String> {
+        let node = self.node.clone();
+        self.add_guest_on(&node, vmid, kind, nics, extra)
+    }
+
+    /// A guest on a node of the cluster, its NICs normalised as the API stores them.
+    pub fn add_guest_on(&mut self, node: &str, vmid: u32, kind: GuestKind, nics: &[(&str, &str)], extra: &[(&str, &str)]) -> Result<(), String> {
         let mut conf = GuestConf::default();
         for (key, value) in nics {
             let format = nic_format(kind).ok_or("the schema has no net[n] format")?;
@@ -245,7 +248,7 @@ impl PveSim {
         for (key, value) in extra {
             conf.keys.insert(key.to_string(), value.to_string());
         }
-        self.files.insert(kind.config_path(&self.node, vmid), conf.to_text());
+        self.files.insert(kind.config_path(node, vmid), conf.to_text());
         Ok(())
     }
 
@@ -255,13 +258,8 @@ impl PveSim {
 
     /// A guest's config key as stored.
     pub fn guest_key(&self, vmid: u32, key: &str) -> Option<String> {
-        self.guest(vmid).and_then(|(_, conf)| conf.keys.get(key).cloned())
-    }
-
-    pub(crate) fn guest(&self, vmid: u32) -> Option<(GuestKind, GuestConf)> {
-        [GuestKind::Lxc, GuestKind::Qemu]
-            .into_iter()
-            .find_map(|kind| self.files.get(&kind.config_path(&self.node, vmid)).map(|text| (kind, GuestConf::parse(text))))
+        let node = self.node_of(vmid)?;
+        self.guest_on(&node, vmid).and_then(|(_, conf)| conf.keys.get(key).cloned())
     }
 
     /// Holds a lock from outside for `duration` (`firewall-cluster`, `firewall-vm-<vmid>`,
@@ -305,7 +303,7 @@ impl PveSim {
 
     fn answer(&mut self, method: &str, path: &str, mut params: BTreeMap<String, Value>, started: Instant) -> Result<Reply, Busy> {
         self.settle();
-        let route = match admit(method, path, &mut params, Some(&self.members)) {
+        let route = match admit(method, path, &mut params, Some(&self.members())) {
             Ok(route) => route,
             Err(Refused::NoRoute) => return Ok(Reply::error(501, &format!("Method '{method} {path}' not implemented"), None)),
             Err(Refused::Invalid(errors)) => return Ok(Reply::error(400, "Parameter verification failed.\n", Some(&errors))),

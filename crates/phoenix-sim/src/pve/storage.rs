@@ -171,14 +171,19 @@ impl PveSim {
         self.add_file_volume_on(&node, volid, bytes);
     }
 
-    /// Every guest disk: (volid, bytes, owner vmid).
+    /// Every guest disk this node sees: (volid, bytes, owner vmid); on a local storage only
+    /// those of the node's own guests.
     pub fn guest_disks(&self) -> Vec<(String, u64, u32)> {
         let mut disks = Vec::new();
-        for (vmid, _, conf) in self.all_guests() {
+        let shared: std::collections::BTreeSet<String> = self.storages().into_iter().filter(|s| s.shared()).map(|s| s.id).collect();
+        for (node, vmid, _, conf) in self.cluster_guests() {
             for (key, value) in &conf.keys {
                 if is_disk_key(key) && !value.contains("media=cdrom") {
                     if let Some((volume, size)) = disk_of(value) {
-                        disks.push((volume, size, vmid));
+                        let storage = volume.split(':').next().unwrap_or_default();
+                        if node == self.node || shared.contains(storage) {
+                            disks.push((volume, size, vmid));
+                        }
                     }
                 }
             }
