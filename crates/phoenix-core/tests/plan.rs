@@ -89,7 +89,7 @@ fn a_node_as_described_plans_nothing() {
     for file in rendered.files.iter().filter(|f| f.path.ends_with(".fw")) {
         let scope = match file.path.rsplit('/').next().unwrap().trim_end_matches(".fw") {
             "cluster" => FwScope::Cluster,
-            "host" => FwScope::Host,
+            "host" => FwScope::Host(0),
             id => {
                 let id: u32 = id.parse().unwrap();
                 FwScope::Guest(id, model.guests[&id].kind)

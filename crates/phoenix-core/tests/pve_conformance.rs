@@ -17,13 +17,13 @@ use std::collections::BTreeMap;
 fn scope_file(scope: FwScope, node: &str) -> String {
     match scope {
         FwScope::Cluster => "/etc/pve/firewall/cluster.fw".into(),
-        FwScope::Host => format!("/etc/pve/nodes/{node}/host.fw"),
+        FwScope::Host(_) => format!("/etc/pve/nodes/{node}/host.fw"),
         FwScope::Guest(id, _) => format!("/etc/pve/firewall/{id}.fw"),
     }
 }
 
 fn scopes(model: &Model) -> Vec<FwScope> {
-    let mut scopes = vec![FwScope::Cluster, FwScope::Host];
+    let mut scopes = vec![FwScope::Cluster, FwScope::Host(0)];
     scopes.extend(model.guests.values().map(|g| FwScope::Guest(g.id, g.kind)));
     scopes
 }
@@ -86,7 +86,7 @@ fn drifted(model: &Model, rendered: &Rendered) -> Observed {
         file.rules.push(pve_fw::parse_rule("|OUT ACCEPT -source 10.9.9.0/24 -p udp -dport 53").unwrap());
         file.options.insert("policy_in".into(), "REJECT".into());
         file.options.insert("log_level_in".into(), "info".into());
-        if !matches!(scope, FwScope::Host) {
+        if !matches!(scope, FwScope::Host(_)) {
             if let Some(alias) = file.aliases.first_mut() {
                 alias.cidr = "10.9.9.9".into();
             }

@@ -28,7 +28,10 @@ pub fn endpoint_name(model: &Model, key: &str) -> String {
     match guest {
         Some(guest) => format!("{key} ({})", guest.name),
         None if key == "host" => format!("host ({})", model.host.node_name),
-        None => key.to_string(),
+        None => match key.strip_prefix("node-").and_then(|i| i.parse::<usize>().ok()).and_then(|i| model.host.nodes.get(i)) {
+            Some(node) => format!("{key} ({})", node.name),
+            None => key.to_string(),
+        },
     }
 }
 

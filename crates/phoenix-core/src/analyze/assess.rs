@@ -56,6 +56,10 @@ pub struct Options {
 pub fn endpoint_label(model: &Model, endpoint: Endpoint) -> String {
     match endpoint {
         Endpoint::Host => format!("Proxmox host ({})", model.host.ip().map_or("?".into(), |ip| ip.to_string())),
+        Endpoint::Node(index) => match model.host.nodes.get(usize::from(index)) {
+            Some(n) => format!("Proxmox node {} ({})", n.name, n.address.as_ref().map_or("?".into(), |a| a.value.to_string())),
+            None => format!("node {index}"),
+        },
         Endpoint::Guest(id) => match model.guests.get(&id) {
             Some(g) => format!("{} ({} {} - {})", g.name, g.kind.label(), g.id, g.address().map_or("no address".into(), |a| a.to_string())),
             None => format!("guest {id}"),

@@ -85,6 +85,7 @@ fn tls_cell(hop: &HopVerdict) -> String {
 fn short(model: &Model, endpoint: Endpoint) -> String {
     match endpoint {
         Endpoint::Host => "Proxmox Host".into(),
+        Endpoint::Node(index) => model.host.nodes.get(usize::from(index)).map_or(format!("node {index}"), |n| format!("Proxmox node {}", n.name)),
         Endpoint::Guest(id) => model.guests.get(&id).map_or(format!("guest {id}"), |g| format!("{} ({} {})", g.name, g.kind.label(), g.id)),
         Endpoint::Outside(ip) => format!("external client ({ip})"),
     }
@@ -108,6 +109,7 @@ fn main_hops<'f>(model: &Model, flows: &'f [FlowVerdict]) -> Vec<&'f HopVerdict>
 fn participant(endpoint: Endpoint) -> String {
     match endpoint {
         Endpoint::Host => "Host".into(),
+        Endpoint::Node(index) => format!("Node{index}"),
         Endpoint::Guest(id) => format!("G{id}"),
         Endpoint::Outside(ip) => format!("X{}", ip.to_string().replace(['.', ':'], "_")),
     }

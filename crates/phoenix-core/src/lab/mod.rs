@@ -168,6 +168,7 @@ pub struct LabSpec {
 pub fn key(endpoint: Endpoint) -> Option<String> {
     match endpoint {
         Endpoint::Host => Some("host".into()),
+        Endpoint::Node(index) => Some(format!("node-{index}")),
         Endpoint::Guest(id) => Some(format!("guest-{id}")),
         Endpoint::Outside(ip) if ip == EXTERNAL_CLIENT => Some("outside".into()),
         Endpoint::Outside(_) => None,
@@ -246,6 +247,12 @@ fn namespaces(model: &Model, state: &FirewallState) -> BTreeMap<String, Namespac
     };
     if let Some(ip) = model.host.ip() {
         add("host".into(), &bridge, ip, nft::ruleset(state, nft::Node::Host), Vec::new(), host_nics(model));
+    }
+    // The cluster's other nodes, on the same bridge (a cluster's nodes share their management
+    // network: the lab's switch is its uplink), each with its own host firewall.
+    for (index, node) in model.host.nodes.iter().enumerate().skip(1) {
+        let (Some(address), Some(peer)) = (&node.address, state.peers.get(&(index as u8))) else { continue };
+        add(format!("node-{index}"), &bridge, address.value, nft::ruleset(peer, nft::Node::Host), Vec::new(), Vec::new());
     }
     for guest in model.guests.values() {
         let nics = guest_nics(model, guest);
@@ -401,6 +408,7 @@ fn undeclared_probes(model: &Model, state: &FirewallState, namespaces: &BTreeMap
             let endpoint = match k.as_str() {
                 "host" => Endpoint::Host,
                 "outside" => Endpoint::Outside(EXTERNAL_CLIENT),
+                node if node.starts_with("node-") => Endpoint::Node(node.strip_prefix("node-")?.parse().ok()?),
                 guest => Endpoint::Guest(guest.strip_prefix("guest-")?.parse().ok()?),
             };
             Some((k.clone(), endpoint))
@@ -441,7 +449,7 @@ fn undeclared(from: &str, to: &str, address: Ipv4Addr, port: u16, proto: u8, exp
 
 /// Whether a probe source is one of the lab's kinds of namespace.
 fn endpoints_known(key: &str) -> bool {
-    key == "host" || key == "outside" || key.starts_with("guest-")
+    key == "host" || key == "outside" || key.starts_with("guest-") || key.starts_with("node-")
 }
 
 /// Guests of the model the lab leaves out (no static address: DHCP, templates without one).

@@ -684,10 +684,8 @@ fn requests_step(
 /// can switch the whole firewall on) wait for every scope's rules; a NIC's firewall flag
 /// waits for its guest's rules and options.
 fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_plan: &guests::GuestPlan) -> Vec<Step> {
-    let mut scopes = vec![
-        (FwScope::Cluster, phoenix_model::paths::CLUSTER_FW.to_string()),
-        (FwScope::Host, phoenix_model::paths::host_fw(&model.host.node_name)),
-    ];
+    let mut scopes = vec![(FwScope::Cluster, phoenix_model::paths::CLUSTER_FW.to_string())];
+    scopes.extend(FwScope::hosts(model).map(|(scope, node)| (scope, phoenix_model::paths::host_fw(node))));
     let mut missing = Vec::new();
     for guest in model.guests.values() {
         if pve.guests.get(&guest.id) == Some(&guest.kind) || guest_plan.created.contains(&guest.id) {
@@ -701,7 +699,8 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_p
     for (scope, path) in &scopes {
         let node = match scope {
             FwScope::Guest(id, _) => guest_plan.node_of(*id, pve),
-            _ => pve.node.as_str(),
+            FwScope::Host(i) => model.host.node_names().get(usize::from(*i)).copied().unwrap_or(pve.node.as_str()),
+            FwScope::Cluster => pve.node.as_str(),
         };
         let found = scope_steps(&context, *scope, node, path, cluster_refs);
         cluster_refs |= matches!(scope, FwScope::Cluster) && found.steps.iter().any(|s| s.id.ends_with(":refs"));
@@ -767,7 +766,7 @@ fn scope_steps(context: &ScopeContext<'_>, scope: FwScope, node: &str, path: &st
     let empty = FwFile::default();
     let desired = context.firewalls.get(path).unwrap_or(&empty);
     let observed = pve.firewalls.get(&scope).unwrap_or(&empty);
-    let label = scope.label();
+    let label = scope.label(node);
     let key = format!("firewall:{}", label.replace(' ', ":"));
     let lock = Some(match scope {
         FwScope::Guest(id, _) => format!("guest:{id}"),

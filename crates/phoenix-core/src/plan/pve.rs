@@ -131,7 +131,8 @@ impl std::fmt::Display for ApiRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum FwScope {
     Cluster,
-    Host,
+    /// A node's host firewall: the node's index in `Host::nodes` (0: the first node).
+    Host(u8),
     Guest(GuestId, GuestKind),
 }
 
@@ -139,17 +140,25 @@ impl FwScope {
     pub fn base(&self, node: &str) -> String {
         match self {
             FwScope::Cluster => "/cluster/firewall".to_string(),
-            FwScope::Host => format!("/nodes/{node}/firewall"),
+            FwScope::Host(_) => format!("/nodes/{node}/firewall"),
             FwScope::Guest(id, kind) => format!("/nodes/{node}/{}/{id}/firewall", guest_segment(*kind)),
         }
     }
 
-    pub fn label(&self) -> String {
+    /// `cluster`, `host` (the first node), `host pve2`, `guest 101`: `node` names the node of
+    /// a host scope.
+    pub fn label(&self, node: &str) -> String {
         match self {
             FwScope::Cluster => "cluster".to_string(),
-            FwScope::Host => "host".to_string(),
+            FwScope::Host(0) => "host".to_string(),
+            FwScope::Host(_) => format!("host {node}"),
             FwScope::Guest(id, _) => format!("guest {id}"),
         }
+    }
+
+    /// The host scopes of the model's nodes, with each node's name.
+    pub fn hosts(model: &phoenix_model::model::Model) -> impl Iterator<Item = (FwScope, &str)> {
+        model.host.node_names().into_iter().enumerate().map(|(i, n)| (FwScope::Host(i as u8), n))
     }
 }
 

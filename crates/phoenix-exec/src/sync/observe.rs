@@ -76,7 +76,7 @@ async fn firewall(api: &impl PveApi, scope: FwScope, node: &str) -> Result<Scope
     let (options, rules) = futures_util::try_join!(get(api, format!("{base}/options")), get(api, rules_path.clone()))?;
     let mut digests: Vec<(String, String)> = pve::list_digest(&rules).map(|d| (rules_path, d)).into_iter().collect();
     let mut file = FwFile { options: pve::options_from_api(&options), rules: pve::rules_from_api(&rules), ..FwFile::default() };
-    if matches!(scope, FwScope::Host) {
+    if matches!(scope, FwScope::Host(_)) {
         return Ok((file, digests));
     }
     let (aliases, sets) = futures_util::try_join!(get(api, format!("{base}/aliases")), get(api, format!("{base}/ipset")))?;
@@ -242,7 +242,8 @@ pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObse
     let mut observed = PveObserved { node: node.to_string(), ..PveObserved::default() };
     placement(api, &mut observed).await?;
     ha(api, &mut observed).await?;
-    let mut scopes = vec![(FwScope::Cluster, node.to_string()), (FwScope::Host, node.to_string())];
+    let mut scopes = vec![(FwScope::Cluster, node.to_string())];
+    scopes.extend(FwScope::hosts(model).map(|(scope, name)| (scope, name.to_string())));
     scopes.extend(
         model
             .guests

@@ -345,7 +345,7 @@ pub const CODES: &[CodeInfo] = &[
        at the gateway, open the hop in the firewall, or use dns-01 for names phoenix's DNS serves; `phoenix assess` \
        shows the whole path (flows `challenge:<certificate>:<name>`)."),
     c("PHX-FLOW-001", Error, "declared flow names nothing",
-      "An entry of `flows` (flows phoenix assess should prove) has a `from` or `to` that is not `host`, a defined guest id, \
+      "An entry of `flows` (flows phoenix assess should prove) has a `from` or `to` that is not `host`, a node's name, a defined guest id, \
        or an IP address, so the flow cannot be judged.\nFix: correct the endpoint."),
     c("PHX-ROLE-001", Warning, "edge role cannot be identified",
       "phoenix could not tell which guest is the NGINX gateway, Traefik or Step-CA (see `edge` in the schema). \

@@ -320,6 +320,14 @@ impl Host {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The nodes' names, the first node first (its name alone in a model built by hand).
+    pub fn node_names(&self) -> Vec<&str> {
+        match self.nodes.is_empty() {
+            true => vec![self.node_name.as_str()],
+            false => self.nodes.iter().map(|n| n.name.as_str()).collect(),
+        }
+    }
+
     /// Whether the configuration describes more than one node.
     pub fn is_cluster(&self) -> bool {
         self.nodes.len() > 1

@@ -290,9 +290,9 @@ pub struct RawClusterNode {
 #[schemars(deny_unknown_fields)]
 pub struct RawFlow {
     pub title: Option<String>,
-    /// `host`, a guest id, or an IP address.
+    /// `host` (the first node), a node's name, a guest id, or an IP address.
     pub from: Option<StrOrNum>,
-    /// `host`, a guest id, or an IP address.
+    /// `host` (the first node), a node's name, a guest id, or an IP address.
     pub to: Option<StrOrNum>,
     pub port: Option<StrOrNum>,
     /// tcp (default) or udp.

@@ -13,8 +13,10 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "id")]
 pub enum Endpoint {
-    /// The Proxmox node itself.
+    /// The Proxmox node itself (the first node of a cluster).
     Host,
+    /// Another node of the cluster, by its index in `Host::nodes` (1 and up).
+    Node(u8),
     Guest(GuestId),
     /// A system outside the node (a client, the router, a resolver).
     Outside(IpAddr),
@@ -25,6 +27,7 @@ impl Endpoint {
     pub fn ip(self, model: &Model) -> Option<IpAddr> {
         match self {
             Endpoint::Host => model.host.ip().map(IpAddr::V4),
+            Endpoint::Node(index) => model.host.nodes.get(usize::from(index))?.address.as_ref().map(|a| IpAddr::V4(a.value)),
             Endpoint::Guest(id) => model.guests.get(&id).and_then(|g| g.address()).map(IpAddr::V4),
             Endpoint::Outside(ip) => Some(ip),
         }
@@ -207,7 +210,11 @@ fn run(
         let probe =
             Probe { src: src_ip, dst: dst_ip, proto: packet.proto, dport: packet.dport, sport: packet.sport, icmp: packet.icmp, iface };
         let chain = match endpoint {
-            Endpoint::Host => state.chains.get((None, String::new(), dir, version), || host_chain(state, dir, version)),
+            Endpoint::Host | Endpoint::Node(_) => {
+                // Host traffic is judged at the node it concerns, by that node's host.fw.
+                let at = state.for_endpoint(endpoint);
+                at.chains.get((None, String::new(), dir, version), || host_chain(at, dir, version))
+            }
             Endpoint::Guest(id) => {
                 let nic = state.nets.get(&id).and_then(|n| n.nic_for(own_ip));
                 let key = (Some(id), nic.map_or(String::new(), |n| n.key.clone()), dir, version);

@@ -32,6 +32,9 @@ pub fn parse_endpoint(model: &Model, text: &str) -> Result<Endpoint, String> {
     if text.eq_ignore_ascii_case("host") {
         return Ok(Endpoint::Host);
     }
+    if let Some(index) = model.host.nodes.iter().position(|n| n.name == text) {
+        return Ok(node_endpoint(index));
+    }
     if let Ok(id) = text.parse::<u32>() {
         return if model.guests.contains_key(&id) { Ok(Endpoint::Guest(id)) } else { Err(format!("guest {id} is not defined")) };
     }
@@ -39,8 +42,19 @@ pub fn parse_endpoint(model: &Model, text: &str) -> Result<Endpoint, String> {
     Ok(match model.address_index().guest(ip) {
         Some(guest) => Endpoint::Guest(guest.id),
         None if model.host.ip().map(IpAddr::V4) == Some(ip) => Endpoint::Host,
-        None => Endpoint::Outside(ip),
+        None => match model.host.nodes.iter().position(|n| n.address.as_ref().is_some_and(|a| IpAddr::V4(a.value) == ip)) {
+            Some(index) => node_endpoint(index),
+            None => Endpoint::Outside(ip),
+        },
     })
+}
+
+/// The first node is `Host`; the others are `Node(index)`.
+fn node_endpoint(index: usize) -> Endpoint {
+    match index {
+        0 => Endpoint::Host,
+        _ => Endpoint::Node(index as u8),
+    }
 }
 
 /// Like [`parse_endpoint`], with the address the endpoint uses: an address on any NIC of a

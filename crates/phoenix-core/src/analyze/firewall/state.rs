@@ -114,11 +114,19 @@ impl GuestNet {
     }
 }
 
-/// The whole firewall configuration of one node.
+/// The whole firewall configuration of one node (and, in a cluster, of the others, each as its
+/// own node sees it: `peers`).
 #[derive(Debug, Clone, Default)]
 pub struct FirewallState {
     pub cluster: FwSource,
     pub host: FwSource,
+    /// Every node's host.fw as read, by node name, and corosync.conf's text: what each node's
+    /// own state is made from (`with_node`).
+    hosts: BTreeMap<String, FwSource>,
+    corosync_text: Option<String>,
+    /// The cluster's other nodes (by index in `Host::nodes`), each with its own host.fw and its
+    /// own corosync links: where host traffic to or from that node is judged.
+    pub peers: BTreeMap<u8, Arc<FirewallState>>,
     pub guests: BTreeMap<GuestId, FwSource>,
     pub nets: BTreeMap<GuestId, GuestNet>,
     /// The host's bridge: where traffic from outside and from guests without a known bridge arrives.
@@ -178,6 +186,13 @@ impl FirewallState {
         let cluster = FwSource::parse(cluster_path, text(cluster_path), FwKind::Cluster, None);
         let host_path = phoenix_model::paths::host_fw(node);
         let host = FwSource::parse(&host_path, text(&host_path), FwKind::Host, Some(&cluster.conf));
+        let hosts = texts
+            .iter()
+            .filter_map(|(path, text)| {
+                let name = path.strip_prefix("/etc/pve/nodes/")?.strip_suffix("/host.fw")?;
+                Some((name.to_string(), FwSource::parse(path, Some(text), FwKind::Host, Some(&cluster.conf))))
+            })
+            .collect();
         let guests = nets
             .iter()
             .map(|(id, net)| {
@@ -192,6 +207,9 @@ impl FirewallState {
         FirewallState {
             cluster,
             host,
+            hosts,
+            corosync_text: text(phoenix_model::paths::COROSYNC_CONF).map(str::to_string),
+            peers: BTreeMap::new(),
             guests,
             nets,
             host_bridge: host_bridge.to_string(),
@@ -203,11 +221,48 @@ impl FirewallState {
         }
     }
 
-    /// The node's network and the clock, from the model and the caller.
+    /// The node's network and the clock, from the model and the caller; in a cluster, the
+    /// corosync links (from corosync.conf, or as `pvecm` sets a cluster up when none was read:
+    /// one knet link on each node's management address) and each other node's own state.
     pub fn with_node(mut self, model: &Model, now: Option<i64>) -> FirewallState {
         self.node_network = model.host.address.as_ref().map(|a| IpNet::V4(a.value.trunc()));
         self.now = now;
+        let names = model.host.node_names();
+        if let Some(first) = names.first().filter(|_| model.host.is_cluster()) {
+            self.corosync = self.corosync_at(model, first);
+            for (index, name) in names.iter().enumerate().skip(1) {
+                self.peers.insert(index as u8, Arc::new(self.at_node(model, name)));
+            }
+        }
         self
+    }
+
+    /// The corosync links of node `name`: corosync.conf's, or one link per peer between the
+    /// nodes' management addresses.
+    fn corosync_at(&self, model: &Model, name: &str) -> Option<super::corosync::Corosync> {
+        if let Some(text) = &self.corosync_text {
+            return super::corosync::Corosync::parse(text, name);
+        }
+        let address = |n: &phoenix_model::model::ClusterNode| n.address.as_ref().map(|a| IpAddr::V4(a.value));
+        let own = address(model.host.node(name)?)?;
+        let links = model.host.nodes.iter().filter(|n| n.name != name).filter_map(address).map(|peer| (own, peer)).collect();
+        Some(super::corosync::Corosync { multicast: false, links })
+    }
+
+    /// The firewall as node `name` applies it: its own host.fw and corosync links.
+    fn at_node(&self, model: &Model, name: &str) -> FirewallState {
+        let path = phoenix_model::paths::host_fw(name);
+        let host = self.hosts.get(name).cloned().unwrap_or(FwSource { path, ..FwSource::default() });
+        let corosync = self.corosync_at(model, name);
+        FirewallState { host, corosync, peers: BTreeMap::new(), chains: ChainCache::default(), ..self.clone() }
+    }
+
+    /// The state host traffic of `endpoint`'s node is judged in (this one but for another node).
+    pub fn for_endpoint(&self, endpoint: super::Endpoint) -> &FirewallState {
+        match endpoint {
+            super::Endpoint::Node(index) => self.peers.get(&index).map_or(self, |p| p.as_ref()),
+            _ => self,
+        }
     }
 
     /// What is deployed, from a copy of /etc/pve keyed by path relative to it
