@@ -462,11 +462,18 @@ fn the_lab_from_an_empty_node_is_created_deployed_and_checked() {
     );
     let sync = phoenix(&["sync", "all", "--lab", &name, "--yes", "--no-boot-delay", "--config", &config]);
     assert_eq!(sync.status.code(), Some(0), "{}", text(&sync));
-    let pve = format!("/run/phoenix-lab/{name}/deployed/host/etc/pve/nodes/pve");
-    for (kind, id) in
-        [("lxc", 900), ("lxc", 101), ("lxc", 102), ("lxc", 103), ("qemu-server", 9000), ("qemu-server", 1001), ("qemu-server", 1002)]
-    {
-        assert!(Path::new(&format!("{pve}/{kind}/{id}.conf")).is_file(), "guest {id} was created");
+    // Each on its node: 103 and 1002 on pve2 (issue 20).
+    let nodes = format!("/run/phoenix-lab/{name}/deployed/host/etc/pve/nodes");
+    for (node, kind, id) in [
+        ("pve", "lxc", 900),
+        ("pve", "lxc", 101),
+        ("pve", "lxc", 102),
+        ("pve2", "lxc", 103),
+        ("pve", "qemu-server", 9000),
+        ("pve", "qemu-server", 1001),
+        ("pve2", "qemu-server", 1002),
+    ] {
+        assert!(Path::new(&format!("{nodes}/{node}/{kind}/{id}.conf")).is_file(), "guest {id} was created on {node}");
     }
     let (after, output) = lab_report(&name, &config);
     assert_eq!(after["drift"], 0, "{}", text(&output));

@@ -89,7 +89,11 @@ fn a_node_as_described_plans_nothing() {
     for file in rendered.files.iter().filter(|f| f.path.ends_with(".fw")) {
         let scope = match file.path.rsplit('/').next().unwrap().trim_end_matches(".fw") {
             "cluster" => FwScope::Cluster,
-            "host" => FwScope::Host(0),
+            // nodes/<node>/host.fw: that node's index in the cluster.
+            "host" => {
+                let node = file.path.trim_end_matches("/host.fw").rsplit('/').next().unwrap();
+                FwScope::Host(model.host.nodes.iter().position(|n| n.name == node).unwrap() as u8)
+            }
             id => {
                 let id: u32 = id.parse().unwrap();
                 FwScope::Guest(id, model.guests[&id].kind)

@@ -1,8 +1,8 @@
 //! Benchmark of `phoenix sync firewall dns gateway` against the Proxmox VE simulator with
 //! injected latency, the files written into a rehearsal folder (on tokio's blocking pool, as
 //! the real target does, while the API steps go on):
-//! `cargo run --release -p phoenix-drivers --example bench_sync -- [GUESTS] [LATENCY_MS] [PLAN_GUESTS]`
-//! (defaults 500, 50, 5000). Prints the plan's critical path (its longest chain of API calls
+//! `cargo run --release -p phoenix-drivers --example bench_sync -- [GUESTS] [LATENCY_MS] [PLAN_GUESTS] [NODES]`
+//! (defaults 500, 50, 5000, 1; with NODES > 1 the guests are spread over a cluster's nodes in turn). Prints the plan's critical path (its longest chain of API calls
 //! times the latency), the time the apply took and their ratio, for a first sync (every list
 //! empty: rules created in reverse) and a resync after drift (in every guest's list, the GUI
 //! deleted the second rule and disabled the first: the first edited in place with the observed
@@ -76,14 +76,14 @@ fn clients(fake: &Fake) -> (PveClient, PortainerClient) {
     (pve, portainer)
 }
 
-async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
+async fn run(guests: usize, latency_ms: u64, plan_guests: usize, nodes: usize) {
     let domains: BTreeSet<Domain> = [Domain::Firewall, Domain::Dns, Domain::Gateway].into();
     let root = std::env::temp_dir().join(format!("phoenix-bench-sync-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let mut target = HostTarget::new(GuestAccess::Folders(root.clone()), SystemRunner);
     target.host_root = Some(root.join("host"));
 
-    let model = phoenix_testkit::synth::model(guests);
+    let model = phoenix_testkit::synth::cluster_model(guests, nodes);
     let rendered = phoenix_core::render::render_all(&model);
     let fake = start_fake(&model, Duration::from_millis(latency_ms));
     let (pve, portainer) = clients(&fake);
@@ -107,7 +107,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         let mut sim = fake.state.lock().expect("the simulator");
         for guest in model.guests.values() {
             let kind = if guest.kind == phoenix_model::model::GuestKind::Lxc { "lxc" } else { "qemu" };
-            let rules = format!("/nodes/{}/{kind}/{}/firewall/rules", model.host.node_name, guest.id);
+            let rules = format!("/nodes/{}/{kind}/{}/firewall/rules", guest.node.value, guest.id);
             let enable = [("enable".to_string(), serde_json::Value::String("0".into()))].into();
             for (method, path, params) in [("DELETE", format!("{rules}/1"), Default::default()), ("PUT", format!("{rules}/0"), enable)] {
                 let reply = sim.request(method, &path, params);
@@ -117,7 +117,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
     }
     sync_once("resync after drift", &input, latency_ms).await;
 
-    let big = phoenix_testkit::synth::model(plan_guests);
+    let big = phoenix_testkit::synth::cluster_model(plan_guests, nodes);
     let rendered = phoenix_core::render::render_all(&big);
     let fake = start_fake(&big, Duration::ZERO);
     let (pve, portainer) = clients(&fake);
@@ -148,6 +148,30 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize) {
         boot_delays: true,
     });
     let planning = clock.elapsed();
+    // The guests too: where each guest is in the cluster, each in detail on its node.
+    let both: BTreeSet<Domain> = [Domain::Guests, Domain::Firewall].into();
+    let input_both = ObserveInput { domains: &both, ..input };
+    let clock = Instant::now();
+    let observed_both = observe(&input_both).await.expect("observe");
+    let observing_both = clock.elapsed();
+    let clock = Instant::now();
+    let plan_both = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
+        model: &big,
+        rendered: &rendered,
+        observed: &observed_both,
+        domains: &both,
+        secret: &|_| None,
+        store_dir: "/nonexistent",
+        host_trust_file: "/nonexistent",
+        boot_delays: true,
+    });
+    println!(
+        "observe and plan {plan_guests} guests on {nodes} node(s), guests and firewall (no latency): observe {:.2} s, plan {:.3} s, together {:.2} s ({} steps)",
+        observing_both.as_secs_f64(),
+        clock.elapsed().as_secs_f64(),
+        (observing_both + clock.elapsed()).as_secs_f64(),
+        plan_both.steps.len()
+    );
     let files: BTreeSet<Domain> = [Domain::Dns, Domain::Gateway].into();
     // Against the 500-guest files the first sync wrote: each file's diff is a real one.
     let observed_files = phoenix_exec::sync::observe::files(&big, &rendered, &files, &target).await.expect("observe files");
@@ -245,6 +269,7 @@ fn main() {
     let guests = args.first().copied().unwrap_or(500) as usize;
     let latency = args.get(1).copied().unwrap_or(50);
     let plan_guests = args.get(2).copied().unwrap_or(5000) as usize;
+    let nodes = args.get(3).copied().unwrap_or(1).max(1) as usize;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(run(guests, latency, plan_guests));
+    runtime.block_on(run(guests, latency, plan_guests, nodes));
 }

@@ -239,7 +239,7 @@ async fn a_running_guests_change_waits_for_its_restart_and_status_says_so() {
     rig.apply(&rig.plan(&guests()).await.unwrap()).await;
     rig.pve.with(|sim| {
         for (path, from, to) in
-            [("nodes/pve/qemu-server/1002.conf", "cores: 4", "cores: 2"), ("nodes/pve/lxc/102.conf", "memory: 1024", "memory: 256")]
+            [("nodes/pve2/qemu-server/1002.conf", "cores: 4", "cores: 2"), ("nodes/pve/lxc/102.conf", "memory: 1024", "memory: 256")]
         {
             let text = sim.files[path].replace(from, to);
             sim.files.insert(path.into(), text);
@@ -254,7 +254,7 @@ async fn a_running_guests_change_waits_for_its_restart_and_status_says_so() {
     rig.pve.with(|sim| {
         assert_eq!(sim.guest_key(102, "memory").as_deref(), Some("1024"));
         assert_eq!(sim.guest_key(1002, "cores").as_deref(), Some("2"), "in effect until the restart");
-        assert!(sim.files["nodes/pve/qemu-server/1002.conf"].contains("\n[PENDING]\ncores: 4\n"));
+        assert!(sim.files["nodes/pve2/qemu-server/1002.conf"].contains("\n[PENDING]\ncores: 4\n"));
     });
     assert!(rig.plan(&guests()).await.unwrap().is_empty(), "what waits is not planned again");
     let status = |observed: &phoenix_core::plan::PveObserved| phoenix_core::plan::guests::status(&rig.model, &rig.rendered, observed);
@@ -292,7 +292,7 @@ async fn a_vms_snapshots_are_taken_once_at_their_points_of_its_setup() {
     let (summary, _) = rig.apply(&plan).await;
     assert_eq!((summary.failed, summary.skipped), (0, 0), "{}", summary.to_text());
     rig.pve.with(|sim| {
-        let conf = phoenix_sim::pve::guest::GuestConf::parse(&sim.files["nodes/pve/qemu-server/1002.conf"]);
+        let conf = phoenix_sim::pve::guest::GuestConf::parse(&sim.files["nodes/pve2/qemu-server/1002.conf"]);
         assert_eq!(phoenix_sim::pve::lifecycle::snapshots(&conf).keys().collect::<Vec<_>>(), ["clean", "provisioned"]);
     });
     let again = rig.plan(&rig::all()).await.unwrap();
@@ -398,7 +398,7 @@ async fn the_verbs_stop_dependents_first_start_dependencies_first_and_delete_onl
     let refused = verb(&rig, Verb::Delete { force: false }, &[900]).await.unwrap_err();
     assert!(refused.contains("needed by 101, 102, 103"), "{refused}");
     rig.pve.with(|sim| {
-        let path = "nodes/pve/qemu-server/1002.conf";
+        let path = "nodes/pve2/qemu-server/1002.conf";
         let text = sim.files[path].replace("tags: phoenix\n", "");
         sim.files.insert(path.into(), text);
         sim.save_backing();

@@ -3,7 +3,8 @@
 //!
 //! Shape per 10 guests: one "edge" pattern repeated. Guest i has address 10.(i/250).(i%250+1)
 //! in 10.0.0.0/8's first /16s (the subnet is sized to fit), ten firewall rules naming real
-//! peers, and four DNS records. Every fifth guest is a VM running one stack.
+//! peers, and four DNS records. Every fifth guest is a VM running one stack. A cluster's
+//! inventory (`cluster_model`) spreads the guests over its nodes in turn (`pve`, `pve2`, ...).
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -73,12 +74,30 @@ fn guest_common(i: usize, n: usize) -> serde_json::Map<String, Value> {
 
 /// The four files of an N-guest inventory, plus compose files, by relative path.
 pub fn inventory(n: usize) -> BTreeMap<String, String> {
+    cluster_inventory(n, 1)
+}
+
+/// The name of node `k` of a synthetic cluster: `pve`, then `pve2`, `pve3`, ...
+pub fn node_name(k: usize) -> String {
+    if k == 0 {
+        "pve".to_string()
+    } else {
+        format!("pve{}", k + 1)
+    }
+}
+
+/// An N-guest inventory on a cluster of `nodes` nodes (at 10.0.0.2 and up), guest i on node
+/// i mod `nodes`.
+pub fn cluster_inventory(n: usize, nodes: usize) -> BTreeMap<String, String> {
     assert!(n >= 1, "an inventory has at least one guest");
     let mut lxcs = serde_json::Map::new();
     let mut vms = Vec::new();
     let mut records = Vec::new();
     for i in 0..n {
         let mut guest = guest_common(i, n);
+        if nodes > 1 {
+            guest.insert("node".into(), json!(node_name(i % nodes)));
+        }
         if i % 5 == 4 {
             guest.insert("vmid".into(), json!(guest_id(i)));
             guest.insert("template_image".into(), json!("noble-server-cloudimg-amd64.img"));
@@ -123,7 +142,7 @@ pub fn inventory(n: usize) -> BTreeMap<String, String> {
             (format!("stack-{s}"), stack)
         })
         .collect();
-    let hypervisor = json!({
+    let mut hypervisor = json!({
         "domain_name": "lab.example",
         "network": {"interfaces": {"name": "vmbr0", "address": "10.0.0.2/8", "gateway": "10.0.0.1"}, "default_subnet": subnet_for(n)},
         "external_systems": [{"name": "router and resolver", "addresses": ["10.0.0.1"]}],
@@ -135,6 +154,10 @@ pub fn inventory(n: usize) -> BTreeMap<String, String> {
         "portainer_api": {"admin_user": "admin", "admin_password": {"env": "PHOENIX_PORTAINER_PASSWORD"}},
         "step_ca": {"dns_name": "ca.lab.example"}
     });
+    if nodes > 1 {
+        let others: Vec<Value> = (1..nodes).map(|k| json!({"name": node_name(k), "address": format!("10.0.0.{}", 2 + k)})).collect();
+        hypervisor["proxmox"] = json!({"node_name": "pve", "nodes": others});
+    }
     let mut files = BTreeMap::new();
     files.insert("etc/phoenix_hypervisor_config.json".to_string(), serde_json::to_string_pretty(&hypervisor).expect("json"));
     files.insert("etc/phoenix_lxc_configs.json".to_string(), serde_json::to_string_pretty(&json!({"lxc_configs": lxcs})).expect("json"));
@@ -166,9 +189,14 @@ pub fn write_inventory(root: &Path, n: usize) -> std::io::Result<()> {
 
 /// The synthetic inventory of `n` guests, loaded (from memory, under `/synthetic`).
 pub fn model(n: usize) -> phoenix_model::Model {
+    cluster_model(n, 1)
+}
+
+/// The synthetic inventory of `n` guests on a cluster of `nodes` nodes, loaded.
+pub fn cluster_model(n: usize, nodes: usize) -> phoenix_model::Model {
     let root = std::path::PathBuf::from("/synthetic");
     let mut source = crate::MemorySource::default();
-    for (relative, text) in inventory(n) {
+    for (relative, text) in cluster_inventory(n, nodes) {
         source.files.insert(root.join(relative), text);
     }
     phoenix_model::check(&root.join("etc"), &source).model.expect("the synthetic inventory loads")

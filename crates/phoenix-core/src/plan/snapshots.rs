@@ -61,7 +61,7 @@ fn guest_steps(guest: &Guest, pve: &PveObserved, guests: &GuestPlan, earlier: &[
             }
         };
         let reason = format!("a lifecycle snapshot {when}; taken once, kept as it is");
-        steps.push(snapshot_step(pve.node_of(guest.id), guest, format!("guest:{id}:lifecycle:{name}"), name, reason, after));
+        steps.push(snapshot_step(guests.node_of(guest.id, pve), guest, format!("guest:{id}:lifecycle:{name}"), name, reason, after));
     }
     steps
 }

@@ -450,7 +450,11 @@ pub fn user_rules(
 
 /// The chain of the host in `dir` (`enable_host_firewall`).
 pub fn host_chain(state: &FirewallState, dir: Dir, version: Version) -> Chain {
-    let name = format!("{} of the host", dir.word());
+    // A peer's state is read from its own host.fw (`/etc/pve/nodes/<node>/host.fw`).
+    let name = match state.peer_name() {
+        Some(node) => format!("{} of node {node}", dir.word()),
+        None => format!("{} of the host", dir.word()),
+    };
     if let Err(reason) = cluster_enabled(state) {
         return Chain { name, steps: Vec::new(), unfiltered: Some(reason) };
     }

@@ -127,6 +127,8 @@ pub struct FirewallState {
     /// The cluster's other nodes (by index in `Host::nodes`), each with its own host.fw and its
     /// own corosync links: where host traffic to or from that node is judged.
     pub peers: BTreeMap<u8, Arc<FirewallState>>,
+    /// Set in a peer's state: the node it is.
+    peer: Option<String>,
     pub guests: BTreeMap<GuestId, FwSource>,
     pub nets: BTreeMap<GuestId, GuestNet>,
     /// The host's bridge: where traffic from outside and from guests without a known bridge arrives.
@@ -210,6 +212,7 @@ impl FirewallState {
             hosts,
             corosync_text: text(phoenix_model::paths::COROSYNC_CONF).map(str::to_string),
             peers: BTreeMap::new(),
+            peer: None,
             guests,
             nets,
             host_bridge: host_bridge.to_string(),
@@ -254,7 +257,12 @@ impl FirewallState {
         let path = phoenix_model::paths::host_fw(name);
         let host = self.hosts.get(name).cloned().unwrap_or(FwSource { path, ..FwSource::default() });
         let corosync = self.corosync_at(model, name);
-        FirewallState { host, corosync, peers: BTreeMap::new(), chains: ChainCache::default(), ..self.clone() }
+        FirewallState { host, corosync, peers: BTreeMap::new(), peer: Some(name.to_string()), chains: ChainCache::default(), ..self.clone() }
+    }
+
+    /// The node this state is another node's view for (none: the first node's own).
+    pub fn peer_name(&self) -> Option<&str> {
+        self.peer.as_deref()
     }
 
     /// The state host traffic of `endpoint`'s node is judged in (this one but for another node).
@@ -279,7 +287,14 @@ impl FirewallState {
                     GuestKind::Lxc => "lxc",
                     GuestKind::Vm => "qemu-server",
                 };
-                let conf = tree.get(&format!("nodes/{node}/{folder}/{}.conf", g.id)).map(String::as_str).unwrap_or_default();
+                // The guest's config is in the folder of the node holding it (its declared
+                // one, else any node's: HA or a hand may have moved it).
+                let file = format!("/{folder}/{}.conf", g.id);
+                let conf = tree
+                    .get(&format!("nodes/{}{file}", g.node.value))
+                    .or_else(|| tree.iter().find(|(path, _)| path.starts_with("nodes/") && path.ends_with(&file)).map(|(_, t)| t))
+                    .map(String::as_str)
+                    .unwrap_or_default();
                 (g.id, GuestNet::from_conf(g.kind, conf))
             })
             .collect();
