@@ -58,7 +58,7 @@ async fn main() {
             GuestKind::Lxc => "name=eth0,bridge=vmbr0",
             GuestKind::Qemu => "virtio,bridge=vmbr0",
         };
-        if let Err(error) = sim.add_guest(guest.id, kind, net0, &[]) {
+        if let Err(error) = sim.add_guest_on(&guest.node.value, guest.id, kind, &[("net0", net0)], &[]) {
             fail(format!("guest {}: {error}", guest.id));
         }
     }
