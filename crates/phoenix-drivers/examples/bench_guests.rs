@@ -1,8 +1,10 @@
 //! Benchmark of `phoenix sync guests` from an empty simulated node with the simulator's typical
 //! task durations (`Settings::typical()`: an LXC clone 4 s, a create 15 s, a start 3 s, ...),
 //! all scaled by SCALE so a run takes a minute or two:
-//! `cargo run --release -p phoenix-drivers --example bench_guests -- [SCALE] [GUESTS]`
-//! (defaults 0.25 and 200). Two inventories: the reference configuration's 15 guests (its VM
+//! `cargo run --release -p phoenix-drivers --example bench_guests -- [SCALE] [GUESTS] [NODES] [LATENCY_MS]`
+//! (defaults 0.25, 200, 1 and 0; with NODES > 1 a cluster: 3 templates on each node, guest i
+//! on node i mod NODES cloned from its node's templates; LATENCY_MS added to every API call,
+//! scaled like the tasks). Two inventories: the reference configuration's 15 guests (its VM
 //! template imported from `local`, which holds `import` on a PVE 9 node), and GUESTS
 //! containers cloned from 3 templates. For each: phoenix's wall time, the critical path the locks allow (the longest
 //! of: the dependency chain, each lock's steps one after another from its first possible
@@ -23,26 +25,32 @@ use std::time::{Duration, Instant};
 
 const NODE_PARALLEL: usize = 8;
 
-/// The synthetic inventory: 3 container templates, `n` containers cloned from them in turn.
-fn synthetic(n: usize) -> Model {
+/// The synthetic inventory: 3 container templates per node, `n` containers cloned from their
+/// node's templates in turn, guest i on node i mod `nodes`.
+fn synthetic(n: usize, nodes: usize) -> Model {
+    let node = |k: usize| phoenix_testkit::synth::node_name(k);
     let mut lxcs = serde_json::Map::new();
-    for t in 0..3 {
-        lxcs.insert(
-            (900 + t).to_string(),
-            serde_json::json!({"name": format!("template-{t}"), "template": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-                "storage_pool": "tank-ct", "storage_size_gb": 8, "is_template": true, "memory_mb": 512, "cores": 1}),
-        );
+    for k in 0..nodes {
+        for t in 0..3 {
+            lxcs.insert(
+                (900 + 3 * k + t).to_string(),
+                serde_json::json!({"name": format!("template-{k}-{t}"), "template": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                    "storage_pool": "tank-ct", "storage_size_gb": 8, "is_template": true, "memory_mb": 512, "cores": 1, "node": node(k)}),
+            );
+        }
     }
     for i in 0..n {
         let id = 1000 + i;
+        let k = i % nodes;
         lxcs.insert(
             id.to_string(),
-            serde_json::json!({"name": format!("svc-{i}"), "clone_from_ctid": 900 + i % 3, "memory_mb": 1024, "cores": 1,
+            serde_json::json!({"name": format!("svc-{i}"), "clone_from_ctid": 900 + 3 * k + i % 3, "memory_mb": 1024, "cores": 1, "node": node(k),
                 "storage_size_gb": 8, "network_config": {"name": "eth0", "bridge": "vmbr0", "ip": format!("10.1.{}.{}/16", i / 250, 1 + i % 250), "gw": "10.1.0.1"}}),
         );
     }
+    let others: Vec<serde_json::Value> = (1..nodes).map(|k| serde_json::json!({"name": node(k), "address": format!("10.1.255.{}", 1 + k)})).collect();
     let hypervisor = serde_json::json!({"domain_name": "bench.example", "network": {"interfaces": {"name": "vmbr0", "address": "10.1.255.1/16", "gateway": "10.1.0.1"}, "default_subnet": "10.1.0.0/16"},
-        "proxmox": {"node_name": "pve"},
+        "proxmox": {"node_name": "pve", "nodes": others},
         "zfs": {"datasets": [{"name": "ct", "pool": "tank", "proxmox_storage_type": "zfspool", "proxmox_content_type": "images,rootdir"}]}});
     let mut source = phoenix_testkit::MemorySource::default();
     let etc = std::path::PathBuf::from("/bench/etc");
@@ -134,11 +142,18 @@ fn critical_path(plan: &Plan, durations: &[f64]) -> f64 {
         }
     }
     let by_lock = locks.values().map(|(start, total)| start + total).fold(0.0, f64::max);
-    let slots: f64 = plan.steps.iter().zip(durations).filter(|(s, _)| s.node.is_some()).map(|(_, d)| d).sum::<f64>() / NODE_PARALLEL as f64;
+    // Each node's creation slots: its own steps' time over its parallel slots.
+    let mut per_node: BTreeMap<&str, f64> = BTreeMap::new();
+    for (step, d) in plan.steps.iter().zip(durations) {
+        if let Some(node) = &step.node {
+            *per_node.entry(node.as_str()).or_default() += d;
+        }
+    }
+    let slots = per_node.values().map(|total| total / NODE_PARALLEL as f64).fold(0.0, f64::max);
     chain.max(by_lock).max(slots)
 }
 
-async fn bench(label: &str, model: &Model, scale: f64) {
+async fn bench(label: &str, model: &Model, scale: f64, latency: Duration) {
     let mut settings = Settings::typical();
     let unscaled = Settings::typical();
     settings.task_duration = settings.task_duration.mul_f64(scale);
@@ -160,6 +175,7 @@ async fn bench(label: &str, model: &Model, scale: f64) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async move {
             let fake = SimPve::serve(sim).await;
+            fake.server.controls.set_latency(latency);
             tx.send((fake.url(), fake.token.clone(), fake.server.ca_file.clone())).expect("send");
             std::future::pending::<()>().await;
             drop(fake);
@@ -234,11 +250,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let scale: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0.25);
     let guests: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let nodes: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+    let latency = Duration::from_millis(args.get(4).and_then(|a| a.parse().ok()).unwrap_or(0)).mul_f64(scale);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let reference = {
         let source = phoenix_testkit::MemorySource::from_dir(phoenix_testkit::reference_config().parent().expect("a parent"));
         phoenix_model::check(&phoenix_testkit::reference_config(), &source).model.expect("the reference loads")
     };
-    runtime.block_on(bench("reference (15 guests)", &reference, scale));
-    runtime.block_on(bench(&format!("synthetic ({guests} clones of 3 templates)"), &synthetic(guests), scale));
+    runtime.block_on(bench("reference (15 guests)", &reference, scale, latency));
+    let label = format!("synthetic ({guests} clones of 3 templates per node, {nodes} node(s))");
+    runtime.block_on(bench(&label, &synthetic(guests, nodes), scale, latency));
 }

@@ -168,3 +168,20 @@ fn a_rehearsal_does_not_write_through_a_planted_link() {
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 20: a guest declared on another node of the cluster (the example's 1002 on pve2) is
+/// reached through that node: its `qm guest exec` runs over ssh to pve2's management address,
+/// batch mode and host key checked; a guest of the first node stays local.
+#[test]
+fn a_guest_on_another_node_is_reached_through_that_node() {
+    let model = phoenix_model::check(&phoenix_testkit::example_config(), &phoenix_testkit::example_source()).model.unwrap();
+    let pve = target(0, r#"{"exitcode":0,"exited":1,"out-data":"x"}"#).with_cluster(&model);
+    assert_eq!(pve.guest_nodes.get(&1002).map(String::as_str), Some("root@10.0.0.14"));
+    pve.read_now(&in_guest(1002, GuestKind::Vm, "/etc/hostname")).unwrap();
+    pve.read_now(&in_guest(101, GuestKind::Lxc, "/etc/hostname")).unwrap();
+    let calls = pve.runner.calls.borrow();
+    let remote = &calls[0].0;
+    assert_eq!(&remote[..7], ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "root@10.0.0.14", "--"]);
+    assert!(remote[7].starts_with("'qm' 'guest' 'exec' '1002'"), "{}", remote[7]);
+    assert_eq!(&calls[1].0[..3], ["pct", "exec", "101"], "the first node's guest is local");
+}

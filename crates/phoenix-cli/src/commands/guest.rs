@@ -88,7 +88,7 @@ pub fn run(args: VerbArgs, verb: Verb) -> Result<Outcome, Failure> {
         Some(destination) => NodeRunner::Ssh(SshRunner::new(destination.clone())),
         None => NodeRunner::Local(SystemRunner),
     };
-    let mut target = HostTarget::new(GuestAccess::Pve, runner);
+    let mut target = HostTarget::new(GuestAccess::Pve, runner).with_cluster(&model);
     target.remote_host = args.ssh.is_some();
     let drivers = Drivers { model: &model, pve: &client, portainer: &NotUsed, target: &target, issuer: &NotUsed };
     let options = ApplyOptions {

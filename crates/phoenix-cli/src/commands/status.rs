@@ -62,7 +62,7 @@ fn features(args: &StatusArgs, node: &crate::connect::GuestsObserved) -> Result<
         Some(destination) => NodeRunner::Ssh(SshRunner::new(destination.clone())),
         None => NodeRunner::Local(SystemRunner),
     };
-    let target = HostTarget::new(GuestAccess::Pve, runner);
+    let target = HostTarget::new(GuestAccess::Pve, runner).with_cluster(&node.model);
     let sleep = |d| tokio::time::sleep(d);
     Ok(node.runtime.block_on(phoenix_exec::provision::report(&target, &desired, &running, sleep)))
 }

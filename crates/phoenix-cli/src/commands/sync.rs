@@ -254,7 +254,8 @@ pub fn run_what(what: What, args: SyncOptions) -> Result<Outcome, Failure> {
             None => GuestAccess::Pve,
         },
         runner,
-    );
+    )
+    .with_cluster(&model);
     target.host_root = args.root.as_ref().map(|root| root.join("host"));
     target.remote_host = args.ssh.is_some();
     let mut acme = AcmeSettings::for_store(

@@ -848,6 +848,9 @@ fn converge(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec
     Ok(steps)
 }
 
+/// Above this many starts, a boot-order group is joined by a step of its own.
+const BOOT_GROUP_JOIN: usize = 8;
+
 /// The start steps: every guest that is not a template and does not run (or is created now),
 /// by boot order; a VM waited for until its agent answers, each group's boot delay waited
 /// (unless `boot_delays` is off).
@@ -859,24 +862,42 @@ pub fn start_steps(model: &Model, pve: &PveObserved, guests: &GuestPlan, earlier
         .filter(|g| guests.created.contains(&g.id) || pve.guest_states.get(&g.id).is_some_and(|s| !s.running() && !s.is_template()))
         .collect();
     starting.sort_by_key(|g| (g.boot.order.unwrap_or(u32::MAX), g.id));
+    // Each guest's firewall and NIC steps so far, found in one pass (per guest it would be
+    // quadratic in a large inventory).
+    let mut own_steps: BTreeMap<GuestId, Vec<String>> = BTreeMap::new();
+    for step in earlier {
+        let guest = step.id.strip_prefix("nic:").or_else(|| step.id.strip_prefix("firewall:guest:").and_then(|rest| rest.split(':').next()));
+        if let Some(id) = guest.and_then(|id| id.parse::<GuestId>().ok()) {
+            own_steps.entry(id).or_default().push(step.id.clone());
+        }
+    }
     let mut steps: Vec<Step> = Vec::new();
+    let mut planned_starts: BTreeSet<String> = BTreeSet::new();
     let mut previous_group: Vec<String> = Vec::new();
     let mut group: Vec<String> = Vec::new();
     let mut group_order = None;
     for guest in starting {
         let order = guest.boot.order.unwrap_or(u32::MAX);
         if group_order != Some(order) {
-            if group_order.is_some() {
+            if let Some(done) = group_order {
                 previous_group = std::mem::take(&mut group);
+                // A large group is joined by one step without requests, so the next group
+                // waits for it: n + m dependencies instead of n * m.
+                if previous_group.len() > BOOT_GROUP_JOIN {
+                    let title = format!("boot order {done} started");
+                    let reason = "the next boot order starts after every guest of this one".to_string();
+                    let join = step(format!("boot-order:{done}"), title, reason, Vec::new(), previous_group, None, None);
+                    previous_group = vec![join.id.clone()];
+                    steps.push(join);
+                }
             }
             group_order = Some(order);
         }
         let id = guest.id;
-        let own = |s: &&Step| s.id == format!("nic:{id}") || s.id.starts_with(&format!("firewall:guest:{id}:"));
         let mut after: Vec<String> = guests.ready.get(&id).cloned().into_iter().collect();
-        after.extend(earlier.iter().filter(own).map(|s| s.id.clone()));
+        after.extend(own_steps.get(&id).into_iter().flatten().cloned());
         after.extend(previous_group.iter().cloned());
-        after.extend(guest.dependencies.iter().map(|d| format!("guest:{}:start", d.value)).filter(|d| steps.iter().any(|s| &s.id == d)));
+        after.extend(guest.dependencies.iter().map(|d| format!("guest:{}:start", d.value)).filter(|d| planned_starts.contains(d)));
         after.sort();
         after.dedup();
         let base = format!("/nodes/{}/{}/{id}", guests.node_of(id, pve), guest_segment(guest.kind));
@@ -898,6 +919,7 @@ pub fn start_steps(model: &Model, pve: &PveObserved, guests: &GuestPlan, earlier
         };
         let title = format!("start {} {id} ({})", guest.kind.label(), guest.name);
         steps.push(step(format!("guest:{id}:start"), title, reason, requests, after, Some(format!("guest:{id}")), None));
+        planned_starts.insert(format!("guest:{id}:start"));
         group.push(format!("guest:{id}:start"));
     }
     steps

@@ -262,7 +262,9 @@ impl Plan {
         // Steps are emitted after their dependencies, so one pass in order suffices.
         for step in &self.steps {
             let before = step.after.iter().filter_map(|a| longest.get(a.as_str())).max().copied().unwrap_or(0);
-            longest.insert(&step.id, before + step.calls.max(1));
+            // A step without requests (a boot-order join) makes no call.
+            let own = if matches!(&step.action, Action::Pve { requests } if requests.is_empty()) { 0 } else { step.calls.max(1) };
+            longest.insert(&step.id, before + own);
         }
         longest.values().max().copied().unwrap_or(0)
     }
@@ -506,7 +508,7 @@ fn guests_touched(action: &Action) -> BTreeSet<GuestId> {
 /// order they were planned (the applier and the critical path read the plan in order; a
 /// step made to wait for provisioning may have been planned before it).
 fn dependencies_first(steps: Vec<Step>) -> Vec<Step> {
-    let index: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     let mut waiting: Vec<usize> = vec![0; steps.len()];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, step) in steps.iter().enumerate() {

@@ -30,17 +30,18 @@ fn concerns(step: &Step, id: GuestId) -> bool {
 /// The snapshot steps for every guest the guests domain planned for, after the plan so far.
 pub fn steps(model: &Model, pve: &PveObserved, guests: &GuestPlan, earlier: &[Step]) -> Vec<Step> {
     let mut steps = Vec::new();
-    for guest in model.guests.values().filter(|g| !g.is_template && guests.handled.contains(&g.id)) {
-        steps.extend(guest_steps(guest, pve, guests, earlier));
+    let ids: std::collections::BTreeSet<&str> = earlier.iter().map(|s| s.id.as_str()).collect();
+    for guest in model.guests.values().filter(|g| !g.is_template && guests.handled.contains(&g.id) && !g.spec.lifecycle_snapshots.is_empty()) {
+        steps.extend(guest_steps(guest, pve, guests, earlier, &ids));
     }
     steps
 }
 
-fn guest_steps(guest: &Guest, pve: &PveObserved, guests: &GuestPlan, earlier: &[Step]) -> Vec<Step> {
+fn guest_steps(guest: &Guest, pve: &PveObserved, guests: &GuestPlan, earlier: &[Step], ids: &std::collections::BTreeSet<&str>) -> Vec<Step> {
     let id = guest.id;
     let taken = |name: &String| pve.guest_states.get(&id).is_some_and(|s| s.snapshots.contains(name));
     let start = format!("guest:{id}:start");
-    let before_setup: Vec<String> = match earlier.iter().any(|s| s.id == start) {
+    let before_setup: Vec<String> = match ids.contains(start.as_str()) {
         true => vec![start],
         false => guests.ready.get(&id).cloned().into_iter().collect(),
     };

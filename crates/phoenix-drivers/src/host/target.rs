@@ -35,13 +35,36 @@ pub struct HostTarget<R: CommandRunner> {
     /// The Proxmox node is not this machine: its files are reached through the runner (an
     /// [`SshRunner`](super::SshRunner)) like a guest's.
     pub remote_host: bool,
+    /// A guest on another node of the cluster: that node's ssh destination (`root@address`).
+    /// Its `pct`/`qm` commands run there, from the node phoenix reaches: a cluster's nodes let
+    /// each other's root in (`pvecm` keeps their keys in /etc/pve/priv/authorized_keys).
+    pub guest_nodes: std::collections::BTreeMap<GuestId, String>,
     pub runner: R,
 }
 
 impl<R: CommandRunner> HostTarget<R> {
     pub fn new(guests: GuestAccess, runner: R) -> HostTarget<R> {
-        HostTarget { guests, host_root: None, remote_host: false, runner }
+        HostTarget { guests, host_root: None, remote_host: false, guest_nodes: Default::default(), runner }
     }
+
+    /// Routes the guests declared on another node than the first through that node (see
+    /// `guest_nodes`); the first node's guests stay local.
+    pub fn with_cluster(mut self, model: &phoenix_model::model::Model) -> HostTarget<R> {
+        self.guest_nodes = cluster_routes(model);
+        self
+    }
+}
+
+/// The ssh destination of each guest's node, for the guests declared on another node than the
+/// first that has a management address.
+pub fn cluster_routes(model: &phoenix_model::model::Model) -> std::collections::BTreeMap<GuestId, String> {
+    let first = model.host.node_name.as_str();
+    model
+        .guests
+        .values()
+        .filter(|g| g.node.value != first)
+        .filter_map(|g| Some((g.id, format!("root@{}", model.host.node(&g.node.value)?.address.as_ref()?.value))))
+        .collect()
 }
 
 /// A guest's folder in a rehearsal.
@@ -175,6 +198,9 @@ impl<R: CommandRunner> HostTarget<R> {
             }
         };
         command.extend(args.iter().map(|a| a.to_string()));
+        if let (GuestAccess::Pve, Some(node)) = (&self.guests, self.guest_nodes.get(&id.parse::<GuestId>().unwrap_or_default())) {
+            command = super::SshRunner::new(node.clone()).command_line(&command);
+        }
         let output = self.runner.run(&command, stdin)?;
         match (kind, &self.guests) {
             (GuestKind::Vm, GuestAccess::Pve) => qm_exec_result(&output),

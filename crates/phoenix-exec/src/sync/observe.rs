@@ -231,14 +231,30 @@ fn cluster_nodes(model: &Model, observed: &PveObserved) -> BTreeSet<String> {
 
 /// The cluster as the guests domain and `phoenix status` see it.
 pub async fn guests_observed(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
-    let mut observed = pve(api, model, node).await?;
+    let mut observed = pve_with(api, model, node, false).await?;
     guests(api, model, &mut observed).await?;
+    observed.nics = nics_of_states(&observed);
     Ok(observed)
+}
+
+/// The described guests' NICs from their configs as observed in detail (the same
+/// `GET .../config` the NICs are otherwise read with).
+fn nics_of_states(observed: &PveObserved) -> BTreeMap<GuestId, BTreeMap<String, String>> {
+    let nics = observed.guest_states.iter().map(|(id, state)| {
+        let keys = state.config.iter().filter(|(k, _)| phoenix_model::pve::fw_names::is_nic_key(k));
+        (*id, keys.map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>())
+    });
+    nics.filter(|(_, nics)| !nics.is_empty()).collect()
 }
 
 /// The guests of the cluster and where they are, HA's resources, the firewalls (the cluster's,
 /// the first node's, each described guest's on its node) and the described guests' NICs.
 pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObserved, DriverError> {
+    pve_with(api, model, node, true).await
+}
+
+/// `pve`, the NICs read only when `with_nics` (the guests domain reads each config anyway).
+async fn pve_with(api: &impl PveApi, model: &Model, node: &str, with_nics: bool) -> Result<PveObserved, DriverError> {
     let mut observed = PveObserved { node: node.to_string(), ..PveObserved::default() };
     placement(api, &mut observed).await?;
     ha(api, &mut observed).await?;
@@ -264,7 +280,7 @@ pub async fn pve(api: &impl PveApi, model: &Model, node: &str) -> Result<PveObse
     let guests: Vec<(GuestId, GuestKind, String)> = observed
         .guests
         .iter()
-        .filter(|(id, _)| model.guests.contains_key(id))
+        .filter(|(id, _)| with_nics && model.guests.contains_key(id))
         .map(|(id, kind)| (*id, *kind, observed.node_of(*id).to_string()))
         .collect();
     let nics: Vec<(GuestId, BTreeMap<String, String>)> = stream::iter(guests.into_iter().map(|(id, kind, node)| async move {
@@ -456,9 +472,11 @@ pub async fn observe<P: PveApi, Q: PortainerApi, T: Target>(input: &ObserveInput
     let provisioning = wants(Domain::Features) && input.model.guests.values().any(|g| input.target.runs_scripts(g.id, g.kind));
     if wants(Domain::Firewall) || wants(Domain::Guests) || provisioning {
         let proxmox = |e: DriverError| DriverError::new(format!("Proxmox VE: {e}"));
-        let mut found = pve(input.pve, input.model, input.node).await.map_err(proxmox)?;
-        if wants(Domain::Guests) || provisioning {
+        let detailed = wants(Domain::Guests) || provisioning;
+        let mut found = pve_with(input.pve, input.model, input.node, !detailed).await.map_err(proxmox)?;
+        if detailed {
             guests(input.pve, input.model, &mut found).await.map_err(proxmox)?;
+            found.nics = nics_of_states(&found);
         }
         if wants(Domain::Guests) {
             found.bind_owners = bind_owners(input.model, input.target).await?;

@@ -163,6 +163,10 @@ impl Settings {
                 ("download", 30.0),
                 ("vzdestroy", 3.0),
                 ("qmdestroy", 4.0),
+                // An offline move of a container's 8 GB and a VM's 32 GB disk over 1 GbE
+                // (`zfs send` or a storage copy), a live one of a VM on shared storage.
+                ("vzmigrate", 70.0),
+                ("qmigrate", 280.0),
             ]),
             agent_delay: Duration::from_secs(20),
             ..Settings::default()
