@@ -111,13 +111,21 @@ fn text(value: &Value) -> Option<String> {
 }
 
 /// A described guest in detail: its config, run state and snapshots.
-async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind) -> Result<GuestState, DriverError> {
+/// Its snapshots are listed only when the plan needs them (`snapshots`: a guest with a
+/// `template_snapshot_name` or lifecycle snapshots), a request less per guest otherwise.
+async fn guest_state(api: &impl PveApi, node: &str, id: GuestId, kind: GuestKind, snapshots: bool) -> Result<GuestState, DriverError> {
     let base = format!("/nodes/{node}/{}/{id}", pve::guest_segment(kind));
+    let listed = async {
+        match snapshots {
+            true => get(api, format!("{base}/snapshot")).await,
+            false => Ok(Value::Array(Vec::new())),
+        }
+    };
     // `config` shows pending values merged in (`load_current_config`), `pending` what waits.
     let (config, status, snapshots, pending) = futures_util::try_join!(
         get(api, format!("{base}/config")),
         get(api, format!("{base}/status/current")),
-        get(api, format!("{base}/snapshot")),
+        listed,
         get(api, format!("{base}/pending"))
     )?;
     // Raw `lxc.*` lines come as `lxc: [[key, value], ...]`: kept as `key: value` lines.
@@ -191,7 +199,11 @@ pub async fn guests(api: &impl PveApi, model: &Model, observed: &mut PveObserved
         .map(|(id, kind)| (*id, *kind, observed.node_of(*id).to_string()))
         .collect();
     let states: Vec<(GuestId, GuestState)> = stream::iter(
-        present.into_iter().map(|(id, kind, node)| async move { guest_state(api, &node, id, kind).await.map(|s| (id, s)) }),
+        present.into_iter().map(|(id, kind, node)| async move {
+            let guest = &model.guests[&id];
+            let snapshots = guest.template_snapshot.is_some() || !guest.spec.lifecycle_snapshots.is_empty();
+            guest_state(api, &node, id, kind, snapshots).await.map(|s| (id, s))
+        }),
     )
     .buffer_unordered(CONCURRENT_READS)
     .try_collect()
