@@ -27,12 +27,24 @@ fn cluster() -> PveSim {
     sim.add_storage(storage("nfs", "nfs", &[("path", "/mnt/pve/nfs"), ("shared", "1")]));
     sim.add_storage(storage("pve-only", "zfspool", &[("pool", "tank"), ("nodes", "pve")]));
     let nic = "name=eth0,bridge=vmbr0,ip=10.0.0.11/24";
-    sim.add_guest_on("pve", 101, GuestKind::Lxc, &[("net0", nic)], &[("hostname", "ct"), ("rootfs", "local-zfs:subvol-101-disk-0,size=8G")])
-        .unwrap();
+    sim.add_guest_on(
+        "pve",
+        101,
+        GuestKind::Lxc,
+        &[("net0", nic)],
+        &[("hostname", "ct"), ("rootfs", "local-zfs:subvol-101-disk-0,size=8G")],
+    )
+    .unwrap();
     sim.add_guest_on("pve", 1001, GuestKind::Qemu, &[("net0", "virtio,bridge=vmbr0")], &[("scsi0", "local-zfs:vm-1001-disk-0,size=32G")])
         .unwrap();
-    sim.add_guest_on("pve2", 2001, GuestKind::Qemu, &[("net0", "virtio,bridge=vmbr0")], &[("scsi0", "nfs:2001/vm-2001-disk-0.raw,size=32G")])
-        .unwrap();
+    sim.add_guest_on(
+        "pve2",
+        2001,
+        GuestKind::Qemu,
+        &[("net0", "virtio,bridge=vmbr0")],
+        &[("scsi0", "nfs:2001/vm-2001-disk-0.raw,size=32G")],
+    )
+    .unwrap();
     sim
 }
 
@@ -82,7 +94,8 @@ fn cluster_resources_list_every_guest_on_its_node_and_each_nodes_storages() {
     let ids: Vec<&str> = storages.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["storage/pve/local-zfs", "storage/pve/nfs", "storage/pve/pve-only", "storage/pve2/local-zfs", "storage/pve2/nfs"]);
     let listed = ok(&mut sim, "GET", "/nodes/pve2/storage", &[]);
-    let shared: Vec<(&str, u64)> = listed.as_array().unwrap().iter().map(|s| (s["storage"].as_str().unwrap(), s["shared"].as_u64().unwrap())).collect();
+    let shared: Vec<(&str, u64)> =
+        listed.as_array().unwrap().iter().map(|s| (s["storage"].as_str().unwrap(), s["shared"].as_u64().unwrap())).collect();
     assert_eq!(shared, [("local-zfs", 0), ("nfs", 1)], "a storage restricted to pve is not pve2's");
     // A node outside the cluster is a failed hostname lookup (proxyto).
     assert!(refused(&mut sim, "GET", "/nodes/pve3/lxc", &[]).starts_with("hostname lookup 'pve3' failed"));
@@ -97,7 +110,10 @@ fn guest_ids_are_unique_across_the_nodes() {
     let used = call(&mut sim, "GET", "/cluster/nextid", &[("vmid", "2001")]);
     assert_eq!(used.status, 400, "{}", used.body);
     // A guest is reached on its own node only (load_config on the node the request runs on).
-    assert_eq!(refused(&mut sim, "GET", "/nodes/pve/qemu/2001/config", &[]), "Configuration file 'nodes/pve/qemu-server/2001.conf' does not exist");
+    assert_eq!(
+        refused(&mut sim, "GET", "/nodes/pve/qemu/2001/config", &[]),
+        "Configuration file 'nodes/pve/qemu-server/2001.conf' does not exist"
+    );
 }
 
 #[test]
@@ -106,7 +122,10 @@ fn migrations_refuse_what_the_handlers_refuse_and_move_the_config_when_their_tas
     assert_eq!(refused(&mut sim, "POST", "/nodes/pve/lxc/101/migrate", &[("target", "pve")]), "target is local node.");
     assert_eq!(refused(&mut sim, "POST", "/nodes/pve/lxc/101/migrate", &[("target", "pve9")]), "no such cluster node 'pve9'");
     sim.running.extend([101, 1001, 2001]);
-    assert_eq!(refused(&mut sim, "POST", "/nodes/pve/qemu/1001/migrate", &[("target", "pve2")]), "can't migrate running VM without --online");
+    assert_eq!(
+        refused(&mut sim, "POST", "/nodes/pve/qemu/1001/migrate", &[("target", "pve2")]),
+        "can't migrate running VM without --online"
+    );
     let reason = refused(&mut sim, "POST", "/nodes/pve/lxc/101/migrate", &[("target", "pve2")]);
     assert_eq!(reason, "can't migrate running container without --online or --restart");
     let live = ok(&mut sim, "POST", "/nodes/pve/lxc/101/migrate", &[("target", "pve2"), ("online", "1")]);
@@ -155,7 +174,8 @@ fn ha_moves_the_guests_it_manages_and_a_migration_of_one_is_handed_to_ha() {
     ok(&mut sim, "POST", "/cluster/ha/resources", &[("sid", "ct:101"), ("state", "ignored")]);
     assert_eq!(refused(&mut sim, "POST", "/cluster/ha/resources", &[("sid", "2001")]), "resource ID 'vm:2001' already defined");
     let listed = ok(&mut sim, "GET", "/cluster/ha/resources", &[]);
-    let states: Vec<(&str, &str)> = listed.as_array().unwrap().iter().map(|r| (r["sid"].as_str().unwrap(), r["state"].as_str().unwrap())).collect();
+    let states: Vec<(&str, &str)> =
+        listed.as_array().unwrap().iter().map(|r| (r["sid"].as_str().unwrap(), r["state"].as_str().unwrap())).collect();
     assert_eq!(states, [("vm:2001", "started"), ("ct:101", "ignored")]);
     let bad = call(&mut sim, "POST", "/cluster/ha/resources/vm 2001/migrate", &[("node", "pve")]);
     assert_eq!(bad.status, 400, "{}", bad.body);

@@ -69,8 +69,11 @@ pub fn ha_sid(guest: &Guest) -> String {
     }
 }
 
+/// How a migration moves the guest (for people) and the parameters that say so.
+type Mode = (&'static str, Vec<(String, String)>);
+
 /// How a migration moves the guest, or why it cannot.
-fn mode(guest: &Guest, state: &GuestState, pve: &PveObserved, from: &str, to: &str) -> Result<(&'static str, Vec<(String, String)>), String> {
+fn mode(guest: &Guest, state: &GuestState, pve: &PveObserved, from: &str, to: &str) -> Result<Mode, String> {
     let running = state.running();
     for (key, value) in state.config.iter().filter(|(k, _)| is_disk_key(k)) {
         if value.starts_with('/') {
@@ -85,7 +88,9 @@ fn mode(guest: &Guest, state: &GuestState, pve: &PveObserved, from: &str, to: &s
             return Err(format!("its disk {key} is on storage `{storage}`, which node {to} does not have"));
         }
         if !shared && volume.contains("base-") {
-            return Err(format!("its disk {key} is a linked clone of a template on {from}'s local storage `{storage}`; the base stays on {from}"));
+            return Err(format!(
+                "its disk {key} is a linked clone of a template on {from}'s local storage `{storage}`; the base stays on {from}"
+            ));
         }
         if !shared && running && guest.kind == GuestKind::Vm && !value.contains("media=cdrom") {
             return Err(format!(
