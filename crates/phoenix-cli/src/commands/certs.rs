@@ -146,12 +146,18 @@ pub fn run(command: CertsCommand) -> Result<Outcome, Failure> {
     }
 }
 
-fn target(guests: GuestsArg) -> HostTarget<SystemRunner> {
+/// The target the guests' files are reached through; with the model, a guest on another node
+/// of the cluster through that node.
+fn target(guests: GuestsArg, model: Option<&phoenix_model::model::Model>) -> HostTarget<SystemRunner> {
     let guests = match guests.guests_root {
         Some(root) => GuestAccess::Folders(root),
         None => GuestAccess::Pve,
     };
-    HostTarget::new(guests, SystemRunner)
+    let target = HostTarget::new(guests, SystemRunner);
+    match model {
+        Some(model) => target.with_cluster(model),
+        None => target,
+    }
 }
 
 fn store_text(store: &Path) -> String {
@@ -167,7 +173,7 @@ fn status(dir: &Path, store: &Path, now: Option<&str>, installed: Option<GuestsA
             .hint("give phoenix's store with --certs DIR"));
     }
     let from_guests = installed.is_some();
-    let target = target(installed.unwrap_or(GuestsArg { guests_root: None }));
+    let target = target(installed.unwrap_or(GuestsArg { guests_root: None }), Some(&model));
     let runtime = context::runtime()?;
     let mut statuses = Vec::new();
     for cert in &model.certificates {
@@ -236,7 +242,7 @@ fn renew(args: RenewArgs) -> Result<Outcome, Failure> {
     }
     let issuer = issuer(&args, &model)?;
     let runtime = context::runtime()?;
-    let target = target(GuestsArg { guests_root: args.guests.guests_root.clone() });
+    let target = target(GuestsArg { guests_root: args.guests.guests_root.clone() }, Some(&model));
     let mut request = RenewRequest {
         store_dir: store_text(&args.store.certs),
         names: args.names.clone(),
@@ -274,7 +280,7 @@ fn trust(
     let model = valid_model(dir)?;
     let root_pem =
         std::fs::read_to_string(root).map_err(|error| Failure::could_not_run(format!("cannot read {}", root.display())).because(error))?;
-    let trusted = context::runtime()?.block_on(certs::trust(&model, &root_pem, &store_text(store), trust_file, update, &target(guests)));
+    let trusted = context::runtime()?.block_on(certs::trust(&model, &root_pem, &store_text(store), trust_file, update, &target(guests, Some(&model))));
     match trusted {
         Ok(report) => context::report(
             &match format {
@@ -306,7 +312,7 @@ fn install_timer(dir: &Path, store: &Path, unit_dir: &str, enable: bool) -> Resu
     } else {
         Vec::new()
     };
-    match context::runtime()?.block_on(certs::apply_change(&target(GuestsArg { guests_root: None }), &files, &actions)) {
+    match context::runtime()?.block_on(certs::apply_change(&target(GuestsArg { guests_root: None }, None), &files, &actions)) {
         Ok(()) => {
             let places: Vec<String> = files.iter().map(|f| f.place.to_string()).collect();
             let next = if enable {
