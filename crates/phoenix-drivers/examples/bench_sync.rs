@@ -27,7 +27,11 @@ use std::time::{Duration, Instant};
 struct NoAcme;
 
 impl Issuer for NoAcme {
-    async fn issue<T: phoenix_exec::Target>(&self, _: &phoenix_core::certificates::renewal::OrderRequest, _: &T) -> Result<Issued, DriverError> {
+    async fn issue<T: phoenix_exec::Target>(
+        &self,
+        _: &phoenix_core::certificates::renewal::OrderRequest,
+        _: &T,
+    ) -> Result<Issued, DriverError> {
         Err(DriverError::new("not in this benchmark"))
     }
 }
@@ -137,16 +141,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize, nodes: usize) {
     let observed = observe(&input).await.expect("observe");
     let observing = clock.elapsed();
     let clock = Instant::now();
-    let plan = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
-        model: &big,
-        rendered: &rendered,
-        observed: &observed,
-        domains: &firewall,
-        secret: &|_| None,
-        store_dir: "/nonexistent",
-        host_trust_file: "/nonexistent",
-        boot_delays: true,
-    });
+    let plan = plan_of(&big, &rendered, &observed, &firewall);
     let planning = clock.elapsed();
     // The guests too: where each guest is in the cluster, each in detail on its node.
     let both: BTreeSet<Domain> = [Domain::Guests, Domain::Firewall].into();
@@ -155,16 +150,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize, nodes: usize) {
     let observed_both = observe(&input_both).await.expect("observe");
     let observing_both = clock.elapsed();
     let clock = Instant::now();
-    let plan_both = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
-        model: &big,
-        rendered: &rendered,
-        observed: &observed_both,
-        domains: &both,
-        secret: &|_| None,
-        store_dir: "/nonexistent",
-        host_trust_file: "/nonexistent",
-        boot_delays: true,
-    });
+    let plan_both = plan_of(&big, &rendered, &observed_both, &both);
     println!(
         "observe and plan {plan_guests} guests on {nodes} node(s), guests and firewall (no latency): observe {:.2} s, plan {:.3} s, together {:.2} s ({} steps)",
         observing_both.as_secs_f64(),
@@ -176,32 +162,14 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize, nodes: usize) {
     // Against the 500-guest files the first sync wrote: each file's diff is a real one.
     let observed_files = phoenix_exec::sync::observe::files(&big, &rendered, &files, &target).await.expect("observe files");
     let clock = Instant::now();
-    let new_files = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
-        model: &big,
-        rendered: &rendered,
-        observed: &phoenix_core::plan::Observed::default(),
-        domains: &files,
-        secret: &|_| None,
-        store_dir: "/nonexistent",
-        host_trust_file: "/nonexistent",
-        boot_delays: true,
-    });
+    let new_files = plan_of(&big, &rendered, &phoenix_core::plan::Observed::default(), &files);
     println!(
         "plan {plan_guests} guests' DNS and gateway files, none deployed: {:.3} s ({} steps)",
         clock.elapsed().as_secs_f64(),
         new_files.steps.len()
     );
     let clock = Instant::now();
-    let file_plan = phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
-        model: &big,
-        rendered: &rendered,
-        observed: &phoenix_core::plan::Observed { files: observed_files, ..Default::default() },
-        domains: &files,
-        secret: &|_| None,
-        store_dir: "/nonexistent",
-        host_trust_file: "/nonexistent",
-        boot_delays: true,
-    });
+    let file_plan = plan_of(&big, &rendered, &phoenix_core::plan::Observed { files: observed_files, ..Default::default() }, &files);
     let bytes: usize = file_plan.steps.iter().map(|s| s.diff.len()).sum();
     println!(
         "plan {plan_guests} guests' DNS and gateway files over the 500 guests' ones: {:.3} s ({} steps, {:.1} MB of diff)",
@@ -216,6 +184,25 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize, nodes: usize) {
         plan.steps.len()
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The plan of `domains` from `observed`, as `phoenix sync` makes it (no store, no secrets).
+fn plan_of(
+    model: &Model,
+    rendered: &phoenix_core::render::Rendered,
+    observed: &phoenix_core::plan::Observed,
+    domains: &BTreeSet<Domain>,
+) -> phoenix_core::plan::Plan {
+    phoenix_core::plan::plan(&phoenix_core::plan::PlanInput {
+        model,
+        rendered,
+        observed,
+        domains,
+        secret: &|_| None,
+        store_dir: "/nonexistent",
+        host_trust_file: "/nonexistent",
+        boot_delays: true,
+    })
 }
 
 /// Observes, plans and applies once, and prints the figures.

@@ -7,9 +7,8 @@
 
 use phoenix_sim::pve::guest::GuestKind;
 use phoenix_sim::pve::storage::StorageCfg;
-use phoenix_sim::pve::{PveSim, Reply};
+use phoenix_sim::pve::PveSim;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Two nodes sharing `nfs` (shared) and `local-zfs` (on both, local to each), `pve-only` on
@@ -48,18 +47,8 @@ fn cluster() -> PveSim {
     sim
 }
 
-fn call(sim: &mut PveSim, method: &str, path: &str, pairs: &[(&str, &str)]) -> Reply {
-    let params: BTreeMap<String, Value> = pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-    let reply = sim.request(method, path, params);
-    assert!(sim.gaps.is_empty(), "the simulator met a gap: {:?}", sim.gaps);
-    reply
-}
-
-fn ok(sim: &mut PveSim, method: &str, path: &str, pairs: &[(&str, &str)]) -> Value {
-    let reply = call(sim, method, path, pairs);
-    assert_eq!(reply.status, 200, "{method} {path}: {}", reply.body);
-    reply.data().clone()
-}
+mod api;
+use api::{call, ok};
 
 fn refused(sim: &mut PveSim, method: &str, path: &str, pairs: &[(&str, &str)]) -> String {
     let reply = call(sim, method, path, pairs);

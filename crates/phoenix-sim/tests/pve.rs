@@ -4,7 +4,7 @@
 
 use phoenix_sim::pve::guest::GuestKind;
 use phoenix_sim::pve::tasks::TaskOutcome;
-use phoenix_sim::pve::{PveSim, Reply};
+use phoenix_sim::pve::PveSim;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,21 +17,8 @@ fn sim() -> PveSim {
     sim
 }
 
-fn form(pairs: &[(&str, &str)]) -> BTreeMap<String, Value> {
-    pairs.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
-}
-
-fn call(sim: &mut PveSim, method: &str, path: &str, pairs: &[(&str, &str)]) -> Reply {
-    let reply = sim.request(method, path, form(pairs));
-    assert!(sim.gaps.is_empty(), "the simulator met a gap: {:?}", sim.gaps);
-    reply
-}
-
-fn ok(sim: &mut PveSim, method: &str, path: &str, pairs: &[(&str, &str)]) -> Value {
-    let reply = call(sim, method, path, pairs);
-    assert_eq!(reply.status, 200, "{method} {path}: {}", reply.body);
-    reply.data().clone()
-}
+mod api;
+use api::{call, ok};
 
 fn actions(sim: &mut PveSim, path: &str) -> Vec<String> {
     ok(sim, "GET", path, &[]).as_array().unwrap().iter().map(|r| format!("{}:{}", r["action"].as_str().unwrap(), r["enable"])).collect()

@@ -19,7 +19,7 @@ pub fn firewall(pve: &PveObserved, model: &Model) -> FirewallState {
         .map(|(scope, file)| {
             let path = match scope {
                 FwScope::Cluster => phoenix_model::paths::CLUSTER_FW.to_string(),
-                FwScope::Host(i) => phoenix_model::paths::host_fw(model.host.node_names().get(usize::from(*i)).copied().unwrap_or(&pve.node)),
+                FwScope::Host(_) => phoenix_model::paths::host_fw(scope.host_node(model).unwrap_or(&pve.node)),
                 FwScope::Guest(id, _) => phoenix_model::paths::guest_fw(id),
             };
             (path, file.to_text())

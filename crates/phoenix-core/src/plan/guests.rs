@@ -119,6 +119,12 @@ pub const GIB: u64 = 1 << 30;
 /// without disks it did not make) unless forced.
 pub const CREATED_TAG: &str = "phoenix";
 
+/// Whether a guest config key holds a disk or a mount point (`rootfs`, `mpN`, `scsiN`, ...).
+pub fn is_disk_key(key: &str) -> bool {
+    let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
+    key == "rootfs" || (base != key && matches!(base, "mp" | "scsi" | "virtio" | "sata" | "ide" | "efidisk" | "tpmstate"))
+}
+
 /// `8G`, `512M`, bytes.
 pub fn parse_size(text: &str) -> Option<u64> {
     let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len()));
@@ -402,6 +408,8 @@ fn create(
             Some(_) => {}
         }
     }
+    // Where a clone lands (another node than its own when its source's storage is local).
+    let mut cloned_on = None;
     let origin_step = match &guest.spec.origin {
         Origin::Unspecified => return Err(format!("guest {id} does not exist, and nothing says how to create it (PHX-GUEST-017)")),
         Origin::OsTemplate(template) => {
@@ -478,11 +486,14 @@ fn create(
                 node,
             )
         }
-        Origin::Clone { from, snapshot } => clone(context, guest, from.value, snapshot.as_deref(), &config_keys, &nics, after, plan)?,
+        Origin::Clone { from, snapshot } => {
+            let (made, lands_on) = clone(context, guest, from.value, snapshot.as_deref(), &config_keys, &nics, after, plan)?;
+            cloned_on = Some(lands_on);
+            made
+        }
     };
     plan.created.insert(id);
     let mut last = vec![origin_step.id.clone()];
-    let cloned_on = clone_node(context, guest, plan);
     steps.push(origin_step);
     // Cloned from local storage on its source's node: moved to its own node offline.
     if let Some(from) = cloned_on.filter(|n| n != context.node(id)) {
@@ -544,7 +555,8 @@ fn download(
     Some(id)
 }
 
-/// A clone of `source`, then the keys phoenix owns and its disk grown to the described size.
+/// A clone of `source`, then the keys phoenix owns and its disk grown to the described size;
+/// and the node the clone lands on.
 #[allow(clippy::too_many_arguments)]
 fn clone(
     context: &Context<'_>,
@@ -555,7 +567,7 @@ fn clone(
     nics: &[(String, String)],
     after: Vec<String>,
     plan: &GuestPlan,
-) -> Result<Step, String> {
+) -> Result<(Step, String), String> {
     let (model, pve, id) = (context.model, context.pve, guest.id);
     let source_template = match (pve.guest_states.get(&source), model.guests.get(&source)) {
         (Some(state), _) if !plan.created.contains(&source) => state.is_template(),
@@ -625,15 +637,9 @@ fn clone(
         GuestKind::Vm if source_template => format!("guest:{id}"),
         _ => format!("guest:{source}"),
     };
-    Ok(step(
-        format!("guest:{id}:create"),
-        format!("create {} {id} ({}) as a clone of {source}", guest.kind.label(), guest.name),
-        reason,
-        requests,
-        after,
-        Some(lock),
-        Some(route.source_node),
-    ))
+    let title = format!("create {} {id} ({}) as a clone of {source}", guest.kind.label(), guest.name);
+    let made = step(format!("guest:{id}:create"), title, reason, requests, after, Some(lock), Some(route.source_node));
+    Ok((made, route.lands_on))
 }
 
 /// Where a clone is made and where it lands.
@@ -659,7 +665,7 @@ fn clone_route(context: &Context<'_>, guest: &Guest, source: GuestId, plan: &Gue
         Some(state) => state
             .config
             .iter()
-            .filter(|(k, v)| super::placement::is_disk_key(k) && !v.contains("media=cdrom"))
+            .filter(|(k, v)| is_disk_key(k) && !v.contains("media=cdrom"))
             .all(|(_, v)| v.split_once(':').is_some_and(|(sid, _)| shared(sid))),
         None => context.model.guests.get(&source).and_then(|g| g.spec.storage.as_ref()).is_some_and(|s| shared(&s.value)),
     };
@@ -667,13 +673,6 @@ fn clone_route(context: &Context<'_>, guest: &Guest, source: GuestId, plan: &Gue
     CloneRoute { source_node, lands_on }
 }
 
-/// For a guest cloned in this plan: the node its clone lands on.
-fn clone_node(context: &Context<'_>, guest: &Guest, plan: &GuestPlan) -> Option<String> {
-    match &guest.spec.origin {
-        Origin::Clone { from, .. } => Some(clone_route(context, guest, from.value, plan).lands_on),
-        _ => None,
-    }
-}
 
 /// The snapshot a clone source is cloned at, and a template's conversion, when not done yet.
 fn finish(context: &Context<'_>, guest: &Guest, state: &GuestState, after: Vec<String>) -> Option<Vec<Step>> {

@@ -701,7 +701,7 @@ fn firewall_steps(model: &Model, rendered: &Rendered, pve: &PveObserved, guest_p
     for (scope, path) in &scopes {
         let node = match scope {
             FwScope::Guest(id, _) => guest_plan.node_of(*id, pve),
-            FwScope::Host(i) => model.host.node_names().get(usize::from(*i)).copied().unwrap_or(pve.node.as_str()),
+            FwScope::Host(_) => scope.host_node(model).unwrap_or(pve.node.as_str()),
             FwScope::Cluster => pve.node.as_str(),
         };
         let found = scope_steps(&context, *scope, node, path, cluster_refs);

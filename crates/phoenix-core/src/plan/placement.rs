@@ -10,7 +10,7 @@
 //! `LXC/Migrate.pm` prepare (no live migration, local bind mount points).
 //! Pure: the observation is data; it must not decide anything HA decides.
 
-use super::guests::{step, GuestState};
+use super::guests::{is_disk_key, step, GuestState};
 use super::pve::{guest_segment, ApiRequest, Method};
 use super::{PveObserved, Step};
 use phoenix_model::model::{Guest, GuestId, GuestKind};
@@ -105,12 +105,6 @@ fn mode(guest: &Guest, state: &GuestState, pve: &PveObserved, from: &str, to: &s
         (GuestKind::Vm, true) => ("online", vec![("online".to_string(), "1".to_string())]),
         (GuestKind::Lxc, true) => ("restart mode: shut down, moved, started again", vec![("restart".to_string(), "1".to_string())]),
     })
-}
-
-/// Whether a config key holds a disk or mount point (`rootfs`, `mpN`, `scsiN`, ...).
-pub fn is_disk_key(key: &str) -> bool {
-    let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    key == "rootfs" || (base != key && matches!(base, "mp" | "scsi" | "virtio" | "sata" | "ide" | "efidisk" | "tpmstate"))
 }
 
 /// The step that migrates an existing guest from `from` to `to`, or a blocked one saying why not.

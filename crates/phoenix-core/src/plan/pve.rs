@@ -156,6 +156,15 @@ impl FwScope {
         }
     }
 
+    /// The name of the node a host scope is for (none for another scope, or an index the
+    /// model does not have).
+    pub fn host_node<'m>(&self, model: &'m phoenix_model::model::Model) -> Option<&'m str> {
+        match self {
+            FwScope::Host(i) => model.host.node_names().get(usize::from(*i)).copied(),
+            _ => None,
+        }
+    }
+
     /// The host scopes of the model's nodes, with each node's name.
     pub fn hosts(model: &phoenix_model::model::Model) -> impl Iterator<Item = (FwScope, &str)> {
         model.host.node_names().into_iter().enumerate().map(|(i, n)| (FwScope::Host(i as u8), n))

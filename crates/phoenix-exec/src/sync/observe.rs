@@ -209,28 +209,35 @@ pub async fn guests(api: &impl PveApi, model: &Model, observed: &mut PveObserved
     .try_collect()
     .await?;
     observed.guest_states = states.into_iter().collect();
-    // A locked guest: is anything still running for it (or, for a clone, for its source)?
-    for (id, state) in observed.guest_states.iter_mut().filter(|(_, s)| s.lock().is_some()) {
-        let source = model.guests.get(id).and_then(|g| match &g.spec.origin {
-            phoenix_model::model::Origin::Clone { from, .. } => Some(from.value),
-            _ => None,
-        });
-        // A task runs on the node of the guest it is for (a clone's on its source's).
-        for vmid in std::iter::once(*id).chain(source) {
-            let node = placement_of(&observed.placement, &observed.node, vmid);
+    // A locked guest: is anything still running for it (or, for a clone, for its source)? A
+    // task runs on the node of the guest it is for (a clone's on its source's).
+    let locked: Vec<(GuestId, Vec<(GuestId, String)>)> = observed
+        .guest_states
+        .iter()
+        .filter(|(_, s)| s.lock().is_some())
+        .map(|(id, _)| {
+            let source = model.guests.get(id).and_then(|g| match &g.spec.origin {
+                phoenix_model::model::Origin::Clone { from, .. } => Some(from.value),
+                _ => None,
+            });
+            (*id, std::iter::once(*id).chain(source).map(|vmid| (vmid, observed.node_of(vmid).to_string())).collect())
+        })
+        .collect();
+    for (id, holders) in locked {
+        let mut active_tasks = 0;
+        for (vmid, node) in holders {
             let query = vec![("vmid".to_string(), vmid.to_string()), ("source".to_string(), "active".to_string())];
             let active = api.call(&ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks"), query)).await?.data;
-            state.active_tasks += active.as_array().map_or(0, Vec::len);
+            active_tasks += active.as_array().map_or(0, Vec::len);
+        }
+        if let Some(state) = observed.guest_states.get_mut(&id) {
+            state.active_tasks += active_tasks;
         }
     }
     for node in cluster_nodes(model, observed) {
         storages(api, &node, observed).await?;
     }
     Ok(())
-}
-
-fn placement_of(placement: &BTreeMap<GuestId, String>, first: &str, id: GuestId) -> String {
-    placement.get(&id).map_or(first, String::as_str).to_string()
 }
 
 /// The nodes to read storages of: the described ones and any a described guest is on.

@@ -111,11 +111,8 @@ pub fn disk_of(value: &str) -> Option<(String, u64)> {
     volume.contains(':').then_some((volume, size))
 }
 
-/// Whether a config key holds a disk.
-pub fn is_disk_key(key: &str) -> bool {
-    let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    key == "rootfs" || (base != key && matches!(base, "mp" | "scsi" | "virtio" | "sata" | "ide" | "efidisk" | "tpmstate"))
-}
+/// Whether a config key holds a disk: phoenix's reading of the same keys.
+pub use phoenix_core::plan::guests::is_disk_key;
 
 /// Whether a volume name is a template's base volume (`base-9000-disk-0`, an LXC
 /// `basevol-900-disk-0`, a file storage's `9000/base-9000-disk-0.raw`).
