@@ -312,8 +312,9 @@ impl PveSim {
     }
 
     /// What HA's recovery does when a node fails: the guest's config moves to `target` (the
-    /// fenced node's guests are "stolen", `PVE::HA::Manager::recover_service_on_node`), and it
-    /// runs there if it ran before. For tests of a guest HA moved.
+    /// fenced node's guests are stolen: pve-ha-manager `PVE/HA/Manager.pm` next_state_recovery,
+    /// `$haenv->steal_service`), and it runs there if it ran before (a `started` resource is
+    /// started on the recovery node). For tests of a guest HA moved.
     pub fn ha_recover(&mut self, vmid: u32, target: &str) -> Result<(), String> {
         let source = self.node_of(vmid).ok_or(format!("no guest {vmid}"))?;
         let (kind, conf) = self.guest_on(&source, vmid).expect("the guest is on its node");
