@@ -190,9 +190,10 @@ fn a_failed_change_stops_only_its_guest_and_keeps_the_files_before_it() {
     assert_eq!(container.sh("cat /etc/phoenix-first"), "one\n");
     assert_eq!(container.sh("ls /etc | grep -c phoenix-first").trim(), "1", "no staged copy is left beside it");
 
-    // A service that does not start fails with what systemd says; a command guarded by its
-    // condition runs once.
-    let unit = "[Service]\nExecStart=/bin/false\n[Install]\nWantedBy=multi-user.target\n";
+    // A service that does not stay up fails with what systemd says, even one that is `active` for
+    // a moment after `systemctl start` returns (a simple unit is active once forked); a command
+    // guarded by its condition runs once.
+    let unit = "[Service]\nExecStart=/bin/sh -c 'sleep 0.3; exit 1'\n[Install]\nWantedBy=multi-user.target\n";
     let guarded = GuardedCommand {
         name: "marker".into(),
         run: "echo ran >> /var/tmp/phoenix-ran".into(),

@@ -90,17 +90,25 @@ impl Action {
 }
 
 /// Starts (or restarts) a unit and fails, with its last journal lines, when it is not active
-/// afterwards.
-const STARTED: &str = r#"if systemctl "$2" -- "$1" && systemctl is-active --quiet -- "$1"; then exit 0; fi
+/// afterwards. systemd counts a `Type=simple` (or `exec`, `idle`) unit as started as soon as its
+/// process is forked, so one whose program exits at once (`ExecStart=/bin/false`) can still read
+/// `active` right after `systemctl start`: such a unit must stay active, without a restart, for a
+/// second before it counts as started. Other types return from `start` once they are up.
+const STARTED: &str = r#"if systemctl "$2" -- "$1"; then
+  case "$(systemctl show --value --property=Type -- "$1")" in simple|exec|idle) settle=1 ;; *) settle=0 ;; esac
+  restarts="$(systemctl show --value --property=NRestarts -- "$1")"
+  sleep "$settle"
+  if systemctl is-active --quiet -- "$1" && [ "$(systemctl show --value --property=NRestarts -- "$1")" = "$restarts" ]; then exit 0; fi
+fi
 systemctl status --no-pager --lines=5 -- "$1" >&2 || true; exit 1"#;
 
-/// `text` as one word for `sh`: in single quotes, each `'` written as `'\''`.
 /// `check` until it succeeds, once a second, at most `tries` times: the last try's status is the
 /// script's (a service's readiness after it was started).
 pub fn retried(check: &str, tries: u32) -> String {
     format!("for i in $(seq {tries}); do {check} && exit 0; sleep 1; done; {check}")
 }
 
+/// `text` as one word for `sh`: in single quotes, each `'` written as `'\''`.
 pub fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
