@@ -4,26 +4,26 @@
 //! runs.
 
 use super::guest::MacSource;
+use super::watch::{is_temporary, Watched};
 use super::PveSim;
 use std::path::Path;
 
 impl PveSim {
-    /// Keeps the cluster file system in `dir`: read before every request (a file the node's
-    /// root wrote there is seen, as on pmxcfs), written after one that changed it.
+    /// Keeps the cluster file system in `dir`: brought up to date before every request (a file
+    /// the node's root wrote there is seen, as on pmxcfs), written after one that changed it.
     pub fn backed_by(mut self, dir: &Path) -> std::io::Result<PveSim> {
         if dir.is_dir() {
             self.files = PveSim::load_dir(&self.node, dir)?.files;
         }
         self.save_dir(dir)?;
-        self.backing = Some(dir.to_path_buf());
+        self.backing = Some(Watched::start(dir, &mut self.files)?);
         Ok(self)
     }
 
     pub(super) fn reload_backing(&mut self) {
-        if let Some(dir) = &self.backing {
-            match PveSim::load_dir(&self.node, dir) {
-                Ok(found) => self.files = found.files,
-                Err(error) => self.gaps.push(format!("phoenix-sim: cannot read {}: {error}", dir.display())),
+        if let Some(backing) = &mut self.backing {
+            if let Err(error) = backing.refresh(&mut self.files) {
+                self.gaps.push(format!("phoenix-sim: cannot read {}: {error}", backing.dir.display()));
             }
         }
     }
@@ -31,7 +31,7 @@ impl PveSim {
     /// Writes to the folder only the files a request changed (others may be written there by
     /// the node's root meanwhile: they are not overwritten with what was read before).
     pub(super) fn save_changes(&mut self, before: &std::collections::BTreeMap<String, String>) {
-        let Some(dir) = self.backing.clone() else { return };
+        let Some(dir) = self.backing.as_ref().map(|b| b.dir.clone()) else { return };
         let result = (|| -> std::io::Result<()> {
             for path in before.keys().filter(|p| !self.files.contains_key(*p)) {
                 match std::fs::remove_file(dir.join(path)) {
@@ -51,7 +51,7 @@ impl PveSim {
 
     /// Writes the state to its folder now (after a test changed `files` directly).
     pub fn save_backing(&mut self) {
-        if let Some(dir) = self.backing.clone() {
+        if let Some(dir) = self.backing.as_ref().map(|b| b.dir.clone()) {
             if let Err(error) = self.save_dir(&dir) {
                 self.gaps.push(format!("phoenix-sim: cannot write {}: {error}", dir.display()));
             }
@@ -72,8 +72,7 @@ impl PveSim {
                 let path = entry?.path();
                 // A writer's temporary (`.name.phoenix-<pid>`, this module's `*.tmp~`) is not
                 // the node's yet: neither read nor removed.
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                if name.starts_with('.') || name.ends_with("tmp~") {
+                if is_temporary(path.file_name().and_then(|n| n.to_str()).unwrap_or_default()) {
                     continue;
                 }
                 if path.is_dir() {

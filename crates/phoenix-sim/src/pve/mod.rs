@@ -23,6 +23,7 @@ mod power;
 pub mod schema;
 pub mod storage;
 pub mod tasks;
+mod watch;
 
 use fw::api::{RuleList, Scope};
 use fw::rule::RuleEnv;
@@ -201,7 +202,7 @@ pub struct PveSim {
     /// Writers that gave up waiting for a lock ("got timeout").
     pub lock_timeouts: usize,
     /// Where the cluster file system is kept between requests (see `backed_by`).
-    backing: Option<std::path::PathBuf>,
+    backing: Option<watch::Watched>,
     /// The node's bridges (its /etc/network/interfaces, outside /etc/pve): a guest whose NIC
     /// names another cannot start. A fresh installation has `vmbr0`.
     pub bridges: BTreeSet<String>,
