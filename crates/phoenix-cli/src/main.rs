@@ -74,6 +74,11 @@ enum Command {
     /// them, for guests phoenix did not create, or holding disks nothing describes, unless
     /// --force; asks on a terminal even with --yes.
     Delete(guest::DeleteArgs),
+    /// Move the guests named to the node they are declared on: through HA when HA manages them
+    /// (`/cluster/ha/resources/{sid}/migrate`, waiting until HA has moved them; `sync` leaves
+    /// such a guest where HA put it), otherwise as `sync` migrates (offline, online or restart
+    /// mode).
+    Migrate(guest::VerbArgs),
     /// Everything from nothing: `sync all` (guests created, deployed, started in boot order).
     Letsgo(sync::SyncOptions),
     /// The lab: the described topology in network namespaces on this machine, for rehearsals
@@ -108,6 +113,7 @@ fn run(command: Command) -> Result<exit::Outcome, exit::Failure> {
         Command::Stop(args) => guest::run(args, phoenix_core::plan::verbs::Verb::Stop),
         Command::Restart(args) => guest::run(args, phoenix_core::plan::verbs::Verb::Restart),
         Command::Delete(args) => guest::delete(args),
+        Command::Migrate(args) => guest::run(args, phoenix_core::plan::verbs::Verb::Migrate),
         Command::Letsgo(options) => sync::run_what(sync::What::All, options),
         Command::Lab(command) => lab::run(command),
         Command::Certs(command) => certs::run(command),

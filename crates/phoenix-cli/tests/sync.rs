@@ -532,4 +532,60 @@ async fn a_guest_ha_moved_is_neither_recreated_nor_moved_back() {
         assert_eq!(sim.node_of(1002).as_deref(), Some("pve"), "left where HA put it");
         assert_eq!(sim.all_guests().iter().filter(|(id, _, _)| *id == 1002).count(), 1, "not recreated");
     });
+
+    // Asked for, the move goes through HA, never behind its back. Running, with its disk on
+    // pve's local storage, HA's live migration would be refused as `qm migrate` is: blocked.
+    let refused = guest_verb(&fakes, &["migrate", "1002", "--dry-run"]).await;
+    assert!(text(&refused).contains("HA cannot move it: it runs, and its disk"), "{}", text(&refused));
+    let stopped = fakes.pve.with(|sim| sim.request("POST", "/nodes/pve/qemu/1002/status/stop", Default::default()));
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    let status = || fakes.pve.with(|sim| sim.request("GET", "/nodes/pve/qemu/1002/status/current", Default::default()).data()["status"].clone());
+    for _ in 0..100 {
+        if status() == "stopped" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(), "stopped");
+    // Stopped: HA's migrate request, then a wait until the config is on the declared node.
+    let shown = guest_verb(&fakes, &["migrate", "1002", "--dry-run"]).await;
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown));
+    assert!(text(&shown).contains("ask HA to move VM 1002 (drphoenix) from pve to pve2"), "{}", text(&shown));
+    assert!(text(&shown).contains("Post /cluster/ha/resources/vm:1002/migrate node=pve2"), "{}", text(&shown));
+    assert!(!text(&shown).contains("/nodes/pve/qemu/1002/migrate"), "not qm migrate behind HA's back: {}", text(&shown));
+    let moved = guest_verb(&fakes, &["migrate", "1002", "--yes"]).await;
+    assert_eq!(moved.status.code(), Some(0), "{}", text(&moved));
+    fakes.pve.with(|sim| {
+        assert_eq!(sim.node_of(1002).as_deref(), Some("pve2"), "HA moved it to its declared node");
+        assert!(sim.ha_resources().iter().any(|r| r.vmid == 1002), "still managed by HA");
+    });
+    let after = phoenix(&fakes, &["sync", "all", "--dry-run"], true).await;
+    // On its declared node, nothing is said of HA nor planned for its placement (it is only
+    // started again: it was stopped for the move).
+    let after = text(&after);
+    let steps: Vec<&str> = after.lines().filter(|l| l.starts_with('[')).map(|l| l.split(']').next().unwrap_or(l)).collect();
+    assert_eq!((steps, after.contains("HA manages")), (vec!["[guest:1002:start"], false), "{after}");
+    let again = guest_verb(&fakes, &["migrate", "1002", "--yes"]).await;
+    assert_eq!((again.status.code(), text(&again).contains("Nothing to do")), (Some(0), true), "{}", text(&again));
+    // A move HA's LRM fails (the guest was locked meanwhile) ends the wait with the task's error.
+    fakes.pve.with(|sim| {
+        sim.ha_recover(1002, "pve").unwrap();
+        let conf = sim.files.get_mut("nodes/pve/qemu-server/1002.conf").expect("1002 is on pve again");
+        conf.insert_str(0, "lock: backup\n");
+    });
+    let failed = guest_verb(&fakes, &["migrate", "1002", "--yes"]).await;
+    assert_ne!(failed.status.code(), Some(0), "{}", text(&failed));
+    assert!(text(&failed).contains("qmigrate") && text(&failed).contains("failed: VM is locked (backup)"), "{}", text(&failed));
+    fakes.pve.with(|sim| assert_eq!(sim.node_of(1002).as_deref(), Some("pve"), "it did not move"));
+    let absent = guest_verb(&fakes, &["migrate", "9999", "--dry-run"]).await;
+    assert!(text(&absent).contains("guest 9999 is not described"), "{}", text(&absent));
+}
+
+/// A guest verb (`migrate`, `stop`, ...) against the fakes' node.
+async fn guest_verb(fakes: &Fakes, args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::from(phoenix_testkit::cli_command(env!("CARGO_BIN_EXE_phoenix"), Some("test-value")));
+    command.args(args).args(["--config", fakes.config.to_str().unwrap()]);
+    command.args(["--pve-url", &fakes.pve.url(), "--pve-ca", fakes.pve.server.ca_file.to_str().unwrap()]);
+    command.envs(fakes.env.iter().copied()).env("PHOENIX_PVE_TOKEN", &fakes.pve.token).stdin(std::process::Stdio::null());
+    command.output().await.expect("phoenix runs")
 }

@@ -43,11 +43,15 @@ struct Fake {
     state: std::sync::Arc<std::sync::Mutex<phoenix_sim::pve::PveSim>>,
 }
 
+/// The simulator's thread, by name (`/proc/self/task/*/comm`).
+const SIM_THREAD: &str = "pve-sim";
+
 /// Starts the fake on its own thread and runtime; it lives until the process ends.
 fn start_fake(model: &Model, latency: Duration) -> Fake {
     let sim = phoenix_lab::deployed::simulated_node(model, &phoenix_core::render::render_all(model)).expect("a simulated node");
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let thread = std::thread::Builder::new().name(SIM_THREAD.into());
+    thread.spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async move {
             let fake = SimPve::serve(sim).await;
@@ -57,7 +61,8 @@ fn start_fake(model: &Model, latency: Duration) -> Fake {
             std::future::pending::<()>().await;
             drop(fake);
         });
-    });
+    })
+    .expect("the simulator's thread");
     rx.recv().expect("the fake starts")
 }
 
@@ -236,9 +241,9 @@ async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::Portain
         host_trust_file: String::new(),
         now: 0,
     };
-    let clock = Instant::now();
+    let (clock, cpu) = (Instant::now(), cpu_seconds());
     let summary = apply(&plan, &drivers, &options, &mut |_| {}).await;
-    let applying = clock.elapsed();
+    let (applying, cpu) = (clock.elapsed(), (cpu_seconds().0 - cpu.0, cpu_seconds().1 - cpu.1));
     assert_eq!(summary.failed + summary.skipped, 0, "{}", summary.to_text());
     println!("{label}, {} guests, {latency_ms} ms per API call:", input.model.guests.len());
     println!("  observe: {:.2} s", observing.as_secs_f64());
@@ -248,7 +253,33 @@ async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::Portain
         plan.critical_path_calls(),
         critical.as_secs_f64()
     );
-    println!("  apply: {:.2} s = {:.2} x the critical path", applying.as_secs_f64(), applying.as_secs_f64() / critical.as_secs_f64());
+    println!(
+        "  apply: {:.2} s = {:.2} x the critical path; CPU: phoenix {:.2} s, the simulated nodes' thread {:.2} s",
+        applying.as_secs_f64(),
+        applying.as_secs_f64() / critical.as_secs_f64(),
+        cpu.0,
+        cpu.1
+    );
+}
+
+/// The CPU time used so far by phoenix's threads and by the simulator's (proc(5)
+/// `/proc/self/task/*/stat`: utime and stime, in clock ticks of 1/100 s on Linux).
+fn cpu_seconds() -> (f64, f64) {
+    let (mut phoenix, mut simulator) = (0.0, 0.0);
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The command is in parentheses; after it, state is field 3, utime 14 and stime 15.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        let seconds = (ticks(14) + ticks(15)) / 100.0;
+        if head.ends_with(&format!("({SIM_THREAD}")) {
+            simulator += seconds;
+        } else {
+            phoenix += seconds;
+        }
+    }
+    (phoenix, simulator)
 }
 
 fn main() {

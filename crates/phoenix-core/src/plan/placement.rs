@@ -56,8 +56,8 @@ pub fn ha_note(guest: &Guest, node: &str, declared: &str, state: &str) -> String
     let sid = ha_sid(guest);
     format!(
         "guest {} ({}) runs on {node}, declared on {declared}: HA manages {sid} (state {state}) and decides where it runs, \
-         so phoenix leaves it there and changes it on {node}; to move it, ask HA (`ha-manager migrate {sid} {declared}`)",
-        guest.id, guest.name
+         so phoenix leaves it there and changes it on {node}; to move it, `phoenix migrate {}` asks HA (as `ha-manager migrate {sid} {declared}` does)",
+        guest.id, guest.name, guest.id
     )
 }
 
@@ -105,6 +105,36 @@ fn mode(guest: &Guest, state: &GuestState, pve: &PveObserved, from: &str, to: &s
         (GuestKind::Vm, true) => ("online", vec![("online".to_string(), "1".to_string())]),
         (GuestKind::Lxc, true) => ("restart mode: shut down, moved, started again", vec![("restart".to_string(), "1".to_string())]),
     })
+}
+
+/// How long phoenix waits for HA to carry out a move it asked for: HA's manager takes the
+/// request on its next round (about 10 s) and the node's LRM then runs the migration task.
+const HA_MOVE_SECONDS: u64 = 900;
+
+/// The step that asks HA to move a guest it manages from `from` to `to` (pve-ha-manager
+/// `API2/HA/Resources.pm` migrate: online for a running VM, the LRM restarts a running
+/// container on the target), and waits until its config is on `to`, as the request only queues
+/// the manager's command and hands out no task. HA's LRM migrates through the same handlers as
+/// `qm`/`pct migrate`, so what refuses those refuses it: such a step is blocked with the reason.
+pub fn ha_migrate_step(guest: &Guest, state: &GuestState, pve: &PveObserved, from: &str, to: &str) -> Step {
+    let sid = ha_sid(guest);
+    let id = format!("guest:{}:migrate", guest.id);
+    let title = format!("ask HA to move {} {} ({}) from {from} to {to}", guest.kind.label(), guest.id, guest.name);
+    if let Err(reason) = mode(guest, state, pve, from, to) {
+        return Step::blocked(id, super::Domain::Guests, title, format!("it is declared on {to} but HA cannot move it: {reason}"), Vec::new());
+    }
+    let segment = guest_segment(guest.kind);
+    let arrived = super::pve::Then::Arrived {
+        path: format!("/nodes/{to}/{segment}/{}/config", guest.id),
+        node: to.to_string(),
+        from: from.to_string(),
+        task: if guest.kind == GuestKind::Vm { "qmigrate" } else { "vzmigrate" }.to_string(),
+        vmid: guest.id.to_string(),
+        seconds: HA_MOVE_SECONDS,
+    };
+    let request = ApiRequest::new(Method::Post, format!("/cluster/ha/resources/{sid}/migrate"), vec![("node".to_string(), to.to_string())]);
+    let reason = format!("it is on {from} and declared on {to}; HA manages {sid}, so HA moves it");
+    step(id, title, reason, vec![request.then(arrived)], Vec::new(), Some(format!("guest:{}", guest.id)), None)
 }
 
 /// The step that migrates an existing guest from `from` to `to`, or a blocked one saying why not.

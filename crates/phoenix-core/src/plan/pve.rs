@@ -47,8 +47,8 @@ pub struct ApiRequest {
 }
 
 /// A wait after a request, bounded in time: for a change Proxmox VE makes in a worker whose
-/// task it does not hand out (an LXC template conversion), for a VM's guest agent, or the
-/// guest's boot delay.
+/// task it does not hand out (an LXC template conversion, a move HA's manager carries out), for
+/// a VM's guest agent, or the guest's boot delay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "wait", rename_all = "kebab-case")]
 pub enum Then {
@@ -56,6 +56,10 @@ pub enum Then {
     Config { path: String, key: String, value: String, seconds: u64 },
     /// Until `POST path` (the agent's ping) answers (at most `seconds`).
     Agent { path: String, seconds: u64 },
+    /// Until `GET path` (the guest's config on `node`) answers: HA's move is done once the
+    /// config is on the target node (at most `seconds`). A `task` (`qmigrate`, `vzmigrate`) of
+    /// guest `vmid` that failed on `from` meanwhile ends the wait with its status.
+    Arrived { path: String, node: String, from: String, task: String, vmid: String, seconds: u64 },
     /// `seconds` (the guest's `boot_delay` before the next guest starts).
     Pause { seconds: u64 },
 }
@@ -65,6 +69,7 @@ impl std::fmt::Display for Then {
         match self {
             Then::Config { key, value, seconds, .. } => write!(f, "wait until its config has {key}: {value} (at most {seconds} s)"),
             Then::Agent { seconds, .. } => write!(f, "wait for the guest agent (at most {seconds} s)"),
+            Then::Arrived { node, seconds, .. } => write!(f, "wait until HA has moved it to {node} (at most {seconds} s)"),
             Then::Pause { seconds } => write!(f, "wait {seconds} s (boot_delay)"),
         }
     }

@@ -3,10 +3,12 @@
 //! (the same chain, existing guests brought to their description), `start` (dependencies
 //! first, in boot order), `stop` (dependents first), `restart` (stop, then start), `delete`
 //! (refused while other described guests depend on or clone from it, or when it holds what
-//! phoenix did not create, unless forced). Prerequisites are clone sources and dependencies,
+//! phoenix did not create, unless forced), and phoenix's own `migrate` (each guest named moved to
+//! its declared node: through HA when HA manages it, which `sync` leaves to HA). Prerequisites are clone sources and dependencies,
 //! across LXC and VMs, as the original's `resolve_dependencies` walks them. Pure.
 
 use super::guests::{self, GuestPlan, CREATED_TAG};
+use super::placement::{self, Placement};
 use super::pve::{guest_segment, ApiRequest, Method};
 use super::{Action, Domain, Plan, PveObserved, Step};
 use crate::render::Rendered;
@@ -21,6 +23,7 @@ pub enum Verb {
     Stop,
     Restart,
     Delete { force: bool },
+    Migrate,
 }
 
 /// A guest's prerequisites: its clone source and dependencies.
@@ -119,6 +122,7 @@ pub fn plan(model: &Model, rendered: &Rendered, pve: &PveObserved, verb: Verb, i
             steps
         }
         Verb::Delete { force } => delete(model, pve, ids, force)?,
+        Verb::Migrate => migrate(model, pve, ids)?,
     };
     Ok(Plan { schema_version: 1, steps, notes: Vec::new() })
 }
@@ -216,4 +220,24 @@ fn delete(model: &Model, pve: &PveObserved, ids: &[GuestId], force: bool) -> Res
         ));
     }
     Ok(steps)
+}
+
+/// Each named guest moved to its declared node: one HA manages through HA (the move `sync`
+/// leaves to HA, asked for here), any other as `sync` migrates it; nothing for a guest already
+/// there; refused for one that does not exist (`create` makes it on its node).
+fn migrate(model: &Model, pve: &PveObserved, ids: &[GuestId]) -> Result<Vec<Step>, String> {
+    let named: BTreeSet<GuestId> = ids.iter().copied().collect();
+    let missing: Vec<String> = named.iter().filter(|id| !pve.guest_states.contains_key(id)).map(GuestId::to_string).collect();
+    if !missing.is_empty() {
+        return Err(format!("guest {} does not exist; `phoenix create` makes a guest on its declared node", missing.join(", ")));
+    }
+    let steps = named.iter().filter_map(|id| {
+        let guest = &model.guests[id];
+        match placement::decide(guest, pve) {
+            Placement::Declared(_) => None,
+            Placement::Migrate { from, to } => Some(placement::migrate_step(guest, &pve.guest_states[id], pve, &from, &to, Vec::new())),
+            Placement::HeldByHa { node, declared, .. } => Some(placement::ha_migrate_step(guest, &pve.guest_states[id], pve, &node, &declared)),
+        }
+    });
+    Ok(steps.collect())
 }

@@ -75,6 +75,30 @@ pub async fn run(api: &impl PveApi, requests: &[ApiRequest], watch: &Watch) -> S
     StepOutcome::Done { note: (!warnings.is_empty()).then(|| format!("with warnings: {}", warnings.join("; "))) }
 }
 
+/// The query for `node`'s `task`s of guest `vmid` that failed from now on (pve-manager
+/// `PVE/API2/Tasks.pm` node_tasks: `since` on the node's own clock, read from
+/// `GET /nodes/{node}/time` a few seconds back; `errors` leaves out those that ended `OK`);
+/// `None` when the node's time cannot be read (then only arrival ends the wait).
+async fn failed_tasks_query(api: &impl PveApi, node: &str, task: &str, vmid: &str) -> Option<ApiRequest> {
+    let time = api.call(&ApiRequest::new(Method::Get, format!("/nodes/{node}/time"), Vec::new())).await.ok()?;
+    let since = time.data.get("time")?.as_u64()?.saturating_sub(FAILED_TASK_SLACK_SECS);
+    let params = [("vmid", vmid.to_string()), ("typefilter", task.to_string()), ("since", since.to_string()), ("errors", "1".into())];
+    Some(ApiRequest::new(Method::Get, format!("/nodes/{node}/tasks"), params.map(|(k, v)| (k.to_string(), v)).to_vec()))
+}
+
+/// How far before the wait began a failed task still counts: the request was made just before.
+const FAILED_TASK_SLACK_SECS: u64 = 5;
+
+/// The first task `query` lists that failed (not `OK`, not `WARNINGS: n`), as an error.
+async fn failed_task(api: &impl PveApi, query: &ApiRequest) -> Option<String> {
+    let listed = api.call(query).await.ok()?;
+    listed.data.as_array()?.iter().find_map(|task| {
+        let status = task.get("status")?.as_str()?;
+        let fine = status == "OK" || status.starts_with("WARNINGS: ");
+        (!fine).then(|| format!("task {} failed: {status}", task.get("upid").and_then(|u| u.as_str()).unwrap_or("?")))
+    })
+}
+
 /// Waits as `then` says, polling with a growing interval (50 ms to 2 s), at most its seconds.
 async fn wait(api: &impl PveApi, then: &Then) -> Result<(), String> {
     let (check, seconds) = match then {
@@ -84,6 +108,11 @@ async fn wait(api: &impl PveApi, then: &Then) -> Result<(), String> {
         }
         Then::Config { path, seconds, .. } => (ApiRequest::new(Method::Get, path.clone(), Vec::new()), *seconds),
         Then::Agent { path, seconds } => (ApiRequest::new(Method::Post, path.clone(), Vec::new()), *seconds),
+        Then::Arrived { path, seconds, .. } => (ApiRequest::new(Method::Get, path.clone(), Vec::new()), *seconds),
+    };
+    let failed_tasks = match then {
+        Then::Arrived { from, task, vmid, .. } => failed_tasks_query(api, from, task, vmid).await,
+        _ => None,
     };
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut delay = Duration::from_millis(50);
@@ -99,6 +128,11 @@ async fn wait(api: &impl PveApi, then: &Then) -> Result<(), String> {
             }
             (Ok(_), _) => return Ok(()),
             (Err(error), _) => last = error.message,
+        }
+        if let Some(query) = &failed_tasks {
+            if let Some(failure) = failed_task(api, query).await {
+                return Err(failure);
+            }
         }
         if Instant::now() >= deadline {
             return Err(format!("gave up after {seconds} s waiting: {last}"));

@@ -438,7 +438,12 @@ impl PveSim {
                 self.migrate(guest_kind(kind), vmid(), params)
             }
             ["nodes", "{node}", "tasks"] if method == "GET" => {
-                Ok(self.tasks.list(params.get("vmid").map(String::as_str), params.get("source").map_or("archive", String::as_str)))
+                Ok(self.tasks.list(&self.node, &tasks::TaskFilter::from_params(params)))
+            }
+            // pve-manager `PVE/API2/Nodes.pm` (Nodeinfo's `time`): the node's clock.
+            ["nodes", "{node}", "time"] if method == "GET" => {
+                let now = self.epoch();
+                Ok(json!({ "time": now, "localtime": now, "timezone": "UTC" }))
             }
             ["nodes", "{node}", kind @ ("lxc" | "qemu"), "{vmid}", "config"] => {
                 self.guest_config(guest_kind(kind), vmid(), method, params, definition)

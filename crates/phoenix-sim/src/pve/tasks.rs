@@ -163,19 +163,13 @@ impl Tasks {
         effects
     }
 
-    /// `GET /nodes/{node}/tasks` (pve-manager `API2/Tasks.pm` node_tasks): the tasks of `vmid`
-    /// (all when `None`), `source` `active` (running), `archive` (ended, the default) or `all`,
-    /// newest first; ended ones with their status.
-    pub fn list(&self, vmid: Option<&str>, source: &str) -> Value {
-        let mut found: Vec<(&String, &Task)> = self.by_upid.iter().filter(|(_, t)| vmid.is_none_or(|v| t.id == v)).collect();
-        found.retain(|(_, t)| {
-            let running = t.started.elapsed() < t.duration;
-            match source {
-                "active" => running,
-                "all" => true,
-                _ => !running,
-            }
-        });
+    /// `GET /nodes/{node}/tasks` (pve-manager `PVE/API2/Tasks.pm` node_tasks and its
+    /// `filter_task`): `node`'s own tasks, those of `vmid` and of type `typefilter` when given,
+    /// started at `since` or later, `source` `active` (running), `archive` (ended, the default)
+    /// or `all`; `errors` drops those that ended `OK` (warnings stay: only the `ok` status type
+    /// is filtered out); newest first, ended ones with their status.
+    pub fn list(&self, node: &str, filter: &TaskFilter) -> Value {
+        let mut found: Vec<(&String, &Task)> = self.by_upid.iter().filter(|(_, t)| t.node == node && filter.admits(t)).collect();
         found.sort_by_key(|(_, t)| std::cmp::Reverse(t.pid));
         Value::Array(
             found
@@ -201,6 +195,42 @@ impl Tasks {
     /// Until when running tasks hold guest `id`'s config lock.
     pub fn busy_until(&self, id: &str) -> Option<Instant> {
         self.by_upid.values().filter(|t| t.id == id && t.started.elapsed() < t.duration).map(|t| t.started + t.duration).max()
+    }
+}
+
+/// What `GET /nodes/{node}/tasks` lists (its parameters as sent).
+#[derive(Debug, Default)]
+pub struct TaskFilter {
+    pub vmid: Option<String>,
+    pub typefilter: Option<String>,
+    pub since: Option<u64>,
+    pub source: String,
+    pub errors: bool,
+}
+
+impl TaskFilter {
+    pub fn from_params(params: &std::collections::BTreeMap<String, String>) -> TaskFilter {
+        TaskFilter {
+            vmid: params.get("vmid").cloned(),
+            typefilter: params.get("typefilter").cloned(),
+            since: params.get("since").and_then(|s| s.parse().ok()),
+            source: params.get("source").cloned().unwrap_or_else(|| "archive".into()),
+            errors: params.get("errors").is_some_and(|e| e == "1"),
+        }
+    }
+
+    fn admits(&self, task: &Task) -> bool {
+        let running = task.started.elapsed() < task.duration;
+        let source = match self.source.as_str() {
+            "active" => running,
+            "all" => true,
+            _ => !running,
+        };
+        source
+            && self.vmid.as_ref().is_none_or(|v| task.id == *v)
+            && self.typefilter.as_ref().is_none_or(|t| task.kind == *t)
+            && self.since.is_none_or(|since| task.starttime >= since)
+            && !(self.errors && !running && task.exitstatus() == "OK")
     }
 }
 
