@@ -151,9 +151,9 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize, nodes: usize) {
     // The guests too: where each guest is in the cluster, each in detail on its node.
     let both: BTreeSet<Domain> = [Domain::Guests, Domain::Firewall].into();
     let input_both = ObserveInput { domains: &both, ..input };
-    let clock = Instant::now();
+    let (clock, cpu) = (Instant::now(), cpu_seconds());
     let observed_both = observe(&input_both).await.expect("observe");
-    let observing_both = clock.elapsed();
+    let (observing_both, cpu) = (clock.elapsed(), (cpu_seconds().0 - cpu.0, cpu_seconds().1 - cpu.1));
     let clock = Instant::now();
     let plan_both = plan_of(&big, &rendered, &observed_both, &both);
     println!(
@@ -163,6 +163,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize, nodes: usize) {
         (observing_both + clock.elapsed()).as_secs_f64(),
         plan_both.steps.len()
     );
+    println!("  observing, CPU: phoenix {:.2} s, the simulated nodes' thread {:.2} s", cpu.0, cpu.1);
     let files: BTreeSet<Domain> = [Domain::Dns, Domain::Gateway].into();
     // Against the 500-guest files the first sync wrote: each file's diff is a real one.
     let observed_files = phoenix_exec::sync::observe::files(&big, &rendered, &files, &target).await.expect("observe files");

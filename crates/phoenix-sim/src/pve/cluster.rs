@@ -145,17 +145,22 @@ impl PveSim {
     /// The cluster's nodes: `corosync.conf`'s nodelist, or this node alone outside a cluster
     /// (what pmxcfs's `.members` lists).
     pub fn members(&self) -> BTreeSet<String> {
-        let listed = self.files.get(COROSYNC_CONF).map(|text| nodelist_names(text)).unwrap_or_default();
-        if listed.is_empty() {
+        let text = self.files.get(COROSYNC_CONF).map(String::as_str).unwrap_or_default();
+        let mut read = self.members_read.borrow_mut();
+        if read.0 != text || (text.is_empty() && read.1.is_empty()) {
+            *read = (text.to_string(), nodelist_names(text));
+        }
+        if read.1.is_empty() {
             BTreeSet::from([self.node.clone()])
         } else {
-            listed
+            read.1.clone()
         }
     }
 
     /// The node whose folder holds the guest's config.
     pub fn node_of(&self, vmid: u32) -> Option<String> {
-        self.members().into_iter().find(|node| self.guest_on(node, vmid).is_some())
+        let holds = |node: &String| [GuestKind::Lxc, GuestKind::Qemu].iter().any(|kind| self.files.contains_key(&kind.config_path(node, vmid)));
+        self.members().into_iter().find(holds)
     }
 
     pub(crate) fn guest_on(&self, node: &str, vmid: u32) -> Option<(GuestKind, GuestConf)> {

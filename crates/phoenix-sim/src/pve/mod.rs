@@ -203,6 +203,9 @@ pub struct PveSim {
     pub lock_timeouts: usize,
     /// Where the cluster file system is kept between requests (see `backed_by`).
     backing: Option<watch::Watched>,
+    /// `corosync.conf`'s text and the nodelist read from it, read again only when it changed
+    /// (every request asks for the members; pmxcfs keeps them in memory too).
+    members_read: std::cell::RefCell<(String, BTreeSet<String>)>,
     /// The node's bridges (its /etc/network/interfaces, outside /etc/pve): a guest whose NIC
     /// names another cannot start. A fresh installation has `vmbr0`.
     pub bridges: BTreeSet<String>,
@@ -226,6 +229,7 @@ impl PveSim {
             gaps: Vec::new(),
             lock_timeouts: 0,
             backing: None,
+            members_read: Default::default(),
             bridges: BTreeSet::from(["vmbr0".to_string()]),
         }
     }
