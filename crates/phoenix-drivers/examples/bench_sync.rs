@@ -153,7 +153,7 @@ async fn run(guests: usize, latency_ms: u64, plan_guests: usize, nodes: usize) {
     let input_both = ObserveInput { domains: &both, ..input };
     let (clock, cpu) = (Instant::now(), cpu_seconds());
     let observed_both = observe(&input_both).await.expect("observe");
-    let (observing_both, cpu) = (clock.elapsed(), (cpu_seconds().0 - cpu.0, cpu_seconds().1 - cpu.1));
+    let (observing_both, cpu) = (clock.elapsed(), cpu_since(cpu));
     let clock = Instant::now();
     let plan_both = plan_of(&big, &rendered, &observed_both, &both);
     println!(
@@ -244,7 +244,7 @@ async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::Portain
     };
     let (clock, cpu) = (Instant::now(), cpu_seconds());
     let summary = apply(&plan, &drivers, &options, &mut |_| {}).await;
-    let (applying, cpu) = (clock.elapsed(), (cpu_seconds().0 - cpu.0, cpu_seconds().1 - cpu.1));
+    let (applying, cpu) = (clock.elapsed(), cpu_since(cpu));
     assert_eq!(summary.failed + summary.skipped, 0, "{}", summary.to_text());
     println!("{label}, {} guests, {latency_ms} ms per API call:", input.model.guests.len());
     println!("  observe: {:.2} s", observing.as_secs_f64());
@@ -261,6 +261,12 @@ async fn sync_once<P: phoenix_exec::sync::PveApi, Q: phoenix_exec::sync::Portain
         cpu.0,
         cpu.1
     );
+}
+
+/// The CPU time phoenix's threads and the simulator's used since `before` (a `cpu_seconds`).
+fn cpu_since(before: (f64, f64)) -> (f64, f64) {
+    let now = cpu_seconds();
+    (now.0 - before.0, now.1 - before.1)
 }
 
 /// The CPU time used so far by phoenix's threads and by the simulator's (proc(5)

@@ -1,8 +1,8 @@
 //! The guest verbs: `create`, `converge`, `start`, `stop`, `restart`, `delete`, `migrate` on
-//! the guests named (dependency-resolved: prerequisites first, for `stop` dependents first), and `letsgo`
-//! (everything from nothing: `sync all`, which creates, deploys and starts in boot order). The
-//! plans are phoenix-core's (`plan::verbs`); here the arguments, the confirmation and the
-//! apply.
+//! the guests named (dependency-resolved: prerequisites first, for `stop` dependents first),
+//! and `letsgo` (everything from nothing: `sync all`, which creates, deploys and starts in boot
+//! order). The plans are phoenix-core's (`plan::verbs`); here the arguments, the confirmation
+//! and the apply.
 
 use crate::context;
 use crate::exit::{Failure, Outcome};

@@ -61,6 +61,11 @@ pub fn ha_note(guest: &Guest, node: &str, declared: &str, state: &str) -> String
     )
 }
 
+/// The id of the step that moves a guest to another node.
+fn migrate_id(guest: &Guest) -> String {
+    format!("guest:{}:migrate", guest.id)
+}
+
 /// HA's name for a guest: `vm:100`, `ct:100`.
 pub fn ha_sid(guest: &Guest) -> String {
     match guest.kind {
@@ -118,7 +123,7 @@ const HA_MOVE_SECONDS: u64 = 900;
 /// `qm`/`pct migrate`, so what refuses those refuses it: such a step is blocked with the reason.
 pub fn ha_migrate_step(guest: &Guest, state: &GuestState, pve: &PveObserved, from: &str, to: &str) -> Step {
     let sid = ha_sid(guest);
-    let id = format!("guest:{}:migrate", guest.id);
+    let id = migrate_id(guest);
     let title = format!("ask HA to move {} {} ({}) from {from} to {to}", guest.kind.label(), guest.id, guest.name);
     if let Err(reason) = mode(guest, state, pve, from, to) {
         return Step::blocked(id, super::Domain::Guests, title, format!("it is declared on {to} but HA cannot move it: {reason}"), Vec::new());
@@ -139,7 +144,7 @@ pub fn ha_migrate_step(guest: &Guest, state: &GuestState, pve: &PveObserved, fro
 
 /// The step that migrates an existing guest from `from` to `to`, or a blocked one saying why not.
 pub fn migrate_step(guest: &Guest, state: &GuestState, pve: &PveObserved, from: &str, to: &str, after: Vec<String>) -> Step {
-    let id = format!("guest:{}:migrate", guest.id);
+    let id = migrate_id(guest);
     let title = format!("migrate {} {} ({}) from {from} to {to}", guest.kind.label(), guest.id, guest.name);
     match mode(guest, state, pve, from, to) {
         Err(reason) => Step::blocked(id, super::Domain::Guests, title, format!("it is declared on {to} but cannot move: {reason}"), after),
@@ -149,7 +154,7 @@ pub fn migrate_step(guest: &Guest, state: &GuestState, pve: &PveObserved, from: 
 
 /// A new guest cloned on its source's node (`from`, local storage) and moved to `to` offline.
 pub fn move_new_clone(guest: &Guest, from: &str, to: &str, after: Vec<String>) -> Step {
-    let id = format!("guest:{}:migrate", guest.id);
+    let id = migrate_id(guest);
     let title = format!("migrate {} {} ({}) from {from} to {to}", guest.kind.label(), guest.id, guest.name);
     migration(guest.id, guest.kind, from, to, "offline, after its clone on the source's node", Vec::new(), id, title, after)
 }

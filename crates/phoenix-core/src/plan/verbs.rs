@@ -4,8 +4,9 @@
 //! first, in boot order), `stop` (dependents first), `restart` (stop, then start), `delete`
 //! (refused while other described guests depend on or clone from it, or when it holds what
 //! phoenix did not create, unless forced), and phoenix's own `migrate` (each guest named moved to
-//! its declared node: through HA when HA manages it, which `sync` leaves to HA). Prerequisites are clone sources and dependencies,
-//! across LXC and VMs, as the original's `resolve_dependencies` walks them. Pure.
+//! its declared node: through HA when HA manages it, which `sync` leaves to HA). Prerequisites
+//! are clone sources and dependencies, across LXC and VMs, as the original's
+//! `resolve_dependencies` walks them. Pure.
 
 use super::guests::{self, GuestPlan, CREATED_TAG};
 use super::placement::{self, Placement};

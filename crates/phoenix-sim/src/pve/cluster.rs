@@ -147,7 +147,7 @@ impl PveSim {
     pub fn members(&self) -> BTreeSet<String> {
         let text = self.files.get(COROSYNC_CONF).map(String::as_str).unwrap_or_default();
         let mut read = self.members_read.borrow_mut();
-        if read.0 != text || (text.is_empty() && read.1.is_empty()) {
+        if read.0 != text {
             *read = (text.to_string(), nodelist_names(text));
         }
         if read.1.is_empty() {

@@ -4,7 +4,7 @@
 //! runs.
 
 use super::guest::MacSource;
-use super::watch::{is_temporary, Watched};
+use super::watch::{read_tree, Watched};
 use super::PveSim;
 use std::path::Path;
 
@@ -61,27 +61,8 @@ impl PveSim {
     /// The node's state from `dir` (an empty or missing folder: a node with nothing on it).
     pub fn load_dir(node: &str, dir: &Path) -> std::io::Result<PveSim> {
         let mut sim = PveSim::new(node);
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(folder) = stack.pop() {
-            let entries = match std::fs::read_dir(&folder) {
-                Ok(entries) => entries,
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(error),
-            };
-            for entry in entries {
-                let path = entry?.path();
-                // A writer's temporary (`.name.phoenix-<pid>`, this module's `*.tmp~`) is not
-                // the node's yet: neither read nor removed.
-                if is_temporary(path.file_name().and_then(|n| n.to_str()).unwrap_or_default()) {
-                    continue;
-                }
-                if path.is_dir() {
-                    stack.push(path);
-                } else if let Ok(relative) = path.strip_prefix(dir) {
-                    sim.files.insert(relative.to_string_lossy().into_owned(), std::fs::read_to_string(&path)?);
-                }
-            }
-        }
+        // A writer's temporary is not the node's yet: neither read nor, by `save_dir`, removed.
+        sim.files = read_tree(dir)?;
         let all: String = sim.files.iter().map(|(k, v)| format!("{k}\n{v}")).collect();
         let seed = super::fw::text_digest(&all).bytes().fold(0u64, |acc, b| acc.rotate_left(5) ^ u64::from(b));
         sim.reseed(MacSource::new(seed));

@@ -48,7 +48,7 @@ fn mask() -> WatchMask {
 }
 
 /// A writer's temporary (`.name.phoenix-<pid>`, the simulator's `*.tmp~`) is not the node's yet.
-pub(super) fn is_temporary(name: &str) -> bool {
+fn is_temporary(name: &str) -> bool {
     name.starts_with('.') || name.ends_with("tmp~")
 }
 
@@ -116,16 +116,16 @@ impl Watched {
     /// everything under it.
     fn read_path(&mut self, path: &str, files: &mut BTreeMap<String, String>) -> std::io::Result<()> {
         let full = self.dir.join(path);
-        match std::fs::metadata(&full) {
-            Ok(meta) if meta.is_dir() => self.read_folder(path, files),
-            Ok(_) => match std::fs::read_to_string(&full) {
-                Ok(text) => {
-                    files.insert(path.to_string(), text);
-                    Ok(())
-                }
-                Err(error) if error.kind() == ErrorKind::NotFound => Ok(forget(path, files)),
-                Err(error) => Err(error),
-            },
+        let text = match std::fs::metadata(&full) {
+            Ok(meta) if meta.is_dir() => return self.read_folder(path, files),
+            Ok(_) => std::fs::read_to_string(&full),
+            Err(error) => Err(error),
+        };
+        match text {
+            Ok(text) => {
+                files.insert(path.to_string(), text);
+                Ok(())
+            }
             Err(error) if error.kind() == ErrorKind::NotFound => Ok(forget(path, files)),
             Err(error) => Err(error),
         }
@@ -163,6 +163,15 @@ impl Watched {
         }
         Ok(())
     }
+}
+
+/// Every file under `dir` (temporaries left out), read once, nothing watched: the same walk
+/// the watched reads make.
+pub(super) fn read_tree(dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
+    let mut unwatched = Watched { dir: dir.to_path_buf(), inotify: None, folders: BTreeMap::new(), full_reads: 0 };
+    let mut files = BTreeMap::new();
+    unwatched.read_folder("", &mut files)?;
+    Ok(files)
 }
 
 fn join(folder: &str, name: &str) -> String {
